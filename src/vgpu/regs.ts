@@ -1,0 +1,87 @@
+/**
+ * The mdgpu register page (BAR2 offset 0), declared once. The device model reads it, the guest
+ * driver's C header is generated from it, and the tests walk it.
+ *
+ * Contract version 0.1: identification, a scratch register, the trapped aperture window and
+ * interrupt status/enable/raise. The mediation mailbox is added by contract version 1.
+ */
+import { defineRegs } from '../pci/reg-file.js';
+
+/** What register hooks may touch on the device. */
+export interface RegContext {
+  readonly apertureSize: bigint;
+  /** WINDOW_BASE_LO/HI changed: re-validate the trapped window. */
+  windowChanged(): void;
+  /** IRQ_RAISE: set these IRQ_STATUS bits as if the device had. */
+  raiseIrqBits(bits: number): void;
+  /** IRQ_STATUS or IRQ_ENABLE changed: recompute the interrupt line. */
+  updateInterrupts(): void;
+}
+
+/** "MDGP" in ASCII, so a dump of the page identifies the device. */
+export const MDGPU_ID = 0x4d44_4750;
+export const MDGPU_CONTRACT_MAJOR = 0;
+export const MDGPU_CONTRACT_MINOR = 1;
+/** Interrupt sources; source n is delivered on MSI-X vector n. */
+export const MDGPU_IRQ_SOURCES = 8;
+const IRQ_BITS = (1 << MDGPU_IRQ_SOURCES) - 1;
+
+export const MDGPU_REGS = defineRegs<RegContext>()({
+  ID: { offset: 0x000, reset: MDGPU_ID, ro: 0xffff_ffff, doc: 'Device signature, "MDGP"' },
+  VERSION: {
+    offset: 0x004,
+    reset: (MDGPU_CONTRACT_MAJOR << 16) | MDGPU_CONTRACT_MINOR,
+    ro: 0xffff_ffff,
+    fields: { MINOR: [0, 16], MAJOR: [16, 16] },
+    doc: 'Device contract version',
+  },
+  STATUS: { offset: 0x008, reset: 0x1, ro: 0xffff_ffff, fields: { READY: [0, 1] }, doc: 'Device status' },
+  SCRATCH: { offset: 0x00c, doc: 'Free for the driver; proves trapped reads and writes work' },
+  APERTURE_SIZE_LO: {
+    offset: 0x010,
+    ro: 0xffff_ffff,
+    read: (ctx) => Number(ctx.apertureSize & 0xffff_ffffn),
+    doc: 'Aperture (BAR0) size in bytes, low 32 bits',
+  },
+  APERTURE_SIZE_HI: {
+    offset: 0x014,
+    ro: 0xffff_ffff,
+    read: (ctx) => Number(ctx.apertureSize >> 32n),
+    doc: 'Aperture (BAR0) size in bytes, high 32 bits',
+  },
+  WINDOW_BASE_LO: {
+    offset: 0x018,
+    rsvd: 0xfff,
+    postWrite: (ctx) => ctx.windowChanged(),
+    doc: 'Aperture offset shown through the trapped page BAR0[0, 4 KiB), low 32 bits (page aligned)',
+  },
+  WINDOW_BASE_HI: {
+    offset: 0x01c,
+    postWrite: (ctx) => ctx.windowChanged(),
+    doc: 'Aperture offset of the trapped window, high 32 bits',
+  },
+  IRQ_STATUS: {
+    offset: 0x020,
+    w1c: IRQ_BITS,
+    rsvd: ~IRQ_BITS >>> 0,
+    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES] },
+    postWrite: (ctx) => ctx.updateInterrupts(),
+    doc: 'Pending interrupt sources; write 1 to clear',
+  },
+  IRQ_ENABLE: {
+    offset: 0x024,
+    rsvd: ~IRQ_BITS >>> 0,
+    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES] },
+    postWrite: (ctx) => ctx.updateInterrupts(),
+    doc: 'Interrupt sources allowed to interrupt',
+  },
+  IRQ_RAISE: {
+    offset: 0x028,
+    rsvd: ~IRQ_BITS >>> 0,
+    read: () => 0,
+    postWrite: (ctx, value) => ctx.raiseIrqBits(value),
+    doc: 'Write a bit mask to raise those sources (self-test); reads 0',
+  },
+});
+
+export type MdgpuRegName = keyof typeof MDGPU_REGS;
