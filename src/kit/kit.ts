@@ -650,11 +650,15 @@ export function describeKit(kit: Kit): string {
 	].join('\n');
 }
 
-/** `node build/src/kit/kit.js`: build (if needed) and describe the kit. */
-export async function main(): Promise<number> {
+/**
+ * `node build/src/kit/kit.js [--root|--json]`: build the kit if needed, then describe it
+ * (`--root` prints only its directory, for shell scripts; `--json` prints kit.json).
+ */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
 	try {
 		const kit = await ensureKit();
-		process.stdout.write(`${describeKit(kit)}\n`);
+		const out = argv.includes('--root') ? kit.root : argv.includes('--json') ? JSON.stringify(kit.info, null, 2) : describeKit(kit);
+		process.stdout.write(`${out}\n`);
 		return 0;
 	} catch (e) {
 		process.stderr.write(`${(e as Error).message}\n`);
