@@ -160,12 +160,16 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   }
 
   iovec iov = {buf.Data() + offset, static_cast<size_t>(length)};
+  // The kernel installs (controllen - sizeof(cmsghdr)) / sizeof(int) fds.
+  // CMSG_SPACE rounds up to 8 bytes (room for 2 fds when maxFds is 1), so
+  // the buffer is CMSG_SPACE but the length we offer is CMSG_LEN: exactly
+  // maxFds fds, and MSG_CTRUNC beyond.
   std::vector<char> control(maxFds > 0 ? CMSG_SPACE(maxFds * sizeof(int)) : 0);
   msghdr msg = {};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control.empty() ? nullptr : control.data();
-  msg.msg_controllen = control.size();
+  msg.msg_controllen = maxFds > 0 ? CMSG_LEN(maxFds * sizeof(int)) : 0;
 
   ssize_t n;
   do {
