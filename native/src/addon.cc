@@ -5,7 +5,7 @@
 // TypeScript interface is src/native/binding.ts and must list exactly these.
 //
 //   sock.cc    listenUnix, accept, connectUnix, socketpair, recvmsg, sendmsg
-//   fd.cc      close, memfdCreate, ftruncate, fstatSize,
+//   fd.cc      close, memfdCreate, ftruncate, punchHole, fstatSize,
 //              eventfd, eventfdWrite, eventfdRead, MFD_ALLOW_SEALING, EFD_SEMAPHORE
 //   mmap.cc    mmap, munmap, liveMappings, PROT_READ, PROT_WRITE
 //   poller.cc  Poller, POLL_READABLE, POLL_WRITABLE

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -54,6 +55,25 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
     r = ftruncate(fd, static_cast<off_t>(size));
   } while (r < 0 && errno == EINTR);
   if (r < 0) ThrowErrno(a.Env(), errno, "ftruncate");
+  return a.Env().Undefined();
+}
+
+// punchHole(fd, offset, length)
+// fallocate(2) FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: the range reads as
+// zeros and its pages go back to the kernel, size unchanged. Node has no
+// fallocate. Zeroing a freed aperture range by writing would commit every
+// page of it instead.
+Napi::Value PunchHole(const Napi::CallbackInfo& info) {
+  Args a(info, "punchHole", 3, "(fd, offset, length)");
+  int fd = a.Fd(0, "fd");
+  uint64_t offset = a.SafeUint(1, "offset");
+  uint64_t length = a.SafeUint(2, "length");
+  int r;
+  do {
+    r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(offset), static_cast<off_t>(length));
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) ThrowErrno(a.Env(), errno, "fallocate");
   return a.Env().Undefined();
 }
 
@@ -130,6 +150,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
+  exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   exports.Set("fstatSize", Napi::Function::New(env, FstatSize, "fstatSize"));
   exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
   exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite, "eventfdWrite"));
