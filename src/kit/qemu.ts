@@ -174,6 +174,8 @@ export interface QemuExit {
 	code: number | null;
 	signal: NodeJS.Signals | null;
 	timedOut: boolean;
+	/** Set when QEMU was killed because its stderr matched `killOnStderr` (e.g. a KVM internal error). */
+	killedFor?: string;
 	durationMs: number;
 	/** QEMU's own stderr (errors, warnings); the serial console is stdout. */
 	stderr: string;
@@ -185,7 +187,15 @@ export interface SpawnQemuOptions {
 	/** Called with each chunk of stdout (the serial console with `-serial stdio`). */
 	onStdout?: (chunk: string) => void;
 	onStderr?: (chunk: string) => void;
+	/**
+	 * Kill QEMU as soon as its stderr matches (default {@link KVM_INTERNAL_ERROR}): after a
+	 * KVM internal error QEMU stops the VM and waits forever instead of exiting.
+	 */
+	killOnStderr?: RegExp | null;
 }
+
+/** What QEMU prints before it pauses on a KVM emulation failure. */
+export const KVM_INTERNAL_ERROR = /KVM internal error/;
 
 /** Spawn the kit's QEMU with `args` under a deadline. */
 export function spawnQemu(kit: Pick<Kit, 'qemu'>, args: string[], opts: SpawnQemuOptions): QemuProcess {
@@ -196,6 +206,8 @@ export function spawnQemu(kit: Pick<Kit, 'qemu'>, args: string[], opts: SpawnQem
 	});
 	let stderr = '';
 	let timedOut = false;
+	let killedFor: string | undefined;
+	const killOn = opts.killOnStderr === undefined ? KVM_INTERNAL_ERROR : opts.killOnStderr;
 	child.stdout!.setEncoding('utf8');
 	child.stderr!.setEncoding('utf8');
 	child.stdout!.on('data', (c: string) => opts.onStdout?.(c));
@@ -203,6 +215,14 @@ export function spawnQemu(kit: Pick<Kit, 'qemu'>, args: string[], opts: SpawnQem
 		stderr += c;
 		if (stderr.length > 1 << 20) stderr = stderr.slice(-(1 << 19));
 		opts.onStderr?.(c);
+		if (killOn && killedFor === undefined) {
+			const m = killOn.exec(stderr);
+			if (m) {
+				killedFor = m[0];
+				// Let QEMU finish printing the register dump first.
+				setTimeout(() => void kill(), 200);
+			}
+		}
 	});
 	child.stdin!.on('error', () => undefined);
 	let killTimer: NodeJS.Timeout | undefined;
@@ -213,7 +233,7 @@ export function spawnQemu(kit: Pick<Kit, 'qemu'>, args: string[], opts: SpawnQem
 			done = true;
 			clearTimeout(deadline);
 			clearTimeout(killTimer);
-			resolve({ code, signal, timedOut, durationMs: Date.now() - t0, stderr });
+			resolve({ code, signal, timedOut, killedFor, durationMs: Date.now() - t0, stderr });
 		};
 		child.on('error', (e) => {
 			stderr += `spawn failed: ${e.message}\n`;
@@ -252,8 +272,11 @@ export interface RunGuestOptions extends Omit<QemuArgsOptions, 'accel' | 'kernel
 }
 
 export interface GuestResult {
+	/** QEMU's exit code. Note that QEMU exits 0 when it is terminated by SIGTERM. */
 	code: number | null;
 	signal: NodeJS.Signals | null;
+	/** Why QEMU was killed early, if it was (see {@link SpawnQemuOptions.killOnStderr}). */
+	killedFor?: string;
 	/** The whole serial console, `\r\n` turned into `\n`. */
 	output: string;
 	/** QEMU's stderr. */
@@ -295,7 +318,16 @@ export async function runGuest(kit: Kit, opts: RunGuestOptions): Promise<GuestRe
 		});
 		const r = await q.exited;
 		if (onLine && partial) onLine(partial);
-		return { code: r.code, signal: r.signal, output, stderr: r.stderr, timedOut: r.timedOut, durationMs: r.durationMs, accel };
+		return {
+			code: r.code,
+			signal: r.signal,
+			killedFor: r.killedFor,
+			output,
+			stderr: r.stderr,
+			timedOut: r.timedOut,
+			durationMs: r.durationMs,
+			accel,
+		};
 	} finally {
 		if (tmpDir) await fsp.rm(tmpDir, { recursive: true, force: true });
 	}
@@ -353,10 +385,12 @@ export async function probeKvm(kit: Kit, opts: { timeoutMs?: number; fresh?: boo
 			applets: ['sh', 'mount', 'mkdir', 'echo', 'sync', 'poweroff'],
 		});
 		const r = await runGuest(kit, { accel: 'kvm', initrd, timeoutMs: opts.timeoutMs ?? 30_000, memoryMiB: 256 });
-		const ok = r.output.includes(PROBE_MARKER) && r.code === 0 && !r.timedOut;
+		const ok = r.output.includes(PROBE_MARKER) && r.code === 0 && !r.timedOut && !r.killedFor;
 		const reason = ok
 			? 'probe boot printed its marker and powered off'
-			: r.timedOut
+			: r.killedFor
+				? `probe boot hit "${r.killedFor}" (QEMU pauses then; it was killed)`
+				: r.timedOut
 				? `probe boot timed out (QEMU may have paused on a KVM internal error): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`
 				: `probe boot failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
 		return { ok, reason, durationMs: r.durationMs, host, at };
