@@ -1,0 +1,54 @@
+/**
+ * The device model's host facilities (memfd, mmap, eventfd, fd readiness) implemented with the
+ * native addon. This is the only place that binds the model's injected interfaces to syscalls.
+ */
+import type { DeviceHostOps } from '../vgpu/device.js';
+import { isErrno, type NativeBinding } from './binding.js';
+
+export function nativeHostOps(native: NativeBinding): DeviceHostOps {
+  return {
+    createMemfd(name, size) {
+      const fd = native.memfdCreate(name, 0);
+      try {
+        native.ftruncate(fd, size);
+      } catch (err) {
+        native.close(fd);
+        throw err;
+      }
+      return fd;
+    },
+    discard(fd, offset, length) {
+      native.punchHole(fd, offset, length);
+    },
+    mmap(fd, offset, length, writable) {
+      return native.mmap(fd, offset, length, native.PROT_READ | (writable ? native.PROT_WRITE : 0));
+    },
+    munmap(buffer) {
+      native.munmap(buffer);
+    },
+    close(fd) {
+      native.close(fd);
+    },
+    signal(fd) {
+      native.eventfdWrite(fd, 1);
+    },
+    watch(fd, onReadable) {
+      const poller = new native.Poller(fd, (err) => {
+        if (err !== null) return;
+        // Drain the counter so the fd stops being readable, then report one event.
+        try {
+          native.eventfdRead(fd);
+        } catch (readErr) {
+          if (!isErrno(readErr, 'EAGAIN')) throw readErr;
+          return;
+        }
+        onReadable();
+      });
+      poller.start(native.POLL_READABLE);
+      return () => {
+        poller.stop();
+        poller.close();
+      };
+    },
+  };
+}
