@@ -26,6 +26,8 @@ export class VfioUserServer {
   private readonly closeListeners: (() => void)[] = [];
   /** Connections served since start, for metrics and tests. */
   connections = 0;
+  /** Messages handled per command over all sessions so far (the live one included). */
+  private readonly pastCommandCounts = new Map<string, number>();
 
   constructor(private readonly options: VfioUserServerOptions) {}
 
@@ -92,6 +94,7 @@ export class VfioUserServer {
       onFrame: (frame) => session!.handleFrame(frame),
       onClose: (reason) => {
         session?.closed();
+        for (const [name, n] of session?.commandCounts ?? []) this.pastCommandCounts.set(name, (this.pastCommandCounts.get(name) ?? 0) + n);
         this.active = null;
         info(`${device.name}: client disconnected${reason ? `: ${reason.message}` : ''}; DMA mappings and interrupts released`);
         for (const listener of this.closeListeners) listener();
@@ -102,6 +105,13 @@ export class VfioUserServer {
     this.connections++;
     traceServer(() => `${device.name}: client connected on fd ${fd}`);
     return session;
+  }
+
+  /** Messages handled per command since the server started. */
+  commandCounts(): Map<string, number> {
+    const all = new Map(this.pastCommandCounts);
+    for (const [name, n] of this.active?.session.commandCounts ?? []) all.set(name, (all.get(name) ?? 0) + n);
+    return all;
   }
 
   /** Called whenever a client connection ends. */

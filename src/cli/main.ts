@@ -1,0 +1,93 @@
+/**
+ * The mdgpu command line (yargs): serve, run, kit.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { setLogLevel, setTrace } from '../log.js';
+import { parseSize } from './sizes.js';
+import { serveUntilSignal } from './serve.js';
+
+function parseId(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > 0xffff) throw new Error(`Not a 16-bit PCI id: ${text}`);
+  return value;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  await yargs(argv)
+    .scriptName('mdgpu')
+    .usage('$0 <command> [options]\n\nmdgpu: a userspace vGPU backend for QEMU (vfio-user server)')
+    .option('log-level', { choices: ['quiet', 'info', 'debug'] as const, default: 'info' as const, describe: 'debug also logs every vfio-user message' })
+    .option('trace', { type: 'string', describe: 'tracers to enable: protocol,regs,config,irq,dma,transport,server or all' })
+    .middleware((args) => {
+      setLogLevel(args['log-level']);
+      if (args.trace !== undefined) setTrace(args.trace);
+    })
+    .command(
+      'serve',
+      'serve one vGPU on a vfio-user socket until SIGINT/SIGTERM',
+      (y) =>
+        y
+          .option('socket', { type: 'string', demandOption: true, describe: 'Unix socket path QEMU connects to' })
+          .option('aperture', { type: 'string', default: '256M', describe: 'device memory (BAR0) size, a power of two' })
+          .option('msix-vectors', { type: 'number', default: 4 })
+          .option('vendor-id', { type: 'string', describe: 'PCI vendor id (default 0x4d44, not PCI-SIG assigned)' })
+          .option('device-id', { type: 'string', describe: 'PCI device id (default 0x4750)' }),
+      async (args) => {
+        exitCode = await serveUntilSignal({
+          socket: args.socket,
+          apertureSize: parseSize(args.aperture),
+          msixVectors: args['msix-vectors'],
+          identity: {
+            ...(args['vendor-id'] !== undefined ? { vendorId: parseId(args['vendor-id']) } : {}),
+            ...(args['device-id'] !== undefined ? { deviceId: parseId(args['device-id']) } : {}),
+          },
+        });
+      },
+    )
+    .command(
+      'kit',
+      'build (or reuse) the cached guest kit: QEMU with vfio-user-pci, a guest kernel, busybox',
+      (y) => y,
+      async () => {
+        const { ensureKit, describeKit } = await import('../kit/kit.js');
+        const kit = await ensureKit();
+        console.log(describeKit(kit));
+      },
+    )
+    .command(
+      'run',
+      'boot a Linux guest against mdgpu and show what it sees of the device',
+      (y) =>
+        y
+          .option('accel', { choices: ['tcg', 'kvm', 'auto'] as const, default: 'auto' as const })
+          .option('aperture', { type: 'string', default: '256M' })
+          .option('memory', { type: 'string', default: '512M', describe: 'guest RAM' })
+          .option('timeout', { type: 'number', default: 180, describe: 'seconds before QEMU is killed' }),
+      async (args) => {
+        const { runJob } = await import('./run.js');
+        exitCode = await runJob({
+          accel: args.accel,
+          apertureSize: parseSize(args.aperture),
+          memoryMiB: parseSize(args.memory) / 2 ** 20,
+          timeoutMs: args.timeout * 1000,
+        });
+      },
+    )
+    .demandCommand(1)
+    .strict()
+    .help()
+    .parseAsync();
+  return exitCode;
+}
+
+main(hideBin(process.argv)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(`mdgpu: ${(err as Error).message}`);
+    process.exitCode = 1;
+  },
+);
