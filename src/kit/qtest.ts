@@ -182,8 +182,10 @@ export class Qtest extends EventEmitter implements PhysIo {
 			const endian = await qt.command('endianness');
 			if (endian !== 'little') throw new Error(`Unexpected target endianness: ${endian}`);
 		} catch (e) {
-			await qt.close();
-			throw e;
+			// QEMU connects to both sockets before it realizes devices, so a device that fails
+			// (e.g. a vfio-user server that is not listening) shows up here: report why.
+			const r = await qt.close();
+			throw new Error(`${(e as Error).message}; QEMU exited (${r.code ?? r.signal}): ${r.stderr.trim()}`);
 		}
 		return qt;
 	}
