@@ -1,4 +1,4 @@
-/** Assertion helpers for protocol errors. */
+/** Assertion helpers for protocol errors. Set SHOW_ERRORS=1 to print every caught message (to check each bad case fails for its own reason). */
 import type { Test } from 'tap';
 import { ProtocolError, type ErrnoName } from '../../src/protocol/index.js';
 
@@ -20,6 +20,7 @@ export function throwsErrno(
     t.fail(label, { found: error === undefined ? 'no error' : String(error) });
     return undefined;
   }
+  if (process.env['SHOW_ERRORS']) console.error(`[${code}] ${error.message}`);
   const messageOk = options.message === undefined
     || (typeof options.message === 'string' ? error.message === options.message : options.message.test(error.message));
   t.ok(error.code === code && error.fatal === (options.fatal ?? false) && messageOk, label, {

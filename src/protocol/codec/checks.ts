@@ -72,10 +72,10 @@ export function checkNoWrap(what: string, start: bigint, length: bigint): void {
   }
 }
 
-/** A data count must not exceed the negotiated maximum transfer size. */
+/** A data size (`what`, e.g. `REGION_READ count`) must not exceed the negotiated maximum, bytes. */
 export function checkXferSize(what: string, count: number | bigint, max: number, errnoName: 'EINVAL' | 'E2BIG' = 'EINVAL'): void {
   if (BigInt(count) > BigInt(max)) {
-    throw new ProtocolError(errnoName, `${what} count too large: ${count} > ${max}`);
+    throw new ProtocolError(errnoName, `${what} too large: ${count} > ${max}`);
   }
 }
 

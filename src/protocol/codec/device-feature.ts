@@ -306,7 +306,7 @@ function checkReport(report: DmaLoggingReport, limits: DmaLoggingReportLimits): 
   }
   checkNoWrap('DMA logging report', report.iova, report.length);
   const bitmapSize = dmaLoggingBitmapSize(report);
-  checkXferSize('DMA logging bitmap', bitmapSize, limits.maxBitmapSize);
+  checkXferSize('DMA logging bitmap size', bitmapSize, limits.maxBitmapSize);
   return toNumber(bitmapSize);
 }
 

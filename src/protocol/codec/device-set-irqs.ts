@@ -94,7 +94,7 @@ function actionOf(flags: number): IrqAction {
     case IrqSetFlag.ActionMask: return 'mask';
     case IrqSetFlag.ActionUnmask: return 'unmask';
     case IrqSetFlag.ActionTrigger: return 'trigger';
-    default: throw invalid(`Invalid SET_IRQS flags: need exactly one ACTION_ bit in ${hex(flags)}`);
+    default: throw invalid(`Invalid DEVICE_SET_IRQS flags: need exactly one ACTION_ bit in ${hex(flags)}`);
   }
 }
 
@@ -103,7 +103,7 @@ function dataKindOf(flags: number): IrqData['kind'] {
     case IrqSetFlag.DataNone: return 'none';
     case IrqSetFlag.DataBool: return 'bool';
     case IrqSetFlag.DataEventfd: return 'eventfd';
-    default: throw invalid(`Invalid SET_IRQS flags: need exactly one DATA_ bit in ${hex(flags)}`);
+    default: throw invalid(`Invalid DEVICE_SET_IRQS flags: need exactly one DATA_ bit in ${hex(flags)}`);
   }
 }
 
@@ -131,7 +131,7 @@ export function decodeSetIrqsRequest(payload: Uint8Array, limits: SetIrqsLimits)
   const action = actionOf(head.flags);
   checkIndex('IRQ', head.index, limits.numIrqs);
   if (head.start + head.count > U32_MAX) {
-    throw invalid(`SET_IRQS range wraps around 2^32: ${head.start}+${head.count}`);
+    throw invalid(`DEVICE_SET_IRQS range wraps around 2^32: ${head.start}+${head.count}`);
   }
   if (head.count === 0 && (head.start !== 0 || action !== 'trigger' || kind !== 'none')) {
     throw invalid('Invalid DEVICE_SET_IRQS: count 0 needs start 0, ACTION_TRIGGER and DATA_NONE');
@@ -139,7 +139,7 @@ export function decodeSetIrqsRequest(payload: Uint8Array, limits: SetIrqsLimits)
   if (head.count > 0 && limits.irqCount !== undefined) {
     const available = limits.irqCount(head.index);
     if (head.start + head.count > available) {
-      throw invalid(`SET_IRQS range out of bounds: index ${head.index}, ${head.start}+${head.count} > ${available}`);
+      throw invalid(`DEVICE_SET_IRQS range out of bounds: index ${head.index}, ${head.start}+${head.count} > ${available}`);
     }
   }
   const dataBytes = kind === 'bool' ? head.count : 0;

@@ -40,7 +40,7 @@ export interface DmaAccessLimits {
 /** Decode and check the fixed part: count ≤ maxDataXferSize (E2BIG), no 2^64 wrap-around (EINVAL). */
 export function decodeDmaAccess(what: string, payload: Uint8Array, limits: DmaAccessLimits): DmaAccess {
   const access = DmaAccessLayout.decode(payload);
-  checkXferSize(what, access.count, limits.maxDataXferSize, 'E2BIG');
+  checkXferSize(`${what} count`, access.count, limits.maxDataXferSize, 'E2BIG');
   checkNoWrap(`${what} range`, access.address, access.count);
   const count = toNumber(access.count);
   if (limits.requestCount !== undefined && count !== limits.requestCount) {

@@ -126,7 +126,7 @@ export function decodeDmaUnmapRequest(payload: Uint8Array, limits: DmaUnmapLimit
   if (!isPowerOfTwo(bitmap.pgsize)) {
     throw invalid(`Invalid DMA_UNMAP bitmap pgsize: ${bitmap.pgsize}`);
   }
-  checkXferSize('DMA_UNMAP bitmap', bitmap.size, limits.maxDataXferSize);
+  checkXferSize('DMA_UNMAP bitmap size', bitmap.size, limits.maxDataXferSize);
   const needed = dirtyBitmapBytes(unmap.size, bitmap.pgsize);
   if (bitmap.size < needed) {
     throw invalid(`Invalid DMA_UNMAP bitmap size: ${bitmap.size} < ${needed} bytes`);

@@ -42,7 +42,7 @@ export function encodeMigDataReadRequest(request: MigDataReadRequest): Uint8Arra
 export function decodeMigDataReadRequest(payload: Uint8Array, limits: MigDataLimits): MigDataReadRequest {
   expectLength('MIG_DATA_READ', payload, MigDataLayout.size);
   const request = MigDataLayout.decode(payload);
-  checkXferSize('MIG_DATA_READ', request.size, limits.maxDataXferSize);
+  checkXferSize('MIG_DATA_READ size', request.size, limits.maxDataXferSize);
   checkArgsz('MIG_DATA_READ', request.argsz, MigDataLayout.size + request.size);
   return request;
 }
@@ -63,7 +63,7 @@ export function encodeMigDataReadReply(reply: MigDataReadReply): Uint8Array {
 export function decodeMigDataReadReply(payload: Uint8Array, limits: MigDataLimits): MigDataReadReply {
   expectMinLength('MIG_DATA_READ reply', payload, MigDataLayout.size);
   const reply = MigDataLayout.decode(payload);
-  checkXferSize('MIG_DATA_READ reply', reply.size, limits.maxDataXferSize);
+  checkXferSize('MIG_DATA_READ reply size', reply.size, limits.maxDataXferSize);
   if (limits.requestSize !== undefined && reply.size > limits.requestSize) {
     throw invalid(`MIG_DATA_READ reply larger than requested: ${reply.size} > ${limits.requestSize} bytes`);
   }

@@ -33,7 +33,7 @@ export function encodeMigDataWriteRequest(request: MigDataWriteRequest): Uint8Ar
 export function decodeMigDataWriteRequest(payload: Uint8Array, limits: MigDataLimits): MigDataWriteRequest {
   expectMinLength('MIG_DATA_WRITE', payload, MigDataLayout.size);
   const request = MigDataLayout.decode(payload);
-  checkXferSize('MIG_DATA_WRITE', request.size, limits.maxDataXferSize);
+  checkXferSize('MIG_DATA_WRITE size', request.size, limits.maxDataXferSize);
   checkArgsz('MIG_DATA_WRITE', request.argsz, MigDataLayout.size + request.size);
   expectLength('MIG_DATA_WRITE', payload, MigDataLayout.size + request.size);
   return { argsz: request.argsz, data: payload.subarray(MigDataLayout.size) };

@@ -41,7 +41,7 @@ export function encodeRegionReadRequest(request: RegionReadRequest): Uint8Array 
 export function decodeRegionReadRequest(payload: Uint8Array, limits: RegionAccessLimits): RegionReadRequest {
   expectLength('REGION_READ', payload, RegionAccessLayout.size);
   const request = RegionAccessLayout.decode(payload);
-  checkXferSize('REGION_READ', request.count, limits.maxDataXferSize);
+  checkXferSize('REGION_READ count', request.count, limits.maxDataXferSize);
   checkRegionAccess(request.region, request.offset, request.count, limits.regions);
   return request;
 }
@@ -62,7 +62,7 @@ export function encodeRegionReadReply(reply: RegionReadReply): Uint8Array {
 export function decodeRegionReadReply(payload: Uint8Array, limits: RegionAccessReplyLimits): RegionReadReply {
   expectMinLength('REGION_READ reply', payload, RegionAccessLayout.size);
   const reply = RegionAccessLayout.decode(payload);
-  checkXferSize('REGION_READ reply', reply.count, limits.maxDataXferSize);
+  checkXferSize('REGION_READ reply count', reply.count, limits.maxDataXferSize);
   if (limits.requestCount !== undefined && reply.count > limits.requestCount) {
     throw new ProtocolError('E2BIG', `REGION_READ reply larger than requested: ${reply.count} > ${limits.requestCount} bytes`);
   }

@@ -44,7 +44,7 @@ export function encodeRegionWriteRequest(request: RegionWriteRequest): Uint8Arra
 export function decodeRegionWriteRequest(payload: Uint8Array, limits: RegionAccessLimits): RegionWriteRequest {
   expectMinLength('REGION_WRITE', payload, RegionAccessLayout.size);
   const request = RegionAccessLayout.decode(payload);
-  checkXferSize('REGION_WRITE', request.count, limits.maxDataXferSize);
+  checkXferSize('REGION_WRITE count', request.count, limits.maxDataXferSize);
   expectLength('REGION_WRITE', payload, RegionAccessLayout.size + request.count);
   checkRegionAccess(request.region, request.offset, request.count, limits.regions);
   return { offset: request.offset, region: request.region, data: payload.subarray(RegionAccessLayout.size) };
@@ -63,7 +63,7 @@ export function encodeRegionWriteReply(reply: RegionWriteReply): Uint8Array {
 export function decodeRegionWriteReply(payload: Uint8Array, limits: RegionAccessReplyLimits): RegionWriteReply {
   expectLength('REGION_WRITE reply', payload, RegionAccessLayout.size);
   const reply = RegionAccessLayout.decode(payload);
-  checkXferSize('REGION_WRITE reply', reply.count, limits.maxDataXferSize);
+  checkXferSize('REGION_WRITE reply count', reply.count, limits.maxDataXferSize);
   if (limits.requestCount !== undefined && reply.count !== limits.requestCount) {
     throw invalid(`REGION_WRITE reply count mismatch: ${reply.count} != ${limits.requestCount}`);
   }
