@@ -9,9 +9,8 @@ import {
   encodeDeviceFeatureRequest, encodeDmaLoggingControl, encodeDmaLoggingReport, encodeDmaLoggingReportReply,
   encodeMigrationFeature,
 } from '../../src/protocol/index.js';
-import { throwsErrno } from './expect.js';
+import { throwsErrno, withField } from './helpers.js';
 import { MAX_XFER, payloadOf } from './fixtures.js';
-import { withField } from './patch.js';
 
 const LIMITS = { maxDataXferSize: MAX_XFER };
 const PROBE = payloadOf('DEVICE_FEATURE request (PROBE)');

@@ -6,9 +6,8 @@ import {
   decodeDmaUnmapRequest, decodeDmaWriteReply, decodeDmaWriteRequest, dirtyBitmapBytes, encodeDmaMapRequest,
   encodeDmaUnmapReply, encodeDmaWriteRequest, type DmaMapDecodeOptions,
 } from '../../src/protocol/index.js';
-import { throwsErrno } from './expect.js';
+import { throwsErrno, withField } from './helpers.js';
 import { MAX_XFER, pattern, payloadOf } from './fixtures.js';
-import { withField } from './patch.js';
 
 const MAP = payloadOf('DMA_MAP request');
 

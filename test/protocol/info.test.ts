@@ -4,9 +4,8 @@ import {
   DeviceInfoLayout, IrqInfoLayout, PciIrq, decodeDeviceGetInfoReply, decodeDeviceGetInfoRequest,
   decodeDeviceResetReply, decodeDeviceResetRequest, decodeIrqInfoReply, decodeIrqInfoRequest,
 } from '../../src/protocol/index.js';
-import { throwsErrno } from './expect.js';
+import { throwsErrno, withField } from './helpers.js';
 import { payloadOf } from './fixtures.js';
-import { withField } from './patch.js';
 
 const INFO_REQUEST = payloadOf('DEVICE_GET_INFO request');
 const INFO_REPLY = payloadOf('DEVICE_GET_INFO reply');

@@ -1,6 +1,6 @@
 /** Whole messages: header on and off, replies, error replies, header checks, reply size limits. */
 import t from 'tap';
-import { throwsErrno } from './expect.js';
+import { throwsErrno } from './helpers.js';
 import {
   Command, FatalProtocolError, HeaderFlag, HeaderLayout, MessageType, checkHeader, checkReplyFits,
   decodeMessage, encodeMessage, errno, errorReply, isErrorReply, messageType, replyMessage,

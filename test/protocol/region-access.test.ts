@@ -6,9 +6,8 @@ import {
   decodeRegionWriteReply, decodeRegionWriteRequest, encodeRegionReadRequest, encodeRegionWriteMultiReply,
   encodeRegionWriteMultiRequest, encodeRegionWriteRequest,
 } from '../../src/protocol/index.js';
-import { throwsErrno } from './expect.js';
+import { throwsErrno, withField } from './helpers.js';
 import { MAX_XFER, REGIONS, pattern, payloadOf } from './fixtures.js';
-import { withField } from './patch.js';
 
 const SERVER = { maxDataXferSize: MAX_XFER, regions: REGIONS };
 const READ = payloadOf('REGION_READ request');

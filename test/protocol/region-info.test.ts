@@ -6,9 +6,8 @@ import {
   decodeRegionIoFdsRequest, encodeRegionInfoReply, encodeRegionInfoRequest, regionInfoReplySize,
   type RegionInfo, type RegionInfoReplyLimits,
 } from '../../src/protocol/index.js';
-import { throwsErrno } from './expect.js';
+import { throwsErrno, withField } from './helpers.js';
 import { MAX_XFER, bar0Info, payloadOf } from './fixtures.js';
-import { withField } from './patch.js';
 
 const NEEDED = regionInfoReplySize(bar0Info);
 const FULL = encodeRegionInfoReply(bar0Info, NEEDED);

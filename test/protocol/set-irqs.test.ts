@@ -3,9 +3,8 @@ import t from 'tap';
 import {
   IrqSetFlag, IrqSetLayout, PciIrq, decodeSetIrqsRequest, encodeSetIrqsRequest, type SetIrqsLimits,
 } from '../../src/protocol/index.js';
-import { throwsErrno } from './expect.js';
+import { throwsErrno, withField } from './helpers.js';
 import { IRQ_LIMITS, MAX_XFER, payloadOf } from './fixtures.js';
-import { withField } from './patch.js';
 
 const EVENTFD = payloadOf('DEVICE_SET_IRQS request (eventfd)');
 const BOOL = payloadOf('DEVICE_SET_IRQS request (bool)');

@@ -4,7 +4,7 @@ import {
   QEMU_LIMITS, checkVersionReplyFits, decodeVersion, decodeVersionReply, decodeVersionRequest, encodeVersion,
   encodeVersionReply,
 } from '../../src/protocol/index.js';
-import { throwsErrno } from './expect.js';
+import { throwsErrno } from './helpers.js';
 
 /** A VERSION payload with raw JSON text (NUL appended unless told otherwise). */
 function raw(json: string | Uint8Array, { nul = true, major = 0, minor = 0 } = {}): Uint8Array {
