@@ -10,6 +10,8 @@ t.test('errno values come from node:os and are positive', (t) => {
   t.ok(errno('E2BIG') > 0);
   t.equal(errnoName(constants.errno.EMSGSIZE), 'EMSGSIZE');
   t.equal(errnoName(100000), 'E100000');
+  t.equal(errnoName(constants.errno.EAGAIN), 'EAGAIN', 'aliases get the name libuv uses');
+  t.equal(errnoName(constants.errno.ENOTSUP), 'ENOTSUP');
   t.end();
 });
 
