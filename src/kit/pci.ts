@@ -60,6 +60,11 @@ export const PCI = {
 	STATUS_CAP_LIST: 0x10,
 } as const;
 
+/** Capability ids. */
+export const CAP_MSI = 0x05;
+export const CAP_EXP = 0x10;
+export const CAP_MSIX = 0x11;
+
 /** q35 MCH (host bridge 00:00.0) PCIEXBAR register and its enable bit. */
 export const Q35_PCIEXBAR = 0x60;
 export const Q35_PCIEXBAR_ENABLE = 0x1;
@@ -397,6 +402,61 @@ export class Pci {
 			p = (h >>> 20) & 0xffc;
 		}
 		return out;
+	}
+
+	/**
+	 * Enable MSI with one vector writing `data` to `address`. Under qtest there is no CPU to
+	 * take the interrupt: point `address` at guest RAM and poll it to see the message.
+	 */
+	async enableMsi(b: Bdf, address: bigint, data: number): Promise<void> {
+		const cap = await this.findCapability(b, CAP_MSI);
+		if (cap === undefined) throw new Error(`${formatBdf(b)} has no MSI capability`);
+		const ctrl = await this.cfgRead(b, cap + 2, 2);
+		const is64 = (ctrl & 0x80) !== 0;
+		await this.cfgWrite(b, cap + 4, 4, Number(address & 0xffff_ffffn));
+		if (is64) await this.cfgWrite(b, cap + 8, 4, Number(address >> 32n));
+		else if (address >> 32n) throw new RangeError(`${formatBdf(b)} has 32-bit MSI; address 0x${address.toString(16)} too high`);
+		await this.cfgWrite(b, cap + (is64 ? 12 : 8), 2, data);
+		// One vector (Multiple Message Enable = 0), enable.
+		await this.cfgWrite(b, cap + 2, 2, (ctrl & ~0x70) | 0x1);
+	}
+
+	/** Where a function's MSI-X table lives (its BAR must be assigned). */
+	async msixTable(b: Bdf): Promise<{ cap: number; entries: number; bar: number; address: bigint; pbaAddress: bigint }> {
+		const cap = await this.findCapability(b, CAP_MSIX);
+		if (cap === undefined) throw new Error(`${formatBdf(b)} has no MSI-X capability`);
+		const ctrl = await this.cfgRead(b, cap + 2, 2);
+		const table = await this.cfgRead(b, cap + 4, 4);
+		const pba = await this.cfgRead(b, cap + 8, 4);
+		const bars = await this.bars(b);
+		const barAddr = (bir: number) => {
+			const bar = bars.find((x) => x.index === bir);
+			if (!bar || bar.address === 0n) throw new Error(`${formatBdf(b)}: MSI-X BAR ${bir} is not assigned`);
+			return bar.address;
+		};
+		return {
+			cap,
+			entries: (ctrl & 0x7ff) + 1,
+			bar: table & 7,
+			address: barAddr(table & 7) + BigInt(table & ~7),
+			pbaAddress: barAddr(pba & 7) + BigInt(pba & ~7),
+		};
+	}
+
+	/**
+	 * Program MSI-X vector `n` (address, data, unmasked) and enable MSI-X with the function
+	 * unmasked. As with MSI, under qtest point `address` at guest RAM and poll it.
+	 */
+	async setMsixVector(b: Bdf, n: number, address: bigint, data: number): Promise<void> {
+		const t = await this.msixTable(b);
+		if (n < 0 || n >= t.entries) throw new RangeError(`${formatBdf(b)} has ${t.entries} MSI-X vectors, not ${n + 1}`);
+		const e = t.address + BigInt(16 * n);
+		await this.io.writel(e, Number(address & 0xffff_ffffn));
+		await this.io.writel(e + 4n, Number(address >> 32n));
+		await this.io.writel(e + 8n, data);
+		await this.io.writel(e + 12n, 0);
+		const ctrl = await this.cfgRead(b, t.cap + 2, 2);
+		await this.cfgWrite(b, t.cap + 2, 2, (ctrl | 0x8000) & ~0x4000);
 	}
 
 	/**

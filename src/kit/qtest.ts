@@ -139,6 +139,7 @@ export class Qtest extends EventEmitter implements PhysIo {
 		private readonly log?: (line: string) => void,
 	) {
 		super();
+		this.greeted.catch(() => undefined); // awaited in start(); never an unhandled rejection
 		conn.onLine = (l) => this.onQtestLine(l);
 		qmpConn.onLine = (l) => this.onQmpLine(l);
 		const fail = (err?: Error) => this.failAll(new Error(`QEMU connection closed${err ? `: ${err.message}` : ''}`));
@@ -192,6 +193,7 @@ export class Qtest extends EventEmitter implements PhysIo {
 
 	private failAll(err: Error): void {
 		if (!this.closed) this.closed = err;
+		this.greeting.reject(new Error(`QMP greeting: ${err.message}`));
 		for (const p of this.pending.splice(0)) p.reject(new Error(`qtest ${p.cmd}: ${err.message}`));
 		for (const p of this.qmpPending.splice(0)) p.reject(new Error(`QMP ${p.cmd}: ${err.message}`));
 	}
@@ -215,7 +217,8 @@ export class Qtest extends EventEmitter implements PhysIo {
 		else p.reject(new Error(`qtest ${p.cmd}: ${line}`));
 	}
 
-	private greeting?: (v: Record<string, unknown>) => void;
+	private greeting!: { resolve: () => void; reject: (e: Error) => void };
+	private readonly greeted = new Promise<void>((resolve, reject) => (this.greeting = { resolve, reject }));
 
 	private onQmpLine(line: string): void {
 		this.log?.(`qmp < ${line}`);
@@ -226,7 +229,7 @@ export class Qtest extends EventEmitter implements PhysIo {
 			return;
 		}
 		if ('QMP' in msg) {
-			this.greeting?.(msg);
+			this.greeting.resolve();
 			return;
 		}
 		if ('event' in msg) {
@@ -247,7 +250,7 @@ export class Qtest extends EventEmitter implements PhysIo {
 	}
 
 	private async qmpGreeting(): Promise<void> {
-		await new Promise<Record<string, unknown>>((resolve) => (this.greeting = resolve));
+		await this.greeted;
 		await this.qmp('qmp_capabilities');
 	}
 

@@ -286,6 +286,26 @@ t.test('a failed or unverifiable build leaves nothing behind', async (t) => {
 	t.same(await fsp.readdir(cache), []);
 });
 
+t.test('no kit and no way to build one: errors say what to run', async (t) => {
+	const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mdgpu-kitnoroot-'));
+	t.teardown(() => fsp.rm(dir, { recursive: true, force: true }));
+	const getuid = process.getuid;
+	process.getuid = () => 1000;
+	try {
+		await t.rejects(ensureKit({ cacheDir: dir, log: () => undefined }), /building one needs root.*sudo node build\/src\/kit\/kit\.js.*MDGPU_CACHE_DIR=/s);
+	} finally {
+		process.getuid = getuid;
+	}
+	const pathVar = process.env.PATH;
+	process.env.PATH = dir;
+	try {
+		await t.rejects(ensureKit({ cacheDir: dir, log: () => undefined }), /mmdebstrap is not installed: apt-get install -y mmdebstrap/);
+	} finally {
+		process.env.PATH = pathVar;
+	}
+	t.same(await fsp.readdir(dir), [], 'nothing created');
+});
+
 t.test('dpkgVersions and removeTree', async (t) => {
 	const d = await fsp.mkdtemp(path.join(os.tmpdir(), 'mdgpu-dpkg-'));
 	await fsp.mkdir(path.join(d, 'var/lib/dpkg'), { recursive: true });

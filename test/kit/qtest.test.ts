@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { ensureKit } from '../../src/kit/kit.js';
-import { formatBdf, Pci, PCI, Q35_ECAM_BASE } from '../../src/kit/pci.js';
+import { CAP_MSIX, formatBdf, Pci, PCI, Q35_ECAM_BASE } from '../../src/kit/pci.js';
 import { startQtest } from '../../src/kit/qtest.js';
 
 const kit = await ensureKit();
@@ -121,8 +121,31 @@ t.test('qtest: enumerate devices behind root ports, assign BARs, drive them', as
 	// virtio modern common config at the start of BAR4 (the MSI-X BAR is BAR1): num_queues (offset 0x12) = 1 for rng.
 	t.equal(await qt.readw(pref.address + 0x12n), 1, 'virtio-rng num_queues through the 64-bit BAR');
 
+	// Interrupts without a CPU: MSI aimed at guest RAM shows up as a memory write there.
+	const MSI_SLOT = 0x20_0000n;
+	await qt.writel(MSI_SLOT, 0);
+	await pci.enableMsi(edu.bdf, MSI_SLOT, 0xbeef);
+	await qt.writel(e + 0x60n, 1); // edu: raise interrupt (status bit 0)
+	t.equal(await qt.readl(MSI_SLOT), 0xbeef, 'edu MSI message landed in RAM');
+	t.equal(await qt.readl(e + 0x24n), 1, 'edu interrupt status');
+	await qt.writel(e + 0x64n, 1); // acknowledge
+
+	// MSI-X: the table is in BAR1 of virtio-rng; program vector 0 and read it back.
+	const table = await pci.msixTable(rng.bdf);
+	t.equal(table.bar, 1);
+	t.ok(table.entries >= 1);
+	const msixBar = rngA.bars.find((b) => b.index === 1)!;
+	t.ok(table.address >= msixBar.address && table.address + BigInt(16 * table.entries) <= msixBar.address + msixBar.size, 'table inside BAR1');
+	t.ok(table.pbaAddress >= msixBar.address && table.pbaAddress < msixBar.address + msixBar.size, 'PBA inside BAR1');
+	await pci.setMsixVector(rng.bdf, 0, 0x20_1000n, 0x42);
+	t.same([await qt.readl(table.address), await qt.readl(table.address + 4n), await qt.readl(table.address + 8n), await qt.readl(table.address + 12n)], [0x20_1000, 0, 0x42, 0], 'MSI-X entry programmed');
+	t.equal((await pci.cfgRead(rng.bdf, table.cap + 2, 2)) & 0xc000, 0x8000, 'MSI-X enabled, function unmasked');
+	await t.rejects(pci.setMsixVector(rng.bdf, table.entries, 0n, 0), RangeError);
+	await t.rejects(pci.msixTable(edu.bdf), /no MSI-X capability/);
+	await t.rejects(pci.enableMsi(rng.bdf, 0n, 0), /no MSI capability/);
+
 	const caps = await pci.capabilities(rng.bdf);
-	t.ok(caps.some(([id]) => id === 0x11), 'virtio-rng has MSI-X');
+	t.ok(caps.some(([id]) => id === CAP_MSIX), 'virtio-rng has MSI-X');
 	t.ok(caps.some(([id]) => id === 0x10), 'PCIe capability (it sits behind a root port)');
 	t.equal(await pci.findCapability(rng.bdf, 0x11), caps.find(([id]) => id === 0x11)![1]);
 	t.equal(await pci.findCapability(edu.bdf, 0x11), undefined);
