@@ -97,7 +97,7 @@ export class Connection {
       try {
         frames = this.framer.push(this.scratch.subarray(0, got.bytes), got.fds);
       } catch (err) {
-        // The framer keeps ownership of fds it already accepted; those of this read are ours.
+        // push() took ownership of this read's fds too; close() gets them all back from reset().
         this.close(err as Error);
         return;
       }
