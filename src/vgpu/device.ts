@@ -14,7 +14,10 @@ import type { EventFdOps } from '../pci/irqs.js';
 import type { MemoryOps } from '../pci/dma-space.js';
 import { PciFunction, type PciIdentity, type RegionHandler } from '../pci/pci-function.js';
 import { RegisterFile } from '../pci/reg-file.js';
-import { MDGPU_IRQ_SOURCES, MDGPU_REGS, type RegContext } from './regs.js';
+import { IRQ_SOURCE_MAILBOX, MAILBOX_ARGS, MAILBOX_RETS, MDGPU_CONTRACT_MAJOR, MDGPU_CONTRACT_MINOR, MDGPU_IRQ_SOURCES, MDGPU_REGS, type RegContext } from './regs.js';
+import { MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from './mailbox-ops.js';
+import { ApertureAllocator } from './allocator.js';
+import { MailboxFailure, MemoryMediator } from './memory-mediator.js';
 
 /** Not assigned by the PCI-SIG: "MD" / "GP". Override with --vendor-id / --device-id. */
 export const DEFAULT_IDENTITY: PciIdentity = {
@@ -34,6 +37,10 @@ export const MSIX_PBA_OFFSET = 0x2000;
 /** The trapped first page of the aperture BAR. */
 export const TRAPPED_WINDOW_SIZE = 0x1000;
 export const MIN_APERTURE_SIZE = 0x10000;
+/** Buffers are carved from the aperture above the trapped window page. */
+export const ALLOC_BASE = TRAPPED_WINDOW_SIZE;
+export const DEFAULT_MAX_CONTEXTS = 256;
+export const DEFAULT_MAX_BUFFERS = 16384;
 
 /** Host facilities the device needs, injected (the native addon in production). */
 export interface DeviceHostOps extends EventFdOps, MemoryOps {
@@ -52,7 +59,17 @@ export interface MdgpuDeviceOptions {
   apertureSize: number;
   msixVectors?: number;
   identity?: Partial<PciIdentity>;
+  /** Bytes this VM may allocate (default: the whole allocatable aperture). */
+  quota?: number;
+  maxContexts?: number;
+  maxBuffers?: number;
   host: DeviceHostOps;
+}
+
+/** Mailbox operations executed and trapped register accesses, for metrics. */
+export interface MailboxStats {
+  operations: number;
+  failures: number;
 }
 
 export class MdgpuDevice implements RegContext {
@@ -64,7 +81,10 @@ export class MdgpuDevice implements RegContext {
   readonly aperture: Uint8Array;
   private readonly apertureBuffer: ArrayBuffer;
   readonly regs: RegisterFile<RegContext>;
+  readonly memory: MemoryMediator;
+  readonly mailboxStats: MailboxStats = { operations: 0, failures: 0 };
   private windowBase = 0;
+  private mailboxSeq = 0;
   private closed = false;
 
   constructor(private readonly options: MdgpuDeviceOptions) {
@@ -83,6 +103,17 @@ export class MdgpuDevice implements RegContext {
       throw err;
     }
     this.aperture = new Uint8Array(this.apertureBuffer);
+    const allocator = new ApertureAllocator(ALLOC_BASE, size);
+    const quota = options.quota ?? allocator.capacity;
+    if (!Number.isSafeInteger(quota) || quota < 0) throw new RangeError(`Bad quota: ${quota}`);
+    this.memory = new MemoryMediator({
+      name: options.name,
+      allocator,
+      quota,
+      maxContexts: options.maxContexts ?? DEFAULT_MAX_CONTEXTS,
+      maxBuffers: options.maxBuffers ?? DEFAULT_MAX_BUFFERS,
+      zero: (offset, length) => host.discard(this.apertureFd, offset, length),
+    });
     this.regs = new RegisterFile(`${options.name}/regs`, MDGPU_REGS, this as RegContext);
 
     const registerPage: RegionHandler = {
@@ -186,9 +217,96 @@ export class MdgpuDevice implements RegContext {
     else this.pci.lowerIntx();
   }
 
-  /** Device reset: registers to reset values, a fresh (zeroed) aperture. */
+  /**
+   * MBOX_DOORBELL: run the operation synchronously, so by the time the guest's (non-posted)
+   * doorbell write completes, MBOX_STATUS and MBOX_RETn hold the result. Completion also raises
+   * the MAILBOX interrupt source for drivers that prefer to sleep.
+   */
+  mailboxDoorbell(): void {
+    const opcode = this.regs.get('MBOX_OPCODE') & 0xffff;
+    const args = Array.from({ length: MAILBOX_ARGS }, (_, i) => this.regs.get(`MBOX_ARG${i}`));
+    let rets: number[] = [];
+    let result: number = MAILBOX_RESULTS.OK.code;
+    this.mailboxStats.operations++;
+    try {
+      rets = this.executeMailbox(opcode, args);
+    } catch (err) {
+      if (!(err instanceof MailboxFailure)) throw err;
+      result = MAILBOX_RESULTS[err.result].code;
+      this.mailboxStats.failures++;
+    }
+    for (let i = 0; i < MAILBOX_RETS; i++) this.regs.set(`MBOX_RET${i}`, rets[i] ?? 0);
+    this.mailboxSeq = (this.mailboxSeq + 1) & 0xffff;
+    this.regs.set('MBOX_STATUS', (this.mailboxSeq << 16) | result);
+    this.raiseIrqBits(1 << IRQ_SOURCE_MAILBOX);
+  }
+
+  private executeMailbox(opcode: number, args: number[]): number[] {
+    const a = (i: number) => args[i] ?? 0;
+    const u64 = (lo: number, hi: number) => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    const split = (v: number | bigint) => [Number(BigInt(v) & 0xffff_ffffn), Number(BigInt(v) >> 32n)];
+    const mem = this.memory;
+    switch (opcode) {
+      case MAILBOX_OPS.NOP.code:
+        return [];
+      case MAILBOX_OPS.QUERY.code:
+        return split(this.query(a(0)));
+      case MAILBOX_OPS.CTX_CREATE.code:
+        return [mem.createContext()];
+      case MAILBOX_OPS.CTX_DESTROY.code:
+        return [mem.destroyContext(a(0))];
+      case MAILBOX_OPS.BO_ALLOC.code: {
+        const bo = mem.alloc(a(0), u64(a(1), a(2)), a(3), a(4));
+        return [bo.handle, ...split(bo.offset)];
+      }
+      case MAILBOX_OPS.BO_FREE.code:
+        mem.free(a(0), a(1));
+        return [];
+      case MAILBOX_OPS.BO_INFO.code: {
+        const bo = mem.buffer(a(0), a(1));
+        return [...split(bo.offset), ...split(bo.size)];
+      }
+      default:
+        guestError(`${this.name}-mbox-op`, `${this.name}: unknown mailbox opcode 0x${opcode.toString(16)}`);
+        throw new MailboxFailure('UNKNOWN_OPCODE', `unknown opcode 0x${opcode.toString(16)}`);
+    }
+  }
+
+  private query(param: number): number | bigint {
+    const mem = this.memory;
+    switch (param) {
+      case QUERY_PARAMS.VERSION.code:
+        return (MDGPU_CONTRACT_MAJOR << 16) | MDGPU_CONTRACT_MINOR;
+      case QUERY_PARAMS.APERTURE_SIZE.code:
+        return this.apertureSize;
+      case QUERY_PARAMS.ALLOC_BASE.code:
+        return mem.allocator.base;
+      case QUERY_PARAMS.QUOTA.code:
+        return mem.quota;
+      case QUERY_PARAMS.USED.code:
+        return mem.used;
+      case QUERY_PARAMS.MAX_CONTEXTS.code:
+        return this.options.maxContexts ?? DEFAULT_MAX_CONTEXTS;
+      case QUERY_PARAMS.MAX_BUFFERS.code:
+        return this.options.maxBuffers ?? DEFAULT_MAX_BUFFERS;
+      case QUERY_PARAMS.MIN_ALIGN.code:
+        return mem.allocator.granule;
+      case QUERY_PARAMS.LARGEST_FREE.code:
+        return mem.allocator.largestFree;
+      case QUERY_PARAMS.CONTEXTS.code:
+        return mem.contextCount;
+      case QUERY_PARAMS.BUFFERS.code:
+        return mem.bufferCount;
+      default:
+        throw new MailboxFailure('BAD_PARAM', `unknown query parameter ${param}`);
+    }
+  }
+
+  /** Device reset: registers to reset values, no contexts or buffers, a fresh (zeroed) aperture. */
   private resetDevice(): void {
     this.regs.reset();
+    this.memory.reset();
+    this.mailboxSeq = 0;
     this.windowBase = 0;
     this.options.host.discard(this.apertureFd, 0, Number(this.apertureSize));
   }

@@ -1,9 +1,10 @@
 /**
  * The mdgpu register page (BAR2 offset 0), declared once. The device model reads it, the guest
- * driver's C header is generated from it, and the tests walk it.
+ * driver's C header is generated from it (`npm run gen-header`), docs/device.md is checked
+ * against it, and the tests walk it.
  *
- * Contract version 0.1: identification, a scratch register, the trapped aperture window and
- * interrupt status/enable/raise. The mediation mailbox is added by contract version 1.
+ * Contract version 1.0: identification, a scratch register, the trapped aperture window,
+ * interrupt status/enable/raise, and the mediation mailbox.
  */
 import { defineRegs } from '../pci/reg-file.js';
 
@@ -16,15 +17,28 @@ export interface RegContext {
   raiseIrqBits(bits: number): void;
   /** IRQ_STATUS or IRQ_ENABLE changed: recompute the interrupt line. */
   updateInterrupts(): void;
+  /** MBOX_DOORBELL written: execute the operation in MBOX_OPCODE with MBOX_ARG0..7. */
+  mailboxDoorbell(): void;
 }
 
 /** "MDGP" in ASCII, so a dump of the page identifies the device. */
 export const MDGPU_ID = 0x4d44_4750;
-export const MDGPU_CONTRACT_MAJOR = 0;
-export const MDGPU_CONTRACT_MINOR = 1;
+export const MDGPU_CONTRACT_MAJOR = 1;
+export const MDGPU_CONTRACT_MINOR = 0;
 /** Interrupt sources; source n is delivered on MSI-X vector n. */
 export const MDGPU_IRQ_SOURCES = 8;
 const IRQ_BITS = (1 << MDGPU_IRQ_SOURCES) - 1;
+/** Interrupt source raised when a mailbox operation completes. */
+export const IRQ_SOURCE_MAILBOX = 0;
+export const MAILBOX_ARGS = 8;
+export const MAILBOX_RETS = 4;
+
+const mailboxArgs = Object.fromEntries(
+  Array.from({ length: MAILBOX_ARGS }, (_, i) => [`MBOX_ARG${i}`, { offset: 0x044 + 4 * i, doc: `Mailbox argument ${i}` }]),
+) as Record<`MBOX_ARG${0 | 1 | 2 | 3 | 4 | 5 | 6 | 7}`, { offset: number; doc: string }>;
+const mailboxRets = Object.fromEntries(
+  Array.from({ length: MAILBOX_RETS }, (_, i) => [`MBOX_RET${i}`, { offset: 0x06c + 4 * i, ro: 0xffff_ffff, doc: `Mailbox result ${i}` }]),
+) as Record<`MBOX_RET${0 | 1 | 2 | 3}`, { offset: number; ro: number; doc: string }>;
 
 export const MDGPU_REGS = defineRegs<RegContext>()({
   ID: { offset: 0x000, reset: MDGPU_ID, ro: 0xffff_ffff, doc: 'Device signature, "MDGP"' },
@@ -64,14 +78,14 @@ export const MDGPU_REGS = defineRegs<RegContext>()({
     offset: 0x020,
     w1c: IRQ_BITS,
     rsvd: ~IRQ_BITS >>> 0,
-    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES] },
+    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES], MAILBOX: [IRQ_SOURCE_MAILBOX, 1] },
     postWrite: (ctx) => ctx.updateInterrupts(),
     doc: 'Pending interrupt sources; write 1 to clear',
   },
   IRQ_ENABLE: {
     offset: 0x024,
     rsvd: ~IRQ_BITS >>> 0,
-    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES] },
+    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES], MAILBOX: [IRQ_SOURCE_MAILBOX, 1] },
     postWrite: (ctx) => ctx.updateInterrupts(),
     doc: 'Interrupt sources allowed to interrupt',
   },
@@ -82,6 +96,21 @@ export const MDGPU_REGS = defineRegs<RegContext>()({
     postWrite: (ctx, value) => ctx.raiseIrqBits(value),
     doc: 'Write a bit mask to raise those sources (self-test); reads 0',
   },
+  MBOX_OPCODE: { offset: 0x040, rsvd: 0xffff_0000, fields: { OP: [0, 16] }, doc: 'Mailbox operation code (see the operation table)' },
+  ...mailboxArgs,
+  MBOX_DOORBELL: {
+    offset: 0x064,
+    read: () => 0,
+    postWrite: (ctx) => ctx.mailboxDoorbell(),
+    doc: 'Any write executes the mailbox operation; reads 0',
+  },
+  MBOX_STATUS: {
+    offset: 0x068,
+    ro: 0xffff_ffff,
+    fields: { RESULT: [0, 16], SEQ: [16, 16] },
+    doc: 'Result of the last operation (0 = OK) and a completion sequence number',
+  },
+  ...mailboxRets,
 });
 
 export type MdgpuRegName = keyof typeof MDGPU_REGS;

@@ -1,0 +1,70 @@
+/**
+ * The mediation mailbox's operations, result codes and query parameters, declared once as data:
+ * the device model dispatches on them, the C header is generated from them and docs/device.md
+ * is checked against them.
+ *
+ * 64-bit values travel as two 32-bit registers, low word first.
+ */
+
+export interface MailboxOpDef {
+  readonly code: number;
+  readonly args: readonly string[];
+  readonly rets: readonly string[];
+  readonly doc: string;
+}
+
+export const MAILBOX_OPS = {
+  NOP: { code: 0x0000, args: [], rets: [], doc: 'Does nothing; completes with OK' },
+  QUERY: { code: 0x0001, args: ['param'], rets: ['value_lo', 'value_hi'], doc: 'Read a device parameter (see the query table)' },
+  CTX_CREATE: { code: 0x0002, args: [], rets: ['ctx'], doc: 'Create a context (one per open file in the guest driver); ids are never 0' },
+  CTX_DESTROY: { code: 0x0003, args: ['ctx'], rets: ['freed_buffers'], doc: 'Destroy a context and free every buffer it owns' },
+  BO_ALLOC: {
+    code: 0x0010,
+    args: ['ctx', 'size_lo', 'size_hi', 'align_log2', 'flags'],
+    rets: ['handle', 'offset_lo', 'offset_hi'],
+    doc: 'Allocate a zeroed buffer of size bytes (rounded up to 4 KiB) aligned to 2^align_log2 (0 = 4 KiB); offset is its aperture (BAR0) offset',
+  },
+  BO_FREE: { code: 0x0011, args: ['ctx', 'handle'], rets: [], doc: 'Free a buffer of this context' },
+  BO_INFO: { code: 0x0012, args: ['ctx', 'handle'], rets: ['offset_lo', 'offset_hi', 'size_lo', 'size_hi'], doc: 'Offset and size of a buffer of this context' },
+} as const satisfies Record<string, MailboxOpDef>;
+
+/** Operation codes kept for later contract versions; they complete with UNKNOWN_OPCODE today. */
+export const MAILBOX_RESERVED = [
+  { from: 0x0100, to: 0x01ff, use: 'queues (contract 2)' },
+  { from: 0x0200, to: 0x02ff, use: 'kernels (contract 2)' },
+] as const;
+
+export const MAILBOX_RESULTS = {
+  OK: { code: 0, doc: 'Success' },
+  UNKNOWN_OPCODE: { code: 1, doc: 'No such operation' },
+  BAD_CONTEXT: { code: 2, doc: 'The context does not exist' },
+  BAD_SIZE: { code: 3, doc: 'Size is 0, not representable, or larger than the allocatable aperture' },
+  BAD_FLAGS: { code: 4, doc: 'Unknown flag bits or alignment out of range' },
+  NO_MEMORY: { code: 5, doc: 'No free aperture range of that size and alignment' },
+  OVER_QUOTA: { code: 6, doc: 'The allocation would exceed this VM\'s quota' },
+  BAD_HANDLE: { code: 7, doc: 'No such buffer in this context (never allocated, already freed, or another context\'s)' },
+  TOO_MANY: { code: 8, doc: 'Too many contexts or buffers' },
+  BAD_PARAM: { code: 9, doc: 'Unknown query parameter' },
+} as const;
+
+export type MailboxResult = keyof typeof MAILBOX_RESULTS;
+
+export const QUERY_PARAMS = {
+  VERSION: { code: 0, doc: 'Contract version (major << 16 | minor)' },
+  APERTURE_SIZE: { code: 1, doc: 'Aperture (BAR0) size in bytes' },
+  ALLOC_BASE: { code: 2, doc: 'First aperture offset buffers are allocated from' },
+  QUOTA: { code: 3, doc: 'Bytes this VM may allocate' },
+  USED: { code: 4, doc: 'Bytes allocated now' },
+  MAX_CONTEXTS: { code: 5, doc: 'Most contexts at once' },
+  MAX_BUFFERS: { code: 6, doc: 'Most buffers at once' },
+  MIN_ALIGN: { code: 7, doc: 'Allocation granule in bytes (4096)' },
+  LARGEST_FREE: { code: 8, doc: 'Largest free range in bytes' },
+  CONTEXTS: { code: 9, doc: 'Contexts alive now' },
+  BUFFERS: { code: 10, doc: 'Buffers alive now' },
+} as const;
+
+/** BO_ALLOC flags; none are defined yet, so any bit set is BAD_FLAGS. */
+export const BO_FLAGS = {} as const;
+export const BO_FLAGS_KNOWN = 0;
+/** Largest alignment a buffer may ask for: 2^30 bytes. */
+export const MAX_ALIGN_LOG2 = 30;

@@ -1,0 +1,162 @@
+/**
+ * Mediated memory: contexts (one per open file of the guest driver) own buffers carved from the
+ * aperture. Every allocation is zeroed before the guest can see it; every request from the guest
+ * is checked before it changes anything. Failures are mailbox result codes, never exceptions
+ * that escape to the transport.
+ */
+import { guestError, tracer } from '../log.js';
+import { ApertureAllocator } from './allocator.js';
+import { BO_FLAGS_KNOWN, MAX_ALIGN_LOG2, type MailboxResult } from './mailbox-ops.js';
+
+const traceMem = tracer('mem');
+
+/** A request the device refuses, with the result code the guest gets. */
+export class MailboxFailure extends Error {
+  constructor(readonly result: Exclude<MailboxResult, 'OK'>, message: string) {
+    super(message);
+  }
+}
+
+export interface DeviceBuffer {
+  readonly handle: number;
+  readonly ctx: number;
+  readonly offset: number;
+  readonly size: number;
+}
+
+export interface MemoryMediatorOptions {
+  name: string;
+  allocator: ApertureAllocator;
+  /** Bytes this VM may have allocated at once. */
+  quota: number;
+  maxContexts: number;
+  maxBuffers: number;
+  /** Zero an aperture range (and release its pages) before a guest sees it. */
+  zero(offset: number, size: number): void;
+}
+
+export class MemoryMediator {
+  private readonly contexts = new Map<number, Set<number>>();
+  private readonly buffers = new Map<number, DeviceBuffer>();
+  private nextContext = 1;
+  private nextHandle = 1;
+  /**
+   * Called with each buffer just before it is freed and zeroed (BO_FREE, context destruction):
+   * lets tests and tools see what the guest left in it without racing the guest.
+   */
+  onRelease: ((buffer: DeviceBuffer) => void) | null = null;
+
+  constructor(private readonly options: MemoryMediatorOptions) {}
+
+  get used(): number {
+    return this.options.allocator.used;
+  }
+  get quota(): number {
+    return this.options.quota;
+  }
+  get contextCount(): number {
+    return this.contexts.size;
+  }
+  get bufferCount(): number {
+    return this.buffers.size;
+  }
+  get allocator(): ApertureAllocator {
+    return this.options.allocator;
+  }
+
+  /** Live buffers, for tests, metrics and the host-side view of what the guest allocated. */
+  liveBuffers(): DeviceBuffer[] {
+    return [...this.buffers.values()];
+  }
+
+  private fail(result: Exclude<MailboxResult, 'OK'>, message: string): never {
+    guestError(`${this.options.name}-mem-${result}`, `${this.options.name}: ${message}`);
+    throw new MailboxFailure(result, message);
+  }
+
+  createContext(): number {
+    if (this.contexts.size >= this.options.maxContexts) this.fail('TOO_MANY', `context limit ${this.options.maxContexts} reached`);
+    // Ids are never reused within a device lifetime (u32, wrapping past 0), so a stale id from a
+    // closed file cannot name a newer context by accident.
+    let id = this.nextContext;
+    while (id === 0 || this.contexts.has(id)) id = (id + 1) >>> 0;
+    this.nextContext = (id + 1) >>> 0;
+    this.contexts.set(id, new Set());
+    traceMem(() => `${this.options.name}: context ${id} created`);
+    return id;
+  }
+
+  private context(ctx: number): Set<number> {
+    const owned = this.contexts.get(ctx);
+    if (owned === undefined) this.fail('BAD_CONTEXT', `no context ${ctx}`);
+    return owned;
+  }
+
+  destroyContext(ctx: number): number {
+    const owned = this.context(ctx);
+    let freed = 0;
+    for (const handle of owned) {
+      this.releaseBuffer(this.buffers.get(handle)!);
+      freed++;
+    }
+    this.contexts.delete(ctx);
+    traceMem(() => `${this.options.name}: context ${ctx} destroyed, ${freed} buffers freed`);
+    return freed;
+  }
+
+  alloc(ctx: number, size: bigint, alignLog2: number, flags: number): DeviceBuffer {
+    const owned = this.context(ctx);
+    const allocator = this.options.allocator;
+    if ((flags & ~BO_FLAGS_KNOWN) !== 0) this.fail('BAD_FLAGS', `unknown buffer flags 0x${flags.toString(16)}`);
+    if (alignLog2 !== 0 && (alignLog2 < 12 || alignLog2 > MAX_ALIGN_LOG2)) this.fail('BAD_FLAGS', `alignment 2^${alignLog2} out of range`);
+    if (size <= 0n || size > BigInt(allocator.capacity)) this.fail('BAD_SIZE', `buffer size ${size} (allocatable: ${allocator.capacity})`);
+    const rounded = allocator.roundSize(Number(size))!;
+    if (this.buffers.size >= this.options.maxBuffers) this.fail('TOO_MANY', `buffer limit ${this.options.maxBuffers} reached`);
+    if (allocator.used + rounded > this.options.quota) {
+      this.fail('OVER_QUOTA', `allocation of ${rounded} bytes would exceed the quota (${allocator.used} of ${this.options.quota} used)`);
+    }
+    const range = allocator.alloc(rounded, alignLog2 === 0 ? allocator.granule : 2 ** alignLog2);
+    if (range === undefined) this.fail('NO_MEMORY', `no free range of ${rounded} bytes (largest free: ${allocator.largestFree})`);
+    // Nothing of a previous owner may be visible: zero before the offset is handed out.
+    this.options.zero(range.offset, range.size);
+    let handle = this.nextHandle;
+    while (handle === 0 || this.buffers.has(handle)) handle = (handle + 1) >>> 0;
+    this.nextHandle = (handle + 1) >>> 0;
+    const buffer: DeviceBuffer = { handle, ctx, offset: range.offset, size: range.size };
+    this.buffers.set(handle, buffer);
+    owned.add(handle);
+    traceMem(() => `${this.options.name}: ctx ${ctx} buffer ${handle} at 0x${range.offset.toString(16)}+0x${range.size.toString(16)}`);
+    return buffer;
+  }
+
+  /** A buffer of this context, or BAD_HANDLE (also for other contexts' buffers: no probing). */
+  buffer(ctx: number, handle: number): DeviceBuffer {
+    const owned = this.context(ctx);
+    const buffer = this.buffers.get(handle);
+    if (buffer === undefined || !owned.has(handle)) {
+      this.fail('BAD_HANDLE', buffer === undefined ? `no buffer ${handle} (never allocated or already freed)` : `buffer ${handle} belongs to context ${buffer.ctx}, not ${ctx}`);
+    }
+    return buffer;
+  }
+
+  free(ctx: number, handle: number): void {
+    const buffer = this.buffer(ctx, handle);
+    this.contexts.get(ctx)!.delete(handle);
+    this.releaseBuffer(buffer);
+  }
+
+  private releaseBuffer(buffer: DeviceBuffer): void {
+    this.onRelease?.(buffer);
+    this.buffers.delete(buffer.handle);
+    this.options.allocator.release(buffer);
+    // Release the pages now rather than at the next allocation: a freed buffer costs no memory.
+    this.options.zero(buffer.offset, buffer.size);
+  }
+
+  /** Device reset: every context and buffer is gone; the caller zeroes the whole aperture. */
+  reset(): void {
+    this.contexts.clear();
+    this.buffers.clear();
+    this.options.allocator.reset();
+  }
+}
