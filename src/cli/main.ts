@@ -31,6 +31,7 @@ async function main(argv: string[]): Promise<number> {
         y
           .option('socket', { type: 'string', demandOption: true, describe: 'Unix socket path QEMU connects to' })
           .option('aperture', { type: 'string', default: '256M', describe: 'device memory (BAR0) size, a power of two' })
+          .option('quota', { type: 'string', describe: 'memory this VM may allocate (default: the whole aperture)' })
           .option('msix-vectors', { type: 'number', default: 4 })
           .option('vendor-id', { type: 'string', describe: 'PCI vendor id (default 0x4d44, not PCI-SIG assigned)' })
           .option('device-id', { type: 'string', describe: 'PCI device id (default 0x4750)' }),
@@ -38,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
         exitCode = await serveUntilSignal({
           socket: args.socket,
           apertureSize: parseSize(args.aperture),
+          ...(args.quota !== undefined ? { quota: parseSize(args.quota) } : {}),
           msixVectors: args['msix-vectors'],
           identity: {
             ...(args['vendor-id'] !== undefined ? { vendorId: parseId(args['vendor-id']) } : {}),

@@ -10,6 +10,8 @@ import { info } from '../log.js';
 export interface ServeOptions {
   socket: string;
   apertureSize: number;
+  /** Bytes the VM may allocate (default: the whole allocatable aperture). */
+  quota?: number;
   msixVectors?: number;
   identity?: MdgpuDeviceOptions['identity'];
   name?: string;
@@ -28,6 +30,7 @@ export function startServer(options: ServeOptions): RunningServer {
   const device = new MdgpuDevice({
     name: options.name ?? 'vgpu0',
     apertureSize: options.apertureSize,
+    ...(options.quota !== undefined ? { quota: options.quota } : {}),
     ...(options.msixVectors !== undefined ? { msixVectors: options.msixVectors } : {}),
     ...(options.identity !== undefined ? { identity: options.identity } : {}),
     host: nativeHostOps(native),
