@@ -1,17 +1,40 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import { MDGPU_CONTRACT_MAJOR, MDGPU_CONTRACT_MINOR, MDGPU_REGS } from '../../src/vgpu/regs.js';
+import { MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
+import { generateHeader, headerFile } from '../../src/vgpu/c-header.js';
 
 const doc = fs.readFileSync(new URL('../../../docs/device.md', import.meta.url), 'utf8');
+const lines = doc.split('\n');
+const row = (name: string) => lines.find((line) => line.startsWith(`| \`${name}\` |`));
 
 t.test('docs/device.md documents every register at its offset', (t) => {
   for (const [name, reg] of Object.entries(MDGPU_REGS)) {
-    const row = doc.split('\n').find((line) => line.startsWith(`| \`${name}\` |`));
-    t.ok(row, `${name} has a row`);
-    t.match(row ?? '', `\`0x${reg.offset.toString(16).padStart(3, '0')}\``, `${name} offset`);
+    t.ok(row(name), `${name} has a row`);
+    t.match(row(name) ?? '', `\`0x${reg.offset.toString(16).padStart(3, '0')}\``, `${name} offset`);
   }
-  const documented = doc.split('\n').filter((l) => /^\| `[A-Z_]+` \| `0x/.test(l)).length;
-  t.equal(documented, Object.keys(MDGPU_REGS).length, 'no undocumented or stale rows');
+  const documented = lines.filter((l) => /^\| `[A-Z_0-9]+` \| `0x[0-9a-f]{3}` \|/.test(l)).length;
+  t.equal(documented, Object.keys(MDGPU_REGS).length, 'no undocumented or stale register rows');
   t.match(doc, `Version **${MDGPU_CONTRACT_MAJOR}.${MDGPU_CONTRACT_MINOR}**`);
+  t.end();
+});
+
+t.test('docs/device.md documents every mailbox operation, result and query parameter', (t) => {
+  for (const [name, op] of Object.entries(MAILBOX_OPS)) {
+    t.match(row(name) ?? '', `\`0x${op.code.toString(16).padStart(4, '0')}\``, `operation ${name}`);
+    for (const arg of op.args) t.match(row(name) ?? '', arg, `${name} argument ${arg}`);
+  }
+  const hasRow = (name: string, code: number) => lines.some((l) => l.startsWith(`| \`${name}\` | ${code} |`));
+  for (const [name, r] of Object.entries(MAILBOX_RESULTS)) t.ok(hasRow(name, r.code), `result ${name}`);
+  for (const [name, p] of Object.entries(QUERY_PARAMS)) t.ok(hasRow(name, p.code), `query ${name}`);
+  t.end();
+});
+
+t.test('the committed C header is what the generator writes', (t) => {
+  t.equal(fs.readFileSync(headerFile(), 'utf8'), generateHeader(), 'run `npm run gen-header` after changing the tables');
+  const header = generateHeader();
+  for (const [name, reg] of Object.entries(MDGPU_REGS)) t.match(header, new RegExp(`#define MDGPU_REG_${name} +0x${reg.offset.toString(16).padStart(3, '0')}u`));
+  t.match(header, /#define MDGPU_OP_BO_ALLOC +0x0010/);
+  t.match(header, /#define MDGPU_RESULT_OVER_QUOTA +6/);
   t.end();
 });
