@@ -14,6 +14,7 @@ import { startQtest } from '../../src/kit/qtest.js';
 import { startServer } from '../../src/cli/serve.js';
 import { IrqIndex } from '../../src/pci/irqs.js';
 import { MDGPU_ID, MDGPU_REGS } from '../../src/vgpu/regs.js';
+import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
 import { setLogSink } from '../../src/log.js';
 
 setLogSink(() => {});
@@ -107,4 +108,28 @@ t.test('QEMU realizes mdgpu; config, BARs, trapped and mapped accesses, MSI-X en
   t.equal(await qt.readl(bar2 + BigInt(MDGPU_REGS.IRQ_STATUS.offset)), 0x2, 'IRQ_STATUS shows the source');
   await qt.writel(bar2 + BigInt(MDGPU_REGS.IRQ_STATUS.offset), 0x2);
   t.equal(await qt.readl(bar2 + BigInt(MDGPU_REGS.IRQ_STATUS.offset)), 0, 'w1c cleared it');
+
+  // The mediation mailbox, driven through real trapped MMIO: allocate, use the mapped range, free.
+  const reg = (name: keyof typeof MDGPU_REGS) => bar2 + BigInt(MDGPU_REGS[name].offset);
+  const mailbox = async (code: number, ...args: number[]) => {
+    for (let i = 0; i < args.length; i++) await qt.writel(reg(`MBOX_ARG${i}` as keyof typeof MDGPU_REGS), args[i]!);
+    await qt.writel(reg('MBOX_OPCODE'), code);
+    await qt.writel(reg('MBOX_DOORBELL'), 1);
+    return { result: (await qt.readl(reg('MBOX_STATUS'))) & 0xffff, ret: [await qt.readl(reg('MBOX_RET0')), await qt.readl(reg('MBOX_RET1'))] };
+  };
+  const ctx = await mailbox(MAILBOX_OPS.CTX_CREATE.code);
+  t.equal(ctx.result, 0, 'CTX_CREATE through MMIO');
+  const bo = await mailbox(MAILBOX_OPS.BO_ALLOC.code, ctx.ret[0]!, 0x10000, 0, 0, 0);
+  t.equal(bo.result, 0, 'BO_ALLOC of 64 KiB');
+  const offset = BigInt(bo.ret[1]!);
+  const live = dev.memory.liveBuffers();
+  t.same(live.map((b) => [b.offset, b.size]), [[Number(offset), 0x10000]], 'mdgpu recorded the buffer at the offset it returned');
+  const trapped = dev.pci.trappedAccesses;
+  const pattern = Uint8Array.from({ length: 256 }, (_, i) => (i * 7 + 3) & 0xff);
+  await qt.write(bar0 + offset + 0x100n, pattern);
+  t.same([...dev.aperture.subarray(Number(offset) + 0x100, Number(offset) + 0x200)], [...pattern], 'bytes written through the mapped BAR at the buffer are in the memfd');
+  t.equal(dev.pci.trappedAccesses, trapped, 'using the buffer cost no trapped access');
+  t.equal((await mailbox(MAILBOX_OPS.BO_FREE.code, ctx.ret[0]!, bo.ret[0]!)).result, 0, 'BO_FREE');
+  t.equal(dev.aperture[Number(offset) + 0x100], 0, 'freed buffer zeroed');
+  t.equal((await mailbox(MAILBOX_OPS.BO_FREE.code, ctx.ret[0]!, bo.ret[0]!)).result, 7, 'double free: BAD_HANDLE');
 });
