@@ -83,6 +83,8 @@ export class MdgpuDevice implements RegContext {
   readonly regs: RegisterFile<RegContext>;
   readonly memory: MemoryMediator;
   readonly mailboxStats: MailboxStats = { operations: 0, failures: 0 };
+  /** Called on every guest write to SCRATCH, e.g. to mark benchmark phases. */
+  readonly scratchListeners: ((value: number) => void)[] = [];
   private windowBase = 0;
   private mailboxSeq = 0;
   private closed = false;
@@ -181,6 +183,10 @@ export class MdgpuDevice implements RegContext {
     } else {
       guestError(`${this.name}-regwidth`, `${this.name}: register write of ${count} bytes at 0x${offset.toString(16)} ignored`);
     }
+  }
+
+  scratchWritten(value: number): void {
+    for (const listener of this.scratchListeners) listener(value);
   }
 
   windowChanged(): void {

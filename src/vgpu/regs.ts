@@ -19,6 +19,8 @@ export interface RegContext {
   updateInterrupts(): void;
   /** MBOX_DOORBELL written: execute the operation in MBOX_OPCODE with MBOX_ARG0..7. */
   mailboxDoorbell(): void;
+  /** SCRATCH written (benchmarks use it as a phase marker the host can observe). */
+  scratchWritten(value: number): void;
 }
 
 /** "MDGP" in ASCII, so a dump of the page identifies the device. */
@@ -50,7 +52,11 @@ export const MDGPU_REGS = defineRegs<RegContext>()({
     doc: 'Device contract version',
   },
   STATUS: { offset: 0x008, reset: 0x1, ro: 0xffff_ffff, fields: { READY: [0, 1] }, doc: 'Device status' },
-  SCRATCH: { offset: 0x00c, doc: 'Free for the driver; proves trapped reads and writes work' },
+  SCRATCH: {
+    offset: 0x00c,
+    postWrite: (ctx, value) => ctx.scratchWritten(value),
+    doc: 'Free for the driver; proves trapped reads and writes work',
+  },
   APERTURE_SIZE_LO: {
     offset: 0x010,
     ro: 0xffff_ffff,
