@@ -10,10 +10,11 @@ const srcRoot = new URL('../../src/', import.meta.url).pathname;
 
 /** Which top-level src/ directories each layer may import from (log.ts is shared by all). */
 const allowed: Record<string, string[]> = {
-  protocol: ['protocol'],
+  layout: ['layout'],
+  protocol: ['protocol', 'layout'],
   transport: ['transport', 'protocol', 'native'],
   pci: ['pci'],
-  vgpu: ['vgpu', 'pci'],
+  vgpu: ['vgpu', 'pci', 'layout'],
   native: ['native', 'vgpu', 'pci'],
   server: ['server', 'transport', 'protocol', 'pci', 'native'],
   client: ['client', 'transport', 'protocol', 'native'],
