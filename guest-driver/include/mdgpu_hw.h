@@ -12,7 +12,7 @@
 #define MDGPU_PCI_DEVICE_ID                      0x4750
 #define MDGPU_ID_VALUE                           0x4d444750      /* "MDGP" */
 #define MDGPU_CONTRACT_MAJOR                     1
-#define MDGPU_CONTRACT_MINOR                     0
+#define MDGPU_CONTRACT_MINOR                     1
 
 #define MDGPU_APERTURE_BAR                       0
 #define MDGPU_REGISTER_BAR                       2
@@ -46,11 +46,19 @@
 #define MDGPU_REG_IRQ_STATUS_SOURCES_MASK        0xffu
 #define MDGPU_REG_IRQ_STATUS_MAILBOX_SHIFT       0
 #define MDGPU_REG_IRQ_STATUS_MAILBOX_MASK        0x1u
+#define MDGPU_REG_IRQ_STATUS_FENCE_SHIFT         1
+#define MDGPU_REG_IRQ_STATUS_FENCE_MASK          0x2u
+#define MDGPU_REG_IRQ_STATUS_ERROR_SHIFT         2
+#define MDGPU_REG_IRQ_STATUS_ERROR_MASK          0x4u
 #define MDGPU_REG_IRQ_ENABLE                     0x024u          /* Interrupt sources allowed to interrupt */
 #define MDGPU_REG_IRQ_ENABLE_SOURCES_SHIFT       0
 #define MDGPU_REG_IRQ_ENABLE_SOURCES_MASK        0xffu
 #define MDGPU_REG_IRQ_ENABLE_MAILBOX_SHIFT       0
 #define MDGPU_REG_IRQ_ENABLE_MAILBOX_MASK        0x1u
+#define MDGPU_REG_IRQ_ENABLE_FENCE_SHIFT         1
+#define MDGPU_REG_IRQ_ENABLE_FENCE_MASK          0x2u
+#define MDGPU_REG_IRQ_ENABLE_ERROR_SHIFT         2
+#define MDGPU_REG_IRQ_ENABLE_ERROR_MASK          0x4u
 #define MDGPU_REG_IRQ_RAISE                      0x028u          /* Write a bit mask to raise those sources (self-test); reads 0 */
 #define MDGPU_REG_MBOX_OPCODE                    0x040u          /* Mailbox operation code (see the operation table) */
 #define MDGPU_REG_MBOX_OPCODE_OP_SHIFT           0
@@ -73,6 +81,7 @@
 #define MDGPU_REG_MBOX_RET1                      0x070u          /* Mailbox result 1 */
 #define MDGPU_REG_MBOX_RET2                      0x074u          /* Mailbox result 2 */
 #define MDGPU_REG_MBOX_RET3                      0x078u          /* Mailbox result 3 */
+#define MDGPU_REG_QUEUE_DOORBELL                 0x080u          /* Write a queue id after publishing work to a queue whose doorbell_needed is 1; reads 0 */
 
 /* Mailbox operations (MBOX_OPCODE). */
 #define MDGPU_OP_NOP                             0x0000          /* args: -; returns: - */
@@ -82,8 +91,12 @@
 #define MDGPU_OP_BO_ALLOC                        0x0010          /* args: ctx, size_lo, size_hi, align_log2, flags; returns: handle, offset_lo, offset_hi */
 #define MDGPU_OP_BO_FREE                         0x0011          /* args: ctx, handle; returns: - */
 #define MDGPU_OP_BO_INFO                         0x0012          /* args: ctx, handle; returns: offset_lo, offset_hi, size_lo, size_hi */
-/* 0x0100..0x01ff reserved: queues (contract 2) */
-/* 0x0200..0x02ff reserved: kernels (contract 2) */
+#define MDGPU_OP_QUEUE_CREATE                    0x0100          /* args: ctx, buffer, priority; returns: queue */
+#define MDGPU_OP_QUEUE_DESTROY                   0x0101          /* args: ctx, queue; returns: - */
+#define MDGPU_OP_KERNEL_CREATE                   0x0200          /* args: ctx, buffer, offset, size, bindings, push_bytes; returns: kernel */
+#define MDGPU_OP_KERNEL_DESTROY                  0x0201          /* args: ctx, kernel; returns: - */
+/* 0x0102..0x01ff reserved: more queue operations */
+/* 0x0202..0x02ff reserved: more kernel operations */
 
 /* Mailbox results (MBOX_STATUS.RESULT). */
 #define MDGPU_RESULT_OK                          0               /* Success */
@@ -96,6 +109,9 @@
 #define MDGPU_RESULT_BAD_HANDLE                  7               /* No such buffer in this context (never allocated, already freed, or another context's) */
 #define MDGPU_RESULT_TOO_MANY                    8               /* Too many contexts or buffers */
 #define MDGPU_RESULT_BAD_PARAM                   9               /* Unknown query parameter */
+#define MDGPU_RESULT_BUSY                        10              /* The object is in use (a buffer that already holds a queue) */
+#define MDGPU_RESULT_BAD_KERNEL                  11              /* SPIR-V refused: bad magic, or rejected by validation */
+#define MDGPU_RESULT_UNSUPPORTED                 12              /* The device has no execution backend */
 
 /* QUERY parameters. */
 #define MDGPU_QUERY_VERSION                      0               /* Contract version (major << 16 | minor) */
@@ -109,5 +125,10 @@
 #define MDGPU_QUERY_LARGEST_FREE                 8               /* Largest free range in bytes */
 #define MDGPU_QUERY_CONTEXTS                     9               /* Contexts alive now */
 #define MDGPU_QUERY_BUFFERS                      10              /* Buffers alive now */
+#define MDGPU_QUERY_MAX_QUEUES                   11              /* Most queues at once */
+#define MDGPU_QUERY_MAX_KERNELS                  12              /* Most kernels at once */
+#define MDGPU_QUERY_MAX_SUBMISSION               13              /* Largest submission in bytes */
+#define MDGPU_QUERY_GRACE_US                     14              /* Microseconds a drained queue is still polled before it asks for a doorbell */
+#define MDGPU_QUERY_HAS_BACKEND                  15              /* 1 when queues can execute (an execution backend is attached) */
 
 #endif /* MDGPU_HW_H */

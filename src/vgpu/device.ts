@@ -18,6 +18,7 @@ import { IRQ_SOURCE_MAILBOX, MAILBOX_ARGS, MAILBOX_RETS, MDGPU_CONTRACT_MAJOR, M
 import { MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from './mailbox-ops.js';
 import { ApertureAllocator } from './allocator.js';
 import { MailboxFailure, MemoryMediator } from './memory-mediator.js';
+import { QueueEngine, type ExecutionBackend } from './queues.js';
 
 /** Not assigned by the PCI-SIG: "MD" / "GP". Override with --vendor-id / --device-id. */
 export const DEFAULT_IDENTITY: PciIdentity = {
@@ -64,6 +65,8 @@ export interface MdgpuDeviceOptions {
   maxContexts?: number;
   maxBuffers?: number;
   host: DeviceHostOps;
+  /** Executes queue submissions (the Vulkan host driver); without one, queues cannot be created. */
+  backend?: ExecutionBackend | null;
 }
 
 /** Mailbox operations executed and trapped register accesses, for metrics. */
@@ -82,6 +85,8 @@ export class MdgpuDevice implements RegContext {
   private readonly apertureBuffer: ArrayBuffer;
   readonly regs: RegisterFile<RegContext>;
   readonly memory: MemoryMediator;
+  readonly queues: QueueEngine;
+  readonly backend: ExecutionBackend | null;
   readonly mailboxStats: MailboxStats = { operations: 0, failures: 0 };
   /** Called on every guest write to SCRATCH, e.g. to mark benchmark phases. */
   readonly scratchListeners: ((value: number) => void)[] = [];
@@ -116,6 +121,8 @@ export class MdgpuDevice implements RegContext {
       maxBuffers: options.maxBuffers ?? DEFAULT_MAX_BUFFERS,
       zero: (offset, length) => host.discard(this.apertureFd, offset, length),
     });
+    this.backend = options.backend ?? null;
+    this.queues = new QueueEngine(this);
     this.regs = new RegisterFile(`${options.name}/regs`, MDGPU_REGS, this as RegContext);
 
     const registerPage: RegionHandler = {
@@ -183,6 +190,15 @@ export class MdgpuDevice implements RegContext {
     } else {
       guestError(`${this.name}-regwidth`, `${this.name}: register write of ${count} bytes at 0x${offset.toString(16)} ignored`);
     }
+  }
+
+  queueDoorbell(queue: number): void {
+    this.queues.doorbell(queue);
+  }
+
+  /** Raise interrupt sources from the device side (fences, errors). */
+  raiseIrq(bits: number): void {
+    this.raiseIrqBits(bits);
   }
 
   scratchWritten(value: number): void {
@@ -260,6 +276,7 @@ export class MdgpuDevice implements RegContext {
       case MAILBOX_OPS.CTX_CREATE.code:
         return [mem.createContext()];
       case MAILBOX_OPS.CTX_DESTROY.code:
+        if (mem.hasContext(a(0))) this.queues.destroyContext(a(0));
         return [mem.destroyContext(a(0))];
       case MAILBOX_OPS.BO_ALLOC.code: {
         const bo = mem.alloc(a(0), u64(a(1), a(2)), a(3), a(4));
@@ -272,10 +289,26 @@ export class MdgpuDevice implements RegContext {
         const bo = mem.buffer(a(0), a(1));
         return [...split(bo.offset), ...split(bo.size)];
       }
+      case MAILBOX_OPS.QUEUE_CREATE.code:
+        return [this.queues.createQueue(a(0), a(1), a(2))];
+      case MAILBOX_OPS.QUEUE_DESTROY.code:
+        this.requireContext(a(0));
+        this.queues.destroyQueue(a(0), a(1));
+        return [];
+      case MAILBOX_OPS.KERNEL_CREATE.code:
+        return [this.queues.createKernel(a(0), a(1), a(2), a(3), a(4), a(5))];
+      case MAILBOX_OPS.KERNEL_DESTROY.code:
+        this.requireContext(a(0));
+        this.queues.destroyKernel(a(0), a(1));
+        return [];
       default:
         guestError(`${this.name}-mbox-op`, `${this.name}: unknown mailbox opcode 0x${opcode.toString(16)}`);
         throw new MailboxFailure('UNKNOWN_OPCODE', `unknown opcode 0x${opcode.toString(16)}`);
     }
+  }
+
+  private requireContext(ctx: number): void {
+    if (!this.memory.hasContext(ctx)) throw new MailboxFailure('BAD_CONTEXT', `no context ${ctx}`);
   }
 
   private query(param: number): number | bigint {
@@ -303,6 +336,16 @@ export class MdgpuDevice implements RegContext {
         return mem.contextCount;
       case QUERY_PARAMS.BUFFERS.code:
         return mem.bufferCount;
+      case QUERY_PARAMS.MAX_QUEUES.code:
+        return this.queues.maxQueues;
+      case QUERY_PARAMS.MAX_KERNELS.code:
+        return this.queues.maxKernels;
+      case QUERY_PARAMS.MAX_SUBMISSION.code:
+        return this.queues.limits.maxSubmissionBytes;
+      case QUERY_PARAMS.GRACE_US.code:
+        return Math.round(this.queues.graceMs * 1000);
+      case QUERY_PARAMS.HAS_BACKEND.code:
+        return this.backend === null ? 0 : 1;
       default:
         throw new MailboxFailure('BAD_PARAM', `unknown query parameter ${param}`);
     }
@@ -311,6 +354,7 @@ export class MdgpuDevice implements RegContext {
   /** Device reset: registers to reset values, no contexts or buffers, a fresh (zeroed) aperture. */
   private resetDevice(): void {
     this.regs.reset();
+    this.queues.reset();
     this.memory.reset();
     this.mailboxSeq = 0;
     this.windowBase = 0;

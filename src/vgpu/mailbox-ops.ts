@@ -26,12 +26,26 @@ export const MAILBOX_OPS = {
   },
   BO_FREE: { code: 0x0011, args: ['ctx', 'handle'], rets: [], doc: 'Free a buffer of this context' },
   BO_INFO: { code: 0x0012, args: ['ctx', 'handle'], rets: ['offset_lo', 'offset_hi', 'size_lo', 'size_hi'], doc: 'Offset and size of a buffer of this context' },
+  QUEUE_CREATE: {
+    code: 0x0100,
+    args: ['ctx', 'buffer', 'priority'],
+    rets: ['queue'],
+    doc: 'Make a buffer of this context a queue: a 4 KiB control page, then a power-of-two ring (4 KiB..16 MiB); priority 0..3',
+  },
+  QUEUE_DESTROY: { code: 0x0101, args: ['ctx', 'queue'], rets: [], doc: 'Stop a queue; its buffer is released from the device\'s use' },
+  KERNEL_CREATE: {
+    code: 0x0200,
+    args: ['ctx', 'buffer', 'offset', 'size', 'bindings', 'push_bytes'],
+    rets: ['kernel'],
+    doc: 'Create a compute kernel from SPIR-V placed in a buffer (validated, compiled once); bindings storage buffers in set 0, push_bytes of push constants',
+  },
+  KERNEL_DESTROY: { code: 0x0201, args: ['ctx', 'kernel'], rets: [], doc: 'Destroy a kernel of this context' },
 } as const satisfies Record<string, MailboxOpDef>;
 
 /** Operation codes kept for later contract versions; they complete with UNKNOWN_OPCODE today. */
 export const MAILBOX_RESERVED = [
-  { from: 0x0100, to: 0x01ff, use: 'queues (contract 2)' },
-  { from: 0x0200, to: 0x02ff, use: 'kernels (contract 2)' },
+  { from: 0x0102, to: 0x01ff, use: 'more queue operations' },
+  { from: 0x0202, to: 0x02ff, use: 'more kernel operations' },
 ] as const;
 
 export const MAILBOX_RESULTS = {
@@ -45,6 +59,9 @@ export const MAILBOX_RESULTS = {
   BAD_HANDLE: { code: 7, doc: 'No such buffer in this context (never allocated, already freed, or another context\'s)' },
   TOO_MANY: { code: 8, doc: 'Too many contexts or buffers' },
   BAD_PARAM: { code: 9, doc: 'Unknown query parameter' },
+  BUSY: { code: 10, doc: 'The object is in use (a buffer that already holds a queue)' },
+  BAD_KERNEL: { code: 11, doc: 'SPIR-V refused: bad magic, or rejected by validation' },
+  UNSUPPORTED: { code: 12, doc: 'The device has no execution backend' },
 } as const;
 
 export type MailboxResult = keyof typeof MAILBOX_RESULTS;
@@ -61,6 +78,11 @@ export const QUERY_PARAMS = {
   LARGEST_FREE: { code: 8, doc: 'Largest free range in bytes' },
   CONTEXTS: { code: 9, doc: 'Contexts alive now' },
   BUFFERS: { code: 10, doc: 'Buffers alive now' },
+  MAX_QUEUES: { code: 11, doc: 'Most queues at once' },
+  MAX_KERNELS: { code: 12, doc: 'Most kernels at once' },
+  MAX_SUBMISSION: { code: 13, doc: 'Largest submission in bytes' },
+  GRACE_US: { code: 14, doc: 'Microseconds a drained queue is still polled before it asks for a doorbell' },
+  HAS_BACKEND: { code: 15, doc: '1 when queues can execute (an execution backend is attached)' },
 } as const;
 
 /** BO_ALLOC flags; none are defined yet, so any bit set is BAD_FLAGS. */

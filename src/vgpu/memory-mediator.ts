@@ -38,6 +38,13 @@ export interface MemoryMediatorOptions {
 export class MemoryMediator {
   private readonly contexts = new Map<number, Set<number>>();
   private readonly buffers = new Map<number, DeviceBuffer>();
+  /**
+   * Buffers in use by the device (a queue's ring, a submission in flight): freeing one only
+   * detaches it from its context; its range goes back to the allocator when the last pin drops,
+   * so the device never writes into memory that was handed to someone else.
+   */
+  private readonly pins = new Map<number, number>();
+  private readonly detached = new Set<number>();
   private nextContext = 1;
   private nextHandle = 1;
   /**
@@ -57,6 +64,7 @@ export class MemoryMediator {
   get contextCount(): number {
     return this.contexts.size;
   }
+  /** Buffers alive, including freed ones the device still uses. */
   get bufferCount(): number {
     return this.buffers.size;
   }
@@ -72,6 +80,10 @@ export class MemoryMediator {
   private fail(result: Exclude<MailboxResult, 'OK'>, message: string): never {
     guestError(`${this.options.name}-mem-${result}`, `${this.options.name}: ${message}`);
     throw new MailboxFailure(result, message);
+  }
+
+  hasContext(ctx: number): boolean {
+    return this.contexts.has(ctx);
   }
 
   createContext(): number {
@@ -96,7 +108,7 @@ export class MemoryMediator {
     const owned = this.context(ctx);
     let freed = 0;
     for (const handle of owned) {
-      this.releaseBuffer(this.buffers.get(handle)!);
+      this.retire(this.buffers.get(handle)!);
       freed++;
     }
     this.contexts.delete(ctx);
@@ -142,7 +154,34 @@ export class MemoryMediator {
   free(ctx: number, handle: number): void {
     const buffer = this.buffer(ctx, handle);
     this.contexts.get(ctx)!.delete(handle);
-    this.releaseBuffer(buffer);
+    this.retire(buffer);
+  }
+
+  /** Keep a buffer's range allocated while the device uses it, even if the guest frees it. */
+  pin(handle: number): void {
+    if (!this.buffers.has(handle)) throw new Error(`pin of unknown buffer ${handle}`);
+    this.pins.set(handle, (this.pins.get(handle) ?? 0) + 1);
+  }
+
+  unpin(handle: number): void {
+    const count = this.pins.get(handle);
+    if (count === undefined) throw new Error(`unpin of unpinned buffer ${handle}`);
+    if (count > 1) {
+      this.pins.set(handle, count - 1);
+      return;
+    }
+    this.pins.delete(handle);
+    if (this.detached.delete(handle)) this.releaseBuffer(this.buffers.get(handle)!);
+  }
+
+  isPinned(handle: number): boolean {
+    return this.pins.has(handle);
+  }
+
+  /** Freed by its owner: release now, or when the device stops using it. */
+  private retire(buffer: DeviceBuffer): void {
+    if (this.pins.has(buffer.handle)) this.detached.add(buffer.handle);
+    else this.releaseBuffer(buffer);
   }
 
   private releaseBuffer(buffer: DeviceBuffer): void {
@@ -157,6 +196,8 @@ export class MemoryMediator {
   reset(): void {
     this.contexts.clear();
     this.buffers.clear();
+    this.pins.clear();
+    this.detached.clear();
     this.options.allocator.reset();
   }
 }

@@ -21,17 +21,23 @@ export interface RegContext {
   mailboxDoorbell(): void;
   /** SCRATCH written (benchmarks use it as a phase marker the host can observe). */
   scratchWritten(value: number): void;
+  /** QUEUE_DOORBELL written with a queue id: that queue has work and was asleep. */
+  queueDoorbell(queue: number): void;
 }
 
 /** "MDGP" in ASCII, so a dump of the page identifies the device. */
 export const MDGPU_ID = 0x4d44_4750;
 export const MDGPU_CONTRACT_MAJOR = 1;
-export const MDGPU_CONTRACT_MINOR = 0;
+export const MDGPU_CONTRACT_MINOR = 1;
 /** Interrupt sources; source n is delivered on MSI-X vector n. */
 export const MDGPU_IRQ_SOURCES = 8;
 const IRQ_BITS = (1 << MDGPU_IRQ_SOURCES) - 1;
 /** Interrupt source raised when a mailbox operation completes. */
 export const IRQ_SOURCE_MAILBOX = 0;
+/** Raised by fences that ask for an interrupt. */
+export const IRQ_SOURCE_FENCE = 1;
+/** Raised when a submission fails. */
+export const IRQ_SOURCE_ERROR = 2;
 export const MAILBOX_ARGS = 8;
 export const MAILBOX_RETS = 4;
 
@@ -84,14 +90,14 @@ export const MDGPU_REGS = defineRegs<RegContext>()({
     offset: 0x020,
     w1c: IRQ_BITS,
     rsvd: ~IRQ_BITS >>> 0,
-    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES], MAILBOX: [IRQ_SOURCE_MAILBOX, 1] },
+    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES], MAILBOX: [IRQ_SOURCE_MAILBOX, 1], FENCE: [IRQ_SOURCE_FENCE, 1], ERROR: [IRQ_SOURCE_ERROR, 1] },
     postWrite: (ctx) => ctx.updateInterrupts(),
     doc: 'Pending interrupt sources; write 1 to clear',
   },
   IRQ_ENABLE: {
     offset: 0x024,
     rsvd: ~IRQ_BITS >>> 0,
-    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES], MAILBOX: [IRQ_SOURCE_MAILBOX, 1] },
+    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES], MAILBOX: [IRQ_SOURCE_MAILBOX, 1], FENCE: [IRQ_SOURCE_FENCE, 1], ERROR: [IRQ_SOURCE_ERROR, 1] },
     postWrite: (ctx) => ctx.updateInterrupts(),
     doc: 'Interrupt sources allowed to interrupt',
   },
@@ -117,6 +123,12 @@ export const MDGPU_REGS = defineRegs<RegContext>()({
     doc: 'Result of the last operation (0 = OK) and a completion sequence number',
   },
   ...mailboxRets,
+  QUEUE_DOORBELL: {
+    offset: 0x080,
+    read: () => 0,
+    postWrite: (ctx, value) => ctx.queueDoorbell(value),
+    doc: 'Write a queue id after publishing work to a queue whose doorbell_needed is 1; reads 0',
+  },
 });
 
 export type MdgpuRegName = keyof typeof MDGPU_REGS;

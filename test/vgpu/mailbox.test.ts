@@ -66,7 +66,7 @@ t.test('queries', (t) => {
     t.equal(result, R.OK, `${p} ok`);
     return rets[0]! + rets[1]! * 2 ** 32;
   };
-  t.equal(q('VERSION'), 0x10000);
+  t.equal(q('VERSION'), 0x10001);
   t.equal(q('APERTURE_SIZE'), APERTURE);
   t.equal(q('ALLOC_BASE'), ALLOC_BASE);
   t.equal(q('QUOTA'), 0x40000);
@@ -88,8 +88,8 @@ t.test('hostile mailbox arguments get their result code and change nothing', (t)
   const usedBefore = dev.memory.used;
   const cases: [string, number, number[], number][] = [
     ['unknown opcode', 0x7777, [], R.UNKNOWN_OPCODE],
-    ['reserved queue opcode', 0x0100, [], R.UNKNOWN_OPCODE],
-    ['reserved kernel opcode', 0x0200, [], R.UNKNOWN_OPCODE],
+    ['reserved queue opcode', 0x0150, [], R.UNKNOWN_OPCODE],
+    ['reserved kernel opcode', 0x0250, [], R.UNKNOWN_OPCODE],
     ['size 0', O.BO_ALLOC, [ctx, 0, 0, 0, 0], R.BAD_SIZE],
     ['size beyond the aperture', O.BO_ALLOC, [ctx, 0, 1, 0, 0], R.BAD_SIZE],
     ['size 2^64-1', O.BO_ALLOC, [ctx, 0xffffffff, 0xffffffff, 0, 0], R.BAD_SIZE],
