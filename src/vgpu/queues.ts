@@ -13,6 +13,7 @@
 import { guestError, tracer } from '../log.js';
 import { structWith, u32, u64 } from '../layout/struct.js';
 import {
+  CMD_LAYOUTS,
   CommandError,
   DEFAULT_COMMAND_LIMITS,
   errorFenceValue,
@@ -405,14 +406,16 @@ export class QueueEngine {
       let skip = BigInt(available);
       let fence: bigint | null = null;
       let fenceAt: ApertureRange | null = null;
-      if (bytes.length >= 40 && err.error !== 'BAD_LENGTH' && err.error !== 'TRUNCATED' && err.error !== 'TOO_LARGE') {
+      if (bytes.length >= CMD_LAYOUTS.SUBMIT.size && err.error !== 'BAD_LENGTH' && err.error !== 'TRUNCATED' && err.error !== 'TOO_LARGE') {
+        // Read the SUBMIT header's fields by their declared offsets: only to place the error fence.
         const v = new DataView(bytes.buffer);
-        const length = v.getUint32(4, true);
-        if (length % 8 === 0 && length >= 40 && length <= available) skip = BigInt(length);
-        const fenceBuffer = v.getUint32(16, true);
+        const f = CMD_LAYOUTS.SUBMIT.fields;
+        const length = v.getUint32(f.length.offset, true);
+        if (length % 8 === 0 && length >= CMD_LAYOUTS.SUBMIT.size && length <= available) skip = BigInt(length);
+        const fenceBuffer = v.getUint32(f.fenceBuffer.offset, true);
         if (fenceBuffer !== 0) {
-          const value = v.getBigUint64(8, true);
-          const offset = v.getBigUint64(24, true);
+          const value = v.getBigUint64(f.fenceValue.offset, true);
+          const offset = v.getBigUint64(f.fenceOffset.offset, true);
           const b = scope.buffer(fenceBuffer);
           if (b !== undefined && offset % 8n === 0n && offset + 8n <= BigInt(b.size)) {
             fence = value;

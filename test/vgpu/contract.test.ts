@@ -38,3 +38,16 @@ t.test('the committed C header is what the generator writes', (t) => {
   t.match(header, /#define MDGPU_RESULT_OVER_QUOTA +6/);
   t.end();
 });
+
+t.test('docs/device.md gives each command its opcode and size', async (t) => {
+  const { CMD, CMD_LAYOUTS, SUBMIT_ERRORS } = await import('../../src/vgpu/commands.js');
+  for (const [name, opcode] of Object.entries(CMD)) {
+    const line = lines.find((l) => l.startsWith(`| \`${name}\` | ${opcode} |`));
+    t.ok(line, `command ${name} row with opcode ${opcode}`);
+    const size = CMD_LAYOUTS[name as keyof typeof CMD_LAYOUTS].size;
+    if (size > 8) t.match(line ?? '', `(${size} bytes)`, `${name} is ${size} bytes`);
+  }
+  for (const [name, e] of Object.entries(SUBMIT_ERRORS)) {
+    if (name !== 'OK') t.ok(lines.some((l) => l.startsWith(`| \`${name}\` | ${e.code} |`)), `submission error ${name}`);
+  }
+});

@@ -1,0 +1,209 @@
+import t from 'tap';
+import { MdgpuDevice, REGISTER_BAR } from '../../src/vgpu/device.js';
+import { MDGPU_REGS } from '../../src/vgpu/regs.js';
+import { MAILBOX_OPS, MAILBOX_RESULTS } from '../../src/vgpu/mailbox-ops.js';
+import { QueueControl, QUEUE_CONTROL_SIZE } from '../../src/vgpu/queues.js';
+import { encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
+import { SUBMIT_ERRORS } from '../../src/vgpu/commands.js';
+import { setLogSink } from '../../src/log.js';
+import { FakeHost } from '../helpers/fake-host.js';
+import { ReferenceBackend } from '../helpers/reference-backend.js';
+
+setLogSink(() => {});
+const APERTURE = 4 << 20;
+const RING = 0x4000;
+
+async function setup() {
+  const host = new FakeHost();
+  let backend: ReferenceBackend | null = null;
+  const dev = new MdgpuDevice({ name: 'q', apertureSize: APERTURE, host, backend: { run: (c) => backend!.run(c), createKernel: (s, b, p) => backend!.createKernel(s), destroyKernel: () => backend!.destroyKernel() } });
+  backend = new ReferenceBackend(dev.aperture);
+  dev.queues.graceMs = 2;
+  const w = (name: string, v: number) => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    dev.pci.regionWrite(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, b);
+  };
+  const r = (name: string) => new DataView(dev.pci.regionRead(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, 4).buffer).getUint32(0, true);
+  const op = (code: number, ...args: number[]) => {
+    args.forEach((v, i) => w(`MBOX_ARG${i}`, v));
+    w('MBOX_OPCODE', code);
+    w('MBOX_DOORBELL', 1);
+    return { result: r('MBOX_STATUS') & 0xffff, ret: r('MBOX_RET0'), ret1: r('MBOX_RET1') };
+  };
+  const ctx = op(MAILBOX_OPS.CTX_CREATE.code).ret;
+  const alloc = (size: number) => {
+    const res = op(MAILBOX_OPS.BO_ALLOC.code, ctx, size, 0, 0, 0);
+    return { handle: res.ret, offset: res.ret1 };
+  };
+  const ring = alloc(QUEUE_CONTROL_SIZE + RING);
+  const data = alloc(0x10000);
+  const created = op(MAILBOX_OPS.QUEUE_CREATE.code, ctx, ring.handle, 0);
+  const view = new DataView(dev.aperture.buffer);
+  const control = (field: keyof typeof QueueControl.fields) => {
+    const f = QueueControl.fields[field];
+    return f.size === 8 ? view.getBigUint64(ring.offset + f.offset, true) : BigInt(view.getUint32(ring.offset + f.offset, true));
+  };
+  /** The guest's side: copy into the ring at tail, publish, ring only if asked to. */
+  let tail = 0n;
+  const doorbells: number[] = [];
+  const publish = (bytes: Uint8Array, opts: { forceTail?: bigint } = {}) => {
+    for (let i = 0; i < bytes.length; i++) dev.aperture[ring.offset + QUEUE_CONTROL_SIZE + Number((tail + BigInt(i)) % BigInt(RING))] = bytes[i]!;
+    tail = opts.forceTail ?? tail + BigInt(bytes.length);
+    view.setBigUint64(ring.offset + QueueControl.fields.tail.offset, tail, true);
+    if (control('doorbellNeeded') === 1n) {
+      doorbells.push(created.ret);
+      w('QUEUE_DOORBELL', created.ret);
+    }
+  };
+  const done: (string | null)[] = [];
+  let waiter: (() => void) | null = null;
+  dev.queues.onSubmissionDone = (_q, error) => {
+    done.push(error);
+    waiter?.();
+  };
+  const completions = async (n: number) => {
+    while (done.length < n) await new Promise<void>((resolve) => (waiter = resolve));
+  };
+  return { dev, backend: backend!, op, r, w, ctx, alloc, ring, data, queue: created, control, publish, completions, done, doorbells, view };
+}
+
+t.test('a queue runs submissions and writes fences; the first one rings, later ones during polling do not', async (t) => {
+  const s = await setup();
+  t.equal(s.queue.result, MAILBOX_RESULTS.OK.code);
+  t.equal(s.control('doorbellNeeded'), 1n, 'a new queue sleeps');
+  const fence = { dst: { buffer: s.data.handle, offset: 0 }, value: 1n, irq: true };
+  s.w('IRQ_ENABLE', 0xff);
+  s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0x100 }, size: 0x100, value: 0x01020304 }], fence));
+  // Published while the device polls: no doorbell needed.
+  s.publish(encodeSubmission([{ op: 'copy', src: { buffer: s.data.handle, offset: 0x100 }, dst: { buffer: s.data.handle, offset: 0x800 }, size: 0x100 }], { ...fence, value: 2n }));
+  await s.completions(2);
+  t.same(s.done, [null, null]);
+  t.equal(s.doorbells.length, 1, 'one doorbell for two submissions');
+  t.equal(s.view.getBigUint64(s.data.offset, true), 2n, 'fence value written');
+  t.equal(s.view.getUint32(s.data.offset + 0x800, true), 0x01020304, 'COPY after FILL, in order');
+  t.equal(s.control('completed'), 2n);
+  t.equal(s.control('head'), s.control('tail'), 'everything consumed');
+  t.ok(s.r('IRQ_STATUS') & 0x2, 'FENCE interrupt source raised');
+  await new Promise((r) => setTimeout(r, 30));
+  t.equal(s.control('doorbellNeeded'), 1n, 'after the grace period the queue asks for a doorbell again');
+  s.publish(encodeSubmission([{ op: 'barrier' }], { ...fence, value: 3n }));
+  await s.completions(3);
+  t.equal(s.doorbells.length, 2, 'an idle queue costs one doorbell');
+});
+
+t.test('a submission that wraps around the ring end runs', async (t) => {
+  const s = await setup();
+  const pad = encodeSubmission([{ op: 'nop', length: RING - 48 - 40 }]);
+  s.publish(pad);
+  await s.completions(1);
+  s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0 }, size: 16, value: 7 }, { op: 'fill', dst: { buffer: s.data.handle, offset: 16 }, size: 16, value: 9 }], { dst: { buffer: s.data.handle, offset: 64 }, value: 5n }));
+  await s.completions(2);
+  t.same(s.done, [null, null]);
+  t.equal(s.view.getUint32(s.data.offset + 16, true), 9);
+  t.equal(s.view.getBigUint64(s.data.offset + 64, true), 5n);
+});
+
+t.test('a hostile submission fails with an error fence and record; the next valid one runs', async (t) => {
+  const s = await setup();
+  s.w('IRQ_ENABLE', 0xff);
+  const fence = (value: bigint) => ({ dst: { buffer: s.data.handle, offset: 8 }, value });
+  s.publish(encodeSubmission([{ op: 'copy', src: { buffer: 999, offset: 0 }, dst: { buffer: s.data.handle, offset: 0 }, size: 4 }], fence(10n)));
+  s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0x40 }, size: 4, value: 0xabcd }], { dst: { buffer: s.data.handle, offset: 16 }, value: 11n }));
+  await s.completions(2);
+  t.same(s.done, ['BAD_BUFFER', null]);
+  t.equal(s.view.getBigUint64(s.data.offset + 8, true), 10n | (1n << 63n), 'error fence: value with bit 63');
+  t.equal(s.view.getBigUint64(s.data.offset + 16, true), 11n, 'the next submission ran');
+  t.equal(s.control('errors'), 1n);
+  t.equal(s.control('errorCode'), BigInt(SUBMIT_ERRORS.BAD_BUFFER.code));
+  t.equal(s.control('errorAt'), 32n, 'offending command right after the 32-byte SUBMIT header');
+  t.ok(s.r('IRQ_STATUS') & 0x4, 'ERROR interrupt source raised');
+});
+
+t.test('garbled lengths skip what was published; a bad tail stops consumption until fixed', async (t) => {
+  const s = await setup();
+  const bad = encodeSubmission([{ op: 'barrier' }]);
+  new DataView(bad.buffer).setUint32(4, 12, true);
+  s.publish(bad);
+  await s.completions(1);
+  t.same(s.done, ['BAD_LENGTH']);
+  t.equal(s.control('head'), s.control('tail'), 'skipped to tail');
+  const ok = encodeSubmission([{ op: 'barrier' }], { dst: { buffer: s.data.handle, offset: 0 }, value: 1n });
+  s.publish(ok, { forceTail: 0n }); // tail behind head
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(s.control('state'), BigInt(SUBMIT_ERRORS.BAD_RING.code), 'BAD_RING reported');
+  t.equal(s.done.length, 1, 'nothing consumed');
+});
+
+t.test('WAIT: satisfied by another write; timeout fails the submission', async (t) => {
+  const s = await setup();
+  const flag = { buffer: s.data.handle, offset: 0x200 };
+  s.publish(encodeSubmission([{ op: 'wait', src: flag, value: 1n, timeoutNs: 2_000_000_000n }, { op: 'fill', dst: { buffer: s.data.handle, offset: 0x300 }, size: 4, value: 1 }]));
+  await new Promise((r) => setTimeout(r, 10));
+  t.equal(s.done.length, 0, 'waiting');
+  s.view.setBigUint64(s.data.offset + 0x200, 1n, true);
+  await s.completions(1);
+  t.same(s.done, [null]);
+  s.publish(encodeSubmission([{ op: 'wait', src: flag, value: 5n, timeoutNs: 5_000_000n }]));
+  await s.completions(2);
+  t.same(s.done, [null, 'WAIT_TIMEOUT']);
+});
+
+t.test('buffers in flight stay allocated when freed; execution failure is reported', async (t) => {
+  const s = await setup();
+  let release!: () => void;
+  s.backend.gate = new Promise((r) => (release = r));
+  const victim = s.alloc(0x1000);
+  s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: victim.handle, offset: 0 }, size: 0x1000, value: 0x55 }]));
+  await new Promise((r) => setTimeout(r, 5));
+  t.equal(s.op(MAILBOX_OPS.BO_FREE.code, s.ctx, victim.handle).result, 0, 'guest frees it while in flight');
+  const next = s.alloc(0x1000);
+  t.not(next.offset, victim.offset, 'its range is not handed out while the device uses it');
+  release();
+  s.backend.gate = null;
+  await s.completions(1);
+  const again = s.alloc(0x1000);
+  t.equal(again.offset, victim.offset, 'released once the submission completed');
+  t.ok(s.dev.aperture.subarray(again.offset, again.offset + 0x1000).every((b) => b === 0), 'and zeroed');
+  s.backend.fail = 'device lost';
+  s.publish(encodeSubmission([{ op: 'barrier' }]));
+  await s.completions(2);
+  t.same(s.done, [null, 'EXEC_FAILED']);
+});
+
+t.test('kernels and queue mailbox errors', async (t) => {
+  const s = await setup();
+  const spv = s.alloc(0x1000);
+  s.view.setUint32(spv.offset, 0x07230203, true);
+  const k = s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 2, 8);
+  t.equal(k.result, 0, 'kernel created');
+  s.publish(encodeSubmission([{ op: 'dispatch', kernel: k.ret, groups: [2, 1, 1], bindings: [{ buffer: s.data.handle, offset: 0, size: 64 }, { buffer: s.data.handle, offset: 64, size: 64 }], push: new Uint8Array(8) }]));
+  await s.completions(1);
+  t.same(s.backend.dispatches, [{ kernel: 1, groups: [2, 1, 1] }], 'dispatched with the backend kernel id');
+  const R = MAILBOX_RESULTS;
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 4, 64, 2, 8).result, R.BAD_KERNEL.code, 'bad magic');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 0x2000, 2, 8).result, R.BAD_SIZE.code, 'past the buffer');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 17, 8).result, R.BAD_FLAGS.code, 'too many bindings');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 8, 2, 8).result, R.BAD_KERNEL.code, 'rejected by the backend');
+  t.equal(s.op(MAILBOX_OPS.QUEUE_CREATE.code, s.ctx, s.ring.handle, 0).result, R.BUSY.code, 'buffer already a queue');
+  t.equal(s.op(MAILBOX_OPS.QUEUE_CREATE.code, s.ctx, spv.handle, 0).result, R.BAD_SIZE.code, 'no room for a ring');
+  t.equal(s.op(MAILBOX_OPS.QUEUE_CREATE.code, s.ctx, s.data.handle, 9).result, R.BAD_FLAGS.code, 'priority');
+  t.equal(s.op(MAILBOX_OPS.QUEUE_DESTROY.code, s.ctx, 99).result, R.BAD_HANDLE.code);
+  t.equal(s.op(MAILBOX_OPS.KERNEL_DESTROY.code, s.ctx, 99).result, R.BAD_HANDLE.code);
+  t.equal(s.op(MAILBOX_OPS.QUEUE_DESTROY.code, 77, s.queue.ret).result, R.BAD_CONTEXT.code);
+  t.equal(s.op(MAILBOX_OPS.BO_FREE.code, s.ctx, s.ring.handle).result, 0, 'freeing the ring buffer detaches it...');
+  t.equal(s.dev.memory.isPinned(s.ring.handle), true, '...but the queue keeps it');
+  t.equal(s.op(MAILBOX_OPS.QUEUE_DESTROY.code, s.ctx, s.queue.ret).result, 0);
+  t.equal(s.dev.memory.isPinned(s.ring.handle), false, 'released with the queue');
+  t.equal(s.op(MAILBOX_OPS.CTX_DESTROY.code, s.ctx).result, 0);
+  t.equal(s.dev.queues.kernelCount, 0, 'context destruction destroys its kernels');
+  t.equal(s.dev.memory.bufferCount, 0);
+  t.equal(s.backend.destroyed, 1);
+});
+
+t.test('no backend: queues exist but KERNEL_CREATE is UNSUPPORTED', (t) => {
+  const dev = new MdgpuDevice({ name: 'nobackend', apertureSize: APERTURE, host: new FakeHost() });
+  t.equal(dev.backend, null);
+  dev.close();
+  t.end();
+});
