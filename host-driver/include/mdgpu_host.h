@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mdgpu host driver: executes validated compute work on the host's GPU (or on the CPU through
+ * Mesa lavapipe) on behalf of mdgpu. This header is the whole ABI of libmdgpu-host.so.
+ *
+ * Who calls it: mdgpu's TypeScript process through koffi (src/backend/host-driver.ts), the C
+ * tests and the native benchmark. mdgpu has already validated the guest's intent (which memory
+ * a command may touch, which kernel it may run); the library still checks every handle, range
+ * and size it is given and answers a bad one with a negative errno, never with a crash.
+ *
+ * Conventions:
+ * - Every function returning int32_t returns 0 (or a documented positive value) on success and
+ *   a negative errno on failure: -EINVAL (malformed argument), -ENOENT (unknown or destroyed
+ *   handle), -ENODEV (no such device, or no Vulkan), -ENOMEM, -E2BIG (over a device limit),
+ *   -EAGAIN (too many submissions not yet collected; or poll: not done yet), -ETIMEDOUT (wait),
+ *   -ENOTSUP (the device lacks a feature), -EIO (the backend failed, e.g. device lost).
+ *   mdgpu_host_last_error() then describes the failure in words.
+ * - Handles are nonzero uint32_t values; 0 is never a valid handle. A destroyed handle is
+ *   rejected (-ENOENT): handles carry a generation, so a stale one does not name a new object.
+ * - Sizes and offsets are in bytes; times are in nanoseconds.
+ * - All functions are thread-safe. mdgpu_host_wait() blocks only its own thread and does not
+ *   hold the device lock while it waits, so another thread may submit or poll meanwhile.
+ * - Structs have fixed-width fields and explicit padding (pad fields must be zero); their
+ *   layouts are checked by static assertions in the library and by the TypeScript tests.
+ */
+#ifndef MDGPU_HOST_H
+#define MDGPU_HOST_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MDGPU_HOST_BUILD)
+#define MDGPU_HOST_API __attribute__((visibility("default")))
+#else
+#define MDGPU_HOST_API
+#endif
+
+/*
+ * ABI version: major in the high 16 bits, minor in the low 16. A caller accepts a library with
+ * the same major and a minor at least the one it was written for.
+ */
+#define MDGPU_HOST_ABI_MAJOR		1u
+#define MDGPU_HOST_ABI_MINOR		0u
+#define MDGPU_HOST_ABI_VERSION		((MDGPU_HOST_ABI_MAJOR << 16) | MDGPU_HOST_ABI_MINOR)
+
+/* Limits the library enforces on every device (a device may report lower ones in its info). */
+#define MDGPU_HOST_MAX_BINDINGS		16u	/* storage buffers per kernel */
+#define MDGPU_HOST_MAX_PUSH_CONSTANTS	128u	/* bytes of push constants per kernel */
+#define MDGPU_HOST_MAX_SPIRV_WORDS	(1u << 20)	/* 4 MiB of SPIR-V */
+#define MDGPU_HOST_MAX_COMMANDS		4096u	/* commands per submission */
+#define MDGPU_HOST_MAX_INFLIGHT		256u	/* submissions not yet collected, per device */
+
+/**
+ * enum mdgpu_host_device_type - kind of device (the Vulkan numbering).
+ * @MDGPU_HOST_DEVICE_OTHER: anything else
+ * @MDGPU_HOST_DEVICE_INTEGRATED: a GPU sharing memory with the CPU
+ * @MDGPU_HOST_DEVICE_DISCRETE: a GPU with its own memory
+ * @MDGPU_HOST_DEVICE_VIRTUAL: a GPU of a virtual machine
+ * @MDGPU_HOST_DEVICE_CPU: a software implementation (Mesa lavapipe)
+ */
+enum mdgpu_host_device_type {
+	MDGPU_HOST_DEVICE_OTHER = 0,
+	MDGPU_HOST_DEVICE_INTEGRATED = 1,
+	MDGPU_HOST_DEVICE_DISCRETE = 2,
+	MDGPU_HOST_DEVICE_VIRTUAL = 3,
+	MDGPU_HOST_DEVICE_CPU = 4,
+};
+
+/* mdgpu_host_device_info.flags */
+#define MDGPU_HOST_DEVICE_HOST_IMPORT	(1u << 0)	/* VK_EXT_external_memory_host: zero-copy imports */
+#define MDGPU_HOST_DEVICE_ROBUST_ACCESS	(1u << 1)	/* robustBufferAccess on: kernels cannot read or write outside their bindings */
+#define MDGPU_HOST_DEVICE_TIMESTAMPS	(1u << 2)	/* the compute queue has timestamps: TIMESTAMP and device times work */
+#define MDGPU_HOST_DEVICE_CPU_TIMESTAMPS (1u << 3)	/* TIMESTAMP values are converted to ns by the CPU at completion (see MDGPU_HOST_OP_TIMESTAMP) */
+
+/**
+ * struct mdgpu_host_device_info - what a device is and what it can do.
+ * @name: device name, NUL-terminated (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)")
+ * @driver_name: driver name, NUL-terminated (e.g. "llvmpipe")
+ * @driver_info: driver version text, NUL-terminated (e.g. "Mesa 22.3.6 (LLVM 15.0.6)")
+ * @backend: backend name, NUL-terminated ("vulkan")
+ * @index: index of the device in mdgpu_host_enumerate() order
+ * @device_type: enum mdgpu_host_device_type
+ * @vendor_id: PCI vendor ID (or a driver-defined value)
+ * @device_id: PCI device ID (or a driver-defined value)
+ * @api_version: backend API version; for Vulkan major << 22 | minor << 12 | patch
+ * @driver_version: driver version, driver-specific encoding
+ * @flags: MDGPU_HOST_DEVICE_* bits
+ * @max_push_constant_size: bytes of push constants a kernel may declare
+ * @max_bindings: storage buffers a kernel may declare
+ * @max_workgroup_count: largest group count per dispatch dimension
+ * @max_workgroup_size: largest local size per dimension
+ * @max_workgroup_invocations: largest product of the local size
+ * @timestamp_valid_bits: meaningful low bits of a device timestamp (0: none)
+ * @timestamp_period_ns: nanoseconds per device timestamp tick
+ * @min_import_alignment: alignment of pointer and size for a zero-copy import
+ *                        (minImportedHostPointerAlignment); 0 without HOST_IMPORT
+ * @min_binding_alignment: alignment of a binding's offset (minStorageBufferOffsetAlignment)
+ * @max_binding_size: largest binding size (maxStorageBufferRange)
+ * @max_memory_size: largest single memory object (maxMemoryAllocationSize)
+ */
+struct mdgpu_host_device_info {
+	char name[256];
+	char driver_name[256];
+	char driver_info[256];
+	char backend[16];
+	uint32_t index;
+	uint32_t device_type;
+	uint32_t vendor_id;
+	uint32_t device_id;
+	uint32_t api_version;
+	uint32_t driver_version;
+	uint32_t flags;
+	uint32_t max_push_constant_size;
+	uint32_t max_bindings;
+	uint32_t max_workgroup_count[3];
+	uint32_t max_workgroup_size[3];
+	uint32_t max_workgroup_invocations;
+	uint32_t timestamp_valid_bits;
+	float timestamp_period_ns;
+	uint64_t min_import_alignment;
+	uint64_t min_binding_alignment;
+	uint64_t max_binding_size;
+	uint64_t max_memory_size;
+};
+
+/* mdgpu_host_device_open() flags */
+/*
+ * Convert TIMESTAMP values on the CPU at completion even where the device tick is 1 ns (where
+ * it is not, the library always does). For tests of that path.
+ */
+#define MDGPU_HOST_OPEN_CPU_TIMESTAMPS	(1u << 0)
+
+/* mdgpu_host_memory_import*() flags, and mdgpu_host_memory_info.flags */
+#define MDGPU_HOST_MEMORY_STAGED	(1u << 0)	/* not zero copy: a device buffer with staging copies (import flag: force it) */
+#define MDGPU_HOST_MEMORY_ZERO_COPY	(1u << 1)	/* info only: the device reads and writes the host memory itself */
+#define MDGPU_HOST_MEMORY_FD_MAPPED	(1u << 2)	/* info only: imported from an fd, mapped by the library */
+
+/**
+ * struct mdgpu_host_memory_info - an imported memory object.
+ * @size: size in bytes
+ * @host_address: address of the host memory the object stands for (the caller's pointer, or
+ *                the library's own mapping of an fd)
+ * @flags: MDGPU_HOST_MEMORY_* bits; exactly one of STAGED and ZERO_COPY is set
+ * @pad: zero
+ */
+struct mdgpu_host_memory_info {
+	uint64_t size;
+	uint64_t host_address;
+	uint32_t flags;
+	uint32_t pad;
+};
+
+/**
+ * enum mdgpu_host_op - command opcodes of struct mdgpu_host_cmd.
+ * @MDGPU_HOST_OP_COPY: copy @u.copy.size bytes between memory ranges (they must not overlap)
+ * @MDGPU_HOST_OP_FILL: fill a range with a 32-bit value; offset and size multiples of 4
+ * @MDGPU_HOST_OP_DISPATCH: run a kernel over a grid of workgroups
+ * @MDGPU_HOST_OP_BARRIER: every earlier command's memory writes (kernels and transfers) are
+ *                         visible to every later command
+ * @MDGPU_HOST_OP_TIMESTAMP: write the device time (u64, ns) when every earlier command has
+ *                           completed to 8 bytes at an 8-aligned offset. The value is written
+ *                           by the device in the command stream where the device tick is 1 ns
+ *                           (lavapipe and many GPUs); otherwise (flag DEVICE_CPU_TIMESTAMPS) it
+ *                           is converted and written by the CPU when the submission completes,
+ *                           so later commands of the same batch do not see it.
+ *
+ * Commands run in order of submission only as far as BARRIER commands say: like Vulkan, two
+ * commands without a BARRIER between them may overlap.
+ */
+enum mdgpu_host_op {
+	MDGPU_HOST_OP_COPY = 1,
+	MDGPU_HOST_OP_FILL = 2,
+	MDGPU_HOST_OP_DISPATCH = 3,
+	MDGPU_HOST_OP_BARRIER = 4,
+	MDGPU_HOST_OP_TIMESTAMP = 5,
+};
+
+/**
+ * struct mdgpu_host_cmd_copy - MDGPU_HOST_OP_COPY arguments.
+ * @src_mem: source memory handle
+ * @dst_mem: destination memory handle (may equal @src_mem if the ranges do not overlap)
+ * @src_offset: source offset
+ * @dst_offset: destination offset
+ * @size: bytes to copy, > 0
+ */
+struct mdgpu_host_cmd_copy {
+	uint32_t src_mem;
+	uint32_t dst_mem;
+	uint64_t src_offset;
+	uint64_t dst_offset;
+	uint64_t size;
+};
+
+/**
+ * struct mdgpu_host_cmd_fill - MDGPU_HOST_OP_FILL arguments.
+ * @mem: memory handle
+ * @value: 32-bit pattern written to every word
+ * @offset: offset, a multiple of 4
+ * @size: bytes, a multiple of 4, > 0
+ */
+struct mdgpu_host_cmd_fill {
+	uint32_t mem;
+	uint32_t value;
+	uint64_t offset;
+	uint64_t size;
+};
+
+/**
+ * struct mdgpu_host_cmd_dispatch - MDGPU_HOST_OP_DISPATCH arguments.
+ * @kernel: kernel handle
+ * @group_count_x: workgroups in x (0 runs nothing)
+ * @group_count_y: workgroups in y
+ * @group_count_z: workgroups in z
+ * @first_binding: index of the first of the kernel's bindings in the submission's binding array
+ * @binding_count: must equal the kernel's binding count; binding i of the kernel is
+ *                 bindings[@first_binding + i]
+ * @push_offset: offset of the push constants in the submission's push data
+ * @push_size: must equal the kernel's push-constant size
+ */
+struct mdgpu_host_cmd_dispatch {
+	uint32_t kernel;
+	uint32_t group_count_x;
+	uint32_t group_count_y;
+	uint32_t group_count_z;
+	uint32_t first_binding;
+	uint32_t binding_count;
+	uint32_t push_offset;
+	uint32_t push_size;
+};
+
+/**
+ * struct mdgpu_host_cmd_timestamp - MDGPU_HOST_OP_TIMESTAMP arguments.
+ * @mem: memory handle
+ * @pad: zero
+ * @offset: offset of the u64 written, a multiple of 8
+ */
+struct mdgpu_host_cmd_timestamp {
+	uint32_t mem;
+	uint32_t pad;
+	uint64_t offset;
+};
+
+/**
+ * struct mdgpu_host_cmd - one command of a submission (40 bytes).
+ * @op: enum mdgpu_host_op
+ * @flags: zero
+ * @u: arguments of @op (BARRIER has none; leave them zero)
+ */
+struct mdgpu_host_cmd {
+	uint32_t op;
+	uint32_t flags;
+	union {
+		struct mdgpu_host_cmd_copy copy;
+		struct mdgpu_host_cmd_fill fill;
+		struct mdgpu_host_cmd_dispatch dispatch;
+		struct mdgpu_host_cmd_timestamp timestamp;
+	} u;
+};
+
+/**
+ * struct mdgpu_host_binding - a storage buffer bound to a kernel (24 bytes).
+ * @mem: memory handle
+ * @pad: zero
+ * @offset: offset into the memory, a multiple of the device's min_binding_alignment
+ * @size: bytes visible to the kernel, > 0 and at most max_binding_size
+ */
+struct mdgpu_host_binding {
+	uint32_t mem;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t size;
+};
+
+/* mdgpu_host_status.flags */
+#define MDGPU_HOST_STATUS_DEVICE_TIME	(1u << 0)	/* device_begin_ns, device_end_ns and device_ns are valid */
+
+/**
+ * struct mdgpu_host_status - outcome of a completed submission (56 bytes).
+ * @submission: the submission id
+ * @result: 0, or a negative errno: -EIO when the device failed to run it (e.g. device lost)
+ * @flags: MDGPU_HOST_STATUS_* bits
+ * @device_begin_ns: device time when the batch began (device clock, ns)
+ * @device_end_ns: device time when the batch ended
+ * @device_ns: @device_end_ns - @device_begin_ns: time the device spent on the batch
+ * @submit_ns: CLOCK_MONOTONIC when the batch was submitted
+ * @complete_ns: CLOCK_MONOTONIC when the library first saw it complete
+ */
+struct mdgpu_host_status {
+	uint64_t submission;
+	int32_t result;
+	uint32_t flags;
+	uint64_t device_begin_ns;
+	uint64_t device_end_ns;
+	uint64_t device_ns;
+	uint64_t submit_ns;
+	uint64_t complete_ns;
+};
+
+/** mdgpu_host_abi_version() - MDGPU_HOST_ABI_VERSION of the library. */
+MDGPU_HOST_API uint32_t mdgpu_host_abi_version(void);
+
+/**
+ * mdgpu_host_last_error() - description of the last failure on the calling thread.
+ *
+ * Return: a NUL-terminated message such as "kernel_create: SPIR-V invalid: ...", valid until
+ * the thread's next call into the library; "" if the last call succeeded.
+ */
+MDGPU_HOST_API const char *mdgpu_host_last_error(void);
+
+/**
+ * mdgpu_host_enumerate() - describe the device at @index without opening it.
+ * @index: 0, 1, ... in the backend's order
+ * @info: filled on success
+ *
+ * Return: 0; -ENOENT past the last device; -ENODEV when no backend is usable (no Vulkan loader
+ * or driver).
+ */
+MDGPU_HOST_API int32_t mdgpu_host_enumerate(uint32_t index, struct mdgpu_host_device_info *info);
+
+/**
+ * mdgpu_host_device_open() - open a device and create a context on it.
+ * @selector: NULL or "" for the default (the first discrete GPU, else integrated, virtual,
+ *            then CPU: Mesa lavapipe when there is no GPU); a decimal index ("1"); or a
+ *            case-insensitive substring of the device name ("llvmpipe", "radeon")
+ * @flags: MDGPU_HOST_OPEN_* bits
+ * @out_device: receives the device handle
+ *
+ * Logs one line naming the device chosen (stderr, see MDGPU_HOST_LOG in the README).
+ *
+ * Return: 0; -ENODEV when nothing matches or Vulkan is unusable; -EINVAL for unknown flags.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_device_open(const char *selector, uint32_t flags,
+					      uint32_t *out_device);
+
+/** mdgpu_host_device_info() - describe an open device. Return: 0 or -ENOENT. */
+MDGPU_HOST_API int32_t mdgpu_host_device_info(uint32_t device, struct mdgpu_host_device_info *info);
+
+/**
+ * mdgpu_host_device_destroy() - close a device and every object made on it.
+ *
+ * The handle is invalid at once. The device itself is released when the last call still
+ * using it (e.g. a wait on another thread) returns; submissions in flight are waited for.
+ *
+ * Return: 0 or -ENOENT.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_device_destroy(uint32_t device);
+
+/**
+ * mdgpu_host_memory_import() - make host memory usable by commands.
+ * @device: device handle
+ * @ptr: start of the memory (e.g. inside mdgpu's mmapped aperture memfd)
+ * @size: bytes, > 0
+ * @flags: 0, or MDGPU_HOST_MEMORY_STAGED to refuse zero copy
+ * @out_mem: receives the memory handle
+ *
+ * With VK_EXT_external_memory_host and @ptr and @size aligned to min_import_alignment, the
+ * device uses the memory itself (ZERO_COPY). Otherwise the library makes a device buffer of
+ * @size bytes and logs why: each submission then copies the ranges its commands use from the
+ * host memory before it runs and back after it completes (STAGED); staged submissions wait
+ * for earlier ones.
+ *
+ * The memory must stay mapped until the handle is destroyed and every submission that used
+ * it has completed.
+ *
+ * Return: 0; -EINVAL (NULL @ptr, zero @size, unknown flags); -E2BIG (over max_memory_size);
+ * -ENOMEM; -ENOENT.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_memory_import(uint32_t device, void *ptr, uint64_t size,
+						uint32_t flags, uint32_t *out_mem);
+
+/**
+ * mdgpu_host_memory_import_fd() - import @size bytes of a file at @offset (e.g. a memfd).
+ * @fd: file descriptor; the library mmaps it MAP_SHARED read-write and does not keep or close
+ *      @fd (the mapping keeps the file alive until the handle is destroyed)
+ * @offset: a multiple of the page size
+ * @size: bytes, > 0; the file must be at least @offset + @size long
+ *
+ * As mdgpu_host_memory_import() otherwise; the library unmaps when the memory is released.
+ *
+ * Return: as mdgpu_host_memory_import(), plus -EBADF or another mmap errno.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_memory_import_fd(uint32_t device, int32_t fd, uint64_t offset,
+						   uint64_t size, uint32_t flags, uint32_t *out_mem);
+
+/** mdgpu_host_memory_info() - describe an imported memory. Return: 0 or -ENOENT. */
+MDGPU_HOST_API int32_t mdgpu_host_memory_info(uint32_t device, uint32_t mem,
+					      struct mdgpu_host_memory_info *info);
+
+/**
+ * mdgpu_host_memory_destroy() - forget a memory handle.
+ *
+ * Submissions already made with it still complete; the device objects (and the library's
+ * mapping of an fd import) are released after the last of them.
+ *
+ * Return: 0 or -ENOENT.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_memory_destroy(uint32_t device, uint32_t mem);
+
+/**
+ * mdgpu_host_kernel_create() - make a compute kernel from SPIR-V.
+ * @device: device handle
+ * @words: SPIR-V module, @word_count 32-bit words
+ * @word_count: at most MDGPU_HOST_MAX_SPIRV_WORDS
+ * @binding_count: storage buffers the kernel uses, in descriptor set 0 at bindings
+ *                 0..@binding_count-1 (at most max_bindings)
+ * @push_constant_size: bytes of push constants, a multiple of 4, at most max_push_constant_size
+ * @out_kernel: receives the kernel handle
+ *
+ * The module is validated with SPIRV-Tools for the Vulkan environment its version needs (1.1
+ * for SPIR-V 1.3 and older). It must have one GLCompute entry point; its only resources may be
+ * storage buffers in set 0 below @binding_count and one push-constant block no larger than
+ * @push_constant_size; its capabilities must be ones the device has enabled. The compute
+ * pipeline is built once, here.
+ *
+ * Return: 0; -EINVAL (invalid SPIR-V or a mismatch, see mdgpu_host_last_error()); -E2BIG;
+ * -ENOENT; -EIO (the driver refused the pipeline).
+ */
+MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t *words,
+						uint32_t word_count, uint32_t binding_count,
+						uint32_t push_constant_size, uint32_t *out_kernel);
+
+/**
+ * mdgpu_host_kernel_destroy() - forget a kernel handle (submissions using it still complete).
+ *
+ * Return: 0 or -ENOENT.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_kernel_destroy(uint32_t device, uint32_t kernel);
+
+/**
+ * mdgpu_host_submit() - record a batch of commands and start it.
+ * @device: device handle
+ * @cmds: @cmd_count commands, 1..MDGPU_HOST_MAX_COMMANDS
+ * @bindings: the bindings DISPATCH commands refer to (may be NULL when @binding_count is 0)
+ * @push_data: the push constants DISPATCH commands refer to (may be NULL when
+ *             @push_data_size is 0)
+ * @out_submission: receives the submission id (1, 2, ... per device)
+ *
+ * Every command is checked (handles, ranges inside their memory, alignment, sizes, counts)
+ * before anything is recorded: a bad command fails the whole call and nothing runs. The batch
+ * is recorded into a command buffer and submitted with a fence; the call does not wait for it
+ * (except that a batch using STAGED memory waits for earlier submissions first).
+ *
+ * Return: 0; -EINVAL; -ENOENT; -E2BIG; -EAGAIN (MDGPU_HOST_MAX_INFLIGHT submissions are
+ * waiting to be collected by poll or wait); -ENOTSUP (TIMESTAMP on a device without
+ * timestamps); -ENOMEM; -EIO.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_submit(uint32_t device, const struct mdgpu_host_cmd *cmds,
+					 uint32_t cmd_count, const struct mdgpu_host_binding *bindings,
+					 uint32_t binding_count, const void *push_data,
+					 uint32_t push_data_size, uint64_t *out_submission);
+
+/**
+ * mdgpu_host_poll() - collect a submission if it has completed, without waiting.
+ * @status: filled when it has completed
+ *
+ * A submission is collected once: after a 0 return its id is unknown (-ENOENT).
+ *
+ * Return: 0 (completed: @status says how); -EAGAIN (still running); -ENOENT (unknown or
+ * already collected).
+ */
+MDGPU_HOST_API int32_t mdgpu_host_poll(uint32_t device, uint64_t submission,
+				       struct mdgpu_host_status *status);
+
+/**
+ * mdgpu_host_wait() - wait up to @timeout_ns for a submission to complete, and collect it.
+ * @timeout_ns: 0 polls; UINT64_MAX waits forever
+ *
+ * Return: as mdgpu_host_poll(), with -ETIMEDOUT instead of -EAGAIN.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_wait(uint32_t device, uint64_t submission, uint64_t timeout_ns,
+				       struct mdgpu_host_status *status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MDGPU_HOST_H */

@@ -1,0 +1,1229 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The Vulkan compute backend: one VkInstance and VkDevice per opened device, one compute
+ * queue, imported host memory as VkBuffers, one compute pipeline per kernel, one command
+ * buffer + fence + timestamp query pool + descriptor pool per submission (recycled).
+ *
+ * Every function here runs with the core's device lock held except vk_wait(), which only
+ * calls vkWaitForFences (the fence is not externally synchronized for waiting).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <vulkan/vulkan.h>
+
+#include "internal.h"
+
+struct mdgpu_be {
+	VkInstance instance;
+	VkPhysicalDevice pdev;
+	VkDevice dev;
+	VkQueue queue;
+	uint32_t queue_family;
+	VkPhysicalDeviceMemoryProperties mem_props;
+	PFN_vkGetMemoryHostPointerPropertiesEXT get_host_pointer_props;
+	bool host_import;
+	uint64_t import_align;
+	bool timestamps;
+	bool cpu_timestamps;	/* TIMESTAMP values converted by the CPU at completion */
+	double ts_period;	/* ns per tick */
+	uint64_t ts_mask;
+	VkCommandPool cmd_pool;
+	VkPipelineCache pipeline_cache;
+	struct mdgpu_be_submission *free_subs;
+};
+
+struct mdgpu_be_memory {
+	VkBuffer buf;		/* what commands use: the imported memory, or the device copy */
+	VkDeviceMemory mem;
+	uint64_t size;
+	uint8_t *host;
+	bool staged;
+	VkBuffer stage_buf;	/* STAGED: host-visible mirror, persistently mapped */
+	VkDeviceMemory stage_mem;
+	uint8_t *stage_map;
+};
+
+struct mdgpu_be_kernel {
+	VkShaderModule module;
+	VkDescriptorSetLayout set_layout;
+	VkPipelineLayout layout;
+	VkPipeline pipeline;
+	uint32_t binding_count;
+	uint32_t push_size;
+};
+
+/* A range of a STAGED memory copied in before a batch and (if written) out after it. */
+struct stage_range {
+	struct mdgpu_be_memory *mem;
+	uint64_t offset;
+	uint64_t size;
+	bool written;
+};
+
+/* A TIMESTAMP converted by the CPU at completion. */
+struct cpu_timestamp {
+	struct mdgpu_be_memory *mem;
+	uint64_t offset;
+	uint32_t query;
+};
+
+struct mdgpu_be_submission {
+	VkCommandBuffer cmd;
+	VkFence fence;
+	VkQueryPool query_pool;
+	uint32_t query_cap;
+	VkDescriptorPool desc_pool;
+	uint32_t desc_sets_cap;
+	uint32_t descs_cap;
+	struct stage_range *ranges;
+	uint32_t range_count;
+	uint32_t range_cap;
+	struct cpu_timestamp *cpu_ts;
+	uint32_t cpu_ts_count;
+	uint32_t cpu_ts_cap;
+	struct mdgpu_be_submission *next;	/* free list */
+};
+
+static int vk_errno(VkResult r)
+{
+	switch (r) {
+	case VK_SUCCESS: return 0;
+	case VK_TIMEOUT: case VK_NOT_READY: return -ETIMEDOUT;
+	case VK_ERROR_OUT_OF_HOST_MEMORY: case VK_ERROR_OUT_OF_DEVICE_MEMORY:
+	case VK_ERROR_TOO_MANY_OBJECTS: case VK_ERROR_FRAGMENTED_POOL:
+	case VK_ERROR_OUT_OF_POOL_MEMORY:
+		return -ENOMEM;
+	case VK_ERROR_INCOMPATIBLE_DRIVER: case VK_ERROR_INITIALIZATION_FAILED:
+		return -ENODEV;
+	case VK_ERROR_INVALID_EXTERNAL_HANDLE: return -EINVAL;
+	default: return -EIO;	/* VK_ERROR_DEVICE_LOST and anything else */
+	}
+}
+
+static int vk_fail(VkResult r, const char *what)
+{
+	return mdgpu_error(vk_errno(r), "%s failed: VkResult %d", what, (int)r);
+}
+
+/* ---- instance and device selection ---- */
+
+static int create_instance(VkInstance *out)
+{
+	VkApplicationInfo app = {
+		.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+		.pApplicationName = "mdgpu",
+		.pEngineName = "libmdgpu-host",
+		.apiVersion = VK_API_VERSION_1_1,
+	};
+	VkInstanceCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+		.pApplicationInfo = &app,
+	};
+	VkResult r = vkCreateInstance(&ci, NULL, out);
+
+	if (r != VK_SUCCESS)
+		return mdgpu_error(-ENODEV, "vkCreateInstance failed (VkResult %d): no Vulkan driver?"
+				   " Install mesa-vulkan-drivers for lavapipe", (int)r);
+	return 0;
+}
+
+static bool has_extension(VkPhysicalDevice pdev, const char *name)
+{
+	VkExtensionProperties *exts;
+	uint32_t n = 0;
+	bool found = false;
+
+	if (vkEnumerateDeviceExtensionProperties(pdev, NULL, &n, NULL) != VK_SUCCESS || !n)
+		return false;
+	exts = calloc(n, sizeof(*exts));
+	if (!exts)
+		return false;
+	if (vkEnumerateDeviceExtensionProperties(pdev, NULL, &n, exts) == VK_SUCCESS)
+		for (uint32_t i = 0; i < n && !found; i++)
+			found = !strcmp(exts[i].extensionName, name);
+	free(exts);
+	return found;
+}
+
+/* The first queue family with compute; UINT32_MAX if none. */
+static uint32_t compute_family(VkPhysicalDevice pdev, uint32_t *ts_bits)
+{
+	VkQueueFamilyProperties qf[16];
+	uint32_t n = 16;
+
+	vkGetPhysicalDeviceQueueFamilyProperties(pdev, &n, qf);
+	for (uint32_t i = 0; i < n; i++)
+		if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+			*ts_bits = qf[i].timestampValidBits;
+			return i;
+		}
+	return UINT32_MAX;
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src);
+}
+
+/* Fill @info for @pdev; return false if the device cannot run mdgpu (no compute, < 1.1). */
+static bool describe(VkPhysicalDevice pdev, uint32_t index, struct mdgpu_host_device_info *info)
+{
+	VkPhysicalDeviceExternalMemoryHostPropertiesEXT host = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT,
+	};
+	VkPhysicalDeviceMaintenance3Properties m3 = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES,
+	};
+	VkPhysicalDeviceDriverProperties drv = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES,
+	};
+	VkPhysicalDeviceProperties2 props = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+		.pNext = &m3,
+	};
+	VkPhysicalDeviceFeatures features;
+	const VkPhysicalDeviceLimits *lim = &props.properties.limits;
+	bool host_import = has_extension(pdev, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+	bool driver_props = has_extension(pdev, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
+	uint32_t ts_bits = 0;
+
+	vkGetPhysicalDeviceProperties(pdev, &props.properties);
+	if (props.properties.apiVersion < VK_API_VERSION_1_1)
+		return false;
+	if (host_import) {
+		host.pNext = props.pNext;
+		props.pNext = &host;
+	}
+	if (driver_props || props.properties.apiVersion >= VK_API_VERSION_1_2) {
+		drv.pNext = props.pNext;
+		props.pNext = &drv;
+	}
+	vkGetPhysicalDeviceProperties2(pdev, &props);
+	vkGetPhysicalDeviceFeatures(pdev, &features);
+	if (compute_family(pdev, &ts_bits) == UINT32_MAX)
+		return false;
+
+	memset(info, 0, sizeof(*info));
+	copy_str(info->name, sizeof(info->name), props.properties.deviceName);
+	copy_str(info->driver_name, sizeof(info->driver_name), drv.driverName);
+	copy_str(info->driver_info, sizeof(info->driver_info), drv.driverInfo);
+	copy_str(info->backend, sizeof(info->backend), "vulkan");
+	info->index = index;
+	info->device_type = (uint32_t)props.properties.deviceType;
+	info->vendor_id = props.properties.vendorID;
+	info->device_id = props.properties.deviceID;
+	info->api_version = props.properties.apiVersion;
+	info->driver_version = props.properties.driverVersion;
+	info->flags = (host_import ? MDGPU_HOST_DEVICE_HOST_IMPORT : 0) |
+		      (features.robustBufferAccess ? MDGPU_HOST_DEVICE_ROBUST_ACCESS : 0) |
+		      (ts_bits && lim->timestampPeriod > 0 ? MDGPU_HOST_DEVICE_TIMESTAMPS : 0);
+	info->max_push_constant_size = lim->maxPushConstantsSize < MDGPU_HOST_MAX_PUSH_CONSTANTS ?
+		lim->maxPushConstantsSize : MDGPU_HOST_MAX_PUSH_CONSTANTS;
+	info->max_bindings = lim->maxPerStageDescriptorStorageBuffers < MDGPU_HOST_MAX_BINDINGS ?
+		lim->maxPerStageDescriptorStorageBuffers : MDGPU_HOST_MAX_BINDINGS;
+	for (int i = 0; i < 3; i++) {
+		info->max_workgroup_count[i] = lim->maxComputeWorkGroupCount[i];
+		info->max_workgroup_size[i] = lim->maxComputeWorkGroupSize[i];
+	}
+	info->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
+	info->timestamp_valid_bits = ts_bits;
+	info->timestamp_period_ns = lim->timestampPeriod;
+	info->min_import_alignment = host_import ? host.minImportedHostPointerAlignment : 0;
+	info->min_binding_alignment = lim->minStorageBufferOffsetAlignment ?
+		lim->minStorageBufferOffsetAlignment : 1;
+	info->max_binding_size = lim->maxStorageBufferRange;
+	info->max_memory_size = m3.maxMemoryAllocationSize;
+	return true;
+}
+
+static int physical_devices(VkInstance instance, VkPhysicalDevice **out, uint32_t *count)
+{
+	VkResult r;
+
+	*count = 0;
+	*out = NULL;
+	r = vkEnumeratePhysicalDevices(instance, count, NULL);
+	if (r != VK_SUCCESS)
+		return vk_fail(r, "vkEnumeratePhysicalDevices");
+	if (*count == 0)
+		return mdgpu_error(-ENODEV, "no Vulkan devices");
+	*out = calloc(*count, sizeof(**out));
+	if (!*out)
+		return mdgpu_error(-ENOMEM, "out of memory");
+	r = vkEnumeratePhysicalDevices(instance, count, *out);
+	if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
+		free(*out);
+		*out = NULL;
+		return vk_fail(r, "vkEnumeratePhysicalDevices");
+	}
+	return 0;
+}
+
+static int vk_enumerate(uint32_t index, struct mdgpu_host_device_info *info)
+{
+	VkPhysicalDevice *pdevs;
+	VkInstance instance;
+	uint32_t count;
+	int ret;
+
+	ret = create_instance(&instance);
+	if (ret)
+		return ret;
+	ret = physical_devices(instance, &pdevs, &count);
+	if (!ret) {
+		if (index >= count)
+			ret = mdgpu_error(-ENOENT, "enumerate: no device %u (%u devices)", index, count);
+		else if (!describe(pdevs[index], index, info))
+			/* Listed, but not usable: say so rather than hide it. */
+			copy_str(info->backend, sizeof(info->backend), "unusable");
+		free(pdevs);
+	}
+	vkDestroyInstance(instance, NULL);
+	return ret;
+}
+
+/* Default preference: discrete, integrated, virtual GPU, then CPU (lavapipe), then other. */
+static int type_rank(uint32_t type)
+{
+	switch (type) {
+	case MDGPU_HOST_DEVICE_DISCRETE: return 0;
+	case MDGPU_HOST_DEVICE_INTEGRATED: return 1;
+	case MDGPU_HOST_DEVICE_VIRTUAL: return 2;
+	case MDGPU_HOST_DEVICE_CPU: return 3;
+	default: return 4;
+	}
+}
+
+static int select_device(VkInstance instance, const char *selector, VkPhysicalDevice *out,
+			 struct mdgpu_host_device_info *info)
+{
+	struct mdgpu_host_device_info cand;
+	VkPhysicalDevice *pdevs;
+	uint32_t count;
+	bool by_index = false;
+	unsigned long want = 0;
+	int best = -1, best_rank = 99, ret;
+
+	ret = physical_devices(instance, &pdevs, &count);
+	if (ret)
+		return ret;
+	if (selector && *selector) {
+		char *end;
+
+		want = strtoul(selector, &end, 10);
+		by_index = *end == '\0' && selector[0] >= '0' && selector[0] <= '9';
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		if (!describe(pdevs[i], i, &cand))
+			continue;
+		if (by_index) {
+			if (i != want)
+				continue;
+		} else if (selector && *selector) {
+			if (!strcasestr(cand.name, selector) && !strcasestr(cand.driver_name, selector))
+				continue;
+		}
+		if (type_rank(cand.device_type) < best_rank) {
+			best = (int)i;
+			best_rank = type_rank(cand.device_type);
+			*info = cand;
+		}
+	}
+	if (best < 0) {
+		ret = mdgpu_error(-ENODEV, "no usable Vulkan device matches \"%s\" (%u devices;"
+				  " compute and Vulkan 1.1 are needed)",
+				  selector ? selector : "", count);
+	} else {
+		*out = pdevs[best];
+	}
+	free(pdevs);
+	return ret;
+}
+
+/* ---- open / close ---- */
+
+static void vk_close(struct mdgpu_be *be)
+{
+	if (be->dev) {
+		vkDeviceWaitIdle(be->dev);
+		while (be->free_subs) {
+			struct mdgpu_be_submission *s = be->free_subs;
+
+			be->free_subs = s->next;
+			if (s->fence)
+				vkDestroyFence(be->dev, s->fence, NULL);
+			if (s->query_pool)
+				vkDestroyQueryPool(be->dev, s->query_pool, NULL);
+			if (s->desc_pool)
+				vkDestroyDescriptorPool(be->dev, s->desc_pool, NULL);
+			free(s->ranges);
+			free(s->cpu_ts);
+			free(s);	/* command buffers go with the pool */
+		}
+		if (be->pipeline_cache)
+			vkDestroyPipelineCache(be->dev, be->pipeline_cache, NULL);
+		if (be->cmd_pool)
+			vkDestroyCommandPool(be->dev, be->cmd_pool, NULL);
+		vkDestroyDevice(be->dev, NULL);
+	}
+	if (be->instance)
+		vkDestroyInstance(be->instance, NULL);
+	free(be);
+}
+
+static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
+		   struct mdgpu_host_device_info *info, uint32_t *features_out)
+{
+	VkPhysicalDeviceSubgroupProperties subgroup = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
+	};
+	VkPhysicalDeviceProperties2 props = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+		.pNext = &subgroup,
+	};
+	VkPhysicalDeviceFeatures have, enable = { 0 };
+	const char *exts[1];
+	uint32_t ext_count = 0, ts_bits = 0, features = 0;
+	float priority = 1.0f;
+	struct mdgpu_be *be;
+	VkResult r;
+	int ret;
+
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return mdgpu_error(-ENOMEM, "device_open: out of memory");
+	ret = create_instance(&be->instance);
+	if (ret)
+		goto err;
+	ret = select_device(be->instance, selector, &be->pdev, info);
+	if (ret)
+		goto err;
+
+	be->queue_family = compute_family(be->pdev, &ts_bits);
+	vkGetPhysicalDeviceMemoryProperties(be->pdev, &be->mem_props);
+	vkGetPhysicalDeviceProperties2(be->pdev, &props);
+	vkGetPhysicalDeviceFeatures(be->pdev, &have);
+	/*
+	 * robustBufferAccess bounds every kernel access to its binding's range: a guest kernel
+	 * indexing past its buffer reads zeros (or another part of the same binding) instead of
+	 * host memory. Enabled whenever the device has it (lavapipe does).
+	 */
+	enable.robustBufferAccess = have.robustBufferAccess;
+	enable.shaderInt64 = have.shaderInt64;
+	enable.shaderFloat64 = have.shaderFloat64;
+	enable.shaderInt16 = have.shaderInt16;
+	features = (have.shaderInt64 ? MDGPU_FEAT_INT64 : 0) |
+		   (have.shaderFloat64 ? MDGPU_FEAT_FLOAT64 : 0) |
+		   (have.shaderInt16 ? MDGPU_FEAT_INT16 : 0);
+	if (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT)
+		features |= (subgroup.supportedOperations & 0xffu) << MDGPU_FEAT_SUBGROUP_SHIFT;
+	*features_out = features;
+
+	be->host_import = info->flags & MDGPU_HOST_DEVICE_HOST_IMPORT;
+	be->import_align = info->min_import_alignment;
+	if (be->host_import)
+		exts[ext_count++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
+	{
+		VkDeviceQueueCreateInfo qci = {
+			.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+			.queueFamilyIndex = be->queue_family,
+			.queueCount = 1,
+			.pQueuePriorities = &priority,
+		};
+		VkDeviceCreateInfo dci = {
+			.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+			.queueCreateInfoCount = 1,
+			.pQueueCreateInfos = &qci,
+			.enabledExtensionCount = ext_count,
+			.ppEnabledExtensionNames = exts,
+			.pEnabledFeatures = &enable,
+		};
+
+		r = vkCreateDevice(be->pdev, &dci, NULL, &be->dev);
+		if (r != VK_SUCCESS) {
+			ret = vk_fail(r, "device_open: vkCreateDevice");
+			goto err;
+		}
+	}
+	vkGetDeviceQueue(be->dev, be->queue_family, 0, &be->queue);
+	if (be->host_import) {
+		be->get_host_pointer_props = (PFN_vkGetMemoryHostPointerPropertiesEXT)
+			vkGetDeviceProcAddr(be->dev, "vkGetMemoryHostPointerPropertiesEXT");
+		if (!be->get_host_pointer_props) {
+			be->host_import = false;
+			info->flags &= ~MDGPU_HOST_DEVICE_HOST_IMPORT;
+		}
+	}
+	be->timestamps = info->flags & MDGPU_HOST_DEVICE_TIMESTAMPS;
+	be->ts_period = info->timestamp_period_ns;
+	be->ts_mask = ts_bits >= 64 ? UINT64_MAX : (1ull << ts_bits) - 1;
+	/* The device can write ns itself only if a tick is exactly 1 ns. */
+	be->cpu_timestamps = be->timestamps &&
+			     (info->timestamp_period_ns != 1.0f || (flags & MDGPU_HOST_OPEN_CPU_TIMESTAMPS));
+	if (be->cpu_timestamps)
+		info->flags |= MDGPU_HOST_DEVICE_CPU_TIMESTAMPS;
+	{
+		VkCommandPoolCreateInfo ci = {
+			.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+			.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+			.queueFamilyIndex = be->queue_family,
+		};
+		VkPipelineCacheCreateInfo pci = {
+			.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+		};
+
+		r = vkCreateCommandPool(be->dev, &ci, NULL, &be->cmd_pool);
+		if (r == VK_SUCCESS)
+			r = vkCreatePipelineCache(be->dev, &pci, NULL, &be->pipeline_cache);
+		if (r != VK_SUCCESS) {
+			ret = vk_fail(r, "device_open: command pool or pipeline cache");
+			goto err;
+		}
+	}
+	*out = be;
+	return 0;
+
+err:
+	vk_close(be);
+	return ret;
+}
+
+/* ---- memory ---- */
+
+static uint32_t pick_memory_type(const struct mdgpu_be *be, uint32_t bits, VkMemoryPropertyFlags need,
+				 VkMemoryPropertyFlags prefer)
+{
+	uint32_t fallback = UINT32_MAX;
+
+	for (uint32_t i = 0; i < be->mem_props.memoryTypeCount; i++) {
+		VkMemoryPropertyFlags f = be->mem_props.memoryTypes[i].propertyFlags;
+
+		if (!(bits & (1u << i)) || (f & need) != need)
+			continue;
+		if ((f & prefer) == prefer)
+			return i;
+		if (fallback == UINT32_MAX)
+			fallback = i;
+	}
+	return fallback;
+}
+
+static const VkBufferUsageFlags BUFFER_USAGE = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+	VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+
+static void memory_free(struct mdgpu_be *be, struct mdgpu_be_memory *m)
+{
+	if (m->stage_map)
+		vkUnmapMemory(be->dev, m->stage_mem);
+	if (m->stage_buf)
+		vkDestroyBuffer(be->dev, m->stage_buf, NULL);
+	if (m->stage_mem)
+		vkFreeMemory(be->dev, m->stage_mem, NULL);
+	if (m->buf)
+		vkDestroyBuffer(be->dev, m->buf, NULL);
+	if (m->mem)
+		vkFreeMemory(be->dev, m->mem, NULL);
+	free(m);
+}
+
+/*
+ * Zero copy: wrap the host pages in a VkDeviceMemory (VK_EXT_external_memory_host) and a
+ * buffer over all of it. Returns NULL, or why not (for the log line of the staged fallback).
+ */
+static const char *import_host(struct mdgpu_be *be, struct mdgpu_be_memory *m)
+{
+	VkMemoryHostPointerPropertiesEXT hp = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT,
+	};
+	VkExternalMemoryBufferCreateInfo ext = {
+		.sType = VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO,
+		.handleTypes = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT,
+	};
+	VkBufferCreateInfo bci = {
+		.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+		.pNext = &ext,
+		.size = m->size,
+		.usage = BUFFER_USAGE,
+		.sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+	};
+	VkImportMemoryHostPointerInfoEXT import = {
+		.sType = VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
+		.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT,
+		.pHostPointer = m->host,
+	};
+	VkMemoryAllocateInfo ai = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+		.pNext = &import,
+		.allocationSize = m->size,
+	};
+	VkMemoryRequirements req;
+	uint32_t type;
+
+	if (!be->host_import)
+		return "the device lacks VK_EXT_external_memory_host";
+	if ((uintptr_t)m->host % be->import_align || m->size % be->import_align)
+		return "pointer or size not aligned to minImportedHostPointerAlignment";
+	if (be->get_host_pointer_props(be->dev,
+				       VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT,
+				       m->host, &hp) != VK_SUCCESS)
+		return "vkGetMemoryHostPointerPropertiesEXT refused the pointer";
+	if (vkCreateBuffer(be->dev, &bci, NULL, &m->buf) != VK_SUCCESS)
+		return "vkCreateBuffer for external memory failed";
+	vkGetBufferMemoryRequirements(be->dev, m->buf, &req);
+	type = pick_memory_type(be, req.memoryTypeBits & hp.memoryTypeBits,
+				VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, 0);
+	if (type == UINT32_MAX || req.size > m->size) {
+		vkDestroyBuffer(be->dev, m->buf, NULL);
+		m->buf = VK_NULL_HANDLE;
+		return "no host-coherent memory type fits the buffer";
+	}
+	ai.memoryTypeIndex = type;
+	if (vkAllocateMemory(be->dev, &ai, NULL, &m->mem) != VK_SUCCESS) {
+		vkDestroyBuffer(be->dev, m->buf, NULL);
+		m->buf = VK_NULL_HANDLE;
+		return "vkAllocateMemory with VkImportMemoryHostPointerInfoEXT failed";
+	}
+	if (vkBindBufferMemory(be->dev, m->buf, m->mem, 0) != VK_SUCCESS) {
+		vkDestroyBuffer(be->dev, m->buf, NULL);
+		vkFreeMemory(be->dev, m->mem, NULL);
+		m->buf = VK_NULL_HANDLE;
+		m->mem = VK_NULL_HANDLE;
+		return "vkBindBufferMemory failed";
+	}
+	return NULL;
+}
+
+static int make_buffer(struct mdgpu_be *be, uint64_t size, VkMemoryPropertyFlags need,
+		       VkMemoryPropertyFlags prefer, VkBuffer *buf, VkDeviceMemory *mem)
+{
+	VkBufferCreateInfo bci = {
+		.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+		.size = size,
+		.usage = BUFFER_USAGE,
+		.sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+	};
+	VkMemoryAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO };
+	VkMemoryRequirements req;
+	VkResult r;
+
+	r = vkCreateBuffer(be->dev, &bci, NULL, buf);
+	if (r != VK_SUCCESS)
+		return vk_fail(r, "memory_import: vkCreateBuffer");
+	vkGetBufferMemoryRequirements(be->dev, *buf, &req);
+	ai.allocationSize = req.size;
+	ai.memoryTypeIndex = pick_memory_type(be, req.memoryTypeBits, need, prefer);
+	if (ai.memoryTypeIndex == UINT32_MAX)
+		return mdgpu_error(-ENOMEM, "memory_import: no suitable memory type");
+	r = vkAllocateMemory(be->dev, &ai, NULL, mem);
+	if (r != VK_SUCCESS)
+		return vk_fail(r, "memory_import: vkAllocateMemory");
+	r = vkBindBufferMemory(be->dev, *buf, *mem, 0);
+	if (r != VK_SUCCESS)
+		return vk_fail(r, "memory_import: vkBindBufferMemory");
+	return 0;
+}
+
+static int vk_memory_import(struct mdgpu_be *be, void *ptr, uint64_t size, uint32_t flags,
+			    struct mdgpu_be_memory **out, uint32_t *out_flags)
+{
+	const char *why = "the caller asked for staging";
+	struct mdgpu_be_memory *m;
+	VkResult r;
+	int ret;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return mdgpu_error(-ENOMEM, "memory_import: out of memory");
+	m->host = ptr;
+	m->size = size;
+	if (!(flags & MDGPU_HOST_MEMORY_STAGED)) {
+		why = import_host(be, m);
+		if (!why) {
+			*out = m;
+			*out_flags = MDGPU_HOST_MEMORY_ZERO_COPY;
+			return 0;
+		}
+	}
+	/*
+	 * Staged: a device buffer the kernels use, and a host-visible staging buffer of the same
+	 * size. Each submission copies its ranges host -> staging (memcpy) -> device (transfer)
+	 * before its commands, and back after them.
+	 */
+	mdgpu_log(MDGPU_LOG_INFO, "memory %p+0x%" PRIx64 ": not zero copy (%s): using a device"
+		  " buffer with staging copies before and after each submission", ptr, size, why);
+	m->staged = true;
+	ret = make_buffer(be, size, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &m->buf, &m->mem);
+	if (!ret)
+		ret = make_buffer(be, size, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+				  VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+				  VK_MEMORY_PROPERTY_HOST_CACHED_BIT, &m->stage_buf, &m->stage_mem);
+	if (!ret) {
+		r = vkMapMemory(be->dev, m->stage_mem, 0, VK_WHOLE_SIZE, 0, (void **)&m->stage_map);
+		if (r != VK_SUCCESS)
+			ret = vk_fail(r, "memory_import: vkMapMemory");
+	}
+	if (ret) {
+		memory_free(be, m);
+		return ret;
+	}
+	*out = m;
+	*out_flags = MDGPU_HOST_MEMORY_STAGED;
+	return 0;
+}
+
+static void vk_memory_release(struct mdgpu_be *be, struct mdgpu_be_memory *m)
+{
+	memory_free(be, m);
+}
+
+/* ---- kernels ---- */
+
+static void vk_kernel_release(struct mdgpu_be *be, struct mdgpu_be_kernel *k)
+{
+	if (k->pipeline)
+		vkDestroyPipeline(be->dev, k->pipeline, NULL);
+	if (k->layout)
+		vkDestroyPipelineLayout(be->dev, k->layout, NULL);
+	if (k->set_layout)
+		vkDestroyDescriptorSetLayout(be->dev, k->set_layout, NULL);
+	if (k->module)
+		vkDestroyShaderModule(be->dev, k->module, NULL);
+	free(k);
+}
+
+static int vk_kernel_create(struct mdgpu_be *be, const uint32_t *words, uint32_t word_count,
+			    const char *entry, uint32_t binding_count, uint32_t push_size,
+			    struct mdgpu_be_kernel **out)
+{
+	VkDescriptorSetLayoutBinding binds[MDGPU_HOST_MAX_BINDINGS];
+	VkShaderModuleCreateInfo smci = {
+		.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+		.codeSize = (size_t)word_count * 4,
+		.pCode = words,
+	};
+	VkDescriptorSetLayoutCreateInfo dslci = {
+		.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+		.bindingCount = binding_count,
+		.pBindings = binds,
+	};
+	VkPushConstantRange push = {
+		.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+		.offset = 0,
+		.size = push_size,
+	};
+	VkPipelineLayoutCreateInfo plci = {
+		.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+		.pushConstantRangeCount = push_size ? 1 : 0,
+		.pPushConstantRanges = &push,
+	};
+	VkComputePipelineCreateInfo cpci = {
+		.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+		.stage = {
+			.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+			.stage = VK_SHADER_STAGE_COMPUTE_BIT,
+			.pName = entry,
+		},
+	};
+	struct mdgpu_be_kernel *k;
+	VkResult r;
+
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+	k->binding_count = binding_count;
+	k->push_size = push_size;
+	for (uint32_t i = 0; i < binding_count; i++)
+		binds[i] = (VkDescriptorSetLayoutBinding){
+			.binding = i,
+			.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+			.descriptorCount = 1,
+			.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+		};
+	r = vkCreateShaderModule(be->dev, &smci, NULL, &k->module);
+	if (r != VK_SUCCESS)
+		goto err;
+	r = vkCreateDescriptorSetLayout(be->dev, &dslci, NULL, &k->set_layout);
+	if (r != VK_SUCCESS)
+		goto err;
+	plci.setLayoutCount = binding_count ? 1 : 0;
+	plci.pSetLayouts = &k->set_layout;
+	r = vkCreatePipelineLayout(be->dev, &plci, NULL, &k->layout);
+	if (r != VK_SUCCESS)
+		goto err;
+	cpci.stage.module = k->module;
+	cpci.layout = k->layout;
+	r = vkCreateComputePipelines(be->dev, be->pipeline_cache, 1, &cpci, NULL, &k->pipeline);
+	if (r != VK_SUCCESS)
+		goto err;
+	*out = k;
+	return 0;
+
+err:
+	vk_kernel_release(be, k);
+	return vk_fail(r, "kernel_create: building the pipeline");
+}
+
+/* ---- submission ---- */
+
+static int grow(void **arr, uint32_t *cap, uint32_t need, size_t elem)
+{
+	void *p;
+	uint32_t n;
+
+	if (need <= *cap)
+		return 0;
+	n = *cap ? *cap : 16;
+	while (n < need)
+		n *= 2;
+	p = realloc(*arr, n * elem);
+	if (!p)
+		return mdgpu_error(-ENOMEM, "submit: out of memory");
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
+static void vk_submission_release(struct mdgpu_be *be, struct mdgpu_be_submission *s)
+{
+	/* Recycled: the command buffer, fence and pools are reset on the next use. */
+	s->next = be->free_subs;
+	be->free_subs = s;
+}
+
+/* A recycled or new submission with room for @queries queries and the job's descriptors. */
+static int sub_get(struct mdgpu_be *be, const struct mdgpu_job *job, uint32_t queries,
+		   struct mdgpu_be_submission **out)
+{
+	struct mdgpu_be_submission *s = be->free_subs;
+	VkResult r;
+
+	if (s) {
+		be->free_subs = s->next;
+		s->next = NULL;
+		vkResetCommandBuffer(s->cmd, 0);
+		vkResetFences(be->dev, 1, &s->fence);
+	} else {
+		VkCommandBufferAllocateInfo cbai = {
+			.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+			.commandPool = be->cmd_pool,
+			.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+			.commandBufferCount = 1,
+		};
+		VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
+
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return mdgpu_error(-ENOMEM, "submit: out of memory");
+		r = vkAllocateCommandBuffers(be->dev, &cbai, &s->cmd);
+		if (r == VK_SUCCESS)
+			r = vkCreateFence(be->dev, &fci, NULL, &s->fence);
+		if (r != VK_SUCCESS) {
+			if (s->cmd)
+				vkFreeCommandBuffers(be->dev, be->cmd_pool, 1, &s->cmd);
+			free(s);
+			return vk_fail(r, "submit: command buffer or fence");
+		}
+	}
+	*out = s;	/* from here on, errors recycle s through vk_submission_release() */
+	s->range_count = 0;
+	s->cpu_ts_count = 0;
+
+	if (queries > s->query_cap) {
+		VkQueryPoolCreateInfo qci = {
+			.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+			.queryType = VK_QUERY_TYPE_TIMESTAMP,
+			.queryCount = queries < 16 ? 16 : queries,
+		};
+
+		if (s->query_pool)
+			vkDestroyQueryPool(be->dev, s->query_pool, NULL);
+		s->query_pool = VK_NULL_HANDLE;
+		s->query_cap = 0;
+		r = vkCreateQueryPool(be->dev, &qci, NULL, &s->query_pool);
+		if (r != VK_SUCCESS)
+			return vk_fail(r, "submit: vkCreateQueryPool");
+		s->query_cap = qci.queryCount;
+	}
+	if (job->dispatch_count > s->desc_sets_cap || job->binding_total > s->descs_cap) {
+		uint32_t sets = job->dispatch_count < 16 ? 16 : job->dispatch_count;
+		uint32_t descs = job->binding_total < 64 ? 64 : job->binding_total;
+		VkDescriptorPoolSize size = {
+			.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+			.descriptorCount = descs,
+		};
+		VkDescriptorPoolCreateInfo dpci = {
+			.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+			.maxSets = sets,
+			.poolSizeCount = 1,
+			.pPoolSizes = &size,
+		};
+
+		if (s->desc_pool)
+			vkDestroyDescriptorPool(be->dev, s->desc_pool, NULL);
+		s->desc_pool = VK_NULL_HANDLE;
+		s->desc_sets_cap = s->descs_cap = 0;
+		r = vkCreateDescriptorPool(be->dev, &dpci, NULL, &s->desc_pool);
+		if (r != VK_SUCCESS)
+			return vk_fail(r, "submit: vkCreateDescriptorPool");
+		s->desc_sets_cap = sets;
+		s->descs_cap = descs;
+	} else if (s->desc_pool) {
+		vkResetDescriptorPool(be->dev, s->desc_pool, 0);
+	}
+	return 0;
+}
+
+static int add_range(struct mdgpu_be_submission *s, struct mdgpu_be_memory *m, uint64_t offset,
+		     uint64_t size, bool written)
+{
+	int ret;
+
+	if (!m->staged)
+		return 0;
+	ret = grow((void **)&s->ranges, &s->range_cap, s->range_count + 1, sizeof(*s->ranges));
+	if (ret)
+		return ret;
+	s->ranges[s->range_count++] = (struct stage_range){ m, offset, size, written };
+	return 0;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct stage_range *x = a, *y = b;
+
+	if (x->mem != y->mem)
+		return (uintptr_t)x->mem < (uintptr_t)y->mem ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * Sort the staged ranges and merge overlapping or touching ones (per memory), so each byte is
+ * copied once and no two copies of one batch overlap.
+ */
+static void merge_ranges(struct mdgpu_be_submission *s)
+{
+	uint32_t n = 0;
+
+	if (!s->range_count)
+		return;
+	qsort(s->ranges, s->range_count, sizeof(*s->ranges), range_cmp);
+	for (uint32_t i = 1; i < s->range_count; i++) {
+		struct stage_range *last = &s->ranges[n], *r = &s->ranges[i];
+
+		if (r->mem == last->mem && r->offset <= last->offset + last->size) {
+			uint64_t end = r->offset + r->size;
+
+			if (end > last->offset + last->size)
+				last->size = end - last->offset;
+			last->written |= r->written;
+		} else {
+			s->ranges[++n] = *r;
+		}
+	}
+	s->range_count = n + 1;
+}
+
+static void full_barrier(VkCommandBuffer cmd, VkPipelineStageFlags src, VkAccessFlags src_access,
+			 VkPipelineStageFlags dst, VkAccessFlags dst_access)
+{
+	VkMemoryBarrier mb = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = src_access,
+		.dstAccessMask = dst_access,
+	};
+
+	vkCmdPipelineBarrier(cmd, src, dst, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+#define WORK_STAGES (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT)
+#define WORK_WRITES (VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
+#define WORK_ACCESS (VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | \
+		     VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
+
+static int record_dispatch(struct mdgpu_be *be, struct mdgpu_be_submission *s,
+			   const struct mdgpu_job_cmd *jc, VkPipeline *bound)
+{
+	const struct mdgpu_host_cmd_dispatch *a = &jc->cmd->u.dispatch;
+	const struct mdgpu_be_kernel *k = jc->kernel;
+	VkDescriptorBufferInfo infos[MDGPU_HOST_MAX_BINDINGS];
+	VkWriteDescriptorSet writes[MDGPU_HOST_MAX_BINDINGS];
+	VkDescriptorSet set;
+	VkResult r;
+
+	if (*bound != k->pipeline) {
+		vkCmdBindPipeline(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);
+		*bound = k->pipeline;
+	}
+	if (k->binding_count) {
+		VkDescriptorSetAllocateInfo dsai = {
+			.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+			.descriptorPool = s->desc_pool,
+			.descriptorSetCount = 1,
+			.pSetLayouts = &k->set_layout,
+		};
+
+		r = vkAllocateDescriptorSets(be->dev, &dsai, &set);
+		if (r != VK_SUCCESS)
+			return vk_fail(r, "submit: vkAllocateDescriptorSets");
+		for (uint32_t i = 0; i < k->binding_count; i++) {
+			infos[i] = (VkDescriptorBufferInfo){
+				.buffer = jc->binding_mem[i]->buf,
+				.offset = jc->bindings[i].offset,
+				.range = jc->bindings[i].size,
+			};
+			writes[i] = (VkWriteDescriptorSet){
+				.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+				.dstSet = set,
+				.dstBinding = i,
+				.descriptorCount = 1,
+				.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+				.pBufferInfo = &infos[i],
+			};
+		}
+		vkUpdateDescriptorSets(be->dev, k->binding_count, writes, 0, NULL);
+		vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1, &set,
+					0, NULL);
+	}
+	if (k->push_size)
+		vkCmdPushConstants(s->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k->push_size,
+				   jc->push);
+	vkCmdDispatch(s->cmd, a->group_count_x, a->group_count_y, a->group_count_z);
+	return 0;
+}
+
+static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu_be_submission *s)
+{
+	VkCommandBufferBeginInfo begin = {
+		.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+		.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+	};
+	VkPipeline bound = VK_NULL_HANDLE;
+	uint32_t query = 2;	/* 0: batch begin, 1: batch end, 2..: TIMESTAMP commands */
+	VkResult r;
+	int ret;
+
+	/* Staged ranges first: which parts of which memories this batch touches. */
+	for (uint32_t i = 0; i < job->cmd_count; i++) {
+		const struct mdgpu_job_cmd *jc = &job->cmds[i];
+		const struct mdgpu_host_cmd *c = jc->cmd;
+
+		ret = 0;
+		switch (c->op) {
+		case MDGPU_HOST_OP_COPY:
+			ret = add_range(s, jc->mem[0], c->u.copy.src_offset, c->u.copy.size, false);
+			if (!ret)
+				ret = add_range(s, jc->mem[1], c->u.copy.dst_offset, c->u.copy.size,
+						true);
+			break;
+		case MDGPU_HOST_OP_FILL:
+			ret = add_range(s, jc->mem[0], c->u.fill.offset, c->u.fill.size, true);
+			break;
+		case MDGPU_HOST_OP_TIMESTAMP:
+			ret = add_range(s, jc->mem[0], c->u.timestamp.offset, 8, true);
+			break;
+		case MDGPU_HOST_OP_DISPATCH:
+			/* Kernels may write any binding. */
+			for (uint32_t b = 0; b < c->u.dispatch.binding_count && !ret; b++)
+				ret = add_range(s, jc->binding_mem[b], jc->bindings[b].offset,
+						jc->bindings[b].size, true);
+			break;
+		}
+		if (ret)
+			return ret;
+	}
+	merge_ranges(s);
+
+	r = vkBeginCommandBuffer(s->cmd, &begin);
+	if (r != VK_SUCCESS)
+		return vk_fail(r, "submit: vkBeginCommandBuffer");
+	if (be->timestamps) {
+		vkCmdResetQueryPool(s->cmd, s->query_pool, 0, 2 + job->timestamp_count);
+		vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s->query_pool, 0);
+	}
+	if (s->range_count) {
+		/* host -> staging (memcpy now, the core made sure nothing else uses it) -> device */
+		for (uint32_t i = 0; i < s->range_count; i++) {
+			const struct stage_range *rg = &s->ranges[i];
+			VkBufferCopy region = { rg->offset, rg->offset, rg->size };
+
+			memcpy(rg->mem->stage_map + rg->offset, rg->mem->host + rg->offset, rg->size);
+			vkCmdCopyBuffer(s->cmd, rg->mem->stage_buf, rg->mem->buf, 1, &region);
+		}
+		full_barrier(s->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+			     WORK_STAGES, WORK_ACCESS);
+	}
+
+	for (uint32_t i = 0; i < job->cmd_count; i++) {
+		const struct mdgpu_job_cmd *jc = &job->cmds[i];
+		const struct mdgpu_host_cmd *c = jc->cmd;
+
+		switch (c->op) {
+		case MDGPU_HOST_OP_COPY: {
+			VkBufferCopy region = {
+				c->u.copy.src_offset, c->u.copy.dst_offset, c->u.copy.size,
+			};
+
+			vkCmdCopyBuffer(s->cmd, jc->mem[0]->buf, jc->mem[1]->buf, 1, &region);
+			break;
+		}
+		case MDGPU_HOST_OP_FILL:
+			vkCmdFillBuffer(s->cmd, jc->mem[0]->buf, c->u.fill.offset, c->u.fill.size,
+					c->u.fill.value);
+			break;
+		case MDGPU_HOST_OP_DISPATCH:
+			ret = record_dispatch(be, s, jc, &bound);
+			if (ret)
+				return ret;
+			break;
+		case MDGPU_HOST_OP_BARRIER:
+			full_barrier(s->cmd, WORK_STAGES, WORK_WRITES, WORK_STAGES, WORK_ACCESS);
+			break;
+		case MDGPU_HOST_OP_TIMESTAMP:
+			/* Bottom of pipe: written when every earlier command has completed. */
+			vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT,
+					    s->query_pool, query);
+			if (be->cpu_timestamps) {
+				ret = grow((void **)&s->cpu_ts, &s->cpu_ts_cap, s->cpu_ts_count + 1,
+					   sizeof(*s->cpu_ts));
+				if (ret)
+					return ret;
+				s->cpu_ts[s->cpu_ts_count++] = (struct cpu_timestamp){
+					jc->mem[0], c->u.timestamp.offset, query,
+				};
+			} else {
+				/* Tick == 1 ns: the device copies the value into place itself. */
+				vkCmdCopyQueryPoolResults(s->cmd, s->query_pool, query, 1,
+							  jc->mem[0]->buf, c->u.timestamp.offset, 8,
+							  VK_QUERY_RESULT_64_BIT |
+							  VK_QUERY_RESULT_WAIT_BIT);
+			}
+			query++;
+			break;
+		}
+	}
+
+	if (s->range_count) {
+		/* device -> staging here; staging -> host (memcpy) at completion */
+		full_barrier(s->cmd, WORK_STAGES, WORK_WRITES, VK_PIPELINE_STAGE_TRANSFER_BIT,
+			     VK_ACCESS_TRANSFER_READ_BIT);
+		for (uint32_t i = 0; i < s->range_count; i++) {
+			const struct stage_range *rg = &s->ranges[i];
+			VkBufferCopy region = { rg->offset, rg->offset, rg->size };
+
+			if (rg->written)
+				vkCmdCopyBuffer(s->cmd, rg->mem->buf, rg->mem->stage_buf, 1, &region);
+		}
+	}
+	/* Everything the batch wrote is visible to the host once the fence signals. */
+	full_barrier(s->cmd, WORK_STAGES, WORK_WRITES, VK_PIPELINE_STAGE_HOST_BIT,
+		     VK_ACCESS_HOST_READ_BIT);
+	if (be->timestamps)
+		vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, s->query_pool, 1);
+	r = vkEndCommandBuffer(s->cmd);
+	if (r != VK_SUCCESS)
+		return vk_fail(r, "submit: vkEndCommandBuffer");
+	return 0;
+}
+
+static int vk_submit(struct mdgpu_be *be, const struct mdgpu_job *job,
+		     struct mdgpu_be_submission **out)
+{
+	struct mdgpu_be_submission *s = NULL;
+	VkSubmitInfo si = {
+		.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+		.commandBufferCount = 1,
+	};
+	VkResult r;
+	int ret;
+
+	ret = sub_get(be, job, be->timestamps ? 2 + job->timestamp_count : 0, &s);
+	if (!ret)
+		ret = record(be, job, s);
+	if (!ret) {
+		si.pCommandBuffers = &s->cmd;
+		r = vkQueueSubmit(be->queue, 1, &si, s->fence);
+		if (r != VK_SUCCESS)
+			ret = vk_fail(r, "submit: vkQueueSubmit");
+	}
+	if (ret) {
+		if (s)
+			vk_submission_release(be, s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+static int vk_wait(struct mdgpu_be *be, struct mdgpu_be_submission *s, uint64_t timeout_ns)
+{
+	VkResult r = vkWaitForFences(be->dev, 1, &s->fence, VK_TRUE, timeout_ns);
+
+	if (r == VK_SUCCESS)
+		return 0;
+	if (r == VK_TIMEOUT)
+		return -ETIMEDOUT;
+	return -EIO;
+}
+
+static uint64_t ticks_to_ns(const struct mdgpu_be *be, uint64_t ticks)
+{
+	return (uint64_t)((double)(ticks & be->ts_mask) * be->ts_period);
+}
+
+static void vk_complete(struct mdgpu_be *be, struct mdgpu_be_submission *s, int wait_result,
+			struct mdgpu_host_status *status)
+{
+	uint64_t ticks[2];
+
+	status->result = wait_result;
+	if (wait_result) {
+		mdgpu_log(MDGPU_LOG_ERROR, "submission failed on the device (%d)", wait_result);
+		return;
+	}
+	for (uint32_t i = 0; i < s->range_count; i++) {
+		const struct stage_range *rg = &s->ranges[i];
+
+		if (rg->written)
+			memcpy(rg->mem->host + rg->offset, rg->mem->stage_map + rg->offset, rg->size);
+	}
+	if (!be->timestamps)
+		return;
+	if (vkGetQueryPoolResults(be->dev, s->query_pool, 0, 2, sizeof(ticks), ticks,
+				  sizeof(ticks[0]), VK_QUERY_RESULT_64_BIT) == VK_SUCCESS) {
+		status->device_begin_ns = ticks_to_ns(be, ticks[0]);
+		status->device_end_ns = ticks_to_ns(be, ticks[1]);
+		status->device_ns = status->device_end_ns >= status->device_begin_ns ?
+			status->device_end_ns - status->device_begin_ns : 0;
+		status->flags |= MDGPU_HOST_STATUS_DEVICE_TIME;
+	}
+	for (uint32_t i = 0; i < s->cpu_ts_count; i++) {
+		const struct cpu_timestamp *t = &s->cpu_ts[i];
+		uint64_t tick, ns;
+
+		if (vkGetQueryPoolResults(be->dev, s->query_pool, t->query, 1, sizeof(tick), &tick,
+					  sizeof(tick), VK_QUERY_RESULT_64_BIT) != VK_SUCCESS)
+			continue;
+		ns = ticks_to_ns(be, tick);
+		memcpy(t->mem->host + t->offset, &ns, sizeof(ns));
+	}
+}
+
+const struct mdgpu_backend_ops mdgpu_vulkan_ops = {
+	.name = "vulkan",
+	.enumerate = vk_enumerate,
+	.open = vk_open,
+	.close = vk_close,
+	.memory_import = vk_memory_import,
+	.memory_release = vk_memory_release,
+	.kernel_create = vk_kernel_create,
+	.kernel_release = vk_kernel_release,
+	.submit = vk_submit,
+	.wait = vk_wait,
+	.complete = vk_complete,
+	.submission_release = vk_submission_release,
+};
