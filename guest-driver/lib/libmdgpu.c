@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libmdgpu: open/close, information, buffers, mappings and the trapped window over the ioctls
+ * of include/uapi/mdgpu.h. Plain C, no dependencies beyond libc; linked statically into the
+ * tools that run in the guest's initramfs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mdgpu.h"
+
+/* The uAPI layout must not depend on the ABI: no implicit padding anywhere. */
+_Static_assert(sizeof(struct mdgpu_info) == 88, "struct mdgpu_info layout");
+_Static_assert(offsetof(struct mdgpu_info, aperture_size) == 16, "struct mdgpu_info layout");
+_Static_assert(offsetof(struct mdgpu_info, max_buffers) == 64, "struct mdgpu_info layout");
+_Static_assert(offsetof(struct mdgpu_info, irq_count) == 80, "struct mdgpu_info layout");
+_Static_assert(sizeof(struct mdgpu_bo_create) == 32, "struct mdgpu_bo_create layout");
+_Static_assert(offsetof(struct mdgpu_bo_create, handle) == 16, "struct mdgpu_bo_create layout");
+_Static_assert(offsetof(struct mdgpu_bo_create, mmap_offset) == 24,
+	       "struct mdgpu_bo_create layout");
+_Static_assert(sizeof(struct mdgpu_bo_destroy) == 8, "struct mdgpu_bo_destroy layout");
+_Static_assert(sizeof(struct mdgpu_window_set) == 16, "struct mdgpu_window_set layout");
+
+struct mdgpu {
+	int fd;
+};
+
+static int mdgpu_ioctl(struct mdgpu *dev, unsigned long cmd, void *arg)
+{
+	int ret;
+
+	do {
+		ret = ioctl(dev->fd, cmd, arg);
+	} while (ret == -1 && errno == EINTR);
+	return ret == -1 ? -errno : 0;
+}
+
+int mdgpu_open(const char *path, struct mdgpu **out)
+{
+	struct mdgpu *dev;
+	int err;
+
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->fd = open(path ? path : MDGPU_DEFAULT_PATH, O_RDWR | O_CLOEXEC);
+	if (dev->fd < 0) {
+		err = -errno;
+		free(dev);
+		return err;
+	}
+	*out = dev;
+	return 0;
+}
+
+void mdgpu_close(struct mdgpu *dev)
+{
+	if (!dev)
+		return;
+	close(dev->fd);
+	free(dev);
+}
+
+int mdgpu_fd(const struct mdgpu *dev)
+{
+	return dev->fd;
+}
+
+int mdgpu_get_info(struct mdgpu *dev, struct mdgpu_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	return mdgpu_ioctl(dev, MDGPU_IOCTL_GET_INFO, info);
+}
+
+int mdgpu_bo_create(struct mdgpu *dev, uint64_t size, uint32_t align_log2, uint32_t flags,
+		    struct mdgpu_buffer *bo)
+{
+	struct mdgpu_bo_create args = {
+		.size = size,
+		.align_log2 = align_log2,
+		.flags = flags,
+	};
+	int ret;
+
+	ret = mdgpu_ioctl(dev, MDGPU_IOCTL_BO_CREATE, &args);
+	if (ret)
+		return ret;
+	bo->handle = args.handle;
+	bo->size = args.size;
+	bo->offset = args.mmap_offset;
+	bo->map = NULL;
+	return 0;
+}
+
+int mdgpu_bo_destroy(struct mdgpu *dev, struct mdgpu_buffer *bo)
+{
+	struct mdgpu_bo_destroy args = { .handle = bo->handle };
+
+	return mdgpu_ioctl(dev, MDGPU_IOCTL_BO_DESTROY, &args);
+}
+
+int mdgpu_bo_map(struct mdgpu *dev, struct mdgpu_buffer *bo)
+{
+	void *p;
+
+	if (bo->map)
+		return 0;
+	p = mmap(NULL, bo->size, PROT_READ | PROT_WRITE, MAP_SHARED, dev->fd, (off_t)bo->offset);
+	if (p == MAP_FAILED)
+		return -errno;
+	bo->map = p;
+	return 0;
+}
+
+int mdgpu_bo_unmap(struct mdgpu_buffer *bo)
+{
+	if (!bo->map)
+		return 0;
+	if (munmap(bo->map, bo->size))
+		return -errno;
+	bo->map = NULL;
+	return 0;
+}
+
+int mdgpu_window_map(struct mdgpu *dev, volatile void **ptr)
+{
+	void *p;
+
+	p = mmap(NULL, MDGPU_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, dev->fd,
+		 MDGPU_MMAP_WINDOW_OFFSET);
+	if (p == MAP_FAILED)
+		return -errno;
+	*ptr = p;
+	return 0;
+}
+
+int mdgpu_window_unmap(volatile void *ptr)
+{
+	if (munmap((void *)ptr, MDGPU_WINDOW_SIZE))
+		return -errno;
+	return 0;
+}
+
+int mdgpu_window_set(struct mdgpu *dev, uint64_t offset)
+{
+	struct mdgpu_window_set args = { .offset = offset };
+
+	return mdgpu_ioctl(dev, MDGPU_IOCTL_WINDOW_SET, &args);
+}
+
+static const struct {
+	int err;
+	const char *name;
+	const char *msg;
+} mdgpu_errors[] = {
+	{ EDQUOT, "EDQUOT", "over the VM's device memory quota" },
+	{ ENOSPC, "ENOSPC", "no free aperture range of that size and alignment" },
+	{ EMFILE, "EMFILE", "too many device contexts or buffers" },
+	{ EBUSY, "EBUSY", "busy: the buffer is still mapped, or another file owns the window" },
+	{ ENOENT, "ENOENT", "no such buffer (or device node)" },
+	{ EINVAL, "EINVAL", "invalid argument (size, alignment, flags, padding or offset)" },
+	{ EBADFD, "EBADFD", "the device context is gone (device reset)" },
+	{ ETIMEDOUT, "ETIMEDOUT", "the device did not answer in time" },
+	{ ENODEV, "ENODEV", "the device was removed" },
+	{ EOPNOTSUPP, "EOPNOTSUPP", "the device does not support this operation" },
+	{ EIO, "EIO", "the device answered something unexpected" },
+	{ ENOTTY, "ENOTTY", "not an mdgpu device, or an unknown ioctl" },
+	{ ENOMEM, "ENOMEM", "out of memory" },
+	{ EFAULT, "EFAULT", "bad address" },
+	{ EACCES, "EACCES", "permission denied" },
+};
+
+const char *mdgpu_strerror(int err)
+{
+	size_t i;
+
+	if (err < 0)
+		err = -err;
+	if (err == 0)
+		return "success";
+	for (i = 0; i < sizeof(mdgpu_errors) / sizeof(mdgpu_errors[0]); i++)
+		if (mdgpu_errors[i].err == err)
+			return mdgpu_errors[i].msg;
+	return strerror(err);
+}
+
+const char *mdgpu_errname(int err)
+{
+	size_t i;
+
+	if (err < 0)
+		err = -err;
+	if (err == 0)
+		return "0";
+	for (i = 0; i < sizeof(mdgpu_errors) / sizeof(mdgpu_errors[0]); i++)
+		if (mdgpu_errors[i].err == err)
+			return mdgpu_errors[i].name;
+	return "E?";
+}
