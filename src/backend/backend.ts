@@ -1,0 +1,183 @@
+/**
+ * The execution backend as the device model sees it: a device that imports memory, builds
+ * kernels from SPIR-V and runs batches of commands, completing each batch as a Promise.
+ *
+ * The real implementation is {@link HostDevice} in `host-driver.ts` (libmdgpu-host through
+ * koffi: Vulkan compute, lavapipe without a GPU). The device model takes a `ComputeBackend`
+ * so that it can be tested with another implementation (a fake that completes batches on the
+ * CPU, or one that fails on demand).
+ *
+ * Conventions:
+ * - Sizes and offsets are bytes, as JS numbers (safe integers); absolute device and host
+ *   times are bigint nanoseconds, durations are number nanoseconds.
+ * - The backend checks every command (memory ranges, alignments, counts) and rejects a bad
+ *   one with a {@link BackendError}; mdgpu's validator should have rejected it first, with a
+ *   guest-facing error, so a BackendError from `submit` is a bug or a device failure.
+ */
+
+/** Kind of device (the Vulkan numbering). */
+export enum DeviceType {
+  Other = 0,
+  IntegratedGpu = 1,
+  DiscreteGpu = 2,
+  VirtualGpu = 3,
+  Cpu = 4, // Mesa lavapipe
+}
+
+/** What a device is and what it can do (`struct mdgpu_host_device_info`). */
+export interface DeviceInfo {
+  /** Device name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
+  name: string;
+  /** Driver name, e.g. `llvmpipe`. */
+  driverName: string;
+  /** Driver version text, e.g. `Mesa 22.3.6 (LLVM 15.0.6)`. */
+  driverInfo: string;
+  /** Backend, e.g. `vulkan`. */
+  backend: string;
+  /** Position in the backend's device list (what `--device 1` selects). */
+  index: number;
+  deviceType: DeviceType;
+  vendorId: number;
+  deviceId: number;
+  /** Backend API version, e.g. `1.3.230`. */
+  apiVersion: string;
+  /** Zero-copy import of host memory is available (VK_EXT_external_memory_host). */
+  hostImport: boolean;
+  /** Kernels cannot access memory outside their bindings (robustBufferAccess). */
+  robustAccess: boolean;
+  /** TIMESTAMP commands and batch device times are available. */
+  timestamps: boolean;
+  /** TIMESTAMP values are written by the CPU at completion (device tick ≠ 1 ns). */
+  cpuTimestamps: boolean;
+  maxPushConstantSize: number;
+  maxBindings: number;
+  maxWorkgroupCount: [number, number, number];
+  maxWorkgroupSize: [number, number, number];
+  maxWorkgroupInvocations: number;
+  timestampValidBits: number;
+  timestampPeriodNs: number;
+  /** Alignment of address and size for a zero-copy import (minImportedHostPointerAlignment); 0 without hostImport. */
+  minImportAlignment: number;
+  /** Alignment of a binding's offset. */
+  minBindingAlignment: number;
+  /** Largest binding size. */
+  maxBindingSize: number;
+  /** Largest single imported memory. */
+  maxMemorySize: number;
+}
+
+/** Imported memory: a range of host memory (e.g. of mdgpu's aperture) that commands may use. */
+export interface BackendMemory {
+  /** Bytes. */
+  readonly size: number;
+  /** The device uses the host memory itself; otherwise each batch stages copies in and out. */
+  readonly zeroCopy: boolean;
+  /**
+   * Forget the memory. Batches already submitted with it still complete; the host memory must
+   * stay mapped until they have.
+   */
+  destroy(): void;
+}
+
+/** A compute kernel built from SPIR-V. */
+export interface BackendKernel {
+  /** Storage buffers in descriptor set 0, bindings 0..bindings-1. */
+  readonly bindings: number;
+  /** Bytes of push constants. */
+  readonly pushConstantSize: number;
+  /** Forget the kernel; batches already submitted with it still complete. */
+  destroy(): void;
+}
+
+/** Options of {@link ComputeBackend.createKernel}. */
+export interface KernelOptions {
+  /** Storage buffers the kernel uses: set 0, bindings 0..bindings-1. */
+  bindings: number;
+  /** Bytes of push constants, a multiple of 4 up to `maxPushConstantSize` (128). */
+  pushConstantSize: number;
+}
+
+/** Options of memory imports. */
+export interface ImportOptions {
+  /** Refuse zero copy: use a device buffer with staging copies (for tests of that path). */
+  staged?: boolean;
+}
+
+/** A storage buffer bound to a kernel: `size` bytes at `offset` of `mem`. */
+export interface Binding {
+  mem: BackendMemory;
+  /** A multiple of `minBindingAlignment`. */
+  offset: number;
+  size: number;
+}
+
+/** One command of a batch (`struct mdgpu_host_cmd`). */
+export type Command =
+  /** Copy `size` bytes; the ranges must not overlap. */
+  | { op: 'copy'; src: BackendMemory; srcOffset: number; dst: BackendMemory; dstOffset: number; size: number }
+  /** Fill with a 32-bit value; offset and size multiples of 4. */
+  | { op: 'fill'; mem: BackendMemory; offset: number; size: number; value: number }
+  /** Run `kernel` on a grid of workgroups; one binding per kernel binding; push constants of the kernel's size. */
+  | {
+      op: 'dispatch';
+      kernel: BackendKernel;
+      groups: readonly [number, number?, number?];
+      bindings: readonly Binding[];
+      push?: ArrayBufferView;
+    }
+  /** Every earlier command's writes are visible to every later command. */
+  | { op: 'barrier' }
+  /** Write the device time (u64 ns) when all earlier commands completed to 8 bytes at an 8-aligned offset. */
+  | { op: 'timestamp'; mem: BackendMemory; offset: number };
+
+/** How a batch went (`struct mdgpu_host_status`). */
+export interface SubmissionStatus {
+  /** The submission id, 1, 2, … per device. */
+  id: bigint;
+  /** Device time spent on the batch (end − begin timestamps), ns; undefined without timestamps. */
+  deviceNs: number | undefined;
+  /** Device clock when the batch began and ended, ns. */
+  deviceBeginNs: bigint | undefined;
+  deviceEndNs: bigint | undefined;
+  /** CLOCK_MONOTONIC when it was submitted, and when its completion was first seen, ns. */
+  submitNs: bigint;
+  completeNs: bigint;
+}
+
+/** A device that runs compute work. */
+export interface ComputeBackend {
+  readonly info: DeviceInfo;
+  /**
+   * Make `buffer` usable by commands (zero copy where the device can import it: page-aligned
+   * address and size). The backend keeps `buffer` referenced until the memory is destroyed.
+   */
+  importMemory(buffer: ArrayBuffer | ArrayBufferView, options?: ImportOptions): BackendMemory;
+  /** Import `size` bytes of the file `fd` at `offset` (page aligned); the backend maps it itself and does not keep `fd`. */
+  importFd(fd: number, offset: number, size: number, options?: ImportOptions): BackendMemory;
+  /** Validate SPIR-V and build a kernel. */
+  createKernel(spirv: Uint32Array, options: KernelOptions): BackendKernel;
+  /**
+   * Start a batch. Resolves when the device has completed it (its writes are then visible in
+   * host memory); rejects with a {@link BackendError} if the batch is refused or the device
+   * fails. Never blocks the event loop while the device works.
+   */
+  submit(commands: readonly Command[]): Promise<SubmissionStatus>;
+  /** Batches submitted and not yet settled. */
+  readonly pending: number;
+  /** Wait for pending batches, then release the device and everything made on it. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+/** A failed backend call: `code` is the errno name (`EINVAL`), `errno` negative, `call` the C function. */
+export class BackendError extends Error {
+  override readonly name = 'BackendError';
+
+  constructor(
+    readonly code: string,
+    readonly errno: number,
+    readonly call: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
