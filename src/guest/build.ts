@@ -33,7 +33,7 @@ export const USER_CFLAGS = ['-O2', '-Wall', '-Werror', '-Iinclude', '-Ilib'];
  * Part of the cache key: bump when the way things are built changes (commands, flags,
  * outputs), so old caches are not reused.
  */
-const RECIPE = `guest-build-1 kmod:make KCFLAGS=-Werror,strip-debug user:${USER_CFLAGS.join(' ')} -static -s tools:${GUEST_TOOLS.join(',')}`;
+const RECIPE = `guest-build-2 kmod:make KCFLAGS=-Werror,strip-debug user:${USER_CFLAGS.join(' ')} -static -s tools:${GUEST_TOOLS.join(',')}`;
 
 /** What a build produced; all paths are absolute host paths in the cache directory. */
 export interface GuestDriverBuild {
@@ -287,6 +287,8 @@ export async function buildGuestDriver(kit: Kit, opts: BuildGuestDriverOptions =
       manifest.builtAt = new Date().toISOString();
       manifest.buildSeconds = Math.round((Date.now() - t0) / 100) / 10;
       await fsp.writeFile(path.join(stage, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+      // mkdtemp made it 0700; the cached build is for anyone who may run guests.
+      await fsp.chmod(stage, 0o755);
       try {
         await fsp.rename(stage, final);
       } catch (e) {

@@ -48,6 +48,7 @@ t.test('mdgpu.ko and the static tools build for the kit kernel', async (t) => {
   t.ok(fs.existsSync(build.module), 'mdgpu.ko exists');
   t.equal(path.dirname(build.dir), path.dirname(kit.root), 'cached next to the kit');
   t.match(path.basename(build.dir), /^guest-[0-9a-f]{16}$/, 'cache directory named by the hash');
+  t.equal(fs.statSync(build.dir).mode & 0o777, 0o755, 'cache directory readable by everyone');
 
   const info = await readModinfo(build.module);
   t.equal(info.vermagic?.[0]?.split(' ')[0], kit.kernelVersion, `vermagic is the kit kernel's: ${info.vermagic?.[0]}`);
