@@ -342,6 +342,37 @@ static void test_reduce(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t n, u
 	CHECK(bad == 0, "reduce: %u partial sums differ", bad);
 }
 
+/*
+ * robustBufferAccess: a kernel told to copy more words than its bindings hold (a lying or
+ * buggy guest) must not touch memory outside them.
+ */
+static void test_out_of_bounds(uint32_t dev, uint32_t mem, uint8_t *base)
+{
+	uint32_t *src = (uint32_t *)base, *dst = (uint32_t *)(base + 0x10000), n = 1024;
+	struct mdgpu_host_binding b[2] = { bind(mem, 0, 256 * 4), bind(mem, 0x10000, 256 * 4) };
+	struct mdgpu_host_cmd c = dispatch(k_memcpy, n / 64, 1, 1, 0, 2, 0, 4);
+	struct mdgpu_host_device_info info;
+	uint32_t bad = 0;
+
+	mdgpu_host_device_info(dev, &info);
+	if (!(info.flags & MDGPU_HOST_DEVICE_ROBUST_ACCESS)) {
+		printf("note: no robustBufferAccess on this device, out-of-bounds test not run\n");
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		src[i] = i + 1;
+		dst[i] = 0xdeadbeef;
+	}
+	CHECK_RET(run(dev, &c, 1, b, 2, &n, 4, NULL), 0);
+	for (uint32_t i = 0; i < 256; i++)
+		bad += dst[i] != i + 1;
+	CHECK(bad == 0, "in-bounds words copied (%u wrong)", bad);
+	bad = 0;
+	for (uint32_t i = 256; i < n; i++)
+		bad += dst[i] != 0xdeadbeef;
+	CHECK(bad == 0, "%u words written outside the binding", bad);
+}
+
 /* FILL, BARRIER, COPY, BARRIER, TIMESTAMP x2 on one memory; checks the bytes and the times. */
 static void test_transfer(uint32_t dev, uint32_t mem, uint8_t *base, const char *what)
 {
@@ -729,6 +760,7 @@ int main(int argc, char **argv)
 	test_gemm(dev, mem, ap.base, 128, 128, 128);
 	test_reduce(dev, mem, ap.base, 1 << 22, 1024);
 	test_reduce(dev, mem, ap.base, 1001, 7);
+	test_out_of_bounds(dev, mem, ap.base);
 	CHECK_RET(mdgpu_host_memory_destroy(dev, mem), 0);
 	aperture_free(&ap);
 

@@ -640,18 +640,27 @@ export class HostDevice implements ComputeBackend {
     const id = first.value;
     const raw = {} as RawStatus;
     this.#waiting = true;
-    this.#lib.fn.wait.async(this.#handle, id, WAIT_SLICE_NS, raw, (err: unknown, ret: number) => {
+    try {
+      this.#lib.fn.wait.async(this.#handle, id, WAIT_SLICE_NS, raw, (err: unknown, ret: number) => {
+        this.#waiting = false;
+        if (err) {
+          const w = this.#waiters.get(id);
+          this.#waiters.delete(id);
+          w?.reject(err instanceof Error ? err : new Error(String(err)));
+        } else if (ret !== -constants.errno.ETIMEDOUT) {
+          this.#settle(id, ret, raw);
+        }
+        this.#reap();
+        this.#pump();
+      });
+    } catch {
+      // koffi refused the async call (its queue of async calls is full): poll again shortly.
       this.#waiting = false;
-      if (err) {
-        const w = this.#waiters.get(id);
-        this.#waiters.delete(id);
-        w?.reject(err instanceof Error ? err : new Error(String(err)));
-      } else if (ret !== -constants.errno.ETIMEDOUT) {
-        this.#settle(id, ret, raw);
-      }
-      this.#reap();
-      this.#pump();
-    });
+      setTimeout(() => {
+        this.#reap();
+        this.#pump();
+      }, 1);
+    }
   }
 
   /** Wait for every pending batch to settle, then destroy the device and all its objects. */
