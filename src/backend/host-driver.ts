@@ -392,6 +392,8 @@ export interface OpenOptions {
   cpuTimestamps?: boolean;
   /** The library to use (default {@link loadHostDriver}). */
   library?: HostDriverLibrary;
+  /** How long one worker-thread wait lasts before it is re-armed (default {@link WAIT_SLICE_NS}). */
+  waitSliceNs?: bigint;
 }
 
 /** A device opened through libmdgpu-host. */
@@ -403,10 +405,12 @@ export class HostDevice implements ComputeBackend {
   #waiting = false;
   #destroyed = false;
   #destroying: Promise<void> | undefined;
+  readonly #waitSliceNs: bigint;
 
-  private constructor(lib: HostDriverLibrary, handle: number) {
+  private constructor(lib: HostDriverLibrary, handle: number, waitSliceNs: bigint) {
     this.#lib = lib;
     this.#handle = handle;
+    this.#waitSliceNs = waitSliceNs;
     const raw = {} as RawInfo;
     this.#check('mdgpu_host_device_info', lib.fn.deviceInfo(handle, raw) as number);
     this.info = decodeInfo(raw);
@@ -418,7 +422,7 @@ export class HostDevice implements ComputeBackend {
     const out = [0];
     const ret = lib.fn.deviceOpen(options.device ?? null, options.cpuTimestamps ? OPEN_CPU_TIMESTAMPS : 0, out) as number;
     if (ret !== 0) throw fail(lib, 'mdgpu_host_device_open', ret);
-    return new HostDevice(lib, out[0]!);
+    return new HostDevice(lib, out[0]!, options.waitSliceNs ?? WAIT_SLICE_NS);
   }
 
   get pending(): number {
@@ -641,7 +645,7 @@ export class HostDevice implements ComputeBackend {
     const raw = {} as RawStatus;
     this.#waiting = true;
     try {
-      this.#lib.fn.wait.async(this.#handle, id, WAIT_SLICE_NS, raw, (err: unknown, ret: number) => {
+      this.#lib.fn.wait.async(this.#handle, id, this.#waitSliceNs, raw, (err: unknown, ret: number) => {
         this.#waiting = false;
         if (err) {
           const w = this.#waiters.get(id);

@@ -328,7 +328,8 @@ t.test('bad commands reject with the errno of the library and run nothing', asyn
 });
 
 t.test('a long gemm completes while the event loop keeps running', async (t) => {
-  const dev = openDevice(t);
+  // 1 ms wait slices: the worker-thread wait times out and is re-armed many times.
+  const dev = openDevice(t, { waitSliceNs: 1_000_000n });
   const { buf } = aperture(t, dev, 8 << 20);
   const mem = dev.importMemory(buf);
   const gemm = dev.createKernel(kernelWords('gemm'), { bindings: 3, pushConstantSize: 12 });
