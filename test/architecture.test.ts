@@ -19,6 +19,7 @@ const allowed: Record<string, string[]> = {
   server: ['server', 'transport', 'protocol', 'pci', 'native'],
   client: ['client', 'transport', 'protocol', 'native'],
   kit: ['kit'],
+  guest: ['guest', 'kit'],
   cli: ['cli', 'kit', 'server', 'vgpu', 'native', 'pci', 'client', 'protocol'],
 };
 
