@@ -20,6 +20,7 @@ const allowed: Record<string, string[]> = {
   client: ['client', 'transport', 'protocol', 'native'],
   kit: ['kit'],
   guest: ['guest', 'kit'],
+  backend: ['backend', 'native'],
   cli: ['cli', 'kit', 'server', 'vgpu', 'native', 'pci', 'client', 'protocol'],
 };
 
