@@ -44,5 +44,7 @@ if [[ -f package-lock.json ]]; then npm ci --no-audit --no-fund; else npm instal
 npx tap build >/dev/null 2>&1 || true   # tap rebuilds its plugin set from .taprc
 echo "setup: compiling TypeScript"
 npm run build
+echo "setup: building the host driver (Vulkan compute) and the SPIR-V kernels"
+make -s -C host-driver
 echo "setup: guest kit"
 node bin/mdgpu.js kit

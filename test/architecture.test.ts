@@ -21,7 +21,7 @@ const allowed: Record<string, string[]> = {
   kit: ['kit'],
   guest: ['guest', 'kit'],
   backend: ['backend', 'native'],
-  cli: ['cli', 'kit', 'server', 'vgpu', 'native', 'pci', 'client', 'protocol'],
+  cli: ['cli', 'kit', 'server', 'vgpu', 'native', 'pci', 'client', 'protocol', 'backend', 'guest'],
 };
 
 function walk(dir: string): string[] {

@@ -130,5 +130,7 @@
 #define MDGPU_QUERY_MAX_SUBMISSION               13              /* Largest submission in bytes */
 #define MDGPU_QUERY_GRACE_US                     14              /* Microseconds a drained queue is still polled before it asks for a doorbell */
 #define MDGPU_QUERY_HAS_BACKEND                  15              /* 1 when queues can execute (an execution backend is attached) */
+#define MDGPU_QUERY_BINDING_ALIGN                16              /* DISPATCH binding offsets must be multiples of this */
+#define MDGPU_QUERY_MAX_BINDING                  17              /* Largest DISPATCH binding in bytes */
 
 #endif /* MDGPU_HW_H */

@@ -156,7 +156,7 @@ export async function bootAndProbe(options: RunJobOptions): Promise<RunJobResult
     result.ok = result.problems.length === 0;
     return result;
   } finally {
-    running.close();
+    await running.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -6,6 +6,7 @@ import { nativeHostOps } from '../native/host-ops.js';
 import { VfioUserServer } from '../server/server.js';
 import { MdgpuDevice, type MdgpuDeviceOptions } from '../vgpu/device.js';
 import { info } from '../log.js';
+import { ApertureExecutor, openCompute, type ComputeOptions } from './compute.js';
 
 export interface ServeOptions {
   socket: string;
@@ -15,18 +16,22 @@ export interface ServeOptions {
   msixVectors?: number;
   identity?: MdgpuDeviceOptions['identity'];
   name?: string;
+  /** Attach the host compute device (Vulkan) so queues can run kernels. */
+  compute?: ComputeOptions;
 }
 
 export interface RunningServer {
   device: MdgpuDevice;
   server: VfioUserServer;
-  /** Stop serving and release everything (socket file, memfd, mappings). */
-  close(): void;
+  executor: ApertureExecutor | null;
+  /** Stop serving and release everything (socket file, memfd, mappings, the compute device). */
+  close(): Promise<void>;
 }
 
 /** Start serving one vGPU; returns once the socket is listening (QEMU may connect from then on). */
 export function startServer(options: ServeOptions): RunningServer {
   const native = loadNative();
+  let executor: ApertureExecutor | null = null;
   const device = new MdgpuDevice({
     name: options.name ?? 'vgpu0',
     apertureSize: options.apertureSize,
@@ -35,22 +40,39 @@ export function startServer(options: ServeOptions): RunningServer {
     ...(options.identity !== undefined ? { identity: options.identity } : {}),
     host: nativeHostOps(native),
   });
+  if (options.compute !== undefined) {
+    try {
+      // The executor imports the device's aperture, so it is attached after construction.
+      executor = new ApertureExecutor(openCompute(options.compute), device.aperture);
+      device.attachBackend(executor);
+      device.queues.limits = executor.limits(device.queues.limits);
+    } catch (err) {
+      device.close();
+      throw err;
+    }
+  }
   const server = new VfioUserServer({ socketPath: options.socket, device: device.pci, native });
   try {
     server.listen();
   } catch (err) {
     device.close();
+    void executor?.close();
     throw err;
   }
-  let closed = false;
+  let closed: Promise<void> | null = null;
   return {
     device,
     server,
+    executor,
     close() {
-      if (closed) return;
-      closed = true;
-      server.close();
-      device.close();
+      closed ??= (async () => {
+        server.close();
+        device.queues.reset();
+        // The compute device may still be writing into the aperture: finish before unmapping.
+        await executor?.close();
+        device.close();
+      })();
+      return closed;
     },
   };
 }
@@ -63,8 +85,7 @@ export function serveUntilSignal(options: ServeOptions): Promise<number> {
       info(`${signal}: shutting down (trapped accesses served: ${running.device.pci.trappedAccesses})`);
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      running.close();
-      resolve(0);
+      void running.close().then(() => resolve(0));
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -28,6 +28,7 @@ export const SUBMIT_ERRORS = {
   EXEC_FAILED: { code: 14, doc: 'The host driver failed to execute the submission' },
   BAD_RING: { code: 15, doc: 'Ring pointers out of range (tail behind head or more than the ring size ahead)' },
   CONTEXT_LOST: { code: 16, doc: 'The context was marked lost (a kernel ran past its time limit)' },
+  OVERLAP: { code: 17, doc: 'COPY source and destination overlap' },
 } as const;
 
 export type SubmitErrorName = keyof typeof SUBMIT_ERRORS;
@@ -110,6 +111,10 @@ export interface CommandLimits {
   maxWorkgroups: readonly [number, number, number];
   maxWorkgroupsTotal: number;
   maxWaitNs: bigint;
+  /** Binding offsets must be multiples of this (the device's minStorageBufferOffsetAlignment). */
+  bindingAlignment: number;
+  /** Largest binding in bytes. */
+  maxBindingBytes: number;
 }
 
 export const DEFAULT_COMMAND_LIMITS: CommandLimits = {
@@ -120,6 +125,8 @@ export const DEFAULT_COMMAND_LIMITS: CommandLimits = {
   maxWorkgroups: [65535, 65535, 65535],
   maxWorkgroupsTotal: 1 << 24,
   maxWaitNs: 10_000_000_000n,
+  bindingAlignment: 16,
+  maxBindingBytes: 128 << 20,
 };
 
 /** What the validator needs to know about the submitting context. */
@@ -222,6 +229,9 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
         noFlags(c.flags, 0, at);
         const src = range(scope, c.srcBuffer, c.srcOffset, c.size, at, 4n);
         const dst = range(scope, c.dstBuffer, c.dstOffset, c.size, at, 4n);
+        if (src.offset < dst.offset + dst.size && dst.offset < src.offset + src.size) {
+          throw new CommandError('OVERLAP', `COPY source and destination overlap`, at);
+        }
         commands.push({ kind: 'copy', src, dst });
         break;
       }
@@ -255,6 +265,10 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
         for (let i = 0; i < c.bindings; i++) {
           const b = DispatchBinding.decode(body, CMD_LAYOUTS.DISPATCH.size + i * DispatchBinding.size);
           noFlags(0, 0, at, b.reserved);
+          if (b.offset % BigInt(limits.bindingAlignment) !== 0n) {
+            throw new CommandError('BAD_ALIGNMENT', `binding ${i} offset ${b.offset} not a multiple of ${limits.bindingAlignment}`, at);
+          }
+          if (b.size > BigInt(limits.maxBindingBytes)) throw new CommandError('OUT_OF_BOUNDS', `binding ${i} of ${b.size} bytes > ${limits.maxBindingBytes}`, at);
           bindings.push(range(scope, b.buffer, b.offset, b.size, at, 4n));
         }
         commands.push({ kind: 'dispatch', kernel: c.kernel, groups, bindings, pushConstants: body.slice(pushAt, pushAt + c.pushSize) });

@@ -86,7 +86,7 @@ export class MdgpuDevice implements RegContext {
   readonly regs: RegisterFile<RegContext>;
   readonly memory: MemoryMediator;
   readonly queues: QueueEngine;
-  readonly backend: ExecutionBackend | null;
+  private executionBackend: ExecutionBackend | null;
   readonly mailboxStats: MailboxStats = { operations: 0, failures: 0 };
   /** Called on every guest write to SCRATCH, e.g. to mark benchmark phases. */
   readonly scratchListeners: ((value: number) => void)[] = [];
@@ -121,7 +121,7 @@ export class MdgpuDevice implements RegContext {
       maxBuffers: options.maxBuffers ?? DEFAULT_MAX_BUFFERS,
       zero: (offset, length) => host.discard(this.apertureFd, offset, length),
     });
-    this.backend = options.backend ?? null;
+    this.executionBackend = options.backend ?? null;
     this.queues = new QueueEngine(this);
     this.regs = new RegisterFile(`${options.name}/regs`, MDGPU_REGS, this as RegContext);
 
@@ -190,6 +190,16 @@ export class MdgpuDevice implements RegContext {
     } else {
       guestError(`${this.name}-regwidth`, `${this.name}: register write of ${count} bytes at 0x${offset.toString(16)} ignored`);
     }
+  }
+
+  get backend(): ExecutionBackend | null {
+    return this.executionBackend;
+  }
+
+  /** Attach the execution backend once it exists (it imports this device's aperture). */
+  attachBackend(backend: ExecutionBackend): void {
+    if (this.executionBackend !== null) throw new Error(`${this.name} already has an execution backend`);
+    this.executionBackend = backend;
   }
 
   queueDoorbell(queue: number): void {
@@ -346,6 +356,10 @@ export class MdgpuDevice implements RegContext {
         return Math.round(this.queues.graceMs * 1000);
       case QUERY_PARAMS.HAS_BACKEND.code:
         return this.backend === null ? 0 : 1;
+      case QUERY_PARAMS.BINDING_ALIGN.code:
+        return this.queues.limits.bindingAlignment;
+      case QUERY_PARAMS.MAX_BINDING.code:
+        return this.queues.limits.maxBindingBytes;
       default:
         throw new MailboxFailure('BAD_PARAM', `unknown query parameter ${param}`);
     }

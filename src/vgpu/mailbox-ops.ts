@@ -83,6 +83,8 @@ export const QUERY_PARAMS = {
   MAX_SUBMISSION: { code: 13, doc: 'Largest submission in bytes' },
   GRACE_US: { code: 14, doc: 'Microseconds a drained queue is still polled before it asks for a doorbell' },
   HAS_BACKEND: { code: 15, doc: '1 when queues can execute (an execution backend is attached)' },
+  BINDING_ALIGN: { code: 16, doc: 'DISPATCH binding offsets must be multiples of this' },
+  MAX_BINDING: { code: 17, doc: 'Largest DISPATCH binding in bytes' },
 } as const;
 
 /** BO_ALLOC flags; none are defined yet, so any bit set is BAD_FLAGS. */

@@ -122,6 +122,8 @@ class Queue {
 
 export class QueueEngine {
   private readonly queues = new Map<number, Queue>();
+  /** Queues that a device reset took away (their pins and memory went with it). */
+  private readonly resetGeneration = new WeakSet<Queue>();
   private readonly kernels = new Map<number, Kernel>();
   private nextQueue = 1;
   private nextKernel = 1;
@@ -249,7 +251,10 @@ export class QueueEngine {
 
   /** Device reset: everything goes. */
   reset(): void {
-    for (const q of this.queues.values()) q.destroyed = true;
+    for (const q of this.queues.values()) {
+      q.destroyed = true;
+      this.resetGeneration.add(q);
+    }
     this.queues.clear();
     for (const k of this.kernels.values()) this.host.backend?.destroyKernel(k.backendId);
     this.kernels.clear();
@@ -333,6 +338,7 @@ export class QueueEngine {
         const next = this.take(q);
         if (next === 'empty') {
           if (await this.pollDuringGrace(q)) continue;
+          if (q.destroyed) return;
           // Dekker: publish "ring me", then look at the tail once more. A submission published
           // between our last look and the flag would otherwise wait for the safety poll.
           this.writeControl(q, { doorbellNeeded: 1 });
@@ -346,6 +352,7 @@ export class QueueEngine {
         }
         if (next === 'stalled') return;
         await this.execute(q, next);
+        if (q.destroyed) return;
       }
     } finally {
       q.running = false;
@@ -473,8 +480,12 @@ export class QueueEngine {
     } catch (err) {
       error = err instanceof CommandError ? err : new CommandError('EXEC_FAILED', (err as Error).message);
     } finally {
-      for (const handle of pinned) this.host.memory.unpin(handle);
+      // After a device reset the pins are gone with everything else, and so is the queue.
+      if (!this.resetGeneration.has(q)) for (const handle of pinned) this.host.memory.unpin(handle);
     }
+    // The queue was destroyed (or the device reset) while this ran: its memory may belong to
+    // someone else now, so no fence and no control-block update.
+    if (q.destroyed && this.resetGeneration.has(q)) return;
     if (error !== null) {
       const fence = submission.fence;
       this.recordError(q, error, fence?.value ?? null, work.pos);

@@ -40,7 +40,7 @@ t.test('QEMU realizes mdgpu; config, BARs, trapped and mapped accesses, MSI-X en
   const qt = await startQtest(kit, { vfioUser: [{ socket }], memoryMiB: 128, timeoutMs: 120_000 });
   t.teardown(async () => {
     await qt.close();
-    running.close();
+    await running.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const dev = running.device;

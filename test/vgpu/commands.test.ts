@@ -10,6 +10,7 @@ const scope: SubmissionScope = {
 const fence = { dst: { buffer: 2, offset: 0 }, value: 42n };
 const push8 = new Uint8Array(8);
 const goodDispatch: CommandSpec = { op: 'dispatch', kernel: 5, groups: [4, 1, 1], bindings: [{ buffer: 1, offset: 0, size: 0x1000 }, { buffer: 1, offset: 0x1000, size: 0x1000 }], push: push8 };
+const bindingAt = (offset: number): CommandSpec => ({ ...goodDispatch, bindings: [{ buffer: 1, offset, size: 16 }, { buffer: 1, offset: 0, size: 16 }] } as CommandSpec);
 
 t.test('a valid submission of every command resolves to aperture ranges', (t) => {
   const bytes = encodeSubmission([
@@ -77,6 +78,8 @@ const hostile: [string, Uint8Array, string][] = [
   ['COPY past the end', sub({ op: 'copy', src: { buffer: 2, offset: 0xffc }, dst: { buffer: 1, offset: 0 }, size: 8 }), 'OUT_OF_BOUNDS'],
   ['COPY offset+size overflowing 2^64', sub({ op: 'copy', src: { buffer: 1, offset: 0xffff_ffff_ffff_fff0n }, dst: { buffer: 1, offset: 0 }, size: 0x20 }), 'OUT_OF_BOUNDS'],
   ['COPY misaligned', sub({ op: 'copy', src: { buffer: 1, offset: 2 }, dst: { buffer: 1, offset: 0 }, size: 4 }), 'BAD_ALIGNMENT'],
+  ['COPY onto itself', sub({ op: 'copy', src: { buffer: 1, offset: 0 }, dst: { buffer: 1, offset: 8 }, size: 16 }), 'OVERLAP'],
+  ['DISPATCH binding offset not a multiple of 16', sub(bindingAt(4)), 'BAD_ALIGNMENT'],
   ['FILL beyond the buffer', sub({ op: 'fill', dst: { buffer: 1, offset: 0 }, size: 0x10004, value: 0 }), 'OUT_OF_BOUNDS'],
   ['DISPATCH unknown kernel', sub({ ...goodDispatch, kernel: 6 } as CommandSpec), 'BAD_KERNEL'],
   ['DISPATCH zero workgroups', sub({ ...goodDispatch, groups: [0, 1, 1] } as CommandSpec), 'BAD_WORKGROUPS'],
@@ -111,6 +114,12 @@ t.test('every truncation of a valid submission is refused', (t) => {
   for (let n = 0; n < bytes.length; n++) {
     t.equal(errorOf(() => validateSubmission(bytes.subarray(0, n), scope)), 'TRUNCATED', `truncated to ${n}`);
   }
+  t.end();
+});
+
+t.test('a binding above the device limit', (t) => {
+  const big = sub({ ...goodDispatch, bindings: [{ buffer: 1, offset: 0, size: 0x10000 }, { buffer: 1, offset: 0, size: 16 }] } as CommandSpec);
+  t.equal(errorOf(() => validateSubmission(big, scope, { ...DEFAULT_COMMAND_LIMITS, maxBindingBytes: 0x8000 })), 'OUT_OF_BOUNDS');
   t.end();
 });
 

@@ -1,0 +1,101 @@
+/**
+ * Wiring: the device model's execution backend (src/vgpu/queues.ts `ExecutionBackend`) on top of
+ * the host driver (src/backend, Vulkan through koffi). The whole aperture is imported once, zero
+ * copy where the device supports it, so every validated command addresses it by offset.
+ */
+import type { BackendCommand, ExecutionBackend } from '../vgpu/queues.js';
+import type { CommandLimits } from '../vgpu/commands.js';
+import type { BackendKernel, BackendMemory, Command, ComputeBackend } from '../backend/backend.js';
+import { HostDevice } from '../backend/host-driver.js';
+import { info } from '../log.js';
+
+export interface ComputeOptions {
+  /** Device selector: index or name substring (default: a GPU if any, else lavapipe). */
+  device?: string;
+}
+
+export class ApertureExecutor implements ExecutionBackend {
+  private readonly memory: BackendMemory;
+  private readonly kernels = new Map<number, BackendKernel>();
+  private nextKernel = 1;
+
+  constructor(
+    readonly device: ComputeBackend,
+    aperture: Uint8Array,
+  ) {
+    this.memory = device.importMemory(aperture);
+    if (!this.memory.zeroCopy) info(`compute: ${device.info.name} cannot import the aperture directly; using staging copies`);
+  }
+
+  /** Limits the validator must enforce so that nothing valid is refused by the device. */
+  limits(base: CommandLimits): CommandLimits {
+    const i = this.device.info;
+    return {
+      ...base,
+      maxBindings: Math.min(base.maxBindings, i.maxBindings),
+      maxPushConstantBytes: Math.min(base.maxPushConstantBytes, i.maxPushConstantSize),
+      maxWorkgroups: [
+        Math.min(base.maxWorkgroups[0], i.maxWorkgroupCount[0]),
+        Math.min(base.maxWorkgroups[1], i.maxWorkgroupCount[1]),
+        Math.min(base.maxWorkgroups[2], i.maxWorkgroupCount[2]),
+      ],
+      bindingAlignment: Math.max(base.bindingAlignment, i.minBindingAlignment),
+      maxBindingBytes: Math.min(base.maxBindingBytes, i.maxBindingSize),
+    };
+  }
+
+  async run(commands: BackendCommand[]): Promise<{ deviceNs: number }> {
+    const mem = this.memory;
+    const mapped: Command[] = commands.map((c): Command => {
+      switch (c.kind) {
+        case 'copy':
+          return { op: 'copy', src: mem, srcOffset: c.src.offset, dst: mem, dstOffset: c.dst.offset, size: c.src.size };
+        case 'fill':
+          return { op: 'fill', mem, offset: c.dst.offset, size: c.dst.size, value: c.value };
+        case 'dispatch': {
+          const kernel = this.kernels.get(c.kernel);
+          if (kernel === undefined) throw new Error(`kernel ${c.kernel} is gone`);
+          return {
+            op: 'dispatch',
+            kernel,
+            groups: c.groups,
+            bindings: c.bindings.map((b) => ({ mem, offset: b.offset, size: b.size })),
+            ...(c.pushConstants.length > 0 ? { push: c.pushConstants } : {}),
+          };
+        }
+        case 'timestamp':
+          return { op: 'timestamp', mem, offset: c.dst.offset };
+        case 'barrier':
+          return { op: 'barrier' };
+      }
+    });
+    const status = await this.device.submit(mapped);
+    return { deviceNs: status.deviceNs ?? Number(status.completeNs - status.submitNs) };
+  }
+
+  createKernel(spirv: Uint32Array, bindings: number, pushConstantBytes: number): number {
+    const kernel = this.device.createKernel(spirv, { bindings, pushConstantSize: pushConstantBytes });
+    const id = this.nextKernel++;
+    this.kernels.set(id, kernel);
+    return id;
+  }
+
+  destroyKernel(id: number): void {
+    this.kernels.get(id)?.destroy();
+    this.kernels.delete(id);
+  }
+
+  /** Wait for work in flight, then release the device. */
+  async close(): Promise<void> {
+    for (const k of this.kernels.values()) k.destroy();
+    this.kernels.clear();
+    await this.device.destroy();
+  }
+}
+
+/** Open the host compute device (Vulkan; lavapipe when there is no GPU). */
+export function openCompute(options: ComputeOptions): ComputeBackend {
+  const device = HostDevice.open(options.device !== undefined ? { device: options.device } : {});
+  info(`compute: ${device.info.name} (${device.info.driverInfo}, Vulkan ${device.info.apiVersion})`);
+  return device;
+}

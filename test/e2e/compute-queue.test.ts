@@ -1,0 +1,107 @@
+/**
+ * The device model's queues on the real host driver (Vulkan on lavapipe, through koffi), without
+ * a VM: the test plays the guest driver through trapped register accesses and writes commands
+ * straight into the aperture, as a guest process does through its mapping.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startServer } from '../../src/cli/serve.js';
+import { REGISTER_BAR } from '../../src/vgpu/device.js';
+import { MDGPU_REGS } from '../../src/vgpu/regs.js';
+import { MAILBOX_OPS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
+import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
+import { encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
+import { setLogSink } from '../../src/log.js';
+
+setLogSink(() => {});
+const saxpySpv = fs.readFileSync(new URL('../../../guest-driver/kernels/build/saxpy.spv', import.meta.url));
+
+t.test('saxpy through a mediated queue on Vulkan; a hostile submission fails and the next runs', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-compute-'));
+  const running = startServer({ socket: path.join(dir, 's'), apertureSize: 16 << 20, name: 'compute', compute: {} });
+  t.teardown(async () => {
+    await running.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const dev = running.device;
+  t.ok(running.executor, 'compute attached');
+  const w = (name: string, v: number) => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    dev.pci.regionWrite(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, b);
+  };
+  const r = (name: string) => new DataView(dev.pci.regionRead(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, 4).buffer).getUint32(0, true);
+  const op = (code: number, ...args: number[]) => {
+    args.forEach((v, i) => w(`MBOX_ARG${i}`, v));
+    w('MBOX_OPCODE', code);
+    w('MBOX_DOORBELL', 1);
+    return { result: r('MBOX_STATUS') & 0xffff, ret: r('MBOX_RET0'), ret1: r('MBOX_RET1') };
+  };
+  t.equal(op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.HAS_BACKEND.code).ret, 1, 'HAS_BACKEND');
+  t.equal(op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.BINDING_ALIGN.code).ret, 16, 'binding alignment from the device');
+  const ctx = op(MAILBOX_OPS.CTX_CREATE.code).ret;
+  const alloc = (size: number) => {
+    const res = op(MAILBOX_OPS.BO_ALLOC.code, ctx, size, 0, 0, 0);
+    t.equal(res.result, 0);
+    return { handle: res.ret, offset: res.ret1 };
+  };
+  const N = 65536;
+  const x = alloc(N * 4);
+  const y = alloc(N * 4);
+  const misc = alloc(0x1000);
+  const spv = alloc(saxpySpv.length);
+  const ring = alloc(QUEUE_CONTROL_SIZE + 0x10000);
+  const view = new DataView(dev.aperture.buffer);
+  for (let i = 0; i < N; i++) {
+    view.setFloat32(x.offset + 4 * i, i, true);
+    view.setFloat32(y.offset + 4 * i, 1, true);
+  }
+  dev.aperture.set(saxpySpv, spv.offset);
+  const kernel = op(MAILBOX_OPS.KERNEL_CREATE.code, ctx, spv.handle, 0, saxpySpv.length, 2, 8);
+  t.equal(kernel.result, 0, 'saxpy kernel created from SPIR-V in a buffer');
+  const bad = op(MAILBOX_OPS.KERNEL_CREATE.code, ctx, spv.handle, 0, 64, 2, 8);
+  t.equal(bad.result, 11, 'a truncated module is refused by validation (BAD_KERNEL)');
+  const queue = op(MAILBOX_OPS.QUEUE_CREATE.code, ctx, ring.handle, 0);
+  t.equal(queue.result, 0);
+
+  let tail = 0n;
+  const ringBase = ring.offset + QUEUE_CONTROL_SIZE;
+  const publish = (bytes: Uint8Array) => {
+    dev.aperture.set(bytes, ringBase + Number(tail));
+    tail += BigInt(bytes.length);
+    view.setBigUint64(ring.offset + QueueControl.fields.tail.offset, tail, true);
+    if (view.getUint32(ring.offset + QueueControl.fields.doorbellNeeded.offset, true) === 1) w('QUEUE_DOORBELL', queue.ret);
+  };
+  const done: (string | null)[] = [];
+  const waiters: (() => void)[] = [];
+  dev.queues.onSubmissionDone = (_q, error) => {
+    done.push(error);
+    waiters.splice(0).forEach((f) => f());
+  };
+  const completions = async (n: number) => {
+    while (done.length < n) await new Promise<void>((resolve) => waiters.push(resolve));
+  };
+  const push = new Uint8Array(8);
+  new DataView(push.buffer).setUint32(0, N, true);
+  new DataView(push.buffer).setFloat32(4, 2, true);
+  const saxpy: CommandSpec = { op: 'dispatch', kernel: kernel.ret, groups: [N / 64, 1, 1], bindings: [{ buffer: x.handle, offset: 0, size: N * 4 }, { buffer: y.handle, offset: 0, size: N * 4 }], push };
+  publish(encodeSubmission([{ op: 'copy', src: { buffer: y.handle, offset: 0 }, dst: { buffer: misc.handle, offset: 0x100 }, size: 16 }, saxpy, { op: 'timestamp', dst: { buffer: misc.handle, offset: 8 } }], { dst: { buffer: misc.handle, offset: 0 }, value: 1n }));
+  publish(encodeSubmission([{ ...saxpy, bindings: [{ buffer: x.handle, offset: 0, size: N * 4 }, { buffer: 4242, offset: 0, size: 16 }] } as CommandSpec], { dst: { buffer: misc.handle, offset: 16 }, value: 2n }));
+  publish(encodeSubmission([{ op: 'fill', dst: { buffer: misc.handle, offset: 0x200 }, size: 64, value: 0x01010101 }], { dst: { buffer: misc.handle, offset: 24 }, value: 3n }));
+  await completions(3);
+  t.same(done, [null, 'BAD_BUFFER', null], 'valid, hostile, valid');
+  let wrong = 0;
+  for (let i = 0; i < N; i++) if (view.getFloat32(y.offset + 4 * i, true) !== 2 * i + 1) wrong++;
+  t.equal(wrong, 0, `y = 2x + y for all ${N} elements, computed by Vulkan in mdgpu's memfd`);
+  t.equal(view.getFloat32(misc.offset + 0x100, true), 1, 'COPY ran before the dispatch');
+  t.ok(view.getBigUint64(misc.offset + 8, true) > 0n, 'TIMESTAMP written');
+  t.equal(view.getBigUint64(misc.offset, true), 1n, 'fence 1');
+  t.equal(view.getBigUint64(misc.offset + 16, true), 2n | (1n << 63n), 'error fence 2');
+  t.equal(view.getBigUint64(misc.offset + 24, true), 3n, 'fence 3: the queue carried on');
+  t.equal(view.getUint32(misc.offset + 0x200, true), 0x01010101, 'FILL');
+  t.ok(dev.queues.queueStats(queue.ret)!.deviceNs > 0, 'device time accounted');
+  t.equal(op(MAILBOX_OPS.CTX_DESTROY.code, ctx).result, 0);
+  t.equal(dev.memory.bufferCount, 0, 'all freed');
+});
