@@ -33,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
           .option('aperture', { type: 'string', default: '256M', describe: 'device memory (BAR0) size, a power of two' })
           .option('quota', { type: 'string', describe: 'memory this VM may allocate (default: the whole aperture)' })
           .option('msix-vectors', { type: 'number', default: 4 })
+          .option('compute', { type: 'boolean', default: true, describe: 'attach the host Vulkan device so guest queues can run kernels' })
+          .option('device', { type: 'string', describe: 'Vulkan device: index or name substring (default: a GPU, else lavapipe)' })
           .option('vendor-id', { type: 'string', describe: 'PCI vendor id (default 0x4d44, not PCI-SIG assigned)' })
           .option('device-id', { type: 'string', describe: 'PCI device id (default 0x4750)' }),
       async (args) => {
@@ -41,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
           apertureSize: parseSize(args.aperture),
           ...(args.quota !== undefined ? { quota: parseSize(args.quota) } : {}),
           msixVectors: args['msix-vectors'],
+          ...(args.compute ? { compute: args.device !== undefined ? { device: args.device } : {} } : {}),
           identity: {
             ...(args['vendor-id'] !== undefined ? { vendorId: parseId(args['vendor-id']) } : {}),
             ...(args['device-id'] !== undefined ? { deviceId: parseId(args['device-id']) } : {}),
@@ -65,15 +68,23 @@ async function main(argv: string[]): Promise<number> {
         y
           .option('accel', { choices: ['tcg', 'kvm', 'auto'] as const, default: 'auto' as const })
           .option('aperture', { type: 'string', default: '256M' })
+          .option('quota', { type: 'string', describe: 'memory the guest may allocate (default: half the aperture)' })
           .option('memory', { type: 'string', default: '512M', describe: 'guest RAM' })
-          .option('timeout', { type: 'number', default: 180, describe: 'seconds before QEMU is killed' }),
+          .option('compute', { type: 'boolean', default: true, describe: 'run the compute workload on the host Vulkan device (--no-compute to skip)' })
+          .option('device', { type: 'string', describe: 'Vulkan device: index or name substring (default: a GPU, else lavapipe)' })
+          .option('console', { type: 'boolean', default: false, describe: 'echo the guest console' })
+          .option('timeout', { type: 'number', default: 300, describe: 'seconds before QEMU is killed' }),
       async (args) => {
         const { runJob } = await import('./run.js');
         exitCode = await runJob({
           accel: args.accel,
           apertureSize: parseSize(args.aperture),
+          ...(args.quota !== undefined ? { quota: parseSize(args.quota) } : {}),
           memoryMiB: parseSize(args.memory) / 2 ** 20,
           timeoutMs: args.timeout * 1000,
+          compute: args.compute,
+          ...(args.device !== undefined ? { device: args.device } : {}),
+          echoConsole: args.console,
         });
       },
     )

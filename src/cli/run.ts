@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureKit } from '../kit/kit.js';
-import { guestInitramfs, initScript } from '../kit/initramfs.js';
 import { runGuest, type AccelChoice, type GuestResult } from '../kit/qemu.js';
+import { buildGuestDriver } from '../guest/build.js';
+import { guestImage, GUEST_MODULE_PATH } from '../guest/image.js';
 import { startServer } from './serve.js';
 import { formatSize } from './sizes.js';
 import { DEFAULT_IDENTITY, TRAPPED_WINDOW_SIZE } from '../vgpu/device.js';
@@ -18,7 +19,10 @@ import { setLogSink } from '../log.js';
 export const GUEST_MARKER = 'MDGPU-RUN';
 /** A pattern the guest writes into the directly mapped part of the aperture. */
 export const GUEST_PATTERN = 0x6d646770; // "pgdm" little-endian
-export const GUEST_PATTERN_OFFSET = 2 * TRAPPED_WINDOW_SIZE;
+/** Where the probe stores its pattern: the aperture's last page, which buffers reach last. */
+export function guestPatternOffset(apertureSize: number): number {
+  return apertureSize - TRAPPED_WINDOW_SIZE + 0x10;
+}
 export const GUEST_SCRATCH_VALUE = 0x5eed_1234;
 
 /**
@@ -26,7 +30,8 @@ export const GUEST_SCRATCH_VALUE = 0x5eed_1234;
  * identity and BARs in machine-readable lines, enables it, reads the ID register through the
  * trapped register BAR, and writes/reads the directly mapped aperture with devmem.
  */
-export function deviceProbeScript(vendorId = DEFAULT_IDENTITY.vendorId, deviceId = DEFAULT_IDENTITY.deviceId): string {
+export function deviceProbeScript(apertureSize: number, vendorId = DEFAULT_IDENTITY.vendorId, deviceId = DEFAULT_IDENTITY.deviceId): string {
+  const patternOffset = guestPatternOffset(apertureSize);
   const hex4 = (n: number) => `0x${n.toString(16).padStart(4, '0')}`;
   return `
 found=0
@@ -46,8 +51,8 @@ for d in /sys/bus/pci/devices/*; do
   echo "MDGPU-REG ID=$(devmem $((regs + ${MDGPU_REGS.ID.offset})) 32) VERSION=$(devmem $((regs + ${MDGPU_REGS.VERSION.offset})) 32) APERTURE_SIZE_LO=$(devmem $((regs + ${MDGPU_REGS.APERTURE_SIZE_LO.offset})) 32)"
   devmem $((regs + ${MDGPU_REGS.SCRATCH.offset})) 32 ${GUEST_SCRATCH_VALUE}
   echo "MDGPU-SCRATCH $(devmem $((regs + ${MDGPU_REGS.SCRATCH.offset})) 32)"
-  devmem $((aperture + ${GUEST_PATTERN_OFFSET})) 32 ${GUEST_PATTERN}
-  echo "MDGPU-APERTURE readback=$(devmem $((aperture + ${GUEST_PATTERN_OFFSET})) 32)"
+  devmem $((aperture + ${patternOffset})) 32 ${GUEST_PATTERN}
+  echo "MDGPU-APERTURE readback=$(devmem $((aperture + ${patternOffset})) 32)"
 done
 [ $found = 1 ] || echo "MDGPU-DEVICE none"
 `;
@@ -95,64 +100,189 @@ export function parseGuestView(output: string): GuestView {
 export interface RunJobOptions {
   accel: AccelChoice;
   apertureSize: number;
+  /** Bytes the guest may allocate (default: half the aperture). */
+  quota?: number;
   memoryMiB: number;
   timeoutMs: number;
-  /** Print the guest console as it arrives (default: only with --log-level debug). */
+  /** Run the compute workload (mdgpu-run) on the host's Vulkan device (default true). */
+  compute?: boolean;
+  /** Vulkan device selector for compute. */
+  device?: string;
+  /** Print the guest console as it arrives. */
   echoConsole?: boolean;
   print?: (line: string) => void;
+}
+
+/** One step of the guest job, as the guest reported it and as mdgpu saw it at that moment. */
+export interface StepReport {
+  status: string;
+  contexts: number;
+  buffers: number;
+}
+
+export interface ComputeRow {
+  kernel: string;
+  size: string;
+  ok: boolean;
+  ns: number;
 }
 
 export interface RunJobResult {
   ok: boolean;
   view: GuestView;
   guest: GuestResult;
+  steps: Record<string, StepReport>;
+  info: Record<string, string>;
+  smoke: { pass: number; fail: number; failed: string[] };
+  compute: { rows: ComputeRow[]; checks: Record<string, boolean>; pass: number; fail: number } | null;
+  /** Guest patterns found in mdgpu's memfd at the allocator's offsets when the buffers were freed. */
+  patterns: { reported: number; verified: number };
   /** mdgpu's own observations during the boot. */
   host: {
     trappedAccesses: number;
-    trappedWrites: number;
+    trappedApertureAccesses: number;
     patternInMemfd: number;
     scratchRegister: number;
+    msixSignals: number;
+    intxSignals: number;
+    submissions: number;
+    submissionErrors: number;
+    contextsLeft: number;
+    buffersLeft: number;
     messages: Record<string, number>;
   };
   problems: string[];
 }
 
-/** Boot a guest against a fresh vGPU and compare what the guest saw with what mdgpu saw. */
+const STEP = 'MDGPU-STEP';
+const PATTERN_MUL = 0x9e3779b1;
+
+/** The guest's job after the device probe: load the driver, run the tools, unload it. */
+function driverScript(compute: boolean): string {
+  return `
+step() { echo "${STEP} $*"; }
+insmod ${GUEST_MODULE_PATH} && step insmod ok || step insmod FAIL
+mdgpu-info && step info ok || step info FAIL
+mdgpu-smoke && step smoke ok || step smoke FAIL
+${compute ? 'if [ -x /usr/bin/mdgpu-run ]; then mdgpu-run && step compute ok || step compute FAIL; else step compute FAIL missing-tool; fi' : ''}
+rmmod mdgpu && step rmmod ok || step rmmod FAIL
+`;
+}
+
+function field(line: string, key: string): string | undefined {
+  return new RegExp(`(?:^|\\s)${key}=(\\S+)`).exec(line)?.[1];
+}
+
+function matchesPattern(bytes: Uint8Array, seed: number): boolean {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const base = Math.imul(seed, PATTERN_MUL) >>> 0;
+  for (let i = 0; i < bytes.byteLength / 4; i++) if (view.getUint32(4 * i, true) !== ((base + i) >>> 0)) return false;
+  return true;
+}
+
+/**
+ * Boot a guest against a fresh vGPU: probe the device, load the guest driver, run mdgpu-info,
+ * mdgpu-smoke and (with compute) mdgpu-run, unload the driver, and compare what the guest saw
+ * with what mdgpu saw.
+ */
 export async function bootAndProbe(options: RunJobOptions): Promise<RunJobResult> {
   const print = options.print ?? ((line: string) => console.log(line));
+  const compute = options.compute ?? true;
   const kit = await ensureKit({ log: (line) => print(`kit: ${line}`) });
+  const build = await buildGuestDriver(kit, { log: (line) => print(`guest driver: ${line}`) });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-run-'));
   const socket = path.join(dir, 'vgpu0.sock');
-  const running = startServer({ socket, apertureSize: options.apertureSize, name: 'vgpu0' });
-  const messages: Record<string, number> = {};
+  const running = startServer({
+    socket,
+    apertureSize: options.apertureSize,
+    quota: options.quota ?? options.apertureSize / 2,
+    name: 'vgpu0',
+    ...(compute ? { compute: options.device !== undefined ? { device: options.device } : {} } : {}),
+  });
   try {
-    const initrd = await guestInitramfs(kit, { init: initScript(deviceProbeScript(), { marker: GUEST_MARKER }) });
+    const device = running.device;
+    const captures: { offset: number; size: number; bytes: Uint8Array }[] = [];
+    device.memory.onRelease = (b) => captures.push({ offset: b.offset, size: b.size, bytes: device.aperture.slice(b.offset, b.offset + b.size) });
+    let submissions = 0;
+    let submissionErrors = 0;
+    device.queues.onSubmissionDone = (_q, error) => {
+      submissions++;
+      if (error !== null) submissionErrors++;
+    };
+    const steps: Record<string, StepReport> = {};
+    const onLine = (line: string) => {
+      if (options.echoConsole) print(`guest: ${line}`);
+      const m = new RegExp(`^${STEP} (\\S+) (\\S+)`).exec(line);
+      // Mailbox operations are synchronous: when a step's line arrives, mdgpu has seen it all.
+      if (m) steps[m[1]!] = { status: m[2]!, contexts: device.memory.contextCount, buffers: device.memory.bufferCount };
+    };
+    const init = deviceProbeScript(options.apertureSize) + driverScript(compute);
+    const initrd = await guestImage(kit, build, init, { marker: GUEST_MARKER });
     const guest = await runGuest(kit, {
       accel: options.accel,
       memoryMiB: options.memoryMiB,
       initrd,
       timeoutMs: options.timeoutMs,
       vfioUser: [{ socket, id: 'mdgpu0' }],
-      ...(options.echoConsole ? { onLine: (line: string) => print(`guest: ${line}`) } : {}),
+      onLine,
     });
-    const pci = running.device.pci;
+    const lines = guest.output.split('\n').map((l) => l.trim());
     const view = parseGuestView(guest.output);
-    const patternInMemfd = new DataView(running.device.aperture.buffer).getUint32(GUEST_PATTERN_OFFSET, true);
-    for (const [name, count] of running.server.commandCounts()) messages[name] = count;
+    const infoLine = lines.find((l) => l.startsWith('MDGPU-INFO ')) ?? '';
+    const info = Object.fromEntries(infoLine.split(/\s+/).slice(1).map((kv) => kv.split('=') as [string, string]));
+    const smokeLines = lines.filter((l) => /^MDGPU-SMOKE \S+ (ok|FAIL)\b/.test(l));
+    const smokeResult = lines.find((l) => l.startsWith('MDGPU-SMOKE-RESULT ')) ?? '';
+    const patternsReported = lines.filter((l) => l.startsWith('MDGPU-SMOKE-PATTERN '));
+    let verified = 0;
+    for (const line of patternsReported) {
+      const offset = Number(field(line, 'offset'));
+      const size = Number(field(line, 'size'));
+      const seed = Number(field(line, 'seed'));
+      if (captures.some((c) => c.offset === offset && c.size === size && matchesPattern(c.bytes, seed))) verified++;
+    }
+    let computeResult: RunJobResult['compute'] = null;
+    if (compute) {
+      const runLines = lines.filter((l) => l.startsWith('MDGPU-RUN '));
+      const rows = runLines.filter((l) => field(l, 'kernel') !== undefined).map((l) => ({
+        kernel: field(l, 'kernel')!,
+        size: field(l, 'size') ?? '',
+        ok: field(l, 'ok') === '1',
+        ns: Number(field(l, 'ns') ?? 0),
+      }));
+      const checks = Object.fromEntries(runLines.filter((l) => field(l, 'check') !== undefined).map((l) => [field(l, 'check')!, field(l, 'ok') === '1']));
+      const result = lines.find((l) => l.startsWith('MDGPU-RUN-RESULT ')) ?? '';
+      computeResult = { rows, checks, pass: Number(field(result, 'pass') ?? 0), fail: Number(field(result, 'fail') ?? -1) };
+    }
+    const pci = device.pci;
     const result: RunJobResult = {
       ok: false,
       view,
       guest,
+      steps,
+      info,
+      smoke: {
+        pass: Number(field(smokeResult, 'pass') ?? 0),
+        fail: Number(field(smokeResult, 'fail') ?? -1),
+        failed: smokeLines.filter((l) => / FAIL\b/.test(l)),
+      },
+      compute: computeResult,
+      patterns: { reported: patternsReported.length, verified },
       host: {
         trappedAccesses: pci.trappedAccesses,
-        trappedWrites: pci.trappedWrites.reduce((a, b) => a + b, 0),
-        patternInMemfd,
-        scratchRegister: running.device.regs.get('SCRATCH'),
-        messages,
+        trappedApertureAccesses: pci.trappedReads[0]! + pci.trappedWrites[0]!,
+        patternInMemfd: new DataView(device.aperture.buffer).getUint32(guestPatternOffset(options.apertureSize), true),
+        scratchRegister: device.regs.get('SCRATCH'),
+        msixSignals: pci.irqs.signalled[2]!,
+        intxSignals: pci.irqs.signalled[0]!,
+        submissions,
+        submissionErrors,
+        contextsLeft: device.memory.contextCount,
+        buffersLeft: device.memory.bufferCount,
+        messages: Object.fromEntries(running.server.commandCounts()),
       },
       problems: [],
     };
-    result.problems = checkRun(result, options.apertureSize);
+    result.problems = checkRun(result, options.apertureSize, compute);
     result.ok = result.problems.length === 0;
     return result;
   } finally {
@@ -161,13 +291,13 @@ export async function bootAndProbe(options: RunJobOptions): Promise<RunJobResult
   }
 }
 
-function checkRun(r: RunJobResult, apertureSize: number): string[] {
+function checkRun(r: RunJobResult, apertureSize: number, compute: boolean): string[] {
   const problems: string[] = [];
   const v = r.view;
   const expect = (ok: boolean, what: string) => {
     if (!ok) problems.push(what);
   };
-  expect(!r.guest.timedOut, `the guest did not finish within the timeout`);
+  expect(!r.guest.timedOut, 'the guest did not finish within the timeout');
   expect(v.initStatus === 0, `the guest's init did not finish cleanly (rc=${v.initStatus ?? 'none'})`);
   expect(v.vendor === `0x${DEFAULT_IDENTITY.vendorId.toString(16)}`, `vendor seen by the guest: ${v.vendor ?? 'no device'}`);
   expect(v.device === `0x${DEFAULT_IDENTITY.deviceId.toString(16)}`, `device seen by the guest: ${v.device ?? 'no device'}`);
@@ -177,25 +307,37 @@ function checkRun(r: RunJobResult, apertureSize: number): string[] {
   const bar2 = v.bars.find((b) => b.index === 2);
   expect(bar2 !== undefined && bar2.size === 0x4000n, `BAR2 size seen by the guest: ${bar2?.size ?? 'none'}`);
   expect(v.regs.ID === MDGPU_REGS.ID.reset, `ID register read by the guest: ${v.regs.ID}`);
-  expect(v.scratch === GUEST_SCRATCH_VALUE && r.host.scratchRegister === GUEST_SCRATCH_VALUE, 'SCRATCH written by the guest did not reach mdgpu');
+  expect(v.scratch === GUEST_SCRATCH_VALUE, 'SCRATCH written by the guest did not read back');
   expect(v.apertureReadback === GUEST_PATTERN, 'the guest did not read back its aperture pattern');
   expect(r.host.patternInMemfd === GUEST_PATTERN, "the guest's aperture store is not in mdgpu's memfd");
+  for (const step of ['insmod', 'info', 'smoke', ...(compute ? ['compute'] : []), 'rmmod']) {
+    expect(r.steps[step]?.status === 'ok', `guest step ${step}: ${r.steps[step]?.status ?? 'did not run'}`);
+  }
+  expect(r.smoke.fail === 0 && r.smoke.pass > 0, `mdgpu-smoke: ${r.smoke.pass} passed, ${r.smoke.fail} failed ${r.smoke.failed.join('; ')}`);
+  expect(r.patterns.reported > 0 && r.patterns.verified === r.patterns.reported, `guest patterns found in mdgpu's memfd: ${r.patterns.verified} of ${r.patterns.reported}`);
+  if (compute) {
+    const c = r.compute;
+    expect(c !== null && c.fail === 0 && c.rows.length > 0 && c.rows.every((row) => row.ok), `mdgpu-run: ${c ? `${c.pass} passed, ${c.fail} failed` : 'no result'}`);
+  }
+  expect(r.host.intxSignals === 0 && r.host.msixSignals > 0, `interrupts: ${r.host.msixSignals} MSI-X, ${r.host.intxSignals} INTx`);
+  expect(r.host.contextsLeft === 0 && r.host.buffersLeft === 0, `left on the device after rmmod: ${r.host.contextsLeft} contexts, ${r.host.buffersLeft} buffers`);
   return problems;
 }
 
-/** The CLI job: print the table, return the exit code. */
+/** The CLI job: print the tables, return the exit code. */
 export async function runJob(options: RunJobOptions): Promise<number> {
   const print = options.print ?? ((line: string) => console.log(line));
   const logs: string[] = [];
   const restore = setLogSink((line) => logs.push(line));
   let r: RunJobResult;
   try {
-    r = await bootAndProbe(options);
+    r = await bootAndProbe({ ...options, print });
   } finally {
     setLogSink(restore);
   }
   const v = r.view;
-  print(`mdgpu run: guest booted under ${r.guest.accel.toUpperCase()} in ${(r.guest.durationMs / 1000).toFixed(1)} s`);
+  const offset = guestPatternOffset(options.apertureSize);
+  print(`mdgpu run: guest booted under ${r.guest.accel.toUpperCase()}, job done in ${(r.guest.durationMs / 1000).toFixed(1)} s`);
   print('');
   print('what the guest sees');
   print(`  PCI device   ${v.bdf ?? '-'}  vendor ${v.vendor ?? '-'}  device ${v.device ?? '-'}  class ${v.class ?? '-'}`);
@@ -205,11 +347,25 @@ export async function runJob(options: RunJobOptions): Promise<number> {
     print(`  BAR${bar.index}         ${formatSize(Number(bar.size)).padEnd(8)} at 0x${bar.start.toString(16)} (${kind}${pf})`);
   }
   print(`  ID register  0x${(v.regs.ID ?? 0).toString(16)} (trapped read)`);
-  print(`  aperture     wrote 0x${GUEST_PATTERN.toString(16)} at +0x${GUEST_PATTERN_OFFSET.toString(16)}, read back 0x${(v.apertureReadback ?? 0).toString(16)} (direct mapping)`);
+  print(`  aperture     wrote 0x${GUEST_PATTERN.toString(16)} at +0x${offset.toString(16)}, read back 0x${(v.apertureReadback ?? 0).toString(16)} (direct mapping)`);
+  print(`  driver       contract ${r.info.version ?? '-'}, aperture ${formatSize(Number(r.info.aperture ?? 0))}, quota ${formatSize(Number(r.info.quota ?? 0))}`);
+  print(`  mdgpu-smoke  ${r.smoke.pass} checks passed, ${r.smoke.fail} failed`);
+  if (r.compute !== null) {
+    print('');
+    print('compute in the guest (mediated queues, SPIR-V on the host\'s Vulkan device)');
+    print(`  ${'kernel'.padEnd(10)} ${'size'.padEnd(12)} ${'result'.padEnd(7)} time`);
+    for (const row of r.compute.rows) {
+      print(`  ${row.kernel.padEnd(10)} ${row.size.padEnd(12)} ${(row.ok ? 'OK' : 'WRONG').padEnd(7)} ${(row.ns / 1e6).toFixed(1)} ms`);
+    }
+    for (const [check, ok] of Object.entries(r.compute.checks)) print(`  check ${check}: ${ok ? 'OK' : 'FAILED'}`);
+  }
   print('');
   print('what mdgpu saw');
-  print(`  pattern in its memfd at +0x${GUEST_PATTERN_OFFSET.toString(16)}: 0x${r.host.patternInMemfd.toString(16)}`);
-  print(`  trapped accesses (VM exits to mdgpu): ${r.host.trappedAccesses}`);
+  print(`  the probe's pattern in its memfd at +0x${offset.toString(16)}: 0x${r.host.patternInMemfd.toString(16)}`);
+  print(`  guest patterns found in its memfd at the allocator's offsets: ${r.patterns.verified} of ${r.patterns.reported}`);
+  print(`  trapped accesses (VM exits to mdgpu): ${r.host.trappedAccesses}, of them to the aperture BAR: ${r.host.trappedApertureAccesses}`);
+  print(`  submissions executed: ${r.host.submissions} (${r.host.submissionErrors} refused); MSI-X interrupts: ${r.host.msixSignals}`);
+  print(`  left after rmmod: ${r.host.contextsLeft} contexts, ${r.host.buffersLeft} buffers`);
   print('');
   if (r.ok) {
     print('result: OK');
