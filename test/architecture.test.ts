@@ -20,8 +20,9 @@ const allowed: Record<string, string[]> = {
   client: ['client', 'transport', 'protocol', 'native'],
   kit: ['kit'],
   guest: ['guest', 'kit'],
+  sched: ['sched'],
   backend: ['backend', 'native'],
-  cli: ['cli', 'kit', 'server', 'vgpu', 'native', 'pci', 'client', 'protocol', 'backend', 'guest'],
+  cli: ['cli', 'kit', 'server', 'vgpu', 'native', 'pci', 'client', 'protocol', 'backend', 'guest', 'sched'],
 };
 
 function walk(dir: string): string[] {

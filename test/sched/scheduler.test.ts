@@ -1,0 +1,126 @@
+import t from 'tap';
+import { BatchTimeoutError, FairScheduler, jainIndex, TooManyInFlightError } from '../../src/sched/scheduler.js';
+
+/** A simulated device: each batch "takes" its device time; the clock is the sum of them. */
+function simulated(timeSliceNs = 2_000_000) {
+  let clock = 0;
+  const sched = new FairScheduler({ timeSliceNs, batchTimeLimitNs: 0, now: () => clock });
+  const job = (deviceNs: number) => async () => {
+    clock += deviceNs;
+    return { deviceNs };
+  };
+  return { sched, job, clock: () => clock };
+}
+
+/** Keep `depth` batches of `cost` ns outstanding for a vGPU until `until` device time has passed. */
+async function flood(sched: FairScheduler, job: (ns: number) => () => Promise<{ deviceNs: number }>, vgpu: string, cost: number, depth: number, stop: () => boolean): Promise<number> {
+  let done = 0;
+  const worker = async () => {
+    while (!stop()) {
+      await sched.submit(vgpu, 0, job(cost));
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: depth }, worker));
+  return done;
+}
+
+const share = (sched: FairScheduler, name: string) => sched.stats().find((s) => s.name === name)!.share;
+
+t.test('equal weights share device time equally, even with unequal batch sizes', async (t) => {
+  const { sched, job, clock } = simulated();
+  sched.register('a', 1);
+  sched.register('b', 1);
+  const stop = () => clock() > 2e9;
+  await Promise.all([flood(sched, job, 'a', 1_000_000, 4, stop), flood(sched, job, 'b', 100_000, 4, stop)]);
+  t.ok(Math.abs(share(sched, 'a') - 0.5) < 0.02, `a ${share(sched, 'a').toFixed(3)}`);
+  t.ok(Math.abs(share(sched, 'b') - 0.5) < 0.02, `b ${share(sched, 'b').toFixed(3)}`);
+  t.ok(jainIndex(sched.stats().map((s) => s.share / s.weight)) > 0.99, 'Jain index ~1');
+});
+
+t.test('weights 1:2 give shares 1:2 within 5%', async (t) => {
+  const { sched, job, clock } = simulated();
+  sched.register('light', 1);
+  sched.register('heavy', 2);
+  const stop = () => clock() > 3e9;
+  await Promise.all([flood(sched, job, 'light', 500_000, 4, stop), flood(sched, job, 'heavy', 500_000, 4, stop)]);
+  const ratio = share(sched, 'heavy') / share(sched, 'light');
+  t.ok(Math.abs(ratio - 2) / 2 < 0.05, `heavy/light = ${ratio.toFixed(3)}`);
+  t.ok(jainIndex(sched.stats().map((s) => s.share / s.weight)) > 0.99, 'fair once normalised by weight');
+});
+
+t.test('no starvation: a single batch behind a flood runs within a time slice', async (t) => {
+  const { sched, job, clock } = simulated(2_000_000);
+  sched.register('flood', 1);
+  sched.register('quiet', 1);
+  let quietDoneAt = -1;
+  const floodDone = flood(sched, job, 'flood', 100_000, 16, () => clock() > 1e8);
+  await new Promise((r) => setImmediate(r));
+  const submittedAt = clock();
+  await sched.submit('quiet', 0, job(100_000));
+  quietDoneAt = clock();
+  await floodDone;
+  t.ok(quietDoneAt - submittedAt <= 2_000_000 + 2 * 100_000, `waited ${(quietDoneAt - submittedAt) / 1e6} ms of device time`);
+});
+
+t.test('an idle vGPU banks no credit and is not charged', async (t) => {
+  const { sched, job, clock } = simulated(500_000);
+  sched.register('busy', 1);
+  sched.register('sleeper', 1);
+  await flood(sched, job, 'busy', 1_000_000, 2, () => clock() > 1e9);
+  t.equal(share(sched, 'sleeper'), 0, 'idle: no device time');
+  const before = { busy: sched.stats().find((s) => s.name === 'busy')!.deviceNs, sleeper: 0 };
+  const start = clock();
+  await Promise.all([flood(sched, job, 'busy', 1_000_000, 2, () => clock() > start + 4e8), flood(sched, job, 'sleeper', 1_000_000, 2, () => clock() > start + 4e8)]);
+  const s = Object.fromEntries(sched.stats().map((x) => [x.name, x.deviceNs]));
+  const busyNew = s.busy! - before.busy;
+  const sleeperNew = s.sleeper!;
+  t.ok(Math.abs(busyNew - sleeperNew) / (busyNew + sleeperNew) < 0.05, `after waking, equal halves: ${busyNew / 1e6} vs ${sleeperNew / 1e6} ms (no burst from banked idle time)`);
+});
+
+t.test('priorities within a vGPU; in-flight limit; unregister', async (t) => {
+  const { sched, job } = simulated();
+  sched.register('v', 1, 4);
+  const order: string[] = [];
+  const tag = (name: string) => async () => {
+    order.push(name);
+    return job(1000)();
+  };
+  // The first batch starts at once; the rest queue and are ordered by priority.
+  const all = [sched.submit('v', 3, tag('first')), sched.submit('v', 3, tag('low')), sched.submit('v', 0, tag('high')), sched.submit('v', 1, tag('mid'))];
+  await t.rejects(sched.submit('v', 0, tag('too-many')), /batches in flight/);
+  t.ok(TooManyInFlightError);
+  await Promise.all(all);
+  t.same(order, ['first', 'high', 'mid', 'low']);
+  await t.rejects(sched.submit('nobody', 0, tag('x')), /Unknown vGPU/);
+  t.throws(() => sched.register('v'), /already registered/);
+  t.throws(() => sched.register('w', 0), /Weight/);
+  sched.register('w', 1);
+  let release!: () => void;
+  const blocker = sched.submit('w', 0, () => new Promise((r) => (release = () => r({ deviceNs: 1 }))));
+  const queued = sched.submit('w', 0, job(1));
+  sched.unregister('w');
+  await t.rejects(queued, /gone/);
+  release();
+  await blocker;
+});
+
+t.test('a batch past the time limit is reported at the limit; the device is not reused before it ends', async (t) => {
+  const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 20e6 });
+  sched.register('slow', 1);
+  sched.register('other', 1);
+  let finishSlow!: () => void;
+  const slow = sched.submit('slow', 0, () => new Promise((r) => (finishSlow = () => r({ deviceNs: 50e6 }))));
+  let otherRan = false;
+  const other = sched.submit('other', 0, async () => {
+    otherRan = true;
+    return { deviceNs: 1 };
+  });
+  await t.rejects(slow, /execution time limit/);
+  t.ok(BatchTimeoutError);
+  t.notOk(otherRan, 'the next batch waits for the device');
+  finishSlow();
+  await other;
+  t.ok(otherRan);
+  t.equal(sched.stats().find((s) => s.name === 'slow')!.timeouts, 1);
+});
