@@ -3,7 +3,8 @@
  * the host driver (src/backend, Vulkan through koffi). The whole aperture is imported once, zero
  * copy where the device supports it, so every validated command addresses it by offset.
  */
-import type { BackendCommand, ExecutionBackend } from '../vgpu/queues.js';
+import type { BackendCommand, BatchMeta, ExecutionBackend } from '../vgpu/queues.js';
+import type { FairScheduler } from '../sched/scheduler.js';
 import type { CommandLimits } from '../vgpu/commands.js';
 import type { BackendKernel, BackendMemory, Command, ComputeBackend } from '../backend/backend.js';
 import { HostDevice } from '../backend/host-driver.js';
@@ -17,12 +18,19 @@ export interface ComputeOptions {
 export class ApertureExecutor implements ExecutionBackend {
   private readonly memory: BackendMemory;
   private readonly kernels = new Map<number, BackendKernel>();
+  /** Batches submitted and not settled: the aperture must stay mapped until they are. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private nextKernel = 1;
 
   constructor(
     readonly device: ComputeBackend,
     aperture: Uint8Array,
+    /** Shares the device with other vGPUs; without one, batches go straight to the device. */
+    private readonly scheduler: { scheduler: FairScheduler; vgpu: string } | null = null,
+    /** Whether this executor owns the device (and destroys it on close). */
+    private readonly ownsDevice = true,
   ) {
+    // Each vGPU imports its own aperture: a batch of one vGPU can only name its own memory.
     this.memory = device.importMemory(aperture);
     if (!this.memory.zeroCopy) info(`compute: ${device.info.name} cannot import the aperture directly; using staging copies`);
   }
@@ -44,7 +52,26 @@ export class ApertureExecutor implements ExecutionBackend {
     };
   }
 
-  async run(commands: BackendCommand[]): Promise<{ deviceNs: number }> {
+  async run(commands: BackendCommand[], meta: BatchMeta): Promise<{ deviceNs: number }> {
+    const mapped = this.map(commands);
+    const submit = async () => {
+      const onDevice = this.device.submit(mapped);
+      // Track the device's own completion (not the scheduler's answer, which a time limit may
+      // give early): the aperture must stay mapped until the device is done writing into it.
+      const settled = onDevice.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.inFlight.add(settled);
+      void settled.then(() => this.inFlight.delete(settled));
+      const status = await onDevice;
+      return { deviceNs: status.deviceNs ?? Number(status.completeNs - status.submitNs) };
+    };
+    if (this.scheduler === null) return submit();
+    return this.scheduler.scheduler.submit(this.scheduler.vgpu, meta.priority, submit);
+  }
+
+  private map(commands: BackendCommand[]): Command[] {
     const mem = this.memory;
     const mapped: Command[] = commands.map((c): Command => {
       switch (c.kind) {
@@ -69,8 +96,7 @@ export class ApertureExecutor implements ExecutionBackend {
           return { op: 'barrier' };
       }
     });
-    const status = await this.device.submit(mapped);
-    return { deviceNs: status.deviceNs ?? Number(status.completeNs - status.submitNs) };
+    return mapped;
   }
 
   createKernel(spirv: Uint32Array, bindings: number, pushConstantBytes: number): number {
@@ -85,11 +111,20 @@ export class ApertureExecutor implements ExecutionBackend {
     this.kernels.delete(id);
   }
 
-  /** Wait for work in flight, then release the device. */
+  /** Release this vGPU's kernels and memory import (and the device, when it owns it). */
   async close(): Promise<void> {
+    // Queued batches of a departing vGPU fail at once; a running one is waited for, because the
+    // device writes into the aperture until it completes.
+    if (this.scheduler !== null) this.scheduler.scheduler.unregister(this.scheduler.vgpu);
+    await Promise.all(this.inFlight);
     for (const k of this.kernels.values()) k.destroy();
     this.kernels.clear();
-    await this.device.destroy();
+    if (this.ownsDevice) {
+      await this.device.destroy();
+    } else {
+      // Batches already submitted with this memory still complete (the backend's contract).
+      this.memory.destroy();
+    }
   }
 }
 

@@ -6,6 +6,7 @@ import { hideBin } from 'yargs/helpers';
 import { setLogLevel, setTrace } from '../log.js';
 import { parseSize } from './sizes.js';
 import { serveUntilSignal } from './serve.js';
+import { defaultControlSocket, parseVgpuSpec, readConfig } from './vgpu-config.js';
 
 function parseId(text: string): number {
   const value = Number(text);
@@ -26,29 +27,65 @@ async function main(argv: string[]): Promise<number> {
     })
     .command(
       'serve',
-      'serve one vGPU on a vfio-user socket until SIGINT/SIGTERM',
+      'serve vGPUs on vfio-user sockets until SIGINT/SIGTERM (one --socket, or several --vgpu)',
       (y) =>
         y
-          .option('socket', { type: 'string', demandOption: true, describe: 'Unix socket path QEMU connects to' })
-          .option('aperture', { type: 'string', default: '256M', describe: 'device memory (BAR0) size, a power of two' })
-          .option('quota', { type: 'string', describe: 'memory this VM may allocate (default: the whole aperture)' })
+          .option('socket', { type: 'string', describe: 'Unix socket path QEMU connects to (one vGPU)' })
+          .option('vgpu', {
+            type: 'string',
+            array: true,
+            describe: 'a vGPU: socket=PATH[,name=N][,aperture=SIZE][,quota=SIZE][,weight=N][,max-queues=N][,max-kernels=N][,max-inflight=N] (repeatable)',
+          })
+          .option('config', { type: 'string', describe: 'JSON file: { "vgpus": [ { "socket": ..., "aperture": "256M", "quota": ..., "weight": 1 } ] }' })
+          .option('aperture', { type: 'string', default: '256M', describe: 'device memory (BAR0) size per vGPU, a power of two' })
+          .option('quota', { type: 'string', describe: 'memory a VM may allocate (default: the whole aperture)' })
           .option('msix-vectors', { type: 'number', default: 4 })
           .option('compute', { type: 'boolean', default: true, describe: 'attach the host Vulkan device so guest queues can run kernels' })
           .option('device', { type: 'string', describe: 'Vulkan device: index or name substring (default: a GPU, else lavapipe)' })
+          .option('time-slice', { type: 'number', default: 2, describe: 'ms of device time a vGPU may use in a row' })
+          .option('batch-limit', { type: 'number', default: 10000, describe: 'ms a batch may run before its context is marked lost' })
+          .option('control', { type: 'string', default: defaultControlSocket(), describe: 'control socket for mdgpu status' })
+          .option('metrics', { type: 'number', describe: 'serve Prometheus text on http://127.0.0.1:PORT/metrics' })
           .option('vendor-id', { type: 'string', describe: 'PCI vendor id (default 0x4d44, not PCI-SIG assigned)' })
           .option('device-id', { type: 'string', describe: 'PCI device id (default 0x4750)' }),
       async (args) => {
-        exitCode = await serveUntilSignal({
-          socket: args.socket,
+        const identity = {
+          ...(args['vendor-id'] !== undefined ? { vendorId: parseId(args['vendor-id']) } : {}),
+          ...(args['device-id'] !== undefined ? { deviceId: parseId(args['device-id']) } : {}),
+        };
+        const defaults = {
           apertureSize: parseSize(args.aperture),
           ...(args.quota !== undefined ? { quota: parseSize(args.quota) } : {}),
           msixVectors: args['msix-vectors'],
-          ...(args.compute ? { compute: args.device !== undefined ? { device: args.device } : {} } : {}),
-          identity: {
-            ...(args['vendor-id'] !== undefined ? { vendorId: parseId(args['vendor-id']) } : {}),
-            ...(args['device-id'] !== undefined ? { deviceId: parseId(args['device-id']) } : {}),
+          identity,
+        };
+        const vgpus = [
+          ...(args.socket !== undefined ? [{ name: 'vgpu0', socket: args.socket, ...defaults }] : []),
+          ...(args.vgpu ?? []).map((spec, i) => parseVgpuSpec(spec, `vgpu${i + (args.socket !== undefined ? 1 : 0)}`, defaults)),
+          ...(args.config !== undefined ? readConfig(args.config, defaults) : []),
+        ];
+        if (vgpus.length === 0) throw new Error('Give --socket, --vgpu or --config');
+        exitCode = await serveUntilSignal(
+          {
+            vgpus,
+            ...(args.compute ? { compute: args.device !== undefined ? { device: args.device } : {} } : {}),
+            scheduler: { timeSliceNs: args['time-slice'] * 1e6, batchTimeLimitNs: args['batch-limit'] * 1e6 },
           },
-        });
+          { socket: args.control, metricsPort: args.metrics ?? null },
+        );
+      },
+    )
+    .command(
+      'status',
+      'show the running daemon\'s vGPUs: memory, submissions, device share, VM exits, errors',
+      (y) =>
+        y
+          .option('control', { type: 'string', default: defaultControlSocket(), describe: 'the daemon\'s control socket' })
+          .option('json', { type: 'boolean', default: false }),
+      async (args) => {
+        const { queryStatus, formatStatus } = await import('./control.js');
+        const status = await queryStatus(args.control);
+        console.log(args.json ? JSON.stringify(status, null, 2) : formatStatus(status));
       },
     )
     .command(

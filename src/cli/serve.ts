@@ -1,12 +1,13 @@
 /**
- * `mdgpu serve`: run the vfio-user server for one vGPU until SIGINT/SIGTERM.
+ * `mdgpu serve`: run the daemon (one or many vGPUs) until SIGINT/SIGTERM, with its control
+ * socket for `mdgpu status` and an optional Prometheus listener.
  */
-import { loadNative } from '../native/binding.js';
-import { nativeHostOps } from '../native/host-ops.js';
-import { VfioUserServer } from '../server/server.js';
-import { MdgpuDevice, type MdgpuDeviceOptions } from '../vgpu/device.js';
+import type { MdgpuDevice, MdgpuDeviceOptions } from '../vgpu/device.js';
+import type { VfioUserServer } from '../server/server.js';
 import { info } from '../log.js';
-import { ApertureExecutor, openCompute, type ComputeOptions } from './compute.js';
+import type { ApertureExecutor, ComputeOptions } from './compute.js';
+import { startDaemon, type DaemonOptions, type RunningDaemon } from './daemon.js';
+import { startControl, type ControlOptions } from './control.js';
 
 export interface ServeOptions {
   socket: string;
@@ -24,68 +25,39 @@ export interface RunningServer {
   device: MdgpuDevice;
   server: VfioUserServer;
   executor: ApertureExecutor | null;
+  daemon: RunningDaemon;
   /** Stop serving and release everything (socket file, memfd, mappings, the compute device). */
   close(): Promise<void>;
 }
 
-/** Start serving one vGPU; returns once the socket is listening (QEMU may connect from then on). */
+/** Serve one vGPU; returns once its socket is listening (QEMU may connect from then on). */
 export function startServer(options: ServeOptions): RunningServer {
-  const native = loadNative();
-  let executor: ApertureExecutor | null = null;
-  const device = new MdgpuDevice({
-    name: options.name ?? 'vgpu0',
-    apertureSize: options.apertureSize,
-    ...(options.quota !== undefined ? { quota: options.quota } : {}),
-    ...(options.msixVectors !== undefined ? { msixVectors: options.msixVectors } : {}),
-    ...(options.identity !== undefined ? { identity: options.identity } : {}),
-    host: nativeHostOps(native),
+  const daemon = startDaemon({
+    vgpus: [{
+      name: options.name ?? 'vgpu0',
+      socket: options.socket,
+      apertureSize: options.apertureSize,
+      ...(options.quota !== undefined ? { quota: options.quota } : {}),
+      ...(options.msixVectors !== undefined ? { msixVectors: options.msixVectors } : {}),
+      ...(options.identity !== undefined ? { identity: options.identity } : {}),
+    }],
+    ...(options.compute !== undefined ? { compute: options.compute } : {}),
   });
-  if (options.compute !== undefined) {
-    try {
-      // The executor imports the device's aperture, so it is attached after construction.
-      executor = new ApertureExecutor(openCompute(options.compute), device.aperture);
-      device.attachBackend(executor);
-      device.queues.limits = executor.limits(device.queues.limits);
-    } catch (err) {
-      device.close();
-      throw err;
-    }
-  }
-  const server = new VfioUserServer({ socketPath: options.socket, device: device.pci, native });
-  try {
-    server.listen();
-  } catch (err) {
-    device.close();
-    void executor?.close();
-    throw err;
-  }
-  let closed: Promise<void> | null = null;
-  return {
-    device,
-    server,
-    executor,
-    close() {
-      closed ??= (async () => {
-        server.close();
-        device.queues.reset();
-        // The compute device may still be writing into the aperture: finish before unmapping.
-        await executor?.close();
-        device.close();
-      })();
-      return closed;
-    },
-  };
+  const vgpu = daemon.vgpus[0]!;
+  return { device: vgpu.device, server: vgpu.server, executor: vgpu.executor, daemon, close: () => daemon.close() };
 }
 
 /** Serve until a signal arrives; resolves with the exit code. */
-export function serveUntilSignal(options: ServeOptions): Promise<number> {
-  const running = startServer(options);
+export async function serveUntilSignal(options: DaemonOptions, control: ControlOptions): Promise<number> {
+  const daemon = startDaemon(options);
+  const ctl = await startControl(daemon, control);
   return new Promise((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
-      info(`${signal}: shutting down (trapped accesses served: ${running.device.pci.trappedAccesses})`);
+      const exits = daemon.vgpus.reduce((n, v) => n + v.device.pci.trappedAccesses, 0);
+      info(`${signal}: shutting down (trapped accesses served: ${exits})`);
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void running.close().then(() => resolve(0));
+      void ctl.close().then(() => daemon.close()).then(() => resolve(0));
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

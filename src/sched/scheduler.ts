@@ -23,6 +23,8 @@ export interface BatchResult {
 }
 
 export class BatchTimeoutError extends Error {
+  /** The device model marks the submitting context lost on this error. */
+  readonly contextLost = true;
   constructor(readonly limitNs: number) {
     super(`Batch exceeded the execution time limit of ${limitNs / 1e6} ms`);
   }

@@ -63,9 +63,21 @@ export type BackendCommand =
   | { kind: 'barrier' };
 
 /** The host execution engine (the Vulkan host driver in production), injected. */
+/** Who a batch is for: the scheduler orders by priority and charges the context's vGPU. */
+export interface BatchMeta {
+  ctx: number;
+  queue: number;
+  /** 0 (highest) .. 3 (lowest). */
+  priority: number;
+}
+
 export interface ExecutionBackend {
-  /** Run commands in order against the aperture; resolves with the device time in ns. */
-  run(commands: BackendCommand[]): Promise<{ deviceNs: number }>;
+  /**
+   * Run commands in order against the aperture; resolves with the device time in ns. A
+   * rejection whose error has `contextLost: true` (a batch past the time limit) marks the
+   * submitting context lost.
+   */
+  run(commands: BackendCommand[], meta: BatchMeta): Promise<{ deviceNs: number }>;
   /** Validate and compile SPIR-V; returns the backend's kernel id. Throws on invalid SPIR-V. */
   createKernel(spirv: Uint32Array, bindings: number, pushConstantBytes: number): number;
   destroyKernel(id: number): void;
@@ -125,6 +137,8 @@ export class QueueEngine {
   /** Queues that a device reset took away (their pins and memory went with it). */
   private readonly resetGeneration = new WeakSet<Queue>();
   private readonly kernels = new Map<number, Kernel>();
+  /** Contexts whose work overran the time limit: everything they submit fails from now on. */
+  private readonly lostContexts = new Set<number>();
   private nextQueue = 1;
   private nextKernel = 1;
   private safetyTimer: NodeJS.Timeout | null = null;
@@ -132,6 +146,8 @@ export class QueueEngine {
   limits: CommandLimits = DEFAULT_COMMAND_LIMITS;
   maxQueues = 64;
   maxKernels = 256;
+  /** Totals over every queue this device ever had. */
+  readonly totals = { submissions: 0, errors: 0, doorbells: 0, deviceNs: 0 };
   /** Called after every finished submission (tests, metrics, the scheduler). */
   onSubmissionDone: ((queue: number, error: SubmitErrorName | null, deviceNs: number) => void) | null = null;
 
@@ -241,6 +257,7 @@ export class QueueEngine {
 
   /** A context is going away: its queues stop and its kernels are destroyed. */
   destroyContext(ctx: number): void {
+    this.lostContexts.delete(ctx);
     for (const q of [...this.queues.values()]) if (q.ctx === ctx) this.retireQueue(q);
     for (const [id, k] of [...this.kernels]) {
       if (k.ctx !== ctx) continue;
@@ -258,6 +275,7 @@ export class QueueEngine {
     this.queues.clear();
     for (const k of this.kernels.values()) this.host.backend?.destroyKernel(k.backendId);
     this.kernels.clear();
+    this.lostContexts.clear();
     this.disarmSafetyPoll();
   }
 
@@ -269,6 +287,7 @@ export class QueueEngine {
       return;
     }
     q.stats.doorbells++;
+    this.totals.doorbells++;
     this.wake(q);
   }
 
@@ -403,6 +422,7 @@ export class QueueEngine {
       },
     };
     try {
+      if (this.lostContexts.has(ctx)) throw new CommandError('CONTEXT_LOST', `context ${ctx} was lost`);
       const submission = validateSubmission(bytes, scope, this.limits);
       this.writeControl(q, { head: head + BigInt(submission.length) });
       return { submission, pos: head };
@@ -413,7 +433,7 @@ export class QueueEngine {
       let skip = BigInt(available);
       let fence: bigint | null = null;
       let fenceAt: ApertureRange | null = null;
-      if (bytes.length >= CMD_LAYOUTS.SUBMIT.size && err.error !== 'BAD_LENGTH' && err.error !== 'TRUNCATED' && err.error !== 'TOO_LARGE') {
+      if (bytes.length >= CMD_LAYOUTS.SUBMIT.size && err.error !== 'CONTEXT_LOST' && err.error !== 'BAD_LENGTH' && err.error !== 'TRUNCATED' && err.error !== 'TOO_LARGE') {
         // Read the SUBMIT header's fields by their declared offsets: only to place the error fence.
         const v = new DataView(bytes.buffer);
         const f = CMD_LAYOUTS.SUBMIT.fields;
@@ -476,9 +496,15 @@ export class QueueEngine {
     let deviceNs = 0;
     let error: CommandError | null = null;
     try {
-      deviceNs = await this.runCommands(submission.commands);
+      deviceNs = await this.runCommands(submission.commands, { ctx: q.ctx, queue: q.id, priority: q.priority });
     } catch (err) {
-      error = err instanceof CommandError ? err : new CommandError('EXEC_FAILED', (err as Error).message);
+      if ((err as { contextLost?: boolean }).contextLost === true) {
+        this.lostContexts.add(q.ctx);
+        guestError(`${this.host.name}-lost`, `${this.host.name}: context ${q.ctx} lost: ${(err as Error).message}`);
+        error = new CommandError('CONTEXT_LOST', (err as Error).message);
+      } else {
+        error = err instanceof CommandError ? err : new CommandError('EXEC_FAILED', (err as Error).message);
+      }
     } finally {
       // After a device reset the pins are gone with everything else, and so is the queue.
       if (!this.resetGeneration.has(q)) for (const handle of pinned) this.host.memory.unpin(handle);
@@ -503,13 +529,25 @@ export class QueueEngine {
   private finish(q: Queue, error: SubmitErrorName | null, deviceNs: number): void {
     q.stats.submissions++;
     q.stats.deviceNs += deviceNs;
+    this.totals.submissions++;
+    this.totals.deviceNs += deviceNs;
+    if (error !== null) this.totals.errors++;
     const completed = this.readControl(q).completed + 1n;
     this.writeControl(q, { completed });
     this.onSubmissionDone?.(q.id, error, deviceNs);
   }
 
   /** GPU work goes to the backend in batches; FENCE and WAIT are done here between batches. */
-  private async runCommands(commands: ValidCommand[]): Promise<number> {
+  get lostContextCount(): number {
+    return this.lostContexts.size;
+  }
+
+  /** Contexts marked lost, for status and tests. */
+  isContextLost(ctx: number): boolean {
+    return this.lostContexts.has(ctx);
+  }
+
+  private async runCommands(commands: ValidCommand[], meta: BatchMeta): Promise<number> {
     let batch: BackendCommand[] = [];
     let deviceNs = 0;
     const flush = async () => {
@@ -518,7 +556,7 @@ export class QueueEngine {
       if (backend === null) throw new CommandError('EXEC_FAILED', 'no execution backend on this device');
       const run = batch.map((c) => (c.kind === 'dispatch' ? { ...c, kernel: this.kernels.get(c.kernel)!.backendId } : c));
       batch = [];
-      deviceNs += (await backend.run(run)).deviceNs;
+      deviceNs += (await backend.run(run, meta)).deviceNs;
     };
     for (const c of commands) {
       switch (c.kind) {

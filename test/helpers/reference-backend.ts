@@ -3,7 +3,7 @@
  * and BARRIER on the aperture, dispatches recorded. The real backend is the Vulkan host driver
  * (test/backend, test/e2e); this one only lets the engine's logic be tested in milliseconds.
  */
-import type { BackendCommand, ExecutionBackend } from '../../src/vgpu/queues.js';
+import type { BackendCommand, BatchMeta, ExecutionBackend } from '../../src/vgpu/queues.js';
 
 export class ReferenceBackend implements ExecutionBackend {
   readonly dispatches: { kernel: number; groups: number[] }[] = [];
@@ -15,9 +15,18 @@ export class ReferenceBackend implements ExecutionBackend {
 
   constructor(private readonly aperture: Uint8Array) {}
 
-  async run(commands: BackendCommand[]): Promise<{ deviceNs: number }> {
+  readonly metas: BatchMeta[] = [];
+  /** Make the next run fail as a batch past the time limit would. */
+  loseContext = false;
+
+  async run(commands: BackendCommand[], meta: BatchMeta): Promise<{ deviceNs: number }> {
+    this.metas.push(meta);
     if (this.gate) await this.gate;
     if (this.fail) throw new Error(this.fail);
+    if (this.loseContext) {
+      this.loseContext = false;
+      throw Object.assign(new Error('batch past the time limit'), { contextLost: true });
+    }
     const view = new DataView(this.aperture.buffer, this.aperture.byteOffset, this.aperture.byteLength);
     for (const c of commands) {
       switch (c.kind) {

@@ -16,7 +16,7 @@ const RING = 0x4000;
 async function setup() {
   const host = new FakeHost();
   let backend: ReferenceBackend | null = null;
-  const dev = new MdgpuDevice({ name: 'q', apertureSize: APERTURE, host, backend: { run: (c) => backend!.run(c), createKernel: (s, b, p) => backend!.createKernel(s), destroyKernel: () => backend!.destroyKernel() } });
+  const dev = new MdgpuDevice({ name: 'q', apertureSize: APERTURE, host, backend: { run: (c, m) => backend!.run(c, m), createKernel: (s, b, p) => backend!.createKernel(s), destroyKernel: () => backend!.destroyKernel() } });
   backend = new ReferenceBackend(dev.aperture);
   dev.queues.graceMs = 2;
   const w = (name: string, v: number) => {
@@ -169,6 +169,14 @@ t.test('buffers in flight stay allocated when freed; execution failure is report
   s.publish(encodeSubmission([{ op: 'barrier' }]));
   await s.completions(2);
   t.same(s.done, [null, 'EXEC_FAILED']);
+  s.backend.fail = null;
+  s.backend.loseContext = true;
+  s.publish(encodeSubmission([{ op: 'barrier' }]));
+  s.publish(encodeSubmission([{ op: 'barrier' }]));
+  await s.completions(4);
+  t.same(s.done.slice(2), ['CONTEXT_LOST', 'CONTEXT_LOST'], 'a batch past the time limit loses the context; its later work fails');
+  t.ok(s.dev.queues.isContextLost(s.ctx));
+  t.same(s.backend.metas[0], { ctx: s.ctx, queue: s.queue.ret, priority: 0 }, 'batches carry their context, queue and priority');
 });
 
 t.test('kernels and queue mailbox errors', async (t) => {

@@ -1,0 +1,240 @@
+/**
+ * Observability: the daemon's state per vGPU, served as JSON on a local control socket (for
+ * `mdgpu status`) and as Prometheus text on an optional HTTP listener bound to localhost.
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { info, warn } from '../log.js';
+import type { RunningDaemon } from './daemon.js';
+
+export interface VgpuStatus {
+  name: string;
+  socket: string;
+  connected: boolean;
+  connections: number;
+  apertureBytes: number;
+  quotaBytes: number;
+  usedBytes: number;
+  contexts: number;
+  buffers: number;
+  queues: number;
+  kernels: number;
+  submissions: number;
+  submissionErrors: number;
+  mailboxOperations: number;
+  mailboxFailures: number;
+  lostContexts: number;
+  weight: number;
+  deviceNs: number;
+  deviceShare: number;
+  batchesWaitingNs: number;
+  timeouts: number;
+  trappedAccesses: number;
+  msixInterrupts: number;
+  dmaMappings: number;
+}
+
+export interface DaemonStatus {
+  uptimeSeconds: number;
+  computeDevice: string | null;
+  vgpus: VgpuStatus[];
+}
+
+export function daemonStatus(daemon: RunningDaemon): DaemonStatus {
+  const shares = new Map(daemon.scheduler.stats().map((s) => [s.name, s]));
+  return {
+    uptimeSeconds: (Date.now() - daemon.startedAt) / 1000,
+    computeDevice: daemon.compute?.info.name ?? null,
+    vgpus: daemon.vgpus.map(({ config, device, server }) => {
+      const s = shares.get(config.name);
+      return {
+        name: config.name,
+        socket: config.socket,
+        connected: server.session !== null,
+        connections: server.connections,
+        apertureBytes: Number(device.apertureSize),
+        quotaBytes: device.memory.quota,
+        usedBytes: device.memory.used,
+        contexts: device.memory.contextCount,
+        buffers: device.memory.bufferCount,
+        queues: device.queues.queueCount,
+        kernels: device.queues.kernelCount,
+        submissions: device.queues.totals.submissions,
+        submissionErrors: device.queues.totals.errors,
+        mailboxOperations: device.mailboxStats.operations,
+        mailboxFailures: device.mailboxStats.failures,
+        lostContexts: device.queues.lostContextCount,
+        weight: config.weight ?? 1,
+        deviceNs: s?.deviceNs ?? 0,
+        deviceShare: s?.share ?? 0,
+        batchesWaitingNs: s?.waitNs ?? 0,
+        timeouts: s?.timeouts ?? 0,
+        trappedAccesses: device.pci.trappedAccesses,
+        msixInterrupts: device.pci.irqs.signalled[2] ?? 0,
+        dmaMappings: device.pci.dma.count,
+      };
+    }),
+  };
+}
+
+/** Prometheus text exposition of the status. */
+export function prometheusText(status: DaemonStatus): string {
+  const metrics: [string, string, string, (v: VgpuStatus) => number][] = [
+    ['mdgpu_vgpu_connected', 'gauge', '1 while a VM is connected', (v) => (v.connected ? 1 : 0)],
+    ['mdgpu_vgpu_aperture_bytes', 'gauge', 'Aperture (device memory) size', (v) => v.apertureBytes],
+    ['mdgpu_vgpu_quota_bytes', 'gauge', 'Bytes the VM may allocate', (v) => v.quotaBytes],
+    ['mdgpu_vgpu_used_bytes', 'gauge', 'Bytes allocated', (v) => v.usedBytes],
+    ['mdgpu_vgpu_contexts', 'gauge', 'Live contexts', (v) => v.contexts],
+    ['mdgpu_vgpu_buffers', 'gauge', 'Live buffers', (v) => v.buffers],
+    ['mdgpu_vgpu_queues', 'gauge', 'Live queues', (v) => v.queues],
+    ['mdgpu_vgpu_submissions_total', 'counter', 'Submissions finished', (v) => v.submissions],
+    ['mdgpu_vgpu_submission_errors_total', 'counter', 'Submissions refused or failed', (v) => v.submissionErrors],
+    ['mdgpu_vgpu_mailbox_operations_total', 'counter', 'Mailbox operations', (v) => v.mailboxOperations],
+    ['mdgpu_vgpu_mailbox_failures_total', 'counter', 'Mailbox operations that failed', (v) => v.mailboxFailures],
+    ['mdgpu_vgpu_lost_contexts', 'gauge', 'Contexts marked lost', (v) => v.lostContexts],
+    ['mdgpu_vgpu_weight', 'gauge', 'Scheduling weight', (v) => v.weight],
+    ['mdgpu_vgpu_device_seconds_total', 'counter', 'Device time used', (v) => v.deviceNs / 1e9],
+    ['mdgpu_vgpu_device_share', 'gauge', 'Share of all device time used', (v) => v.deviceShare],
+    ['mdgpu_vgpu_batch_timeouts_total', 'counter', 'Batches past the time limit', (v) => v.timeouts],
+    ['mdgpu_vgpu_trapped_accesses_total', 'counter', 'Trapped register and BAR accesses (VM exits to mdgpu)', (v) => v.trappedAccesses],
+    ['mdgpu_vgpu_msix_interrupts_total', 'counter', 'MSI-X interrupts signalled', (v) => v.msixInterrupts],
+  ];
+  const out: string[] = [];
+  for (const [name, type, help, get] of metrics) {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const v of status.vgpus) out.push(`${name}{vgpu="${v.name}"} ${get(v)}`);
+  }
+  out.push('# HELP mdgpu_uptime_seconds Daemon uptime', '# TYPE mdgpu_uptime_seconds gauge', `mdgpu_uptime_seconds ${status.uptimeSeconds}`);
+  return out.join('\n') + '\n';
+}
+
+export interface ControlOptions {
+  /** Unix socket for `mdgpu status` (null: none). */
+  socket: string | null;
+  /** Port for Prometheus text on 127.0.0.1 (null: none; 0: any free port). */
+  metricsPort: number | null;
+}
+
+export interface RunningControl {
+  metricsPort: number | null;
+  close(): Promise<void>;
+}
+
+export async function startControl(daemon: RunningDaemon, options: ControlOptions): Promise<RunningControl> {
+  const closers: (() => Promise<void>)[] = [];
+  if (options.socket !== null) {
+    const path = options.socket;
+    try {
+      if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);
+    } catch {
+      // Nothing there.
+    }
+    const server = net.createServer((conn) => {
+      let buffered = '';
+      conn.setEncoding('utf8');
+      conn.on('error', () => conn.destroy());
+      conn.on('data', (chunk: string) => {
+        buffered += chunk;
+        if (buffered.length > 4096) conn.destroy(); // A control request is one short line.
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          let reply: unknown;
+          try {
+            const request = JSON.parse(line) as { cmd?: unknown };
+            reply = request.cmd === 'status' ? { ok: true, status: daemonStatus(daemon) } : { ok: false, error: `unknown command ${String(request.cmd)}` };
+          } catch {
+            reply = { ok: false, error: 'requests are one JSON object per line' };
+          }
+          conn.write(JSON.stringify(reply) + '\n');
+        }
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    fs.chmodSync(path, 0o600);
+    info(`control socket ${path}`);
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+  }
+  let metricsPort: number | null = null;
+  if (options.metricsPort !== null) {
+    const server = http.createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('not found\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(prometheusText(daemonStatus(daemon)));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.metricsPort!, '127.0.0.1', () => resolve());
+    });
+    metricsPort = (server.address() as net.AddressInfo).port;
+    info(`metrics on http://127.0.0.1:${metricsPort}/metrics`);
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+  }
+  return {
+    metricsPort,
+    async close() {
+      for (const c of closers) await c().catch((err: unknown) => warn(`control: ${(err as Error).message}`));
+    },
+  };
+}
+
+/** Ask a running daemon for its status over its control socket. */
+export function queryStatus(socket: string, timeoutMs = 5000): Promise<DaemonStatus> {
+  return new Promise((resolve, reject) => {
+    const conn = net.connect(socket);
+    let buffered = '';
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new Error(`No answer from ${socket}`));
+    }, timeoutMs);
+    conn.setEncoding('utf8');
+    conn.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`Cannot reach the mdgpu daemon at ${socket}: ${err.message}`));
+    });
+    conn.on('connect', () => conn.write(JSON.stringify({ cmd: 'status' }) + '\n'));
+    conn.on('data', (chunk: string) => {
+      buffered += chunk;
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      conn.end();
+      const reply = JSON.parse(buffered.slice(0, nl)) as { ok: boolean; status?: DaemonStatus; error?: string };
+      if (reply.ok && reply.status) resolve(reply.status);
+      else reject(new Error(reply.error ?? 'bad reply'));
+    });
+  });
+}
+
+/** The table `mdgpu status` prints. */
+export function formatStatus(status: DaemonStatus): string {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  const rows = status.vgpus.map((v) => [
+    v.name,
+    v.connected ? 'connected' : 'waiting',
+    `${mib(v.usedBytes)}/${mib(v.quotaBytes)}`,
+    String(v.contexts),
+    String(v.queues),
+    String(v.submissions),
+    `${(100 * v.deviceShare).toFixed(1)}%`,
+    String(v.weight),
+    String(v.trappedAccesses),
+    String(v.submissionErrors + v.mailboxFailures),
+    String(v.lostContexts),
+  ]);
+  const header = ['vGPU', 'state', 'memory', 'ctx', 'queues', 'submissions', 'device share', 'weight', 'VM exits', 'errors', 'lost'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  return [
+    `mdgpu daemon, up ${status.uptimeSeconds.toFixed(0)} s, compute: ${status.computeDevice ?? 'none'}`,
+    fmt(header),
+    ...rows.map(fmt),
+  ].join('\n');
+}

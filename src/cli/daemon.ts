@@ -1,0 +1,120 @@
+/**
+ * One mdgpu daemon, many vGPUs: each vGPU has its own socket, aperture memfd, contexts and
+ * queues, and its own memory import on the one shared host compute device; a fair scheduler
+ * shares the device's time among them by weight. A VM's QEMU connecting, resetting,
+ * disconnecting or dying affects only its own vGPU.
+ */
+import { loadNative } from '../native/binding.js';
+import { nativeHostOps } from '../native/host-ops.js';
+import { VfioUserServer } from '../server/server.js';
+import { MdgpuDevice, type MdgpuDeviceOptions } from '../vgpu/device.js';
+import { FairScheduler, type SchedulerOptions } from '../sched/scheduler.js';
+import type { ComputeBackend } from '../backend/backend.js';
+import { info } from '../log.js';
+import { ApertureExecutor, openCompute, type ComputeOptions } from './compute.js';
+
+export interface VgpuConfig {
+  name: string;
+  socket: string;
+  apertureSize: number;
+  /** Bytes the VM may allocate (default: the whole allocatable aperture). */
+  quota?: number;
+  /** Share of device time relative to the other vGPUs (default 1). */
+  weight?: number;
+  msixVectors?: number;
+  identity?: MdgpuDeviceOptions['identity'];
+  maxContexts?: number;
+  maxBuffers?: number;
+  maxQueues?: number;
+  maxKernels?: number;
+  /** Batches this vGPU may have queued or running on the device at once (default 64). */
+  maxInFlight?: number;
+}
+
+export interface DaemonOptions {
+  vgpus: VgpuConfig[];
+  /** Attach the host compute device so guest queues can run kernels. */
+  compute?: ComputeOptions;
+  scheduler?: Partial<SchedulerOptions>;
+}
+
+export interface RunningVgpu {
+  config: VgpuConfig;
+  device: MdgpuDevice;
+  server: VfioUserServer;
+  executor: ApertureExecutor | null;
+}
+
+export interface RunningDaemon {
+  vgpus: RunningVgpu[];
+  scheduler: FairScheduler;
+  compute: ComputeBackend | null;
+  startedAt: number;
+  /** Stop every vGPU and release everything (sockets, memfds, mappings, the compute device). */
+  close(): Promise<void>;
+}
+
+export function startDaemon(options: DaemonOptions): RunningDaemon {
+  const names = new Set<string>();
+  const sockets = new Set<string>();
+  for (const v of options.vgpus) {
+    if (names.has(v.name)) throw new Error(`Two vGPUs are named ${v.name}`);
+    if (sockets.has(v.socket)) throw new Error(`Two vGPUs share the socket ${v.socket}`);
+    names.add(v.name);
+    sockets.add(v.socket);
+  }
+  const native = loadNative();
+  const scheduler = new FairScheduler(options.scheduler);
+  const compute = options.compute !== undefined ? openCompute(options.compute) : null;
+  const vgpus: RunningVgpu[] = [];
+  const closeAll = async () => {
+    for (const v of vgpus) v.server.close();
+    for (const v of vgpus) v.device.queues.reset();
+    // The device may still be writing into apertures: finish before unmapping them.
+    await Promise.all(vgpus.map((v) => v.executor?.close()));
+    for (const v of vgpus) v.device.close();
+    await compute?.destroy();
+  };
+  try {
+    for (const config of options.vgpus) {
+      const device = new MdgpuDevice({
+        name: config.name,
+        apertureSize: config.apertureSize,
+        ...(config.quota !== undefined ? { quota: config.quota } : {}),
+        ...(config.msixVectors !== undefined ? { msixVectors: config.msixVectors } : {}),
+        ...(config.identity !== undefined ? { identity: config.identity } : {}),
+        ...(config.maxContexts !== undefined ? { maxContexts: config.maxContexts } : {}),
+        ...(config.maxBuffers !== undefined ? { maxBuffers: config.maxBuffers } : {}),
+        host: nativeHostOps(native),
+      });
+      if (config.maxQueues !== undefined) device.queues.maxQueues = config.maxQueues;
+      if (config.maxKernels !== undefined) device.queues.maxKernels = config.maxKernels;
+      let executor: ApertureExecutor | null = null;
+      const server = new VfioUserServer({ socketPath: config.socket, device: device.pci, native });
+      vgpus.push({ config, device, server, executor });
+      if (compute !== null) {
+        scheduler.register(config.name, config.weight ?? 1, config.maxInFlight ?? 64);
+        executor = new ApertureExecutor(compute, device.aperture, { scheduler, vgpu: config.name }, false);
+        vgpus[vgpus.length - 1]!.executor = executor;
+        device.attachBackend(executor);
+        device.queues.limits = executor.limits(device.queues.limits);
+      }
+      server.listen();
+    }
+  } catch (err) {
+    void closeAll();
+    throw err;
+  }
+  info(`mdgpu: ${vgpus.length} vGPU${vgpus.length === 1 ? '' : 's'}${compute ? ` sharing ${compute.info.name}` : ', no compute device'}`);
+  let closing: Promise<void> | null = null;
+  return {
+    vgpus,
+    scheduler,
+    compute,
+    startedAt: Date.now(),
+    close() {
+      closing ??= closeAll();
+      return closing;
+    },
+  };
+}
