@@ -110,10 +110,15 @@ async function main(argv: string[]): Promise<number> {
           .option('compute', { type: 'boolean', default: true, describe: 'run the compute workload on the host Vulkan device (--no-compute to skip)' })
           .option('device', { type: 'string', describe: 'Vulkan device: index or name substring (default: a GPU, else lavapipe)' })
           .option('console', { type: 'boolean', default: false, describe: 'echo the guest console' })
+          .option('vms', { type: 'number', default: 1, describe: 'boot this many guests at once on one daemon' })
+          .option('weights', { type: 'string', describe: 'scheduling weights per VM, e.g. 1,2' })
           .option('timeout', { type: 'number', default: 300, describe: 'seconds before QEMU is killed' }),
       async (args) => {
-        const { runJob } = await import('./run.js');
-        exitCode = await runJob({
+        const { runJob, runVmsJob } = await import('./run.js');
+        if (!Number.isInteger(args.vms) || args.vms < 1 || args.vms > 8) throw new Error('--vms must be 1..8');
+        const weights = (args.weights ?? '').split(',').filter(Boolean).map(Number);
+        const job = args.vms > 1 || weights.length > 0 ? (o: Parameters<typeof runJob>[0]) => runVmsJob(o, args.vms, weights) : runJob;
+        exitCode = await job({
           accel: args.accel,
           apertureSize: parseSize(args.aperture),
           ...(args.quota !== undefined ? { quota: parseSize(args.quota) } : {}),

@@ -10,7 +10,9 @@ import { ensureKit } from '../kit/kit.js';
 import { runGuest, type AccelChoice, type GuestResult } from '../kit/qemu.js';
 import { buildGuestDriver } from '../guest/build.js';
 import { guestImage, GUEST_MODULE_PATH } from '../guest/image.js';
-import { startServer } from './serve.js';
+import { startDaemon, type RunningVgpu } from './daemon.js';
+import type { Kit } from '../kit/kit.js';
+import type { GuestDriverBuild } from '../guest/build.js';
 import { formatSize } from './sizes.js';
 import { DEFAULT_IDENTITY, TRAPPED_WINDOW_SIZE } from '../vgpu/device.js';
 import { MDGPU_REGS } from '../vgpu/regs.js';
@@ -186,21 +188,53 @@ function matchesPattern(bytes: Uint8Array, seed: number): boolean {
  * with what mdgpu saw.
  */
 export async function bootAndProbe(options: RunJobOptions): Promise<RunJobResult> {
+  const results = await bootVms(options, 1);
+  return results.vms[0]!;
+}
+
+export interface MultiRunResult {
+  vms: (RunJobResult & { name: string })[];
+  /** Device time share per VM from the scheduler. */
+  shares: Record<string, number>;
+  wallMs: number;
+}
+
+/**
+ * Boot `count` guests at once against one daemon (one vGPU each, one shared compute device) and
+ * run the guest job in every one of them.
+ */
+export async function bootVms(options: RunJobOptions, count: number, weights: number[] = []): Promise<MultiRunResult> {
   const print = options.print ?? ((line: string) => console.log(line));
   const compute = options.compute ?? true;
   const kit = await ensureKit({ log: (line) => print(`kit: ${line}`) });
   const build = await buildGuestDriver(kit, { log: (line) => print(`guest driver: ${line}`) });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-run-'));
-  const socket = path.join(dir, 'vgpu0.sock');
-  const running = startServer({
-    socket,
-    apertureSize: options.apertureSize,
-    quota: options.quota ?? options.apertureSize / 2,
-    name: 'vgpu0',
+  const daemon = startDaemon({
+    vgpus: Array.from({ length: count }, (_, i) => ({
+      name: count === 1 ? 'vgpu0' : `vm${i + 1}`,
+      socket: path.join(dir, `vgpu${i}.sock`),
+      apertureSize: options.apertureSize,
+      quota: options.quota ?? options.apertureSize / 2,
+      weight: weights[i] ?? 1,
+    })),
     ...(compute ? { compute: options.device !== undefined ? { device: options.device } : {} } : {}),
   });
+  const started = Date.now();
   try {
-    const device = running.device;
+    const vms = await Promise.all(daemon.vgpus.map(async (vgpu) => ({ name: vgpu.config.name, ...(await guestJob(kit, build, vgpu, options, compute, count > 1 ? `${vgpu.config.name}: ` : '')) })));
+    const shares = Object.fromEntries(daemon.scheduler.stats().map((s) => [s.name, s.share]));
+    return { vms, shares, wallMs: Date.now() - started };
+  } finally {
+    await daemon.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function guestJob(kit: Kit, build: GuestDriverBuild, vgpu: RunningVgpu, options: RunJobOptions, compute: boolean, prefix: string): Promise<RunJobResult> {
+  const print = options.print ?? ((line: string) => console.log(line));
+  const { device, server } = vgpu;
+  const socket = vgpu.config.socket;
+  {
     const captures: { offset: number; size: number; bytes: Uint8Array }[] = [];
     device.memory.onRelease = (b) => captures.push({ offset: b.offset, size: b.size, bytes: device.aperture.slice(b.offset, b.offset + b.size) });
     let submissions = 0;
@@ -211,7 +245,7 @@ export async function bootAndProbe(options: RunJobOptions): Promise<RunJobResult
     };
     const steps: Record<string, StepReport> = {};
     const onLine = (line: string) => {
-      if (options.echoConsole) print(`guest: ${line}`);
+      if (options.echoConsole) print(`${prefix}guest: ${line}`);
       const m = new RegExp(`^${STEP} (\\S+) (\\S+)`).exec(line);
       // Mailbox operations are synchronous: when a step's line arrives, mdgpu has seen it all.
       if (m) steps[m[1]!] = { status: m[2]!, contexts: device.memory.contextCount, buffers: device.memory.bufferCount };
@@ -278,16 +312,13 @@ export async function bootAndProbe(options: RunJobOptions): Promise<RunJobResult
         submissionErrors,
         contextsLeft: device.memory.contextCount,
         buffersLeft: device.memory.bufferCount,
-        messages: Object.fromEntries(running.server.commandCounts()),
+        messages: Object.fromEntries(server.commandCounts()),
       },
       problems: [],
     };
     result.problems = checkRun(result, options.apertureSize, compute);
     result.ok = result.problems.length === 0;
     return result;
-  } finally {
-    await running.close();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -377,6 +408,46 @@ export async function runJob(options: RunJobOptions): Promise<number> {
   print('guest console (last 40 lines):');
   for (const line of r.guest.output.split('\n').slice(-40)) print(`  | ${line}`);
   if (r.guest.stderr.trim()) print(`qemu stderr:\n${r.guest.stderr}`);
+  if (logs.length) print(`mdgpu log:\n${logs.slice(-40).join('\n')}`);
+  return 1;
+}
+
+/** `mdgpu run --vms N`: N guests on one daemon, per-VM results and device shares. */
+export async function runVmsJob(options: RunJobOptions, count: number, weights: number[] = []): Promise<number> {
+  const print = options.print ?? ((line: string) => console.log(line));
+  const logs: string[] = [];
+  const restore = setLogSink((line) => logs.push(line));
+  let r: MultiRunResult;
+  try {
+    r = await bootVms({ ...options, print }, count, weights);
+  } finally {
+    setLogSink(restore);
+  }
+  print(`mdgpu run: ${count} guests on one mdgpu daemon, one shared compute device; all done in ${(r.wallMs / 1000).toFixed(1)} s`);
+  print('');
+  const header = ['VM', 'weight', 'result', 'smoke', 'compute', 'submissions', 'device share', 'VM exits'];
+  const rows = r.vms.map((vm, i) => [
+    vm.name,
+    String(weights[i] ?? 1),
+    vm.ok ? 'OK' : 'FAILED',
+    `${vm.smoke.pass}/${vm.smoke.pass + Math.max(0, vm.smoke.fail)}`,
+    vm.compute === null ? '-' : `${vm.compute.rows.filter((x) => x.ok).length}/${vm.compute.rows.length} kernels OK`,
+    String(vm.host.submissions),
+    `${(100 * (r.shares[vm.name] ?? 0)).toFixed(1)}%`,
+    String(vm.host.trappedAccesses),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const fmt = (row: string[]) => '  ' + row.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  print(fmt(header));
+  for (const row of rows) print(fmt(row));
+  print('');
+  const failed = r.vms.filter((vm) => !vm.ok);
+  if (failed.length === 0) {
+    print('result: OK');
+    return 0;
+  }
+  print('result: FAILED');
+  for (const vm of failed) for (const p of vm.problems) print(`  - ${vm.name}: ${p}`);
   if (logs.length) print(`mdgpu log:\n${logs.slice(-40).join('\n')}`);
   return 1;
 }
