@@ -152,6 +152,8 @@ export class Session {
       if (errno === undefined) {
         // A bug in mdgpu, not the client's fault: keep serving, say so loudly.
         warn(`${this.device.name}: internal error handling ${name}: ${(err as Error).stack ?? String(err)}`);
+      } else if ((err as { routine?: boolean }).routine === true) {
+        traceProtocol(() => `${name} refused (${errnoName(errno)}): ${(err as Error).message}`);
       } else {
         guestError(`${this.device.name}-proto`, `${this.device.name}: ${name} failed (${errnoName(errno)}): ${(err as Error).message}`);
       }
@@ -355,7 +357,8 @@ export class Session {
         return { argsz: 16, flags: IrqInfoFlag.Eventfd, index, count: this.device.irqs.count(index) };
       case IrqIndex.ERR:
         // Signalling ERR stops the VM; answering with an error makes QEMU skip it silently.
-        throw new ProtocolError('EINVAL', 'No error interrupt');
+        // QEMU asks at every realize, so this refusal is routine, not a guest error.
+        throw Object.assign(new ProtocolError('EINVAL', 'No error interrupt'), { routine: true });
       default:
         return { argsz: 16, flags: IrqInfoFlag.Eventfd, index, count: 0 };
     }
