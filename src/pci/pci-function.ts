@@ -101,6 +101,7 @@ export class PciFunction {
   private msixCapOffset = 0;
   private configAtReset: { bytes: Uint8Array } = { bytes: new Uint8Array(0) };
   private readonly resetHooks: (() => void)[] = [];
+  private readonly detachHooks: (() => void)[] = [];
 
   constructor(options: PciFunctionOptions) {
     this.name = options.name;
@@ -192,6 +193,11 @@ export class PciFunction {
     if (this.msix === undefined) return false;
     const ctrl = this.config.u16(this.msixCapOffset + 2);
     return (ctrl & MSIX_CTRL_ENABLE) !== 0 && (ctrl & MSIX_CTRL_MASKALL) === 0;
+  }
+
+  /** Register an action for when the client (the VM's QEMU) goes away. */
+  onDetach(hook: () => void): void {
+    this.detachHooks.push(hook);
   }
 
   /** Register a device-level reset action (DEVICE_RESET, FLR-like). */
@@ -335,6 +341,7 @@ export class PciFunction {
     this.dma.setMessageDma(null);
     this.dma.unmapAll();
     this.irqs.releaseAll();
+    for (const hook of this.detachHooks) hook();
   }
 
   /** Total trapped accesses (VM exits) across all regions. */

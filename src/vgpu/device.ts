@@ -159,6 +159,10 @@ export class MdgpuDevice implements RegContext {
       memory: host,
     });
     this.pci.onReset(() => this.resetDevice());
+    // The VM is gone (QEMU exited or was killed): nothing can drive its queues any more, so they
+    // stop and its kernels are released from the host driver. Device memory, contexts and
+    // registers stay, as vfio-user asks of a disconnect; the next QEMU resets the device anyway.
+    this.pci.onDetach(() => this.queues.reset(false));
   }
 
   /** Register page accesses: 1, 2, 4 bytes as one access, 8 bytes as two 32-bit ones. */

@@ -266,11 +266,19 @@ export class QueueEngine {
     }
   }
 
-  /** Device reset: everything goes. */
-  reset(): void {
-    for (const q of this.queues.values()) {
-      q.destroyed = true;
-      this.resetGeneration.add(q);
+  /**
+   * Stop every queue and release every kernel. With `memoryReset` (a device reset) the device's
+   * memory state is going too, so in-flight submissions must not touch it when they finish;
+   * without it (the VM went away) pins and buffers stay consistent and are released normally.
+   */
+  reset(memoryReset = true): void {
+    for (const q of [...this.queues.values()]) {
+      if (memoryReset) {
+        q.destroyed = true;
+        this.resetGeneration.add(q);
+      } else {
+        this.retireQueue(q);
+      }
     }
     this.queues.clear();
     for (const k of this.kernels.values()) this.host.backend?.destroyKernel(k.backendId);

@@ -215,3 +215,23 @@ t.test('no backend: queues exist but KERNEL_CREATE is UNSUPPORTED', (t) => {
   dev.close();
   t.end();
 });
+
+t.test('the VM going away stops its queues and releases its kernels; buffers stay consistent', async (t) => {
+  const s = await setup();
+  const spv = s.alloc(0x1000);
+  s.view.setUint32(spv.offset, 0x07230203, true);
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0).result, 0);
+  let release!: () => void;
+  s.backend.gate = new Promise((r) => (release = r));
+  s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0 }, size: 16, value: 1 }]));
+  await new Promise((r) => setTimeout(r, 5));
+  s.dev.pci.detachClient();
+  t.equal(s.dev.queues.queueCount, 0, 'queues stopped');
+  t.equal(s.dev.queues.kernelCount, 0, 'kernels released');
+  t.equal(s.backend.destroyed, 1, 'from the backend too');
+  release();
+  await new Promise((r) => setTimeout(r, 10));
+  t.notOk(s.dev.memory.isPinned(s.data.handle), 'the in-flight submission unpinned its buffer when it finished');
+  t.notOk(s.dev.memory.isPinned(s.ring.handle), 'the ring buffer is released');
+  t.equal(s.op(MAILBOX_OPS.BO_FREE.code, s.ctx, s.data.handle).result, 0, 'buffers can still be freed');
+});
