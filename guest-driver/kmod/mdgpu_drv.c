@@ -4,12 +4,26 @@
  *
  * The device (docs/device.md, the contract) has two BARs. BAR2 holds the trapped registers
  * and the MSI-X table; the driver maps it. BAR0 is the aperture, device memory that QEMU maps
- * straight into the guest: the driver never maps it itself but hands pages of it to userspace
- * (mdgpu_file.c), after the device's mailbox has allocated them to the file's context.
+ * straight into the guest: the driver hands pages of it to userspace (mdgpu_file.c), after the
+ * device's mailbox has allocated them to the file's context, and maps the allocatable part
+ * itself (write-combined, as userspace does) only to read fences for MDGPU_IOCTL_WAIT_FENCE.
  *
  * Interrupts are MSI-X only. Under TCG, QEMU permanently disables the direct BAR mappings
  * the first time it delivers an INTx itself, which would turn every aperture access into a
- * trap; a device without usable MSI-X is refused rather than driven with INTx.
+ * trap; a device without usable MSI-X is refused rather than driven with INTx. Source n
+ * (MAILBOX 0, FENCE 1, ERROR 2) arrives on vector n, each with its own handler.
+ *
+ * Why a fence waiter cannot miss its wakeup. The device delivers a source as an edge: one
+ * message when its IRQ_STATUS bit becomes set while enabled, none while the bit stays set. A
+ * handler reads IRQ_STATUS, clears the bits it owns (write 1s), and only then wakes the
+ * waiters, who re-read their fence (wait_event re-evaluates its condition after every wakeup,
+ * and the condition is set up before the waiter sleeps, so a wakeup between the check and the
+ * sleep is not lost either). A fence written while the bit was still set sends no message of
+ * its own, but the device wrote the fence memory before it raised the source, and raised it
+ * before our clear: the re-read after the wakeup sees it. A fence written after the clear sets
+ * the bit again and sends a new message. Every register access is a trapped, non-posted access
+ * that the device (one thread) answers only after finishing the submission step that raised
+ * the source, so the memory writes of that step are visible before the handler's read returns.
  */
 #include <linux/idr.h>
 #include <linux/interrupt.h>
@@ -20,21 +34,71 @@
 
 static DEFINE_IDA(mdgpu_ida);
 
+static const char *const mdgpu_irq_names[MDGPU_IRQ_USED] = { "mailbox", "fence", "error" };
+
 static irqreturn_t mdgpu_irq_handler(int irq, void *arg)
 {
-	struct mdgpu_device *mdev = arg;
+	struct mdgpu_irq_vector *vec = arg;
+	struct mdgpu_device *mdev = vec->mdev;
+	unsigned int src;
 	u32 pending;
 
-	pending = mdgpu_rd32(mdev, MDGPU_REG_IRQ_STATUS) & MDGPU_REG_IRQ_STATUS_SOURCES_MASK;
+	pending = mdgpu_rd32(mdev, MDGPU_REG_IRQ_STATUS) & vec->sources;
 	if (!pending)
 		return IRQ_NONE;
+	/* Clear first, wake second: see the comment at the top of this file. */
 	mdgpu_wr32(mdev, MDGPU_REG_IRQ_STATUS, pending);
 	atomic64_inc(&mdev->irq_count);
+	for (src = 0; src < MDGPU_IRQ_USED; src++)
+		if (pending & BIT(src))
+			atomic64_inc(&mdev->irq_source_count[src]);
 	if (pending & MDGPU_REG_IRQ_STATUS_MAILBOX_MASK) {
 		atomic_set(&mdev->irq_mailbox, 1);
 		wake_up(&mdev->mbox_wq);
 	}
+	if (pending & (MDGPU_REG_IRQ_STATUS_FENCE_MASK | MDGPU_REG_IRQ_STATUS_ERROR_MASK)) {
+		atomic_inc(&mdev->fence_seq);
+		wake_up_all(&mdev->fence_wq);
+	}
 	return IRQ_HANDLED;
+}
+
+/* Request a handler for each allocated vector. Returns 0 or the errno of the first failure. */
+static int mdgpu_request_irqs(struct mdgpu_device *mdev)
+{
+	struct pci_dev *pdev = mdev->pdev;
+	int i, ret;
+
+	for (i = 0; i < mdev->irq_vectors; i++) {
+		struct mdgpu_irq_vector *vec = &mdev->vectors[i];
+
+		vec->mdev = mdev;
+		vec->irq = pci_irq_vector(pdev, i);
+		vec->sources = BIT(i);
+		if (i == mdev->irq_vectors - 1)
+			vec->sources = MDGPU_REG_IRQ_STATUS_SOURCES_MASK & ~(BIT(i) - 1);
+		snprintf(vec->name, sizeof(vec->name), MDGPU_DRV_NAME "-%s", mdgpu_irq_names[i]);
+		ret = request_irq(vec->irq, mdgpu_irq_handler, 0, vec->name, vec);
+		if (ret) {
+			dev_err(&pdev->dev, "cannot request MSI-X vector %d (irq %d): %d\n", i,
+				vec->irq, ret);
+			goto err_free;
+		}
+	}
+	return 0;
+
+err_free:
+	while (--i >= 0)
+		free_irq(mdev->vectors[i].irq, &mdev->vectors[i]);
+	return ret;
+}
+
+static void mdgpu_free_irqs(struct mdgpu_device *mdev)
+{
+	int i;
+
+	for (i = 0; i < mdev->irq_vectors; i++)
+		free_irq(mdev->vectors[i].irq, &mdev->vectors[i]);
 }
 
 static void mdgpu_device_release(struct kref *ref)
@@ -48,6 +112,45 @@ static void mdgpu_device_release(struct kref *ref)
 void mdgpu_device_put(struct mdgpu_device *mdev)
 {
 	kref_put(&mdev->ref, mdgpu_device_release);
+}
+
+/*
+ * Contract 1.1 parameters. A 1.0 device does not know them (BAD_PARAM): it has no queues, and
+ * the driver keeps working with zeros, as the contract's minor versions promise.
+ */
+static int mdgpu_query_compute_params(struct mdgpu_device *mdev)
+{
+	u64 has_backend = 0, max_queues = 0, max_kernels = 0;
+	int ret;
+
+	if (MDGPU_FIELD_GET(VERSION, MINOR, mdev->version) < 1)
+		return 0;
+	ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_HAS_BACKEND, &has_backend);
+	if (!ret)
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_QUEUES, &max_queues);
+	if (!ret)
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_KERNELS, &max_kernels);
+	if (!ret)
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_SUBMISSION, &mdev->max_submission);
+	if (!ret)
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_GRACE_US, &mdev->grace_us);
+	if (ret == -EINVAL) {
+		dev_warn(&mdev->pdev->dev, "device reports contract 1.1 but not its queue parameters: no queues\n");
+		mdev->max_submission = 0;
+		mdev->grace_us = 0;
+		return 0;
+	}
+	if (ret)
+		return dev_err_probe(&mdev->pdev->dev, ret, "mailbox QUERY failed\n");
+	/* Added to 1.1 after the others: 0 (unknown) rather than a failed probe. */
+	if (mdgpu_mbox_query(mdev, MDGPU_QUERY_BINDING_ALIGN, &mdev->binding_align))
+		mdev->binding_align = 0;
+	if (mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_BINDING, &mdev->max_binding))
+		mdev->max_binding = 0;
+	mdev->has_backend = has_backend ? 1 : 0;
+	mdev->max_queues = min_t(u64, max_queues, U32_MAX);
+	mdev->max_kernels = min_t(u64, max_kernels, U32_MAX);
+	return 0;
 }
 
 /* Read the contract parameters the driver caches and check that they are usable. */
@@ -85,7 +188,7 @@ static int mdgpu_query_params(struct mdgpu_device *mdev)
 	if (contexts)
 		dev_warn(dev, "%llu device contexts already exist (a previous driver did not clean up)\n",
 			 contexts);
-	return 0;
+	return mdgpu_query_compute_params(mdev);
 }
 
 static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
@@ -105,6 +208,7 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	mutex_init(&mdev->window_lock);
 	mutex_init(&mdev->files_lock);
 	init_waitqueue_head(&mdev->mbox_wq);
+	init_waitqueue_head(&mdev->fence_wq);
 	INIT_LIST_HEAD(&mdev->files);
 	mdev->index = -1;
 
@@ -180,14 +284,16 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		ret = -ENODEV;
 		goto err_unmap;
 	}
-	nvec = pci_alloc_irq_vectors(pdev, 1, min(nvec, MDGPU_IRQ_SOURCES), PCI_IRQ_MSIX);
+	nvec = pci_alloc_irq_vectors(pdev, 1, min(nvec, MDGPU_IRQ_USED), PCI_IRQ_MSIX);
 	if (nvec < 0) {
 		dev_err(dev, "cannot allocate MSI-X vectors: %d\n", nvec);
 		ret = nvec;
 		goto err_unmap;
 	}
 	mdev->irq_vectors = nvec;
-	mdev->irq = pci_irq_vector(pdev, 0);
+	if (nvec < MDGPU_IRQ_USED)
+		dev_warn(dev, "only %d MSI-X vector%s: sources above %d are not delivered, fence waits poll\n",
+			 nvec, nvec == 1 ? "" : "s", nvec - 1);
 
 	/* Nothing may be pending or enabled from a previous driver when the handler arrives. */
 	mdgpu_wr32(mdev, MDGPU_REG_IRQ_ENABLE, 0);
@@ -195,20 +301,32 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	mdgpu_wr32(mdev, MDGPU_REG_WINDOW_BASE_LO, 0);
 	mdgpu_wr32(mdev, MDGPU_REG_WINDOW_BASE_HI, 0);
 
-	ret = request_irq(mdev->irq, mdgpu_irq_handler, 0, MDGPU_DRV_NAME, mdev);
-	if (ret) {
-		dev_err(dev, "cannot request MSI-X vector 0 (irq %d): %d\n", mdev->irq, ret);
+	ret = mdgpu_request_irqs(mdev);
+	if (ret)
 		goto err_vectors;
-	}
-	mdgpu_wr32(mdev, MDGPU_REG_IRQ_ENABLE, MDGPU_REG_IRQ_ENABLE_MAILBOX_MASK);
+	mdgpu_wr32(mdev, MDGPU_REG_IRQ_ENABLE, MDGPU_IRQ_USED_MASK);
 
 	ret = mdgpu_query_params(mdev);
 	if (ret)
 		goto err_irq;
 
+	/*
+	 * Fence waits read the aperture. Only [alloc_base, end) is mapped: no buffer is below it,
+	 * and leaving out the trapped window page keeps PAT from turning the uncached userspace
+	 * mapping of the window into a write-combined one (x86 gives a second mapping of a range
+	 * the memory type of the first), which would merge trapped accesses.
+	 */
+	mdev->aperture = pci_iomap_wc_range(pdev, MDGPU_APERTURE_BAR, mdev->alloc_base,
+					    mdev->aperture_size - mdev->alloc_base);
+	if (!mdev->aperture) {
+		dev_err(dev, "cannot map BAR%d\n", MDGPU_APERTURE_BAR);
+		ret = -ENOMEM;
+		goto err_irq;
+	}
+
 	ret = ida_alloc(&mdgpu_ida, GFP_KERNEL);
 	if (ret < 0)
-		goto err_irq;
+		goto err_aperture;
 	mdev->index = ret;
 	snprintf(mdev->name, sizeof(mdev->name), MDGPU_DRV_NAME "%d", mdev->index);
 
@@ -226,17 +344,20 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_ida;
 	}
 
-	dev_info(dev, "%s: mdgpu contract %u.%u, aperture %llu MiB at %pa, quota %llu MiB, %d MSI-X vector%s\n",
+	dev_info(dev, "%s: mdgpu contract %u.%u, aperture %llu MiB at %pa, quota %llu MiB, %d MSI-X vector%s, %s\n",
 		 mdev->name, major, minor, mdev->aperture_size >> 20, &mdev->aperture_phys,
-		 mdev->quota >> 20, nvec, nvec == 1 ? "" : "s");
+		 mdev->quota >> 20, nvec, nvec == 1 ? "" : "s",
+		 mdev->has_backend ? "compute backend" : "no compute backend");
 	return 0;
 
 err_ida:
 	pci_set_drvdata(pdev, NULL);
 	ida_free(&mdgpu_ida, mdev->index);
+err_aperture:
+	pci_iounmap(pdev, mdev->aperture);
 err_irq:
 	mdgpu_wr32(mdev, MDGPU_REG_IRQ_ENABLE, 0);
-	free_irq(mdev->irq, mdev);
+	mdgpu_free_irqs(mdev);
 err_vectors:
 	pci_free_irq_vectors(pdev);
 err_unmap:
@@ -264,12 +385,22 @@ static void mdgpu_remove(struct pci_dev *pdev)
 	mutex_unlock(&mdev->window_lock);
 
 	mutex_lock(&mdev->mbox_lock);
-	mdev->gone = true;
+	WRITE_ONCE(mdev->gone, true);
 	mutex_unlock(&mdev->mbox_lock);
 
+	/*
+	 * Fence waiters see gone and leave with -ENODEV; the aperture stays mapped until the
+	 * last of them has stopped reading it. No new waiter can start: every file's context is
+	 * gone, and waits start only under the file's lock with a live context.
+	 */
+	wake_up_all(&mdev->fence_wq);
+	wait_event(mdev->fence_wq, atomic_read(&mdev->fence_waiters) == 0);
+
 	mdgpu_wr32(mdev, MDGPU_REG_IRQ_ENABLE, 0);
-	free_irq(mdev->irq, mdev);
+	mdgpu_free_irqs(mdev);
 	pci_free_irq_vectors(pdev);
+	pci_iounmap(pdev, mdev->aperture);
+	mdev->aperture = NULL;
 	pci_iounmap(pdev, mdev->regs);
 	mdev->regs = NULL;
 	pci_release_regions(pdev);
@@ -295,5 +426,5 @@ static struct pci_driver mdgpu_pci_driver = {
 module_pci_driver(mdgpu_pci_driver);
 
 MODULE_AUTHOR("mdgpu developers");
-MODULE_DESCRIPTION("mdgpu virtual GPGPU: mediated aperture memory for userspace");
+MODULE_DESCRIPTION("mdgpu virtual GPGPU: mediated aperture memory, queues and kernels for userspace");
 MODULE_LICENSE("GPL");

@@ -10,6 +10,10 @@
  *
  * mmap() and the vm_ops run under mmap_lock and take the file's lock, so no ioctl may touch
  * user memory (copy_{from,to}_user can fault and take mmap_lock) while holding it.
+ *
+ * Fence waits (MDGPU_IOCTL_WAIT_FENCE) sleep holding no lock: they pin their buffer
+ * (&mdgpu_bo.waiters, under the file's lock) and count themselves in
+ * &mdgpu_device.fence_waiters, which remove drains before it unmaps the aperture.
  */
 #ifndef __MDGPU_DRV_H__
 #define __MDGPU_DRV_H__
@@ -32,23 +36,65 @@
 
 #define MDGPU_DRV_NAME		"mdgpu"
 
+/*
+ * Interrupt sources the driver uses: MAILBOX, FENCE, ERROR. Source n arrives on MSI-X vector n,
+ * so the driver asks for this many vectors (the device has 4 by default).
+ */
+#define MDGPU_IRQ_USED		3
+#define MDGPU_IRQ_USED_MASK	(MDGPU_REG_IRQ_ENABLE_MAILBOX_MASK | \
+				 MDGPU_REG_IRQ_ENABLE_FENCE_MASK | \
+				 MDGPU_REG_IRQ_ENABLE_ERROR_MASK)
+
+struct mdgpu_device;
+
+/**
+ * struct mdgpu_irq_vector - one MSI-X vector
+ * @mdev: the device
+ * @irq: its Linux interrupt number
+ * @sources: IRQ_STATUS bits its handler owns: bit n for vector n; the last vector also owns
+ *	every higher source (when the device has fewer vectors than sources)
+ * @name: for /proc/interrupts
+ */
+struct mdgpu_irq_vector {
+	struct mdgpu_device *mdev;
+	int irq;
+	u32 sources;
+	char name[24];
+};
+
 /**
  * struct mdgpu_device - one mdgpu PCI function
  * @pdev: the PCI device (a reference is held until @ref drops to zero)
  * @regs: BAR2, the trapped register page
- * @aperture_phys: bus address of BAR0; the driver never maps it itself, it only hands pages
- *	of it to userspace with mmap()
+ * @aperture_phys: bus address of BAR0; pages of it are handed to userspace with mmap()
  * @aperture_size: size of BAR0 in bytes
+ * @aperture: the kernel's own write-combined mapping of BAR0 from @alloc_base to its end,
+ *	where buffers live (fence waits read it); the trapped window page is left out so that
+ *	its userspace mapping keeps its uncached memory type
+ * @has_backend: QUERY HAS_BACKEND (0 on a contract 1.0 device)
+ * @max_queues: QUERY MAX_QUEUES
+ * @max_kernels: QUERY MAX_KERNELS
+ * @max_submission: QUERY MAX_SUBMISSION
+ * @grace_us: QUERY GRACE_US
+ * @binding_align: QUERY BINDING_ALIGN (0 when the device does not know it)
+ * @max_binding: QUERY MAX_BINDING (0 when the device does not know it)
  * @version: contract version read from the VERSION register
  * @alloc_base: first aperture offset buffers come from (QUERY ALLOC_BASE)
  * @quota: bytes the VM may allocate (QUERY QUOTA)
  * @min_align: allocation granule (QUERY MIN_ALIGN)
  * @max_contexts: QUERY MAX_CONTEXTS
  * @max_buffers: QUERY MAX_BUFFERS
- * @irq: Linux interrupt number of MSI-X vector 0 (the MAILBOX source)
- * @irq_vectors: MSI-X vectors allocated
+ * @vectors: the MSI-X vectors requested (@irq_vectors of them)
+ * @irq_vectors: MSI-X vectors allocated and requested
  * @irq_count: interrupts handled (diagnostic)
+ * @irq_source_count: interrupts handled per source (MAILBOX, FENCE, ERROR)
  * @irq_mailbox: set by the interrupt handler when a mailbox completion was signalled
+ * @fence_wq: fence waiters, woken by the FENCE and ERROR interrupts and by remove
+ * @fence_seq: counts FENCE and ERROR interrupts, so a waiter knows an interrupt woke it
+ * @fence_waiters: waits in progress; remove waits for them to leave before unmapping
+ * @fence_waits: WAIT_FENCE calls (diagnostic)
+ * @fence_sleeps: waits that slept (diagnostic)
+ * @fence_irq_wakeups: sleeping waits completed after an interrupt (diagnostic)
  * @mbox_lock: serialises mailbox operations; guards @gone for them
  * @mbox_wq: mailbox waiters, woken by the interrupt handler
  * @mbox_timeouts: mailbox operations that did not complete in time
@@ -68,17 +114,33 @@ struct mdgpu_device {
 	void __iomem *regs;
 	phys_addr_t aperture_phys;
 	u64 aperture_size;
+	void __iomem *aperture;
 	u32 version;
 	u64 alloc_base;
 	u64 quota;
 	u64 min_align;
 	u32 max_contexts;
 	u32 max_buffers;
+	u32 has_backend;
+	u32 max_queues;
+	u32 max_kernels;
+	u64 max_submission;
+	u64 grace_us;
+	u64 binding_align;
+	u64 max_binding;
 
-	int irq;
+	struct mdgpu_irq_vector vectors[MDGPU_IRQ_USED];
 	int irq_vectors;
 	atomic64_t irq_count;
+	atomic64_t irq_source_count[MDGPU_IRQ_USED];
 	atomic_t irq_mailbox;
+
+	wait_queue_head_t fence_wq;
+	atomic_t fence_seq;
+	atomic_t fence_waiters;
+	atomic64_t fence_waits;
+	atomic64_t fence_sleeps;
+	atomic64_t fence_irq_wakeups;
 
 	struct mutex mbox_lock;
 	wait_queue_head_t mbox_wq;
@@ -104,20 +166,50 @@ struct mdgpu_device {
  * @offset: aperture offset, which is also the mmap offset
  * @size: size in bytes (a multiple of PAGE_SIZE)
  * @map_count: VMAs mapping this buffer (vm_ops open/close); guarded by &mdgpu_file.lock
+ * @queue: the queue this buffer holds, or 0; guarded by &mdgpu_file.lock
+ * @waiters: fence waits sleeping on this buffer; guarded by &mdgpu_file.lock
+ *
+ * A buffer that is mapped, holds a queue or has waiters cannot be destroyed (-EBUSY).
  */
 struct mdgpu_bo {
 	u32 handle;
 	u64 offset;
 	u64 size;
 	unsigned int map_count;
+	u32 queue;
+	unsigned int waiters;
+};
+
+/**
+ * struct mdgpu_queue - a queue of one file
+ * @id: device queue id (also the key in &mdgpu_file.queues)
+ * @bo: the buffer holding its control block and ring
+ */
+struct mdgpu_queue {
+	u32 id;
+	struct mdgpu_bo *bo;
+};
+
+/**
+ * struct mdgpu_kernel - a compute kernel of one file
+ * @id: device kernel id (also the key in &mdgpu_file.kernels)
+ * @bindings: storage buffers it binds
+ * @push_bytes: push-constant bytes it takes
+ */
+struct mdgpu_kernel {
+	u32 id;
+	u32 bindings;
+	u32 push_bytes;
 };
 
 /**
  * struct mdgpu_file - one open file of /dev/mdgpuN, one device context
  * @mdev: the device (holds a reference)
- * @lock: guards @ctx, @bos and the buffers' map counts
+ * @lock: guards @ctx, @bos, @queues, @kernels and the buffers' counts
  * @ctx: device context id; 0 once the context is gone (device removed)
  * @bos: buffers of this file by handle
+ * @queues: queues of this file by id
+ * @kernels: kernels of this file by id
  * @mapping: the file's address space, to zap its mappings when the device goes away
  * @link: entry in &mdgpu_device.files
  */
@@ -126,6 +218,8 @@ struct mdgpu_file {
 	struct mutex lock;
 	u32 ctx;
 	struct xarray bos;
+	struct xarray queues;
+	struct xarray kernels;
 	struct address_space *mapping;
 	struct list_head link;
 };
@@ -165,6 +259,12 @@ int mdgpu_mbox_ctx_destroy(struct mdgpu_device *mdev, u32 ctx, u32 *freed);
 int mdgpu_mbox_bo_alloc(struct mdgpu_device *mdev, u32 ctx, u64 size, u32 align_log2,
 			u32 *handle, u64 *offset);
 int mdgpu_mbox_bo_free(struct mdgpu_device *mdev, u32 ctx, u32 handle);
+int mdgpu_mbox_queue_create(struct mdgpu_device *mdev, u32 ctx, u32 handle, u32 priority,
+			    u32 *queue);
+int mdgpu_mbox_queue_destroy(struct mdgpu_device *mdev, u32 ctx, u32 queue);
+int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle, u32 offset,
+			     u32 size, u32 bindings, u32 push_bytes, u32 *kernel);
+int mdgpu_mbox_kernel_destroy(struct mdgpu_device *mdev, u32 ctx, u32 kernel);
 int mdgpu_mbox_result_to_errno(u32 result);
 
 /* mdgpu_file.c */

@@ -9,13 +9,28 @@
  * guest physical memory that QEMU backs with mdgpu's memfd, so loads and stores cost no VM
  * exit. Offset 0, one page, is the trapped window instead, mapped uncached so every access
  * reaches the device.
+ *
+ * Contract 1.1 (queues, kernels, fences): a queue is a buffer of the file that the device
+ * reads; userspace fills its ring and publishes with plain stores, and calls
+ * MDGPU_IOCTL_QUEUE_DOORBELL only when the device asked for it, so the driver is not on the
+ * submission path at all. It creates and destroys queues and kernels through the mailbox,
+ * rings doorbells, and lets processes sleep on fences (woken by the FENCE and ERROR
+ * interrupts, see mdgpu_drv.c).
  */
 #include <linux/fs.h>
+#include <linux/hrtimer.h>
+#include <linux/io-64-nonatomic-lo-hi.h>
+#include <linux/ktime.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
 #include "mdgpu_drv.h"
+
+static unsigned int fence_poll_ms = 10;
+module_param(fence_poll_ms, uint, 0644);
+MODULE_PARM_DESC(fence_poll_ms,
+		 "A sleeping fence wait also re-reads its fence this often, in ms, for fences written without an interrupt (0: only on interrupts; default 10)");
 
 /* Callers hold window_lock and have checked that the device is still there. */
 int mdgpu_window_write(struct mdgpu_device *mdev, u64 base)
@@ -80,6 +95,8 @@ static int mdgpu_open(struct inode *inode, struct file *filp)
 		return -ENOMEM;
 	mutex_init(&mf->lock);
 	xa_init(&mf->bos);
+	xa_init(&mf->queues);
+	xa_init(&mf->kernels);
 	mf->mdev = mdev;
 	mf->mapping = filp->f_mapping;
 
@@ -112,6 +129,43 @@ static void mdgpu_file_free_bos(struct mdgpu_file *mf)
 	}
 }
 
+/*
+ * Stop the file's queues on the device (if it still has a context) and free their records.
+ * CTX_DESTROY would stop them too; stopping them first means no submission of this file is
+ * taken from a ring while its context is being torn down. Caller holds mf->lock.
+ */
+static void mdgpu_file_free_queues(struct mdgpu_file *mf)
+{
+	struct mdgpu_queue *q;
+	unsigned long id;
+	int ret;
+
+	lockdep_assert_held(&mf->lock);
+	xa_for_each(&mf->queues, id, q) {
+		if (mf->ctx) {
+			ret = mdgpu_mbox_queue_destroy(mf->mdev, mf->ctx, q->id);
+			if (ret && ret != -ENOENT)
+				dev_warn_ratelimited(&mf->mdev->pdev->dev,
+						     "queue %u not destroyed: %d\n", q->id, ret);
+		}
+		q->bo->queue = 0;
+		xa_erase(&mf->queues, id);
+		kfree(q);
+	}
+}
+
+/* Free the file's kernel records; CTX_DESTROY destroys the kernels on the device. */
+static void mdgpu_file_free_kernels(struct mdgpu_file *mf)
+{
+	struct mdgpu_kernel *k;
+	unsigned long id;
+
+	xa_for_each(&mf->kernels, id, k) {
+		xa_erase(&mf->kernels, id);
+		kfree(k);
+	}
+}
+
 static int mdgpu_release(struct inode *inode, struct file *filp)
 {
 	struct mdgpu_file *mf = filp->private_data;
@@ -131,6 +185,7 @@ static int mdgpu_release(struct inode *inode, struct file *filp)
 	mutex_unlock(&mdev->window_lock);
 
 	mutex_lock(&mf->lock);
+	mdgpu_file_free_queues(mf);
 	if (mf->ctx) {
 		ret = mdgpu_mbox_ctx_destroy(mdev, mf->ctx, &freed);
 		if (ret)
@@ -138,9 +193,12 @@ static int mdgpu_release(struct inode *inode, struct file *filp)
 					     mf->ctx, ret);
 		mf->ctx = 0;
 	}
+	mdgpu_file_free_kernels(mf);
 	mdgpu_file_free_bos(mf);
 	mutex_unlock(&mf->lock);
 
+	xa_destroy(&mf->queues);
+	xa_destroy(&mf->kernels);
 	xa_destroy(&mf->bos);
 	mutex_destroy(&mf->lock);
 	kfree(mf);
@@ -332,7 +390,7 @@ static int mdgpu_ioctl_bo_destroy(struct mdgpu_file *mf, void __user *argp)
 		ret = -ENOENT;
 		goto out_unlock;
 	}
-	if (bo->map_count) {
+	if (bo->map_count || bo->queue || bo->waiters) {
 		ret = -EBUSY;
 		goto out_unlock;
 	}
@@ -386,6 +444,433 @@ out_unlock:
 	return ret;
 }
 
+static int mdgpu_ioctl_get_compute_info(struct mdgpu_file *mf, void __user *argp)
+{
+	struct mdgpu_device *mdev = mf->mdev;
+	struct mdgpu_compute_info info = {};
+	unsigned long id;
+	void *entry;
+
+	info.has_backend = mdev->has_backend;
+	info.max_queues = mdev->max_queues;
+	info.max_kernels = mdev->max_kernels;
+	info.irq_vectors = mdev->irq_vectors;
+	info.max_submission = mdev->max_submission;
+	info.grace_us = mdev->grace_us;
+	info.binding_align = mdev->binding_align;
+	info.max_binding = mdev->max_binding;
+	info.irq_mailbox = atomic64_read(&mdev->irq_source_count[0]);
+	info.irq_fence = atomic64_read(&mdev->irq_source_count[1]);
+	info.irq_error = atomic64_read(&mdev->irq_source_count[2]);
+	info.fence_waits = atomic64_read(&mdev->fence_waits);
+	info.fence_sleeps = atomic64_read(&mdev->fence_sleeps);
+	info.fence_irq_wakeups = atomic64_read(&mdev->fence_irq_wakeups);
+
+	mutex_lock(&mf->lock);
+	if (!mf->ctx) {
+		mutex_unlock(&mf->lock);
+		return -ENODEV;
+	}
+	xa_for_each(&mf->queues, id, entry)
+		info.queues++;
+	xa_for_each(&mf->kernels, id, entry)
+		info.kernels++;
+	mutex_unlock(&mf->lock);
+
+	if (copy_to_user(argp, &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+/* Forget a queue after the device stopped it. Caller holds mf->lock. */
+static void mdgpu_queue_forget(struct mdgpu_file *mf, struct mdgpu_queue *q)
+{
+	lockdep_assert_held(&mf->lock);
+	q->bo->queue = 0;
+	xa_erase(&mf->queues, q->id);
+	kfree(q);
+}
+
+static int mdgpu_ioctl_queue_create(struct mdgpu_file *mf, void __user *argp)
+{
+	struct mdgpu_device *mdev = mf->mdev;
+	struct mdgpu_queue_create args;
+	struct mdgpu_queue *q;
+	struct mdgpu_bo *bo;
+	u64 ring;
+	u32 id;
+	int ret;
+
+	if (copy_from_user(&args, argp, sizeof(args)))
+		return -EFAULT;
+	if (args.flags || args.priority > MDGPU_QUEUE_PRIORITY_MAX)
+		return -EINVAL;
+
+	q = kzalloc(sizeof(*q), GFP_KERNEL);
+	if (!q)
+		return -ENOMEM;
+
+	mutex_lock(&mf->lock);
+	if (!mf->ctx) {
+		ret = -ENODEV;
+		goto err_unlock;
+	}
+	bo = args.handle ? xa_load(&mf->bos, args.handle) : NULL;
+	if (!bo) {
+		ret = -ENOENT;
+		goto err_unlock;
+	}
+	if (bo->queue) {
+		ret = -EBUSY;
+		goto err_unlock;
+	}
+	/* The device checks this too; checking here names the problem without a round trip. */
+	ring = bo->size - MDGPU_QUEUE_CONTROL_SIZE;
+	if (bo->size <= MDGPU_QUEUE_CONTROL_SIZE || !is_power_of_2(ring) ||
+	    ring < MDGPU_QUEUE_RING_MIN || ring > MDGPU_QUEUE_RING_MAX) {
+		ret = -EINVAL;
+		goto err_unlock;
+	}
+	ret = mdgpu_mbox_queue_create(mdev, mf->ctx, bo->handle, args.priority, &id);
+	if (ret)
+		goto err_unlock;
+	q->id = id;
+	q->bo = bo;
+	ret = xa_insert(&mf->queues, id, q, GFP_KERNEL);
+	if (ret) {
+		if (ret == -EBUSY) {
+			dev_err_ratelimited(&mdev->pdev->dev,
+					    "QUEUE_CREATE returned queue %u, which is in use\n", id);
+			ret = -EIO;
+		}
+		goto err_destroy_device;
+	}
+	bo->queue = id;
+	mutex_unlock(&mf->lock);
+
+	args.queue = id;
+	if (copy_to_user(argp, &args, sizeof(args))) {
+		/* Nobody learnt the id: do not leave the queue behind. */
+		mutex_lock(&mf->lock);
+		if (mf->ctx && xa_load(&mf->queues, id) == q &&
+		    !mdgpu_mbox_queue_destroy(mdev, mf->ctx, id))
+			mdgpu_queue_forget(mf, q);
+		mutex_unlock(&mf->lock);
+		return -EFAULT;
+	}
+	return 0;
+
+err_destroy_device:
+	mdgpu_mbox_queue_destroy(mdev, mf->ctx, id);
+err_unlock:
+	mutex_unlock(&mf->lock);
+	kfree(q);
+	return ret;
+}
+
+static int mdgpu_ioctl_queue_destroy(struct mdgpu_file *mf, void __user *argp)
+{
+	struct mdgpu_queue_destroy args;
+	struct mdgpu_queue *q;
+	int ret;
+
+	if (copy_from_user(&args, argp, sizeof(args)))
+		return -EFAULT;
+	if (args.pad)
+		return -EINVAL;
+
+	mutex_lock(&mf->lock);
+	if (!mf->ctx) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	q = args.queue ? xa_load(&mf->queues, args.queue) : NULL;
+	if (!q) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	ret = mdgpu_mbox_queue_destroy(mf->mdev, mf->ctx, q->id);
+	/* -ENOENT: the device does not know it either; nothing is left to stop. */
+	if (ret && ret != -ENOENT)
+		goto out_unlock;
+	mdgpu_queue_forget(mf, q);
+	ret = 0;
+out_unlock:
+	mutex_unlock(&mf->lock);
+	return ret;
+}
+
+static int mdgpu_ioctl_queue_doorbell(struct mdgpu_file *mf, void __user *argp)
+{
+	struct mdgpu_queue_doorbell args;
+	int ret = 0;
+
+	if (copy_from_user(&args, argp, sizeof(args)))
+		return -EFAULT;
+	if (args.flags)
+		return -EINVAL;
+
+	/* The file's lock with a live context also keeps the registers mapped (see remove). */
+	mutex_lock(&mf->lock);
+	if (!mf->ctx)
+		ret = -ENODEV;
+	else if (!args.queue || !xa_load(&mf->queues, args.queue))
+		ret = -ENOENT;
+	else
+		mdgpu_wr32(mf->mdev, MDGPU_REG_QUEUE_DOORBELL, args.queue);
+	mutex_unlock(&mf->lock);
+	return ret;
+}
+
+static int mdgpu_ioctl_kernel_create(struct mdgpu_file *mf, void __user *argp)
+{
+	struct mdgpu_device *mdev = mf->mdev;
+	struct mdgpu_kernel_create args;
+	struct mdgpu_kernel *k;
+	struct mdgpu_bo *bo;
+	u32 id;
+	int ret;
+
+	if (copy_from_user(&args, argp, sizeof(args)))
+		return -EFAULT;
+	if (args.flags || args.pad)
+		return -EINVAL;
+	if (!args.size || args.size > MDGPU_KERNEL_MAX_SPIRV || !IS_ALIGNED(args.size, 4) ||
+	    !IS_ALIGNED(args.offset, 4) || args.offset > U32_MAX)
+		return -EINVAL;
+	if (args.bindings > MDGPU_KERNEL_MAX_BINDINGS ||
+	    args.push_bytes > MDGPU_KERNEL_MAX_PUSH_BYTES || !IS_ALIGNED(args.push_bytes, 4))
+		return -EINVAL;
+
+	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	if (!k)
+		return -ENOMEM;
+
+	mutex_lock(&mf->lock);
+	if (!mf->ctx) {
+		ret = -ENODEV;
+		goto err_unlock;
+	}
+	bo = args.handle ? xa_load(&mf->bos, args.handle) : NULL;
+	if (!bo) {
+		ret = -ENOENT;
+		goto err_unlock;
+	}
+	if (args.offset > bo->size || args.size > bo->size - args.offset) {
+		ret = -EINVAL;
+		goto err_unlock;
+	}
+	/* The device copies the SPIR-V out, validates and compiles it inside this operation. */
+	ret = mdgpu_mbox_kernel_create(mdev, mf->ctx, bo->handle, args.offset, args.size,
+				       args.bindings, args.push_bytes, &id);
+	if (ret)
+		goto err_unlock;
+	k->id = id;
+	k->bindings = args.bindings;
+	k->push_bytes = args.push_bytes;
+	ret = xa_insert(&mf->kernels, id, k, GFP_KERNEL);
+	if (ret) {
+		if (ret == -EBUSY) {
+			dev_err_ratelimited(&mdev->pdev->dev,
+					    "KERNEL_CREATE returned kernel %u, which is in use\n", id);
+			ret = -EIO;
+		}
+		goto err_destroy_device;
+	}
+	mutex_unlock(&mf->lock);
+
+	args.kernel = id;
+	if (copy_to_user(argp, &args, sizeof(args))) {
+		mutex_lock(&mf->lock);
+		if (mf->ctx && xa_load(&mf->kernels, id) == k &&
+		    !mdgpu_mbox_kernel_destroy(mdev, mf->ctx, id)) {
+			xa_erase(&mf->kernels, id);
+			kfree(k);
+		}
+		mutex_unlock(&mf->lock);
+		return -EFAULT;
+	}
+	return 0;
+
+err_destroy_device:
+	mdgpu_mbox_kernel_destroy(mdev, mf->ctx, id);
+err_unlock:
+	mutex_unlock(&mf->lock);
+	kfree(k);
+	return ret;
+}
+
+static int mdgpu_ioctl_kernel_destroy(struct mdgpu_file *mf, void __user *argp)
+{
+	struct mdgpu_kernel_destroy args;
+	struct mdgpu_kernel *k;
+	int ret;
+
+	if (copy_from_user(&args, argp, sizeof(args)))
+		return -EFAULT;
+	if (args.pad)
+		return -EINVAL;
+
+	mutex_lock(&mf->lock);
+	if (!mf->ctx) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	k = args.kernel ? xa_load(&mf->kernels, args.kernel) : NULL;
+	if (!k) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	ret = mdgpu_mbox_kernel_destroy(mf->mdev, mf->ctx, k->id);
+	if (ret && ret != -ENOENT)
+		goto out_unlock;
+	xa_erase(&mf->kernels, k->id);
+	kfree(k);
+	ret = 0;
+out_unlock:
+	mutex_unlock(&mf->lock);
+	return ret;
+}
+
+/*
+ * The wait condition: the fence, error bit aside, reached @value; or the device is gone (the
+ * caller sorts out which). Runs again after every wakeup.
+ *
+ * The error bit is masked off for the comparison: a fence location is a timeline that later
+ * submissions overwrite, and the error fence of an earlier submission (value | bit 63) must
+ * not end the wait for a later value, which has not completed yet.
+ */
+static bool mdgpu_fence_done(struct mdgpu_device *mdev, const void __iomem *addr, u64 value,
+			     u64 *seen)
+{
+	if (READ_ONCE(mdev->gone))
+		return true;
+	*seen = readq(addr);
+	return (*seen & ~MDGPU_FENCE_ERROR) >= value;
+}
+
+/*
+ * Sleep until the fence is done, the deadline passes (-ETIME) or a signal arrives
+ * (-ERESTARTSYS). Wakeups come from the FENCE and ERROR interrupts (mdgpu_drv.c explains why
+ * none is lost) and, every fence_poll_ms, from a timer, for fences written without an
+ * interrupt.
+ */
+static int mdgpu_fence_sleep(struct mdgpu_device *mdev, const void __iomem *addr, u64 value,
+			     ktime_t deadline, u64 *seen)
+{
+	ktime_t now, slice;
+	int seq, ret;
+
+	atomic64_inc(&mdev->fence_sleeps);
+	for (;;) {
+		now = ktime_get();
+		if (ktime_compare(now, deadline) >= 0)
+			return -ETIME;
+		slice = ktime_sub(deadline, now);
+		if (fence_poll_ms)
+			slice = min_t(ktime_t, slice, ms_to_ktime(fence_poll_ms));
+		seq = atomic_read(&mdev->fence_seq);
+		ret = wait_event_interruptible_hrtimeout(mdev->fence_wq,
+							 mdgpu_fence_done(mdev, addr, value, seen),
+							 slice);
+		if (!ret) {
+			if (atomic_read(&mdev->fence_seq) != seq)
+				atomic64_inc(&mdev->fence_irq_wakeups);
+			return 0;
+		}
+		if (ret != -ETIME)
+			return ret;
+	}
+}
+
+static int mdgpu_ioctl_wait_fence(struct mdgpu_file *mf, void __user *argp)
+{
+	struct mdgpu_device *mdev = mf->mdev;
+	struct mdgpu_wait_fence args;
+	const void __iomem *addr;
+	ktime_t start, deadline;
+	struct mdgpu_bo *bo;
+	u64 seen = 0;
+	s64 left;
+	int ret;
+
+	if (copy_from_user(&args, argp, sizeof(args)))
+		return -EFAULT;
+	if (args.flags || !IS_ALIGNED(args.offset, 8) || (args.value & MDGPU_FENCE_ERROR))
+		return -EINVAL;
+
+	mutex_lock(&mf->lock);
+	if (!mf->ctx) {
+		mutex_unlock(&mf->lock);
+		return -ENODEV;
+	}
+	bo = args.handle ? xa_load(&mf->bos, args.handle) : NULL;
+	if (!bo) {
+		mutex_unlock(&mf->lock);
+		return -ENOENT;
+	}
+	if (args.offset > bo->size - sizeof(u64)) {
+		mutex_unlock(&mf->lock);
+		return -EINVAL;
+	}
+	/*
+	 * Pin the buffer (BO_DESTROY says -EBUSY) so the range read is not handed to another
+	 * context meanwhile, and count the wait so remove keeps the aperture mapped until it
+	 * leaves. A live context under the file's lock means remove has not revoked this file.
+	 */
+	bo->waiters++;
+	atomic_inc(&mdev->fence_waiters);
+	addr = mdev->aperture + (bo->offset - mdev->alloc_base) + args.offset;
+	mutex_unlock(&mf->lock);
+
+	atomic64_inc(&mdev->fence_waits);
+	start = ktime_get();
+	/* Far beyond any real wait, and start + it cannot overflow. */
+	deadline = ktime_add_ns(start, min_t(u64, args.timeout_ns, S64_MAX / 4));
+	ret = 0;
+	if (!mdgpu_fence_done(mdev, addr, args.value, &seen))
+		ret = args.timeout_ns ? mdgpu_fence_sleep(mdev, addr, args.value, deadline, &seen)
+				      : -ETIME;
+
+	if (READ_ONCE(mdev->gone))
+		ret = -ENODEV;
+	else if ((seen & ~MDGPU_FENCE_ERROR) >= args.value)
+		ret = seen & MDGPU_FENCE_ERROR ? -EIO : 0;
+
+	mutex_lock(&mf->lock);
+	bo->waiters--;
+	mutex_unlock(&mf->lock);
+	/* Not a read of the aperture after this. */
+	if (atomic_dec_and_test(&mdev->fence_waiters) && READ_ONCE(mdev->gone))
+		wake_up_all(&mdev->fence_wq);
+
+	left = ktime_to_ns(ktime_sub(deadline, ktime_get()));
+	args.timeout_ns = ret == -ETIME || left < 0 ? 0 : left;
+	args.seen = seen;
+	if (copy_to_user(argp, &args, sizeof(args)))
+		return -EFAULT;
+	return ret;
+}
+
+static int mdgpu_ioctl_mark(struct mdgpu_file *mf, void __user *argp)
+{
+	struct mdgpu_mark args;
+	int ret = 0;
+
+	if (copy_from_user(&args, argp, sizeof(args)))
+		return -EFAULT;
+	if (args.pad)
+		return -EINVAL;
+
+	mutex_lock(&mf->lock);
+	if (!mf->ctx)
+		ret = -ENODEV;
+	else
+		mdgpu_wr32(mf->mdev, MDGPU_REG_SCRATCH, args.value);
+	mutex_unlock(&mf->lock);
+	return ret;
+}
+
 static long mdgpu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 {
 	struct mdgpu_file *mf = filp->private_data;
@@ -400,6 +885,22 @@ static long mdgpu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return mdgpu_ioctl_bo_destroy(mf, argp);
 	case MDGPU_IOCTL_WINDOW_SET:
 		return mdgpu_ioctl_window_set(mf, argp);
+	case MDGPU_IOCTL_GET_COMPUTE_INFO:
+		return mdgpu_ioctl_get_compute_info(mf, argp);
+	case MDGPU_IOCTL_QUEUE_CREATE:
+		return mdgpu_ioctl_queue_create(mf, argp);
+	case MDGPU_IOCTL_QUEUE_DESTROY:
+		return mdgpu_ioctl_queue_destroy(mf, argp);
+	case MDGPU_IOCTL_QUEUE_DOORBELL:
+		return mdgpu_ioctl_queue_doorbell(mf, argp);
+	case MDGPU_IOCTL_KERNEL_CREATE:
+		return mdgpu_ioctl_kernel_create(mf, argp);
+	case MDGPU_IOCTL_KERNEL_DESTROY:
+		return mdgpu_ioctl_kernel_destroy(mf, argp);
+	case MDGPU_IOCTL_WAIT_FENCE:
+		return mdgpu_ioctl_wait_fence(mf, argp);
+	case MDGPU_IOCTL_MARK:
+		return mdgpu_ioctl_mark(mf, argp);
 	default:
 		return -ENOTTY;
 	}

@@ -24,9 +24,12 @@
  *   TOO_MANY        -EMFILE      too many contexts (open files) or buffers on the device
  *   BAD_PARAM       -EINVAL      unknown query parameter
  *   BUSY            -EBUSY       the object is in use (contract 1.1: a buffer holding a queue)
- *   BAD_KERNEL      -EINVAL      SPIR-V refused (contract 1.1; this driver sends none)
+ *   BAD_KERNEL      -EINVAL      SPIR-V refused: bad magic or rejected by validation (1.1)
  *   UNSUPPORTED     -EOPNOTSUPP  no execution backend (contract 1.1)
- *   anything else   -EIO         the device answered with a code contract 1.0 does not have
+ *   anything else   -EIO         the device answered with a code contract 1.1 does not have
+ *
+ * BAD_HANDLE also answers queue and kernel ids the context does not own (the driver checks its
+ * own records first, so userspace normally gets -ENOENT from them without a mailbox round trip).
  *
  * -ENOMEM stays reserved for kernel allocation failures, so userspace can tell "the aperture
  * is full" (-ENOSPC) and "over quota" (-EDQUOT) from "the guest kernel is out of memory".
@@ -84,6 +87,10 @@ static const struct {
 	{ MDGPU_OP_BO_ALLOC, "BO_ALLOC" },
 	{ MDGPU_OP_BO_FREE, "BO_FREE" },
 	{ MDGPU_OP_BO_INFO, "BO_INFO" },
+	{ MDGPU_OP_QUEUE_CREATE, "QUEUE_CREATE" },
+	{ MDGPU_OP_QUEUE_DESTROY, "QUEUE_DESTROY" },
+	{ MDGPU_OP_KERNEL_CREATE, "KERNEL_CREATE" },
+	{ MDGPU_OP_KERNEL_DESTROY, "KERNEL_DESTROY" },
 };
 
 static const char *mdgpu_mbox_op_name(u32 opcode)
@@ -224,4 +231,50 @@ int mdgpu_mbox_bo_free(struct mdgpu_device *mdev, u32 ctx, u32 handle)
 	const u32 args[2] = { ctx, handle };
 
 	return mdgpu_mbox_exec(mdev, MDGPU_OP_BO_FREE, args, ARRAY_SIZE(args), NULL, 0);
+}
+
+int mdgpu_mbox_queue_create(struct mdgpu_device *mdev, u32 ctx, u32 handle, u32 priority,
+			    u32 *queue)
+{
+	const u32 args[3] = { ctx, handle, priority };
+	int ret;
+
+	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_QUEUE_CREATE, args, ARRAY_SIZE(args), queue, 1);
+	if (ret)
+		return ret;
+	if (unlikely(*queue == 0)) {
+		dev_err_ratelimited(&mdev->pdev->dev, "device returned queue id 0\n");
+		return -EIO;
+	}
+	return 0;
+}
+
+int mdgpu_mbox_queue_destroy(struct mdgpu_device *mdev, u32 ctx, u32 queue)
+{
+	const u32 args[2] = { ctx, queue };
+
+	return mdgpu_mbox_exec(mdev, MDGPU_OP_QUEUE_DESTROY, args, ARRAY_SIZE(args), NULL, 0);
+}
+
+int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle, u32 offset,
+			     u32 size, u32 bindings, u32 push_bytes, u32 *kernel)
+{
+	const u32 args[6] = { ctx, handle, offset, size, bindings, push_bytes };
+	int ret;
+
+	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_CREATE, args, ARRAY_SIZE(args), kernel, 1);
+	if (ret)
+		return ret;
+	if (unlikely(*kernel == 0)) {
+		dev_err_ratelimited(&mdev->pdev->dev, "device returned kernel id 0\n");
+		return -EIO;
+	}
+	return 0;
+}
+
+int mdgpu_mbox_kernel_destroy(struct mdgpu_device *mdev, u32 ctx, u32 kernel)
+{
+	const u32 args[2] = { ctx, kernel };
+
+	return mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_DESTROY, args, ARRAY_SIZE(args), NULL, 0);
 }

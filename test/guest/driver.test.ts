@@ -114,7 +114,7 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
   const irqLine = lines.find((l) => l.startsWith(`${MARKER} irq `)) ?? '';
   t.match(irqLine, /MSI-?X/i, `the guest's /proc/interrupts shows an MSI-X vector for mdgpu: ${irqLine}`);
   t.ok(lines.some((l) => /mdgpu 0000:\S+: mdgpu0: mdgpu contract \d+\.\d+, aperture 64 MiB .* quota 32 MiB/.test(l)), 'probe dev_info line');
-  t.same(at.irq && { msix: at.irq.msix, vector0: at.irq.vector0, irqEnable: at.irq.irqEnable }, { msix: true, vector0: true, irqEnable: 1 }, 'while loaded: MSI-X enabled, vector 0 wired, MAILBOX source enabled');
+  t.same(at.irq && { msix: at.irq.msix, vector0: at.irq.vector0, irqEnable: at.irq.irqEnable }, { msix: true, vector0: true, irqEnable: 0b111 }, 'while loaded: MSI-X enabled, vector 0 wired, MAILBOX, FENCE and ERROR sources enabled');
   t.same(at.insmod && { contexts: at.insmod.contexts, buffers: at.insmod.buffers }, { contexts: 0, buffers: 0 }, 'probe leaves no context behind');
   t.ok(device.pci.irqs.signalled[IrqIndex.MSIX]! > 0, `mdgpu signalled MSI-X (${device.pci.irqs.signalled[IrqIndex.MSIX]} times)`);
   t.equal(device.pci.irqs.signalled[IrqIndex.INTX], 0, 'and never INTx');

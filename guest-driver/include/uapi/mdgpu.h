@@ -16,14 +16,14 @@
  *
  *   OVER_QUOTA     -EDQUOT    the allocation would exceed the VM's quota
  *   NO_MEMORY      -ENOSPC    no free aperture range of that size and alignment
- *   TOO_MANY       -EMFILE    too many contexts (open files) or buffers on the device
+ *   TOO_MANY       -EMFILE    too many contexts (open files), buffers, queues or kernels
  *   BAD_SIZE       -EINVAL    size 0 or larger than the allocatable aperture
  *   BAD_FLAGS      -EINVAL    unknown flags or alignment out of range
  *   BAD_PARAM      -EINVAL    unknown query parameter
  *   BUSY           -EBUSY     the object is in use (contract 1.1 queues)
  *   BAD_KERNEL     -EINVAL    SPIR-V refused (contract 1.1 kernels)
  *   UNSUPPORTED    -EOPNOTSUPP no execution backend (contract 1.1)
- *   BAD_HANDLE     -ENOENT    no such buffer in this file
+ *   BAD_HANDLE     -ENOENT    no such buffer, queue or kernel in this file
  *   BAD_CONTEXT    -EBADFD    the file's device context is gone (device reset)
  *   UNKNOWN_OPCODE -EOPNOTSUPP
  *   (no completion within the mailbox timeout: -ETIMEDOUT; device removed: -ENODEV)
@@ -137,7 +137,8 @@ struct mdgpu_bo_create {
  * struct mdgpu_bo_destroy - free a buffer (MDGPU_IOCTL_BO_DESTROY)
  *
  * Fails with -EBUSY while any mapping of the buffer exists: otherwise the freed aperture range
- * could be handed to another context while this process still maps it. Fails with -ENOENT for
+ * could be handed to another context while this process still maps it. Also -EBUSY while the
+ * buffer holds a queue or a MDGPU_IOCTL_WAIT_FENCE sleeps on it. Fails with -ENOENT for
  * a handle this file does not own (never created, already destroyed, another file's).
  */
 struct mdgpu_bo_destroy {
@@ -170,6 +171,227 @@ struct mdgpu_window_set {
 	__u32 pad;
 };
 
+/* ---- Contract 1.1: queues, kernels, fences ---- */
+
+/** MDGPU_QUEUE_CONTROL_SIZE: the control block at the start of a queue buffer (one page). */
+#define MDGPU_QUEUE_CONTROL_SIZE	0x1000
+
+/** MDGPU_QUEUE_RING_MIN: smallest ring (after the control block); rings are powers of two. */
+#define MDGPU_QUEUE_RING_MIN		0x1000
+
+/** MDGPU_QUEUE_RING_MAX: largest ring (16 MiB). */
+#define MDGPU_QUEUE_RING_MAX		0x1000000
+
+/** MDGPU_QUEUE_PRIORITY_MAX: queue priorities are 0..MDGPU_QUEUE_PRIORITY_MAX. */
+#define MDGPU_QUEUE_PRIORITY_MAX	3
+
+/** MDGPU_KERNEL_MAX_SPIRV: largest SPIR-V module the device accepts, in bytes. */
+#define MDGPU_KERNEL_MAX_SPIRV		0x100000
+
+/** MDGPU_KERNEL_MAX_BINDINGS: most storage-buffer bindings a kernel may declare. */
+#define MDGPU_KERNEL_MAX_BINDINGS	16
+
+/** MDGPU_KERNEL_MAX_PUSH_BYTES: most push-constant bytes a kernel may take. */
+#define MDGPU_KERNEL_MAX_PUSH_BYTES	128
+
+/**
+ * MDGPU_FENCE_ERROR: bit 63 of a fence value. The device writes a failed submission's fence
+ * value with this bit set (an error fence); a waited-for value may not have it.
+ */
+#define MDGPU_FENCE_ERROR		(1ULL << 63)
+
+/**
+ * struct mdgpu_compute_info - queues and kernels (MDGPU_IOCTL_GET_COMPUTE_INFO)
+ *
+ * All fields are output; whatever the caller passes in is ignored. A contract 1.0 device
+ * reports zeros for the device parameters.
+ */
+struct mdgpu_compute_info {
+	/** @has_backend: 1 when the device can execute queues (QUERY HAS_BACKEND), else 0. */
+	__u32 has_backend;
+	/** @max_queues: most queues the device allows at once, VM-wide (QUERY MAX_QUEUES). */
+	__u32 max_queues;
+	/** @max_kernels: most kernels the device allows at once, VM-wide (QUERY MAX_KERNELS). */
+	__u32 max_kernels;
+	/**
+	 * @irq_vectors: MSI-X vectors the driver uses. Interrupt source n arrives on vector n;
+	 * with fewer than 3 vectors the last one also takes the higher sources.
+	 */
+	__u32 irq_vectors;
+	/** @max_submission: largest submission in bytes (QUERY MAX_SUBMISSION). */
+	__u64 max_submission;
+	/**
+	 * @grace_us: how long, in microseconds, the device keeps polling a drained queue before
+	 * it asks for a doorbell (QUERY GRACE_US).
+	 */
+	__u64 grace_us;
+	/**
+	 * @binding_align: DISPATCH binding offsets must be multiples of this (QUERY
+	 * BINDING_ALIGN; 0 when the device does not say).
+	 */
+	__u64 binding_align;
+	/** @max_binding: largest DISPATCH binding in bytes (QUERY MAX_BINDING; 0: not said). */
+	__u64 max_binding;
+	/** @irq_mailbox: MAILBOX interrupts handled since probe. */
+	__u64 irq_mailbox;
+	/** @irq_fence: FENCE interrupts handled since probe. */
+	__u64 irq_fence;
+	/** @irq_error: ERROR interrupts handled since probe. */
+	__u64 irq_error;
+	/** @fence_waits: MDGPU_IOCTL_WAIT_FENCE calls since probe, every file together. */
+	__u64 fence_waits;
+	/** @fence_sleeps: of those, the ones that found the fence unsignalled and slept. */
+	__u64 fence_sleeps;
+	/**
+	 * @fence_irq_wakeups: sleeping waits that ended with the fence signalled after a FENCE or
+	 * ERROR interrupt woke them (rather than after a timeout slice, see fence_poll_ms).
+	 */
+	__u64 fence_irq_wakeups;
+	/** @queues: queues of this file now. */
+	__u32 queues;
+	/** @kernels: kernels of this file now. */
+	__u32 kernels;
+};
+
+/**
+ * struct mdgpu_queue_create - make a buffer a queue (MDGPU_IOCTL_QUEUE_CREATE)
+ *
+ * The buffer's first MDGPU_QUEUE_CONTROL_SIZE bytes become the queue's control block, the rest
+ * its ring, which must be a power of two from MDGPU_QUEUE_RING_MIN to MDGPU_QUEUE_RING_MAX
+ * bytes. Userspace maps the buffer and publishes work with plain stores (docs/device.md,
+ * "Queues"). While the queue exists the buffer cannot be destroyed (-EBUSY). Queues belong to
+ * the file: closing it destroys them.
+ */
+struct mdgpu_queue_create {
+	/** @handle: in: a buffer of this file that holds no queue yet. */
+	__u32 handle;
+	/** @priority: in: 0 (lowest) to MDGPU_QUEUE_PRIORITY_MAX. */
+	__u32 priority;
+	/** @flags: in: must be 0. */
+	__u32 flags;
+	/** @queue: out: the queue id, never 0, valid in this file only. */
+	__u32 queue;
+};
+
+/**
+ * struct mdgpu_queue_destroy - stop a queue (MDGPU_IOCTL_QUEUE_DESTROY)
+ *
+ * Submissions the device already took complete; nothing more is read from the ring. The
+ * buffer stays allocated (and may then be destroyed).
+ */
+struct mdgpu_queue_destroy {
+	/** @queue: in: a queue of this file. */
+	__u32 queue;
+	/** @pad: must be 0. */
+	__u32 pad;
+};
+
+/**
+ * struct mdgpu_queue_doorbell - wake a sleeping queue (MDGPU_IOCTL_QUEUE_DOORBELL)
+ *
+ * One trapped register write. Only needed when the control block's doorbell_needed is 1 after
+ * tail was stored (the notification protocol); ringing a busy queue is harmless.
+ */
+struct mdgpu_queue_doorbell {
+	/** @queue: in: a queue of this file. */
+	__u32 queue;
+	/** @flags: in: must be 0. */
+	__u32 flags;
+};
+
+/**
+ * struct mdgpu_kernel_create - create a compute kernel from SPIR-V (MDGPU_IOCTL_KERNEL_CREATE)
+ *
+ * The device copies the SPIR-V out of the buffer, validates and compiles it before the ioctl
+ * returns, so the buffer may be reused or destroyed right after. Kernels belong to the file;
+ * closing it destroys them (the device does, with the context).
+ */
+struct mdgpu_kernel_create {
+	/** @handle: in: a buffer of this file holding the SPIR-V. */
+	__u32 handle;
+	/** @flags: in: must be 0. */
+	__u32 flags;
+	/** @offset: in: where the SPIR-V starts in the buffer, a multiple of 4. */
+	__u64 offset;
+	/**
+	 * @size: in: SPIR-V size in bytes, a multiple of 4, 1..MDGPU_KERNEL_MAX_SPIRV, inside the
+	 * buffer.
+	 */
+	__u64 size;
+	/**
+	 * @bindings: in: storage buffers the kernel uses (set 0, bindings 0..n-1), at most
+	 * MDGPU_KERNEL_MAX_BINDINGS. A DISPATCH of the kernel must bind exactly this many.
+	 */
+	__u32 bindings;
+	/**
+	 * @push_bytes: in: push-constant bytes the kernel takes, a multiple of 4, at most
+	 * MDGPU_KERNEL_MAX_PUSH_BYTES. A DISPATCH must pass exactly this many.
+	 */
+	__u32 push_bytes;
+	/** @kernel: out: the kernel id, never 0, to put in DISPATCH commands. */
+	__u32 kernel;
+	/** @pad: must be 0. */
+	__u32 pad;
+};
+
+/** struct mdgpu_kernel_destroy - destroy a kernel (MDGPU_IOCTL_KERNEL_DESTROY) */
+struct mdgpu_kernel_destroy {
+	/**
+	 * @kernel: in: a kernel of this file. Submissions already taken by the device that use it
+	 * fail with BAD_KERNEL if they have not run yet.
+	 */
+	__u32 kernel;
+	/** @pad: must be 0. */
+	__u32 pad;
+};
+
+/**
+ * struct mdgpu_wait_fence - sleep until a fence in a buffer is signalled
+ * (MDGPU_IOCTL_WAIT_FENCE)
+ *
+ * A fence is a u64 in a buffer that submissions write (SUBMIT's completion fence, FENCE
+ * commands) with increasing values. The wait ends when the u64 at @offset in the buffer,
+ * MDGPU_FENCE_ERROR masked off, is >= @value: it returns 0, or -EIO if MDGPU_FENCE_ERROR is set
+ * (an error fence: the submission that wrote it failed). After @timeout_ns it returns -ETIME.
+ * The error bit is masked for the comparison so that the error fence of an earlier submission
+ * does not end a wait for a later value; an error at or after @value does. A sleeping waiter is woken by the device's FENCE and ERROR interrupts, so fences
+ * it waits for should be written with the IRQ flag; other fences are still noticed, at the
+ * latest one fence_poll_ms (module parameter) later. Interrupted by a signal, the ioctl
+ * returns -EINTR (or restarts) with @timeout_ns lowered to the time left. The buffer cannot be
+ * destroyed while a wait on it sleeps (-EBUSY).
+ */
+struct mdgpu_wait_fence {
+	/** @handle: in: a buffer of this file. */
+	__u32 handle;
+	/** @flags: in: must be 0. */
+	__u32 flags;
+	/** @offset: in: offset of the fence in the buffer, a multiple of 8, inside it. */
+	__u64 offset;
+	/** @value: in: the value to wait for; MDGPU_FENCE_ERROR must be clear. */
+	__u64 value;
+	/**
+	 * @timeout_ns: in: longest wait in nanoseconds, relative; 0 only checks the fence.
+	 * out: the time left (0 after a timeout).
+	 */
+	__u64 timeout_ns;
+	/** @seen: out: the fence's value when the wait ended. */
+	__u64 seen;
+};
+
+/**
+ * struct mdgpu_mark - write a phase marker (MDGPU_IOCTL_MARK)
+ *
+ * Writes @value to the device's SCRATCH register: one trapped write the host observes, so
+ * benchmarks can tell it where their phases begin and end (mdgpu counts trapped accesses
+ * between marks). The values are the tools' convention (see guest-driver/README.md).
+ */
+struct mdgpu_mark {
+	/** @value: in: the marker. */
+	__u32 value;
+	/** @pad: must be 0. */
+	__u32 pad;
+};
+
 /** MDGPU_IOCTL_GET_INFO: read struct mdgpu_info. */
 #define MDGPU_IOCTL_GET_INFO		_IOWR(MDGPU_IOCTL_BASE, 0x40, struct mdgpu_info)
 /** MDGPU_IOCTL_BO_CREATE: create a buffer, see struct mdgpu_bo_create. */
@@ -178,6 +400,22 @@ struct mdgpu_window_set {
 #define MDGPU_IOCTL_BO_DESTROY		_IOWR(MDGPU_IOCTL_BASE, 0x42, struct mdgpu_bo_destroy)
 /** MDGPU_IOCTL_WINDOW_SET: move the trapped window, see struct mdgpu_window_set. */
 #define MDGPU_IOCTL_WINDOW_SET		_IOWR(MDGPU_IOCTL_BASE, 0x43, struct mdgpu_window_set)
+/** MDGPU_IOCTL_GET_COMPUTE_INFO: read struct mdgpu_compute_info. */
+#define MDGPU_IOCTL_GET_COMPUTE_INFO	_IOWR(MDGPU_IOCTL_BASE, 0x44, struct mdgpu_compute_info)
+/** MDGPU_IOCTL_QUEUE_CREATE: make a buffer a queue, see struct mdgpu_queue_create. */
+#define MDGPU_IOCTL_QUEUE_CREATE	_IOWR(MDGPU_IOCTL_BASE, 0x45, struct mdgpu_queue_create)
+/** MDGPU_IOCTL_QUEUE_DESTROY: stop a queue, see struct mdgpu_queue_destroy. */
+#define MDGPU_IOCTL_QUEUE_DESTROY	_IOWR(MDGPU_IOCTL_BASE, 0x46, struct mdgpu_queue_destroy)
+/** MDGPU_IOCTL_QUEUE_DOORBELL: wake a sleeping queue, see struct mdgpu_queue_doorbell. */
+#define MDGPU_IOCTL_QUEUE_DOORBELL	_IOWR(MDGPU_IOCTL_BASE, 0x47, struct mdgpu_queue_doorbell)
+/** MDGPU_IOCTL_KERNEL_CREATE: create a kernel from SPIR-V, see struct mdgpu_kernel_create. */
+#define MDGPU_IOCTL_KERNEL_CREATE	_IOWR(MDGPU_IOCTL_BASE, 0x48, struct mdgpu_kernel_create)
+/** MDGPU_IOCTL_KERNEL_DESTROY: destroy a kernel, see struct mdgpu_kernel_destroy. */
+#define MDGPU_IOCTL_KERNEL_DESTROY	_IOWR(MDGPU_IOCTL_BASE, 0x49, struct mdgpu_kernel_destroy)
+/** MDGPU_IOCTL_WAIT_FENCE: wait for a fence, see struct mdgpu_wait_fence. */
+#define MDGPU_IOCTL_WAIT_FENCE		_IOWR(MDGPU_IOCTL_BASE, 0x4a, struct mdgpu_wait_fence)
+/** MDGPU_IOCTL_MARK: write a phase marker, see struct mdgpu_mark. */
+#define MDGPU_IOCTL_MARK		_IOWR(MDGPU_IOCTL_BASE, 0x4b, struct mdgpu_mark)
 
 #if defined(__cplusplus)
 }
