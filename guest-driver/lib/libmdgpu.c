@@ -12,9 +12,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "mdgpu.h"
+#include "mdgpu_priv.h"
 
 /* The uAPI layout must not depend on the ABI: no implicit padding anywhere. */
 _Static_assert(sizeof(struct mdgpu_info) == 88, "struct mdgpu_info layout");
@@ -27,12 +28,27 @@ _Static_assert(offsetof(struct mdgpu_bo_create, mmap_offset) == 24,
 	       "struct mdgpu_bo_create layout");
 _Static_assert(sizeof(struct mdgpu_bo_destroy) == 8, "struct mdgpu_bo_destroy layout");
 _Static_assert(sizeof(struct mdgpu_window_set) == 16, "struct mdgpu_window_set layout");
+_Static_assert(sizeof(struct mdgpu_compute_info) == 104, "struct mdgpu_compute_info layout");
+_Static_assert(offsetof(struct mdgpu_compute_info, max_submission) == 16,
+	       "struct mdgpu_compute_info layout");
+_Static_assert(offsetof(struct mdgpu_compute_info, queues) == 96,
+	       "struct mdgpu_compute_info layout");
+_Static_assert(sizeof(struct mdgpu_queue_create) == 16, "struct mdgpu_queue_create layout");
+_Static_assert(sizeof(struct mdgpu_queue_destroy) == 8, "struct mdgpu_queue_destroy layout");
+_Static_assert(sizeof(struct mdgpu_queue_doorbell) == 8, "struct mdgpu_queue_doorbell layout");
+_Static_assert(sizeof(struct mdgpu_kernel_create) == 40, "struct mdgpu_kernel_create layout");
+_Static_assert(offsetof(struct mdgpu_kernel_create, bindings) == 24,
+	       "struct mdgpu_kernel_create layout");
+_Static_assert(sizeof(struct mdgpu_kernel_destroy) == 8, "struct mdgpu_kernel_destroy layout");
+_Static_assert(sizeof(struct mdgpu_wait_fence) == 40, "struct mdgpu_wait_fence layout");
+_Static_assert(offsetof(struct mdgpu_wait_fence, seen) == 32, "struct mdgpu_wait_fence layout");
+_Static_assert(sizeof(struct mdgpu_mark) == 8, "struct mdgpu_mark layout");
 
-struct mdgpu {
-	int fd;
-};
-
-static int mdgpu_ioctl(struct mdgpu *dev, unsigned long cmd, void *arg)
+/*
+ * An interrupted ioctl is simply made again: the ones that sleep (WAIT_FENCE) update their
+ * arguments with the time left before they return -EINTR.
+ */
+int mdgpu_priv_ioctl(struct mdgpu *dev, unsigned long cmd, void *arg)
 {
 	int ret;
 
@@ -40,6 +56,14 @@ static int mdgpu_ioctl(struct mdgpu *dev, unsigned long cmd, void *arg)
 		ret = ioctl(dev->fd, cmd, arg);
 	} while (ret == -1 && errno == EINTR);
 	return ret == -1 ? -errno : 0;
+}
+
+uint64_t mdgpu_priv_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 int mdgpu_open(const char *path, struct mdgpu **out)
@@ -50,6 +74,7 @@ int mdgpu_open(const char *path, struct mdgpu **out)
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
+	dev->fence_spin_ns = MDGPU_FENCE_SPIN_DEFAULT_NS;
 	dev->fd = open(path ? path : MDGPU_DEFAULT_PATH, O_RDWR | O_CLOEXEC);
 	if (dev->fd < 0) {
 		err = -errno;
@@ -76,7 +101,20 @@ int mdgpu_fd(const struct mdgpu *dev)
 int mdgpu_get_info(struct mdgpu *dev, struct mdgpu_info *info)
 {
 	memset(info, 0, sizeof(*info));
-	return mdgpu_ioctl(dev, MDGPU_IOCTL_GET_INFO, info);
+	return mdgpu_priv_ioctl(dev, MDGPU_IOCTL_GET_INFO, info);
+}
+
+int mdgpu_get_compute_info(struct mdgpu *dev, struct mdgpu_compute_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	return mdgpu_priv_ioctl(dev, MDGPU_IOCTL_GET_COMPUTE_INFO, info);
+}
+
+int mdgpu_mark(struct mdgpu *dev, uint32_t value)
+{
+	struct mdgpu_mark args = { .value = value };
+
+	return mdgpu_priv_ioctl(dev, MDGPU_IOCTL_MARK, &args);
 }
 
 int mdgpu_bo_create(struct mdgpu *dev, uint64_t size, uint32_t align_log2, uint32_t flags,
@@ -89,7 +127,7 @@ int mdgpu_bo_create(struct mdgpu *dev, uint64_t size, uint32_t align_log2, uint3
 	};
 	int ret;
 
-	ret = mdgpu_ioctl(dev, MDGPU_IOCTL_BO_CREATE, &args);
+	ret = mdgpu_priv_ioctl(dev, MDGPU_IOCTL_BO_CREATE, &args);
 	if (ret)
 		return ret;
 	bo->handle = args.handle;
@@ -103,7 +141,7 @@ int mdgpu_bo_destroy(struct mdgpu *dev, struct mdgpu_buffer *bo)
 {
 	struct mdgpu_bo_destroy args = { .handle = bo->handle };
 
-	return mdgpu_ioctl(dev, MDGPU_IOCTL_BO_DESTROY, &args);
+	return mdgpu_priv_ioctl(dev, MDGPU_IOCTL_BO_DESTROY, &args);
 }
 
 int mdgpu_bo_map(struct mdgpu *dev, struct mdgpu_buffer *bo)
@@ -152,7 +190,7 @@ int mdgpu_window_set(struct mdgpu *dev, uint64_t offset)
 {
 	struct mdgpu_window_set args = { .offset = offset };
 
-	return mdgpu_ioctl(dev, MDGPU_IOCTL_WINDOW_SET, &args);
+	return mdgpu_priv_ioctl(dev, MDGPU_IOCTL_WINDOW_SET, &args);
 }
 
 static const struct {
@@ -163,14 +201,18 @@ static const struct {
 	{ EDQUOT, "EDQUOT", "over the VM's device memory quota" },
 	{ ENOSPC, "ENOSPC", "no free aperture range of that size and alignment" },
 	{ EMFILE, "EMFILE", "too many device contexts or buffers" },
-	{ EBUSY, "EBUSY", "busy: the buffer is still mapped, or another file owns the window" },
-	{ ENOENT, "ENOENT", "no such buffer (or device node)" },
-	{ EINVAL, "EINVAL", "invalid argument (size, alignment, flags, padding or offset)" },
+	{ EBUSY, "EBUSY",
+	  "busy: the buffer is mapped, holds a queue or is waited on, or another file owns the window" },
+	{ ENOENT, "ENOENT", "no such buffer, queue or kernel (or device node)" },
+	{ EINVAL, "EINVAL",
+	  "invalid argument (size, alignment, flags, padding or offset), or SPIR-V refused" },
 	{ EBADFD, "EBADFD", "the device context is gone (device reset)" },
-	{ ETIMEDOUT, "ETIMEDOUT", "the device did not answer in time" },
+	{ ETIMEDOUT, "ETIMEDOUT", "the device did not answer (or free ring space) in time" },
+	{ ETIME, "ETIME", "the fence was not signalled in time" },
+	{ E2BIG, "E2BIG", "the submission is larger than the ring or the device's limit" },
 	{ ENODEV, "ENODEV", "the device was removed" },
-	{ EOPNOTSUPP, "EOPNOTSUPP", "the device does not support this operation" },
-	{ EIO, "EIO", "the device answered something unexpected" },
+	{ EOPNOTSUPP, "EOPNOTSUPP", "the device does not support this operation (no compute backend)" },
+	{ EIO, "EIO", "a submission failed (error fence), or the device answered something unexpected" },
 	{ ENOTTY, "ENOTTY", "not an mdgpu device, or an unknown ioctl" },
 	{ ENOMEM, "ENOMEM", "out of memory" },
 	{ EFAULT, "EFAULT", "bad address" },

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "uapi/mdgpu.h"
+#include "mdgpu_cmd.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -143,6 +144,307 @@ int mdgpu_window_unmap(volatile void *ptr);
  * owns the window), or another negative errno.
  */
 int mdgpu_window_set(struct mdgpu *dev, uint64_t offset);
+
+/* ---- Contract 1.1: queues, submissions, fences, kernels ---- */
+
+/**
+ * mdgpu_get_compute_info() - queue and kernel limits, interrupt and fence-wait counters
+ * @dev: the device
+ * @info: receives the information
+ *
+ * Return: 0 or a negative errno.
+ */
+int mdgpu_get_compute_info(struct mdgpu *dev, struct mdgpu_compute_info *info);
+
+/**
+ * mdgpu_mark() - write a phase marker the host can see (one trapped register write)
+ * @dev: the device
+ * @value: the marker (see guest-driver/README.md for the tools' values)
+ *
+ * Return: 0 or a negative errno.
+ */
+int mdgpu_mark(struct mdgpu *dev, uint32_t value);
+
+/**
+ * struct mdgpu_binding - one storage buffer of a DISPATCH
+ * @handle: buffer handle (of the submitting device; the device checks it)
+ * @pad: 0
+ * @offset: byte offset in the buffer, a multiple of 4
+ * @size: bytes, a multiple of 4
+ */
+struct mdgpu_binding {
+	uint32_t handle;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t size;
+};
+
+/**
+ * struct mdgpu_submission - a submission being encoded
+ * @data: the encoded bytes (owned; freed by mdgpu_sub_fini())
+ * @len: bytes encoded so far
+ * @cap: bytes allocated
+ * @commands: commands after the SUBMIT header
+ * @error: the first encoding failure (sticky), or 0
+ *
+ * Initialise with mdgpu_sub_init() (or zero it), start with mdgpu_sub_begin(), add commands,
+ * publish with mdgpu_queue_submit(); begin again to reuse the memory. The encoder writes the
+ * device's little-endian layouts (docs/device.md, "Commands") byte for byte, exactly as
+ * src/vgpu/command-builder.ts does; it checks only what the encoding needs (lengths), so a
+ * test can build submissions the device must refuse. The mdgpu_sub_*() adders return the
+ * sticky error, so a sequence may be checked once at the end.
+ */
+struct mdgpu_submission {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	unsigned int commands;
+	int error;
+};
+
+/** mdgpu_sub_init() - an empty submission that owns no memory yet */
+void mdgpu_sub_init(struct mdgpu_submission *s);
+
+/** mdgpu_sub_fini() - free a submission's memory */
+void mdgpu_sub_fini(struct mdgpu_submission *s);
+
+/**
+ * mdgpu_sub_begin() - start a submission: the SUBMIT header
+ * @s: the submission (its previous contents are dropped)
+ * @fence_handle: buffer of the completion fence, 0 for none
+ * @fence_offset: its offset in the buffer, a multiple of 8
+ * @fence_value: the value written on completion (with MDGPU_FENCE_ERROR set on failure)
+ * @flags: MDGPU_CMD_FLAG_IRQ to raise the FENCE interrupt on completion (needed to wake a
+ *	sleeping mdgpu_fence_wait() promptly), or 0
+ *
+ * Return: the sticky error (-ENOMEM).
+ */
+int mdgpu_sub_begin(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t fence_offset,
+		    uint64_t fence_value, uint32_t flags);
+
+/** mdgpu_sub_copy() - COPY @size bytes between buffers (offsets and size 4-byte aligned) */
+int mdgpu_sub_copy(struct mdgpu_submission *s, uint32_t src_handle, uint64_t src_offset,
+		   uint32_t dst_handle, uint64_t dst_offset, uint64_t size);
+
+/** mdgpu_sub_fill() - FILL @size bytes with a 32-bit @value */
+int mdgpu_sub_fill(struct mdgpu_submission *s, uint32_t handle, uint64_t offset, uint64_t size,
+		   uint32_t value);
+
+/**
+ * mdgpu_sub_dispatch() - DISPATCH a kernel
+ * @s: the submission
+ * @kernel: kernel id from mdgpu_kernel_create()
+ * @groups_x: workgroups in x (1..65535)
+ * @groups_y: workgroups in y
+ * @groups_z: workgroups in z
+ * @bindings: @nbindings storage buffers, in binding order
+ * @nbindings: as the kernel was created with
+ * @push: @push_size bytes of push constants (may be NULL when 0)
+ * @push_size: as the kernel was created with; padded to 8 in the command
+ *
+ * Return: the sticky error (-ENOMEM, -EINVAL for more than 16 bindings or 128 push bytes,
+ * which no encoding can carry).
+ */
+int mdgpu_sub_dispatch(struct mdgpu_submission *s, uint32_t kernel, uint32_t groups_x,
+		       uint32_t groups_y, uint32_t groups_z, const struct mdgpu_binding *bindings,
+		       uint32_t nbindings, const void *push, uint32_t push_size);
+
+/** mdgpu_sub_fence() - FENCE: write @value once everything before it completed */
+int mdgpu_sub_fence(struct mdgpu_submission *s, uint32_t handle, uint64_t offset,
+		    uint64_t value, uint32_t flags);
+
+/** mdgpu_sub_wait() - WAIT until the u64 there is >= @value (0 timeout: the device's bound) */
+int mdgpu_sub_wait(struct mdgpu_submission *s, uint32_t handle, uint64_t offset,
+		   uint64_t value, uint64_t timeout_ns);
+
+/** mdgpu_sub_timestamp() - TIMESTAMP: write the device time in ns (8-byte aligned offset) */
+int mdgpu_sub_timestamp(struct mdgpu_submission *s, uint32_t handle, uint64_t offset);
+
+/** mdgpu_sub_barrier() - BARRIER: order memory accesses before it against those after */
+int mdgpu_sub_barrier(struct mdgpu_submission *s);
+
+/** mdgpu_sub_nop() - NOP of @length bytes (a multiple of 8, at least 8) */
+int mdgpu_sub_nop(struct mdgpu_submission *s, uint32_t length);
+
+/**
+ * mdgpu_sub_end() - finish the submission: its length goes into the SUBMIT header
+ * @s: the submission
+ *
+ * mdgpu_queue_submit() calls it; callers that only want the bytes call it themselves.
+ *
+ * Return: the sticky error, -EINVAL without mdgpu_sub_begin(), -E2BIG above 1 MiB or 4096
+ * commands (the device's limits).
+ */
+int mdgpu_sub_end(struct mdgpu_submission *s);
+
+/** struct mdgpu_queue: a queue of a device, its buffer mapped (opaque). */
+struct mdgpu_queue;
+
+/** MDGPU_QUEUE_FORCE_DOORBELL: ring the doorbell after every submission (for comparison). */
+#define MDGPU_QUEUE_FORCE_DOORBELL	0x1u
+
+/**
+ * struct mdgpu_queue_stats - what a queue did on the guest side
+ * @submissions: submissions published
+ * @bytes: bytes published
+ * @doorbells: doorbells rung (MDGPU_IOCTL_QUEUE_DOORBELL: one trapped write each)
+ * @space_waits: publications that had to wait for the device to free ring space
+ */
+struct mdgpu_queue_stats {
+	uint64_t submissions;
+	uint64_t bytes;
+	uint64_t doorbells;
+	uint64_t space_waits;
+};
+
+/**
+ * mdgpu_queue_create() - create a queue with a ring of @ring_bytes
+ * @dev: the device
+ * @ring_bytes: a power of two, MDGPU_QUEUE_RING_MIN..MDGPU_QUEUE_RING_MAX
+ * @priority: 0..MDGPU_QUEUE_PRIORITY_MAX
+ * @out: receives the queue
+ *
+ * Allocates a buffer of MDGPU_QUEUE_CONTROL_SIZE + @ring_bytes, maps it and makes it a queue.
+ *
+ * Return: 0, -EINVAL (ring size or priority), -EMFILE (the device's queue limit), ...
+ */
+int mdgpu_queue_create(struct mdgpu *dev, uint64_t ring_bytes, uint32_t priority,
+		       struct mdgpu_queue **out);
+
+/**
+ * mdgpu_queue_destroy() - stop the queue and free its buffer
+ * @q: the queue, may be NULL
+ *
+ * Return: 0 or the first negative errno (everything is released regardless).
+ */
+int mdgpu_queue_destroy(struct mdgpu_queue *q);
+
+/** mdgpu_queue_id() - the queue's id */
+uint32_t mdgpu_queue_id(const struct mdgpu_queue *q);
+
+/** mdgpu_queue_buffer() - the buffer holding the control block and the ring */
+const struct mdgpu_buffer *mdgpu_queue_buffer(const struct mdgpu_queue *q);
+
+/** mdgpu_queue_control() - the control block, as the device updates it */
+const volatile struct mdgpu_queue_control *mdgpu_queue_control(const struct mdgpu_queue *q);
+
+/** mdgpu_queue_set_flags() - MDGPU_QUEUE_FORCE_DOORBELL or 0 */
+void mdgpu_queue_set_flags(struct mdgpu_queue *q, unsigned int flags);
+
+/** mdgpu_queue_get_stats() - copy the queue's counters */
+void mdgpu_queue_get_stats(const struct mdgpu_queue *q, struct mdgpu_queue_stats *stats);
+
+/**
+ * mdgpu_queue_write() - publish raw bytes into the ring
+ * @q: the queue
+ * @bytes: whole submissions (or, in tests, anything)
+ * @len: a multiple of 8, at most the ring size
+ *
+ * Waits (spinning briefly, then sleeping in short steps, at most 10 s) until the device has
+ * consumed enough of the ring, copies the bytes in at tail (wrapping around the end), then
+ * publishes: a full fence, the store of tail, a full fence, the load of doorbell_needed, and
+ * MDGPU_IOCTL_QUEUE_DOORBELL only if it is 1 (or the queue forces doorbells). The ring is
+ * mapped write-combined, and x86 orders write-combined stores against nothing but fences, so
+ * the first fence is what makes the bytes visible before tail.
+ *
+ * Return: 0, -EINVAL (length), -E2BIG (longer than the ring), -EIO (the device stopped the
+ * ring: BAD_RING), -ETIMEDOUT (no room within 10 s), or the doorbell's errno.
+ */
+int mdgpu_queue_write(struct mdgpu_queue *q, const void *bytes, size_t len);
+
+/**
+ * mdgpu_queue_submit() - finish a submission (mdgpu_sub_end()) and publish it
+ * @q: the queue
+ * @s: the submission
+ *
+ * Return: as mdgpu_sub_end(), then as mdgpu_queue_write().
+ */
+int mdgpu_queue_submit(struct mdgpu_queue *q, struct mdgpu_submission *s);
+
+/**
+ * mdgpu_fence_read() - the current value of a fence in a mapped buffer
+ * @bo: the buffer, mapped
+ * @offset: the fence's offset, a multiple of 8
+ */
+uint64_t mdgpu_fence_read(const struct mdgpu_buffer *bo, uint64_t offset);
+
+/**
+ * mdgpu_fence_wait() - wait until a fence is >= @value
+ * @dev: the device that owns @bo
+ * @bo: the buffer holding the fence
+ * @offset: the fence's offset, a multiple of 8
+ * @value: the value to wait for (bit 63 clear)
+ * @timeout_ns: longest wait
+ *
+ * If @bo is mapped, first spins on the fence for a short while (mdgpu_set_fence_spin(),
+ * default 20 us), then sleeps in MDGPU_IOCTL_WAIT_FENCE, woken by the device's interrupt
+ * (write fences one waits for with MDGPU_CMD_FLAG_IRQ).
+ *
+ * Fences are timelines: the wait ends when the fence, bit 63 masked off, is >= @value; with
+ * bit 63 set, a submission at or after @value failed (MDGPU_IOCTL_WAIT_FENCE).
+ *
+ * Return: 0, -EIO (error fence: the submission failed), -ETIME (timeout), or another errno.
+ */
+int mdgpu_fence_wait(struct mdgpu *dev, const struct mdgpu_buffer *bo, uint64_t offset,
+		     uint64_t value, uint64_t timeout_ns);
+
+/**
+ * mdgpu_fence_wait_kernel() - MDGPU_IOCTL_WAIT_FENCE only, no spinning
+ * @dev: the device
+ * @handle: buffer handle
+ * @offset: fence offset
+ * @value: value to wait for
+ * @timeout_ns: longest wait
+ * @seen: receives the fence's value when the wait ended (may be NULL)
+ *
+ * Return: as mdgpu_fence_wait().
+ */
+int mdgpu_fence_wait_kernel(struct mdgpu *dev, uint32_t handle, uint64_t offset, uint64_t value,
+			    uint64_t timeout_ns, uint64_t *seen);
+
+/** mdgpu_set_fence_spin() - how long mdgpu_fence_wait() spins before it sleeps, in ns */
+void mdgpu_set_fence_spin(struct mdgpu *dev, uint64_t spin_ns);
+
+/**
+ * mdgpu_kernel_create() - create a compute kernel from SPIR-V
+ * @dev: the device
+ * @spirv: the module
+ * @size: its size in bytes (a multiple of 4, at most MDGPU_KERNEL_MAX_SPIRV)
+ * @bindings: storage buffers it binds (set 0, bindings 0..n-1)
+ * @push_bytes: push-constant bytes it takes
+ * @kernel: receives the kernel id
+ *
+ * Copies the module into a temporary buffer, which the device copies it out of.
+ *
+ * Return: 0, -EINVAL (refused: bad SPIR-V or arguments), -EOPNOTSUPP (no compute backend),
+ * -EMFILE (the device's kernel limit), ...
+ */
+int mdgpu_kernel_create(struct mdgpu *dev, const void *spirv, size_t size, uint32_t bindings,
+			uint32_t push_bytes, uint32_t *kernel);
+
+/**
+ * mdgpu_kernel_load() - mdgpu_kernel_create() from a file
+ * @dev: the device
+ * @path: a .spv file
+ * @bindings: as mdgpu_kernel_create()
+ * @push_bytes: as mdgpu_kernel_create()
+ * @kernel: receives the kernel id
+ *
+ * Return: as mdgpu_kernel_create(), or the errno of reading the file.
+ */
+int mdgpu_kernel_load(struct mdgpu *dev, const char *path, uint32_t bindings,
+		      uint32_t push_bytes, uint32_t *kernel);
+
+/** mdgpu_kernel_destroy() - destroy a kernel of @dev */
+int mdgpu_kernel_destroy(struct mdgpu *dev, uint32_t kernel);
+
+/**
+ * mdgpu_submit_error_name() - the name of a submission error code
+ * @code: MDGPU_SUBMIT_*, e.g. from the control block's error_code
+ *
+ * Return: "BAD_BUFFER" and the like, "?" for codes the table does not know.
+ */
+const char *mdgpu_submit_error_name(uint32_t code);
 
 /**
  * mdgpu_strerror() - explain an error in terms of the device
