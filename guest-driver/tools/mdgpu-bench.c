@@ -12,6 +12,11 @@
  *
  *   MDGPU-BENCH path=direct|trapped op=write|read|memcpy-write|memcpy-read bytes=<n> ns=<n>
  *
+ * Phase markers (MDGPU_IOCTL_MARK: a trapped write of SCRATCH the host observes, so it can
+ * count the trapped accesses of each phase): 0x100 when the direct phase starts, 0x101 when
+ * the trapped phase starts, 0x1ff when it is over. The direct phase should cost no trapped
+ * access at all; the trapped phase costs one per 8 bytes plus the WINDOW_SET of every page.
+ *
  * Usage: mdgpu-bench [-d /dev/mdgpuN] [-s size] [-t trapped-bytes]   (sizes take K, M, G)
  */
 #define _GNU_SOURCE
@@ -24,6 +29,10 @@
 #include <unistd.h>
 
 #include "mdgpu.h"
+
+#define MARK_DIRECT	0x100
+#define MARK_TRAPPED	0x101
+#define MARK_END	0x1ff
 
 struct result {
 	const char *path;
@@ -140,6 +149,7 @@ int main(int argc, char **argv)
 	printf("buffer: %" PRIu64 " bytes at aperture offset 0x%" PRIx64 "\n", bo.size, bo.offset);
 
 	/* Direct: volatile 8-byte loops, then memcpy. */
+	mdgpu_mark(dev, MARK_DIRECT);
 	t0 = now_ns();
 	for (i = 0; i < bo.size / 8; i++)
 		direct[i] = value_at(i);
@@ -164,6 +174,7 @@ int main(int argc, char **argv)
 	sink += ((uint64_t *)host)[bo.size / 8 - 1];
 
 	/* Trapped: the window moved page by page over the first `trapped` bytes. */
+	mdgpu_mark(dev, MARK_TRAPPED);
 	if (trapped) {
 		ret = mdgpu_window_map(dev, &w);
 		if (ret) {
@@ -216,6 +227,7 @@ int main(int argc, char **argv)
 		if (bad)
 			goto out_free;
 	}
+	mdgpu_mark(dev, MARK_END);
 
 	printf("\n%-8s %-13s %12s %14s %10s %12s\n", "path", "op", "bytes", "ns", "MB/s",
 	       "ns/8 bytes");

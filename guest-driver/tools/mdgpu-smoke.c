@@ -11,8 +11,9 @@
  * memfd (the device's onRelease hook), which proves the guest's stores through the direct
  * mapping landed at the allocator's offsets. Seeds are unique per buffer.
  *
- * With -u, instead: hot-unplug the device under an open file with live mappings (through
- * sysfs), check that the file is revoked (-ENODEV, SIGBUS on the old mappings), rescan the
+ * With -u, instead: hot-unplug the device under an open file with live mappings and a process
+ * asleep in MDGPU_IOCTL_WAIT_FENCE on one of its buffers (through sysfs), check that the file is
+ * revoked (-ENODEV, SIGBUS on the old mappings) and the waiter woken with -ENODEV, rescan the
  * bus and check that the device comes back clean.
  *
  * Usage: mdgpu-smoke [-d /dev/mdgpuN] [-u]. Exit status 0 when every check passed.
@@ -591,6 +592,7 @@ static int write_sysfs(const char *file, const char *value)
 static void test_unplug(void)
 {
 	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	struct mdgpu_compute_info c0, c1;
 	struct mdgpu_info info;
 	struct mdgpu_buffer bo, other;
 	volatile void *win = NULL;
@@ -598,7 +600,8 @@ static void test_unplug(void)
 	struct mdgpu *dev;
 	struct stat st;
 	uint32_t seed;
-	int ret, i;
+	int ret, i, status = 0;
+	pid_t waiter = -1;
 
 	snprintf(remove, sizeof(remove), "/sys/class/misc/%s/device/remove", name);
 	ret = mdgpu_open(path, &dev);
@@ -623,6 +626,24 @@ static void test_unplug(void)
 	/* Freed by the driver's remove (context destroyed): the host still sees the pattern. */
 	print_pattern(&bo, seed);
 
+	/*
+	 * A child asleep in WAIT_FENCE on the buffer, for a value the pattern never reaches:
+	 * remove must wake it (-ENODEV) and wait for it before it unmaps the aperture.
+	 */
+	if (!mdgpu_get_compute_info(dev, &c0)) {
+		waiter = fork();
+		if (waiter == 0) {
+			ret = mdgpu_fence_wait_kernel(dev, bo.handle, 0, ~MDGPU_FENCE_ERROR,
+						      30000000000ull, NULL);
+			_exit(ret < 0 && -ret < 256 ? -ret : 255);
+		}
+		for (i = 0; waiter > 0 && i < 200; i++) {
+			if (!mdgpu_get_compute_info(dev, &c1) && c1.fence_sleeps > c0.fence_sleeps)
+				break;
+			usleep(10000);
+		}
+	}
+
 	ret = write_sysfs(remove, "1");
 	if (!check("unplug-remove", ret == 0, "echo 1 > %s -> %s", remove,
 		   ret ? strerror(-ret) : "removed")) {
@@ -630,6 +651,12 @@ static void test_unplug(void)
 		return;
 	}
 	check("unplug-node-gone", stat(path, &st) != 0, "%s is gone", path);
+	if (waiter > 0)
+		waitpid(waiter, &status, 0);
+	check("unplug-fence-wait", waiter > 0 && WIFEXITED(status) && WEXITSTATUS(status) == ENODEV,
+	      "a WAIT_FENCE asleep on the buffer -> %s (want ENODEV)",
+	      waiter <= 0 ? "not started" : !WIFEXITED(status) ? "killed" :
+	      WEXITSTATUS(status) ? mdgpu_errname(-(int)WEXITSTATUS(status)) : "success");
 	expect_err("unplug-info", mdgpu_get_info(dev, &info), ENODEV, "GET_INFO on the open file");
 	expect_err("unplug-create", mdgpu_bo_create(dev, 4096, 0, 0, &other), ENODEV,
 		   "BO_CREATE on the open file");

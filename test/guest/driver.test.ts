@@ -133,7 +133,7 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
   // Every smoke check passes: the main run, then the hot-unplug run (-u).
   const runs: [string, string, string, string[]][] = [
     ['mdgpu-smoke', `${MARKER} info rc=0`, `${MARKER} smoke rc=`, ['pattern-4', 'window-read', 'window-write', 'destroy-mapped', 'mmap-beyond', 'double-free', 'realloc-zeroed', 'quota-exceed', 'quota-undisturbed', 'other-mmap', 'window-busy', 'fork-cleanup', 'irq', 'final-used']],
-    ['mdgpu-smoke -u', `${MARKER} bench rc=`, `${MARKER} unplug rc=`, ['unplug-remove', 'unplug-info', 'unplug-mmap', 'unplug-sigbus', 'unplug-window-sigbus', 'rescan', 'rescan-clean']],
+    ['mdgpu-smoke -u', `${MARKER} bench rc=`, `${MARKER} unplug rc=`, ['unplug-remove', 'unplug-fence-wait', 'unplug-info', 'unplug-mmap', 'unplug-sigbus', 'unplug-window-sigbus', 'rescan', 'rescan-clean']],
   ];
   for (const [what, from, to, expected] of runs) {
     const start = lines.findIndex((l) => l.startsWith(from));

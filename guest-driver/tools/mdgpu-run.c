@@ -1,0 +1,727 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mdgpu-run: compute through an mdgpu queue, checked against the CPU.
+ *
+ * Loads the SPIR-V kernels (saxpy, gemm, reduce, memcpy: guest-driver/kernels/README.md) from
+ * /usr/share/mdgpu (-k), runs each through one queue on buffers filled by the CPU, waits for the
+ * submission's fence (spinning briefly, then sleeping in the driver, woken by the FENCE
+ * interrupt) and compares every result with a reference computed here. The inputs are small
+ * integers so the float results are exact whatever the order of additions. A COPY command is
+ * checked the same way. Then two checks of the device's side of the contract:
+ *
+ *   hostile   submissions naming a freed buffer handle (COPY) and another context's buffer
+ *             (DISPATCH binding) complete with an error fence (bit 63), WAIT_FENCE says -EIO,
+ *             the control block says BAD_BUFFER at the offending command, and the next valid
+ *             submission works
+ *   irq-wait  a submission WAITs on a value a child process writes 300 ms later; the parent
+ *             sleeps in WAIT_FENCE meanwhile and is woken by the FENCE interrupt (the driver's
+ *             interrupt and wakeup counters rise)
+ *
+ * Output: a table, then one machine line per kernel and check and a summary:
+ *
+ *   MDGPU-RUN kernel=<k> size=<s> ok=1|0 ns=<wall ns, submit to fence> dev_ns=<device ns>
+ *   MDGPU-RUN check=hostile|irq-wait ok=1|0 ...
+ *   MDGPU-RUN-RESULT pass=<n> fail=<n>
+ *
+ * Phase markers (MDGPU_IOCTL_MARK, for the host's per-phase counts of trapped accesses):
+ * 0x300 + i when kernel i starts (saxpy 0, gemm 1, reduce 2, memcpy 3, copy 4), 0x310 the
+ * hostile check, 0x311 the irq-wait check, 0x3ff the end.
+ *
+ * Usage: mdgpu-run [-d /dev/mdgpuN] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n]
+ *                  [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s]       (sizes take K, M, G)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mdgpu.h"
+
+#define MARK_KERNEL	0x300
+#define MARK_HOSTILE	0x310
+#define MARK_IRQ_WAIT	0x311
+#define MARK_END	0x3ff
+
+/* Slots in the fence buffer. */
+#define FENCE_AT	0	/* submission fences */
+#define TS_BEGIN_AT	64	/* TIMESTAMP before the work */
+#define TS_END_AT	72	/* and after */
+#define FLAG_AT		128	/* the irq-wait check's flag */
+
+enum { K_SAXPY, K_GEMM, K_REDUCE, K_MEMCPY, K_COUNT };
+
+static const struct {
+	const char *name;
+	uint32_t bindings;
+	uint32_t push_bytes;
+} kernel_defs[K_COUNT] = {
+	[K_SAXPY] = { "saxpy", 2, 8 },
+	[K_GEMM] = { "gemm", 3, 12 },
+	[K_REDUCE] = { "reduce", 2, 4 },
+	[K_MEMCPY] = { "memcpy", 2, 4 },
+};
+
+struct row {
+	const char *kernel;
+	char size[32];
+	bool ok;
+	uint64_t ns;
+	uint64_t dev_ns;
+	uint64_t cpu_ns;
+	char detail[96];
+};
+
+struct run {
+	struct mdgpu *dev;
+	struct mdgpu_queue *q;
+	struct mdgpu_buffer fence;
+	uint64_t fence_value;
+	struct mdgpu_submission sub;
+	uint32_t kernel[K_COUNT];
+	uint64_t timeout_ns;
+	unsigned int pass, fail;
+	struct row rows[8];
+	unsigned int nrows;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		const char *units = "KMG", *u = strchr(units, *end & ~0x20);
+
+		if (!u)
+			return -EINVAL;
+		v <<= 10 * (u - units + 1);
+		end++;
+	}
+	if (*end && strcmp(end, "iB") && strcmp(end, "B"))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static void result(struct run *r, bool ok)
+{
+	if (ok)
+		r->pass++;
+	else
+		r->fail++;
+}
+
+/* A mapped buffer of at least @size bytes; on failure a message and a negative errno. */
+static int buffer(struct run *r, uint64_t size, struct mdgpu_buffer *bo)
+{
+	int ret;
+
+	ret = mdgpu_bo_create(r->dev, size ? size : 4, 0, 0, bo);
+	if (ret) {
+		fprintf(stderr, "mdgpu-run: cannot allocate %" PRIu64 " bytes: %s (%s)\n", size,
+			mdgpu_strerror(ret), mdgpu_errname(ret));
+		return ret;
+	}
+	ret = mdgpu_bo_map(r->dev, bo);
+	if (ret) {
+		fprintf(stderr, "mdgpu-run: cannot map a buffer: %s\n", mdgpu_strerror(ret));
+		mdgpu_bo_destroy(r->dev, bo);
+	}
+	return ret;
+}
+
+static void buffer_free(struct run *r, struct mdgpu_buffer *bo)
+{
+	if (!bo->handle)
+		return;
+	mdgpu_bo_unmap(bo);
+	mdgpu_bo_destroy(r->dev, bo);
+	bo->handle = 0;
+}
+
+/* Start a submission whose completion fence is the next value, with an interrupt. */
+static void begin(struct run *r)
+{
+	mdgpu_sub_begin(&r->sub, r->fence.handle, FENCE_AT, ++r->fence_value, MDGPU_CMD_FLAG_IRQ);
+}
+
+/* Publish the submission and wait for its fence; the wall time from publish to fence. */
+static int submit_wait(struct run *r, uint64_t *ns)
+{
+	uint64_t t0 = now_ns();
+	int ret;
+
+	ret = mdgpu_queue_submit(r->q, &r->sub);
+	if (!ret)
+		ret = mdgpu_fence_wait(r->dev, &r->fence, FENCE_AT, r->fence_value, r->timeout_ns);
+	if (ns)
+		*ns = now_ns() - t0;
+	return ret;
+}
+
+/* TIMESTAMP end - begin, or 0 if the device did not write them. */
+static uint64_t device_ns(struct run *r)
+{
+	uint64_t b = mdgpu_fence_read(&r->fence, TS_BEGIN_AT);
+	uint64_t e = mdgpu_fence_read(&r->fence, TS_END_AT);
+
+	return e > b ? e - b : 0;
+}
+
+/* Workgroups for @n invocations of 64, as a 2D grid when x would pass 65535. */
+static void grid64(uint64_t n, uint32_t *gx, uint32_t *gy)
+{
+	uint64_t total = (n + 63) / 64;
+
+	*gx = total > 65535 ? 65535 : (uint32_t)(total ? total : 1);
+	*gy = (uint32_t)((total + *gx - 1) / *gx);
+	if (!*gy)
+		*gy = 1;
+}
+
+static struct row *new_row(struct run *r, const char *kernel)
+{
+	struct row *row = &r->rows[r->nrows++];
+
+	memset(row, 0, sizeof(*row));
+	row->kernel = kernel;
+	return row;
+}
+
+static void report_failure(struct run *r, struct row *row, const char *what, int ret)
+{
+	const volatile struct mdgpu_queue_control *ctl = mdgpu_queue_control(r->q);
+
+	snprintf(row->detail, sizeof(row->detail), "%s: %s (%s), queue error %s at %u", what,
+		 mdgpu_strerror(ret), mdgpu_errname(ret), mdgpu_submit_error_name(ctl->error_code),
+		 ctl->error_at);
+}
+
+static void run_saxpy(struct run *r, uint64_t n)
+{
+	struct row *row = new_row(r, "saxpy");
+	struct mdgpu_buffer x = { 0 }, y = { 0 };
+	const float a = 2.5f;
+	struct { uint32_t n; float a; } push = { (uint32_t)n, a };
+	struct mdgpu_binding b[2];
+	uint64_t i, bad = 0, t0;
+	uint32_t gx, gy;
+	float *ref, *out;
+	int ret;
+
+	snprintf(row->size, sizeof(row->size), "%" PRIu64, n);
+	mdgpu_mark(r->dev, MARK_KERNEL + K_SAXPY);
+	ref = malloc(n * sizeof(float));
+	out = malloc(n * sizeof(float));
+	if (!ref || !out || buffer(r, n * 4, &x) || buffer(r, n * 4, &y)) {
+		snprintf(row->detail, sizeof(row->detail), "setup failed");
+		goto out;
+	}
+	/* Exact in f32: 2.5 * k/4 has few bits, and so has the sum with a small integer. */
+	for (i = 0; i < n; i++) {
+		((float *)x.map)[i] = (float)(i % 1024) * 0.25f;
+		((float *)y.map)[i] = (float)(i % 777);
+	}
+	t0 = now_ns();
+	for (i = 0; i < n; i++)
+		ref[i] = a * ((float)(i % 1024) * 0.25f) + (float)(i % 777);
+	row->cpu_ns = now_ns() - t0;
+
+	b[0] = (struct mdgpu_binding){ .handle = x.handle, .size = n * 4 };
+	b[1] = (struct mdgpu_binding){ .handle = y.handle, .size = n * 4 };
+	grid64(n, &gx, &gy);
+	begin(r);
+	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_BEGIN_AT);
+	mdgpu_sub_dispatch(&r->sub, r->kernel[K_SAXPY], gx, gy, 1, b, 2, &push, sizeof(push));
+	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_END_AT);
+	ret = submit_wait(r, &row->ns);
+	if (ret) {
+		report_failure(r, row, "submission", ret);
+		goto out;
+	}
+	row->dev_ns = device_ns(r);
+	memcpy(out, y.map, n * 4);
+	for (i = 0; i < n; i++)
+		bad += out[i] != ref[i];
+	row->ok = !bad;
+	if (bad)
+		snprintf(row->detail, sizeof(row->detail), "%" PRIu64 " of %" PRIu64 " differ", bad,
+			 n);
+out:
+	buffer_free(r, &x);
+	buffer_free(r, &y);
+	free(ref);
+	free(out);
+}
+
+static void run_gemm(struct run *r, uint32_t dim)
+{
+	struct row *row = new_row(r, "gemm");
+	struct mdgpu_buffer a = { 0 }, b = { 0 }, c = { 0 };
+	const uint32_t m = dim, n = dim, k = dim;
+	struct { uint32_t m, n, k; } push = { m, n, k };
+	float *ha = NULL, *hb = NULL, *ref = NULL, *out = NULL;
+	struct mdgpu_binding bind[3];
+	uint64_t i, j, l, bad = 0, t0;
+	int ret;
+
+	snprintf(row->size, sizeof(row->size), "%ux%u", dim, dim);
+	mdgpu_mark(r->dev, MARK_KERNEL + K_GEMM);
+	ha = malloc((size_t)m * k * 4);
+	hb = malloc((size_t)k * n * 4);
+	ref = malloc((size_t)m * n * 4);
+	out = malloc((size_t)m * n * 4);
+	if (!ha || !hb || !ref || !out || buffer(r, (uint64_t)m * k * 4, &a) ||
+	    buffer(r, (uint64_t)k * n * 4, &b) || buffer(r, (uint64_t)m * n * 4, &c)) {
+		snprintf(row->detail, sizeof(row->detail), "setup failed");
+		goto out;
+	}
+	/* Integers in -3..3: every partial sum is an integer far below 2^24, so exact. */
+	for (i = 0; i < (uint64_t)m * k; i++)
+		ha[i] = (float)((int)((i * 7) % 5) - 2);
+	for (i = 0; i < (uint64_t)k * n; i++)
+		hb[i] = (float)((int)((i * 3) % 7) - 3);
+	memcpy(a.map, ha, (size_t)m * k * 4);
+	memcpy(b.map, hb, (size_t)k * n * 4);
+	t0 = now_ns();
+	for (i = 0; i < m; i++) {
+		for (j = 0; j < n; j++) {
+			float acc = 0;
+
+			for (l = 0; l < k; l++)
+				acc += ha[i * k + l] * hb[l * n + j];
+			ref[i * n + j] = acc;
+		}
+	}
+	row->cpu_ns = now_ns() - t0;
+
+	bind[0] = (struct mdgpu_binding){ .handle = a.handle, .size = (uint64_t)m * k * 4 };
+	bind[1] = (struct mdgpu_binding){ .handle = b.handle, .size = (uint64_t)k * n * 4 };
+	bind[2] = (struct mdgpu_binding){ .handle = c.handle, .size = (uint64_t)m * n * 4 };
+	begin(r);
+	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_BEGIN_AT);
+	mdgpu_sub_dispatch(&r->sub, r->kernel[K_GEMM], (n + 15) / 16, (m + 15) / 16, 1, bind, 3,
+			   &push, sizeof(push));
+	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_END_AT);
+	ret = submit_wait(r, &row->ns);
+	if (ret) {
+		report_failure(r, row, "submission", ret);
+		goto out;
+	}
+	row->dev_ns = device_ns(r);
+	memcpy(out, c.map, (size_t)m * n * 4);
+	for (i = 0; i < (uint64_t)m * n; i++)
+		bad += out[i] != ref[i];
+	row->ok = !bad;
+	if (bad)
+		snprintf(row->detail, sizeof(row->detail), "%" PRIu64 " of %" PRIu64 " differ", bad,
+			 (uint64_t)m * n);
+out:
+	buffer_free(r, &a);
+	buffer_free(r, &b);
+	buffer_free(r, &c);
+	free(ha);
+	free(hb);
+	free(ref);
+	free(out);
+}
+
+static void run_reduce(struct run *r, uint64_t n)
+{
+	struct row *row = new_row(r, "reduce");
+	struct mdgpu_buffer in = { 0 }, part = { 0 }, res = { 0 };
+	uint32_t groups = (uint32_t)((n + 63) / 64 > 1024 ? 1024 : (n + 63) / 64);
+	uint32_t push1 = (uint32_t)n, push2 = groups;
+	struct mdgpu_binding b1[2], b2[2];
+	double ref = 0, got;
+	uint64_t i, t0;
+	int ret;
+
+	snprintf(row->size, sizeof(row->size), "%" PRIu64, n);
+	mdgpu_mark(r->dev, MARK_KERNEL + K_REDUCE);
+	if (!groups)
+		groups = push2 = 1;
+	if (buffer(r, n * 4, &in) || buffer(r, (uint64_t)groups * 4, &part) || buffer(r, 4, &res)) {
+		snprintf(row->detail, sizeof(row->detail), "setup failed");
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		((float *)in.map)[i] = (float)(i % 5);
+	t0 = now_ns();
+	for (i = 0; i < n; i++)
+		ref += (double)(i % 5);
+	row->cpu_ns = now_ns() - t0;
+
+	/* Pass 1: G partial sums; barrier; pass 2: one workgroup over them (reduce.comp). */
+	b1[0] = (struct mdgpu_binding){ .handle = in.handle, .size = n * 4 };
+	b1[1] = (struct mdgpu_binding){ .handle = part.handle, .size = (uint64_t)groups * 4 };
+	b2[0] = b1[1];
+	b2[1] = (struct mdgpu_binding){ .handle = res.handle, .size = 4 };
+	begin(r);
+	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_BEGIN_AT);
+	mdgpu_sub_dispatch(&r->sub, r->kernel[K_REDUCE], groups, 1, 1, b1, 2, &push1, 4);
+	mdgpu_sub_barrier(&r->sub);
+	mdgpu_sub_dispatch(&r->sub, r->kernel[K_REDUCE], 1, 1, 1, b2, 2, &push2, 4);
+	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_END_AT);
+	ret = submit_wait(r, &row->ns);
+	if (ret) {
+		report_failure(r, row, "submission", ret);
+		goto out;
+	}
+	row->dev_ns = device_ns(r);
+	got = ((float *)res.map)[0];
+	/* Exact while the sum stays below 2^24 (n up to ~8M here); a tolerance beyond. */
+	row->ok = ref < 16777216.0 ? got == ref : (got > ref ? got - ref : ref - got) <= ref * 1e-6;
+	snprintf(row->detail, sizeof(row->detail), "sum %.1f, expected %.1f", got, ref);
+out:
+	buffer_free(r, &in);
+	buffer_free(r, &part);
+	buffer_free(r, &res);
+}
+
+static inline uint32_t word_at(uint64_t i)
+{
+	return (uint32_t)(i * 2654435761u) ^ 0x5a5a5a5au;
+}
+
+/* memcpy kernel (kernel_name "memcpy") or the COPY command ("copy"). */
+static void run_copy(struct run *r, uint64_t bytes, bool kernel)
+{
+	struct row *row = new_row(r, kernel ? "memcpy" : "copy");
+	struct mdgpu_buffer src = { 0 }, dst = { 0 };
+	uint64_t words = bytes / 4, i, bad = 0;
+	uint32_t push = (uint32_t)words, gx, gy, *out = NULL;
+	struct mdgpu_binding b[2];
+	int ret;
+
+	snprintf(row->size, sizeof(row->size), "%" PRIu64, words * 4);
+	mdgpu_mark(r->dev, MARK_KERNEL + (kernel ? K_MEMCPY : K_COUNT));
+	out = malloc(words * 4);
+	if (!out || buffer(r, words * 4, &src) || buffer(r, words * 4, &dst)) {
+		snprintf(row->detail, sizeof(row->detail), "setup failed");
+		goto out;
+	}
+	for (i = 0; i < words; i++)
+		((uint32_t *)src.map)[i] = word_at(i);
+
+	/* FILL first, so a result can only come from the copy that follows. */
+	begin(r);
+	mdgpu_sub_fill(&r->sub, dst.handle, 0, words * 4, 0xdeadbeef);
+	mdgpu_sub_barrier(&r->sub);
+	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_BEGIN_AT);
+	if (kernel) {
+		b[0] = (struct mdgpu_binding){ .handle = src.handle, .size = words * 4 };
+		b[1] = (struct mdgpu_binding){ .handle = dst.handle, .size = words * 4 };
+		grid64(words, &gx, &gy);
+		mdgpu_sub_dispatch(&r->sub, r->kernel[K_MEMCPY], gx, gy, 1, b, 2, &push, 4);
+	} else {
+		mdgpu_sub_copy(&r->sub, src.handle, 0, dst.handle, 0, words * 4);
+	}
+	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_END_AT);
+	ret = submit_wait(r, &row->ns);
+	if (ret) {
+		report_failure(r, row, "submission", ret);
+		goto out;
+	}
+	row->dev_ns = device_ns(r);
+	memcpy(out, dst.map, words * 4);
+	for (i = 0; i < words; i++)
+		bad += out[i] != word_at(i);
+	row->ok = !bad;
+	if (bad)
+		snprintf(row->detail, sizeof(row->detail), "%" PRIu64 " of %" PRIu64 " words differ",
+			 bad, words);
+out:
+	buffer_free(r, &src);
+	buffer_free(r, &dst);
+	free(out);
+}
+
+/*
+ * A submission that must fail with BAD_BUFFER at byte 32 (its first command): error fence,
+ * -EIO from the wait, the error record in the control block. Returns a description in @what.
+ */
+static bool expect_bad_buffer(struct run *r, const char *name, char *what, size_t len)
+{
+	const volatile struct mdgpu_queue_control *ctl = mdgpu_queue_control(r->q);
+	uint64_t errors = ctl->errors, fence;
+	uint32_t code, at;
+	int ret;
+
+	ret = submit_wait(r, NULL);
+	fence = mdgpu_fence_read(&r->fence, FENCE_AT);
+	code = ctl->error_code;
+	at = ctl->error_at;
+	snprintf(what, len, "%s_wait=%s %s_fence=0x%" PRIx64 " %s_error=%s %s_at=%u", name,
+		 mdgpu_errname(ret), name, fence, name, mdgpu_submit_error_name(code), name, at);
+	return ret == -EIO && fence == (r->fence_value | MDGPU_FENCE_ERROR) &&
+	       ctl->error_fence == fence && code == MDGPU_SUBMIT_BAD_BUFFER &&
+	       at == MDGPU_CMD_SUBMIT_SIZE && ctl->errors == errors + 1;
+}
+
+static void check_hostile(struct run *r, const char *path)
+{
+	struct mdgpu_buffer valid = { 0 }, freed = { 0 }, theirs = { 0 };
+	char freed_what[160] = "", other_what[160] = "";
+	bool ok_freed = false, ok_other = false, ok_after = false;
+	struct mdgpu *other = NULL;
+	struct mdgpu_binding b[2];
+	uint32_t freed_handle, push = 1024, i;
+	int ret;
+
+	mdgpu_mark(r->dev, MARK_HOSTILE);
+	if (buffer(r, 4096, &valid))
+		goto out;
+
+	/* A handle this file had, freed: the device must not find it. */
+	if (mdgpu_bo_create(r->dev, 4096, 0, 0, &freed))
+		goto out;
+	freed_handle = freed.handle;
+	if (mdgpu_bo_destroy(r->dev, &freed))
+		goto out;
+	begin(r);
+	mdgpu_sub_copy(&r->sub, valid.handle, 0, freed_handle, 0, 4096);
+	ok_freed = expect_bad_buffer(r, "freed", freed_what, sizeof(freed_what));
+
+	/* A live buffer of another context (another open file), as a DISPATCH binding. */
+	ret = mdgpu_open(path, &other);
+	if (!ret)
+		ret = mdgpu_bo_create(other, 4096, 0, 0, &theirs);
+	if (ret) {
+		snprintf(other_what, sizeof(other_what), "other_setup=%s", mdgpu_errname(ret));
+	} else {
+		b[0] = (struct mdgpu_binding){ .handle = theirs.handle, .size = 4096 };
+		b[1] = (struct mdgpu_binding){ .handle = valid.handle, .size = 4096 };
+		begin(r);
+		mdgpu_sub_dispatch(&r->sub, r->kernel[K_MEMCPY], 16, 1, 1, b, 2, &push, 4);
+		ok_other = expect_bad_buffer(r, "other", other_what, sizeof(other_what));
+	}
+
+	/* The queue goes on: a valid submission right after works. */
+	begin(r);
+	mdgpu_sub_fill(&r->sub, valid.handle, 0, 4096, 0x600dcafe);
+	ret = submit_wait(r, NULL);
+	ok_after = !ret;
+	for (i = 0; ok_after && i < 1024; i++)
+		ok_after = ((volatile uint32_t *)valid.map)[i] == 0x600dcafe;
+out:
+	result(r, ok_freed && ok_other && ok_after);
+	printf("MDGPU-RUN check=hostile ok=%d %s %s after=%s errors=%" PRIu64 "\n",
+	       ok_freed && ok_other && ok_after, freed_what, other_what, ok_after ? "ok" : "FAIL",
+	       (uint64_t)mdgpu_queue_control(r->q)->errors);
+	if (theirs.handle)
+		mdgpu_bo_destroy(other, &theirs);
+	mdgpu_close(other);
+	buffer_free(r, &valid);
+}
+
+static void check_irq_wait(struct run *r)
+{
+	struct mdgpu_compute_info c0, c1;
+	struct mdgpu_info i0, i1;
+	uint64_t seen = 0, t0, slept;
+	bool ok;
+	pid_t child;
+	int ret, status;
+
+	mdgpu_mark(r->dev, MARK_IRQ_WAIT);
+	((volatile uint64_t *)r->fence.map)[FLAG_AT / 8] = 0;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (mdgpu_get_info(r->dev, &i0) || mdgpu_get_compute_info(r->dev, &c0)) {
+		printf("MDGPU-RUN check=irq-wait ok=0 info failed\n");
+		result(r, false);
+		return;
+	}
+	/* The device holds the submission until the flag is set: the fence cannot be early. */
+	begin(r);
+	mdgpu_sub_wait(&r->sub, r->fence.handle, FLAG_AT, 1, 10000000000ull);
+	ret = mdgpu_queue_submit(r->q, &r->sub);
+	child = ret ? -1 : fork();
+	if (child == 0) {
+		usleep(300000);
+		((volatile uint64_t *)r->fence.map)[FLAG_AT / 8] = 1;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		_exit(0);
+	}
+	t0 = now_ns();
+	if (child > 0)
+		ret = mdgpu_fence_wait_kernel(r->dev, r->fence.handle, FENCE_AT, r->fence_value,
+					      r->timeout_ns, &seen);
+	slept = now_ns() - t0;
+	if (child > 0)
+		waitpid(child, &status, 0);
+	if (mdgpu_get_info(r->dev, &i1) || mdgpu_get_compute_info(r->dev, &c1))
+		ret = ret ? ret : -EIO;
+	ok = !ret && child > 0 && i1.irq_count > i0.irq_count && c1.irq_fence > c0.irq_fence &&
+	     c1.fence_sleeps > c0.fence_sleeps && c1.fence_irq_wakeups > c0.fence_irq_wakeups &&
+	     slept >= 250000000ull;
+	result(r, ok);
+	printf("MDGPU-RUN check=irq-wait ok=%d wait=%s slept_ns=%" PRIu64 " irqs=%" PRIu64
+	       " fence_irqs=%" PRIu64 " sleeps=%" PRIu64 " irq_wakeups=%" PRIu64 "\n",
+	       ok, mdgpu_errname(ret), slept, (uint64_t)(i1.irq_count - i0.irq_count),
+	       (uint64_t)(c1.irq_fence - c0.irq_fence),
+	       (uint64_t)(c1.fence_sleeps - c0.fence_sleeps),
+	       (uint64_t)(c1.fence_irq_wakeups - c0.fence_irq_wakeups));
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t saxpy_n = 1u << 20, reduce_n = 1u << 20, copy_bytes = 4u << 20, ring = 64u << 10;
+	uint64_t gemm_dim = 256, timeout_s = 60, v;
+	const char *path = MDGPU_DEFAULT_PATH, *kdir = "/usr/share/mdgpu";
+	struct mdgpu_compute_info ci;
+	struct mdgpu_queue_stats qs;
+	struct run r = { 0 };
+	char file[512];
+	unsigned int i;
+	int opt, ret;
+
+	while ((opt = getopt(argc, argv, "d:k:s:g:r:m:q:t:")) != -1) {
+		uint64_t *dst = NULL;
+
+		switch (opt) {
+		case 'd':
+			path = optarg;
+			continue;
+		case 'k':
+			kdir = optarg;
+			continue;
+		case 's':
+			dst = &saxpy_n;
+			break;
+		case 'g':
+			dst = &gemm_dim;
+			break;
+		case 'r':
+			dst = &reduce_n;
+			break;
+		case 'm':
+			dst = &copy_bytes;
+			break;
+		case 'q':
+			dst = &ring;
+			break;
+		case 't':
+			dst = &timeout_s;
+			break;
+		default:
+			goto usage;
+		}
+		if (parse_size(optarg, &v) || !v || v > (1ull << 30))
+			goto usage;
+		*dst = v;
+	}
+	if (gemm_dim > 4096 || copy_bytes < 4)
+		goto usage;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	r.timeout_ns = timeout_s * 1000000000ull;
+	mdgpu_sub_init(&r.sub);
+
+	ret = mdgpu_open(path, &r.dev);
+	if (ret) {
+		fprintf(stderr, "mdgpu-run: cannot open %s: %s\n", path, mdgpu_strerror(ret));
+		return 1;
+	}
+	ret = mdgpu_get_compute_info(r.dev, &ci);
+	if (ret || !ci.has_backend) {
+		fprintf(stderr, "mdgpu-run: %s has no compute backend (%s)\n", path,
+			ret ? mdgpu_strerror(ret) : "QUERY HAS_BACKEND is 0");
+		printf("MDGPU-RUN-RESULT pass=0 fail=1\n");
+		goto out_close;
+	}
+	printf("device: %u queues, %u kernels, submissions up to %" PRIu64 " bytes, grace %" PRIu64
+	       " us, %u MSI-X vectors\n", ci.max_queues, ci.max_kernels,
+	       (uint64_t)ci.max_submission, (uint64_t)ci.grace_us, ci.irq_vectors);
+
+	for (i = 0; i < K_COUNT; i++) {
+		snprintf(file, sizeof(file), "%s/%s.spv", kdir, kernel_defs[i].name);
+		ret = mdgpu_kernel_load(r.dev, file, kernel_defs[i].bindings,
+					kernel_defs[i].push_bytes, &r.kernel[i]);
+		if (ret) {
+			fprintf(stderr, "mdgpu-run: kernel %s: %s (%s)\n", file, mdgpu_strerror(ret),
+				mdgpu_errname(ret));
+			printf("MDGPU-RUN-RESULT pass=0 fail=1\n");
+			goto out_kernels;
+		}
+	}
+	ret = mdgpu_queue_create(r.dev, ring, 0, &r.q);
+	if (!ret)
+		ret = buffer(&r, 4096, &r.fence);
+	if (ret) {
+		fprintf(stderr, "mdgpu-run: cannot set up the queue: %s\n", mdgpu_strerror(ret));
+		printf("MDGPU-RUN-RESULT pass=0 fail=1\n");
+		goto out_queue;
+	}
+	printf("queue %u: ring of %" PRIu64 " bytes, kernels loaded from %s\n",
+	       mdgpu_queue_id(r.q), ring, kdir);
+
+	run_saxpy(&r, saxpy_n);
+	run_gemm(&r, (uint32_t)gemm_dim);
+	run_reduce(&r, reduce_n);
+	run_copy(&r, copy_bytes, true);
+	run_copy(&r, copy_bytes, false);
+
+	printf("\n%-8s %12s %4s %12s %12s %12s  %s\n", "kernel", "size", "ok", "wall ms",
+	       "device ms", "cpu ref ms", "");
+	for (i = 0; i < r.nrows; i++) {
+		struct row *row = &r.rows[i];
+
+		result(&r, row->ok);
+		printf("%-8s %12s %4s %12.3f %12.3f %12.3f  %s\n", row->kernel, row->size,
+		       row->ok ? "yes" : "NO", row->ns / 1e6, row->dev_ns / 1e6, row->cpu_ns / 1e6,
+		       row->detail);
+	}
+	printf("\n");
+	for (i = 0; i < r.nrows; i++)
+		printf("MDGPU-RUN kernel=%s size=%s ok=%d ns=%" PRIu64 " dev_ns=%" PRIu64 "\n",
+		       r.rows[i].kernel, r.rows[i].size, r.rows[i].ok, r.rows[i].ns,
+		       r.rows[i].dev_ns);
+
+	check_hostile(&r, path);
+	check_irq_wait(&r);
+	mdgpu_mark(r.dev, MARK_END);
+
+	mdgpu_queue_get_stats(r.q, &qs);
+	printf("queue: %" PRIu64 " submissions, %" PRIu64 " bytes, %" PRIu64 " doorbells, %" PRIu64
+	       " waits for ring space; device: %" PRIu64 " completed, %" PRIu64 " failed\n",
+	       qs.submissions, qs.bytes, qs.doorbells, qs.space_waits,
+	       (uint64_t)mdgpu_queue_control(r.q)->completed,
+	       (uint64_t)mdgpu_queue_control(r.q)->errors);
+	printf("MDGPU-RUN-RESULT pass=%u fail=%u\n", r.pass, r.fail);
+
+out_queue:
+	buffer_free(&r, &r.fence);
+	mdgpu_queue_destroy(r.q);
+out_kernels:
+	for (i = 0; i < K_COUNT; i++)
+		if (r.kernel[i])
+			mdgpu_kernel_destroy(r.dev, r.kernel[i]);
+out_close:
+	mdgpu_sub_fini(&r.sub);
+	mdgpu_close(r.dev);
+	return r.fail || !r.pass ? 1 : 0;
+
+usage:
+	fprintf(stderr,
+		"usage: %s [-d device] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n] [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s]\n",
+		argv[0]);
+	return 2;
+}
