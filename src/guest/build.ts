@@ -1,7 +1,9 @@
 /**
  * Building the guest driver (guest-driver/: kernel module, libmdgpu, tools) for the kit's
  * kernel, in a chroot of the kit: its kbuild tree has absolute symlinks and its compiler is the
- * one the kernel was built with.
+ * one the kernel was built with. The compute kernels (guest-driver/kernels/*.comp) are compiled
+ * to SPIR-V on the host instead, with its glslangValidator (Debian's glslang-tools, which
+ * scripts/setup.sh installs; the kit has none): SPIR-V does not depend on the guest.
  *
  * The sources are copied into a temporary directory inside the kit root, /proc is mounted in
  * the kit (objtool reads it) and unmounted afterwards whatever happens, and the outputs are
@@ -23,8 +25,12 @@ import { isStaticExecutable, readModinfo } from './elf.js';
 const execFileP = promisify(execFile);
 
 /** The userspace tools, each built from guest-driver/tools/<name>.c and linked statically. */
-export const GUEST_TOOLS = ['mdgpu-info', 'mdgpu-smoke', 'mdgpu-bench'] as const;
+export const GUEST_TOOLS = ['mdgpu-info', 'mdgpu-smoke', 'mdgpu-bench', 'mdgpu-run', 'mdgpu-submit-bench'] as const;
 export type GuestTool = (typeof GUEST_TOOLS)[number];
+
+/** The compute kernels, each built from guest-driver/kernels/<name>.comp to SPIR-V. */
+export const GUEST_KERNELS = ['saxpy', 'gemm', 'reduce', 'memcpy'] as const;
+export type GuestKernel = (typeof GUEST_KERNELS)[number];
 
 /** Compiler flags for libmdgpu and the tools (they run in a busybox initramfs: static). */
 export const USER_CFLAGS = ['-O2', '-Wall', '-Werror', '-Iinclude', '-Ilib'];
@@ -33,7 +39,7 @@ export const USER_CFLAGS = ['-O2', '-Wall', '-Werror', '-Iinclude', '-Ilib'];
  * Part of the cache key: bump when the way things are built changes (commands, flags,
  * outputs), so old caches are not reused.
  */
-const RECIPE = `guest-build-2 kmod:make KCFLAGS=-Werror,strip-debug user:${USER_CFLAGS.join(' ')} -static -s tools:${GUEST_TOOLS.join(',')}`;
+const RECIPE = `guest-build-3 kmod:make KCFLAGS=-Werror,strip-debug user:${USER_CFLAGS.join(' ')} lib:*.c -static -s tools:${GUEST_TOOLS.join(',')} kernels:host make BUILD= ${GUEST_KERNELS.join(',')}`;
 
 /** What a build produced; all paths are absolute host paths in the cache directory. */
 export interface GuestDriverBuild {
@@ -41,6 +47,8 @@ export interface GuestDriverBuild {
   module: string;
   /** Tool name → static binary. */
   tools: Record<GuestTool, string>;
+  /** Kernel name → SPIR-V module. */
+  kernels: Record<GuestKernel, string>;
   /** The cache directory holding them (and manifest.json). */
   dir: string;
 }
@@ -54,6 +62,7 @@ export interface GuestBuildManifest {
   buildSeconds: number;
   module: string;
   tools: Record<string, string>;
+  kernels: Record<string, string>;
 }
 
 export interface BuildGuestDriverOptions {
@@ -107,11 +116,20 @@ function isSource(name: string): boolean {
   return /\.[ch]$/.test(name) && !name.endsWith('.mod.c') && !name.startsWith('.');
 }
 
+/** The compute kernels' sources: kernels/*.comp and kernels/Makefile (not its build/ outputs). */
+export async function listKernelSources(sourceDir: string): Promise<string[]> {
+  const entries = await fsp.readdir(path.join(sourceDir, 'kernels'), { withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && (e.name === 'Makefile' || (e.name.endsWith('.comp') && !e.name.startsWith('.'))))
+    .map((e) => `kernels/${e.name}`)
+    .sort();
+}
+
 /** The cache key: sha256 over the recipe, the kit, and every source file's path and bytes. */
 export async function guestDriverHash(sourceDir: string, kit: Pick<Kit, 'hash' | 'kernelVersion'>): Promise<string> {
   const h = createHash('sha256');
   h.update(`${RECIPE}\0kit=${kit.hash}\0kernel=${kit.kernelVersion}\0`);
-  for (const rel of await listSources(sourceDir)) {
+  for (const rel of [...(await listSources(sourceDir)), ...(await listKernelSources(sourceDir))]) {
     const data = await fsp.readFile(path.join(sourceDir, rel));
     h.update(`${rel}\0${data.length}\0`);
     h.update(data);
@@ -129,10 +147,11 @@ export async function loadGuestBuild(dir: string): Promise<GuestDriverBuild | un
   }
   const module = path.join(dir, manifest.module);
   const tools = Object.fromEntries(GUEST_TOOLS.map((t) => [t, path.join(dir, manifest.tools[t] ?? `missing-${t}`)])) as Record<GuestTool, string>;
-  for (const p of [module, ...Object.values(tools)]) {
+  const kernels = Object.fromEntries(GUEST_KERNELS.map((k) => [k, path.join(dir, manifest.kernels?.[k] ?? `missing-${k}`)])) as Record<GuestKernel, string>;
+  for (const p of [module, ...Object.values(tools), ...Object.values(kernels)]) {
     if (!fs.existsSync(p)) return undefined;
   }
-  return { module, tools, dir };
+  return { module, tools, kernels, dir };
 }
 
 function defaultLog(line: string): void {
@@ -200,19 +219,61 @@ function inChroot(root: string, cwd: string, command: string, log: (l: string) =
   });
 }
 
+/**
+ * Compile the kernels to SPIR-V on the host: `make -C kernels BUILD=<out>` (glslangValidator,
+ * then spirv-val), so nothing is written into the source tree.
+ */
+async function compileKernels(sourceDir: string, out: string, log: (l: string) => void): Promise<Record<string, string>> {
+  const kernelsDir = path.join(sourceDir, 'kernels');
+  log(`[guest] make -C ${kernelsDir} BUILD=${out}`);
+  try {
+    // A clean environment: npm exports MAKEFLAGS and friends.
+    await execFileP('make', ['-C', kernelsDir, `BUILD=${out}`], {
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root', LC_ALL: 'C.UTF-8' },
+      maxBuffer: 1 << 22,
+    });
+  } catch (e) {
+    const err = e as Error & { stdout?: string; stderr?: string };
+    const output = `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
+    const hint = /glslangValidator|spirv-val/.test(output) && /not found|No such file/.test(output)
+      ? '\nThe kernels are compiled on the host: install glslang-tools and spirv-tools (scripts/setup.sh does).'
+      : '';
+    throw new Error(`Compiling the compute kernels failed: ${err.message.split('\n')[0]}\n${output}${hint}`);
+  }
+  const kernels: Record<string, string> = {};
+  for (const k of GUEST_KERNELS) kernels[k] = `share/${k}.spv`;
+  return kernels;
+}
+
+/** SPIR-V starts with its magic number, 0x07230203, in the module's byte order (ours: little). */
+async function isSpirv(file: string): Promise<boolean> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(head, 0, 4, 0);
+    return bytesRead === 4 && head.readUInt32LE(0) === 0x07230203;
+  } finally {
+    await fh.close();
+  }
+}
+
 async function isMounted(dir: string): Promise<boolean> {
   const text = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   return text.split('\n').some((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === dir);
 }
 
-async function compile(kit: Kit, stage: string, work: string, jobs: number, log: (l: string) => void): Promise<GuestBuildManifest> {
+async function compile(kit: Kit, sourceDir: string, stage: string, work: string, jobs: number, log: (l: string) => void): Promise<GuestBuildManifest> {
   const inKit = (p: string) => `/${path.relative(kit.root, p)}`;
   const kdir = inKit(kit.headersDir);
   const src = inKit(work);
+  const kernels = await compileKernels(sourceDir, path.join(stage, 'share'), log);
   await inChroot(kit.root, `${src}/kmod`, `make -j${jobs} KDIR=${kdir} KCFLAGS=-Werror modules`, log);
   await inChroot(kit.root, `${src}/kmod`, 'strip --strip-debug -o mdgpu.stripped.ko mdgpu.ko', log);
   const cflags = USER_CFLAGS.join(' ');
-  await inChroot(kit.root, src, `mkdir -p out && gcc ${cflags} -c lib/libmdgpu.c -o out/libmdgpu.o && ar rcs out/libmdgpu.a out/libmdgpu.o`, log);
+  const libSources = (await listSources(sourceDir)).filter((f) => /^lib\/[^/]+\.c$/.test(f));
+  const objects = libSources.map((f) => `out/${path.basename(f, '.c')}.o`);
+  const compileLib = libSources.map((f, i) => `gcc ${cflags} -c ${f} -o ${objects[i]}`).join(' && ');
+  await inChroot(kit.root, src, `mkdir -p out && ${compileLib} && ar rcs out/libmdgpu.a ${objects.join(' ')}`, log);
   for (const tool of GUEST_TOOLS) {
     await inChroot(kit.root, src, `gcc ${cflags} -static -s -o out/${tool} tools/${tool}.c out/libmdgpu.a`, log);
   }
@@ -225,12 +286,15 @@ async function compile(kit: Kit, stage: string, work: string, jobs: number, log:
     tools[tool] = `bin/${tool}`;
   }
   await fsp.copyFile(path.join(work, 'out', 'libmdgpu.a'), path.join(stage, 'libmdgpu.a'));
-  await verifyOutputs(kit, stage, tools);
-  return { hash: '', kernelVersion: kit.kernelVersion, kitHash: kit.hash, builtAt: '', buildSeconds: 0, module: 'mdgpu.ko', tools };
+  await verifyOutputs(kit, stage, tools, kernels);
+  return { hash: '', kernelVersion: kit.kernelVersion, kitHash: kit.hash, builtAt: '', buildSeconds: 0, module: 'mdgpu.ko', tools, kernels };
 }
 
-/** The module must load into the kit's kernel and the tools must run without a loader. */
-async function verifyOutputs(kit: Kit, stage: string, tools: Record<string, string>): Promise<void> {
+/** The module must load into the kit's kernel, the tools must run without a loader, the kernels be SPIR-V. */
+async function verifyOutputs(kit: Kit, stage: string, tools: Record<string, string>, kernels: Record<string, string>): Promise<void> {
+  for (const [kernel, rel] of Object.entries(kernels)) {
+    if (!fs.existsSync(path.join(stage, rel)) || !(await isSpirv(path.join(stage, rel)))) throw new Error(`${kernel}: ${rel} is not a SPIR-V module`);
+  }
   const modinfo = await readModinfo(path.join(stage, 'mdgpu.ko'));
   const vermagic = modinfo.vermagic?.[0] ?? '';
   if (vermagic.split(' ')[0] !== kit.kernelVersion) {
@@ -243,7 +307,8 @@ async function verifyOutputs(kit: Kit, stage: string, tools: Record<string, stri
 
 /**
  * Build (or reuse) the guest driver for `kit`: mdgpu.ko for the kit's kernel and the static
- * tools. Needs root (chroot, mount) unless the build is already cached.
+ * tools, and the compute kernels as SPIR-V. Needs root (chroot, mount) and the host's
+ * glslangValidator unless the build is already cached.
  */
 export async function buildGuestDriver(kit: Kit, opts: BuildGuestDriverOptions = {}): Promise<GuestDriverBuild> {
   const log = opts.log ?? defaultLog;
@@ -282,7 +347,7 @@ export async function buildGuestDriver(kit: Kit, opts: BuildGuestDriverOptions =
       log(`[guest] mount -t proc proc ${proc}`);
       await execFileP('mount', ['-t', 'proc', 'proc', proc]);
       mounted = true;
-      const manifest = await compile(kit, stage, work, opts.jobs ?? 2, log);
+      const manifest = await compile(kit, sourceDir, stage, work, opts.jobs ?? 2, log);
       manifest.hash = hash;
       manifest.builtAt = new Date().toISOString();
       manifest.buildSeconds = Math.round((Date.now() - t0) / 100) / 10;
