@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mdgpu.h"
@@ -552,6 +553,187 @@ static void test_fork_cleanup(struct mdgpu *dev)
 	      before.contexts, before.buffers);
 }
 
+/* A raw ioctl: 0 or -errno (no retry, no library checks in the way). */
+static int raw(struct mdgpu *dev, unsigned long cmd, void *arg)
+{
+	return ioctl(mdgpu_fd(dev), cmd, arg) ? -errno : 0;
+}
+
+/*
+ * Contract 1.1 ioctls: every argument check (unknown flags and padding -EINVAL, handles of
+ * other files -ENOENT), queue and kernel lifetimes, fence waits the CPU signals, marks. Needs
+ * no compute backend: nothing here executes on the device.
+ */
+static void test_compute_uapi(struct mdgpu *dev)
+{
+	struct mdgpu_buffer qbo = { 0 }, bad_ring = { 0 }, fence = { 0 }, theirs = { 0 };
+	struct mdgpu_queue_create qc;
+	struct mdgpu_queue_destroy qd;
+	struct mdgpu_queue_doorbell db;
+	struct mdgpu_kernel_create kc;
+	struct mdgpu_kernel_destroy kd;
+	struct mdgpu_wait_fence wf;
+	struct mdgpu_compute_info ci;
+	struct mdgpu_mark mk;
+	struct mdgpu *other = NULL;
+	uint32_t queue = 0, their_queue = 0;
+	uint64_t t0, seen = 0;
+	struct timespec ts;
+	int ret, want;
+
+	ret = mdgpu_get_compute_info(dev, &ci);
+	if (!check("compute-info", ret == 0 && ci.irq_vectors >= 1 && ci.queues == 0 && ci.kernels == 0,
+		   "-> %s: backend %u, %u MSI-X vectors, max %u queues, %u kernels, submission %" PRIu64,
+		   ret ? mdgpu_errname(ret) : "ok", ci.has_backend, ci.irq_vectors, ci.max_queues,
+		   ci.max_kernels, (uint64_t)ci.max_submission))
+		return;
+	if (mdgpu_bo_create(dev, MDGPU_QUEUE_CONTROL_SIZE + 4096, 0, 0, &qbo) ||
+	    mdgpu_bo_create(dev, 16384, 0, 0, &bad_ring) || mdgpu_bo_create(dev, 4096, 0, 0, &fence) ||
+	    mdgpu_bo_map(dev, &fence) || mdgpu_open(path, &other) ||
+	    mdgpu_bo_create(other, 8192, 0, 0, &theirs)) {
+		check("compute-setup", false, "buffers and a second file");
+		goto out;
+	}
+
+	/* QUEUE_CREATE */
+	qc = (struct mdgpu_queue_create){ .handle = qbo.handle, .flags = 1 };
+	expect_err("queue-create-flags", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), EINVAL, "flags 1");
+	qc = (struct mdgpu_queue_create){ .handle = qbo.handle, .priority = 4 };
+	expect_err("queue-create-priority", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), EINVAL,
+		   "priority 4");
+	qc = (struct mdgpu_queue_create){ .handle = theirs.handle };
+	expect_err("queue-create-other", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), ENOENT,
+		   "another file's buffer");
+	qc = (struct mdgpu_queue_create){ .handle = bad_ring.handle };
+	expect_err("queue-create-ring", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), EINVAL,
+		   "a 16 KiB buffer (12 KiB ring, not a power of two)");
+	qc = (struct mdgpu_queue_create){ .handle = qbo.handle, .priority = 3 };
+	ret = raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc);
+	queue = ret ? 0 : qc.queue;
+	if (!check("queue-create", ret == 0 && queue != 0, "8 KiB buffer, priority 3 -> %s, queue %u",
+		   ret ? mdgpu_errname(ret) : "ok", queue))
+		goto out;
+	expect_err("queue-create-busy", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), EBUSY,
+		   "the same buffer again");
+	expect_err("queue-bo-busy", mdgpu_bo_destroy(dev, &qbo), EBUSY,
+		   "BO_DESTROY of the queue's buffer");
+	qc = (struct mdgpu_queue_create){ .handle = theirs.handle };
+	if (!raw(other, MDGPU_IOCTL_QUEUE_CREATE, &qc))
+		their_queue = qc.queue;
+
+	/* QUEUE_DOORBELL */
+	db = (struct mdgpu_queue_doorbell){ .queue = queue, .flags = 1 };
+	expect_err("doorbell-flags", raw(dev, MDGPU_IOCTL_QUEUE_DOORBELL, &db), EINVAL, "flags 1");
+	db = (struct mdgpu_queue_doorbell){ .queue = their_queue };
+	expect_err("doorbell-other", raw(dev, MDGPU_IOCTL_QUEUE_DOORBELL, &db), ENOENT,
+		   "another file's queue");
+	db = (struct mdgpu_queue_doorbell){ .queue = queue };
+	expect_err("doorbell", raw(dev, MDGPU_IOCTL_QUEUE_DOORBELL, &db), 0, "an empty queue");
+
+	/* KERNEL_CREATE: argument checks, then SPIR-V that is not (the device refuses it). */
+	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64, .flags = 1 };
+	expect_err("kernel-create-flags", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL, "flags 1");
+	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64, .pad = 1 };
+	expect_err("kernel-create-pad", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL, "pad 1");
+	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 62 };
+	expect_err("kernel-create-size", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL, "size 62");
+	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64, .offset = 4064 };
+	expect_err("kernel-create-bounds", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL,
+		   "64 bytes at 4064 of a 4 KiB buffer");
+	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64, .bindings = 17 };
+	expect_err("kernel-create-bindings", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL,
+		   "17 bindings");
+	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64, .push_bytes = 132 };
+	expect_err("kernel-create-push", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL,
+		   "132 push-constant bytes");
+	kc = (struct mdgpu_kernel_create){ .handle = theirs.handle, .size = 64 };
+	expect_err("kernel-create-other", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), ENOENT,
+		   "another file's buffer");
+	/* The fence buffer is zeroed: no SPIR-V magic. */
+	want = ci.has_backend ? EINVAL : EOPNOTSUPP;
+	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64 };
+	expect_err("kernel-create-not-spirv", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), want,
+		   ci.has_backend ? "64 zero bytes (BAD_KERNEL)" : "no compute backend (UNSUPPORTED)");
+	kd = (struct mdgpu_kernel_destroy){ .kernel = 1, .pad = 1 };
+	expect_err("kernel-destroy-pad", raw(dev, MDGPU_IOCTL_KERNEL_DESTROY, &kd), EINVAL, "pad 1");
+	kd = (struct mdgpu_kernel_destroy){ .kernel = 12345 };
+	expect_err("kernel-destroy-unknown", raw(dev, MDGPU_IOCTL_KERNEL_DESTROY, &kd), ENOENT,
+		   "a kernel this file never had");
+
+	/* WAIT_FENCE on a fence the CPU writes. */
+	wf = (struct mdgpu_wait_fence){ .handle = fence.handle, .value = 1, .flags = 1 };
+	expect_err("wait-flags", raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf), EINVAL, "flags 1");
+	wf = (struct mdgpu_wait_fence){ .handle = fence.handle, .value = 1, .offset = 4 };
+	expect_err("wait-align", raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf), EINVAL, "offset 4");
+	wf = (struct mdgpu_wait_fence){ .handle = fence.handle, .value = 1, .offset = 4096 };
+	expect_err("wait-bounds", raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf), EINVAL,
+		   "offset 4096 of a 4 KiB buffer");
+	wf = (struct mdgpu_wait_fence){ .handle = fence.handle, .value = MDGPU_FENCE_ERROR | 1 };
+	expect_err("wait-error-value", raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf), EINVAL,
+		   "a value with bit 63");
+	wf = (struct mdgpu_wait_fence){ .handle = theirs.handle, .value = 1 };
+	expect_err("wait-other", raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf), ENOENT,
+		   "another file's buffer");
+	((volatile uint64_t *)fence.map)[1] = 7;
+	__sync_synchronize();
+	wf = (struct mdgpu_wait_fence){ .handle = fence.handle, .offset = 8, .value = 7 };
+	ret = raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf);
+	check("wait-signalled", ret == 0 && wf.seen == 7, "fence 7, wait for 7 -> %s, seen %" PRIu64,
+	      ret ? mdgpu_errname(ret) : "0", (uint64_t)wf.seen);
+	wf = (struct mdgpu_wait_fence){ .handle = fence.handle, .offset = 8, .value = 8 };
+	ret = raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf);
+	check("wait-poll", ret == -ETIME && wf.seen == 7, "fence 7, wait for 8, timeout 0 -> %s",
+	      ret ? mdgpu_errname(ret) : "0");
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	ret = mdgpu_fence_wait_kernel(dev, fence.handle, 8, 8, 30000000, &seen);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = ts.tv_sec * 1000000000ull + ts.tv_nsec - t0;
+	check("wait-timeout", ret == -ETIME && t0 >= 30000000, "wait for 8, 30 ms -> %s after %" PRIu64
+	      " us", ret ? mdgpu_errname(ret) : "0", t0 / 1000);
+	/* An error fence for 9: waits for 9 and below fail, a later value still waits. */
+	((volatile uint64_t *)fence.map)[1] = MDGPU_FENCE_ERROR | 9;
+	__sync_synchronize();
+	expect_err("wait-error-fence", mdgpu_fence_wait_kernel(dev, fence.handle, 8, 9, 0, NULL), EIO,
+		   "error fence for 9, wait for 9");
+	expect_err("wait-error-later", mdgpu_fence_wait_kernel(dev, fence.handle, 8, 10, 0, NULL),
+		   ETIME, "error fence for 9, wait for 10 (not reached yet)");
+	expect_err("wait-error-lib", mdgpu_fence_wait(dev, &fence, 8, 9, 1000000), EIO,
+		   "libmdgpu: error fence for 9, wait for 9");
+
+	/* QUEUE_DESTROY, then the buffer is free again. */
+	qd = (struct mdgpu_queue_destroy){ .queue = queue, .pad = 1 };
+	expect_err("queue-destroy-pad", raw(dev, MDGPU_IOCTL_QUEUE_DESTROY, &qd), EINVAL, "pad 1");
+	qd = (struct mdgpu_queue_destroy){ .queue = their_queue };
+	expect_err("queue-destroy-other", raw(dev, MDGPU_IOCTL_QUEUE_DESTROY, &qd), ENOENT,
+		   "another file's queue");
+	qd = (struct mdgpu_queue_destroy){ .queue = queue };
+	expect_err("queue-destroy", raw(dev, MDGPU_IOCTL_QUEUE_DESTROY, &qd), 0, "its queue");
+	expect_err("queue-destroy-again", raw(dev, MDGPU_IOCTL_QUEUE_DESTROY, &qd), ENOENT,
+		   "the same queue again");
+	ret = mdgpu_bo_destroy(dev, &qbo);
+	check("queue-bo-free", ret == 0, "BO_DESTROY of the former queue buffer -> %s",
+	      ret ? mdgpu_errname(ret) : "ok");
+	if (!ret)
+		qbo.handle = 0;
+
+	/* MARK */
+	mk = (struct mdgpu_mark){ .value = 0x5eed, .pad = 1 };
+	expect_err("mark-pad", raw(dev, MDGPU_IOCTL_MARK, &mk), EINVAL, "pad 1");
+	expect_err("mark", mdgpu_mark(dev, 0x5eed), 0, "SCRATCH = 0x5eed");
+out:
+	if (qbo.handle)
+		mdgpu_bo_destroy(dev, &qbo);
+	if (bad_ring.handle)
+		mdgpu_bo_destroy(dev, &bad_ring);
+	if (fence.handle) {
+		mdgpu_bo_unmap(&fence);
+		mdgpu_bo_destroy(dev, &fence);
+	}
+	/* Closing the other file stops its queue and frees its buffer. */
+	mdgpu_close(other);
+}
+
 static sigjmp_buf sigbus_jmp;
 
 static void on_sigbus(int sig)
@@ -736,6 +918,7 @@ int main(int argc, char **argv)
 	test_quota(dev);
 	test_other_context(dev);
 	test_fork_cleanup(dev);
+	test_compute_uapi(dev);
 
 	used_now(dev, &end);
 	check("irq", end.irq_count > info.irq_count,

@@ -132,7 +132,7 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
 
   // Every smoke check passes: the main run, then the hot-unplug run (-u).
   const runs: [string, string, string, string[]][] = [
-    ['mdgpu-smoke', `${MARKER} info rc=0`, `${MARKER} smoke rc=`, ['pattern-4', 'window-read', 'window-write', 'destroy-mapped', 'mmap-beyond', 'double-free', 'realloc-zeroed', 'quota-exceed', 'quota-undisturbed', 'other-mmap', 'window-busy', 'fork-cleanup', 'irq', 'final-used']],
+    ['mdgpu-smoke', `${MARKER} info rc=0`, `${MARKER} smoke rc=`, ['pattern-4', 'window-read', 'window-write', 'destroy-mapped', 'mmap-beyond', 'double-free', 'realloc-zeroed', 'quota-exceed', 'quota-undisturbed', 'other-mmap', 'window-busy', 'fork-cleanup', 'queue-create', 'queue-bo-busy', 'doorbell-other', 'kernel-create-not-spirv', 'wait-timeout', 'wait-error-fence', 'wait-error-later', 'queue-destroy', 'mark', 'irq', 'final-used']],
     ['mdgpu-smoke -u', `${MARKER} bench rc=`, `${MARKER} unplug rc=`, ['unplug-remove', 'unplug-fence-wait', 'unplug-info', 'unplug-mmap', 'unplug-sigbus', 'unplug-window-sigbus', 'rescan', 'rescan-clean']],
   ];
   for (const [what, from, to, expected] of runs) {
