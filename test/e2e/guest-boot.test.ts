@@ -10,8 +10,8 @@ import { setLogSink } from '../../src/log.js';
 
 setLogSink(() => {});
 const APERTURE = 64 << 20;
-// The compute workload joins once the guest's mdgpu-run tool exists in the build.
-const COMPUTE = false;
+// The whole main job, compute included (mdgpu-run on the host's Vulkan device through mdgpu).
+const COMPUTE = true;
 
 t.test('mdgpu run: a Linux guest sees the device as documented and uses it through its driver', async (t) => {
   const r = await bootAndProbe({ accel: 'tcg', apertureSize: APERTURE, memoryMiB: 256, timeoutMs: 240_000, compute: COMPUTE, print: (l) => t.comment(l) });
@@ -40,5 +40,8 @@ t.test('mdgpu run: a Linux guest sees the device as documented and uses it throu
   t.equal(r.host.intxSignals, 0, 'no INTx');
   t.ok(r.host.msixSignals > 0, 'MSI-X interrupts delivered');
   t.equal(r.host.contextsLeft + r.host.buffersLeft, 0, 'nothing left on the device after rmmod');
+  t.ok(r.compute !== null && r.compute.rows.length >= 4 && r.compute.rows.every((row) => row.ok), `compute: ${r.compute?.rows.map((row) => `${row.kernel} ${row.ok ? 'ok' : 'WRONG'}`).join(', ')}`);
+  t.same(r.compute?.checks, { hostile: true, 'irq-wait': true }, 'hostile submission refused, fence wait woken by an interrupt');
+  t.ok(r.host.submissions > 0 && r.host.submissionErrors > 0, `mdgpu ran ${r.host.submissions} submissions and refused ${r.host.submissionErrors}`);
   t.same(r.problems, []);
 });
