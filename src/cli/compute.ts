@@ -35,6 +35,16 @@ export class ApertureExecutor implements ExecutionBackend {
     if (!this.memory.zeroCopy) info(`compute: ${device.info.name} cannot import the aperture directly; using staging copies`);
   }
 
+  /** Host-driver kernels this vGPU holds now (for status and leak checks). */
+  get kernelCount(): number {
+    return this.kernels.size;
+  }
+
+  /** Batches of this vGPU still on the device. */
+  get batchesOnDevice(): number {
+    return this.inFlight.size;
+  }
+
   /** Limits the validator must enforce so that nothing valid is refused by the device. */
   limits(base: CommandLimits): CommandLimits {
     const i = this.device.info;
