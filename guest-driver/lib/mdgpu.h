@@ -277,7 +277,10 @@ int mdgpu_sub_nop(struct mdgpu_submission *s, uint32_t length);
  */
 int mdgpu_sub_end(struct mdgpu_submission *s);
 
-/** struct mdgpu_queue: a queue of a device, its buffer mapped (opaque). */
+/**
+ * struct mdgpu_queue: a queue of a device, its buffer mapped (opaque). Not locked: one thread
+ * publishes to a queue at a time (use a queue per thread).
+ */
 struct mdgpu_queue;
 
 /** MDGPU_QUEUE_FORCE_DOORBELL: ring the doorbell after every submission (for comparison). */
