@@ -105,3 +105,53 @@ t.test('saxpy through a mediated queue on Vulkan; a hostile submission fails and
   t.equal(op(MAILBOX_OPS.CTX_DESTROY.code, ctx).result, 0);
   t.equal(dev.memory.bufferCount, 0, 'all freed');
 });
+
+t.test('a batch past the time limit loses its context; another vGPU on the same device carries on', async (t) => {
+  const { startDaemon } = await import('../../src/cli/daemon.js');
+  const { HostGuest } = await import('../helpers/host-guest.js');
+  const gemmSpv = fs.readFileSync(new URL('../../../guest-driver/kernels/build/gemm.spv', import.meta.url));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-limit-'));
+  const daemon = startDaemon({
+    vgpus: [
+      { name: 'hog', socket: path.join(dir, 'hog.sock'), apertureSize: 16 << 20 },
+      { name: 'polite', socket: path.join(dir, 'polite.sock'), apertureSize: 16 << 20 },
+    ],
+    compute: {},
+    scheduler: { batchTimeLimitNs: 30e6 },
+  });
+  t.teardown(async () => {
+    await daemon.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const hog = new HostGuest(daemon.vgpus[0]!.device);
+  const polite = new HostGuest(daemon.vgpus[1]!.device);
+  // A 512x512 gemm takes ~0.3 s on lavapipe here: ten times the limit.
+  const M = 512;
+  const a = hog.alloc(M * M * 4);
+  const b = hog.alloc(M * M * 4);
+  const c = hog.alloc(M * M * 4);
+  const fenceHog = hog.alloc(0x1000);
+  const gemm = hog.kernel(gemmSpv, 3, 12);
+  const push = new Uint8Array(12);
+  new DataView(push.buffer).setUint32(0, M, true);
+  new DataView(push.buffer).setUint32(4, M, true);
+  new DataView(push.buffer).setUint32(8, M, true);
+  const publishHog = hog.queue();
+  publishHog(encodeSubmission([{ op: 'dispatch', kernel: gemm, groups: [M / 16, M / 16, 1], bindings: [{ buffer: a.handle, offset: 0, size: M * M * 4 }, { buffer: b.handle, offset: 0, size: M * M * 4 }, { buffer: c.handle, offset: 0, size: M * M * 4 }], push }], { dst: { buffer: fenceHog.handle, offset: 0 }, value: 1n }));
+  await new Promise((r) => setTimeout(r, 5));
+  const fencePolite = polite.alloc(0x1000);
+  const publishPolite = polite.queue();
+  publishPolite(encodeSubmission([{ op: 'fill', dst: { buffer: fencePolite.handle, offset: 0x100 }, size: 64, value: 7 }], { dst: { buffer: fencePolite.handle, offset: 0 }, value: 1n }));
+  await hog.completions(1);
+  t.same(hog.done, ['CONTEXT_LOST'], 'the overrunning batch is reported at the limit');
+  t.equal(hog.view.getBigUint64(fenceHog.offset, true), 1n | (1n << 63n), 'with an error fence');
+  t.ok(daemon.vgpus[0]!.device.queues.isContextLost(hog.ctx), 'and its context is lost');
+  publishHog(encodeSubmission([{ op: 'barrier' }], { dst: { buffer: fenceHog.handle, offset: 8 }, value: 2n }));
+  await hog.completions(2);
+  t.equal(hog.done[1], 'CONTEXT_LOST', 'its later work fails too');
+  await polite.completions(1);
+  t.same(polite.done, [null], 'the other vGPU\'s submission ran');
+  t.equal(polite.view.getBigUint64(fencePolite.offset, true), 1n);
+  t.equal(polite.view.getUint32(fencePolite.offset + 0x100, true), 7);
+  t.equal(daemon.scheduler.stats().find((s) => s.name === 'hog')!.timeouts, 1);
+});
