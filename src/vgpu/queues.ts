@@ -140,6 +140,7 @@ export class QueueEngine {
   /** Contexts whose work overran the time limit: everything they submit fails from now on. */
   private readonly lostContexts = new Set<number>();
   private nextQueue = 1;
+  private words64: BigUint64Array | null = null;
   private nextKernel = 1;
   private safetyTimer: NodeJS.Timeout | null = null;
   graceMs = DEFAULT_GRACE_MS;
@@ -178,6 +179,8 @@ export class QueueEngine {
 
   createQueue(ctx: number, bufferHandle: number, priority: number): number {
     const buffer = this.host.memory.buffer(ctx, bufferHandle);
+    // Without an execution backend every submission would fail; say so up front.
+    if (this.host.backend === null) this.fail('UNSUPPORTED', 'no execution backend on this device');
     if (this.queues.size >= this.maxQueues) this.fail('TOO_MANY', `queue limit ${this.maxQueues} reached`);
     if (priority > 3) this.fail('BAD_FLAGS', `queue priority ${priority} (0..3)`);
     const ringSize = buffer.size - QUEUE_CONTROL_SIZE;
@@ -315,12 +318,27 @@ export class QueueEngine {
     }
   }
 
+  /**
+   * The ring pointers are read and written as single 8-byte atomic accesses (Atomics on a
+   * BigUint64Array over the aperture; the control block is 8-byte aligned), so a pointer the
+   * guest is updating is never seen half old, half new. x86 is little-endian, as the format is.
+   */
+  private words(): BigUint64Array {
+    const a = this.host.aperture;
+    if (this.words64 === null || this.words64.buffer !== a.buffer) this.words64 = new BigUint64Array(a.buffer, a.byteOffset, Math.floor(a.byteLength / 8));
+    return this.words64;
+  }
+
   private tail(q: Queue): bigint {
-    return this.view.getBigUint64(q.control + QueueControl.fields.tail.offset, true);
+    return Atomics.load(this.words(), (q.control + QueueControl.fields.tail.offset) / 8);
   }
 
   private head(q: Queue): bigint {
-    return this.view.getBigUint64(q.control + QueueControl.fields.head.offset, true);
+    return Atomics.load(this.words(), (q.control + QueueControl.fields.head.offset) / 8);
+  }
+
+  private setHead(q: Queue, value: bigint): void {
+    Atomics.store(this.words(), (q.control + QueueControl.fields.head.offset) / 8, value);
   }
 
   /** Copy `length` ring bytes starting at ring position `pos` (wrapping at the ring's end). */
@@ -432,7 +450,7 @@ export class QueueEngine {
     try {
       if (this.lostContexts.has(ctx)) throw new CommandError('CONTEXT_LOST', `context ${ctx} was lost`);
       const submission = validateSubmission(bytes, scope, this.limits);
-      this.writeControl(q, { head: head + BigInt(submission.length) });
+      this.setHead(q, head + BigInt(submission.length));
       return { submission, pos: head };
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
@@ -458,7 +476,7 @@ export class QueueEngine {
           }
         }
       }
-      this.writeControl(q, { head: head + skip });
+      this.setHead(q, head + skip);
       return { error: err, fence, pos: head, fenceAt };
     }
   }
@@ -484,8 +502,10 @@ export class QueueEngine {
 
   private async execute(q: Queue, work: Exclude<ReturnType<QueueEngine['take']>, 'empty' | 'stalled'>): Promise<void> {
     if ('error' in work) {
-      this.recordError(q, work.error, work.fence, work.pos);
+      // The fence first, then the record and the ERROR interrupt: a guest woken by the
+      // interrupt must find the fence already written.
       if (work.fenceAt !== null && work.fence !== null) this.writeU64(work.fenceAt.offset, errorFenceValue(work.fence));
+      this.recordError(q, work.error, work.fence, work.pos);
       this.finish(q, work.error.error, 0);
       return;
     }
@@ -522,8 +542,8 @@ export class QueueEngine {
     if (q.destroyed && this.resetGeneration.has(q)) return;
     if (error !== null) {
       const fence = submission.fence;
-      this.recordError(q, error, fence?.value ?? null, work.pos);
       if (fence !== null) this.writeU64(fence.dst.offset, errorFenceValue(fence.value));
+      this.recordError(q, error, fence?.value ?? null, work.pos);
       this.finish(q, error.error, deviceNs);
       return;
     }

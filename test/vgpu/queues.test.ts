@@ -235,3 +235,25 @@ t.test('the VM going away stops its queues and releases its kernels; buffers sta
   t.notOk(s.dev.memory.isPinned(s.ring.handle), 'the ring buffer is released');
   t.equal(s.op(MAILBOX_OPS.BO_FREE.code, s.ctx, s.data.handle).result, 0, 'buffers can still be freed');
 });
+
+t.test('QUEUE_CREATE without an execution backend is UNSUPPORTED', (t) => {
+  const host = new FakeHost();
+  const dev = new MdgpuDevice({ name: 'nobackend', apertureSize: APERTURE, host });
+  const w = (name: string, v: number) => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    dev.pci.regionWrite(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, b);
+  };
+  const r = (name: string) => new DataView(dev.pci.regionRead(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, 4).buffer).getUint32(0, true);
+  const op = (code: number, ...args: number[]) => {
+    args.forEach((v, i) => w(`MBOX_ARG${i}`, v));
+    w('MBOX_OPCODE', code);
+    w('MBOX_DOORBELL', 1);
+    return { result: r('MBOX_STATUS') & 0xffff, ret: r('MBOX_RET0') };
+  };
+  const ctx = op(MAILBOX_OPS.CTX_CREATE.code).ret;
+  const bo = op(MAILBOX_OPS.BO_ALLOC.code, ctx, QUEUE_CONTROL_SIZE + RING, 0, 0, 0).ret;
+  t.equal(op(MAILBOX_OPS.QUEUE_CREATE.code, ctx, bo, 0).result, MAILBOX_RESULTS.UNSUPPORTED.code);
+  dev.close();
+  t.end();
+});
