@@ -14,6 +14,7 @@ import { MAILBOX_OPS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
 import { encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
 import { setLogSink } from '../../src/log.js';
+import { HostGuest } from '../helpers/host-guest.js';
 
 setLogSink(() => {});
 const saxpySpv = fs.readFileSync(new URL('../../../guest-driver/kernels/build/saxpy.spv', import.meta.url));
@@ -27,26 +28,13 @@ t.test('saxpy through a mediated queue on Vulkan; a hostile submission fails and
   });
   const dev = running.device;
   t.ok(running.executor, 'compute attached');
-  const w = (name: string, v: number) => {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v >>> 0, true);
-    dev.pci.regionWrite(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, b);
-  };
-  const r = (name: string) => new DataView(dev.pci.regionRead(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, 4).buffer).getUint32(0, true);
-  const op = (code: number, ...args: number[]) => {
-    args.forEach((v, i) => w(`MBOX_ARG${i}`, v));
-    w('MBOX_OPCODE', code);
-    w('MBOX_DOORBELL', 1);
-    return { result: r('MBOX_STATUS') & 0xffff, ret: r('MBOX_RET0'), ret1: r('MBOX_RET1') };
-  };
+  const guest = new HostGuest(dev);
+  const w = (name: string, v: number) => guest.write(name, v);
+  const op = (code: number, ...args: number[]) => guest.op(code, ...args);
   t.equal(op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.HAS_BACKEND.code).ret, 1, 'HAS_BACKEND');
   t.equal(op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.BINDING_ALIGN.code).ret, 16, 'binding alignment from the device');
-  const ctx = op(MAILBOX_OPS.CTX_CREATE.code).ret;
-  const alloc = (size: number) => {
-    const res = op(MAILBOX_OPS.BO_ALLOC.code, ctx, size, 0, 0, 0);
-    t.equal(res.result, 0);
-    return { handle: res.ret, offset: res.ret1 };
-  };
+  const ctx = guest.ctx;
+  const alloc = (size: number) => guest.alloc(size);
   const N = 65536;
   const x = alloc(N * 4);
   const y = alloc(N * 4);

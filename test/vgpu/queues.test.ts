@@ -8,6 +8,7 @@ import { SUBMIT_ERRORS } from '../../src/vgpu/commands.js';
 import { setLogSink } from '../../src/log.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import { ReferenceBackend } from '../helpers/reference-backend.js';
+import { HostGuest } from '../helpers/host-guest.js';
 
 setLogSink(() => {});
 const APERTURE = 4 << 20;
@@ -19,23 +20,12 @@ async function setup() {
   const dev = new MdgpuDevice({ name: 'q', apertureSize: APERTURE, host, backend: { run: (c, m) => backend!.run(c, m), createKernel: (s, b, p) => backend!.createKernel(s), destroyKernel: () => backend!.destroyKernel() } });
   backend = new ReferenceBackend(dev.aperture);
   dev.queues.graceMs = 2;
-  const w = (name: string, v: number) => {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v >>> 0, true);
-    dev.pci.regionWrite(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, b);
-  };
-  const r = (name: string) => new DataView(dev.pci.regionRead(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, 4).buffer).getUint32(0, true);
-  const op = (code: number, ...args: number[]) => {
-    args.forEach((v, i) => w(`MBOX_ARG${i}`, v));
-    w('MBOX_OPCODE', code);
-    w('MBOX_DOORBELL', 1);
-    return { result: r('MBOX_STATUS') & 0xffff, ret: r('MBOX_RET0'), ret1: r('MBOX_RET1') };
-  };
-  const ctx = op(MAILBOX_OPS.CTX_CREATE.code).ret;
-  const alloc = (size: number) => {
-    const res = op(MAILBOX_OPS.BO_ALLOC.code, ctx, size, 0, 0, 0);
-    return { handle: res.ret, offset: res.ret1 };
-  };
+  const guest = new HostGuest(dev);
+  const w = (name: string, v: number) => guest.write(name, v);
+  const r = (name: string) => guest.read(name);
+  const op = (code: number, ...args: number[]) => guest.op(code, ...args);
+  const ctx = guest.ctx;
+  const alloc = (size: number) => guest.alloc(size);
   const ring = alloc(QUEUE_CONTROL_SIZE + RING);
   const data = alloc(0x10000);
   const created = op(MAILBOX_OPS.QUEUE_CREATE.code, ctx, ring.handle, 0);
@@ -237,23 +227,10 @@ t.test('the VM going away stops its queues and releases its kernels; buffers sta
 });
 
 t.test('QUEUE_CREATE without an execution backend is UNSUPPORTED', (t) => {
-  const host = new FakeHost();
-  const dev = new MdgpuDevice({ name: 'nobackend', apertureSize: APERTURE, host });
-  const w = (name: string, v: number) => {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v >>> 0, true);
-    dev.pci.regionWrite(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, b);
-  };
-  const r = (name: string) => new DataView(dev.pci.regionRead(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, 4).buffer).getUint32(0, true);
-  const op = (code: number, ...args: number[]) => {
-    args.forEach((v, i) => w(`MBOX_ARG${i}`, v));
-    w('MBOX_OPCODE', code);
-    w('MBOX_DOORBELL', 1);
-    return { result: r('MBOX_STATUS') & 0xffff, ret: r('MBOX_RET0') };
-  };
-  const ctx = op(MAILBOX_OPS.CTX_CREATE.code).ret;
-  const bo = op(MAILBOX_OPS.BO_ALLOC.code, ctx, QUEUE_CONTROL_SIZE + RING, 0, 0, 0).ret;
-  t.equal(op(MAILBOX_OPS.QUEUE_CREATE.code, ctx, bo, 0).result, MAILBOX_RESULTS.UNSUPPORTED.code);
+  const dev = new MdgpuDevice({ name: 'nobackend', apertureSize: APERTURE, host: new FakeHost() });
+  const guest = new HostGuest(dev);
+  const bo = guest.alloc(QUEUE_CONTROL_SIZE + RING);
+  t.equal(guest.op(MAILBOX_OPS.QUEUE_CREATE.code, guest.ctx, bo.handle, 0).result, MAILBOX_RESULTS.UNSUPPORTED.code);
   dev.close();
   t.end();
 });
