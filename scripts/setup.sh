@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the project uses on the host:
 #  mmdebstrap        builds the guest kit (a Debian trixie + trixie-backports root)
-#  g++ make python3  build the native addon (node-gyp)
+#  g++ make python3  build the native addon (node-gyp); pkg-config finds the Vulkan and SPIR-V libraries
 #  linux-libc-dev    <linux/vfio.h> for the addon's layout cross-check
 #  xz-utils, zstd    unpack kernel modules for the guest initramfs
 #  libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools
 #                    Vulkan compute on the host (lavapipe when there is no GPU), kernels as SPIR-V
-PACKAGES=(mmdebstrap g++ make python3 linux-libc-dev xz-utils zstd
+PACKAGES=(mmdebstrap g++ make python3 pkg-config linux-libc-dev xz-utils zstd
           libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools)
 
 missing=()
