@@ -51,3 +51,29 @@ t.test('docs/device.md gives each command its opcode and size', async (t) => {
     if (name !== 'OK') t.ok(lines.some((l) => l.startsWith(`| \`${name}\` | ${e.code} |`)), `submission error ${name}`);
   }
 });
+
+t.test("the guest library's command header (mdgpu_cmd.h) agrees with the TypeScript tables", async (t) => {
+  const { CMD, CMD_LAYOUTS, DispatchBinding, SUBMIT_ERRORS, CMD_FLAG_IRQ, DEFAULT_COMMAND_LIMITS } = await import('../../src/vgpu/commands.js');
+  const { QueueControl } = await import('../../src/vgpu/queues.js');
+  const header = fs.readFileSync(new URL('../../../guest-driver/lib/mdgpu_cmd.h', import.meta.url), 'utf8');
+  const define = (name: string) => {
+    const m = new RegExp(`#define\\s+${name}\\s+\\(?(0x[0-9a-f]+|\\d+)(u\\s*<<\\s*(\\d+))?`, 'i').exec(header);
+    if (!m) return undefined;
+    return Number(m[1]) * 2 ** Number(m[3] ?? 0);
+  };
+  for (const [name, opcode] of Object.entries(CMD)) {
+    t.equal(define(`MDGPU_CMD_${name}`), opcode, `opcode ${name}`);
+    // NOP has any length: the header has no fixed size for it.
+    if (name !== 'NOP') t.equal(define(`MDGPU_CMD_${name}_SIZE`), CMD_LAYOUTS[name as keyof typeof CMD_LAYOUTS].size, `size of ${name}`);
+  }
+  t.equal(define('MDGPU_CMD_BINDING_SIZE'), DispatchBinding.size);
+  t.equal(define('MDGPU_CMD_FLAG_IRQ'), CMD_FLAG_IRQ);
+  t.equal(define('MDGPU_SUBMIT_MAX_BYTES'), DEFAULT_COMMAND_LIMITS.maxSubmissionBytes);
+  t.equal(define('MDGPU_SUBMIT_MAX_COMMANDS'), DEFAULT_COMMAND_LIMITS.maxCommands);
+  for (const [name, e] of Object.entries(SUBMIT_ERRORS)) t.equal(define(`MDGPU_SUBMIT_${name}`), e.code, `submission error ${name}`);
+  for (const [field, c] of [['head', 'head'], ['doorbellNeeded', 'doorbell_needed'], ['completed', 'completed'], ['errorFence', 'error_fence'], ['errorCode', 'error_code'], ['errorHead', 'error_head']] as const) {
+    const m = new RegExp(`offsetof\\(struct mdgpu_queue_control, ${c}\\) == (0x[0-9a-f]+)`).exec(header);
+    t.equal(Number(m?.[1]), QueueControl.fields[field].offset, `control block ${c}`);
+  }
+  t.match(header, new RegExp(`sizeof\\(struct mdgpu_queue_control\\) == 0x${QueueControl.size.toString(16)}`), 'control block size');
+});
