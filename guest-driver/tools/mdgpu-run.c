@@ -27,8 +27,21 @@
  * 0x300 + i when kernel i starts (saxpy 0, gemm 1, reduce 2, memcpy 3, copy 4), 0x310 the
  * hostile check, 0x311 the irq-wait check, 0x3ff the end.
  *
+ * Loop mode (-L saxpy|gemm, for benchmarks): instead of all of the above, the one kernel over
+ * and over on the same buffers (size from -s or -g), each submission waited for before the next,
+ * until -n submissions or -T seconds (default 10 s), whichever comes first. The first result is
+ * checked against the CPU (gemm: 64 sampled elements). Output:
+ *
+ *   MDGPU-RUN-LOOP-START kernel=<k> size=<s>
+ *   MDGPU-RUN-LOOP kernel=<k> size=<s> ok=1|0 n=<submissions> ns=<wall ns, whole loop>
+ *                  dev_ns=<device ns, sum> median_ns=<n> p99_ns=<n> min_ns=<n> max_ns=<n>
+ *   MDGPU-RUN-RESULT pass=<n> fail=<n>
+ *
+ * (median/p99/min/max: publish to fence, per submission, over the first 1M submissions.)
+ *
  * Usage: mdgpu-run [-d /dev/mdgpuN] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n]
  *                  [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s]       (sizes take K, M, G)
+ *                  [-L saxpy|gemm [-n count] [-T seconds]]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -455,6 +468,123 @@ out:
 	free(out);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+#define LOOP_MAX_SAMPLES	(1u << 20)
+
+/* Loop mode: -L kernel, one submission at a time until @max_n of them or @seconds passed. */
+static void run_loop(struct run *r, int k, uint64_t saxpy_n, uint32_t dim, uint64_t max_n,
+		     uint64_t seconds)
+{
+	struct mdgpu_buffer bo[3] = { { 0 } };
+	struct mdgpu_binding bind[3];
+	struct { uint32_t n; float a; } saxpy_push = { (uint32_t)saxpy_n, 2.5f };
+	struct { uint32_t m, n, k; } gemm_push = { dim, dim, dim };
+	uint64_t *lat = NULL, n = 0, dev_total = 0, t0, wall, deadline, i, bad = 0, ns = 0;
+	uint32_t gx, gy;
+	char size[32];
+	bool ok = false;
+	int ret = 0;
+
+	if (k == K_SAXPY) {
+		snprintf(size, sizeof(size), "%" PRIu64, saxpy_n);
+		if (buffer(r, saxpy_n * 4, &bo[0]) || buffer(r, saxpy_n * 4, &bo[1]))
+			goto out;
+		for (i = 0; i < saxpy_n; i++) {
+			((float *)bo[0].map)[i] = (float)(i % 1024) * 0.25f;
+			((float *)bo[1].map)[i] = (float)(i % 777);
+		}
+		bind[0] = (struct mdgpu_binding){ .handle = bo[0].handle, .size = saxpy_n * 4 };
+		bind[1] = (struct mdgpu_binding){ .handle = bo[1].handle, .size = saxpy_n * 4 };
+		grid64(saxpy_n, &gx, &gy);
+	} else {
+		uint64_t elems = (uint64_t)dim * dim;
+
+		snprintf(size, sizeof(size), "%ux%u", dim, dim);
+		if (buffer(r, elems * 4, &bo[0]) || buffer(r, elems * 4, &bo[1]) ||
+		    buffer(r, elems * 4, &bo[2]))
+			goto out;
+		for (i = 0; i < elems; i++) {
+			((float *)bo[0].map)[i] = (float)((int)((i * 7) % 5) - 2);
+			((float *)bo[1].map)[i] = (float)((int)((i * 3) % 7) - 3);
+		}
+		for (i = 0; i < 3; i++)
+			bind[i] = (struct mdgpu_binding){ .handle = bo[i].handle, .size = elems * 4 };
+		gx = (dim + 15) / 16;
+		gy = gx;
+	}
+	lat = malloc((max_n && max_n < LOOP_MAX_SAMPLES ? max_n : LOOP_MAX_SAMPLES) * sizeof(*lat));
+	if (!lat)
+		goto out;
+	mdgpu_mark(r->dev, MARK_KERNEL + k);
+	printf("MDGPU-RUN-LOOP-START kernel=%s size=%s\n", kernel_defs[k].name, size);
+	t0 = now_ns();
+	deadline = seconds ? t0 + seconds * 1000000000ull : UINT64_MAX;
+	while ((!max_n || n < max_n) && now_ns() < deadline) {
+		begin(r);
+		mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_BEGIN_AT);
+		if (k == K_SAXPY)
+			mdgpu_sub_dispatch(&r->sub, r->kernel[K_SAXPY], gx, gy, 1, bind, 2,
+					   &saxpy_push, sizeof(saxpy_push));
+		else
+			mdgpu_sub_dispatch(&r->sub, r->kernel[K_GEMM], gx, gy, 1, bind, 3,
+					   &gemm_push, sizeof(gemm_push));
+		mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_END_AT);
+		ret = submit_wait(r, &ns);
+		if (ret) {
+			fprintf(stderr, "mdgpu-run: loop submission %" PRIu64 ": %s (%s)\n", n,
+				mdgpu_strerror(ret), mdgpu_errname(ret));
+			break;
+		}
+		if (n < LOOP_MAX_SAMPLES)
+			lat[n] = ns;
+		n++;
+		dev_total += device_ns(r);
+		if (n > 1)
+			continue;
+		/* The first result against the CPU (saxpy accumulates into y: only this one). */
+		if (k == K_SAXPY) {
+			for (i = 0; i < saxpy_n; i++)
+				bad += ((float *)bo[1].map)[i] !=
+				       2.5f * ((float)(i % 1024) * 0.25f) + (float)(i % 777);
+		} else {
+			for (i = 0; i < 64; i++) {
+				uint64_t row = (i * 37) % dim, col = (i * 101) % dim, l;
+				float acc = 0;
+
+				for (l = 0; l < dim; l++)
+					acc += (float)((int)(((row * dim + l) * 7) % 5) - 2) *
+					       (float)((int)(((l * dim + col) * 3) % 7) - 3);
+				bad += ((float *)bo[2].map)[row * dim + col] != acc;
+			}
+		}
+	}
+	wall = now_ns() - t0;
+	mdgpu_mark(r->dev, MARK_END);
+	ok = !ret && n > 0 && !bad;
+	{
+		uint64_t s = n < LOOP_MAX_SAMPLES ? n : LOOP_MAX_SAMPLES;
+
+		if (s)
+			qsort(lat, s, sizeof(*lat), cmp_u64);
+		printf("MDGPU-RUN-LOOP kernel=%s size=%s ok=%d n=%" PRIu64 " ns=%" PRIu64
+		       " dev_ns=%" PRIu64 " median_ns=%" PRIu64 " p99_ns=%" PRIu64
+		       " min_ns=%" PRIu64 " max_ns=%" PRIu64 "%s\n", kernel_defs[k].name, size, ok,
+		       n, wall, dev_total, s ? lat[s / 2] : 0, s ? lat[(s * 99) / 100] : 0,
+		       s ? lat[0] : 0, s ? lat[s - 1] : 0, bad ? " wrong-result" : "");
+	}
+out:
+	result(r, ok);
+	free(lat);
+	for (i = 0; i < 3; i++)
+		buffer_free(r, &bo[i]);
+}
+
 /*
  * A submission that must fail with BAD_BUFFER at byte 32 (its first command): error fence,
  * -EIO from the wait, the error record in the control block. Returns a description in @what.
@@ -585,8 +715,9 @@ static void check_irq_wait(struct run *r)
 int main(int argc, char **argv)
 {
 	uint64_t saxpy_n = 1u << 20, reduce_n = 1u << 20, copy_bytes = 4u << 20, ring = 64u << 10;
-	uint64_t gemm_dim = 256, timeout_s = 60, v;
-	const char *path = MDGPU_DEFAULT_PATH, *kdir = "/usr/share/mdgpu";
+	uint64_t gemm_dim = 256, timeout_s = 60, v, loop_n = 0, loop_s = 0;
+	const char *path = MDGPU_DEFAULT_PATH, *kdir = "/usr/share/mdgpu", *loop = NULL;
+	int loop_k = -1;
 	struct mdgpu_compute_info ci;
 	struct mdgpu_queue_stats qs;
 	struct run r = { 0 };
@@ -594,7 +725,7 @@ int main(int argc, char **argv)
 	unsigned int i;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "d:k:s:g:r:m:q:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:k:s:g:r:m:q:t:L:n:T:")) != -1) {
 		uint64_t *dst = NULL;
 
 		switch (opt) {
@@ -622,6 +753,15 @@ int main(int argc, char **argv)
 		case 't':
 			dst = &timeout_s;
 			break;
+		case 'L':
+			loop = optarg;
+			continue;
+		case 'n':
+			dst = &loop_n;
+			break;
+		case 'T':
+			dst = &loop_s;
+			break;
 		default:
 			goto usage;
 		}
@@ -631,6 +771,15 @@ int main(int argc, char **argv)
 	}
 	if (gemm_dim > 4096 || copy_bytes < 4)
 		goto usage;
+	if (loop) {
+		loop_k = !strcmp(loop, "saxpy") ? K_SAXPY : !strcmp(loop, "gemm") ? K_GEMM : -1;
+		if (loop_k < 0)
+			goto usage;
+		if (!loop_n && !loop_s)
+			loop_s = 10;
+	} else if (loop_n || loop_s) {
+		goto usage;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	r.timeout_ns = timeout_s * 1000000000ull;
 	mdgpu_sub_init(&r.sub);
@@ -672,6 +821,12 @@ int main(int argc, char **argv)
 	}
 	printf("queue %u: ring of %" PRIu64 " bytes, kernels loaded from %s\n",
 	       mdgpu_queue_id(r.q), ring, kdir);
+
+	if (loop_k >= 0) {
+		run_loop(&r, loop_k, saxpy_n, (uint32_t)gemm_dim, loop_n, loop_s);
+		printf("MDGPU-RUN-RESULT pass=%u fail=%u\n", r.pass, r.fail);
+		goto out_queue;
+	}
 
 	run_saxpy(&r, saxpy_n);
 	run_gemm(&r, (uint32_t)gemm_dim);
@@ -721,7 +876,7 @@ out_close:
 
 usage:
 	fprintf(stderr,
-		"usage: %s [-d device] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n] [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s]\n",
+		"usage: %s [-d device] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n] [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s] [-L saxpy|gemm [-n count] [-T seconds]]\n",
 		argv[0]);
 	return 2;
 }
