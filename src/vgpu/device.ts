@@ -383,6 +383,8 @@ export class MdgpuDevice implements RegContext {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Stop the queues first: nothing may touch the aperture once it is unmapped below.
+    this.queues.reset();
     this.pci.detachClient();
     this.options.host.munmap(this.apertureBuffer);
     this.options.host.close(this.apertureFd);

@@ -537,9 +537,10 @@ export class QueueEngine {
       // After a device reset the pins are gone with everything else, and so is the queue.
       if (!this.resetGeneration.has(q)) for (const handle of pinned) this.host.memory.unpin(handle);
     }
-    // The queue was destroyed (or the device reset) while this ran: its memory may belong to
-    // someone else now, so no fence and no control-block update.
-    if (q.destroyed && this.resetGeneration.has(q)) return;
+    // The queue was destroyed while this ran (QUEUE_DESTROY, the VM went away, a device reset,
+    // the daemon shutting down): nobody waits for its fence, and its memory may be reset or
+    // already unmapped, so no fence and no control-block update.
+    if (q.destroyed) return;
     if (error !== null) {
       const fence = submission.fence;
       if (fence !== null) this.writeU64(fence.dst.offset, errorFenceValue(fence.value));

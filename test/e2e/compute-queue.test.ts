@@ -143,3 +143,38 @@ t.test('a batch past the time limit loses its context; another vGPU on the same 
   t.equal(polite.view.getUint32(fencePolite.offset + 0x100, true), 7);
   t.equal(daemon.scheduler.stats().find((s) => s.name === 'hog')!.timeouts, 1);
 });
+
+t.test('closing the daemon with batches queued and running writes nothing into unmapped memory', async (t) => {
+  const { startDaemon } = await import('../../src/cli/daemon.js');
+  const { HostGuest } = await import('../helpers/host-guest.js');
+  const gemmSpv = fs.readFileSync(new URL('../../../guest-driver/kernels/build/gemm.spv', import.meta.url));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-close-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const daemon = startDaemon({
+    vgpus: [
+      { name: 'busy', socket: path.join(dir, 'a.sock'), apertureSize: 16 << 20 },
+      { name: 'queued', socket: path.join(dir, 'b.sock'), apertureSize: 16 << 20 },
+    ],
+    compute: {},
+  });
+  const busy = new HostGuest(daemon.vgpus[0]!.device);
+  const queued = new HostGuest(daemon.vgpus[1]!.device);
+  const M = 256;
+  const bufs = [busy.alloc(M * M * 4), busy.alloc(M * M * 4), busy.alloc(M * M * 4)];
+  const gemm = busy.kernel(gemmSpv, 3, 12);
+  const push = new Uint8Array(12);
+  [0, 4, 8].forEach((o) => new DataView(push.buffer).setUint32(o, M, true));
+  const fenceBusy = busy.alloc(0x1000);
+  busy.queue()(encodeSubmission([{ op: 'dispatch', kernel: gemm, groups: [M / 16, M / 16, 1], bindings: bufs.map((b) => ({ buffer: b.handle, offset: 0, size: M * M * 4 })), push }], { dst: { buffer: fenceBusy.handle, offset: 0 }, value: 1n }));
+  const fenceQueued = queued.alloc(0x1000);
+  queued.queue()(encodeSubmission([{ op: 'fill', dst: { buffer: fenceQueued.handle, offset: 64 }, size: 64, value: 1 }], { dst: { buffer: fenceQueued.handle, offset: 0 }, value: 1n }));
+  await new Promise((r) => setTimeout(r, 5));
+  const stats = daemon.scheduler.stats();
+  t.ok(stats.some((s) => s.inFlight > 0) || stats.some((s) => s.pending > 0), 'work on and queued for the device');
+  // Both VMs go away first (their QEMUs exit), then the daemon shuts down.
+  daemon.vgpus[0]!.device.pci.detachClient();
+  daemon.vgpus[1]!.device.pci.detachClient();
+  await daemon.close();
+  await new Promise((r) => setTimeout(r, 50));
+  t.pass('the daemon closed with work in flight and nothing crashed');
+});
