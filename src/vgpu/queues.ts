@@ -179,8 +179,8 @@ export class QueueEngine {
 
   createQueue(ctx: number, bufferHandle: number, priority: number): number {
     const buffer = this.host.memory.buffer(ctx, bufferHandle);
-    // Without an execution backend every submission would fail; say so up front.
-    if (this.host.backend === null) this.fail('UNSUPPORTED', 'no execution backend on this device');
+    // Queues work without an execution backend too: FENCE, WAIT and NOP need none, and a
+    // submission with GPU commands then fails with EXEC_FAILED (QUERY HAS_BACKEND tells).
     if (this.queues.size >= this.maxQueues) this.fail('TOO_MANY', `queue limit ${this.maxQueues} reached`);
     if (priority > 3) this.fail('BAD_FLAGS', `queue priority ${priority} (0..3)`);
     const ringSize = buffer.size - QUEUE_CONTROL_SIZE;

@@ -226,11 +226,19 @@ t.test('the VM going away stops its queues and releases its kernels; buffers sta
   t.equal(s.op(MAILBOX_OPS.BO_FREE.code, s.ctx, s.data.handle).result, 0, 'buffers can still be freed');
 });
 
-t.test('QUEUE_CREATE without an execution backend is UNSUPPORTED', (t) => {
+t.test('without an execution backend: queues run fences and waits; GPU commands fail; kernels are UNSUPPORTED', async (t) => {
   const dev = new MdgpuDevice({ name: 'nobackend', apertureSize: APERTURE, host: new FakeHost() });
+  dev.queues.graceMs = 1;
   const guest = new HostGuest(dev);
-  const bo = guest.alloc(QUEUE_CONTROL_SIZE + RING);
-  t.equal(guest.op(MAILBOX_OPS.QUEUE_CREATE.code, guest.ctx, bo.handle, 0).result, MAILBOX_RESULTS.UNSUPPORTED.code);
+  const fence = guest.alloc(0x1000);
+  const publish = guest.queue(RING);
+  publish(encodeSubmission([{ op: 'fence', dst: { buffer: fence.handle, offset: 8 }, value: 5n }], { dst: { buffer: fence.handle, offset: 0 }, value: 1n }));
+  publish(encodeSubmission([{ op: 'fill', dst: { buffer: fence.handle, offset: 64 }, size: 4, value: 1 }], { dst: { buffer: fence.handle, offset: 16 }, value: 2n }));
+  await guest.completions(2);
+  t.same(guest.done, [null, 'EXEC_FAILED']);
+  t.equal(guest.view.getBigUint64(fence.offset + 8, true), 5n, 'FENCE ran without a backend');
+  const spv = guest.alloc(0x1000);
+  guest.view.setUint32(spv.offset, 0x07230203, true);
+  t.equal(guest.op(MAILBOX_OPS.KERNEL_CREATE.code, guest.ctx, spv.handle, 0, 64, 0, 0).result, MAILBOX_RESULTS.UNSUPPORTED.code);
   dev.close();
-  t.end();
 });
