@@ -19,7 +19,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Kit } from '../kit/kit.js';
+import { acquireLock, type Kit } from '../kit/kit.js';
 import { isStaticExecutable, readModinfo } from './elf.js';
 
 const execFileP = promisify(execFile);
@@ -158,43 +158,6 @@ function defaultLog(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** An O_EXCL lock file holding our pid; a lock whose holder is dead is taken over. */
-async function acquireLock(lockPath: string, log: (l: string) => void): Promise<() => Promise<void>> {
-  let announced = false;
-  for (;;) {
-    try {
-      const fh = await fsp.open(lockPath, 'wx');
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
-      return () => fsp.rm(lockPath, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const pid = Number.parseInt(await fsp.readFile(lockPath, 'utf8').catch(() => ''), 10);
-    if (!Number.isFinite(pid) || !pidAlive(pid)) {
-      // Empty: the holder may be between open and write; give it a moment before taking over.
-      if (!Number.isFinite(pid)) await new Promise((r) => setTimeout(r, 200));
-      const again = Number.parseInt(await fsp.readFile(lockPath, 'utf8').catch(() => ''), 10);
-      if (!Number.isFinite(again) || !pidAlive(again)) await fsp.rm(lockPath, { force: true });
-      continue;
-    }
-    if (!announced) {
-      log(`[guest] another process (pid ${pid}) is building the guest driver; waiting for it`);
-      announced = true;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 /** Run a shell command in a chroot of the kit; reject with its output when it fails. */
 function inChroot(root: string, cwd: string, command: string, log: (l: string) => void): Promise<void> {
   log(`[guest] chroot ${root} (cd ${cwd} && ${command})`);
@@ -326,7 +289,7 @@ export async function buildGuestDriver(kit: Kit, opts: BuildGuestDriverOptions =
   }
   await fsp.mkdir(cacheDir, { recursive: true });
   // One builder per kit at a time: they share the kit's /proc mount point.
-  const release = await acquireLock(`${kit.root}.guest-build.lock`, log);
+  const release = await acquireLock(`${kit.root}.guest-build.lock`, 'building the guest driver', (l) => log(`[guest] ${l}`));
   try {
     const again = await loadGuestBuild(final);
     if (again) {

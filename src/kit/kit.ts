@@ -337,8 +337,12 @@ function pidAlive(pid: number): boolean {
 	}
 }
 
-/** Take `lockPath` (O_EXCL file holding our pid), waiting while a live process holds it. */
-async function acquireLock(lockPath: string, log: (l: string) => void): Promise<() => Promise<void>> {
+/**
+ * Take `lockPath` (an O_EXCL file holding our pid), waiting while a live process holds it; a
+ * lock whose holder is dead is taken over. `what` names the work in the waiting message.
+ * Shared by the kit build and the guest-driver build (src/guest/build.ts).
+ */
+export async function acquireLock(lockPath: string, what: string, log: (l: string) => void): Promise<() => Promise<void>> {
 	let announced = false;
 	for (;;) {
 		try {
@@ -353,14 +357,17 @@ async function acquireLock(lockPath: string, log: (l: string) => void): Promise<
 		}
 		const pid = Number.parseInt(await fsp.readFile(lockPath, 'utf8').catch(() => ''), 10);
 		if (!Number.isFinite(pid) || !pidAlive(pid)) {
-			await fsp.rm(lockPath, { force: true });
+			// Empty: the holder may be between open and write; give it a moment before taking over.
+			if (!Number.isFinite(pid)) await new Promise((r) => setTimeout(r, 200));
+			const again = Number.parseInt(await fsp.readFile(lockPath, 'utf8').catch(() => ''), 10);
+			if (!Number.isFinite(again) || !pidAlive(again)) await fsp.rm(lockPath, { force: true });
 			continue;
 		}
 		if (!announced) {
-			log(`[kit] another process (pid ${pid}) is building the kit; waiting for it`);
+			log(`another process (pid ${pid}) is ${what}; waiting for it`);
 			announced = true;
 		}
-		await new Promise((r) => setTimeout(r, 1000));
+		await new Promise((r) => setTimeout(r, 500));
 	}
 }
 
@@ -624,7 +631,7 @@ export async function ensureKit(opts: EnsureKitOptions = {}): Promise<Kit> {
 		}
 	}
 	await fsp.mkdir(dir, { recursive: true });
-	const release = await acquireLock(`${final}.lock`, log);
+	const release = await acquireLock(`${final}.lock`, 'building the kit', (l) => log(`[kit] ${l}`));
 	try {
 		const again = await loadKit(final);
 		if (again) return again;
