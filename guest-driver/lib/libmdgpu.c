@@ -219,6 +219,33 @@ static const struct {
 	{ EACCES, "EACCES", "permission denied" },
 };
 
+int mdgpu_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		const char *units = "KMG", *u = strchr(units, *end & ~0x20);
+		unsigned int shift;
+
+		if (!u)
+			return -EINVAL;
+		shift = 10 * (unsigned int)(u - units + 1);
+		if (v > (~0ull >> shift))
+			return -EINVAL;
+		v <<= shift;
+		end++;
+	}
+	if (*end && strcmp(end, "iB") && strcmp(end, "B"))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 const char *mdgpu_strerror(int err)
 {
 	size_t i;

@@ -458,6 +458,15 @@ const char *mdgpu_submit_error_name(uint32_t code);
 const char *mdgpu_strerror(int err);
 
 /**
+ * mdgpu_parse_size() - parse a size as the tools take it: "4096", "0x1000", "64K", "16M", "1GiB"
+ * @s: the text
+ * @out: the size in bytes
+ *
+ * Return: 0, or -EINVAL for anything else (including overflowing units).
+ */
+int mdgpu_parse_size(const char *s, uint64_t *out);
+
+/**
  * mdgpu_errname() - the symbolic name of an errno
  * @err: a negative (or positive) errno
  *

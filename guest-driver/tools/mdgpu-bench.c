@@ -58,29 +58,6 @@ static void record(const char *path, const char *op, uint64_t bytes, uint64_t ns
 		results[nresults++] = (struct result){ path, op, bytes, ns ? ns : 1 };
 }
 
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		const char *units = "KMG", *u = strchr(units, *end & ~0x20);
-
-		if (!u)
-			return -EINVAL;
-		v <<= 10 * (u - units + 1);
-		end++;
-	}
-	if (*end && strcmp(end, "iB") && strcmp(end, "B"))
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static inline uint64_t value_at(uint64_t i)
 {
 	return i * 0x9e3779b97f4a7c15ull;
@@ -106,11 +83,11 @@ int main(int argc, char **argv)
 			path = optarg;
 			break;
 		case 's':
-			if (parse_size(optarg, &size) || !size)
+			if (mdgpu_parse_size(optarg, &size) || !size)
 				goto usage;
 			break;
 		case 't':
-			if (parse_size(optarg, &trapped))
+			if (mdgpu_parse_size(optarg, &trapped))
 				goto usage;
 			break;
 		default:

@@ -111,29 +111,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		const char *units = "KMG", *u = strchr(units, *end & ~0x20);
-
-		if (!u)
-			return -EINVAL;
-		v <<= 10 * (u - units + 1);
-		end++;
-	}
-	if (*end && strcmp(end, "iB") && strcmp(end, "B"))
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static void result(struct run *r, bool ok)
 {
 	if (ok)
@@ -765,7 +742,7 @@ int main(int argc, char **argv)
 		default:
 			goto usage;
 		}
-		if (parse_size(optarg, &v) || !v || v > (1ull << 30))
+		if (mdgpu_parse_size(optarg, &v) || !v || v > (1ull << 30))
 			goto usage;
 		*dst = v;
 	}
