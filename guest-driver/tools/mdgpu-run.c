@@ -13,9 +13,10 @@
  *             (DISPATCH binding) complete with an error fence (bit 63), WAIT_FENCE says -EIO,
  *             the control block says BAD_BUFFER at the offending command, and the next valid
  *             submission works
- *   irq-wait  a submission WAITs on a value a child process writes 300 ms later; the parent
- *             sleeps in WAIT_FENCE meanwhile and is woken by the FENCE interrupt (the driver's
- *             interrupt and wakeup counters rise)
+ *   irq-wait  a submission WAITs on a value a child process writes 100 ms after the parent
+ *             is asleep in WAIT_FENCE; the parent is woken by the FENCE interrupt (the driver's
+ *             interrupt and wakeup counters rise; as root, the driver's fallback poll is off
+ *             meanwhile, so nothing else can end the wait)
  *
  * Output: a table, then one machine line per kernel and check and a summary:
  *
@@ -66,6 +67,7 @@
 #define TS_BEGIN_AT	64	/* TIMESTAMP before the work */
 #define TS_END_AT	72	/* and after */
 #define FLAG_AT		128	/* the irq-wait check's flag */
+#define IRQ_WAIT_AFTER_NS	100000000ull	/* the flag is set this long after the parent sleeps */
 
 enum { K_SAXPY, K_GEMM, K_REDUCE, K_MEMCPY, K_COUNT };
 
@@ -640,14 +642,37 @@ out:
 	buffer_free(r, &valid);
 }
 
+/*
+ * The driver's fallback poll (module parameter fence_poll_ms) also ends fence waits, and a
+ * poll that lands between the device's fence write and its interrupt ends the wait before the
+ * interrupt is counted. The irq-wait check turns the poll off while it runs (root only; the old
+ * value is put back) so that the interrupt is the only thing that can end its wait early.
+ */
+#define FENCE_POLL_PARAM	"/sys/module/mdgpu/parameters/fence_poll_ms"
+
+/* Read the poll setting into @old and set it to @value; false if that is not allowed here. */
+static bool fence_poll_set(const char *value, char *old, size_t old_size)
+{
+	FILE *f = fopen(FENCE_POLL_PARAM, "r+");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = !old || (fgets(old, (int)old_size, f) != NULL && fseek(f, 0, SEEK_SET) == 0);
+	ok = ok && fputs(value, f) >= 0;
+	ok = (fclose(f) == 0) && ok;
+	return ok;
+}
+
 static void check_irq_wait(struct run *r)
 {
-	struct mdgpu_compute_info c0, c1;
+	struct mdgpu_compute_info c0, c1, cc;
 	struct mdgpu_info i0, i1;
 	uint64_t seen = 0, t0, slept;
-	bool ok;
+	char poll_old[32] = "";
+	bool ok, poll_off;
 	pid_t child;
-	int ret, status;
+	int ret, status, i;
 
 	mdgpu_mark(r->dev, MARK_IRQ_WAIT);
 	((volatile uint64_t *)r->fence.map)[FLAG_AT / 8] = 0;
@@ -657,13 +682,24 @@ static void check_irq_wait(struct run *r)
 		result(r, false);
 		return;
 	}
+	poll_off = fence_poll_set("0", poll_old, sizeof(poll_old));
 	/* The device holds the submission until the flag is set: the fence cannot be early. */
 	begin(r);
 	mdgpu_sub_wait(&r->sub, r->fence.handle, FLAG_AT, 1, 10000000000ull);
 	ret = mdgpu_queue_submit(r->q, &r->sub);
 	child = ret ? -1 : fork();
 	if (child == 0) {
-		usleep(300000);
+		/*
+		 * Set the flag only once the parent is asleep in WAIT_FENCE (the driver counts the
+		 * sleep first), and IRQ_WAIT_AFTER_NS after that: however late the parent is
+		 * scheduled, the fence cannot be done before it sleeps.
+		 */
+		for (i = 0; i < 10000; i++) {
+			if (!mdgpu_get_compute_info(r->dev, &cc) && cc.fence_sleeps > c0.fence_sleeps)
+				break;
+			usleep(1000);
+		}
+		usleep(IRQ_WAIT_AFTER_NS / 1000);
 		((volatile uint64_t *)r->fence.map)[FLAG_AT / 8] = 1;
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		_exit(0);
@@ -675,18 +711,22 @@ static void check_irq_wait(struct run *r)
 	slept = now_ns() - t0;
 	if (child > 0)
 		waitpid(child, &status, 0);
+	if (poll_off)
+		fence_poll_set(poll_old, NULL, 0);
 	if (mdgpu_get_info(r->dev, &i1) || mdgpu_get_compute_info(r->dev, &c1))
 		ret = ret ? ret : -EIO;
+	/* With the poll on (not root), a wakeup by the poll is not the interrupt's fault. */
 	ok = !ret && child > 0 && i1.irq_count > i0.irq_count && c1.irq_fence > c0.irq_fence &&
-	     c1.fence_sleeps > c0.fence_sleeps && c1.fence_irq_wakeups > c0.fence_irq_wakeups &&
-	     slept >= 250000000ull;
+	     c1.fence_sleeps > c0.fence_sleeps &&
+	     (!poll_off || c1.fence_irq_wakeups > c0.fence_irq_wakeups) &&
+	     slept >= IRQ_WAIT_AFTER_NS;
 	result(r, ok);
 	printf("MDGPU-RUN check=irq-wait ok=%d wait=%s slept_ns=%" PRIu64 " irqs=%" PRIu64
-	       " fence_irqs=%" PRIu64 " sleeps=%" PRIu64 " irq_wakeups=%" PRIu64 "\n",
+	       " fence_irqs=%" PRIu64 " sleeps=%" PRIu64 " irq_wakeups=%" PRIu64 " poll=%s\n",
 	       ok, mdgpu_errname(ret), slept, (uint64_t)(i1.irq_count - i0.irq_count),
 	       (uint64_t)(c1.irq_fence - c0.irq_fence),
 	       (uint64_t)(c1.fence_sleeps - c0.fence_sleeps),
-	       (uint64_t)(c1.fence_irq_wakeups - c0.fence_irq_wakeups));
+	       (uint64_t)(c1.fence_irq_wakeups - c0.fence_irq_wakeups), poll_off ? "off" : "on");
 }
 
 int main(int argc, char **argv)

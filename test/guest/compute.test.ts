@@ -133,6 +133,8 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   t.equal(field(irqWait, 'ok'), '1', `irq-wait check: ${irqWait}`);
   t.ok(Number(field(irqWait, 'irqs')) > 0 && Number(field(irqWait, 'fence_irqs')) > 0, 'the driver took FENCE interrupts while the wait slept');
   t.ok(Number(field(irqWait, 'irq_wakeups')) > 0, 'and the sleeping wait was woken by one');
+  t.equal(field(irqWait, 'poll'), 'off', 'with the driver\'s fallback poll off, so nothing but the interrupt could wake it');
+  t.ok(Number(field(irqWait, 'slept_ns')) >= 100e6, 'the wait slept at least the 100 ms the flag was held back');
   const result = lines.find((l) => l.startsWith('MDGPU-RUN-RESULT ')) ?? '';
   t.equal(field(result, 'fail'), '0', `mdgpu-run: ${result}`);
   t.equal(Number(field(result, 'pass')), KERNELS.length + 2, 'every kernel and both checks passed');
