@@ -28,21 +28,22 @@
  * 0x300 + i when kernel i starts (saxpy 0, gemm 1, reduce 2, memcpy 3, copy 4), 0x310 the
  * hostile check, 0x311 the irq-wait check, 0x3ff the end.
  *
- * Loop mode (-L saxpy|gemm, for benchmarks): instead of all of the above, the one kernel over
- * and over on the same buffers (size from -s or -g), each submission waited for before the next,
- * until -n submissions or -T seconds (default 10 s), whichever comes first. The first result is
- * checked against the CPU (gemm: 64 sampled elements). Output:
+ * Loop mode (-L saxpy|gemm|reduce|memcpy, for benchmarks): instead of all of the above, the one
+ * kernel over and over on the same buffers (size from -s, -g, -r or -m), each submission waited
+ * for before the next, until -n submissions or -T seconds (default 10 s), whichever comes first.
+ * The first result is checked against the CPU (gemm: 64 sampled elements). Output:
  *
  *   MDGPU-RUN-LOOP-START kernel=<k> size=<s>
  *   MDGPU-RUN-LOOP kernel=<k> size=<s> ok=1|0 n=<submissions> ns=<wall ns, whole loop>
  *                  dev_ns=<device ns, sum> median_ns=<n> p99_ns=<n> min_ns=<n> max_ns=<n>
+ *                  dev_median_ns=<n>
  *   MDGPU-RUN-RESULT pass=<n> fail=<n>
  *
  * (median/p99/min/max: publish to fence, per submission, over the first 1M submissions.)
  *
  * Usage: mdgpu-run [-d /dev/mdgpuN] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n]
  *                  [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s]       (sizes take K, M, G)
- *                  [-L saxpy|gemm [-n count] [-T seconds]]
+ *                  [-L saxpy|gemm|reduce|memcpy [-n count] [-T seconds]]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -414,10 +415,18 @@ static void run_copy(struct run *r, uint64_t bytes, bool kernel)
 	for (i = 0; i < words; i++)
 		((uint32_t *)src.map)[i] = word_at(i);
 
-	/* FILL first, so a result can only come from the copy that follows. */
+	/*
+	 * FILL first, so a result can only come from the copy that follows; in a submission of its
+	 * own, so the time measured is the copy's alone (what the native benchmark times).
+	 */
 	begin(r);
 	mdgpu_sub_fill(&r->sub, dst.handle, 0, words * 4, 0xdeadbeef);
-	mdgpu_sub_barrier(&r->sub);
+	ret = submit_wait(r, NULL);
+	if (ret) {
+		report_failure(r, row, "fill", ret);
+		goto out;
+	}
+	begin(r);
 	mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_BEGIN_AT);
 	if (kernel) {
 		b[0] = (struct mdgpu_binding){ .handle = src.handle, .size = words * 4 };
@@ -456,112 +465,200 @@ static int cmp_u64(const void *a, const void *b)
 
 #define LOOP_MAX_SAMPLES	(1u << 20)
 
-/* Loop mode: -L kernel, one submission at a time until @max_n of them or @seconds passed. */
-static void run_loop(struct run *r, int k, uint64_t saxpy_n, uint32_t dim, uint64_t max_n,
-		     uint64_t seconds)
-{
-	struct mdgpu_buffer bo[3] = { { 0 } };
+/* What loop mode submits for one kernel: its buffers, bindings and push constants. */
+struct loop_work {
+	struct mdgpu_buffer bo[3];
 	struct mdgpu_binding bind[3];
-	struct { uint32_t n; float a; } saxpy_push = { (uint32_t)saxpy_n, 2.5f };
-	struct { uint32_t m, n, k; } gemm_push = { dim, dim, dim };
-	uint64_t *lat = NULL, n = 0, dev_total = 0, t0, wall, deadline, i, bad = 0, ns = 0;
-	uint32_t gx, gy;
+	uint32_t push[3];
+	uint32_t gx, gy;	/* workgroups of the (first) dispatch */
+	uint64_t n;		/* elements: saxpy, reduce; words: memcpy; M = N = K: gemm */
 	char size[32];
+};
+
+/* Buffers with inputs written by the CPU, as the single runs above fill them. */
+static int loop_setup(struct run *r, int k, struct loop_work *w)
+{
+	uint64_t i, n = w->n, elems = n * n;
+	float a = 2.5f;
+
+	switch (k) {
+	case K_SAXPY:
+		snprintf(w->size, sizeof(w->size), "%" PRIu64, n);
+		if (buffer(r, n * 4, &w->bo[0]) || buffer(r, n * 4, &w->bo[1]))
+			return -1;
+		for (i = 0; i < n; i++) {
+			((float *)w->bo[0].map)[i] = (float)(i % 1024) * 0.25f;
+			((float *)w->bo[1].map)[i] = (float)(i % 777);
+		}
+		w->push[0] = (uint32_t)n;
+		memcpy(&w->push[1], &a, 4);
+		grid64(n, &w->gx, &w->gy);
+		break;
+	case K_GEMM:
+		snprintf(w->size, sizeof(w->size), "%" PRIu64 "x%" PRIu64, n, n);
+		if (buffer(r, elems * 4, &w->bo[0]) || buffer(r, elems * 4, &w->bo[1]) ||
+		    buffer(r, elems * 4, &w->bo[2]))
+			return -1;
+		for (i = 0; i < elems; i++) {
+			((float *)w->bo[0].map)[i] = (float)((int)((i * 7) % 5) - 2);
+			((float *)w->bo[1].map)[i] = (float)((int)((i * 3) % 7) - 3);
+		}
+		w->push[0] = w->push[1] = w->push[2] = (uint32_t)n;
+		w->gx = w->gy = (uint32_t)((n + 15) / 16);
+		break;
+	case K_REDUCE:
+		snprintf(w->size, sizeof(w->size), "%" PRIu64, n);
+		/* As run_reduce: G partial sums, then one workgroup over them. */
+		w->gx = (uint32_t)((n + 63) / 64 > 1024 ? 1024 : (n + 63) / 64);
+		w->gy = 1;
+		if (buffer(r, n * 4, &w->bo[0]) || buffer(r, (uint64_t)w->gx * 4, &w->bo[1]) ||
+		    buffer(r, 4, &w->bo[2]))
+			return -1;
+		for (i = 0; i < n; i++)
+			((float *)w->bo[0].map)[i] = (float)(i % 5);
+		w->push[0] = (uint32_t)n;
+		w->push[1] = w->gx;
+		break;
+	default: /* K_MEMCPY */
+		snprintf(w->size, sizeof(w->size), "%" PRIu64, n * 4);
+		if (buffer(r, n * 4, &w->bo[0]) || buffer(r, n * 4, &w->bo[1]))
+			return -1;
+		for (i = 0; i < n; i++)
+			((uint32_t *)w->bo[0].map)[i] = word_at(i);
+		w->push[0] = (uint32_t)n;
+		grid64(n, &w->gx, &w->gy);
+		break;
+	}
+	for (i = 0; i < 3; i++)
+		w->bind[i] = (struct mdgpu_binding){ .handle = w->bo[i].handle, .size = w->bo[i].size };
+	return 0;
+}
+
+/* The kernel's commands between the two TIMESTAMPs. */
+static void loop_commands(struct run *r, int k, struct loop_work *w)
+{
+	switch (k) {
+	case K_SAXPY:
+		mdgpu_sub_dispatch(&r->sub, r->kernel[k], w->gx, w->gy, 1, w->bind, 2, w->push, 8);
+		break;
+	case K_GEMM:
+		mdgpu_sub_dispatch(&r->sub, r->kernel[k], w->gx, w->gy, 1, w->bind, 3, w->push, 12);
+		break;
+	case K_REDUCE:
+		mdgpu_sub_dispatch(&r->sub, r->kernel[k], w->gx, 1, 1, w->bind, 2, &w->push[0], 4);
+		mdgpu_sub_barrier(&r->sub);
+		mdgpu_sub_dispatch(&r->sub, r->kernel[k], 1, 1, 1, &w->bind[1], 2, &w->push[1], 4);
+		break;
+	default:
+		mdgpu_sub_dispatch(&r->sub, r->kernel[k], w->gx, w->gy, 1, w->bind, 2, w->push, 4);
+		break;
+	}
+}
+
+/* Wrong elements of the first result (gemm: of 64 sampled ones; reduce: 0 or 1). */
+static uint64_t loop_check(int k, const struct loop_work *w)
+{
+	uint64_t i, bad = 0, n = w->n;
+	double ref = 0, got;
+
+	switch (k) {
+	case K_SAXPY: /* saxpy accumulates into y: only the first result is known */
+		for (i = 0; i < n; i++)
+			bad += ((float *)w->bo[1].map)[i] !=
+			       2.5f * ((float)(i % 1024) * 0.25f) + (float)(i % 777);
+		break;
+	case K_GEMM:
+		for (i = 0; i < 64; i++) {
+			uint64_t row = (i * 37) % n, col = (i * 101) % n, l;
+			float acc = 0;
+
+			for (l = 0; l < n; l++)
+				acc += (float)((int)(((row * n + l) * 7) % 5) - 2) *
+				       (float)((int)(((l * n + col) * 3) % 7) - 3);
+			bad += ((float *)w->bo[2].map)[row * n + col] != acc;
+		}
+		break;
+	case K_REDUCE:
+		for (i = 0; i < n; i++)
+			ref += (double)(i % 5);
+		got = ((float *)w->bo[2].map)[0];
+		bad = ref < 16777216.0 ? got != ref : (got > ref ? got - ref : ref - got) > ref * 1e-6;
+		break;
+	default:
+		for (i = 0; i < n; i++)
+			bad += ((uint32_t *)w->bo[1].map)[i] != word_at(i);
+		break;
+	}
+	return bad;
+}
+
+/*
+ * Loop mode: -L kernel, one submission at a time until @max_n of them or @seconds passed, on
+ * the same buffers. The first result is checked; the rest measure the warm steady state, the
+ * way the native benchmark does (one run, then the timed ones).
+ */
+static void run_loop(struct run *r, int k, uint64_t n, uint64_t max_n, uint64_t seconds)
+{
+	struct loop_work w = { .n = n };
+	uint64_t *lat = NULL, *dev = NULL, done = 0, dev_total = 0, t0, wall, deadline, i, bad = 0;
+	uint64_t ns = 0, dev_ns, samples = max_n && max_n < LOOP_MAX_SAMPLES ? max_n : LOOP_MAX_SAMPLES;
 	bool ok = false;
 	int ret = 0;
 
-	if (k == K_SAXPY) {
-		snprintf(size, sizeof(size), "%" PRIu64, saxpy_n);
-		if (buffer(r, saxpy_n * 4, &bo[0]) || buffer(r, saxpy_n * 4, &bo[1]))
-			goto out;
-		for (i = 0; i < saxpy_n; i++) {
-			((float *)bo[0].map)[i] = (float)(i % 1024) * 0.25f;
-			((float *)bo[1].map)[i] = (float)(i % 777);
-		}
-		bind[0] = (struct mdgpu_binding){ .handle = bo[0].handle, .size = saxpy_n * 4 };
-		bind[1] = (struct mdgpu_binding){ .handle = bo[1].handle, .size = saxpy_n * 4 };
-		grid64(saxpy_n, &gx, &gy);
-	} else {
-		uint64_t elems = (uint64_t)dim * dim;
-
-		snprintf(size, sizeof(size), "%ux%u", dim, dim);
-		if (buffer(r, elems * 4, &bo[0]) || buffer(r, elems * 4, &bo[1]) ||
-		    buffer(r, elems * 4, &bo[2]))
-			goto out;
-		for (i = 0; i < elems; i++) {
-			((float *)bo[0].map)[i] = (float)((int)((i * 7) % 5) - 2);
-			((float *)bo[1].map)[i] = (float)((int)((i * 3) % 7) - 3);
-		}
-		for (i = 0; i < 3; i++)
-			bind[i] = (struct mdgpu_binding){ .handle = bo[i].handle, .size = elems * 4 };
-		gx = (dim + 15) / 16;
-		gy = gx;
-	}
-	lat = malloc((max_n && max_n < LOOP_MAX_SAMPLES ? max_n : LOOP_MAX_SAMPLES) * sizeof(*lat));
-	if (!lat)
+	if (loop_setup(r, k, &w))
+		goto out;
+	lat = malloc(samples * sizeof(*lat));
+	dev = malloc(samples * sizeof(*dev));
+	if (!lat || !dev)
 		goto out;
 	mdgpu_mark(r->dev, MARK_KERNEL + k);
-	printf("MDGPU-RUN-LOOP-START kernel=%s size=%s\n", kernel_defs[k].name, size);
+	printf("MDGPU-RUN-LOOP-START kernel=%s size=%s\n", kernel_defs[k].name, w.size);
 	t0 = now_ns();
 	deadline = seconds ? t0 + seconds * 1000000000ull : UINT64_MAX;
-	while ((!max_n || n < max_n) && now_ns() < deadline) {
+	while ((!max_n || done < max_n) && now_ns() < deadline) {
 		begin(r);
 		mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_BEGIN_AT);
-		if (k == K_SAXPY)
-			mdgpu_sub_dispatch(&r->sub, r->kernel[K_SAXPY], gx, gy, 1, bind, 2,
-					   &saxpy_push, sizeof(saxpy_push));
-		else
-			mdgpu_sub_dispatch(&r->sub, r->kernel[K_GEMM], gx, gy, 1, bind, 3,
-					   &gemm_push, sizeof(gemm_push));
+		loop_commands(r, k, &w);
 		mdgpu_sub_timestamp(&r->sub, r->fence.handle, TS_END_AT);
 		ret = submit_wait(r, &ns);
 		if (ret) {
-			fprintf(stderr, "mdgpu-run: loop submission %" PRIu64 ": %s (%s)\n", n,
+			fprintf(stderr, "mdgpu-run: loop submission %" PRIu64 ": %s (%s)\n", done,
 				mdgpu_strerror(ret), mdgpu_errname(ret));
 			break;
 		}
-		if (n < LOOP_MAX_SAMPLES)
-			lat[n] = ns;
-		n++;
-		dev_total += device_ns(r);
-		if (n > 1)
-			continue;
-		/* The first result against the CPU (saxpy accumulates into y: only this one). */
-		if (k == K_SAXPY) {
-			for (i = 0; i < saxpy_n; i++)
-				bad += ((float *)bo[1].map)[i] !=
-				       2.5f * ((float)(i % 1024) * 0.25f) + (float)(i % 777);
-		} else {
-			for (i = 0; i < 64; i++) {
-				uint64_t row = (i * 37) % dim, col = (i * 101) % dim, l;
-				float acc = 0;
-
-				for (l = 0; l < dim; l++)
-					acc += (float)((int)(((row * dim + l) * 7) % 5) - 2) *
-					       (float)((int)(((l * dim + col) * 3) % 7) - 3);
-				bad += ((float *)bo[2].map)[row * dim + col] != acc;
-			}
+		dev_ns = device_ns(r);
+		if (done < LOOP_MAX_SAMPLES) {
+			lat[done] = ns;
+			dev[done] = dev_ns;
 		}
+		done++;
+		dev_total += dev_ns;
+		if (done == 1)
+			bad = loop_check(k, &w);
 	}
 	wall = now_ns() - t0;
 	mdgpu_mark(r->dev, MARK_END);
-	ok = !ret && n > 0 && !bad;
+	ok = !ret && done > 0 && !bad;
 	{
-		uint64_t s = n < LOOP_MAX_SAMPLES ? n : LOOP_MAX_SAMPLES;
+		uint64_t s = done < LOOP_MAX_SAMPLES ? done : LOOP_MAX_SAMPLES;
 
-		if (s)
+		if (s) {
 			qsort(lat, s, sizeof(*lat), cmp_u64);
+			qsort(dev, s, sizeof(*dev), cmp_u64);
+		}
 		printf("MDGPU-RUN-LOOP kernel=%s size=%s ok=%d n=%" PRIu64 " ns=%" PRIu64
 		       " dev_ns=%" PRIu64 " median_ns=%" PRIu64 " p99_ns=%" PRIu64
-		       " min_ns=%" PRIu64 " max_ns=%" PRIu64 "%s\n", kernel_defs[k].name, size, ok,
-		       n, wall, dev_total, s ? lat[s / 2] : 0, s ? lat[(s * 99) / 100] : 0,
-		       s ? lat[0] : 0, s ? lat[s - 1] : 0, bad ? " wrong-result" : "");
+		       " min_ns=%" PRIu64 " max_ns=%" PRIu64 " dev_median_ns=%" PRIu64 "%s\n",
+		       kernel_defs[k].name, w.size, ok, done, wall, dev_total, s ? lat[s / 2] : 0,
+		       s ? lat[(s * 99) / 100] : 0, s ? lat[0] : 0, s ? lat[s - 1] : 0,
+		       s ? dev[s / 2] : 0, bad ? " wrong-result" : "");
 	}
 out:
 	result(r, ok);
 	free(lat);
+	free(dev);
 	for (i = 0; i < 3; i++)
-		buffer_free(r, &bo[i]);
+		buffer_free(r, &w.bo[i]);
 }
 
 /*
@@ -789,7 +886,9 @@ int main(int argc, char **argv)
 	if (gemm_dim > 4096 || copy_bytes < 4)
 		goto usage;
 	if (loop) {
-		loop_k = !strcmp(loop, "saxpy") ? K_SAXPY : !strcmp(loop, "gemm") ? K_GEMM : -1;
+		for (i = 0; i < K_COUNT && loop_k < 0; i++)
+			if (!strcmp(loop, kernel_defs[i].name))
+				loop_k = (int)i;
 		if (loop_k < 0)
 			goto usage;
 		if (!loop_n && !loop_s)
@@ -840,7 +939,8 @@ int main(int argc, char **argv)
 	       mdgpu_queue_id(r.q), ring, kdir);
 
 	if (loop_k >= 0) {
-		run_loop(&r, loop_k, saxpy_n, (uint32_t)gemm_dim, loop_n, loop_s);
+		run_loop(&r, loop_k, loop_k == K_SAXPY ? saxpy_n : loop_k == K_GEMM ? gemm_dim :
+				     loop_k == K_REDUCE ? reduce_n : copy_bytes / 4, loop_n, loop_s);
 		printf("MDGPU-RUN-RESULT pass=%u fail=%u\n", r.pass, r.fail);
 		goto out_queue;
 	}
@@ -893,7 +993,7 @@ out_close:
 
 usage:
 	fprintf(stderr,
-		"usage: %s [-d device] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n] [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s] [-L saxpy|gemm [-n count] [-T seconds]]\n",
+		"usage: %s [-d device] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n] [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s] [-L saxpy|gemm|reduce|memcpy [-n count] [-T seconds]]\n",
 		argv[0]);
 	return 2;
 }

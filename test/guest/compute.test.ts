@@ -33,6 +33,9 @@ const MARKER = 'MDGPU-CMP';
 const LATENCY_N = 100;
 const THROUGHPUT_N = 1000;
 const KERNELS = ['saxpy', 'gemm', 'reduce', 'memcpy', 'copy'];
+/** Loop mode (the benchmarks' steady state): each kernel LOOP_N times on the same buffers. */
+const LOOP_KERNELS = ['saxpy', 'gemm', 'reduce', 'memcpy'];
+const LOOP_N = 5;
 
 const hostLog: string[] = [];
 setLogSink((line) => hostLog.push(line));
@@ -46,6 +49,7 @@ insmod ${GUEST_MODULE_PATH} && step insmod ok || step insmod FAIL
 mdgpu-run; step run rc=$?
 mdgpu-submit-bench -n ${LATENCY_N} -m ${THROUGHPUT_N}; step submit rc=$?
 mdgpu-bench -s 4M -t 16K; step bench rc=$?
+for k in ${LOOP_KERNELS.join(' ')}; do mdgpu-run -L $k -s 64K -g 64 -r 64K -m 256K -n ${LOOP_N}; step loop-$k rc=$?; done
 rmmod mdgpu && step rmmod ok || step rmmod FAIL
 dmesg | grep -i mdgpu
 step dmesg-problems "$(dmesg | grep -c -E 'BUG|WARNING|Oops|Call Trace|general protection')"
@@ -197,6 +201,14 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
     t.ok(trappedAccesses >= 2 * (16 << 10) / 8, `trapped phase: ${trappedAccesses} trapped accesses (one per 8 bytes, both ways, plus WINDOW_SET)`);
   }
   t.ok(lines.includes(`${MARKER} bench rc=0`), 'mdgpu-bench exit status 0');
+
+  // ---- mdgpu-run's loop mode (what bench:compute measures) ----
+  for (const k of LOOP_KERNELS) {
+    const l = lines.find((x) => x.startsWith('MDGPU-RUN-LOOP ') && field(x, 'kernel') === k) ?? '';
+    t.ok(field(l, 'ok') === '1' && Number(field(l, 'n')) === LOOP_N && Number(field(l, 'median_ns')) > 0 && Number(field(l, 'dev_median_ns')) > 0,
+      `loop ${k}: ${LOOP_N} submissions, the first result checked, latency and device time measured (${l || 'missing'})`);
+    t.ok(lines.includes(`${MARKER} loop-${k} rc=0`), `loop ${k}: exit status 0`);
+  }
 
   // ---- interrupts and the end ----
   t.ok(device.pci.irqs.signalled[IrqIndex.MSIX]! > 0, `mdgpu signalled MSI-X (${device.pci.irqs.signalled[IrqIndex.MSIX]} times)`);
