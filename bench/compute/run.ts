@@ -3,7 +3,12 @@
  * driver (bench/native, no VM, no mdgpu) and from a guest through mdgpu's mediated queues. The
  * ratio native/guest of wall time (submit → completion seen) is what virtualization costs.
  *
- *   npm run bench:compute [-- --rounds 3]
+ * Like for like: native runs each kernel once, then `--iters` timed times on the same buffers
+ * and reports medians; the guest does the same with `mdgpu-run -L <kernel> -n <iters + 1>` (the
+ * first submission checked against the CPU, medians over all). A cold column shows one
+ * `mdgpu-run` in full: fresh buffers, each kernel once.
+ *
+ *   npm run bench:compute [-- --iters 20]
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -15,49 +20,53 @@ const arg = (name: string, fallback: string) => {
   return i >= 0 ? process.argv[i + 1]! : fallback;
 };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const KERNELS = ['saxpy', 'gemm', 'reduce', 'memcpy'];
+/** The native benchmark's sizes: saxpy/reduce 16M elements, gemm 512, memcpy 64 MiB. */
+const SIZES = '-s 16M -g 512 -r 16M -m 64M';
 
 async function main(): Promise<void> {
-  const rounds = Number(arg('rounds', '3'));
+  const iters = Number(arg('iters', '20'));
+  if (!(iters >= 1)) throw new Error('--iters must be at least 1');
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
   execFileSync('make', ['-s', '-C', path.join(root, 'bench/native')], { stdio: 'inherit' });
-  const nativeOut = execFileSync(path.join(root, 'bench/native/build/mdgpu-native-bench'), ['-n', String(Math.max(3, rounds)), '-k', 'saxpy,gemm,reduce,memcpy'], { encoding: 'utf8' });
+  const nativeOut = execFileSync(path.join(root, 'bench/native/build/mdgpu-native-bench'), ['-n', String(iters), '-k', KERNELS.join(',')], { encoding: 'utf8' });
   const native = nativeOut.split('\n').filter((l) => l.startsWith('MDGPU-NATIVE ')).map(fields);
 
-  // The guest runs the native sizes (saxpy/reduce 16M elements, gemm 512, memcpy 64 MiB).
-  const command = Array.from({ length: rounds }, () => 'mdgpu-run -s 16M -g 512 -r 16M -m 64M -t 120').join('; ');
+  const command = [`mdgpu-run ${SIZES} -t 120`, ...KERNELS.map((k) => `mdgpu-run -L ${k} ${SIZES} -n ${iters + 1} -t 120`)].join('; ');
   const r = await runGuestBench({ command, apertureSize: 1 << 30, memoryMiB: 512, timeoutMs: 1_500_000 });
-  const guest = r.lines.filter((l) => l.startsWith('MDGPU-RUN kernel=')).map(fields);
-  if (guest.length === 0) {
+  const cold = r.lines.filter((l) => l.startsWith('MDGPU-RUN kernel=')).map(fields);
+  const warm = r.lines.filter((l) => l.startsWith('MDGPU-RUN-LOOP kernel=')).map(fields);
+  if (warm.length === 0) {
     console.error(r.lines.slice(-30).join('\n'));
     throw new Error('mdgpu-run printed no results');
   }
+  const sameSize = (g: Record<string, string>, n: Record<string, string>) => g.kernel === n.kernel && (g.size === n.size || g.size === `${n.size}x${n.size}`);
+  const ms = (ns: string | number | undefined) => (Number(ns) / 1e6).toFixed(1);
   const rows: string[][] = [];
   for (const n of native) {
-    const samples = guest.filter((g) => g.kernel === n.kernel && (g.size === n.size || g.size === `${n.size}x${n.size}`));
-    if (samples.length === 0) continue;
-    const gWall = median(samples.map((g) => Number(g.ns)));
-    const gDev = median(samples.map((g) => Number(g.dev_ns)));
-    const nWall = Number(n.ns);
-    const nDev = Number(n.device_ns);
+    const g = warm.find((x) => sameSize(x, n));
+    if (g === undefined) continue;
+    const c = cold.find((x) => sameSize(x, n));
     rows.push([
       n.kernel!,
-      samples[0]!.size!,
-      (nWall / 1e6).toFixed(1),
-      (gWall / 1e6).toFixed(1),
-      (nWall / gWall).toFixed(3),
-      (nDev / 1e6).toFixed(1),
-      (gDev / 1e6).toFixed(1),
-      samples.every((g) => g.ok === '1') && n.ok === '1' ? 'yes' : 'NO',
+      g.size!,
+      ms(n.ns),
+      ms(g.median_ns),
+      (Number(n.ns) / Number(g.median_ns)).toFixed(3),
+      ms(n.device_ns),
+      ms(g.dev_median_ns),
+      ms(Number(n.ns) - Number(n.device_ns)),
+      ms(Number(g.median_ns) - Number(g.dev_median_ns)),
+      c === undefined ? '-' : ms(c.ns),
+      g.ok === '1' && n.ok === '1' && (c === undefined || c.ok === '1') ? 'yes' : 'NO',
     ]);
   }
-  console.log(`\nguest vs native — guest under ${r.guest.accel.toUpperCase()} (QEMU ${r.qemuVersion}), both on Mesa lavapipe, ${rounds} rounds in the guest (medians)\n`);
-  console.log(table(['kernel', 'size', 'native ms', 'guest ms', 'native/guest', 'native device ms', 'guest device ms', 'results ok'], rows));
+  console.log(`\nguest vs native — guest under ${r.guest.accel.toUpperCase()} (QEMU ${r.qemuVersion}), both on Mesa lavapipe, medians of ${iters + 1} (guest) and ${iters} after one untimed run (native)\n`);
+  console.log(table(['kernel', 'size', 'native ms', 'guest ms', 'native/guest', 'native device ms', 'guest device ms', 'native outside ms', 'guest outside ms', 'guest cold ms', 'results ok'], rows));
   console.log('\nwall: submit → completion seen by the submitter (native: mdgpu_host_wait; guest: the fence in its mapping).');
-  console.log('device: the batch\'s own begin/end timestamps. The guest and lavapipe share the same 2 host cores.');
+  console.log('device: the batch\'s own begin/end timestamps; outside: wall − device, what one submission costs around its work.');
+  console.log('cold: one full mdgpu-run, fresh buffers, each kernel once.');
+  console.log('The guest and lavapipe share the same 2 host cores.');
 }
 
 main().catch((err: unknown) => {
