@@ -32,24 +32,30 @@ const traceQueue = tracer('queue');
 
 /** The control block at the start of a queue buffer (one page); the ring follows it. */
 export const QueueControl = structWith((m) => new Error(m))('mdgpu_queue_control', {
-  /** Guest: bytes published into the ring so far (monotonic, multiple of 8). */
   tail: u64,
-  /** Device: bytes consumed so far; ring space before it may be reused. */
   head: u64,
-  /** Device: 1 when it sleeps and the guest must write QUEUE_DOORBELL after publishing. */
   doorbellNeeded: u32,
-  /** Device: 0 = ok, else the SUBMIT_ERRORS code that stopped the queue (BAD_RING). */
   state: u32,
-  /** Device: submissions finished (successfully or not). */
   completed: u64,
-  /** Device: submissions that failed. */
   errors: u64,
-  /** Device: the last failure — its fence value, error code, command offset, ring position. */
   errorFence: u64,
   errorCode: u32,
   errorAt: u32,
   errorHead: u64,
 });
+/** What each control-block field means; also the kernel-doc of the generated mdgpu_cmd.h. */
+export const QUEUE_CONTROL_DOCS: { readonly [K in keyof typeof QueueControl.fields]: string } = {
+  tail: 'guest: bytes published into the ring so far (monotonic, a multiple of 8)',
+  head: 'device: bytes consumed so far; ring space before it may be reused',
+  doorbellNeeded: 'device: 1 while it sleeps: ring QUEUE_DOORBELL after publishing',
+  state: 'device: 0, or MDGPU_SUBMIT_BAD_RING while the ring pointers are out of range',
+  completed: 'device: submissions finished, successfully or not',
+  errors: 'device: submissions that failed',
+  errorFence: 'device: the error fence value of the last failure (bit 63 set)',
+  errorCode: 'device: its MDGPU_SUBMIT_* code',
+  errorAt: 'device: byte offset of the offending command in its submission',
+  errorHead: 'device: ring position of the failed submission',
+};
 export const QUEUE_CONTROL_SIZE = 4096;
 export const QUEUE_MIN_RING = 4096;
 export const QUEUE_MAX_RING = 16 << 20;
