@@ -166,6 +166,13 @@ export interface ComputeBackend {
   readonly pending: number;
   /** Wait for pending batches, then release the device and everything made on it. Idempotent. */
   destroy(): Promise<void>;
+  /**
+   * Stop whatever runs on the device, failing its batches, and carry on with everything made on
+   * it (where the device can: the isolated device in `isolated.ts`). For a batch that will not end.
+   */
+  reset?(reason: string): void;
+  /** A promise while the device cannot run batches yet (starting, or back from a reset), else null. */
+  whenReady?(): Promise<void> | null;
 }
 
 /** A failed backend call: `code` is the errno name (`EINVAL`), `errno` negative, `call` the C function. */

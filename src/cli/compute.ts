@@ -7,7 +7,7 @@ import type { BackendCommand, BatchMeta, ExecutionBackend } from '../vgpu/queues
 import type { FairScheduler } from '../sched/scheduler.js';
 import type { CommandLimits } from '../vgpu/commands.js';
 import type { BackendKernel, BackendMemory, Command, ComputeBackend } from '../backend/backend.js';
-import { HostDevice } from '../backend/host-driver.js';
+import { IsolatedDevice } from '../backend/isolated.js';
 import { info } from '../log.js';
 
 export interface ComputeOptions {
@@ -24,14 +24,15 @@ export class ApertureExecutor implements ExecutionBackend {
 
   constructor(
     readonly device: ComputeBackend,
-    aperture: Uint8Array,
+    /** The aperture memfd, imported whole (the device maps it itself). */
+    aperture: { fd: number; size: number },
     /** Shares the device with other vGPUs; without one, batches go straight to the device. */
     private readonly scheduler: { scheduler: FairScheduler; vgpu: string } | null = null,
     /** Whether this executor owns the device (and destroys it on close). */
     private readonly ownsDevice = true,
   ) {
     // Each vGPU imports its own aperture: a batch of one vGPU can only name its own memory.
-    this.memory = device.importMemory(aperture);
+    this.memory = device.importFd(aperture.fd, 0, aperture.size);
     if (!this.memory.zeroCopy) info(`compute: ${device.info.name} cannot import the aperture directly; using staging copies`);
   }
 
@@ -138,9 +139,12 @@ export class ApertureExecutor implements ExecutionBackend {
   }
 }
 
-/** Open the host compute device (Vulkan; lavapipe when there is no GPU). */
+/**
+ * Open the host compute device (Vulkan; lavapipe when there is no GPU) in a worker process,
+ * so that a batch that never ends can be stopped by resetting it (src/backend/isolated.ts).
+ */
 export function openCompute(options: ComputeOptions): ComputeBackend {
-  const device = HostDevice.open(options.device !== undefined ? { device: options.device } : {});
+  const device = IsolatedDevice.open(options.device !== undefined ? { device: options.device } : {});
   info(`compute: ${device.info.name} (${device.info.driverInfo}, Vulkan ${device.info.apiVersion})`);
   return device;
 }

@@ -64,8 +64,14 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     sockets.add(v.socket);
   }
   const native = loadNative();
-  const scheduler = new FairScheduler(options.scheduler);
   const compute = options.compute !== undefined ? openCompute(options.compute) : null;
+  // A batch past the time limit has its context lost; resetting the device stops it, so the
+  // other vGPUs do not wait for a kernel that may never end.
+  const scheduler = new FairScheduler({
+    ...options.scheduler,
+    onOverrun: (vgpu) => compute?.reset?.(`a batch of ${vgpu} ran past the time limit`),
+    deviceReady: () => compute?.whenReady?.() ?? null,
+  });
   const vgpus: RunningVgpu[] = [];
   const closeAll = async () => {
     for (const v of vgpus) v.server.close();
@@ -94,7 +100,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
       vgpus.push({ config, device, server, executor });
       if (compute !== null) {
         scheduler.register(config.name, config.weight ?? 1, config.maxInFlight ?? 64);
-        executor = new ApertureExecutor(compute, device.aperture, { scheduler, vgpu: config.name }, false);
+        executor = new ApertureExecutor(compute, { fd: device.apertureFd, size: device.aperture.byteLength }, { scheduler, vgpu: config.name }, false);
         vgpus[vgpus.length - 1]!.executor = executor;
         device.attachBackend(executor);
         device.queues.limits = executor.limits(device.queues.limits);

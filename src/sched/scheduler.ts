@@ -11,8 +11,9 @@
  *
  * One batch runs on the device at a time, so each batch's device time is its own, and a flood
  * from one VM waits its turn like everyone else's work. A batch that overruns the per-batch time
- * limit is reported as lost at the limit (its context is marked lost by the caller); the device
- * cannot preempt a running kernel, so the scheduler still waits for it before the next batch.
+ * limit is reported as lost at the limit (its context is marked lost by the caller), and
+ * `onOverrun` is told so that it can stop the batch (the daemon resets the device, see
+ * src/backend/isolated.ts); the scheduler waits until the batch has settled before the next.
  */
 import { tracer } from '../log.js';
 
@@ -39,6 +40,13 @@ export interface SchedulerOptions {
   batchTimeLimitNs: number;
   /** Clock for wall time, ns (injectable for tests). */
   now?: () => number;
+  /**
+   * Called when a batch of `vgpu` overruns the time limit, after it was reported lost: the
+   * place to stop it (reset the device), since the scheduler waits for it before the next.
+   */
+  onOverrun?: (vgpu: string) => void;
+  /** A promise while the device is not ready to run batches (restarting after a reset), else null. */
+  deviceReady?: () => Promise<void> | null;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -170,6 +178,13 @@ export class FairScheduler {
     const job = account.next()!;
     this.busy = true;
     account.running++;
+    // A device coming back from a reset is not the batch's time: start the clock once it is up.
+    const gate = this.options.deviceReady?.() ?? null;
+    if (gate === null) this.start(account, job);
+    else void gate.then(() => this.start(account, job), () => this.start(account, job));
+  }
+
+  private start(account: Account, job: Job): void {
     const started = this.now();
     account.waitNs += started - job.queuedAt;
     traceSched(() => `${account.name}: batch starts (vt ${account.virtualTime.toFixed(0)})`);
@@ -180,6 +195,7 @@ export class FairScheduler {
           timedOut = true;
           account.timeouts++;
           job.reject(new BatchTimeoutError(limit));
+          this.options.onOverrun?.(account.name);
         }, limit / 1e6)
       : null;
     const finish = (deviceNs: number) => {

@@ -1,0 +1,46 @@
+/**
+ * Messages between the daemon and its compute worker process (src/backend/isolated.ts and
+ * isolated-worker.ts), over Node's IPC channel with the "advanced" serialization (structured
+ * clone: typed arrays and bigints pass as they are). Memories and kernels are named by ids the
+ * daemon chooses, so the same ids stay valid when a new worker replaces a killed one.
+ */
+import type { DeviceInfo, SubmissionStatus } from './backend.js';
+
+/** A command of a batch, with its memories and kernel named by id. */
+export type WireCommand =
+  | { op: 'copy'; src: number; srcOffset: number; dst: number; dstOffset: number; size: number }
+  | { op: 'fill'; mem: number; offset: number; size: number; value: number }
+  | { op: 'dispatch'; kernel: number; groups: readonly [number, number?, number?]; bindings: { mem: number; offset: number; size: number }[]; push?: Uint8Array }
+  | { op: 'timestamp'; mem: number; offset: number }
+  | { op: 'barrier' };
+
+/** Daemon → worker. */
+export type ToWorker =
+  | { t: 'open'; device?: string; cpuTimestamps?: boolean }
+  /** Import `size` bytes at `offset` of the file at `path` (the daemon's /proc/<pid>/fd/<n>). */
+  | { t: 'import'; id: number; path: string; offset: number; size: number; staged: boolean }
+  | { t: 'kernel'; id: number; spirv: Uint32Array; bindings: number; pushConstantSize: number }
+  | { t: 'destroyMemory'; id: number }
+  | { t: 'destroyKernel'; id: number }
+  | { t: 'submit'; req: number; commands: WireCommand[] }
+  | { t: 'exit' };
+
+/** A failure as the worker saw it (a BackendError's fields, or a plain message). */
+export interface WireError {
+  code: string;
+  errno: number;
+  call: string;
+  message: string;
+}
+
+/** Worker → daemon. */
+export type FromWorker =
+  /** The worker listens: messages sent before this could be lost. */
+  | { t: 'listening' }
+  | { t: 'ready'; info: DeviceInfo }
+  /** The device could not be opened: the worker exits. */
+  | { t: 'fatal'; error: WireError }
+  | { t: 'done'; req: number; status: SubmissionStatus }
+  | { t: 'failed'; req: number; error: WireError }
+  /** An import or kernel the daemon had already checked failed in the worker. */
+  | { t: 'problem'; message: string };
