@@ -144,6 +144,66 @@ t.test('a batch past the time limit loses its context; another vGPU on the same 
   t.equal(daemon.scheduler.stats().find((s) => s.name === 'hog')!.timeouts, 1);
 });
 
+t.test('a kernel that would run for hours: the device is reset, the hog loses its context, the other vGPU carries on', async (t) => {
+  const { startDaemon } = await import('../../src/cli/daemon.js');
+  const { HostGuest } = await import('../helpers/host-guest.js');
+  const { spinKernelSpirv } = await import('../helpers/spin-kernel.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-hang-'));
+  const daemon = startDaemon({
+    vgpus: [
+      { name: 'hung', socket: path.join(dir, 'hung.sock'), apertureSize: 16 << 20 },
+      { name: 'other', socket: path.join(dir, 'other.sock'), apertureSize: 16 << 20 },
+    ],
+    compute: {},
+    scheduler: { batchTimeLimitNs: 300e6 },
+  });
+  t.teardown(async () => {
+    await daemon.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const hung = new HostGuest(daemon.vgpus[0]!.device);
+  const other = new HostGuest(daemon.vgpus[1]!.device);
+  // The other vGPU builds its kernel before the reset: the new worker must build it again.
+  const x = other.alloc(4096);
+  const y = other.alloc(4096);
+  const saxpy = other.kernel(saxpySpv, 2, 8);
+  const fenceOther = other.alloc(0x1000);
+  const publishOther = other.queue();
+
+  const flag = hung.alloc(4096);
+  const fenceHung = hung.alloc(0x1000);
+  const spin = hung.kernel(spinKernelSpirv(), 1, 4);
+  const want = new Uint8Array(4);
+  new DataView(want.buffer).setUint32(0, 1, true); // the flag stays 0: hours of work (spin.comp)
+  const publishHung = hung.queue();
+  publishHung(encodeSubmission([{ op: 'dispatch', kernel: spin, groups: [4096, 4096, 1], bindings: [{ buffer: flag.handle, offset: 0, size: 4096 }], push: want }], { dst: { buffer: fenceHung.handle, offset: 0 }, value: 1n }));
+  // Wait until it spins (its turn counter moves), then queue the other vGPU's work behind it.
+  const deadline = Date.now() + 30_000;
+  while (hung.view.getUint32(flag.offset + 4, true) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.ok(hung.view.getUint32(flag.offset + 4, true) > 0, 'the kernel spins on the device');
+  for (let i = 0; i < 1024; i++) {
+    other.view.setFloat32(x.offset + 4 * i, i % 9, true);
+    other.view.setFloat32(y.offset + 4 * i, 1, true);
+  }
+  const push = new Uint8Array(8);
+  new DataView(push.buffer).setUint32(0, 1024, true);
+  new DataView(push.buffer).setFloat32(4, 2, true);
+  publishOther(encodeSubmission([{ op: 'dispatch', kernel: saxpy, groups: [16, 1, 1], bindings: [{ buffer: x.handle, offset: 0, size: 4096 }, { buffer: y.handle, offset: 0, size: 4096 }], push }], { dst: { buffer: fenceOther.handle, offset: 0 }, value: 1n }));
+
+  await hung.completions(1);
+  t.same(hung.done, ['CONTEXT_LOST'], 'the hung batch is reported at the time limit');
+  t.equal(hung.view.getBigUint64(fenceHung.offset, true), 1n | (1n << 63n), 'with an error fence');
+  t.ok(daemon.vgpus[0]!.device.queues.isContextLost(hung.ctx), 'and its context is lost');
+  await other.completions(1);
+  t.same(other.done, [null], 'the other vGPU\'s batch ran after the reset');
+  let bad = 0;
+  for (let i = 0; i < 1024; i++) if (other.view.getFloat32(y.offset + 4 * i, true) !== 2 * (i % 9) + 1) bad++;
+  t.equal(bad, 0, 'with its kernel built again in the new worker, and a correct result');
+  const compute = daemon.compute as import('../../src/backend/isolated.js').IsolatedDevice;
+  t.equal(compute.resets, 1, 'one device reset');
+  t.equal(daemon.scheduler.stats().find((s) => s.name === 'hung')!.timeouts, 1, 'the scheduler counted the overrun');
+});
+
 t.test('closing the daemon with batches queued and running writes nothing into unmapped memory', async (t) => {
   const { startDaemon } = await import('../../src/cli/daemon.js');
   const { HostGuest } = await import('../helpers/host-guest.js');
