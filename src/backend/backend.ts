@@ -173,6 +173,10 @@ export interface ComputeBackend {
   reset?(reason: string): void;
   /** A promise while the device cannot run batches yet (starting, or back from a reset), else null. */
   whenReady?(): Promise<void> | null;
+  /** Resets so far (devices that can reset). */
+  readonly resets?: number;
+  /** The process running the device's batches, where that is not this one. */
+  readonly workerPid?: number | null;
 }
 
 /** A failed backend call: `code` is the errno name (`EINVAL`), `errno` negative, `call` the C function. */

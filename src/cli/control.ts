@@ -38,6 +38,10 @@ export interface VgpuStatus {
 export interface DaemonStatus {
   uptimeSeconds: number;
   computeDevice: string | null;
+  /** The worker process running the compute device's batches (null: none, or restarting). */
+  computeWorkerPid: number | null;
+  /** Times the compute device was reset (a batch past the time limit, or a worker that died). */
+  computeResets: number;
   vgpus: VgpuStatus[];
 }
 
@@ -46,6 +50,8 @@ export function daemonStatus(daemon: RunningDaemon): DaemonStatus {
   return {
     uptimeSeconds: (Date.now() - daemon.startedAt) / 1000,
     computeDevice: daemon.compute?.info.name ?? null,
+    computeWorkerPid: daemon.compute?.workerPid ?? null,
+    computeResets: daemon.compute?.resets ?? 0,
     vgpus: daemon.vgpus.map(({ config, device, server }) => {
       const s = shares.get(config.name);
       return {
@@ -106,6 +112,7 @@ export function prometheusText(status: DaemonStatus): string {
     for (const v of status.vgpus) out.push(`${name}{vgpu="${v.name}"} ${get(v)}`);
   }
   out.push('# HELP mdgpu_uptime_seconds Daemon uptime', '# TYPE mdgpu_uptime_seconds gauge', `mdgpu_uptime_seconds ${status.uptimeSeconds}`);
+  out.push('# HELP mdgpu_device_resets_total Compute device resets (a batch past the time limit, or a worker that died)', '# TYPE mdgpu_device_resets_total counter', `mdgpu_device_resets_total ${status.computeResets}`);
   return out.join('\n') + '\n';
 }
 
@@ -233,7 +240,8 @@ export function formatStatus(status: DaemonStatus): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   return [
-    `mdgpu daemon, up ${status.uptimeSeconds.toFixed(0)} s, compute: ${status.computeDevice ?? 'none'}`,
+    `mdgpu daemon, up ${status.uptimeSeconds.toFixed(0)} s, compute: ${status.computeDevice ?? 'none'}` +
+      (status.computeDevice !== null ? ` (worker ${status.computeWorkerPid ?? 'restarting'}, ${status.computeResets} reset${status.computeResets === 1 ? '' : 's'})` : ''),
     fmt(header),
     ...rows.map(fmt),
   ].join('\n');

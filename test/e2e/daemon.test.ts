@@ -86,6 +86,7 @@ t.test('two vGPUs on one daemon: own memory, own handles, one compute device, st
 
   const status = await queryStatus(path.join(dir, 'control.sock'));
   t.equal(status.computeDevice, daemon.compute?.info.name);
+  t.equal(status.computeResets, 0, 'no device reset');
   const sa = status.vgpus.find((v) => v.name === 'vm-a')!;
   const sb = status.vgpus.find((v) => v.name === 'vm-b')!;
   t.equal(sa.connected, true);
@@ -106,6 +107,7 @@ t.test('two vGPUs on one daemon: own memory, own handles, one compute device, st
   t.match(metrics, /mdgpu_vgpu_used_bytes\{vgpu="vm-a"\} 65536/);
   t.match(metrics, /mdgpu_vgpu_connected\{vgpu="vm-b"\} 0/);
   t.match(metrics, /# TYPE mdgpu_vgpu_trapped_accesses_total counter/);
+  t.match(metrics, /^mdgpu_device_resets_total 0$/m);
   t.equal(prometheusText(daemonStatus(daemon)).split('\n').filter((l) => l.startsWith('mdgpu_vgpu_weight')).length, 2);
   t.throws(() => startDaemon({ vgpus: [{ name: 'x', socket: '/tmp/x', apertureSize: 1 << 20 }, { name: 'x', socket: '/tmp/y', apertureSize: 1 << 20 }] }), /named x/);
 });
@@ -130,4 +132,35 @@ t.test('mdgpu serve as a process: status over the control socket, clean SIGTERM 
   child.kill('SIGTERM');
   t.equal(await exited, 0, `exit 0 on SIGTERM (${stderr.trim().split('\n').pop()})`);
   t.ok(sockets.every((s) => !fs.existsSync(s)), 'vGPU sockets removed');
+});
+
+t.test('the compute worker process: shown by status, gone when the daemon is killed', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-worker-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const control = path.join(dir, 'control.sock');
+  const child = spawn(process.execPath, [path.join(root, 'bin/mdgpu.js'), 'serve', '--socket', path.join(dir, 'vm.sock'), '--control', control], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  t.teardown(() => child.kill('SIGKILL'));
+  // Running, not a zombie: once the daemon is gone the worker's parent is whatever reaps orphans here.
+  const alive = (pid: number) => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 30_000;
+  let worker: number | null = null;
+  while (worker === null && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    if (fs.existsSync(control)) worker = (await queryStatus(control)).computeWorkerPid;
+  }
+  t.ok(worker !== null && worker !== child.pid && alive(worker), `the device runs in worker process ${worker}`);
+  const out = execFileSync(process.execPath, [path.join(root, 'bin/mdgpu.js'), 'status', '--control', control], { encoding: 'utf8' });
+  t.match(out, new RegExp(`compute: .*\\(worker ${worker}, 0 resets\\)`), 'mdgpu status names the worker and its resets');
+  // A daemon that dies without cleaning up must not leave a device (and perhaps a batch) running.
+  child.kill('SIGKILL');
+  t.equal(await exited, 'SIGKILL');
+  while (worker !== null && alive(worker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.notOk(worker !== null && alive(worker), 'the worker ends when the daemon is killed');
 });
