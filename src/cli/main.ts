@@ -43,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
           .option('compute', { type: 'boolean', default: true, describe: 'attach the host Vulkan device so guest queues can run kernels' })
           .option('device', { type: 'string', describe: 'Vulkan device: index or name substring (default: a GPU, else lavapipe)' })
           .option('time-slice', { type: 'number', default: 2, describe: 'ms of device time a vGPU may use in a row' })
-          .option('batch-limit', { type: 'number', default: 10000, describe: 'ms a batch may run before its context is marked lost' })
+          .option('batch-limit', { type: 'number', default: 10000, describe: 'ms a batch may run before its context is marked lost and the device is reset' })
           .option('control', { type: 'string', default: defaultControlSocket(), describe: 'control socket for mdgpu status' })
           .option('metrics', { type: 'number', describe: 'serve Prometheus text on http://127.0.0.1:PORT/metrics' })
           .option('vendor-id', { type: 'string', describe: 'PCI vendor id (default 0x4d44, not PCI-SIG assigned)' })
