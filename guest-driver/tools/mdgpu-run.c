@@ -43,7 +43,13 @@
  *
  * Usage: mdgpu-run [-d /dev/mdgpuN] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n]
  *                  [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s]       (sizes take K, M, G)
- *                  [-L saxpy|gemm|reduce|memcpy [-n count] [-T seconds]]
+ *                  [-L saxpy|gemm|reduce|memcpy [-n count] [-T seconds]] [-H]
+ *
+ * Hang mode (-H): instead of all of the above, one kernel that would run for hours (spin.spv);
+ * the device must stop it at its time limit and lose this context:
+ *
+ *   MDGPU-RUN check=hang ok=1|0 wait=EIO fence=<error fence> error=CONTEXT_LOST turns=<n>
+ *                        ns=<submit to error fence> after=EIO
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -826,11 +832,59 @@ static void check_irq_wait(struct run *r)
 	       (uint64_t)(c1.fence_irq_wakeups - c0.fence_irq_wakeups), poll_off ? "off" : "on");
 }
 
+/*
+ * Hang mode (-H): what a faulty or hostile program does to a shared device, a kernel that would
+ * run for hours (spin.spv on 4096 x 4096 workgroups). The device must stop it at its time
+ * limit: the wait says -EIO, the fence has the error bit, the control block says CONTEXT_LOST,
+ * and this context is lost for good (the next submission fails too).
+ */
+static void run_hang(struct run *r, const char *kdir)
+{
+	const volatile struct mdgpu_queue_control *ctl = mdgpu_queue_control(r->q);
+	struct mdgpu_buffer flag = { 0 };
+	struct mdgpu_binding b;
+	uint32_t kernel = 0, want = 1, code = 0;
+	uint64_t ns = 0, fence = 0, expected = 0;
+	char file[512];
+	int ret, after = 0;
+	bool ok = false;
+
+	snprintf(file, sizeof(file), "%s/spin.spv", kdir);
+	ret = mdgpu_kernel_load(r->dev, file, 1, 4, &kernel);
+	if (!ret)
+		ret = buffer(r, 4096, &flag);
+	if (ret) {
+		printf("MDGPU-RUN check=hang ok=0 setup=%s\n", mdgpu_errname(ret));
+		goto out;
+	}
+	b = (struct mdgpu_binding){ .handle = flag.handle, .size = 4096 };
+	begin(r);
+	expected = r->fence_value | MDGPU_FENCE_ERROR;
+	mdgpu_sub_dispatch(&r->sub, kernel, 4096, 4096, 1, &b, 1, &want, sizeof(want));
+	ret = submit_wait(r, &ns);
+	fence = mdgpu_fence_read(&r->fence, FENCE_AT);
+	code = ctl->error_code;
+	begin(r);
+	mdgpu_sub_barrier(&r->sub);
+	after = submit_wait(r, NULL);
+	ok = ret == -EIO && fence == expected && code == MDGPU_SUBMIT_CONTEXT_LOST && after == -EIO &&
+	     ((volatile uint32_t *)flag.map)[1] > 0;
+	printf("MDGPU-RUN check=hang ok=%d wait=%s fence=0x%" PRIx64 " error=%s turns=%u ns=%" PRIu64
+	       " after=%s\n", ok, mdgpu_errname(ret), fence, mdgpu_submit_error_name(code),
+	       ((volatile uint32_t *)flag.map)[1], ns, mdgpu_errname(after));
+out:
+	result(r, ok);
+	buffer_free(r, &flag);
+	if (kernel)
+		mdgpu_kernel_destroy(r->dev, kernel);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t saxpy_n = 1u << 20, reduce_n = 1u << 20, copy_bytes = 4u << 20, ring = 64u << 10;
 	uint64_t gemm_dim = 256, timeout_s = 60, v, loop_n = 0, loop_s = 0;
 	const char *path = MDGPU_DEFAULT_PATH, *kdir = "/usr/share/mdgpu", *loop = NULL;
+	bool hang = false;
 	int loop_k = -1;
 	struct mdgpu_compute_info ci;
 	struct mdgpu_queue_stats qs;
@@ -839,7 +893,7 @@ int main(int argc, char **argv)
 	unsigned int i;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "d:k:s:g:r:m:q:t:L:n:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:k:s:g:r:m:q:t:L:n:T:H")) != -1) {
 		uint64_t *dst = NULL;
 
 		switch (opt) {
@@ -869,6 +923,9 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			loop = optarg;
+			continue;
+		case 'H':
+			hang = true;
 			continue;
 		case 'n':
 			dst = &loop_n;
@@ -938,6 +995,11 @@ int main(int argc, char **argv)
 	printf("queue %u: ring of %" PRIu64 " bytes, kernels loaded from %s\n",
 	       mdgpu_queue_id(r.q), ring, kdir);
 
+	if (hang) {
+		run_hang(&r, kdir);
+		printf("MDGPU-RUN-RESULT pass=%u fail=%u\n", r.pass, r.fail);
+		goto out_queue;
+	}
 	if (loop_k >= 0) {
 		run_loop(&r, loop_k, loop_k == K_SAXPY ? saxpy_n : loop_k == K_GEMM ? gemm_dim :
 				     loop_k == K_REDUCE ? reduce_n : copy_bytes / 4, loop_n, loop_s);
@@ -993,7 +1055,7 @@ out_close:
 
 usage:
 	fprintf(stderr,
-		"usage: %s [-d device] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n] [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s] [-L saxpy|gemm|reduce|memcpy [-n count] [-T seconds]]\n",
+		"usage: %s [-d device] [-k kernel-dir] [-s saxpy-n] [-g gemm-dim] [-r reduce-n] [-m memcpy-bytes] [-q ring-bytes] [-t timeout-s] [-L saxpy|gemm|reduce|memcpy [-n count] [-T seconds]] [-H]\n",
 		argv[0]);
 	return 2;
 }

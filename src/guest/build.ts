@@ -28,8 +28,11 @@ const execFileP = promisify(execFile);
 export const GUEST_TOOLS = ['mdgpu-info', 'mdgpu-smoke', 'mdgpu-bench', 'mdgpu-run', 'mdgpu-submit-bench'] as const;
 export type GuestTool = (typeof GUEST_TOOLS)[number];
 
-/** The compute kernels, each built from guest-driver/kernels/<name>.comp to SPIR-V. */
-export const GUEST_KERNELS = ['saxpy', 'gemm', 'reduce', 'memcpy'] as const;
+/**
+ * The compute kernels, each built from guest-driver/kernels/<name>.comp to SPIR-V (spin: the
+ * kernel of `mdgpu-run -H`, which would run for hours).
+ */
+export const GUEST_KERNELS = ['saxpy', 'gemm', 'reduce', 'memcpy', 'spin'] as const;
 export type GuestKernel = (typeof GUEST_KERNELS)[number];
 
 /** Compiler flags for libmdgpu and the tools (they run in a busybox initramfs: static). */

@@ -461,11 +461,13 @@ export class QueueEngine {
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
       // Skip exactly the failed submission when its length is trustworthy, else everything
-      // published: a garbled length gives no safe place to resume.
+      // published: a garbled length gives no safe place to resume. A lost context's
+      // submissions are not validated at all, but their SUBMIT header still names the fence a
+      // waiter sleeps on: it gets its error fence too, instead of waiting for its timeout.
       let skip = BigInt(available);
       let fence: bigint | null = null;
       let fenceAt: ApertureRange | null = null;
-      if (bytes.length >= CMD_LAYOUTS.SUBMIT.size && err.error !== 'CONTEXT_LOST' && err.error !== 'BAD_LENGTH' && err.error !== 'TRUNCATED' && err.error !== 'TOO_LARGE') {
+      if (bytes.length >= CMD_LAYOUTS.SUBMIT.size && err.error !== 'BAD_LENGTH' && err.error !== 'TRUNCATED' && err.error !== 'TOO_LARGE') {
         // Read the SUBMIT header's fields by their declared offsets: only to place the error fence.
         const v = new DataView(bytes.buffer);
         const f = CMD_LAYOUTS.SUBMIT.fields;

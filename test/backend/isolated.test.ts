@@ -3,7 +3,7 @@
  * lavapipe where there is no GPU): batches run in the worker on memory the daemon's own mapping
  * shows; a kernel that would run for hours is stopped by a reset, after which the same memory and kernel
  * objects work again; a worker that dies on its own is replaced; calls that must answer at once
- * are checked in process. Fails (never skips) without the host driver, Vulkan or glslang.
+ * are checked in process. Fails (never skips) without the host driver, Vulkan or the kernels.
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -13,13 +13,14 @@ import { spirvWords } from '../../src/backend/host-driver.js';
 import { IsolatedDevice } from '../../src/backend/isolated.js';
 import { loadNative } from '../../src/native/binding.js';
 import { setLogSink } from '../../src/log.js';
-import { spinKernelWords } from '../helpers/spin-kernel.js';
 
 const logs: string[] = [];
 setLogSink((l) => logs.push(l));
 const native = loadNative();
-const SAXPY = spirvWords(fs.readFileSync(fileURLToPath(new URL('../../../guest-driver/kernels/build/saxpy.spv', import.meta.url))));
-const SPIN = spinKernelWords();
+const kernel = (name: string) => spirvWords(fs.readFileSync(fileURLToPath(new URL(`../../../guest-driver/kernels/build/${name}.spv`, import.meta.url))));
+const SAXPY = kernel('saxpy');
+/** guest-driver/kernels/spin.comp: hours of work on a large grid. */
+const SPIN = kernel('spin');
 const SIZE = 1 << 20;
 const N = 4096;
 

@@ -147,7 +147,6 @@ t.test('a batch past the time limit loses its context; another vGPU on the same 
 t.test('a kernel that would run for hours: the device is reset, the hog loses its context, the other vGPU carries on', async (t) => {
   const { startDaemon } = await import('../../src/cli/daemon.js');
   const { HostGuest } = await import('../helpers/host-guest.js');
-  const { spinKernelSpirv } = await import('../helpers/spin-kernel.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-hang-'));
   const daemon = startDaemon({
     vgpus: [
@@ -172,9 +171,9 @@ t.test('a kernel that would run for hours: the device is reset, the hog loses it
 
   const flag = hung.alloc(4096);
   const fenceHung = hung.alloc(0x1000);
-  const spin = hung.kernel(spinKernelSpirv(), 1, 4);
+  const spin = hung.kernel(fs.readFileSync(new URL('../../../guest-driver/kernels/build/spin.spv', import.meta.url)), 1, 4);
   const want = new Uint8Array(4);
-  new DataView(want.buffer).setUint32(0, 1, true); // the flag stays 0: hours of work (spin.comp)
+  new DataView(want.buffer).setUint32(0, 1, true); // the flag stays 0: hours of work (guest-driver/kernels/spin.comp)
   const publishHung = hung.queue();
   publishHung(encodeSubmission([{ op: 'dispatch', kernel: spin, groups: [4096, 4096, 1], bindings: [{ buffer: flag.handle, offset: 0, size: 4096 }], push: want }], { dst: { buffer: fenceHung.handle, offset: 0 }, value: 1n }));
   // Wait until it spins (its turn counter moves), then queue the other vGPU's work behind it.

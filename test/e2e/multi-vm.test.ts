@@ -1,7 +1,9 @@
 /**
  * Several real guests on one mdgpu daemon sharing one Vulkan device: both run the compute
  * workload concurrently with verified results; then one QEMU is killed (SIGKILL) in the middle
- * of its work while the other finishes, and everything the dead VM held is released.
+ * of its work while the other finishes, and everything the dead VM held is released; then one
+ * guest submits a kernel that would run for hours while the other works: the device is reset,
+ * the hanging guest's context is lost and the other guest's results are all correct.
  */
 import t from 'tap';
 import * as fs from 'node:fs';
@@ -15,6 +17,7 @@ import { buildGuestDriver } from '../../src/guest/build.js';
 import { guestImage, GUEST_MODULE_PATH } from '../../src/guest/image.js';
 import { loadNative } from '../../src/native/binding.js';
 import { setLogSink } from '../../src/log.js';
+import type { IsolatedDevice } from '../../src/backend/isolated.js';
 
 setLogSink(() => {});
 const native = loadNative();
@@ -118,4 +121,50 @@ t.test('killing one QEMU mid-run: the other VM completes, the dead one\'s resour
   while (survivor!.server.session !== null && Date.now() < settle) await new Promise((r) => setTimeout(r, 20));
   t.equal(fs.readdirSync('/proc/self/fd').length, fdsBefore, 'no fd left over from either VM');
   t.equal(native.liveMappings(), mappingsBefore, 'no mapping left over from either VM');
+});
+
+t.test('a guest submits a kernel that would run for hours: its context is lost, the device is reset, the other guest finishes', async (t) => {
+  const kit = await ensureKit();
+  const build = await buildGuestDriver(kit);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-hang-'));
+  const daemon = startDaemon({
+    vgpus: [
+      { name: 'worker', socket: path.join(dir, 'a.sock'), apertureSize: 64 << 20, quota: 32 << 20 },
+      { name: 'hanger', socket: path.join(dir, 'b.sock'), apertureSize: 64 << 20, quota: 32 << 20 },
+    ],
+    compute: {},
+    // Far above any batch of mdgpu-run here (tens of ms), far below the spin kernel's hours.
+    scheduler: { batchTimeLimitNs: 3e9 },
+  });
+  t.teardown(async () => {
+    await daemon.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const [worker, hanger] = daemon.vgpus;
+  const boot = async (socket: string, init: string) => {
+    const initrd = path.join(dir, `${path.basename(socket)}.img`);
+    fs.writeFileSync(initrd, await guestImage(kit, build, init));
+    let output = '';
+    const q = spawnQemu(kit, qemuArgs({ accel: 'tcg', memoryMiB: 256, kernel: kit.kernel, initrd, vfioUser: [{ socket }] }), { timeoutMs: 300_000, onStdout: (c) => (output += c) });
+    return { q, output: () => output.replace(/\r/g, '') };
+  };
+  const workerVm = await boot(worker!.config.socket, `insmod ${GUEST_MODULE_PATH}; rc=0; for i in 1 2 3; do mdgpu-run || { rc=$?; break; }; done; echo "MDGPU-WORKER rc=$rc"; rmmod mdgpu`);
+  const hangerVm = await boot(hanger!.config.socket, `insmod ${GUEST_MODULE_PATH}; mdgpu-run -H; echo "MDGPU-HANGER rc=$?"; rmmod mdgpu`);
+  const [workerExit, hangerExit] = await Promise.all([workerVm.q.exited, hangerVm.q.exited]);
+  const hangOut = hangerVm.output();
+  const workOut = workerVm.output();
+  const hang = hangOut.split('\n').find((l) => l.startsWith('MDGPU-RUN check=hang')) ?? '';
+  t.equal(hangerExit.code, 0, 'the hanging guest powered off normally');
+  t.match(hang, /ok=1 wait=EIO fence=0x8[0-9a-f]{15} error=CONTEXT_LOST turns=[1-9]\d* ns=\d+ after=EIO/, `in the guest: error fence, CONTEXT_LOST, the context stays lost (${hang})`);
+  t.match(hangOut, /MDGPU-HANGER rc=0/, 'mdgpu-run -H passed');
+  t.equal(workerExit.code, 0, 'the other guest powered off normally');
+  t.match(workOut, /MDGPU-WORKER rc=0/, 'and all three of its rounds of mdgpu-run passed');
+  t.equal((workOut.match(/MDGPU-RUN-RESULT pass=\d+ fail=0/g) ?? []).length, 3, 'every kernel verified in every round');
+  const compute = daemon.compute as IsolatedDevice;
+  t.equal(compute.resets, 1, 'the device was reset once');
+  t.equal(daemon.scheduler.stats().find((s) => s.name === 'hanger')!.timeouts, 1, 'one overrun, the hanger\'s');
+  t.equal(daemon.scheduler.stats().find((s) => s.name === 'worker')!.timeouts, 0, 'none of the other guest\'s batches overran');
+  if (!/MDGPU-WORKER rc=0/.test(workOut) || !/ok=1/.test(hang)) {
+    for (const line of [...hangOut.split('\n'), ...workOut.split('\n')].filter((l) => /MDGPU|mdgpu/.test(l))) t.comment(line);
+  }
 });

@@ -124,3 +124,38 @@ t.test('a batch past the time limit is reported at the limit; the device is not 
   t.ok(otherRan);
   t.equal(sched.stats().find((s) => s.name === 'slow')!.timeouts, 1);
 });
+
+t.test('an overrun is reported to onOverrun, which can stop the batch (a device reset)', async (t) => {
+  const overruns: string[] = [];
+  let failRunning!: (e: Error) => void;
+  const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 20e6, onOverrun: (vgpu) => {
+    overruns.push(vgpu);
+    failRunning(new Error('reset')); // what the daemon's reset does to the running batch
+  } });
+  sched.register('hog', 1);
+  sched.register('other', 1);
+  const hog = sched.submit('hog', 0, () => new Promise((_r, reject) => (failRunning = reject)));
+  const other = sched.submit('other', 0, async () => ({ deviceNs: 1 }));
+  await t.rejects(hog, /execution time limit/, 'the hog hears of the limit, not of the reset');
+  await other;
+  t.same(overruns, ['hog'], 'onOverrun named the vGPU, and the next batch ran once the hog\'s ended');
+});
+
+t.test('a batch\'s clock starts once the device is ready', async (t) => {
+  let ready: (() => void) | null = null;
+  let gate: Promise<void> | null = new Promise<void>((r) => (ready = r));
+  const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 30e6, deviceReady: () => gate });
+  sched.register('a', 1);
+  let started = false;
+  const batch = sched.submit('a', 0, async () => {
+    started = true;
+    return { deviceNs: 1 };
+  });
+  // Longer than the time limit: a device that takes this long to come up is not the batch's fault.
+  await new Promise((r) => setTimeout(r, 60));
+  t.notOk(started, 'nothing runs while the device is not ready');
+  gate = null;
+  ready!();
+  t.same(await batch, { deviceNs: 1 }, 'then the batch runs, within its limit');
+  t.equal(sched.stats()[0]!.timeouts, 0, 'and no timeout was counted');
+});

@@ -161,10 +161,13 @@ t.test('buffers in flight stay allocated when freed; execution failure is report
   t.same(s.done, [null, 'EXEC_FAILED']);
   s.backend.fail = null;
   s.backend.loseContext = true;
-  s.publish(encodeSubmission([{ op: 'barrier' }]));
-  s.publish(encodeSubmission([{ op: 'barrier' }]));
+  const fences = s.alloc(0x1000);
+  s.publish(encodeSubmission([{ op: 'barrier' }], { dst: { buffer: fences.handle, offset: 0 }, value: 1n }));
+  s.publish(encodeSubmission([{ op: 'barrier' }], { dst: { buffer: fences.handle, offset: 8 }, value: 2n }));
   await s.completions(4);
   t.same(s.done.slice(2), ['CONTEXT_LOST', 'CONTEXT_LOST'], 'a batch past the time limit loses the context; its later work fails');
+  t.equal(s.view.getBigUint64(fences.offset, true), 1n | (1n << 63n), 'the lost batch: error fence');
+  t.equal(s.view.getBigUint64(fences.offset + 8, true), 2n | (1n << 63n), 'a later submission of the lost context: error fence too, so its waiter wakes');
   t.ok(s.dev.queues.isContextLost(s.ctx));
   t.same(s.backend.metas[0], { ctx: s.ctx, queue: s.queue.ret, priority: 0 }, 'batches carry their context, queue and priority');
 });
