@@ -173,9 +173,10 @@ function cpuSeconds(statPath: string): number {
 
 interface CpuSnapshot {
   /**
-   * The daemon's threads other than its main thread: lavapipe's compute threads (unnamed: they
-   * inherit "node"), its llvmpipe-N threads, the host driver's waits, libuv and V8 helpers. On
-   * this machine all but a few percent of it is lavapipe running kernels: the "device".
+   * The compute worker process (src/backend/isolated.ts: lavapipe's compute threads, its
+   * llvmpipe-N threads, the host driver's waits, the worker's own event loop) and the daemon's
+   * threads other than its main one (libuv and V8 helpers). On this machine all but a few
+   * percent of it is lavapipe running kernels: the "device".
    */
   device: number;
   /** The daemon's main thread: the event loop (vfio-user, queues, validator, scheduler). */
@@ -184,8 +185,8 @@ interface CpuSnapshot {
   qemu: number;
 }
 
-function cpuSnapshot(qemuPids: number[]): CpuSnapshot {
-  let device = 0;
+function cpuSnapshot(qemuPids: number[], workerPid: number | null): CpuSnapshot {
+  let device = workerPid !== null ? cpuSeconds(`/proc/${workerPid}/stat`) : 0;
   let daemon = 0;
   for (const task of fs.readdirSync('/proc/self/task')) {
     const secs = cpuSeconds(`/proc/self/task/${task}/stat`);
@@ -229,11 +230,11 @@ async function saturate(env: Env, o: Options, vgpus: { name: string; weight?: nu
     await sleep(2000);
     const pids = guests.map((g) => g.q.child.pid ?? 0).filter((pid) => pid > 0);
     const before = daemon.scheduler.stats();
-    const cpu0 = cpuSnapshot(pids);
+    const cpu0 = cpuSnapshot(pids, daemon.compute?.workerPid ?? null);
     const w0 = process.hrtime.bigint();
     await sleep(o.windowS * 1000);
     const after = daemon.scheduler.stats();
-    const cpu1 = cpuSnapshot(pids);
+    const cpu1 = cpuSnapshot(pids, daemon.compute?.workerPid ?? null);
     const seconds = Number(process.hrtime.bigint() - w0) / 1e9;
     const cpu = { device: (cpu1.device - cpu0.device) / seconds, daemon: (cpu1.daemon - cpu0.daemon) / seconds, qemu: (cpu1.qemu - cpu0.qemu) / seconds };
     const failed = guests.filter((g) => g.lines.some((l) => l.startsWith('MDGPU-RUN-LOOP ') && field(l, 'ok') !== '1'));
@@ -351,7 +352,7 @@ async function main(): Promise<void> {
       [true, true, true, true, true, false, true, true, true],
     );
     console.log(`\ndevice-s/s: the scheduler's device time (per-batch TIMESTAMPs) per second of wall time, 1 = never idle. CPUs: CPU seconds per second`);
-    console.log(`during the window (out of ${os.cpus().length}): the daemon's threads but its main one (lavapipe's compute threads, nearly all of it),`);
+    console.log(`during the window (out of ${os.cpus().length}): the compute worker process and the daemon's threads but its main one (lavapipe's compute threads, nearly all of it),`);
     console.log(`the guests' QEMU processes, and the daemon's main thread (event loop: vfio-user, queues, scheduler).`);
 
     // 2. Weights.
