@@ -356,7 +356,9 @@ export class IsolatedDevice implements ComputeBackend {
       const w = this.#worker;
       if (w !== null && w.exitCode === null && w.signalCode === null) {
         const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-        if (w.connected) w.send({ t: 'exit' } satisfies ToWorker);
+        // A worker that is not listening yet would never read the request: it has nothing to
+        // finish either.
+        if (this.#listening && w.connected) w.send({ t: 'exit' } satisfies ToWorker);
         else w.kill('SIGKILL');
         // An orderly exit takes milliseconds; do not wait for one forever.
         const timer = setTimeout(() => w.kill('SIGKILL'), 5000);
