@@ -1,6 +1,7 @@
 /**
  * The mdgpu command line (yargs): serve, run, kit.
  */
+import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { setLogLevel, setTrace } from '../log.js';
@@ -91,11 +92,18 @@ async function main(argv: string[]): Promise<number> {
     .command(
       'kit',
       'build (or reuse) the cached guest kit: QEMU with vfio-user-pci, a guest kernel, busybox',
-      (y) => y,
-      async () => {
-        const { ensureKit, describeKit } = await import('../kit/kit.js');
+      (y) => y.option('prune', { type: 'boolean', default: false, describe: 'then remove older kits and guest-driver builds from the cache' }),
+      async (args) => {
+        const { ensureKit, describeKit, cacheDir } = await import('../kit/kit.js');
         const kit = await ensureKit();
         console.log(describeKit(kit));
+        if (args.prune) {
+          const { buildGuestDriver } = await import('../guest/build.js');
+          const { pruneCache } = await import('../kit/prune.js');
+          const guest = await buildGuestDriver(kit);
+          const r = await pruneCache(cacheDir(), [path.basename(kit.root), path.basename(guest.dir)]);
+          console.log(`pruned ${r.removed.length} entr${r.removed.length === 1 ? 'y' : 'ies'} (${(r.freedBytes / 2 ** 20).toFixed(0)} MiB) from ${cacheDir()}; kept ${r.kept.join(', ') || 'nothing'}`);
+        }
       },
     )
     .command(

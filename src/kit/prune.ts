@@ -1,0 +1,69 @@
+/**
+ * `mdgpu kit --prune`: the cache keeps every kit (~630 MB) and guest-driver build (~4 MB) ever
+ * made, one per recipe or source hash; this removes all but the ones in use now. Nothing is
+ * removed while a build holds a lock in the cache (another mdgpu may be using an older kit).
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { removeTree } from './kit.js';
+
+/** What the cache holds: kits, guest builds, their side files and leftovers of killed builds. */
+const CACHE_ENTRY = /^(kit|guest)-[0-9a-f]+($|\.|-)/;
+
+export interface PruneResult {
+  removed: string[];
+  kept: string[];
+  freedBytes: number;
+}
+
+async function sizeOf(p: string): Promise<number> {
+  const st = await fsp.lstat(p);
+  if (!st.isDirectory()) return st.size;
+  let total = 0;
+  for (const e of await fsp.readdir(p)) total += await sizeOf(path.join(p, e)).catch(() => 0);
+  return total;
+}
+
+/** Lock files in `dir` whose holder (the pid they contain) still runs. */
+export function liveLocks(dir: string): string[] {
+  const live: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.endsWith('.lock')) continue;
+    const pid = Number(fs.readFileSync(path.join(dir, name), 'utf8').trim());
+    try {
+      if (Number.isInteger(pid) && pid > 0) {
+        process.kill(pid, 0);
+        live.push(name);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPERM') live.push(name);
+    }
+  }
+  return live;
+}
+
+/**
+ * Remove every cache entry of `dir` not named in `keep` (or derived from one: `<keep>.…`).
+ * Throws, removing nothing, while a live build holds a lock there.
+ */
+export async function pruneCache(dir: string, keep: readonly string[]): Promise<PruneResult> {
+  if (!fs.existsSync(dir)) return { removed: [], kept: [], freedBytes: 0 };
+  const locks = liveLocks(dir);
+  if (locks.length > 0) throw new Error(`A build is running in ${dir} (${locks.join(', ')}); prune when it is done`);
+  const removed: string[] = [];
+  const kept: string[] = [];
+  let freedBytes = 0;
+  for (const name of fs.readdirSync(dir).sort()) {
+    if (!CACHE_ENTRY.test(name)) continue;
+    if (keep.some((k) => name === k || name.startsWith(`${k}.`))) {
+      kept.push(name);
+      continue;
+    }
+    const p = path.join(dir, name);
+    freedBytes += await sizeOf(p).catch(() => 0);
+    await removeTree(p);
+    removed.push(name);
+  }
+  return { removed, kept, freedBytes };
+}
