@@ -154,7 +154,7 @@ export class QueueEngine {
   maxQueues = 64;
   maxKernels = 256;
   /** Totals over every queue this device ever had. */
-  readonly totals = { submissions: 0, errors: 0, doorbells: 0, deviceNs: 0 };
+  readonly totals = { submissions: 0, errors: 0, doorbells: 0, sleeps: 0, deviceNs: 0 };
   /** Called after every finished submission (tests, metrics, the scheduler). */
   onSubmissionDone: ((queue: number, error: SubmitErrorName | null, deviceNs: number) => void) | null = null;
 
@@ -399,6 +399,7 @@ export class QueueEngine {
           }
           q.sleeping = true;
           q.stats.sleeps++;
+          this.totals.sleeps++;
           return;
         }
         if (next === 'stalled') return;

@@ -63,6 +63,8 @@ function field(line: string, key: string): string | undefined {
 interface Mark {
   value: number;
   trapped: number;
+  /** Times a queue went to sleep (and asked for a doorbell) so far. */
+  sleeps: number;
   queues: number;
   kernels: number;
 }
@@ -88,7 +90,7 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   };
   // Phase marks: the trapped accesses counted so far when each arrives.
   const marks: Mark[] = [];
-  device.scratchListeners.push((value) => marks.push({ value, trapped: device.pci.trappedAccesses, queues: device.queues.queueCount, kernels: device.queues.kernelCount }));
+  device.scratchListeners.push((value) => marks.push({ value, trapped: device.pci.trappedAccesses, sleeps: device.queues.totals.sleeps, queues: device.queues.queueCount, kernels: device.queues.kernelCount }));
   // Device state when the guest reports each step.
   const at: Record<string, { contexts: number; buffers: number; queues: number; kernels: number; irqEnable: number }> = {};
   const onLine = (line: string) => {
@@ -165,23 +167,32 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   t.same(at.run && { contexts: at.run.contexts, buffers: at.run.buffers, queues: at.run.queues, kernels: at.run.kernels }, { contexts: 0, buffers: 0, queues: 0, kernels: 0 }, 'after mdgpu-run: nothing left on the device');
 
   // ---- mdgpu-submit-bench: the notification protocol, counted by mdgpu ----
-  const phaseTrapped = (begin: number) => {
+  const phase = (begin: number) => {
     const b = marks.findIndex((m) => m.value === begin);
     const e = marks.findIndex((m, i) => i > b && m.value === begin + 1);
     // The end mark itself is one trapped write.
-    return b >= 0 && e > b ? marks[e]!.trapped - marks[b]!.trapped - 1 : NaN;
+    return b >= 0 && e > b ? { trapped: marks[e]!.trapped - marks[b]!.trapped - 1, sleeps: marks[e]!.sleeps - marks[b]!.sleeps } : { trapped: NaN, sleeps: NaN };
   };
   const submitLines = lines.filter((l) => l.startsWith('MDGPU-SUBMIT '));
   let guestDoorbells = 0;
   for (const [mode, test, n] of [['doorbell', 'latency', LATENCY_N], ['notify', 'latency', LATENCY_N], ['doorbell', 'throughput', THROUGHPUT_N], ['notify', 'throughput', THROUGHPUT_N]] as const) {
     const l = submitLines.find((x) => field(x, 'mode') === mode && field(x, 'test') === test) ?? '';
     const doorbells = Number(field(l, 'doorbells'));
-    const trapped = phaseTrapped(Number(field(l, 'mark')));
+    const { trapped, sleeps } = phase(Number(field(l, 'mark')));
     guestDoorbells += doorbells;
     t.ok(field(l, 'ok') === '1' && Number(field(l, 'n')) === n && Number(field(l, 'ns')) > 0, `${mode}/${test}: ${l || 'missing'}`);
     t.equal(trapped, doorbells, `${mode}/${test}: mdgpu counted ${trapped} trapped accesses in the phase, the ${doorbells} doorbells the guest rang`);
-    if (mode === 'doorbell') t.equal(doorbells, n, `${mode}/${test}: one doorbell per submission`);
-    else t.ok(doorbells >= 1 && doorbells <= n / 10, `${mode}/${test}: ${doorbells} doorbell(s) for ${n} submissions (the device sleeps only when idle)`);
+    if (mode === 'doorbell') {
+      t.equal(doorbells, n, `${mode}/${test}: one doorbell per submission`);
+    } else {
+      // The protocol: the guest rings only when the device said it sleeps (the phase's first
+      // submission may find it asleep from before). How often it sleeps depends on timing: the
+      // latency test waits for each fence, so on a loaded host the 5 ms grace can pass between
+      // two submissions; the bounds below leave room for that and still fail a guest or device
+      // that rings, or sleeps, on every submission.
+      t.ok(doorbells >= 1 && doorbells <= sleeps + 1, `${mode}/${test}: ${doorbells} doorbell(s), each answering one of the device's ${sleeps} sleep(s)`);
+      t.ok(doorbells <= (test === 'latency' ? n / 2 : n / 10), `${mode}/${test}: ${doorbells} doorbell(s) for ${n} submissions (the device sleeps only when idle)`);
+    }
   }
   t.ok(lines.includes('MDGPU-SUBMIT-RESULT ok=1'), 'mdgpu-submit-bench: every phase ok');
   t.ok(lines.includes(`${MARKER} submit rc=0`), 'mdgpu-submit-bench exit status 0');
