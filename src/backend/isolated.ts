@@ -212,8 +212,14 @@ export class IsolatedDevice implements ComputeBackend {
     if (worker !== this.#worker) return;
     this.#worker = null;
     const how = signal !== null ? `killed by ${signal}` : `exit code ${code}`;
-    // Whatever ran there is gone, and nobody will say how it ended.
-    const failed = new BackendError('EIO', -constants.errno.EIO, 'mdgpu_host_wait', `the compute device was reset (worker ${how}); the batch did not complete`);
+    // Whatever ran there is gone, and nobody will say how it ended. Batches run one at a time,
+    // so a batch in flight when a worker dies on its own (a driver crash) is what killed it:
+    // its context is marked lost, as for a batch past the time limit, so that one VM cannot
+    // crash the device over and over with the same work.
+    const failed = Object.assign(
+      new BackendError('EIO', -constants.errno.EIO, 'mdgpu_host_wait', `the compute device was reset (worker ${how}); the batch did not complete`),
+      { contextLost: true },
+    );
     for (const r of this.#requests.values()) r.reject(failed);
     this.#requests.clear();
     if (this.#destroyed) {

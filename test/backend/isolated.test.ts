@@ -125,7 +125,7 @@ t.test('a worker that dies on its own is replaced; its batch fails, the next run
   const pid = s.dev.workerPid!;
   const hung = s.dev.submit(spinBatch(s, spin));
   process.kill(pid, 'SIGKILL');
-  await t.rejects(hung, { code: 'EIO' }, 'the batch it had fails');
+  await t.rejects(hung, { code: 'EIO', contextLost: true }, 'the batch it had fails, and its context is to be marked lost (it may be what crashed the worker)');
   await saxpy(t, s, kernel, 'after the crash');
   t.equal(s.dev.resets, 1, 'counted as a reset');
 });
