@@ -214,6 +214,42 @@ static void report_failure(struct run *r, struct row *row, const char *what, int
 		 ctl->error_at);
 }
 
+/*
+ * The inputs, element i, the same in single runs and loop mode. Small integers (and quarters)
+ * keep every float result exact whatever the order of additions.
+ */
+static inline float saxpy_x(uint64_t i)
+{
+	return (float)(i % 1024) * 0.25f;
+}
+
+static inline float saxpy_y(uint64_t i)
+{
+	return (float)(i % 777);
+}
+
+/* A (row-major M x K) and B (K x N) of gemm: integers in -3..3. */
+static inline float gemm_a(uint64_t i)
+{
+	return (float)((int)((i * 7) % 5) - 2);
+}
+
+static inline float gemm_b(uint64_t i)
+{
+	return (float)((int)((i * 3) % 7) - 3);
+}
+
+static inline float reduce_in(uint64_t i)
+{
+	return (float)(i % 5);
+}
+
+/* memcpy and COPY sources. */
+static inline uint32_t word_at(uint64_t i)
+{
+	return (uint32_t)(i * 2654435761u) ^ 0x5a5a5a5au;
+}
+
 static void run_saxpy(struct run *r, uint64_t n)
 {
 	struct row *row = new_row(r, "saxpy");
@@ -236,12 +272,12 @@ static void run_saxpy(struct run *r, uint64_t n)
 	}
 	/* Exact in f32: 2.5 * k/4 has few bits, and so has the sum with a small integer. */
 	for (i = 0; i < n; i++) {
-		((float *)x.map)[i] = (float)(i % 1024) * 0.25f;
-		((float *)y.map)[i] = (float)(i % 777);
+		((float *)x.map)[i] = saxpy_x(i);
+		((float *)y.map)[i] = saxpy_y(i);
 	}
 	t0 = now_ns();
 	for (i = 0; i < n; i++)
-		ref[i] = a * ((float)(i % 1024) * 0.25f) + (float)(i % 777);
+		ref[i] = a * saxpy_x(i) + saxpy_y(i);
 	row->cpu_ns = now_ns() - t0;
 
 	b[0] = (struct mdgpu_binding){ .handle = x.handle, .size = n * 4 };
@@ -295,9 +331,9 @@ static void run_gemm(struct run *r, uint32_t dim)
 	}
 	/* Integers in -3..3: every partial sum is an integer far below 2^24, so exact. */
 	for (i = 0; i < (uint64_t)m * k; i++)
-		ha[i] = (float)((int)((i * 7) % 5) - 2);
+		ha[i] = gemm_a(i);
 	for (i = 0; i < (uint64_t)k * n; i++)
-		hb[i] = (float)((int)((i * 3) % 7) - 3);
+		hb[i] = gemm_b(i);
 	memcpy(a.map, ha, (size_t)m * k * 4);
 	memcpy(b.map, hb, (size_t)k * n * 4);
 	t0 = now_ns();
@@ -363,10 +399,10 @@ static void run_reduce(struct run *r, uint64_t n)
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		((float *)in.map)[i] = (float)(i % 5);
+		((float *)in.map)[i] = reduce_in(i);
 	t0 = now_ns();
 	for (i = 0; i < n; i++)
-		ref += (double)(i % 5);
+		ref += (double)reduce_in(i);
 	row->cpu_ns = now_ns() - t0;
 
 	/* Pass 1: G partial sums; barrier; pass 2: one workgroup over them (reduce.comp). */
@@ -394,11 +430,6 @@ out:
 	buffer_free(r, &in);
 	buffer_free(r, &part);
 	buffer_free(r, &res);
-}
-
-static inline uint32_t word_at(uint64_t i)
-{
-	return (uint32_t)(i * 2654435761u) ^ 0x5a5a5a5au;
 }
 
 /* memcpy kernel (kernel_name "memcpy") or the COPY command ("copy"). */
@@ -493,8 +524,8 @@ static int loop_setup(struct run *r, int k, struct loop_work *w)
 		if (buffer(r, n * 4, &w->bo[0]) || buffer(r, n * 4, &w->bo[1]))
 			return -1;
 		for (i = 0; i < n; i++) {
-			((float *)w->bo[0].map)[i] = (float)(i % 1024) * 0.25f;
-			((float *)w->bo[1].map)[i] = (float)(i % 777);
+			((float *)w->bo[0].map)[i] = saxpy_x(i);
+			((float *)w->bo[1].map)[i] = saxpy_y(i);
 		}
 		w->push[0] = (uint32_t)n;
 		memcpy(&w->push[1], &a, 4);
@@ -506,8 +537,8 @@ static int loop_setup(struct run *r, int k, struct loop_work *w)
 		    buffer(r, elems * 4, &w->bo[2]))
 			return -1;
 		for (i = 0; i < elems; i++) {
-			((float *)w->bo[0].map)[i] = (float)((int)((i * 7) % 5) - 2);
-			((float *)w->bo[1].map)[i] = (float)((int)((i * 3) % 7) - 3);
+			((float *)w->bo[0].map)[i] = gemm_a(i);
+			((float *)w->bo[1].map)[i] = gemm_b(i);
 		}
 		w->push[0] = w->push[1] = w->push[2] = (uint32_t)n;
 		w->gx = w->gy = (uint32_t)((n + 15) / 16);
@@ -521,7 +552,7 @@ static int loop_setup(struct run *r, int k, struct loop_work *w)
 		    buffer(r, 4, &w->bo[2]))
 			return -1;
 		for (i = 0; i < n; i++)
-			((float *)w->bo[0].map)[i] = (float)(i % 5);
+			((float *)w->bo[0].map)[i] = reduce_in(i);
 		w->push[0] = (uint32_t)n;
 		w->push[1] = w->gx;
 		break;
@@ -570,8 +601,7 @@ static uint64_t loop_check(int k, const struct loop_work *w)
 	switch (k) {
 	case K_SAXPY: /* saxpy accumulates into y: only the first result is known */
 		for (i = 0; i < n; i++)
-			bad += ((float *)w->bo[1].map)[i] !=
-			       2.5f * ((float)(i % 1024) * 0.25f) + (float)(i % 777);
+			bad += ((float *)w->bo[1].map)[i] != 2.5f * saxpy_x(i) + saxpy_y(i);
 		break;
 	case K_GEMM:
 		for (i = 0; i < 64; i++) {
@@ -579,14 +609,13 @@ static uint64_t loop_check(int k, const struct loop_work *w)
 			float acc = 0;
 
 			for (l = 0; l < n; l++)
-				acc += (float)((int)(((row * n + l) * 7) % 5) - 2) *
-				       (float)((int)(((l * n + col) * 3) % 7) - 3);
+				acc += gemm_a(row * n + l) * gemm_b(l * n + col);
 			bad += ((float *)w->bo[2].map)[row * n + col] != acc;
 		}
 		break;
 	case K_REDUCE:
 		for (i = 0; i < n; i++)
-			ref += (double)(i % 5);
+			ref += (double)reduce_in(i);
 		got = ((float *)w->bo[2].map)[0];
 		bad = ref < 16777216.0 ? got != ref : (got > ref ? got - ref : ref - got) > ref * 1e-6;
 		break;

@@ -174,8 +174,10 @@ export class IsolatedDevice implements ComputeBackend {
   }
 
   #send(m: ToWorker): void {
-    this.#outbox.push(m);
-    this.#flush();
+    const w = this.#worker;
+    // Straight to a listening worker (the outbox is empty then); queued otherwise.
+    if (w !== null && this.#listening && w.connected) w.send(m);
+    else this.#outbox.push(m);
   }
 
   #onMessage(worker: ChildProcess, m: FromWorker): void {

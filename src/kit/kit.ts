@@ -328,7 +328,8 @@ export async function removeTree(dir: string): Promise<void> {
 	await fsp.rm(dir, { recursive: true, force: true });
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it does, owned by someone else). */
+export function pidAlive(pid: number): boolean {
 	try {
 		process.kill(pid, 0);
 		return true;

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { removeTree } from './kit.js';
+import { pidAlive, removeTree } from './kit.js';
 
 /** What the cache holds: kits, guest builds, their side files and leftovers of killed builds. */
 const CACHE_ENTRY = /^(kit|guest)-[0-9a-f]+($|\.|-)/;
@@ -31,14 +31,7 @@ export function liveLocks(dir: string): string[] {
   for (const name of fs.readdirSync(dir)) {
     if (!name.endsWith('.lock')) continue;
     const pid = Number(fs.readFileSync(path.join(dir, name), 'utf8').trim());
-    try {
-      if (Number.isInteger(pid) && pid > 0) {
-        process.kill(pid, 0);
-        live.push(name);
-      }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EPERM') live.push(name);
-    }
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) live.push(name);
   }
   return live;
 }

@@ -11,9 +11,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { bootVms } from '../../src/cli/run.js';
 import { startDaemon } from '../../src/cli/daemon.js';
-import { ensureKit } from '../../src/kit/kit.js';
+import { ensureKit, type Kit } from '../../src/kit/kit.js';
 import { qemuArgs, spawnQemu } from '../../src/kit/qemu.js';
-import { buildGuestDriver } from '../../src/guest/build.js';
+import { buildGuestDriver, type GuestDriverBuild } from '../../src/guest/build.js';
 import { guestImage, GUEST_MODULE_PATH } from '../../src/guest/image.js';
 import { loadNative } from '../../src/native/binding.js';
 import { setLogSink } from '../../src/log.js';
@@ -21,6 +21,28 @@ import type { IsolatedDevice } from '../../src/backend/isolated.js';
 
 setLogSink(() => {});
 const native = loadNative();
+
+/** Boot a guest on `socket` that runs `init`; its console output (no CRs) and, line by line, to `onLine`. */
+async function bootGuest(kit: Kit, build: GuestDriverBuild, dir: string, socket: string, init: string, onLine: (line: string) => void = () => {}) {
+  const initrd = path.join(dir, `${path.basename(socket)}.img`);
+  fs.writeFileSync(initrd, await guestImage(kit, build, init));
+  let partial = '';
+  let output = '';
+  const q = spawnQemu(kit, qemuArgs({ accel: 'tcg', memoryMiB: 256, kernel: kit.kernel, initrd, vfioUser: [{ socket }] }), {
+    timeoutMs: 300_000,
+    onStdout: (c) => {
+      const text = c.replace(/\r/g, '');
+      output += text;
+      partial += text;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        onLine(partial.slice(0, nl));
+        partial = partial.slice(nl + 1);
+      }
+    },
+  });
+  return { q, output: () => output };
+}
 
 t.test('two guests run the compute workload at the same time on one daemon', async (t) => {
   const r = await bootVms({ accel: 'tcg', apertureSize: 64 << 20, memoryMiB: 256, timeoutMs: 300_000, compute: true, print: (l) => t.comment(l) }, 2);
@@ -56,34 +78,14 @@ t.test('killing one QEMU mid-run: the other VM completes, the dead one\'s resour
   // The survivor works for three rounds, so it is still mid-run when the victim dies.
   const survivorInit = `insmod ${GUEST_MODULE_PATH}; rc=0; for i in 1 2 3 4; do mdgpu-run || { rc=$?; break; }; echo "MDGPU-SURVIVOR-ROUND $i"; done; echo "MDGPU-SURVIVOR rc=$rc"; rmmod mdgpu`;
   const victimInit = `insmod ${GUEST_MODULE_PATH}; while true; do mdgpu-run >/dev/null 2>&1; echo MDGPU-VICTIM-LOOP; done`;
-  const start = async (socket: string, init: string, onLine: (line: string) => void) => {
-    const initrd = path.join(dir, `${path.basename(socket)}.img`);
-    fs.writeFileSync(initrd, await guestImage(kit, build, init));
-    let partial = '';
-    let output = '';
-    const q = spawnQemu(kit, qemuArgs({ accel: 'tcg', memoryMiB: 256, kernel: kit.kernel, initrd, vfioUser: [{ socket }] }), {
-      timeoutMs: 300_000,
-      onStdout: (c) => {
-        output += c;
-        partial += c.replace(/\r/g, '');
-        let nl: number;
-        while ((nl = partial.indexOf('\n')) >= 0) {
-          onLine(partial.slice(0, nl));
-          partial = partial.slice(nl + 1);
-        }
-      },
-    });
-    return { q, output: () => output };
-  };
-
   let victimLoops = 0;
   let killedAt = -1;
-  const victimVm = await start(victim!.config.socket, victimInit, (line) => {
+  const victimVm = await bootGuest(kit, build, dir, victim!.config.socket, victimInit, (line) => {
     if (line.includes('MDGPU-VICTIM-LOOP')) victimLoops++;
   });
   let survivorRoundsAtKill = -1;
   let survivorRounds = 0;
-  const survivorVm = await start(survivor!.config.socket, survivorInit, (line) => {
+  const survivorVm = await bootGuest(kit, build, dir, survivor!.config.socket, survivorInit, (line) => {
     if (line.includes('MDGPU-SURVIVOR-ROUND')) survivorRounds++;
   });
   // Kill the victim once it is in its second round of work: queues, kernels and buffers live.
@@ -106,7 +108,7 @@ t.test('killing one QEMU mid-run: the other VM completes, the dead one\'s resour
   const verifiedRounds = (out.match(/MDGPU-RUN-RESULT pass=\d+ fail=0/g) ?? []).length;
   t.equal(verifiedRounds, 4, 'every kernel verified in all four rounds of the surviving VM');
   // The survivor's console is the only witness of what went wrong inside it.
-  if (verifiedRounds !== 4) for (const line of out.replace(/\r/g, '').split('\n').filter((l) => /MDGPU|mdgpu/.test(l))) t.comment(`survivor: ${line}`);
+  if (verifiedRounds !== 4) for (const line of out.split('\n').filter((l) => /MDGPU|mdgpu/.test(l))) t.comment(`survivor: ${line}`);
   t.ok(survivorRoundsAtKill < 4, `the survivor was mid-run at the kill (${survivorRoundsAtKill} of 4 rounds done) and finished ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`);
 
   // Everything of the dead VM is released.
@@ -141,15 +143,8 @@ t.test('a guest submits a kernel that would run for hours: its context is lost, 
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const [worker, hanger] = daemon.vgpus;
-  const boot = async (socket: string, init: string) => {
-    const initrd = path.join(dir, `${path.basename(socket)}.img`);
-    fs.writeFileSync(initrd, await guestImage(kit, build, init));
-    let output = '';
-    const q = spawnQemu(kit, qemuArgs({ accel: 'tcg', memoryMiB: 256, kernel: kit.kernel, initrd, vfioUser: [{ socket }] }), { timeoutMs: 300_000, onStdout: (c) => (output += c) });
-    return { q, output: () => output.replace(/\r/g, '') };
-  };
-  const workerVm = await boot(worker!.config.socket, `insmod ${GUEST_MODULE_PATH}; rc=0; for i in 1 2 3; do mdgpu-run || { rc=$?; break; }; done; echo "MDGPU-WORKER rc=$rc"; rmmod mdgpu`);
-  const hangerVm = await boot(hanger!.config.socket, `insmod ${GUEST_MODULE_PATH}; mdgpu-run -H; echo "MDGPU-HANGER rc=$?"; rmmod mdgpu`);
+  const workerVm = await bootGuest(kit, build, dir, worker!.config.socket, `insmod ${GUEST_MODULE_PATH}; rc=0; for i in 1 2 3; do mdgpu-run || { rc=$?; break; }; done; echo "MDGPU-WORKER rc=$rc"; rmmod mdgpu`);
+  const hangerVm = await bootGuest(kit, build, dir, hanger!.config.socket, `insmod ${GUEST_MODULE_PATH}; mdgpu-run -H; echo "MDGPU-HANGER rc=$?"; rmmod mdgpu`);
   const [workerExit, hangerExit] = await Promise.all([workerVm.q.exited, hangerVm.q.exited]);
   const hangOut = hangerVm.output();
   const workOut = workerVm.output();
