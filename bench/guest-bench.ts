@@ -29,17 +29,36 @@ export interface GuestBenchResult {
   qemuVersion: string;
 }
 
-export async function runGuestBench(opts: { command: string; apertureSize: number; quota?: number; accel?: AccelChoice; memoryMiB?: number; timeoutMs?: number }): Promise<GuestBenchResult> {
+export async function runGuestBench(opts: {
+  command: string;
+  apertureSize: number;
+  quota?: number;
+  accel?: AccelChoice;
+  memoryMiB?: number;
+  timeoutMs?: number;
+}): Promise<GuestBenchResult> {
   setLogSink(() => {});
   const kit = await ensureKit();
   const build = await buildGuestDriver(kit);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-bench-'));
   const socket = path.join(dir, 'vgpu0.sock');
-  const running = startServer({ socket, apertureSize: opts.apertureSize, ...(opts.quota !== undefined ? { quota: opts.quota } : {}), name: 'bench', compute: {} });
+  const running = startServer({
+    socket,
+    apertureSize: opts.apertureSize,
+    ...(opts.quota !== undefined ? { quota: opts.quota } : {}),
+    name: 'bench',
+    compute: {},
+  });
   const device = running.device;
   const marks: Mark[] = [];
   device.scratchListeners.push((value) => {
-    marks.push({ value, trapped: device.pci.trappedAccesses, doorbells: device.queues.totals.doorbells, submissions: device.queues.totals.submissions, at: Date.now() });
+    marks.push({
+      value,
+      trapped: device.pci.trappedAccesses,
+      doorbells: device.queues.totals.doorbells,
+      submissions: device.queues.totals.submissions,
+      at: Date.now(),
+    });
   });
   try {
     const init = `insmod ${GUEST_MODULE_PATH} && ${opts.command}; rmmod mdgpu`;
@@ -59,7 +78,14 @@ export async function runGuestBench(opts: { command: string; apertureSize: numbe
 
 /** `key=value` fields of a machine line. */
 export function fields(line: string): Record<string, string> {
-  return Object.fromEntries(line.trim().split(/\s+/).slice(1).filter((kv) => kv.includes('=')).map((kv) => kv.split('=') as [string, string]));
+  return Object.fromEntries(
+    line
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .filter((kv) => kv.includes('='))
+      .map((kv) => kv.split('=') as [string, string]),
+  );
 }
 
 /** Trapped accesses between the mark `begin` and the next mark (which is itself one trapped write). */

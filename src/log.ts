@@ -8,12 +8,17 @@
 
 export type LogSink = (line: string) => void;
 
-let sink: LogSink = (line) => process.stderr.write(line + '\n');
+let sink: LogSink = (line) => process.stderr.write(`${line}\n`);
 let enabled = parseTraceList(process.env.MDGPU_TRACE ?? '');
 let logLevel: 'quiet' | 'info' | 'debug' = process.env.MDGPU_LOG === 'debug' ? 'debug' : 'info';
 
 function parseTraceList(spec: string): Set<string> {
-  return new Set(spec.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+  return new Set(
+    spec
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  );
 }
 
 /** Redirect all log output (tests capture it; the CLI may prefix it). */

@@ -29,7 +29,8 @@ static inline uint64_t value_at(uint64_t i)
 
 static void report(const char *op, uint64_t bytes, uint64_t ns)
 {
-	printf("MDGPU-BENCH path=host op=%s bytes=%" PRIu64 " ns=%" PRIu64 "\n", op, bytes, ns ? ns : 1);
+	printf("MDGPU-BENCH path=host op=%s bytes=%" PRIu64 " ns=%" PRIu64 "\n", op, bytes,
+	       ns ? ns : 1);
 }
 
 int main(int argc, char **argv)

@@ -45,7 +45,15 @@ function benchLines(output: string): Row[] {
   return output
     .split('\n')
     .filter((l) => l.startsWith('MDGPU-BENCH '))
-    .map((l) => Object.fromEntries(l.trim().split(/\s+/).slice(1).map((kv) => kv.split('='))))
+    .map((l) =>
+      Object.fromEntries(
+        l
+          .trim()
+          .split(/\s+/)
+          .slice(1)
+          .map((kv) => kv.split('=')),
+      ),
+    )
     .map((f) => ({ path: f.path!, op: f.op!, bytes: Number(f.bytes), ns: Number(f.ns) }));
 }
 
@@ -66,7 +74,10 @@ async function main(): Promise<void> {
   const running = startServer({ socket, apertureSize: Math.max(256 << 20, 2 ** Math.ceil(Math.log2(size * 2))), name: 'bench' });
   const pci = running.device.pci;
   const init = `insmod ${GUEST_MODULE_PATH} && mdgpu-bench -s ${size} -t ${trapped}; rmmod mdgpu`;
-  const before = { bar0: pci.trappedReads[APERTURE_BAR]! + pci.trappedWrites[APERTURE_BAR]!, bar2: pci.trappedReads[REGISTER_BAR]! + pci.trappedWrites[REGISTER_BAR]! };
+  const before = {
+    bar0: pci.trappedReads[APERTURE_BAR]! + pci.trappedWrites[APERTURE_BAR]!,
+    bar2: pci.trappedReads[REGISTER_BAR]! + pci.trappedWrites[REGISTER_BAR]!,
+  };
   const r = await runGuest(kit, { accel, initrd: await guestImage(kit, build, init), vfioUser: [{ socket }], memoryMiB: 512, timeoutMs: 900_000 });
   const bar0 = pci.trappedReads[APERTURE_BAR]! + pci.trappedWrites[APERTURE_BAR]! - before.bar0;
   const bar2 = pci.trappedReads[REGISTER_BAR]! + pci.trappedWrites[REGISTER_BAR]! - before.bar2;
@@ -88,9 +99,13 @@ async function main(): Promise<void> {
 
   console.log(`\naperture benchmark — guest under ${label}, mdgpu over vfio-user, QEMU ${kit.qemuVersion}`);
   console.log(`buffer ${formatSize(size)} through the direct mapping, ${formatSize(trapped)} through the trapped window\n`);
-  console.log(`${'path'.padEnd(14)} ${'op'.padEnd(13)} ${'bytes'.padStart(10)} ${'MB/s'.padStart(10)} ${'ns per 8 B'.padStart(11)} ${'trapped accesses'.padStart(17)}`);
+  console.log(
+    `${'path'.padEnd(14)} ${'op'.padEnd(13)} ${'bytes'.padStart(10)} ${'MB/s'.padStart(10)} ${'ns per 8 B'.padStart(11)} ${'trapped accesses'.padStart(17)}`,
+  );
   const line = (where: string, row: Row, traps: string) =>
-    console.log(`${where.padEnd(14)} ${row.op.padEnd(13)} ${formatSize(row.bytes).padStart(10)} ${mbps(row).toFixed(1).padStart(10)} ${(row.ns / (row.bytes / 8)).toFixed(1).padStart(11)} ${traps.padStart(17)}`);
+    console.log(
+      `${where.padEnd(14)} ${row.op.padEnd(13)} ${formatSize(row.bytes).padStart(10)} ${mbps(row).toFixed(1).padStart(10)} ${(row.ns / (row.bytes / 8)).toFixed(1).padStart(11)} ${traps.padStart(17)}`,
+    );
   for (const row of guestRows.filter((x) => x.path === 'direct')) line(`guest direct`, row, row.op === 'write' ? String(Math.max(0, directTraps)) : '');
   for (const row of guestRows.filter((x) => x.path === 'trapped')) line(`guest trapped`, row, String(row.bytes / 8));
   for (const row of hostRows) line('host memfd', row, '0');
@@ -103,9 +118,14 @@ async function main(): Promise<void> {
   console.log('');
   if (dw && tw) console.log(`direct / trapped, write: ${(mbps(dw) / mbps(tw)).toFixed(0)}x`);
   if (dr && tr) console.log(`direct / trapped, read:  ${(mbps(dr) / mbps(tr)).toFixed(0)}x`);
-  if (dw && hw) console.log(`guest direct / host, write: ${((100 * mbps(dw)) / mbps(hw)).toFixed(1)}% (${label}: the guest's loop is emulated, so this is not a virtualization overhead figure)`);
+  if (dw && hw)
+    console.log(
+      `guest direct / host, write: ${((100 * mbps(dw)) / mbps(hw)).toFixed(1)}% (${label}: the guest's loop is emulated, so this is not a virtualization overhead figure)`,
+    );
   if (dr && hr) console.log(`guest direct / host, read:  ${((100 * mbps(dr)) / mbps(hr)).toFixed(1)}%`);
-  console.log(`mdgpu trapped accesses during the run: aperture BAR ${bar0} (window accesses ${windowAccesses}, direct-phase ${directTraps}), register BAR ${bar2} (mailbox and window moves)`);
+  console.log(
+    `mdgpu trapped accesses during the run: aperture BAR ${bar0} (window accesses ${windowAccesses}, direct-phase ${directTraps}), register BAR ${bar2} (mailbox and window moves)`,
+  );
   console.log(`guest run ${(r.durationMs / 1000).toFixed(1)} s`);
 }
 

@@ -29,8 +29,13 @@ async function main(): Promise<void> {
   if (!(iters >= 1)) throw new Error('--iters must be at least 1');
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
   execFileSync('make', ['-s', '-C', path.join(root, 'bench/native')], { stdio: 'inherit' });
-  const nativeOut = execFileSync(path.join(root, 'bench/native/build/mdgpu-native-bench'), ['-n', String(iters), '-k', KERNELS.join(',')], { encoding: 'utf8' });
-  const native = nativeOut.split('\n').filter((l) => l.startsWith('MDGPU-NATIVE ')).map(fields);
+  const nativeOut = execFileSync(path.join(root, 'bench/native/build/mdgpu-native-bench'), ['-n', String(iters), '-k', KERNELS.join(',')], {
+    encoding: 'utf8',
+  });
+  const native = nativeOut
+    .split('\n')
+    .filter((l) => l.startsWith('MDGPU-NATIVE '))
+    .map(fields);
 
   const command = [`mdgpu-run ${SIZES} -t 120`, ...KERNELS.map((k) => `mdgpu-run -L ${k} ${SIZES} -n ${iters + 1} -t 120`)].join('; ');
   const r = await runGuestBench({ command, apertureSize: 1 << 30, memoryMiB: 512, timeoutMs: 1_500_000 });
@@ -61,10 +66,29 @@ async function main(): Promise<void> {
       g.ok === '1' && n.ok === '1' && (c === undefined || c.ok === '1') ? 'yes' : 'NO',
     ]);
   }
-  console.log(`\nguest vs native — guest under ${r.guest.accel.toUpperCase()} (QEMU ${r.qemuVersion}), both on Mesa lavapipe, medians of ${iters + 1} (guest) and ${iters} after one untimed run (native)\n`);
-  console.log(table(['kernel', 'size', 'native ms', 'guest ms', 'native/guest', 'native device ms', 'guest device ms', 'native outside ms', 'guest outside ms', 'guest cold ms', 'results ok'], rows));
+  console.log(
+    `\nguest vs native — guest under ${r.guest.accel.toUpperCase()} (QEMU ${r.qemuVersion}), both on Mesa lavapipe, medians of ${iters + 1} (guest) and ${iters} after one untimed run (native)\n`,
+  );
+  console.log(
+    table(
+      [
+        'kernel',
+        'size',
+        'native ms',
+        'guest ms',
+        'native/guest',
+        'native device ms',
+        'guest device ms',
+        'native outside ms',
+        'guest outside ms',
+        'guest cold ms',
+        'results ok',
+      ],
+      rows,
+    ),
+  );
   console.log('\nwall: submit → completion seen by the submitter (native: mdgpu_host_wait; guest: the fence in its mapping).');
-  console.log('device: the batch\'s own begin/end timestamps; outside: wall − device, what one submission costs around its work.');
+  console.log("device: the batch's own begin/end timestamps; outside: wall − device, what one submission costs around its work.");
   console.log('cold: one full mdgpu-run, fresh buffers, each kernel once.');
   console.log('The guest and lavapipe share the same 2 host cores.');
 }

@@ -28,7 +28,16 @@ function batches(mem: BackendMemory, saxpy: BackendKernel): [string, Command[]][
     const push = new Uint8Array(8);
     new DataView(push.buffer).setUint32(0, n, true);
     new DataView(push.buffer).setFloat32(4, 2, true);
-    return { op: 'dispatch', kernel: saxpy, groups: [Math.min(65535, n / 64), Math.max(1, Math.ceil(n / 64 / 65535))], bindings: [{ mem, offset: 0, size: n * 4 }, { mem, offset: 32 << 20, size: n * 4 }], push };
+    return {
+      op: 'dispatch',
+      kernel: saxpy,
+      groups: [Math.min(65535, n / 64), Math.max(1, Math.ceil(n / 64 / 65535))],
+      bindings: [
+        { mem, offset: 0, size: n * 4 },
+        { mem, offset: 32 << 20, size: n * 4 },
+      ],
+      push,
+    };
   };
   return [
     ['fill 4 KiB', [{ op: 'fill', mem, offset: 0, size: 4096, value: 1 }]],
@@ -51,7 +60,10 @@ async function measure(dev: ComputeBackend, fd: number, n: number): Promise<Map<
       await dev.submit(commands);
       lat.push(Number(process.hrtime.bigint() - t0) / 1000);
     }
-    out.set(name, lat.sort((a, b) => a - b));
+    out.set(
+      name,
+      lat.sort((a, b) => a - b),
+    );
   }
   saxpy.destroy();
   mem.destroy();
@@ -72,7 +84,15 @@ async function main(): Promise<void> {
   const rows = [...inProcess.keys()].map((name) => {
     const a = inProcess.get(name)!;
     const b = worker.get(name)!;
-    return [name, String(b.length), pct(a, 0.5).toFixed(1), pct(b, 0.5).toFixed(1), (pct(b, 0.5) - pct(a, 0.5)).toFixed(1), pct(a, 0.9).toFixed(1), pct(b, 0.9).toFixed(1)];
+    return [
+      name,
+      String(b.length),
+      pct(a, 0.5).toFixed(1),
+      pct(b, 0.5).toFixed(1),
+      (pct(b, 0.5) - pct(a, 0.5)).toFixed(1),
+      pct(a, 0.9).toFixed(1),
+      pct(b, 0.9).toFixed(1),
+    ];
   });
   console.log(`\nsubmit → completion seen, µs (${HostDevice.name} in this process vs IsolatedDevice's worker process)\n`);
   console.log(table(['batch', 'runs', 'in process median', 'worker median', 'worker − in process', 'in process p90', 'worker p90'], rows));

@@ -122,7 +122,8 @@ async function bootGuest(env: Env, name: string, socket: string, init: string): 
       check();
       void q.exited.then((r) => {
         clearTimeout(timer);
-        if (lines.filter((l) => re.test(l)).length < count) reject(new Error(`${name}: QEMU exited (${r.code ?? r.signal}) before ${count}× ${re}\n${lines.slice(-20).join('\n')}\n${r.stderr}`));
+        if (lines.filter((l) => re.test(l)).length < count)
+          reject(new Error(`${name}: QEMU exited (${r.code ?? r.signal}) before ${count}× ${re}\n${lines.slice(-20).join('\n')}\n${r.stderr}`));
       });
     });
   return { name, q, lines, waitFor };
@@ -287,7 +288,13 @@ async function latency(env: Env, o: Options, flood: boolean): Promise<LatencyRun
     return {
       notify: { median: Number(field(notify, 'ns')), p99: Number(field(notify, 'p99_ns')), min: Number(field(notify, 'min_ns')) },
       doorbell: { median: Number(field(doorbell, 'ns')), p99: Number(field(doorbell, 'p99_ns')) },
-      kernel: { median: Number(field(loop, 'median_ns')), p99: Number(field(loop, 'p99_ns')), max: Number(field(loop, 'max_ns')), n, devNs: Number(field(loop, 'dev_ns')) / n },
+      kernel: {
+        median: Number(field(loop, 'median_ns')),
+        p99: Number(field(loop, 'p99_ns')),
+        max: Number(field(loop, 'max_ns')),
+        n,
+        devNs: Number(field(loop, 'dev_ns')) / n,
+      },
       schedWaitNs: latVm.batches > 0 ? latVm.waitNs / latVm.batches : 0,
       floodShare: flood ? floodVm.share : null,
       floodKernelNs: flood && floodVm.batches > 0 ? floodVm.deviceNs / floodVm.batches : null,
@@ -323,21 +330,42 @@ async function main(): Promise<void> {
   const deviceName = `${probe.compute?.info.name ?? '?'} (${probe.compute?.info.driverInfo ?? ''})`;
   await probe.close();
   console.log(`\nmulti-VM benchmark — guests under ${label} (${o.memoryMiB} MiB, 1 vCPU each), one mdgpu daemon, QEMU ${kit.qemuVersion}`);
-  console.log(`shared compute device: ${deviceName}; host: ${os.cpus().length} CPUs, load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `shared compute device: ${deviceName}; host: ${os.cpus().length} CPUs, load average at start ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
 
   try {
     // 1. Scaling.
     const runs: { n: number; window: Window; bootS: number }[] = [];
     for (const n of o.vms) {
-      const r = await saturate(env, o, Array.from({ length: n }, (_, i) => ({ name: `vm${i + 1}` })));
+      const r = await saturate(
+        env,
+        o,
+        Array.from({ length: n }, (_, i) => ({ name: `vm${i + 1}` })),
+      );
       runs.push({ n, ...r });
     }
-    console.log(`\n1. scaling — each guest loops gemm ${o.dim}x${o.dim} in ${o.procs} processes (one queue each); window ${o.windowS} s once all loops run; guests under ${label}\n`);
+    console.log(
+      `\n1. scaling — each guest loops gemm ${o.dim}x${o.dim} in ${o.procs} processes (one queue each); window ${o.windowS} s once all loops run; guests under ${label}\n`,
+    );
     const base = runs.find((r) => r.n === 1) ?? runs[0]!;
     const kps = (w: Window) => w.batches / w.seconds;
     const dps = (w: Window) => w.deviceNs / 1e9 / w.seconds;
     table(
-      ['VMs', 'kernels/s', 'vs 1 VM', 'device-s/s', 'ms/kernel (device)', 'shares (device time)', 'Jain', 'CPUs: device/QEMUs/event loop', 'boot to all looping'],
+      [
+        'VMs',
+        'kernels/s',
+        'vs 1 VM',
+        'device-s/s',
+        'ms/kernel (device)',
+        'shares (device time)',
+        'Jain',
+        'CPUs: device/QEMUs/event loop',
+        'boot to all looping',
+      ],
       runs.map((r) => [
         String(r.n),
         kps(r.window).toFixed(1),
@@ -352,44 +380,97 @@ async function main(): Promise<void> {
       [true, true, true, true, true, false, true, true, true],
     );
     console.log(`\ndevice-s/s: the scheduler's device time (per-batch TIMESTAMPs) per second of wall time, 1 = never idle. CPUs: CPU seconds per second`);
-    console.log(`during the window (out of ${os.cpus().length}): the compute worker process and the daemon's threads but its main one (lavapipe's compute threads, nearly all of it),`);
+    console.log(
+      `during the window (out of ${os.cpus().length}): the compute worker process and the daemon's threads but its main one (lavapipe's compute threads, nearly all of it),`,
+    );
     console.log(`the guests' QEMU processes, and the daemon's main thread (event loop: vfio-user, queues, scheduler).`);
 
     // 2. Weights.
-    const ww = await saturate(env, o, o.weights.map((weight, i) => ({ name: `w${i + 1}`, weight })));
+    const ww = await saturate(
+      env,
+      o,
+      o.weights.map((weight, i) => ({ name: `w${i + 1}`, weight })),
+    );
     const wsum = o.weights.reduce((a, b) => a + b, 0);
-    console.log(`\n2. weights ${o.weights.join(':')} — both guests saturate the device (gemm ${o.dim}x${o.dim}, ${o.procs} processes each); window ${ww.window.seconds.toFixed(1)} s; guests under ${label}\n`);
+    console.log(
+      `\n2. weights ${o.weights.join(':')} — both guests saturate the device (gemm ${o.dim}x${o.dim}, ${o.procs} processes each); window ${ww.window.seconds.toFixed(1)} s; guests under ${label}\n`,
+    );
     table(
       ['VM', 'weight', 'kernels', 'device s', 'share', 'target', 'share / target', 'mean wait per kernel'],
-      ww.window.perVm.map((v) => [v.name, String(v.weight), String(v.batches), (v.deviceNs / 1e9).toFixed(2), pct(v.share), pct(v.weight / wsum), (v.share / (v.weight / wsum)).toFixed(3), `${ms(v.waitNs / Math.max(1, v.batches))} ms`]),
+      ww.window.perVm.map((v) => [
+        v.name,
+        String(v.weight),
+        String(v.batches),
+        (v.deviceNs / 1e9).toFixed(2),
+        pct(v.share),
+        pct(v.weight / wsum),
+        (v.share / (v.weight / wsum)).toFixed(3),
+        `${ms(v.waitNs / Math.max(1, v.batches))} ms`,
+      ]),
       [false, true, true, true, true, true, true, true],
     );
     const wA = ww.window.perVm[0]!;
     const wB = ww.window.perVm[ww.window.perVm.length - 1]!;
     const ratio = wB.share / wA.share / (wB.weight / wA.weight);
     const within = ww.window.perVm.every((v) => Math.abs(v.share / (v.weight / wsum) - 1) <= 0.05);
-    console.log(`\nmeasured ${wA.name}:${wB.name} = 1:${(wB.share / wA.share).toFixed(3)} (target 1:${(wB.weight / wA.weight).toFixed(0)}, ${((ratio - 1) * 100).toFixed(1)}% off); every share within 5% of its target: ${within ? 'yes' : 'NO'}`);
+    console.log(
+      `\nmeasured ${wA.name}:${wB.name} = 1:${(wB.share / wA.share).toFixed(3)} (target 1:${(wB.weight / wA.weight).toFixed(0)}, ${((ratio - 1) * 100).toFixed(1)}% off); every share within 5% of its target: ${within ? 'yes' : 'NO'}`,
+    );
     console.log(`weight-normalised Jain index: ${jainIndex(ww.window.perVm.map((v) => v.share / v.weight)).toFixed(4)}`);
 
     // 3. Noisy neighbour.
     const alone = await latency(env, o, false);
     const noisy = await latency(env, o, true);
-    console.log(`\n3. noisy neighbour — latency VM alone, then next to a VM flooding gemm ${o.floodDim}x${o.floodDim} in ${o.procs} processes; guests under ${label}\n`);
+    console.log(
+      `\n3. noisy neighbour — latency VM alone, then next to a VM flooding gemm ${o.floodDim}x${o.floodDim} in ${o.procs} processes; guests under ${label}\n`,
+    );
     table(
       ['latency VM measures', 'alone median', 'alone p99', 'flooded median', 'flooded p99', 'p99 ratio'],
       [
-        ['fence-only submit, notify (µs)', us(alone.notify.median), us(alone.notify.p99), us(noisy.notify.median), us(noisy.notify.p99), `${(noisy.notify.p99 / alone.notify.p99).toFixed(1)}x`],
-        ['fence-only submit, doorbell (µs)', us(alone.doorbell.median), us(alone.doorbell.p99), us(noisy.doorbell.median), us(noisy.doorbell.p99), `${(noisy.doorbell.p99 / alone.doorbell.p99).toFixed(1)}x`],
-        [`saxpy 4096 kernel, submit to fence (ms)`, ms(alone.kernel.median), ms(alone.kernel.p99), ms(noisy.kernel.median), ms(noisy.kernel.p99), `${(noisy.kernel.p99 / alone.kernel.p99).toFixed(1)}x`],
+        [
+          'fence-only submit, notify (µs)',
+          us(alone.notify.median),
+          us(alone.notify.p99),
+          us(noisy.notify.median),
+          us(noisy.notify.p99),
+          `${(noisy.notify.p99 / alone.notify.p99).toFixed(1)}x`,
+        ],
+        [
+          'fence-only submit, doorbell (µs)',
+          us(alone.doorbell.median),
+          us(alone.doorbell.p99),
+          us(noisy.doorbell.median),
+          us(noisy.doorbell.p99),
+          `${(noisy.doorbell.p99 / alone.doorbell.p99).toFixed(1)}x`,
+        ],
+        [
+          `saxpy 4096 kernel, submit to fence (ms)`,
+          ms(alone.kernel.median),
+          ms(alone.kernel.p99),
+          ms(noisy.kernel.median),
+          ms(noisy.kernel.p99),
+          `${(noisy.kernel.p99 / alone.kernel.p99).toFixed(1)}x`,
+        ],
       ],
       [false, true, true, true, true, true],
     );
     console.log('');
-    console.log(`fence-only: ${o.latN} submissions each mode (mdgpu-submit-bench); kernel: ${alone.kernel.n} saxpy submissions, device time ${ms(alone.kernel.devNs)} ms alone, ${ms(noisy.kernel.devNs)} ms flooded; max ${ms(alone.kernel.max)} / ${ms(noisy.kernel.max)} ms`);
-    console.log(`scheduler: the latency VM's kernels waited ${ms(alone.schedWaitNs)} ms (alone) and ${ms(noisy.schedWaitNs)} ms (flooded) per batch for the device; flood batches ran ${ms(noisy.floodKernelNs ?? 0)} ms each on the device, the flooder had ${pct(noisy.floodShare ?? 0)} of device time`);
-    console.log(`\nnotes (${label}): the guests' vCPUs (QEMU TCG threads) and lavapipe's worker threads share the host's ${os.cpus().length} CPUs, so device time is CPU time`);
+    console.log(
+      `fence-only: ${o.latN} submissions each mode (mdgpu-submit-bench); kernel: ${alone.kernel.n} saxpy submissions, device time ${ms(alone.kernel.devNs)} ms alone, ${ms(noisy.kernel.devNs)} ms flooded; max ${ms(alone.kernel.max)} / ${ms(noisy.kernel.max)} ms`,
+    );
+    console.log(
+      `scheduler: the latency VM's kernels waited ${ms(alone.schedWaitNs)} ms (alone) and ${ms(noisy.schedWaitNs)} ms (flooded) per batch for the device; flood batches ran ${ms(noisy.floodKernelNs ?? 0)} ms each on the device, the flooder had ${pct(noisy.floodShare ?? 0)} of device time`,
+    );
+    console.log(
+      `\nnotes (${label}): the guests' vCPUs (QEMU TCG threads) and lavapipe's worker threads share the host's ${os.cpus().length} CPUs, so device time is CPU time`,
+    );
     console.log('and guest work slows the device; a running batch is not preempted, so a small kernel can wait for a whole flood batch.');
-    console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s; load average at the end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(
+      `total ${((Date.now() - started) / 1000).toFixed(0)} s; load average at the end ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
+    );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

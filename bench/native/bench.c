@@ -65,7 +65,8 @@ static uint32_t load_kernel(const char *name, uint32_t bindings, uint32_t push)
 	snprintf(path, sizeof(path), "%s/%s.spv", kernel_dir, name);
 	f = fopen(path, "rb");
 	if (!f) {
-		fprintf(stderr, "mdgpu-native-bench: cannot open %s (make -C guest-driver/kernels)\n",
+		fprintf(stderr,
+			"mdgpu-native-bench: cannot open %s (make -C guest-driver/kernels)\n",
 			path);
 		exit(1);
 	}
@@ -154,8 +155,8 @@ struct result {
 	uint64_t wall_ns;
 	uint64_t device_ns;
 	uint64_t min_device_ns;
-	double work;		/* bytes moved or flops, per iteration */
-	const char *unit;	/* "GB/s" or "GFLOP/s" */
+	double work; /* bytes moved or flops, per iteration */
+	const char *unit; /* "GB/s" or "GFLOP/s" */
 	bool ok;
 };
 
@@ -199,8 +200,10 @@ static void bench_saxpy(uint32_t n, uint32_t iters, struct result *r)
 		bad += fabsf(y[i] - want) > 1e-6f * (1 + fabsf(want));
 	}
 	timed(&b, iters, r);
-	*r = (struct result){ "saxpy", n, r->wall_ns, r->device_ns, r->min_device_ns,
-			      3.0 * (double)bytes, "GB/s", bad == 0 };
+	*r = (struct result){ "saxpy",		n,
+			      r->wall_ns,	r->device_ns,
+			      r->min_device_ns, 3.0 * (double)bytes,
+			      "GB/s",		bad == 0 };
 	mdgpu_host_kernel_destroy(dev, k);
 }
 
@@ -224,8 +227,10 @@ static void bench_memcpy(uint64_t bytes, uint32_t iters, struct result *r)
 	for (uint32_t i = 0; i < n; i++)
 		bad += dst[i] != src[i];
 	timed(&b, iters, r);
-	*r = (struct result){ "memcpy", bytes, r->wall_ns, r->device_ns, r->min_device_ns,
-			      2.0 * (double)bytes, "GB/s", bad == 0 };
+	*r = (struct result){ "memcpy",		bytes,
+			      r->wall_ns,	r->device_ns,
+			      r->min_device_ns, 2.0 * (double)bytes,
+			      "GB/s",		bad == 0 };
 	mdgpu_host_kernel_destroy(dev, k);
 }
 
@@ -257,8 +262,10 @@ static void bench_gemm(uint32_t m, uint32_t iters, struct result *r)
 		bad += fabs(C[(uint64_t)i * m + j] - acc) > 1e-3 * (1 + fabs(acc));
 	}
 	timed(&b, iters, r);
-	*r = (struct result){ "gemm", m, r->wall_ns, r->device_ns, r->min_device_ns,
-			      2.0 * (double)m * m * m, "GFLOP/s", bad == 0 };
+	*r = (struct result){ "gemm",		m,
+			      r->wall_ns,	r->device_ns,
+			      r->min_device_ns, 2.0 * (double)m * m * m,
+			      "GFLOP/s",	bad == 0 };
 	mdgpu_host_kernel_destroy(dev, k);
 }
 
@@ -281,13 +288,15 @@ static void bench_reduce(uint32_t n, uint32_t iters, struct result *r)
 	b.push[0] = n;
 	b.push[1] = groups;
 	for (uint32_t i = 0; i < n; i++) {
-		in[i] = (float)((int)(i % 5) - 2 + (i % 3 == 0));	/* small integers: exact sums */
+		in[i] = (float)((int)(i % 5) - 2 + (i % 3 == 0)); /* small integers: exact sums */
 		want += in[i];
 	}
 	run(&b, &w, &d);
 	timed(&b, iters, r);
-	*r = (struct result){ "reduce", n, r->wall_ns, r->device_ns, r->min_device_ns,
-			      (double)bytes, "GB/s", *result == (float)want };
+	*r = (struct result){ "reduce",		n,
+			      r->wall_ns,	r->device_ns,
+			      r->min_device_ns, (double)bytes,
+			      "GB/s",		*result == (float)want };
 	mdgpu_host_kernel_destroy(dev, k);
 }
 
@@ -323,8 +332,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--small"))
 			small = true;
 		else {
-			fprintf(stderr, "usage: %s [-d DEVICE] [-n ITERS] [-k saxpy,gemm,reduce,memcpy]"
-				" [--small] [--kernels DIR]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [-d DEVICE] [-n ITERS] [-k saxpy,gemm,reduce,memcpy]"
+				" [--small] [--kernels DIR]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -361,11 +372,11 @@ int main(int argc, char **argv)
 	if (wanted(kernels, "memcpy"))
 		bench_memcpy(small ? 4u << 20 : 64u << 20, iters, &res[count++]);
 
-	printf("%-8s %12s %12s %12s %12s %14s  %s\n", "kernel", "size", "median ms",
-	       "device ms", "min dev ms", "throughput", "check");
+	printf("%-8s %12s %12s %12s %12s %14s  %s\n", "kernel", "size", "median ms", "device ms",
+	       "min dev ms", "throughput", "check");
 	for (uint32_t i = 0; i < count; i++) {
 		const struct result *r = &res[i];
-		double rate = r->device_ns ? r->work / (double)r->device_ns : 0;	/* per ns = G/s */
+		double rate = r->device_ns ? r->work / (double)r->device_ns : 0; /* per ns = G/s */
 
 		printf("%-8s %12llu %12.3f %12.3f %12.3f %8.2f %-7s %s\n", r->kernel,
 		       (unsigned long long)r->size, (double)r->wall_ns / 1e6,

@@ -26,14 +26,17 @@ async function main(): Promise<void> {
     const n = Number(f.n);
     const traps = trappedInPhase(r.marks, phaseMark[`${f.test}-${f.mode}`]!);
     const perSubmission = traps === undefined ? '?' : (traps / n).toFixed(3);
-    const time = f.test === 'latency' ? `${(Number(f.ns) / 1000).toFixed(1)} µs median, p99 ${(Number(f.p99_ns) / 1000).toFixed(1)} µs` : `${(n / (Number(f.ns) / 1e9)).toFixed(0)} submissions/s (${(Number(f.per_ns) / 1000).toFixed(1)} µs each)`;
+    const time =
+      f.test === 'latency'
+        ? `${(Number(f.ns) / 1000).toFixed(1)} µs median, p99 ${(Number(f.p99_ns) / 1000).toFixed(1)} µs`
+        : `${(n / (Number(f.ns) / 1e9)).toFixed(0)} submissions/s (${(Number(f.per_ns) / 1000).toFixed(1)} µs each)`;
     return [f.test!, f.mode!, String(n), time, f.doorbells ?? '', traps === undefined ? '?' : String(traps), perSubmission];
   });
   console.log(`\nsubmission benchmark — guest under ${r.guest.accel.toUpperCase()}, QEMU ${r.qemuVersion}, Vulkan: lavapipe`);
   console.log('each submission is a SUBMIT with a completion fence and nothing else\n');
   console.log(table(['test', 'mode', 'n', 'result', 'doorbells', 'trapped accesses', 'per submission'], rows));
   console.log('\ndoorbell: the guest writes QUEUE_DOORBELL (a trapped MMIO write) after every submission;');
-  console.log('notify: it writes it only when the queue\'s control block says the device sleeps.');
+  console.log("notify: it writes it only when the queue's control block says the device sleeps.");
 }
 
 main().catch((err: unknown) => {

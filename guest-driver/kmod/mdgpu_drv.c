@@ -34,7 +34,8 @@
 
 static DEFINE_IDA(mdgpu_ida);
 
-static const char *const mdgpu_irq_names[MDGPU_IRQ_USED] = { "mailbox", "fence", "error" };
+static const char *const mdgpu_irq_names[MDGPU_IRQ_USED] = { "mailbox", "fence",
+							     "error" };
 
 static irqreturn_t mdgpu_irq_handler(int irq, void *arg)
 {
@@ -56,7 +57,8 @@ static irqreturn_t mdgpu_irq_handler(int irq, void *arg)
 		atomic_set(&mdev->irq_mailbox, 1);
 		wake_up(&mdev->mbox_wq);
 	}
-	if (pending & (MDGPU_REG_IRQ_STATUS_FENCE_MASK | MDGPU_REG_IRQ_STATUS_ERROR_MASK)) {
+	if (pending & (MDGPU_REG_IRQ_STATUS_FENCE_MASK |
+		       MDGPU_REG_IRQ_STATUS_ERROR_MASK)) {
 		atomic_inc(&mdev->fence_seq);
 		wake_up_all(&mdev->fence_wq);
 	}
@@ -76,12 +78,16 @@ static int mdgpu_request_irqs(struct mdgpu_device *mdev)
 		vec->irq = pci_irq_vector(pdev, i);
 		vec->sources = BIT(i);
 		if (i == mdev->irq_vectors - 1)
-			vec->sources = MDGPU_REG_IRQ_STATUS_SOURCES_MASK & ~(BIT(i) - 1);
-		snprintf(vec->name, sizeof(vec->name), MDGPU_DRV_NAME "-%s", mdgpu_irq_names[i]);
-		ret = request_irq(vec->irq, mdgpu_irq_handler, 0, vec->name, vec);
+			vec->sources = MDGPU_REG_IRQ_STATUS_SOURCES_MASK &
+				       ~(BIT(i) - 1);
+		snprintf(vec->name, sizeof(vec->name), MDGPU_DRV_NAME "-%s",
+			 mdgpu_irq_names[i]);
+		ret = request_irq(vec->irq, mdgpu_irq_handler, 0, vec->name,
+				  vec);
 		if (ret) {
-			dev_err(&pdev->dev, "cannot request MSI-X vector %d (irq %d): %d\n", i,
-				vec->irq, ret);
+			dev_err(&pdev->dev,
+				"cannot request MSI-X vector %d (irq %d): %d\n",
+				i, vec->irq, ret);
 			goto err_free;
 		}
 	}
@@ -127,23 +133,31 @@ static int mdgpu_query_compute_params(struct mdgpu_device *mdev)
 		return 0;
 	ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_HAS_BACKEND, &has_backend);
 	if (!ret)
-		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_QUEUES, &max_queues);
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_QUEUES,
+				       &max_queues);
 	if (!ret)
-		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_KERNELS, &max_kernels);
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_KERNELS,
+				       &max_kernels);
 	if (!ret)
-		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_SUBMISSION, &mdev->max_submission);
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_SUBMISSION,
+				       &mdev->max_submission);
 	if (!ret)
-		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_GRACE_US, &mdev->grace_us);
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_GRACE_US,
+				       &mdev->grace_us);
 	if (ret == -EINVAL) {
-		dev_warn(&mdev->pdev->dev, "device reports contract 1.1 but not its queue parameters: no queues\n");
+		dev_warn(
+			&mdev->pdev->dev,
+			"device reports contract 1.1 but not its queue parameters: no queues\n");
 		mdev->max_submission = 0;
 		mdev->grace_us = 0;
 		return 0;
 	}
 	if (ret)
-		return dev_err_probe(&mdev->pdev->dev, ret, "mailbox QUERY failed\n");
+		return dev_err_probe(&mdev->pdev->dev, ret,
+				     "mailbox QUERY failed\n");
 	/* Added to 1.1 after the others: 0 (unknown) rather than a failed probe. */
-	if (mdgpu_mbox_query(mdev, MDGPU_QUERY_BINDING_ALIGN, &mdev->binding_align))
+	if (mdgpu_mbox_query(mdev, MDGPU_QUERY_BINDING_ALIGN,
+			     &mdev->binding_align))
 		mdev->binding_align = 0;
 	if (mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_BINDING, &mdev->max_binding))
 		mdev->max_binding = 0;
@@ -164,11 +178,14 @@ static int mdgpu_query_params(struct mdgpu_device *mdev)
 	if (!ret)
 		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_QUOTA, &mdev->quota);
 	if (!ret)
-		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MIN_ALIGN, &mdev->min_align);
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MIN_ALIGN,
+				       &mdev->min_align);
 	if (!ret)
-		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_CONTEXTS, &max_contexts);
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_CONTEXTS,
+				       &max_contexts);
 	if (!ret)
-		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_BUFFERS, &max_buffers);
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_BUFFERS,
+				       &max_buffers);
 	if (!ret)
 		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_CONTEXTS, &contexts);
 	if (ret)
@@ -179,15 +196,18 @@ static int mdgpu_query_params(struct mdgpu_device *mdev)
 	    !IS_ALIGNED(mdev->alloc_base, PAGE_SIZE) ||
 	    mdev->alloc_base < MDGPU_TRAPPED_WINDOW_SIZE ||
 	    mdev->alloc_base >= mdev->aperture_size) {
-		dev_err(dev, "unusable allocation parameters: base 0x%llx, granule 0x%llx, aperture 0x%llx\n",
+		dev_err(dev,
+			"unusable allocation parameters: base 0x%llx, granule 0x%llx, aperture 0x%llx\n",
 			mdev->alloc_base, mdev->min_align, mdev->aperture_size);
 		return -ENODEV;
 	}
 	mdev->max_contexts = min_t(u64, max_contexts, U32_MAX);
 	mdev->max_buffers = min_t(u64, max_buffers, U32_MAX);
 	if (contexts)
-		dev_warn(dev, "%llu device contexts already exist (a previous driver did not clean up)\n",
-			 contexts);
+		dev_warn(
+			dev,
+			"%llu device contexts already exist (a previous driver did not clean up)\n",
+			contexts);
 	return mdgpu_query_compute_params(mdev);
 }
 
@@ -220,8 +240,10 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	if (!(pci_resource_flags(pdev, MDGPU_APERTURE_BAR) & IORESOURCE_MEM) ||
 	    !(pci_resource_flags(pdev, MDGPU_REGISTER_BAR) & IORESOURCE_MEM) ||
-	    pci_resource_len(pdev, MDGPU_REGISTER_BAR) < MDGPU_REGISTER_BAR_SIZE) {
-		dev_err(dev, "BAR%d (aperture) or BAR%d (registers) is missing or too small\n",
+	    pci_resource_len(pdev, MDGPU_REGISTER_BAR) <
+		    MDGPU_REGISTER_BAR_SIZE) {
+		dev_err(dev,
+			"BAR%d (aperture) or BAR%d (registers) is missing or too small\n",
 			MDGPU_APERTURE_BAR, MDGPU_REGISTER_BAR);
 		ret = -ENODEV;
 		goto err_disable;
@@ -233,7 +255,8 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_disable;
 	}
 
-	mdev->regs = pci_iomap(pdev, MDGPU_REGISTER_BAR, MDGPU_REGISTER_BAR_SIZE);
+	mdev->regs =
+		pci_iomap(pdev, MDGPU_REGISTER_BAR, MDGPU_REGISTER_BAR_SIZE);
 	if (!mdev->regs) {
 		dev_err(dev, "cannot map BAR%d\n", MDGPU_REGISTER_BAR);
 		ret = -ENOMEM;
@@ -242,7 +265,8 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	sig = mdgpu_rd32(mdev, MDGPU_REG_ID);
 	if (sig != MDGPU_ID_VALUE) {
-		dev_err(dev, "ID register reads 0x%08x, expected 0x%08x: not an mdgpu device\n",
+		dev_err(dev,
+			"ID register reads 0x%08x, expected 0x%08x: not an mdgpu device\n",
 			sig, MDGPU_ID_VALUE);
 		ret = -ENODEV;
 		goto err_unmap;
@@ -251,12 +275,14 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	major = MDGPU_FIELD_GET(VERSION, MAJOR, mdev->version);
 	minor = MDGPU_FIELD_GET(VERSION, MINOR, mdev->version);
 	if (major != MDGPU_CONTRACT_MAJOR) {
-		dev_err(dev, "device contract %u.%u is not supported: this driver speaks %u.x\n",
+		dev_err(dev,
+			"device contract %u.%u is not supported: this driver speaks %u.x\n",
 			major, minor, MDGPU_CONTRACT_MAJOR);
 		ret = -ENODEV;
 		goto err_unmap;
 	}
-	if (!(mdgpu_rd32(mdev, MDGPU_REG_STATUS) & MDGPU_REG_STATUS_READY_MASK)) {
+	if (!(mdgpu_rd32(mdev, MDGPU_REG_STATUS) &
+	      MDGPU_REG_STATUS_READY_MASK)) {
 		dev_err(dev, "device is not ready\n");
 		ret = -ENODEV;
 		goto err_unmap;
@@ -264,14 +290,16 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	mdev->aperture_phys = pci_resource_start(pdev, MDGPU_APERTURE_BAR);
 	mdev->aperture_size = pci_resource_len(pdev, MDGPU_APERTURE_BAR);
-	regs_aperture = (u64)mdgpu_rd32(mdev, MDGPU_REG_APERTURE_SIZE_HI) << 32 |
+	regs_aperture = (u64)mdgpu_rd32(mdev, MDGPU_REG_APERTURE_SIZE_HI)
+				<< 32 |
 			mdgpu_rd32(mdev, MDGPU_REG_APERTURE_SIZE_LO);
 	if (regs_aperture != mdev->aperture_size ||
 	    !IS_ALIGNED(mdev->aperture_phys, PAGE_SIZE) ||
 	    mdev->aperture_size <= MDGPU_TRAPPED_WINDOW_SIZE) {
-		dev_err(dev, "aperture: BAR%d is %llu bytes at %pa, the device reports %llu bytes\n",
-			MDGPU_APERTURE_BAR, mdev->aperture_size, &mdev->aperture_phys,
-			regs_aperture);
+		dev_err(dev,
+			"aperture: BAR%d is %llu bytes at %pa, the device reports %llu bytes\n",
+			MDGPU_APERTURE_BAR, mdev->aperture_size,
+			&mdev->aperture_phys, regs_aperture);
 		ret = -ENODEV;
 		goto err_unmap;
 	}
@@ -280,11 +308,13 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	nvec = pci_msix_vec_count(pdev);
 	if (nvec < 1) {
-		dev_err(dev, "no MSI-X capability: refusing INTx (it disables QEMU's BAR mappings)\n");
+		dev_err(dev,
+			"no MSI-X capability: refusing INTx (it disables QEMU's BAR mappings)\n");
 		ret = -ENODEV;
 		goto err_unmap;
 	}
-	nvec = pci_alloc_irq_vectors(pdev, 1, min(nvec, MDGPU_IRQ_USED), PCI_IRQ_MSIX);
+	nvec = pci_alloc_irq_vectors(pdev, 1, min(nvec, MDGPU_IRQ_USED),
+				     PCI_IRQ_MSIX);
 	if (nvec < 0) {
 		dev_err(dev, "cannot allocate MSI-X vectors: %d\n", nvec);
 		ret = nvec;
@@ -292,12 +322,15 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	}
 	mdev->irq_vectors = nvec;
 	if (nvec < MDGPU_IRQ_USED)
-		dev_warn(dev, "only %d MSI-X vector%s: sources above %d are not delivered, fence waits poll\n",
-			 nvec, nvec == 1 ? "" : "s", nvec - 1);
+		dev_warn(
+			dev,
+			"only %d MSI-X vector%s: sources above %d are not delivered, fence waits poll\n",
+			nvec, nvec == 1 ? "" : "s", nvec - 1);
 
 	/* Nothing may be pending or enabled from a previous driver when the handler arrives. */
 	mdgpu_wr32(mdev, MDGPU_REG_IRQ_ENABLE, 0);
-	mdgpu_wr32(mdev, MDGPU_REG_IRQ_STATUS, MDGPU_REG_IRQ_STATUS_SOURCES_MASK);
+	mdgpu_wr32(mdev, MDGPU_REG_IRQ_STATUS,
+		   MDGPU_REG_IRQ_STATUS_SOURCES_MASK);
 	mdgpu_wr32(mdev, MDGPU_REG_WINDOW_BASE_LO, 0);
 	mdgpu_wr32(mdev, MDGPU_REG_WINDOW_BASE_HI, 0);
 
@@ -316,8 +349,9 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	 * mapping of the window into a write-combined one (x86 gives a second mapping of a range
 	 * the memory type of the first), which would merge trapped accesses.
 	 */
-	mdev->aperture = pci_iomap_wc_range(pdev, MDGPU_APERTURE_BAR, mdev->alloc_base,
-					    mdev->aperture_size - mdev->alloc_base);
+	mdev->aperture =
+		pci_iomap_wc_range(pdev, MDGPU_APERTURE_BAR, mdev->alloc_base,
+				   mdev->aperture_size - mdev->alloc_base);
 	if (!mdev->aperture) {
 		dev_err(dev, "cannot map BAR%d\n", MDGPU_APERTURE_BAR);
 		ret = -ENOMEM;
@@ -328,7 +362,8 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret < 0)
 		goto err_aperture;
 	mdev->index = ret;
-	snprintf(mdev->name, sizeof(mdev->name), MDGPU_DRV_NAME "%d", mdev->index);
+	snprintf(mdev->name, sizeof(mdev->name), MDGPU_DRV_NAME "%d",
+		 mdev->index);
 
 	mdev->misc.minor = MISC_DYNAMIC_MINOR;
 	mdev->misc.name = mdev->name;
@@ -344,10 +379,13 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_ida;
 	}
 
-	dev_info(dev, "%s: mdgpu contract %u.%u, aperture %llu MiB at %pa, quota %llu MiB, %d MSI-X vector%s, %s\n",
-		 mdev->name, major, minor, mdev->aperture_size >> 20, &mdev->aperture_phys,
-		 mdev->quota >> 20, nvec, nvec == 1 ? "" : "s",
-		 mdev->has_backend ? "compute backend" : "no compute backend");
+	dev_info(
+		dev,
+		"%s: mdgpu contract %u.%u, aperture %llu MiB at %pa, quota %llu MiB, %d MSI-X vector%s, %s\n",
+		mdev->name, major, minor, mdev->aperture_size >> 20,
+		&mdev->aperture_phys, mdev->quota >> 20, nvec,
+		nvec == 1 ? "" : "s",
+		mdev->has_backend ? "compute backend" : "no compute backend");
 	return 0;
 
 err_ida:
@@ -413,7 +451,7 @@ static void mdgpu_remove(struct pci_dev *pdev)
 
 static const struct pci_device_id mdgpu_pci_ids[] = {
 	{ PCI_DEVICE(MDGPU_PCI_VENDOR_ID, MDGPU_PCI_DEVICE_ID) },
-	{ }
+	{}
 };
 MODULE_DEVICE_TABLE(pci, mdgpu_pci_ids);
 
@@ -426,5 +464,6 @@ static struct pci_driver mdgpu_pci_driver = {
 module_pci_driver(mdgpu_pci_driver);
 
 MODULE_AUTHOR("mdgpu developers");
-MODULE_DESCRIPTION("mdgpu virtual GPGPU: mediated aperture memory, queues and kernels for userspace");
+MODULE_DESCRIPTION(
+	"mdgpu virtual GPGPU: mediated aperture memory, queues and kernels for userspace");
 MODULE_LICENSE("GPL");

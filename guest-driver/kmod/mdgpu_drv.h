@@ -34,16 +34,16 @@
 #include "mdgpu_hw.h"
 #include "uapi/mdgpu.h"
 
-#define MDGPU_DRV_NAME		"mdgpu"
+#define MDGPU_DRV_NAME "mdgpu"
 
 /*
  * Interrupt sources the driver uses: MAILBOX, FENCE, ERROR. Source n arrives on MSI-X vector n,
  * so the driver asks for this many vectors (the device has 4 by default).
  */
-#define MDGPU_IRQ_USED		3
-#define MDGPU_IRQ_USED_MASK	(MDGPU_REG_IRQ_ENABLE_MAILBOX_MASK | \
-				 MDGPU_REG_IRQ_ENABLE_FENCE_MASK | \
-				 MDGPU_REG_IRQ_ENABLE_ERROR_MASK)
+#define MDGPU_IRQ_USED 3
+#define MDGPU_IRQ_USED_MASK                                                    \
+	(MDGPU_REG_IRQ_ENABLE_MAILBOX_MASK | MDGPU_REG_IRQ_ENABLE_FENCE_MASK | \
+	 MDGPU_REG_IRQ_ENABLE_ERROR_MASK)
 
 struct mdgpu_device;
 
@@ -234,11 +234,13 @@ static inline void mdgpu_wr32(struct mdgpu_device *mdev, u32 reg, u32 value)
 	iowrite32(value, mdev->regs + reg);
 }
 
-#define MDGPU_FIELD_GET(REG, FLD, val) \
-	(((val) & MDGPU_REG_##REG##_##FLD##_MASK) >> MDGPU_REG_##REG##_##FLD##_SHIFT)
+#define MDGPU_FIELD_GET(REG, FLD, val)             \
+	(((val)&MDGPU_REG_##REG##_##FLD##_MASK) >> \
+	 MDGPU_REG_##REG##_##FLD##_SHIFT)
 
 /* vm_flags became write-protected behind helpers in 6.3. */
-static inline void mdgpu_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+static inline void mdgpu_vm_flags_set(struct vm_area_struct *vma,
+				      vm_flags_t flags)
 {
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
 	vm_flags_set(vma, flags);
@@ -256,14 +258,15 @@ int mdgpu_mbox_exec(struct mdgpu_device *mdev, u32 opcode, const u32 *args,
 int mdgpu_mbox_query(struct mdgpu_device *mdev, u32 param, u64 *value);
 int mdgpu_mbox_ctx_create(struct mdgpu_device *mdev, u32 *ctx);
 int mdgpu_mbox_ctx_destroy(struct mdgpu_device *mdev, u32 ctx, u32 *freed);
-int mdgpu_mbox_bo_alloc(struct mdgpu_device *mdev, u32 ctx, u64 size, u32 align_log2,
-			u32 *handle, u64 *offset);
+int mdgpu_mbox_bo_alloc(struct mdgpu_device *mdev, u32 ctx, u64 size,
+			u32 align_log2, u32 *handle, u64 *offset);
 int mdgpu_mbox_bo_free(struct mdgpu_device *mdev, u32 ctx, u32 handle);
-int mdgpu_mbox_queue_create(struct mdgpu_device *mdev, u32 ctx, u32 handle, u32 priority,
-			    u32 *queue);
+int mdgpu_mbox_queue_create(struct mdgpu_device *mdev, u32 ctx, u32 handle,
+			    u32 priority, u32 *queue);
 int mdgpu_mbox_queue_destroy(struct mdgpu_device *mdev, u32 ctx, u32 queue);
-int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle, u32 offset,
-			     u32 size, u32 bindings, u32 push_bytes, u32 *kernel);
+int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle,
+			     u32 offset, u32 size, u32 bindings, u32 push_bytes,
+			     u32 *kernel);
 int mdgpu_mbox_kernel_destroy(struct mdgpu_device *mdev, u32 ctx, u32 kernel);
 int mdgpu_mbox_result_to_errno(u32 result);
 

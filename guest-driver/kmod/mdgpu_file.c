@@ -29,8 +29,9 @@
 
 static unsigned int fence_poll_ms = 10;
 module_param(fence_poll_ms, uint, 0644);
-MODULE_PARM_DESC(fence_poll_ms,
-		 "A sleeping fence wait also re-reads its fence this often, in ms, for fences written without an interrupt (0: only on interrupts; default 10)");
+MODULE_PARM_DESC(
+	fence_poll_ms,
+	"A sleeping fence wait also re-reads its fence this often, in ms, for fences written without an interrupt (0: only on interrupts; default 10)");
 
 /* Callers hold window_lock and have checked that the device is still there. */
 int mdgpu_window_write(struct mdgpu_device *mdev, u64 base)
@@ -52,8 +53,10 @@ int mdgpu_window_write(struct mdgpu_device *mdev, u64 base)
 	hi = mdgpu_rd32(mdev, MDGPU_REG_WINDOW_BASE_HI);
 	mdev->window_base = (u64)hi << 32 | lo;
 	if (mdev->window_base != base) {
-		dev_err_ratelimited(&mdev->pdev->dev, "window base 0x%llx refused (reads 0x%llx)\n",
-				    base, mdev->window_base);
+		dev_err_ratelimited(
+			&mdev->pdev->dev,
+			"window base 0x%llx refused (reads 0x%llx)\n", base,
+			mdev->window_base);
 		return -EIO;
 	}
 	return 0;
@@ -86,7 +89,8 @@ static void mdgpu_window_park(struct mdgpu_file *mf, u64 offset, u64 size)
 static int mdgpu_open(struct inode *inode, struct file *filp)
 {
 	/* misc_open() stored the miscdevice and holds misc_mtx: remove cannot run now. */
-	struct mdgpu_device *mdev = container_of(filp->private_data, struct mdgpu_device, misc);
+	struct mdgpu_device *mdev =
+		container_of(filp->private_data, struct mdgpu_device, misc);
 	struct mdgpu_file *mf;
 	int ret;
 
@@ -143,10 +147,13 @@ static void mdgpu_file_free_queues(struct mdgpu_file *mf)
 	lockdep_assert_held(&mf->lock);
 	xa_for_each(&mf->queues, id, q) {
 		if (mf->ctx) {
-			ret = mdgpu_mbox_queue_destroy(mf->mdev, mf->ctx, q->id);
+			ret = mdgpu_mbox_queue_destroy(mf->mdev, mf->ctx,
+						       q->id);
 			if (ret && ret != -ENOENT)
-				dev_warn_ratelimited(&mf->mdev->pdev->dev,
-						     "queue %u not destroyed: %d\n", q->id, ret);
+				dev_warn_ratelimited(
+					&mf->mdev->pdev->dev,
+					"queue %u not destroyed: %d\n", q->id,
+					ret);
 		}
 		q->bo->queue = 0;
 		xa_erase(&mf->queues, id);
@@ -189,7 +196,8 @@ static int mdgpu_release(struct inode *inode, struct file *filp)
 	if (mf->ctx) {
 		ret = mdgpu_mbox_ctx_destroy(mdev, mf->ctx, &freed);
 		if (ret)
-			dev_warn_ratelimited(&mdev->pdev->dev, "context %u not destroyed: %d\n",
+			dev_warn_ratelimited(&mdev->pdev->dev,
+					     "context %u not destroyed: %d\n",
 					     mf->ctx, ret);
 		mf->ctx = 0;
 	}
@@ -256,7 +264,8 @@ static int mdgpu_ioctl_get_info(struct mdgpu_file *mf, void __user *argp)
 
 	ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_USED, &info.used);
 	if (!ret)
-		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_LARGEST_FREE, &info.largest_free);
+		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_LARGEST_FREE,
+				       &info.largest_free);
 	if (!ret)
 		ret = mdgpu_mbox_query(mdev, MDGPU_QUERY_CONTEXTS, &contexts);
 	if (!ret)
@@ -308,7 +317,8 @@ static int mdgpu_ioctl_bo_create(struct mdgpu_file *mf, void __user *argp)
 	if (!args.size || args.size > mdev->aperture_size)
 		return -EINVAL;
 	size = round_up(args.size, mdev->min_align);
-	align = args.align_log2 ? BIT_ULL(args.align_log2) : MDGPU_TRAPPED_WINDOW_SIZE;
+	align = args.align_log2 ? BIT_ULL(args.align_log2) :
+				  MDGPU_TRAPPED_WINDOW_SIZE;
 
 	bo = kzalloc(sizeof(*bo), GFP_KERNEL);
 	if (!bo)
@@ -319,7 +329,8 @@ static int mdgpu_ioctl_bo_create(struct mdgpu_file *mf, void __user *argp)
 		ret = -ENODEV;
 		goto err_unlock;
 	}
-	ret = mdgpu_mbox_bo_alloc(mdev, mf->ctx, args.size, args.align_log2, &handle, &offset);
+	ret = mdgpu_mbox_bo_alloc(mdev, mf->ctx, args.size, args.align_log2,
+				  &handle, &offset);
 	if (ret)
 		goto err_unlock;
 
@@ -327,21 +338,24 @@ static int mdgpu_ioctl_bo_create(struct mdgpu_file *mf, void __user *argp)
 	bo->offset = offset;
 	bo->size = size;
 	/* What the device hands out is mapped into userspace: check it is sane first. */
-	if (!handle || offset < mdev->alloc_base || !IS_ALIGNED(offset, align) ||
-	    !IS_ALIGNED(offset, PAGE_SIZE) || offset > mdev->aperture_size ||
+	if (!handle || offset < mdev->alloc_base ||
+	    !IS_ALIGNED(offset, align) || !IS_ALIGNED(offset, PAGE_SIZE) ||
+	    offset > mdev->aperture_size ||
 	    size > mdev->aperture_size - offset) {
-		dev_err_ratelimited(&mdev->pdev->dev,
-				    "BO_ALLOC returned handle %u at 0x%llx+0x%llx: outside the aperture or misaligned\n",
-				    handle, offset, size);
+		dev_err_ratelimited(
+			&mdev->pdev->dev,
+			"BO_ALLOC returned handle %u at 0x%llx+0x%llx: outside the aperture or misaligned\n",
+			handle, offset, size);
 		ret = -EIO;
 		goto err_free_device;
 	}
 	ret = xa_insert(&mf->bos, handle, bo, GFP_KERNEL);
 	if (ret) {
 		if (ret == -EBUSY) {
-			dev_err_ratelimited(&mdev->pdev->dev,
-					    "BO_ALLOC returned handle %u, which is in use\n",
-					    handle);
+			dev_err_ratelimited(
+				&mdev->pdev->dev,
+				"BO_ALLOC returned handle %u, which is in use\n",
+				handle);
 			ret = -EIO;
 		}
 		goto err_free_device;
@@ -354,7 +368,8 @@ static int mdgpu_ioctl_bo_create(struct mdgpu_file *mf, void __user *argp)
 	if (copy_to_user(argp, &args, sizeof(args))) {
 		/* Nobody learnt the handle: do not leave the buffer behind. */
 		mutex_lock(&mf->lock);
-		if (mf->ctx && xa_load(&mf->bos, handle) == bo && !bo->map_count)
+		if (mf->ctx && xa_load(&mf->bos, handle) == bo &&
+		    !bo->map_count)
 			mdgpu_bo_free_locked(mf, bo);
 		mutex_unlock(&mf->lock);
 		return -EFAULT;
@@ -401,7 +416,8 @@ out_unlock:
 }
 
 /* The buffer of @mf that contains [@offset, @offset + @len), or NULL. Caller holds mf->lock. */
-static struct mdgpu_bo *mdgpu_bo_find_range(struct mdgpu_file *mf, u64 offset, u64 len)
+static struct mdgpu_bo *mdgpu_bo_find_range(struct mdgpu_file *mf, u64 offset,
+					    u64 len)
 {
 	struct mdgpu_bo *bo;
 	unsigned long handle;
@@ -422,7 +438,8 @@ static int mdgpu_ioctl_window_set(struct mdgpu_file *mf, void __user *argp)
 
 	if (copy_from_user(&args, argp, sizeof(args)))
 		return -EFAULT;
-	if (args.flags || args.pad || !IS_ALIGNED(args.offset, MDGPU_WINDOW_SIZE))
+	if (args.flags || args.pad ||
+	    !IS_ALIGNED(args.offset, MDGPU_WINDOW_SIZE))
 		return -EINVAL;
 
 	mutex_lock(&mf->lock);
@@ -444,7 +461,8 @@ out_unlock:
 	return ret;
 }
 
-static int mdgpu_ioctl_get_compute_info(struct mdgpu_file *mf, void __user *argp)
+static int mdgpu_ioctl_get_compute_info(struct mdgpu_file *mf,
+					void __user *argp)
 {
 	struct mdgpu_device *mdev = mf->mdev;
 	struct mdgpu_compute_info info = {};
@@ -531,7 +549,8 @@ static int mdgpu_ioctl_queue_create(struct mdgpu_file *mf, void __user *argp)
 		ret = -EINVAL;
 		goto err_unlock;
 	}
-	ret = mdgpu_mbox_queue_create(mdev, mf->ctx, bo->handle, args.priority, &id);
+	ret = mdgpu_mbox_queue_create(mdev, mf->ctx, bo->handle, args.priority,
+				      &id);
 	if (ret)
 		goto err_unlock;
 	q->id = id;
@@ -539,8 +558,10 @@ static int mdgpu_ioctl_queue_create(struct mdgpu_file *mf, void __user *argp)
 	ret = xa_insert(&mf->queues, id, q, GFP_KERNEL);
 	if (ret) {
 		if (ret == -EBUSY) {
-			dev_err_ratelimited(&mdev->pdev->dev,
-					    "QUEUE_CREATE returned queue %u, which is in use\n", id);
+			dev_err_ratelimited(
+				&mdev->pdev->dev,
+				"QUEUE_CREATE returned queue %u, which is in use\n",
+				id);
 			ret = -EIO;
 		}
 		goto err_destroy_device;
@@ -635,11 +656,13 @@ static int mdgpu_ioctl_kernel_create(struct mdgpu_file *mf, void __user *argp)
 		return -EFAULT;
 	if (args.flags || args.pad)
 		return -EINVAL;
-	if (!args.size || args.size > MDGPU_KERNEL_MAX_SPIRV || !IS_ALIGNED(args.size, 4) ||
-	    !IS_ALIGNED(args.offset, 4) || args.offset > U32_MAX)
+	if (!args.size || args.size > MDGPU_KERNEL_MAX_SPIRV ||
+	    !IS_ALIGNED(args.size, 4) || !IS_ALIGNED(args.offset, 4) ||
+	    args.offset > U32_MAX)
 		return -EINVAL;
 	if (args.bindings > MDGPU_KERNEL_MAX_BINDINGS ||
-	    args.push_bytes > MDGPU_KERNEL_MAX_PUSH_BYTES || !IS_ALIGNED(args.push_bytes, 4))
+	    args.push_bytes > MDGPU_KERNEL_MAX_PUSH_BYTES ||
+	    !IS_ALIGNED(args.push_bytes, 4))
 		return -EINVAL;
 
 	k = kzalloc(sizeof(*k), GFP_KERNEL);
@@ -661,8 +684,9 @@ static int mdgpu_ioctl_kernel_create(struct mdgpu_file *mf, void __user *argp)
 		goto err_unlock;
 	}
 	/* The device copies the SPIR-V out, validates and compiles it inside this operation. */
-	ret = mdgpu_mbox_kernel_create(mdev, mf->ctx, bo->handle, args.offset, args.size,
-				       args.bindings, args.push_bytes, &id);
+	ret = mdgpu_mbox_kernel_create(mdev, mf->ctx, bo->handle, args.offset,
+				       args.size, args.bindings,
+				       args.push_bytes, &id);
 	if (ret)
 		goto err_unlock;
 	k->id = id;
@@ -671,8 +695,10 @@ static int mdgpu_ioctl_kernel_create(struct mdgpu_file *mf, void __user *argp)
 	ret = xa_insert(&mf->kernels, id, k, GFP_KERNEL);
 	if (ret) {
 		if (ret == -EBUSY) {
-			dev_err_ratelimited(&mdev->pdev->dev,
-					    "KERNEL_CREATE returned kernel %u, which is in use\n", id);
+			dev_err_ratelimited(
+				&mdev->pdev->dev,
+				"KERNEL_CREATE returned kernel %u, which is in use\n",
+				id);
 			ret = -EIO;
 		}
 		goto err_destroy_device;
@@ -740,8 +766,8 @@ out_unlock:
  * submissions overwrite, and the error fence of an earlier submission (value | bit 63) must
  * not end the wait for a later value, which has not completed yet.
  */
-static bool mdgpu_fence_done(struct mdgpu_device *mdev, const void __iomem *addr, u64 value,
-			     u64 *seen)
+static bool mdgpu_fence_done(struct mdgpu_device *mdev,
+			     const void __iomem *addr, u64 value, u64 *seen)
 {
 	if (READ_ONCE(mdev->gone))
 		return true;
@@ -755,7 +781,8 @@ static bool mdgpu_fence_done(struct mdgpu_device *mdev, const void __iomem *addr
  * none is lost) and, every fence_poll_ms, from a timer, for fences written without an
  * interrupt.
  */
-static int mdgpu_fence_sleep(struct mdgpu_device *mdev, const void __iomem *addr, u64 value,
+static int mdgpu_fence_sleep(struct mdgpu_device *mdev,
+			     const void __iomem *addr, u64 value,
 			     ktime_t deadline, u64 *seen)
 {
 	ktime_t now, slice;
@@ -768,11 +795,12 @@ static int mdgpu_fence_sleep(struct mdgpu_device *mdev, const void __iomem *addr
 			return -ETIME;
 		slice = ktime_sub(deadline, now);
 		if (fence_poll_ms)
-			slice = min_t(ktime_t, slice, ms_to_ktime(fence_poll_ms));
+			slice = min_t(ktime_t, slice,
+				      ms_to_ktime(fence_poll_ms));
 		seq = atomic_read(&mdev->fence_seq);
-		ret = wait_event_interruptible_hrtimeout(mdev->fence_wq,
-							 mdgpu_fence_done(mdev, addr, value, seen),
-							 slice);
+		ret = wait_event_interruptible_hrtimeout(
+			mdev->fence_wq,
+			mdgpu_fence_done(mdev, addr, value, seen), slice);
 		if (!ret) {
 			if (atomic_read(&mdev->fence_seq) != seq)
 				atomic64_inc(&mdev->fence_irq_wakeups);
@@ -796,7 +824,8 @@ static int mdgpu_ioctl_wait_fence(struct mdgpu_file *mf, void __user *argp)
 
 	if (copy_from_user(&args, argp, sizeof(args)))
 		return -EFAULT;
-	if (args.flags || !IS_ALIGNED(args.offset, 8) || (args.value & MDGPU_FENCE_ERROR))
+	if (args.flags || !IS_ALIGNED(args.offset, 8) ||
+	    (args.value & MDGPU_FENCE_ERROR))
 		return -EINVAL;
 
 	mutex_lock(&mf->lock);
@@ -826,11 +855,14 @@ static int mdgpu_ioctl_wait_fence(struct mdgpu_file *mf, void __user *argp)
 	atomic64_inc(&mdev->fence_waits);
 	start = ktime_get();
 	/* Far beyond any real wait, and start + it cannot overflow. */
-	deadline = ktime_add_ns(start, min_t(u64, args.timeout_ns, S64_MAX / 4));
+	deadline =
+		ktime_add_ns(start, min_t(u64, args.timeout_ns, S64_MAX / 4));
 	ret = 0;
 	if (!mdgpu_fence_done(mdev, addr, args.value, &seen))
-		ret = args.timeout_ns ? mdgpu_fence_sleep(mdev, addr, args.value, deadline, &seen)
-				      : -ETIME;
+		ret = args.timeout_ns ?
+			      mdgpu_fence_sleep(mdev, addr, args.value,
+						deadline, &seen) :
+			      -ETIME;
 
 	if (READ_ONCE(mdev->gone))
 		ret = -ENODEV;
@@ -980,7 +1012,8 @@ static int mdgpu_mmap(struct file *filp, struct vm_area_struct *vma)
 
 	mdgpu_vm_flags_set(vma, VM_IO | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_page_prot = prot;
-	ret = io_remap_pfn_range(vma, vma->vm_start, (mdev->aperture_phys + offset) >> PAGE_SHIFT,
+	ret = io_remap_pfn_range(vma, vma->vm_start,
+				 (mdev->aperture_phys + offset) >> PAGE_SHIFT,
 				 len, prot);
 	if (ret)
 		goto out_unlock;

@@ -42,7 +42,8 @@
 
 static unsigned int mbox_timeout_ms = 2000;
 module_param(mbox_timeout_ms, uint, 0644);
-MODULE_PARM_DESC(mbox_timeout_ms, "Longest wait for a mailbox completion, in ms (default 2000)");
+MODULE_PARM_DESC(mbox_timeout_ms,
+		 "Longest wait for a mailbox completion, in ms (default 2000)");
 
 int mdgpu_mbox_result_to_errno(u32 result)
 {
@@ -148,17 +149,19 @@ int mdgpu_mbox_exec(struct mdgpu_device *mdev, u32 opcode, const u32 *args,
 			break;
 		if (time_after(jiffies, deadline)) {
 			atomic_inc(&mdev->mbox_timeouts);
-			dev_err_ratelimited(&mdev->pdev->dev,
-					    "mailbox %s (0x%04x) did not complete in %u ms (status 0x%08x, expected seq %u)\n",
-					    mdgpu_mbox_op_name(opcode), opcode, mbox_timeout_ms,
-					    status, expect);
+			dev_err_ratelimited(
+				&mdev->pdev->dev,
+				"mailbox %s (0x%04x) did not complete in %u ms (status 0x%08x, expected seq %u)\n",
+				mdgpu_mbox_op_name(opcode), opcode,
+				mbox_timeout_ms, status, expect);
 			ret = -ETIMEDOUT;
 			goto out_unlock;
 		}
 		/* Woken by the MAILBOX interrupt; the short timeout also covers a device that
 		 * completes without interrupting.
 		 */
-		wait_event_timeout(mdev->mbox_wq, atomic_read(&mdev->irq_mailbox),
+		wait_event_timeout(mdev->mbox_wq,
+				   atomic_read(&mdev->irq_mailbox),
 				   msecs_to_jiffies(1));
 		atomic_set(&mdev->irq_mailbox, 0);
 	}
@@ -166,7 +169,8 @@ int mdgpu_mbox_exec(struct mdgpu_device *mdev, u32 opcode, const u32 *args,
 	result = MDGPU_FIELD_GET(MBOX_STATUS, RESULT, status);
 	ret = mdgpu_mbox_result_to_errno(result);
 	if (ret == -EIO)
-		dev_err_ratelimited(&mdev->pdev->dev, "mailbox %s: unknown result code %u\n",
+		dev_err_ratelimited(&mdev->pdev->dev,
+				    "mailbox %s: unknown result code %u\n",
 				    mdgpu_mbox_op_name(opcode), result);
 	else if (ret)
 		dev_dbg(&mdev->pdev->dev, "mailbox %s: result %u (%d)\n",
@@ -200,7 +204,8 @@ int mdgpu_mbox_ctx_create(struct mdgpu_device *mdev, u32 *ctx)
 	if (ret)
 		return ret;
 	if (unlikely(*ctx == 0)) {
-		dev_err_ratelimited(&mdev->pdev->dev, "device returned context id 0\n");
+		dev_err_ratelimited(&mdev->pdev->dev,
+				    "device returned context id 0\n");
 		return -EIO;
 	}
 	return 0;
@@ -211,14 +216,16 @@ int mdgpu_mbox_ctx_destroy(struct mdgpu_device *mdev, u32 ctx, u32 *freed)
 	return mdgpu_mbox_exec(mdev, MDGPU_OP_CTX_DESTROY, &ctx, 1, freed, 1);
 }
 
-int mdgpu_mbox_bo_alloc(struct mdgpu_device *mdev, u32 ctx, u64 size, u32 align_log2,
-			u32 *handle, u64 *offset)
+int mdgpu_mbox_bo_alloc(struct mdgpu_device *mdev, u32 ctx, u64 size,
+			u32 align_log2, u32 *handle, u64 *offset)
 {
-	const u32 args[5] = { ctx, lower_32_bits(size), upper_32_bits(size), align_log2, 0 };
+	const u32 args[5] = { ctx, lower_32_bits(size), upper_32_bits(size),
+			      align_log2, 0 };
 	u32 rets[3];
 	int ret;
 
-	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_BO_ALLOC, args, ARRAY_SIZE(args), rets, 3);
+	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_BO_ALLOC, args, ARRAY_SIZE(args),
+			      rets, 3);
 	if (ret)
 		return ret;
 	*handle = rets[0];
@@ -230,20 +237,23 @@ int mdgpu_mbox_bo_free(struct mdgpu_device *mdev, u32 ctx, u32 handle)
 {
 	const u32 args[2] = { ctx, handle };
 
-	return mdgpu_mbox_exec(mdev, MDGPU_OP_BO_FREE, args, ARRAY_SIZE(args), NULL, 0);
+	return mdgpu_mbox_exec(mdev, MDGPU_OP_BO_FREE, args, ARRAY_SIZE(args),
+			       NULL, 0);
 }
 
-int mdgpu_mbox_queue_create(struct mdgpu_device *mdev, u32 ctx, u32 handle, u32 priority,
-			    u32 *queue)
+int mdgpu_mbox_queue_create(struct mdgpu_device *mdev, u32 ctx, u32 handle,
+			    u32 priority, u32 *queue)
 {
 	const u32 args[3] = { ctx, handle, priority };
 	int ret;
 
-	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_QUEUE_CREATE, args, ARRAY_SIZE(args), queue, 1);
+	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_QUEUE_CREATE, args,
+			      ARRAY_SIZE(args), queue, 1);
 	if (ret)
 		return ret;
 	if (unlikely(*queue == 0)) {
-		dev_err_ratelimited(&mdev->pdev->dev, "device returned queue id 0\n");
+		dev_err_ratelimited(&mdev->pdev->dev,
+				    "device returned queue id 0\n");
 		return -EIO;
 	}
 	return 0;
@@ -253,20 +263,24 @@ int mdgpu_mbox_queue_destroy(struct mdgpu_device *mdev, u32 ctx, u32 queue)
 {
 	const u32 args[2] = { ctx, queue };
 
-	return mdgpu_mbox_exec(mdev, MDGPU_OP_QUEUE_DESTROY, args, ARRAY_SIZE(args), NULL, 0);
+	return mdgpu_mbox_exec(mdev, MDGPU_OP_QUEUE_DESTROY, args,
+			       ARRAY_SIZE(args), NULL, 0);
 }
 
-int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle, u32 offset,
-			     u32 size, u32 bindings, u32 push_bytes, u32 *kernel)
+int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle,
+			     u32 offset, u32 size, u32 bindings, u32 push_bytes,
+			     u32 *kernel)
 {
 	const u32 args[6] = { ctx, handle, offset, size, bindings, push_bytes };
 	int ret;
 
-	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_CREATE, args, ARRAY_SIZE(args), kernel, 1);
+	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_CREATE, args,
+			      ARRAY_SIZE(args), kernel, 1);
 	if (ret)
 		return ret;
 	if (unlikely(*kernel == 0)) {
-		dev_err_ratelimited(&mdev->pdev->dev, "device returned kernel id 0\n");
+		dev_err_ratelimited(&mdev->pdev->dev,
+				    "device returned kernel id 0\n");
 		return -EIO;
 	}
 	return 0;
@@ -276,5 +290,6 @@ int mdgpu_mbox_kernel_destroy(struct mdgpu_device *mdev, u32 ctx, u32 kernel)
 {
 	const u32 args[2] = { ctx, kernel };
 
-	return mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_DESTROY, args, ARRAY_SIZE(args), NULL, 0);
+	return mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_DESTROY, args,
+			       ARRAY_SIZE(args), NULL, 0);
 }

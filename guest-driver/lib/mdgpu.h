@@ -250,12 +250,12 @@ int mdgpu_sub_dispatch(struct mdgpu_submission *s, uint32_t kernel, uint32_t gro
 		       uint32_t nbindings, const void *push, uint32_t push_size);
 
 /** mdgpu_sub_fence() - FENCE: write @value once everything before it completed */
-int mdgpu_sub_fence(struct mdgpu_submission *s, uint32_t handle, uint64_t offset,
-		    uint64_t value, uint32_t flags);
+int mdgpu_sub_fence(struct mdgpu_submission *s, uint32_t handle, uint64_t offset, uint64_t value,
+		    uint32_t flags);
 
 /** mdgpu_sub_wait() - WAIT until the u64 there is >= @value (0 timeout: the device's bound) */
-int mdgpu_sub_wait(struct mdgpu_submission *s, uint32_t handle, uint64_t offset,
-		   uint64_t value, uint64_t timeout_ns);
+int mdgpu_sub_wait(struct mdgpu_submission *s, uint32_t handle, uint64_t offset, uint64_t value,
+		   uint64_t timeout_ns);
 
 /** mdgpu_sub_timestamp() - TIMESTAMP: write the device time in ns (8-byte aligned offset) */
 int mdgpu_sub_timestamp(struct mdgpu_submission *s, uint32_t handle, uint64_t offset);
@@ -284,7 +284,7 @@ int mdgpu_sub_end(struct mdgpu_submission *s);
 struct mdgpu_queue;
 
 /** MDGPU_QUEUE_FORCE_DOORBELL: ring the doorbell after every submission (for comparison). */
-#define MDGPU_QUEUE_FORCE_DOORBELL	0x1u
+#define MDGPU_QUEUE_FORCE_DOORBELL 0x1u
 
 /**
  * struct mdgpu_queue_stats - what a queue did on the guest side
@@ -435,8 +435,8 @@ int mdgpu_kernel_create(struct mdgpu *dev, const void *spirv, size_t size, uint3
  *
  * Return: as mdgpu_kernel_create(), or the errno of reading the file.
  */
-int mdgpu_kernel_load(struct mdgpu *dev, const char *path, uint32_t bindings,
-		      uint32_t push_bytes, uint32_t *kernel);
+int mdgpu_kernel_load(struct mdgpu *dev, const char *path, uint32_t bindings, uint32_t push_bytes,
+		      uint32_t *kernel);
 
 /** mdgpu_kernel_destroy() - destroy a kernel of @dev */
 int mdgpu_kernel_destroy(struct mdgpu *dev, uint32_t kernel);

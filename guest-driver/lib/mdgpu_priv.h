@@ -11,7 +11,7 @@
 #include "mdgpu.h"
 
 /** MDGPU_FENCE_SPIN_DEFAULT_NS: how long mdgpu_fence_wait() spins before it sleeps. */
-#define MDGPU_FENCE_SPIN_DEFAULT_NS	20000u
+#define MDGPU_FENCE_SPIN_DEFAULT_NS 20000u
 
 struct mdgpu {
 	int fd;

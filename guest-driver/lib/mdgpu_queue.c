@@ -111,7 +111,7 @@ int mdgpu_sub_begin(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t 
 		return s->error;
 	put_le16(p, MDGPU_CMD_SUBMIT);
 	put_le16(p + 2, (uint16_t)flags);
-	put_le32(p + 4, MDGPU_CMD_SUBMIT_SIZE);	/* mdgpu_sub_end() writes the total */
+	put_le32(p + 4, MDGPU_CMD_SUBMIT_SIZE); /* mdgpu_sub_end() writes the total */
 	put_le64(p + 8, fence_value);
 	put_le32(p + 16, fence_handle);
 	/* p + 20: reserved */
@@ -186,8 +186,8 @@ int mdgpu_sub_dispatch(struct mdgpu_submission *s, uint32_t kernel, uint32_t gro
 	return 0;
 }
 
-int mdgpu_sub_fence(struct mdgpu_submission *s, uint32_t handle, uint64_t offset,
-		    uint64_t value, uint32_t flags)
+int mdgpu_sub_fence(struct mdgpu_submission *s, uint32_t handle, uint64_t offset, uint64_t value,
+		    uint32_t flags)
 {
 	uint8_t *p = sub_cmd(s, MDGPU_CMD_FENCE, (uint16_t)flags, MDGPU_CMD_FENCE_SIZE);
 
@@ -199,8 +199,8 @@ int mdgpu_sub_fence(struct mdgpu_submission *s, uint32_t handle, uint64_t offset
 	return 0;
 }
 
-int mdgpu_sub_wait(struct mdgpu_submission *s, uint32_t handle, uint64_t offset,
-		   uint64_t value, uint64_t timeout_ns)
+int mdgpu_sub_wait(struct mdgpu_submission *s, uint32_t handle, uint64_t offset, uint64_t value,
+		   uint64_t timeout_ns)
 {
 	uint8_t *p = sub_cmd(s, MDGPU_CMD_WAIT, 0, MDGPU_CMD_WAIT_SIZE);
 
@@ -263,11 +263,11 @@ struct mdgpu_queue {
 };
 
 /* How long mdgpu_queue_write() waits for ring space, and how it waits. */
-#define SPACE_TIMEOUT_NS	10000000000ull
-#define SPACE_SPIN_NS		50000ull
-#define SPACE_SLEEP_NS		50000l
+#define SPACE_TIMEOUT_NS 10000000000ull
+#define SPACE_SPIN_NS 50000ull
+#define SPACE_SLEEP_NS 50000l
 /* A device that sleeps with our work unconsumed gets a doorbell after this long anyway. */
-#define SPACE_REDOORBELL_NS	1000000ull
+#define SPACE_REDOORBELL_NS 1000000ull
 
 static inline void cpu_relax(void)
 {
@@ -545,8 +545,8 @@ out_destroy:
 	return ret;
 }
 
-int mdgpu_kernel_load(struct mdgpu *dev, const char *path, uint32_t bindings,
-		      uint32_t push_bytes, uint32_t *kernel)
+int mdgpu_kernel_load(struct mdgpu *dev, const char *path, uint32_t bindings, uint32_t push_bytes,
+		      uint32_t *kernel)
 {
 	struct stat st;
 	size_t done = 0;

@@ -30,9 +30,9 @@
 
 #include "mdgpu.h"
 
-#define MARK_DIRECT	0x100
-#define MARK_TRAPPED	0x101
-#define MARK_END	0x1ff
+#define MARK_DIRECT 0x100
+#define MARK_TRAPPED 0x101
+#define MARK_END 0x1ff
 
 struct result {
 	const char *path;
@@ -178,7 +178,8 @@ int main(int argc, char **argv)
 		/* What went through the window must be in the buffer. */
 		for (bad = 0, i = 0; i < trapped / 8; i++)
 			bad += direct[i] != value_at(i);
-		printf("trapped writes seen through the direct mapping: %s (%" PRIu64 " words differ)\n",
+		printf("trapped writes seen through the direct mapping: %s (%" PRIu64
+		       " words differ)\n",
 		       bad ? "NO" : "yes", bad);
 
 		for (i = 0; i < trapped / 8; i++)
@@ -198,7 +199,8 @@ int main(int argc, char **argv)
 		}
 		record("trapped", "read", trapped, now_ns() - t0);
 		sink += sum;
-		printf("direct writes seen through the trapped window: %s (%" PRIu64 " words differ)\n",
+		printf("direct writes seen through the trapped window: %s (%" PRIu64
+		       " words differ)\n",
 		       bad ? "NO" : "yes", bad);
 		mdgpu_window_unmap(w);
 		if (bad)

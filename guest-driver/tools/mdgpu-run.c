@@ -64,17 +64,17 @@
 
 #include "mdgpu.h"
 
-#define MARK_KERNEL	0x300
-#define MARK_HOSTILE	0x310
-#define MARK_IRQ_WAIT	0x311
-#define MARK_END	0x3ff
+#define MARK_KERNEL 0x300
+#define MARK_HOSTILE 0x310
+#define MARK_IRQ_WAIT 0x311
+#define MARK_END 0x3ff
 
 /* Slots in the fence buffer. */
-#define FENCE_AT	0	/* submission fences */
-#define TS_BEGIN_AT	64	/* TIMESTAMP before the work */
-#define TS_END_AT	72	/* and after */
-#define FLAG_AT		128	/* the irq-wait check's flag */
-#define IRQ_WAIT_AFTER_NS	100000000ull	/* the flag is set this long after the parent sleeps */
+#define FENCE_AT 0 /* submission fences */
+#define TS_BEGIN_AT 64 /* TIMESTAMP before the work */
+#define TS_END_AT 72 /* and after */
+#define FLAG_AT 128 /* the irq-wait check's flag */
+#define IRQ_WAIT_AFTER_NS 100000000ull /* the flag is set this long after the parent sleeps */
 
 enum { K_SAXPY, K_GEMM, K_REDUCE, K_MEMCPY, K_COUNT };
 
@@ -255,7 +255,10 @@ static void run_saxpy(struct run *r, uint64_t n)
 	struct row *row = new_row(r, "saxpy");
 	struct mdgpu_buffer x = { 0 }, y = { 0 };
 	const float a = 2.5f;
-	struct { uint32_t n; float a; } push = { (uint32_t)n, a };
+	struct {
+		uint32_t n;
+		float a;
+	} push = { (uint32_t)n, a };
 	struct mdgpu_binding b[2];
 	uint64_t i, bad = 0, t0;
 	uint32_t gx, gy;
@@ -312,7 +315,9 @@ static void run_gemm(struct run *r, uint32_t dim)
 	struct row *row = new_row(r, "gemm");
 	struct mdgpu_buffer a = { 0 }, b = { 0 }, c = { 0 };
 	const uint32_t m = dim, n = dim, k = dim;
-	struct { uint32_t m, n, k; } push = { m, n, k };
+	struct {
+		uint32_t m, n, k;
+	} push = { m, n, k };
 	float *ha = NULL, *hb = NULL, *ref = NULL, *out = NULL;
 	struct mdgpu_binding bind[3];
 	uint64_t i, j, l, bad = 0, t0;
@@ -485,8 +490,8 @@ static void run_copy(struct run *r, uint64_t bytes, bool kernel)
 		bad += out[i] != word_at(i);
 	row->ok = !bad;
 	if (bad)
-		snprintf(row->detail, sizeof(row->detail), "%" PRIu64 " of %" PRIu64 " words differ",
-			 bad, words);
+		snprintf(row->detail, sizeof(row->detail),
+			 "%" PRIu64 " of %" PRIu64 " words differ", bad, words);
 out:
 	buffer_free(r, &src);
 	buffer_free(r, &dst);
@@ -500,15 +505,15 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-#define LOOP_MAX_SAMPLES	(1u << 20)
+#define LOOP_MAX_SAMPLES (1u << 20)
 
 /* What loop mode submits for one kernel: its buffers, bindings and push constants. */
 struct loop_work {
 	struct mdgpu_buffer bo[3];
 	struct mdgpu_binding bind[3];
 	uint32_t push[3];
-	uint32_t gx, gy;	/* workgroups of the (first) dispatch */
-	uint64_t n;		/* elements: saxpy, reduce; words: memcpy; M = N = K: gemm */
+	uint32_t gx, gy; /* workgroups of the (first) dispatch */
+	uint64_t n; /* elements: saxpy, reduce; words: memcpy; M = N = K: gemm */
 	char size[32];
 };
 
@@ -567,7 +572,8 @@ static int loop_setup(struct run *r, int k, struct loop_work *w)
 		break;
 	}
 	for (i = 0; i < 3; i++)
-		w->bind[i] = (struct mdgpu_binding){ .handle = w->bo[i].handle, .size = w->bo[i].size };
+		w->bind[i] =
+			(struct mdgpu_binding){ .handle = w->bo[i].handle, .size = w->bo[i].size };
 	return 0;
 }
 
@@ -617,7 +623,8 @@ static uint64_t loop_check(int k, const struct loop_work *w)
 		for (i = 0; i < n; i++)
 			ref += (double)reduce_in(i);
 		got = ((float *)w->bo[2].map)[0];
-		bad = ref < 16777216.0 ? got != ref : (got > ref ? got - ref : ref - got) > ref * 1e-6;
+		bad = ref < 16777216.0 ? got != ref :
+					 (got > ref ? got - ref : ref - got) > ref * 1e-6;
 		break;
 	default:
 		for (i = 0; i < n; i++)
@@ -636,7 +643,8 @@ static void run_loop(struct run *r, int k, uint64_t n, uint64_t max_n, uint64_t 
 {
 	struct loop_work w = { .n = n };
 	uint64_t *lat = NULL, *dev = NULL, done = 0, dev_total = 0, t0, wall, deadline, i, bad = 0;
-	uint64_t ns = 0, dev_ns, samples = max_n && max_n < LOOP_MAX_SAMPLES ? max_n : LOOP_MAX_SAMPLES;
+	uint64_t ns = 0, dev_ns,
+		 samples = max_n && max_n < LOOP_MAX_SAMPLES ? max_n : LOOP_MAX_SAMPLES;
 	bool ok = false;
 	int ret = 0;
 
@@ -780,7 +788,7 @@ out:
  * interrupt is counted. The irq-wait check turns the poll off while it runs (root only; the old
  * value is put back) so that the interrupt is the only thing that can end its wait early.
  */
-#define FENCE_POLL_PARAM	"/sys/module/mdgpu/parameters/fence_poll_ms"
+#define FENCE_POLL_PARAM "/sys/module/mdgpu/parameters/fence_poll_ms"
 
 /* Read the poll setting into @old and set it to @value; false if that is not allowed here. */
 static bool fence_poll_set(const char *value, char *old, size_t old_size)
@@ -827,7 +835,8 @@ static void check_irq_wait(struct run *r)
 		 * scheduled, the fence cannot be done before it sleeps.
 		 */
 		for (i = 0; i < 10000; i++) {
-			if (!mdgpu_get_compute_info(r->dev, &cc) && cc.fence_sleeps > c0.fence_sleeps)
+			if (!mdgpu_get_compute_info(r->dev, &cc) &&
+			    cc.fence_sleeps > c0.fence_sleeps)
 				break;
 			usleep(1000);
 		}
@@ -896,10 +905,11 @@ static void run_hang(struct run *r, const char *kdir)
 	begin(r);
 	mdgpu_sub_barrier(&r->sub);
 	after = submit_wait(r, NULL);
-	ok = ret == -EIO && fence == expected && code == MDGPU_SUBMIT_CONTEXT_LOST && after == -EIO &&
-	     ((volatile uint32_t *)flag.map)[1] > 0;
-	printf("MDGPU-RUN check=hang ok=%d wait=%s fence=0x%" PRIx64 " error=%s turns=%u ns=%" PRIu64
-	       " after=%s\n", ok, mdgpu_errname(ret), fence, mdgpu_submit_error_name(code),
+	ok = ret == -EIO && fence == expected && code == MDGPU_SUBMIT_CONTEXT_LOST &&
+	     after == -EIO && ((volatile uint32_t *)flag.map)[1] > 0;
+	printf("MDGPU-RUN check=hang ok=%d wait=%s fence=0x%" PRIx64
+	       " error=%s turns=%u ns=%" PRIu64 " after=%s\n",
+	       ok, mdgpu_errname(ret), fence, mdgpu_submit_error_name(code),
 	       ((volatile uint32_t *)flag.map)[1], ns, mdgpu_errname(after));
 out:
 	result(r, ok);
@@ -999,16 +1009,17 @@ int main(int argc, char **argv)
 		goto out_close;
 	}
 	printf("device: %u queues, %u kernels, submissions up to %" PRIu64 " bytes, grace %" PRIu64
-	       " us, %u MSI-X vectors\n", ci.max_queues, ci.max_kernels,
-	       (uint64_t)ci.max_submission, (uint64_t)ci.grace_us, ci.irq_vectors);
+	       " us, %u MSI-X vectors\n",
+	       ci.max_queues, ci.max_kernels, (uint64_t)ci.max_submission, (uint64_t)ci.grace_us,
+	       ci.irq_vectors);
 
 	for (i = 0; i < K_COUNT; i++) {
 		snprintf(file, sizeof(file), "%s/%s.spv", kdir, kernel_defs[i].name);
 		ret = mdgpu_kernel_load(r.dev, file, kernel_defs[i].bindings,
 					kernel_defs[i].push_bytes, &r.kernel[i]);
 		if (ret) {
-			fprintf(stderr, "mdgpu-run: kernel %s: %s (%s)\n", file, mdgpu_strerror(ret),
-				mdgpu_errname(ret));
+			fprintf(stderr, "mdgpu-run: kernel %s: %s (%s)\n", file,
+				mdgpu_strerror(ret), mdgpu_errname(ret));
 			printf("MDGPU-RUN-RESULT pass=0 fail=1\n");
 			goto out_kernels;
 		}
@@ -1021,8 +1032,8 @@ int main(int argc, char **argv)
 		printf("MDGPU-RUN-RESULT pass=0 fail=1\n");
 		goto out_queue;
 	}
-	printf("queue %u: ring of %" PRIu64 " bytes, kernels loaded from %s\n",
-	       mdgpu_queue_id(r.q), ring, kdir);
+	printf("queue %u: ring of %" PRIu64 " bytes, kernels loaded from %s\n", mdgpu_queue_id(r.q),
+	       ring, kdir);
 
 	if (hang) {
 		run_hang(&r, kdir);
@@ -1030,8 +1041,12 @@ int main(int argc, char **argv)
 		goto out_queue;
 	}
 	if (loop_k >= 0) {
-		run_loop(&r, loop_k, loop_k == K_SAXPY ? saxpy_n : loop_k == K_GEMM ? gemm_dim :
-				     loop_k == K_REDUCE ? reduce_n : copy_bytes / 4, loop_n, loop_s);
+		run_loop(&r, loop_k,
+			 loop_k == K_SAXPY  ? saxpy_n :
+			 loop_k == K_GEMM   ? gemm_dim :
+			 loop_k == K_REDUCE ? reduce_n :
+					      copy_bytes / 4,
+			 loop_n, loop_s);
 		printf("MDGPU-RUN-RESULT pass=%u fail=%u\n", r.pass, r.fail);
 		goto out_queue;
 	}

@@ -168,9 +168,10 @@ static void test_buffers(struct mdgpu *dev, const struct mdgpu_info *info, uint6
 		b->live = true;
 		total += b->bo.size;
 		snprintf(name, sizeof(name), "shape-%u", i);
-		check(name, b->bo.size == round_up(b->size, info->min_align) &&
-		      b->bo.offset >= info->alloc_base && b->bo.offset % align == 0 &&
-		      b->bo.offset + b->bo.size <= info->aperture_size && b->bo.handle != 0,
+		check(name,
+		      b->bo.size == round_up(b->size, info->min_align) &&
+			      b->bo.offset >= info->alloc_base && b->bo.offset % align == 0 &&
+			      b->bo.offset + b->bo.size <= info->aperture_size && b->bo.handle != 0,
 		      "buffer %u: handle %u offset 0x%" PRIx64 " size %" PRIu64, i, b->bo.handle,
 		      b->bo.offset, b->bo.size);
 	}
@@ -204,7 +205,8 @@ static void test_buffers(struct mdgpu *dev, const struct mdgpu_info *info, uint6
 		pattern_fill(&b->bo, b->seed);
 		bad = pattern_check(&b->bo, b->seed);
 		snprintf(name, sizeof(name), "pattern-%u", i);
-		check(name, bad < 0, "%" PRIu64 " bytes written and read back (first bad word: %" PRId64 ")",
+		check(name, bad < 0,
+		      "%" PRIu64 " bytes written and read back (first bad word: %" PRId64 ")",
 		      b->bo.size, bad);
 	}
 }
@@ -435,13 +437,15 @@ static void test_quota(struct mdgpu *dev)
 	expect_err("quota-exceed", ret, EDQUOT, "allocating quota - used + 4 KiB");
 	used_now(dev, &after);
 	bad = pattern_check(&sentinel, seed);
-	check("quota-undisturbed", after.used == before.used && after.buffers == before.buffers &&
-	      bad < 0, "used %" PRIu64 " -> %" PRIu64 ", buffers %u -> %u, sentinel intact: %s",
-	      before.used, after.used, before.buffers, after.buffers, bad < 0 ? "yes" : "no");
+	check("quota-undisturbed",
+	      after.used == before.used && after.buffers == before.buffers && bad < 0,
+	      "used %" PRIu64 " -> %" PRIu64 ", buffers %u -> %u, sentinel intact: %s", before.used,
+	      after.used, before.buffers, after.buffers, bad < 0 ? "yes" : "no");
 
 	ret = remaining ? mdgpu_bo_create(dev, remaining, 0, 0, &fill) : -ENOSPC;
-	if (check("quota-fill", ret == 0, "allocating exactly the rest of the quota (%" PRIu64
-		  " bytes) -> %s", remaining, ret ? mdgpu_errname(ret) : "created")) {
+	if (check("quota-fill", ret == 0,
+		  "allocating exactly the rest of the quota (%" PRIu64 " bytes) -> %s", remaining,
+		  ret ? mdgpu_errname(ret) : "created")) {
 		ret = mdgpu_bo_create(dev, 4 * KiB, 0, 0, &extra);
 		expect_err("quota-full", ret, EDQUOT, "4 KiB more with the quota used up");
 		if (!ret)
@@ -488,8 +492,9 @@ static void test_other_context(struct mdgpu *dev)
 	}
 	mdgpu_close(other);
 	used_now(dev, &info);
-	check("other-close", info.used == before, "closing the second file freed its buffer: used %"
-	      PRIu64 " (before %" PRIu64 ")", info.used, before);
+	check("other-close", info.used == before,
+	      "closing the second file freed its buffer: used %" PRIu64 " (before %" PRIu64 ")",
+	      info.used, before);
 }
 
 /* A child process allocates and exits without freeing: the driver must free its buffers. */
@@ -519,8 +524,7 @@ static void test_fork_cleanup(struct mdgpu *dev)
 		/* Our copy of the parent's write end would keep read() below from seeing EOF. */
 		close(to_child[1]);
 		close(to_parent[0]);
-		if (mdgpu_open(path, &mine) == 0 &&
-		    mdgpu_bo_create(mine, 1 * MiB, 0, 0, &a) == 0 &&
+		if (mdgpu_open(path, &mine) == 0 && mdgpu_bo_create(mine, 1 * MiB, 0, 0, &a) == 0 &&
 		    mdgpu_bo_create(mine, 256 * KiB, 0, 0, &b) == 0 &&
 		    mdgpu_bo_map(mine, &a) == 0) {
 			memset(a.map, 0x5a, a.size);
@@ -538,19 +542,23 @@ static void test_fork_cleanup(struct mdgpu *dev)
 	if (read(to_parent[0], &child_bytes, sizeof(child_bytes)) != sizeof(child_bytes))
 		child_bytes = 0;
 	used_now(dev, &during);
-	check("fork-child-alloc", child_bytes && during.used == before.used + child_bytes &&
-	      during.contexts == before.contexts + 1,
-	      "child allocated %" PRIu64 " bytes: used %" PRIu64 " -> %" PRIu64 ", contexts %u -> %u",
+	check("fork-child-alloc",
+	      child_bytes && during.used == before.used + child_bytes &&
+		      during.contexts == before.contexts + 1,
+	      "child allocated %" PRIu64 " bytes: used %" PRIu64 " -> %" PRIu64
+	      ", contexts %u -> %u",
 	      child_bytes, before.used, during.used, before.contexts, during.contexts);
 	close(to_child[1]);
 	waitpid(pid, &status, 0);
 	close(to_parent[0]);
 	used_now(dev, &after);
-	check("fork-cleanup", after.used == before.used && after.contexts == before.contexts &&
-	      after.buffers == before.buffers,
-	      "child exited without freeing: used %" PRIu64 ", contexts %u, buffers %u (before: %"
-	      PRIu64 ", %u, %u)", after.used, after.contexts, after.buffers, before.used,
-	      before.contexts, before.buffers);
+	check("fork-cleanup",
+	      after.used == before.used && after.contexts == before.contexts &&
+		      after.buffers == before.buffers,
+	      "child exited without freeing: used %" PRIu64
+	      ", contexts %u, buffers %u (before: %" PRIu64 ", %u, %u)",
+	      after.used, after.contexts, after.buffers, before.used, before.contexts,
+	      before.buffers);
 }
 
 /* A raw ioctl: 0 or -errno (no retry, no library checks in the way). */
@@ -582,22 +590,24 @@ static void test_compute_uapi(struct mdgpu *dev)
 	int ret, want;
 
 	ret = mdgpu_get_compute_info(dev, &ci);
-	if (!check("compute-info", ret == 0 && ci.irq_vectors >= 1 && ci.queues == 0 && ci.kernels == 0,
+	if (!check("compute-info",
+		   ret == 0 && ci.irq_vectors >= 1 && ci.queues == 0 && ci.kernels == 0,
 		   "-> %s: backend %u, %u MSI-X vectors, max %u queues, %u kernels, submission %" PRIu64,
 		   ret ? mdgpu_errname(ret) : "ok", ci.has_backend, ci.irq_vectors, ci.max_queues,
 		   ci.max_kernels, (uint64_t)ci.max_submission))
 		return;
 	if (mdgpu_bo_create(dev, MDGPU_QUEUE_CONTROL_SIZE + 4096, 0, 0, &qbo) ||
-	    mdgpu_bo_create(dev, 16384, 0, 0, &bad_ring) || mdgpu_bo_create(dev, 4096, 0, 0, &fence) ||
-	    mdgpu_bo_map(dev, &fence) || mdgpu_open(path, &other) ||
-	    mdgpu_bo_create(other, 8192, 0, 0, &theirs)) {
+	    mdgpu_bo_create(dev, 16384, 0, 0, &bad_ring) ||
+	    mdgpu_bo_create(dev, 4096, 0, 0, &fence) || mdgpu_bo_map(dev, &fence) ||
+	    mdgpu_open(path, &other) || mdgpu_bo_create(other, 8192, 0, 0, &theirs)) {
 		check("compute-setup", false, "buffers and a second file");
 		goto out;
 	}
 
 	/* QUEUE_CREATE */
 	qc = (struct mdgpu_queue_create){ .handle = qbo.handle, .flags = 1 };
-	expect_err("queue-create-flags", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), EINVAL, "flags 1");
+	expect_err("queue-create-flags", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), EINVAL,
+		   "flags 1");
 	qc = (struct mdgpu_queue_create){ .handle = qbo.handle, .priority = 4 };
 	expect_err("queue-create-priority", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), EINVAL,
 		   "priority 4");
@@ -610,8 +620,9 @@ static void test_compute_uapi(struct mdgpu *dev)
 	qc = (struct mdgpu_queue_create){ .handle = qbo.handle, .priority = 3 };
 	ret = raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc);
 	queue = ret ? 0 : qc.queue;
-	if (!check("queue-create", ret == 0 && queue != 0, "8 KiB buffer, priority 3 -> %s, queue %u",
-		   ret ? mdgpu_errname(ret) : "ok", queue))
+	if (!check("queue-create", ret == 0 && queue != 0,
+		   "8 KiB buffer, priority 3 -> %s, queue %u", ret ? mdgpu_errname(ret) : "ok",
+		   queue))
 		goto out;
 	expect_err("queue-create-busy", raw(dev, MDGPU_IOCTL_QUEUE_CREATE, &qc), EBUSY,
 		   "the same buffer again");
@@ -632,11 +643,13 @@ static void test_compute_uapi(struct mdgpu *dev)
 
 	/* KERNEL_CREATE: argument checks, then SPIR-V that is not (the device refuses it). */
 	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64, .flags = 1 };
-	expect_err("kernel-create-flags", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL, "flags 1");
+	expect_err("kernel-create-flags", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL,
+		   "flags 1");
 	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64, .pad = 1 };
 	expect_err("kernel-create-pad", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL, "pad 1");
 	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 62 };
-	expect_err("kernel-create-size", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL, "size 62");
+	expect_err("kernel-create-size", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL,
+		   "size 62");
 	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64, .offset = 4064 };
 	expect_err("kernel-create-bounds", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), EINVAL,
 		   "64 bytes at 4064 of a 4 KiB buffer");
@@ -653,9 +666,11 @@ static void test_compute_uapi(struct mdgpu *dev)
 	want = ci.has_backend ? EINVAL : EOPNOTSUPP;
 	kc = (struct mdgpu_kernel_create){ .handle = fence.handle, .size = 64 };
 	expect_err("kernel-create-not-spirv", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), want,
-		   ci.has_backend ? "64 zero bytes (BAD_KERNEL)" : "no compute backend (UNSUPPORTED)");
+		   ci.has_backend ? "64 zero bytes (BAD_KERNEL)" :
+				    "no compute backend (UNSUPPORTED)");
 	kd = (struct mdgpu_kernel_destroy){ .kernel = 1, .pad = 1 };
-	expect_err("kernel-destroy-pad", raw(dev, MDGPU_IOCTL_KERNEL_DESTROY, &kd), EINVAL, "pad 1");
+	expect_err("kernel-destroy-pad", raw(dev, MDGPU_IOCTL_KERNEL_DESTROY, &kd), EINVAL,
+		   "pad 1");
 	kd = (struct mdgpu_kernel_destroy){ .kernel = 12345 };
 	expect_err("kernel-destroy-unknown", raw(dev, MDGPU_IOCTL_KERNEL_DESTROY, &kd), ENOENT,
 		   "a kernel this file never had");
@@ -678,8 +693,9 @@ static void test_compute_uapi(struct mdgpu *dev)
 	__sync_synchronize();
 	wf = (struct mdgpu_wait_fence){ .handle = fence.handle, .offset = 8, .value = 7 };
 	ret = raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf);
-	check("wait-signalled", ret == 0 && wf.seen == 7, "fence 7, wait for 7 -> %s, seen %" PRIu64,
-	      ret ? mdgpu_errname(ret) : "0", (uint64_t)wf.seen);
+	check("wait-signalled", ret == 0 && wf.seen == 7,
+	      "fence 7, wait for 7 -> %s, seen %" PRIu64, ret ? mdgpu_errname(ret) : "0",
+	      (uint64_t)wf.seen);
 	wf = (struct mdgpu_wait_fence){ .handle = fence.handle, .offset = 8, .value = 8 };
 	ret = raw(dev, MDGPU_IOCTL_WAIT_FENCE, &wf);
 	check("wait-poll", ret == -ETIME && wf.seen == 7, "fence 7, wait for 8, timeout 0 -> %s",
@@ -689,13 +705,14 @@ static void test_compute_uapi(struct mdgpu *dev)
 	ret = mdgpu_fence_wait_kernel(dev, fence.handle, 8, 8, 30000000, &seen);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	t0 = ts.tv_sec * 1000000000ull + ts.tv_nsec - t0;
-	check("wait-timeout", ret == -ETIME && t0 >= 30000000, "wait for 8, 30 ms -> %s after %" PRIu64
-	      " us", ret ? mdgpu_errname(ret) : "0", t0 / 1000);
+	check("wait-timeout", ret == -ETIME && t0 >= 30000000,
+	      "wait for 8, 30 ms -> %s after %" PRIu64 " us", ret ? mdgpu_errname(ret) : "0",
+	      t0 / 1000);
 	/* An error fence for 9: waits for 9 and below fail, a later value still waits. */
 	((volatile uint64_t *)fence.map)[1] = MDGPU_FENCE_ERROR | 9;
 	__sync_synchronize();
-	expect_err("wait-error-fence", mdgpu_fence_wait_kernel(dev, fence.handle, 8, 9, 0, NULL), EIO,
-		   "error fence for 9, wait for 9");
+	expect_err("wait-error-fence", mdgpu_fence_wait_kernel(dev, fence.handle, 8, 9, 0, NULL),
+		   EIO, "error fence for 9, wait for 9");
 	expect_err("wait-error-later", mdgpu_fence_wait_kernel(dev, fence.handle, 8, 10, 0, NULL),
 		   ETIME, "error fence for 9, wait for 10 (not reached yet)");
 	expect_err("wait-error-lib", mdgpu_fence_wait(dev, &fence, 8, 9, 1000000), EIO,
@@ -837,8 +854,10 @@ static void test_unplug(void)
 		waitpid(waiter, &status, 0);
 	check("unplug-fence-wait", waiter > 0 && WIFEXITED(status) && WEXITSTATUS(status) == ENODEV,
 	      "a WAIT_FENCE asleep on the buffer -> %s (want ENODEV)",
-	      waiter <= 0 ? "not started" : !WIFEXITED(status) ? "killed" :
-	      WEXITSTATUS(status) ? mdgpu_errname(-(int)WEXITSTATUS(status)) : "success");
+	      waiter <= 0	  ? "not started" :
+	      !WIFEXITED(status)  ? "killed" :
+	      WEXITSTATUS(status) ? mdgpu_errname(-(int)WEXITSTATUS(status)) :
+				    "success");
 	expect_err("unplug-info", mdgpu_get_info(dev, &info), ENODEV, "GET_INFO on the open file");
 	expect_err("unplug-create", mdgpu_bo_create(dev, 4096, 0, 0, &other), ENODEV,
 		   "BO_CREATE on the open file");
@@ -848,7 +867,8 @@ static void test_unplug(void)
 	other.map = NULL;
 	expect_err("unplug-mmap", mdgpu_bo_map(dev, &other), ENODEV, "a new mmap of the buffer");
 	check("unplug-sigbus", read_faults(bo.map), "the old buffer mapping is revoked (SIGBUS)");
-	check("unplug-window-sigbus", read_faults(win), "the old window mapping is revoked (SIGBUS)");
+	check("unplug-window-sigbus", read_faults(win),
+	      "the old window mapping is revoked (SIGBUS)");
 	mdgpu_bo_unmap(&bo);
 	mdgpu_window_unmap(win);
 	mdgpu_close(dev);
@@ -899,9 +919,11 @@ int main(int argc, char **argv)
 	if (!check("open", ret == 0, "%s -> %s", path, ret ? mdgpu_strerror(ret) : "opened"))
 		goto out;
 	ret = mdgpu_get_info(dev, &info);
-	if (!check("info", ret == 0 && info.version >> 16 == 1 &&
-		   info.vendor_id == 0x4d44 && info.device_id == 0x4750,
-		   "contract %u.%u, %04x:%04x, aperture %" PRIu64 ", quota %" PRIu64 ", used %" PRIu64,
+	if (!check("info",
+		   ret == 0 && info.version >> 16 == 1 && info.vendor_id == 0x4d44 &&
+			   info.device_id == 0x4750,
+		   "contract %u.%u, %04x:%04x, aperture %" PRIu64 ", quota %" PRIu64
+		   ", used %" PRIu64,
 		   info.version >> 16, info.version & 0xffff, info.vendor_id, info.device_id,
 		   (uint64_t)info.aperture_size, (uint64_t)info.quota, (uint64_t)info.used)) {
 		mdgpu_close(dev);

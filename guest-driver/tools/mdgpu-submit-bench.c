@@ -42,8 +42,8 @@
 
 #include "mdgpu.h"
 
-#define MARK_BASE	0x200
-#define MARK_END	0x2ff
+#define MARK_BASE 0x200
+#define MARK_END 0x2ff
 
 enum { T_LATENCY, T_THROUGHPUT };
 
@@ -51,7 +51,7 @@ struct phase {
 	const char *mode;
 	const char *test;
 	uint64_t n;
-	uint64_t ns;		/* median (latency) or total (throughput) */
+	uint64_t ns; /* median (latency) or total (throughput) */
 	uint64_t p99_ns;
 	uint64_t min_ns;
 	uint64_t total_ns;
@@ -220,7 +220,8 @@ int main(int argc, char **argv)
 
 	ret = mdgpu_open(path, &b.dev);
 	if (ret) {
-		fprintf(stderr, "mdgpu-submit-bench: cannot open %s: %s\n", path, mdgpu_strerror(ret));
+		fprintf(stderr, "mdgpu-submit-bench: cannot open %s: %s\n", path,
+			mdgpu_strerror(ret));
 		return 1;
 	}
 	ret = mdgpu_get_compute_info(b.dev, &ci);
@@ -228,7 +229,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mdgpu-submit-bench: %s has no compute backend\n", path);
 		goto out_close;
 	}
-	b.grace_ns = ci.grace_us * 2000;	/* twice the grace period */
+	b.grace_ns = ci.grace_us * 2000; /* twice the grace period */
 	ret = mdgpu_queue_create(b.dev, ring, 0, &b.q);
 	if (!ret)
 		ret = mdgpu_bo_create(b.dev, 4096, 0, 0, &b.fence);
@@ -269,13 +270,15 @@ int main(int argc, char **argv)
 		if (!strcmp(p->test, "latency"))
 			printf("MDGPU-SUBMIT mode=%s test=latency n=%" PRIu64 " ns=%" PRIu64
 			       " p99_ns=%" PRIu64 " min_ns=%" PRIu64 " doorbells=%" PRIu64
-			       " mark=0x%03x ok=%d\n", p->mode, p->n, p->ns, p->p99_ns, p->min_ns,
-			       p->doorbells, p->mark, p->ok);
+			       " mark=0x%03x ok=%d\n",
+			       p->mode, p->n, p->ns, p->p99_ns, p->min_ns, p->doorbells, p->mark,
+			       p->ok);
 		else
 			printf("MDGPU-SUBMIT mode=%s test=throughput n=%" PRIu64 " ns=%" PRIu64
 			       " per_ns=%" PRIu64 " doorbells=%" PRIu64 " space_waits=%" PRIu64
-			       " mark=0x%03x ok=%d\n", p->mode, p->n, p->ns, p->ns / p->n,
-			       p->doorbells, p->space_waits, p->mark, p->ok);
+			       " mark=0x%03x ok=%d\n",
+			       p->mode, p->n, p->ns, p->ns / p->n, p->doorbells, p->space_waits,
+			       p->mark, p->ok);
 	}
 	printf("MDGPU-SUBMIT-RESULT ok=%d\n", ok);
 	status = ok ? 0 : 1;

@@ -42,16 +42,16 @@ extern "C" {
  * ABI version: major in the high 16 bits, minor in the low 16. A caller accepts a library with
  * the same major and a minor at least the one it was written for.
  */
-#define MDGPU_HOST_ABI_MAJOR		1u
-#define MDGPU_HOST_ABI_MINOR		0u
-#define MDGPU_HOST_ABI_VERSION		((MDGPU_HOST_ABI_MAJOR << 16) | MDGPU_HOST_ABI_MINOR)
+#define MDGPU_HOST_ABI_MAJOR 1u
+#define MDGPU_HOST_ABI_MINOR 0u
+#define MDGPU_HOST_ABI_VERSION ((MDGPU_HOST_ABI_MAJOR << 16) | MDGPU_HOST_ABI_MINOR)
 
 /* Limits the library enforces on every device (a device may report lower ones in its info). */
-#define MDGPU_HOST_MAX_BINDINGS		16u	/* storage buffers per kernel */
-#define MDGPU_HOST_MAX_PUSH_CONSTANTS	128u	/* bytes of push constants per kernel */
-#define MDGPU_HOST_MAX_SPIRV_WORDS	(1u << 20)	/* 4 MiB of SPIR-V */
-#define MDGPU_HOST_MAX_COMMANDS		4096u	/* commands per submission */
-#define MDGPU_HOST_MAX_INFLIGHT		256u	/* submissions not yet collected, per device */
+#define MDGPU_HOST_MAX_BINDINGS 16u /* storage buffers per kernel */
+#define MDGPU_HOST_MAX_PUSH_CONSTANTS 128u /* bytes of push constants per kernel */
+#define MDGPU_HOST_MAX_SPIRV_WORDS (1u << 20) /* 4 MiB of SPIR-V */
+#define MDGPU_HOST_MAX_COMMANDS 4096u /* commands per submission */
+#define MDGPU_HOST_MAX_INFLIGHT 256u /* submissions not yet collected, per device */
 
 /**
  * enum mdgpu_host_device_type - kind of device (the Vulkan numbering).
@@ -70,10 +70,14 @@ enum mdgpu_host_device_type {
 };
 
 /* mdgpu_host_device_info.flags */
-#define MDGPU_HOST_DEVICE_HOST_IMPORT	(1u << 0)	/* VK_EXT_external_memory_host: zero-copy imports */
-#define MDGPU_HOST_DEVICE_ROBUST_ACCESS	(1u << 1)	/* robustBufferAccess on: kernels cannot read or write outside their bindings */
-#define MDGPU_HOST_DEVICE_TIMESTAMPS	(1u << 2)	/* the compute queue has timestamps: TIMESTAMP and device times work */
-#define MDGPU_HOST_DEVICE_CPU_TIMESTAMPS (1u << 3)	/* TIMESTAMP values are converted to ns by the CPU at completion (see MDGPU_HOST_OP_TIMESTAMP) */
+#define MDGPU_HOST_DEVICE_HOST_IMPORT (1u << 0) /* VK_EXT_external_memory_host: zero-copy imports */
+#define MDGPU_HOST_DEVICE_ROBUST_ACCESS \
+	(1u << 1) /* robustBufferAccess on: kernels cannot read or write outside their bindings */
+#define MDGPU_HOST_DEVICE_TIMESTAMPS \
+	(1u << 2) /* the compute queue has timestamps: TIMESTAMP and device times work */
+#define MDGPU_HOST_DEVICE_CPU_TIMESTAMPS \
+	(1u                              \
+	 << 3) /* TIMESTAMP values are converted to ns by the CPU at completion (see MDGPU_HOST_OP_TIMESTAMP) */
 
 /**
  * struct mdgpu_host_device_info - what a device is and what it can do.
@@ -131,12 +135,15 @@ struct mdgpu_host_device_info {
  * Convert TIMESTAMP values on the CPU at completion even where the device tick is 1 ns (where
  * it is not, the library always does). For tests of that path.
  */
-#define MDGPU_HOST_OPEN_CPU_TIMESTAMPS	(1u << 0)
+#define MDGPU_HOST_OPEN_CPU_TIMESTAMPS (1u << 0)
 
 /* mdgpu_host_memory_import*() flags, and mdgpu_host_memory_info.flags */
-#define MDGPU_HOST_MEMORY_STAGED	(1u << 0)	/* not zero copy: a device buffer with staging copies (import flag: force it) */
-#define MDGPU_HOST_MEMORY_ZERO_COPY	(1u << 1)	/* info only: the device reads and writes the host memory itself */
-#define MDGPU_HOST_MEMORY_FD_MAPPED	(1u << 2)	/* info only: imported from an fd, mapped by the library */
+#define MDGPU_HOST_MEMORY_STAGED \
+	(1u << 0) /* not zero copy: a device buffer with staging copies (import flag: force it) */
+#define MDGPU_HOST_MEMORY_ZERO_COPY \
+	(1u << 1) /* info only: the device reads and writes the host memory itself */
+#define MDGPU_HOST_MEMORY_FD_MAPPED \
+	(1u << 2) /* info only: imported from an fd, mapped by the library */
 
 /**
  * struct mdgpu_host_memory_info - an imported memory object.
@@ -275,7 +282,8 @@ struct mdgpu_host_binding {
 };
 
 /* mdgpu_host_status.flags */
-#define MDGPU_HOST_STATUS_DEVICE_TIME	(1u << 0)	/* device_begin_ns, device_end_ns and device_ns are valid */
+#define MDGPU_HOST_STATUS_DEVICE_TIME \
+	(1u << 0) /* device_begin_ns, device_end_ns and device_ns are valid */
 
 /**
  * struct mdgpu_host_status - outcome of a completed submission (56 bytes).
@@ -383,7 +391,8 @@ MDGPU_HOST_API int32_t mdgpu_host_memory_import(uint32_t device, void *ptr, uint
  * Return: as mdgpu_host_memory_import(), plus -EBADF or another mmap errno.
  */
 MDGPU_HOST_API int32_t mdgpu_host_memory_import_fd(uint32_t device, int32_t fd, uint64_t offset,
-						   uint64_t size, uint32_t flags, uint32_t *out_mem);
+						   uint64_t size, uint32_t flags,
+						   uint32_t *out_mem);
 
 /** mdgpu_host_memory_info() - describe an imported memory. Return: 0 or -ENOENT. */
 MDGPU_HOST_API int32_t mdgpu_host_memory_info(uint32_t device, uint32_t mem,
@@ -448,7 +457,8 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_destroy(uint32_t device, uint32_t kerne
  * timestamps); -ENOMEM; -EIO.
  */
 MDGPU_HOST_API int32_t mdgpu_host_submit(uint32_t device, const struct mdgpu_host_cmd *cmds,
-					 uint32_t cmd_count, const struct mdgpu_host_binding *bindings,
+					 uint32_t cmd_count,
+					 const struct mdgpu_host_binding *bindings,
 					 uint32_t binding_count, const void *push_data,
 					 uint32_t push_data_size, uint64_t *out_submission);
 

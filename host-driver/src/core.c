@@ -46,7 +46,7 @@ static _Thread_local char last_error[1024];
 
 static enum mdgpu_log_level log_level(void)
 {
-	static int level = -1;	/* read once; a benign race sets it to the same value */
+	static int level = -1; /* read once; a benign race sets it to the same value */
 
 	if (level < 0) {
 		const char *env = getenv("MDGPU_HOST_LOG");
@@ -56,7 +56,7 @@ static enum mdgpu_log_level log_level(void)
 		else if (!strcmp(env, "debug"))
 			level = MDGPU_LOG_DEBUG;
 		else
-			level = MDGPU_LOG_ERROR;	/* "quiet", "0", "error": errors only */
+			level = MDGPU_LOG_ERROR; /* "quiet", "0", "error": errors only */
 	}
 	return (enum mdgpu_log_level)level;
 }
@@ -107,9 +107,9 @@ uint64_t mdgpu_now_ns(void)
  * A handle is (generation << 20) | (slot + 1): slot 0..2^20-2, generation 1..4095 (bumped on
  * every free of the slot, never 0), so handle 0 is never valid and a stale handle misses.
  */
-#define SLOT_BITS	20u
-#define SLOT_MAX	((1u << SLOT_BITS) - 1u)
-#define GEN_MASK	0xfffu
+#define SLOT_BITS 20u
+#define SLOT_MAX ((1u << SLOT_BITS) - 1u)
+#define GEN_MASK 0xfffu
 
 struct table {
 	void **obj;
@@ -191,11 +191,11 @@ static void table_free(struct table *t)
 
 struct memory {
 	uint32_t refs;
-	uint32_t flags;			/* MDGPU_HOST_MEMORY_* */
+	uint32_t flags; /* MDGPU_HOST_MEMORY_* */
 	uint64_t size;
 	void *host;
-	void *mapping;			/* fd imports: our mmap, unmapped on release */
-	uint64_t stamp;			/* last submission that counted a reference (dedup) */
+	void *mapping; /* fd imports: our mmap, unmapped on release */
+	uint64_t stamp; /* last submission that counted a reference (dedup) */
 	struct mdgpu_be_memory *be;
 };
 
@@ -209,13 +209,13 @@ struct kernel {
 
 struct submission {
 	uint64_t id;
-	uint32_t waiters;		/* threads inside ->wait() on it */
+	uint32_t waiters; /* threads inside ->wait() on it */
 	bool completed;
 	bool collected;
-	bool staged;			/* uses STAGED memory */
+	bool staged; /* uses STAGED memory */
 	struct mdgpu_host_status status;
-	struct mdgpu_be_submission *be;	/* NULL once released */
-	struct memory **mems;		/* references held until completion */
+	struct mdgpu_be_submission *be; /* NULL once released */
+	struct memory **mems; /* references held until completion */
 	uint32_t mem_count;
 	struct kernel **kernels;
 	uint32_t kernel_count;
@@ -223,7 +223,7 @@ struct submission {
 
 struct device {
 	pthread_mutex_t lock;
-	uint32_t refs;			/* guarded by the global lock */
+	uint32_t refs; /* guarded by the global lock */
 	uint32_t handle;
 	uint32_t features;
 	const struct mdgpu_backend_ops *ops;
@@ -231,7 +231,7 @@ struct device {
 	struct mdgpu_host_device_info info;
 	struct table mems;
 	struct table kernels;
-	struct submission *subs[MDGPU_HOST_MAX_INFLIGHT];	/* uncollected submissions */
+	struct submission *subs[MDGPU_HOST_MAX_INFLIGHT]; /* uncollected submissions */
 	uint64_t next_id;
 };
 
@@ -258,7 +258,7 @@ static void memory_put(struct device *dev, struct memory *mem)
 		return;
 	dev->ops->memory_release(dev->be, mem->be);
 	if (mem->mapping)
-		munmap(mem->mapping, mem->size);	/* our mapping of an fd import */
+		munmap(mem->mapping, mem->size); /* our mapping of an fd import */
 	free(mem);
 }
 
@@ -395,7 +395,7 @@ MDGPU_HOST_API int32_t mdgpu_host_device_open(const char *selector, uint32_t fla
 	pthread_mutex_init(&dev->lock, NULL);
 	dev->ops = backends[0];
 	dev->next_id = 1;
-	dev->refs = 1;	/* the table's reference */
+	dev->refs = 1; /* the table's reference */
 	ret = dev->ops->open(selector, flags, &dev->be, &dev->info, &dev->features);
 	if (ret)
 		goto err_free;
@@ -404,8 +404,10 @@ MDGPU_HOST_API int32_t mdgpu_host_device_open(const char *selector, uint32_t fla
 		  dev->info.api_version >> 22, (dev->info.api_version >> 12) & 0x3ff,
 		  dev->info.api_version & 0xfff,
 		  (dev->info.flags & MDGPU_HOST_DEVICE_HOST_IMPORT) ?
-			  ", zero-copy host memory import" : ", no host memory import (staged copies)",
-		  (dev->info.flags & MDGPU_HOST_DEVICE_ROBUST_ACCESS) ? ", robust buffer access" : "");
+			  ", zero-copy host memory import" :
+			  ", no host memory import (staged copies)",
+		  (dev->info.flags & MDGPU_HOST_DEVICE_ROBUST_ACCESS) ? ", robust buffer access" :
+									"");
 	pthread_mutex_lock(&global_lock);
 	ret = table_add(&devices, dev, &dev->handle);
 	pthread_mutex_unlock(&global_lock);
@@ -432,7 +434,7 @@ MDGPU_HOST_API int32_t mdgpu_host_device_info(uint32_t device, struct mdgpu_host
 	dev = device_get(device);
 	if (!dev)
 		return mdgpu_error(-ENOENT, "device_info: no device 0x%x", device);
-	*info = dev->info;	/* immutable after open */
+	*info = dev->info; /* immutable after open */
 	device_put(dev);
 	return 0;
 }
@@ -447,14 +449,14 @@ MDGPU_HOST_API int32_t mdgpu_host_device_destroy(uint32_t device)
 	pthread_mutex_unlock(&global_lock);
 	if (!dev)
 		return mdgpu_error(-ENOENT, "device_destroy: no device 0x%x", device);
-	device_put(dev);	/* the table's reference; freed now or by the last caller inside */
+	device_put(dev); /* the table's reference; freed now or by the last caller inside */
 	return 0;
 }
 
 /* ---- memory ---- */
 
-static int memory_add(struct device *dev, void *host, void *mapping, uint64_t size,
-		      uint32_t flags, uint32_t *out_mem)
+static int memory_add(struct device *dev, void *host, void *mapping, uint64_t size, uint32_t flags,
+		      uint32_t *out_mem)
 {
 	struct memory *mem;
 	uint32_t be_flags = 0;
@@ -486,8 +488,7 @@ err_unlock:
 	return ret;
 }
 
-static int memory_check_args(struct device *dev, uint64_t size, uint32_t flags,
-			     uint32_t *out_mem)
+static int memory_check_args(struct device *dev, uint64_t size, uint32_t flags, uint32_t *out_mem)
 {
 	if (!out_mem)
 		return mdgpu_error(-EINVAL, "memory_import: out_mem is NULL");
@@ -497,7 +498,8 @@ static int memory_check_args(struct device *dev, uint64_t size, uint32_t flags,
 	if (size == 0)
 		return mdgpu_error(-EINVAL, "memory_import: size is 0");
 	if (dev->info.max_memory_size && size > dev->info.max_memory_size)
-		return mdgpu_error(-E2BIG, "memory_import: size %" PRIu64 " > device maximum %" PRIu64,
+		return mdgpu_error(-E2BIG,
+				   "memory_import: size %" PRIu64 " > device maximum %" PRIu64,
 				   size, dev->info.max_memory_size);
 	return 0;
 }
@@ -541,8 +543,10 @@ MDGPU_HOST_API int32_t mdgpu_host_memory_import_fd(uint32_t device, int32_t fd, 
 		goto out;
 	}
 	if (offset % (uint64_t)page || offset > INT64_MAX || size > SIZE_MAX) {
-		ret = mdgpu_error(-EINVAL, "memory_import_fd: offset 0x%" PRIx64
-				  " not a multiple of the page size", offset);
+		ret = mdgpu_error(-EINVAL,
+				  "memory_import_fd: offset 0x%" PRIx64
+				  " not a multiple of the page size",
+				  offset);
 		goto out;
 	}
 	/*
@@ -560,9 +564,10 @@ MDGPU_HOST_API int32_t mdgpu_host_memory_import_fd(uint32_t device, int32_t fd, 
 		}
 		if (st.st_size < 0 || (uint64_t)st.st_size < offset ||
 		    (uint64_t)st.st_size - offset < size) {
-			ret = mdgpu_error(-EINVAL, "memory_import_fd: 0x%" PRIx64 "+0x%" PRIx64
-					  " is past the end of the file (0x%" PRIx64 ")", offset,
-					  size, (uint64_t)st.st_size);
+			ret = mdgpu_error(-EINVAL,
+					  "memory_import_fd: 0x%" PRIx64 "+0x%" PRIx64
+					  " is past the end of the file (0x%" PRIx64 ")",
+					  offset, size, (uint64_t)st.st_size);
 			goto out;
 		}
 	}
@@ -658,9 +663,10 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t 
 		goto out;
 	}
 	if (push_constant_size % 4 || push_constant_size > dev->info.max_push_constant_size) {
-		ret = mdgpu_error(-EINVAL, "kernel_create: push-constant size %u is not a multiple"
-				  " of 4 up to %u", push_constant_size,
-				  dev->info.max_push_constant_size);
+		ret = mdgpu_error(-EINVAL,
+				  "kernel_create: push-constant size %u is not a multiple"
+				  " of 4 up to %u",
+				  push_constant_size, dev->info.max_push_constant_size);
 		goto out;
 	}
 	/* Validation runs without the device lock: it is the slow part and touches no state. */
@@ -734,9 +740,10 @@ static int ref_memory(struct submit_ctx *c, uint32_t handle, uint64_t offset, ui
 		return mdgpu_error(-ENOENT, "submit: command %u: %s: no memory 0x%x", i, what,
 				   handle);
 	if (!range_ok(offset, size, m->size))
-		return mdgpu_error(-EINVAL, "submit: command %u: %s: range 0x%" PRIx64 "+0x%" PRIx64
-				   " outside memory 0x%x of 0x%" PRIx64 " bytes", i, what, offset,
-				   size, handle, m->size);
+		return mdgpu_error(-EINVAL,
+				   "submit: command %u: %s: range 0x%" PRIx64 "+0x%" PRIx64
+				   " outside memory 0x%x of 0x%" PRIx64 " bytes",
+				   i, what, offset, size, handle, m->size);
 	if (m->stamp != c->stamp) {
 		m->stamp = c->stamp;
 		c->sub->mems[c->sub->mem_count++] = m;
@@ -782,9 +789,10 @@ static int check_cmd(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_c
 		const struct mdgpu_host_cmd_fill *a = &cmd->u.fill;
 
 		if (a->offset % 4 || a->size % 4)
-			return mdgpu_error(-EINVAL, "submit: command %u: FILL offset 0x%" PRIx64
-					   " and size 0x%" PRIx64 " must be multiples of 4", i,
-					   a->offset, a->size);
+			return mdgpu_error(-EINVAL,
+					   "submit: command %u: FILL offset 0x%" PRIx64
+					   " and size 0x%" PRIx64 " must be multiples of 4",
+					   i, a->offset, a->size);
 		ret = ref_memory(c, a->mem, a->offset, a->size, "FILL", i, &m0);
 		if (ret)
 			return ret;
@@ -799,25 +807,33 @@ static int check_cmd(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_c
 			return mdgpu_error(-ENOENT, "submit: command %u: no kernel 0x%x", i,
 					   a->kernel);
 		if (a->binding_count != k->binding_count)
-			return mdgpu_error(-EINVAL, "submit: command %u: %u bindings for a kernel"
-					   " of %u", i, a->binding_count, k->binding_count);
+			return mdgpu_error(-EINVAL,
+					   "submit: command %u: %u bindings for a kernel"
+					   " of %u",
+					   i, a->binding_count, k->binding_count);
 		if ((uint64_t)a->first_binding + a->binding_count > binding_count)
-			return mdgpu_error(-EINVAL, "submit: command %u: bindings %u..%u past the"
-					   " %u given", i, a->first_binding,
-					   a->first_binding + a->binding_count, binding_count);
+			return mdgpu_error(-EINVAL,
+					   "submit: command %u: bindings %u..%u past the"
+					   " %u given",
+					   i, a->first_binding, a->first_binding + a->binding_count,
+					   binding_count);
 		if (a->push_size != k->push_size)
-			return mdgpu_error(-EINVAL, "submit: command %u: %u bytes of push constants"
-					   " for a kernel of %u", i, a->push_size, k->push_size);
+			return mdgpu_error(-EINVAL,
+					   "submit: command %u: %u bytes of push constants"
+					   " for a kernel of %u",
+					   i, a->push_size, k->push_size);
 		if ((uint64_t)a->push_offset + a->push_size > push_size)
-			return mdgpu_error(-EINVAL, "submit: command %u: push constants at %u+%u"
-					   " past the %u bytes given", i, a->push_offset,
-					   a->push_size, push_size);
+			return mdgpu_error(-EINVAL,
+					   "submit: command %u: push constants at %u+%u"
+					   " past the %u bytes given",
+					   i, a->push_offset, a->push_size, push_size);
 		if (a->group_count_x > info->max_workgroup_count[0] ||
 		    a->group_count_y > info->max_workgroup_count[1] ||
 		    a->group_count_z > info->max_workgroup_count[2])
-			return mdgpu_error(-E2BIG, "submit: command %u: %ux%ux%u workgroups over the"
-					   " device's %ux%ux%u", i, a->group_count_x,
-					   a->group_count_y, a->group_count_z,
+			return mdgpu_error(-E2BIG,
+					   "submit: command %u: %ux%ux%u workgroups over the"
+					   " device's %ux%ux%u",
+					   i, a->group_count_x, a->group_count_y, a->group_count_z,
 					   info->max_workgroup_count[0],
 					   info->max_workgroup_count[1],
 					   info->max_workgroup_count[2]);
@@ -825,14 +841,18 @@ static int check_cmd(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_c
 			const struct mdgpu_host_binding *bd = &bindings[a->first_binding + b];
 
 			if (bd->pad)
-				return mdgpu_error(-EINVAL, "submit: command %u: binding %u: pad"
-						   " must be 0", i, b);
+				return mdgpu_error(-EINVAL,
+						   "submit: command %u: binding %u: pad"
+						   " must be 0",
+						   i, b);
 			if (bd->offset % info->min_binding_alignment)
-				return mdgpu_error(-EINVAL, "submit: command %u: binding %u: offset"
-						   " 0x%" PRIx64 " not a multiple of %" PRIu64, i,
-						   b, bd->offset, info->min_binding_alignment);
+				return mdgpu_error(-EINVAL,
+						   "submit: command %u: binding %u: offset"
+						   " 0x%" PRIx64 " not a multiple of %" PRIu64,
+						   i, b, bd->offset, info->min_binding_alignment);
 			if (bd->size > info->max_binding_size)
-				return mdgpu_error(-E2BIG, "submit: command %u: binding %u: size"
+				return mdgpu_error(-E2BIG,
+						   "submit: command %u: binding %u: size"
 						   " 0x%" PRIx64 " > device maximum 0x%" PRIx64,
 						   i, b, bd->size, info->max_binding_size);
 			ret = ref_memory(c, bd->mem, bd->offset, bd->size, "binding", i, &m0);
@@ -858,11 +878,15 @@ static int check_cmd(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_c
 		const struct mdgpu_host_cmd_timestamp *a = &cmd->u.timestamp;
 
 		if (!(info->flags & MDGPU_HOST_DEVICE_TIMESTAMPS))
-			return mdgpu_error(-ENOTSUP, "submit: command %u: TIMESTAMP: the device has"
-					   " no timestamps", i);
+			return mdgpu_error(-ENOTSUP,
+					   "submit: command %u: TIMESTAMP: the device has"
+					   " no timestamps",
+					   i);
 		if (a->pad || a->offset % 8)
-			return mdgpu_error(-EINVAL, "submit: command %u: TIMESTAMP offset 0x%" PRIx64
-					   " must be a multiple of 8 (and pad 0)", i, a->offset);
+			return mdgpu_error(-EINVAL,
+					   "submit: command %u: TIMESTAMP offset 0x%" PRIx64
+					   " must be a multiple of 8 (and pad 0)",
+					   i, a->offset);
 		ret = ref_memory(c, a->mem, a->offset, 8, "TIMESTAMP", i, &m0);
 		if (ret)
 			return ret;
@@ -876,7 +900,8 @@ static int check_cmd(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_c
 }
 
 MDGPU_HOST_API int32_t mdgpu_host_submit(uint32_t device, const struct mdgpu_host_cmd *cmds,
-					 uint32_t cmd_count, const struct mdgpu_host_binding *bindings,
+					 uint32_t cmd_count,
+					 const struct mdgpu_host_binding *bindings,
 					 uint32_t binding_count, const void *push_data,
 					 uint32_t push_data_size, uint64_t *out_submission)
 {
@@ -899,11 +924,14 @@ MDGPU_HOST_API int32_t mdgpu_host_submit(uint32_t device, const struct mdgpu_hos
 		return mdgpu_error(-E2BIG, "submit: %u commands > %u", cmd_count,
 				   MDGPU_HOST_MAX_COMMANDS);
 	if ((binding_count && !bindings) || (push_data_size && !push_data))
-		return mdgpu_error(-EINVAL, "submit: NULL bindings or push data with a nonzero size");
+		return mdgpu_error(-EINVAL,
+				   "submit: NULL bindings or push data with a nonzero size");
 	if (binding_count > MDGPU_HOST_MAX_COMMANDS * MDGPU_HOST_MAX_BINDINGS ||
 	    push_data_size > MDGPU_HOST_MAX_COMMANDS * MDGPU_HOST_MAX_PUSH_CONSTANTS)
-		return mdgpu_error(-E2BIG, "submit: %u bindings or %u bytes of push data are too"
-				   " many", binding_count, push_data_size);
+		return mdgpu_error(-E2BIG,
+				   "submit: %u bindings or %u bytes of push data are too"
+				   " many",
+				   binding_count, push_data_size);
 	dev = device_get(device);
 	if (!dev)
 		return mdgpu_error(-ENOENT, "submit: no device 0x%x", device);
@@ -945,7 +973,7 @@ MDGPU_HOST_API int32_t mdgpu_host_submit(uint32_t device, const struct mdgpu_hos
 	for (uint32_t i = 0; i < sub->kernel_count; i++)
 		sub->kernels[i]->refs++;
 	if (c.staged)
-		drain(dev);	/* staging buffers are shared: earlier batches finish first */
+		drain(dev); /* staging buffers are shared: earlier batches finish first */
 	job.cmds = jcmds;
 	job.cmd_count = cmd_count;
 	sub->id = dev->next_id;
@@ -953,7 +981,7 @@ MDGPU_HOST_API int32_t mdgpu_host_submit(uint32_t device, const struct mdgpu_hos
 	sub->status.submit_ns = mdgpu_now_ns();
 	ret = dev->ops->submit(dev->be, &job, &sub->be);
 	if (ret) {
-		sub->completed = true;	/* nothing runs: drop the references now */
+		sub->completed = true; /* nothing runs: drop the references now */
 		for (uint32_t i = 0; i < sub->mem_count; i++)
 			memory_put(dev, sub->mems[i]);
 		for (uint32_t i = 0; i < sub->kernel_count; i++)
@@ -997,8 +1025,8 @@ static struct submission *sub_find(struct device *dev, uint64_t id)
 	return NULL;
 }
 
-static int wait_common(const char *fn, uint32_t device, uint64_t submission,
-		       uint64_t timeout_ns, struct mdgpu_host_status *status, int pending)
+static int wait_common(const char *fn, uint32_t device, uint64_t submission, uint64_t timeout_ns,
+		       struct mdgpu_host_status *status, int pending)
 {
 	struct submission *s;
 	struct device *dev;
@@ -1026,12 +1054,14 @@ static int wait_common(const char *fn, uint32_t device, uint64_t submission,
 		pthread_mutex_lock(&dev->lock);
 		s->waiters--;
 		if (r == -ETIMEDOUT) {
-			ret = timeout_ns ? mdgpu_error(pending, "%s: submission %" PRIu64
-						       " not done after %" PRIu64 " ns", fn,
-						       submission, timeout_ns) :
-					   mdgpu_error(pending, "%s: submission %" PRIu64
-						       " not done", fn, submission);
-			submission_maybe_free(dev, s);	/* another thread may have collected it */
+			ret = timeout_ns ?
+				      mdgpu_error(pending,
+						  "%s: submission %" PRIu64
+						  " not done after %" PRIu64 " ns",
+						  fn, submission, timeout_ns) :
+				      mdgpu_error(pending, "%s: submission %" PRIu64 " not done",
+						  fn, submission);
+			submission_maybe_free(dev, s); /* another thread may have collected it */
 			goto out;
 		}
 		if (!s->completed)

@@ -26,9 +26,9 @@ struct mdgpu_be_kernel;
 struct mdgpu_be_submission;
 
 /* Optional device features a kernel's SPIR-V capabilities may need (mdgpu_be_caps). */
-#define MDGPU_FEAT_INT64	(1u << 0)
-#define MDGPU_FEAT_FLOAT64	(1u << 1)
-#define MDGPU_FEAT_INT16	(1u << 2)
+#define MDGPU_FEAT_INT64 (1u << 0)
+#define MDGPU_FEAT_FLOAT64 (1u << 1)
+#define MDGPU_FEAT_INT16 (1u << 2)
 /* Subgroup operations supported in compute, bits 8..15 (VkSubgroupFeatureFlagBits << 8). */
 #define MDGPU_FEAT_SUBGROUP_SHIFT 8
 

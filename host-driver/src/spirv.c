@@ -18,34 +18,60 @@
 
 #include "internal.h"
 
-#define SPIRV_MAGIC		0x07230203u
+#define SPIRV_MAGIC 0x07230203u
 
 /* Opcodes, decorations, storage classes and capabilities used below (SPIR-V 1.6 spec). */
 enum {
-	OP_ENTRY_POINT = 15, OP_CAPABILITY = 17, OP_TYPE_INT = 21, OP_TYPE_FLOAT = 22,
-	OP_TYPE_VECTOR = 23, OP_TYPE_MATRIX = 24, OP_TYPE_ARRAY = 28, OP_TYPE_STRUCT = 30,
-	OP_TYPE_POINTER = 32, OP_CONSTANT = 43, OP_VARIABLE = 59, OP_DECORATE = 71,
-	OP_MEMBER_DECORATE = 72, OP_GROUP_DECORATE = 74, OP_GROUP_MEMBER_DECORATE = 75,
-	OP_DECORATE_ID = 332, OP_DECORATE_STRING = 5632, OP_MEMBER_DECORATE_STRING = 5633,
+	OP_ENTRY_POINT = 15,
+	OP_CAPABILITY = 17,
+	OP_TYPE_INT = 21,
+	OP_TYPE_FLOAT = 22,
+	OP_TYPE_VECTOR = 23,
+	OP_TYPE_MATRIX = 24,
+	OP_TYPE_ARRAY = 28,
+	OP_TYPE_STRUCT = 30,
+	OP_TYPE_POINTER = 32,
+	OP_CONSTANT = 43,
+	OP_VARIABLE = 59,
+	OP_DECORATE = 71,
+	OP_MEMBER_DECORATE = 72,
+	OP_GROUP_DECORATE = 74,
+	OP_GROUP_MEMBER_DECORATE = 75,
+	OP_DECORATE_ID = 332,
+	OP_DECORATE_STRING = 5632,
+	OP_MEMBER_DECORATE_STRING = 5633,
 };
 enum {
-	DEC_BLOCK = 2, DEC_BUFFER_BLOCK = 3, DEC_ROW_MAJOR = 4, DEC_ARRAY_STRIDE = 6,
-	DEC_MATRIX_STRIDE = 7, DEC_BINDING = 33, DEC_DESCRIPTOR_SET = 34, DEC_OFFSET = 35,
+	DEC_BLOCK = 2,
+	DEC_BUFFER_BLOCK = 3,
+	DEC_ROW_MAJOR = 4,
+	DEC_ARRAY_STRIDE = 6,
+	DEC_MATRIX_STRIDE = 7,
+	DEC_BINDING = 33,
+	DEC_DESCRIPTOR_SET = 34,
+	DEC_OFFSET = 35,
 };
 enum {
-	SC_UNIFORM_CONSTANT = 0, SC_INPUT = 1, SC_UNIFORM = 2, SC_OUTPUT = 3, SC_WORKGROUP = 4,
-	SC_PRIVATE = 6, SC_FUNCTION = 7, SC_PUSH_CONSTANT = 9, SC_STORAGE_BUFFER = 12,
+	SC_UNIFORM_CONSTANT = 0,
+	SC_INPUT = 1,
+	SC_UNIFORM = 2,
+	SC_OUTPUT = 3,
+	SC_WORKGROUP = 4,
+	SC_PRIVATE = 6,
+	SC_FUNCTION = 7,
+	SC_PUSH_CONSTANT = 9,
+	SC_STORAGE_BUFFER = 12,
 };
-#define EXEC_MODEL_GLCOMPUTE	5
+#define EXEC_MODEL_GLCOMPUTE 5
 
 /* Per-id facts gathered in one pass. */
-#define F_BLOCK		(1u << 0)
-#define F_BUFFER_BLOCK	(1u << 1)
-#define F_HAS_SET	(1u << 2)
-#define F_HAS_BINDING	(1u << 3)
+#define F_BLOCK (1u << 0)
+#define F_BUFFER_BLOCK (1u << 1)
+#define F_HAS_SET (1u << 2)
+#define F_HAS_BINDING (1u << 3)
 
 struct id_info {
-	uint32_t def;		/* word index of the instruction defining the id (0: none) */
+	uint32_t def; /* word index of the instruction defining the id (0: none) */
 	uint32_t flags;
 	uint32_t set;
 	uint32_t binding;
@@ -72,11 +98,16 @@ struct walk {
 static const char *storage_class_name(uint32_t sc)
 {
 	switch (sc) {
-	case SC_UNIFORM_CONSTANT: return "UniformConstant (image, sampler)";
-	case SC_UNIFORM: return "Uniform (uniform buffer)";
-	case 5349: return "PhysicalStorageBuffer";
-	case 11: return "Image";
-	default: return "storage class";
+	case SC_UNIFORM_CONSTANT:
+		return "UniformConstant (image, sampler)";
+	case SC_UNIFORM:
+		return "Uniform (uniform buffer)";
+	case 5349:
+		return "PhysicalStorageBuffer";
+	case 11:
+		return "Image";
+	default:
+		return "storage class";
 	}
 }
 
@@ -86,21 +117,33 @@ static bool capability_allowed(uint32_t cap, uint32_t features)
 	uint32_t subgroup = features >> MDGPU_FEAT_SUBGROUP_SHIFT;
 
 	switch (cap) {
-	case 0:	/* Matrix */
-	case 1:	/* Shader */
+	case 0: /* Matrix */
+	case 1: /* Shader */
 		return true;
-	case 10: return features & MDGPU_FEAT_FLOAT64;
-	case 11: return features & MDGPU_FEAT_INT64;
-	case 22: return features & MDGPU_FEAT_INT16;
-	case 61: return subgroup & 0x01;	/* GroupNonUniform: BASIC */
-	case 62: return subgroup & 0x02;	/* Vote */
-	case 63: return subgroup & 0x04;	/* Arithmetic */
-	case 64: return subgroup & 0x08;	/* Ballot */
-	case 65: return subgroup & 0x10;	/* Shuffle */
-	case 66: return subgroup & 0x20;	/* ShuffleRelative */
-	case 67: return subgroup & 0x40;	/* Clustered */
-	case 68: return subgroup & 0x80;	/* Quad */
-	default: return false;
+	case 10:
+		return features & MDGPU_FEAT_FLOAT64;
+	case 11:
+		return features & MDGPU_FEAT_INT64;
+	case 22:
+		return features & MDGPU_FEAT_INT16;
+	case 61:
+		return subgroup & 0x01; /* GroupNonUniform: BASIC */
+	case 62:
+		return subgroup & 0x02; /* Vote */
+	case 63:
+		return subgroup & 0x04; /* Arithmetic */
+	case 64:
+		return subgroup & 0x08; /* Ballot */
+	case 65:
+		return subgroup & 0x10; /* Shuffle */
+	case 66:
+		return subgroup & 0x20; /* ShuffleRelative */
+	case 67:
+		return subgroup & 0x40; /* Clustered */
+	case 68:
+		return subgroup & 0x80; /* Quad */
+	default:
+		return false;
 	}
 }
 
@@ -165,7 +208,7 @@ static uint64_t type_size(const struct walk *w, uint32_t type, uint32_t matrix_s
 		if (len < 4 || !(c = inst_at(w, in[3], &clen)) || (c[0] & 0xffff) != OP_CONSTANT ||
 		    clen < 4)
 			return 0;
-		n = c[3];	/* low word of the length constant */
+		n = c[3]; /* low word of the length constant */
 		elem = type_size(w, in[2], matrix_stride, depth + 1);
 		stride = w->ids[type].array_stride;
 		if (!n || !elem)
@@ -204,13 +247,17 @@ static int gather(struct walk *w, char *entry, size_t entry_size, uint32_t featu
 		const uint32_t *in = &w->w[at];
 
 		if (len == 0 || len > w->count - at)
-			return mdgpu_error(-EINVAL, "kernel_create: SPIR-V instruction at word %u has"
-					   " a bad length", at);
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: SPIR-V instruction at word %u has"
+					   " a bad length",
+					   at);
 		switch (op) {
 		case OP_CAPABILITY:
 			if (len >= 2 && !capability_allowed(in[1], features))
-				return mdgpu_error(-EINVAL, "kernel_create: SPIR-V capability %u is not"
-						   " supported on this device", in[1]);
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: SPIR-V capability %u is not"
+						   " supported on this device",
+						   in[1]);
 			break;
 		case OP_ENTRY_POINT:
 			if (len >= 4 && in[1] == EXEC_MODEL_GLCOMPUTE) {
@@ -221,7 +268,8 @@ static int gather(struct walk *w, char *entry, size_t entry_size, uint32_t featu
 				while (n < max && name[n])
 					n++;
 				if (n == max || n >= entry_size)
-					return mdgpu_error(-EINVAL, "kernel_create: entry point name"
+					return mdgpu_error(-EINVAL,
+							   "kernel_create: entry point name"
 							   " too long");
 				memcpy(entry, name, n + 1);
 				entries++;
@@ -230,20 +278,33 @@ static int gather(struct walk *w, char *entry, size_t entry_size, uint32_t featu
 		case OP_GROUP_DECORATE:
 		case OP_GROUP_MEMBER_DECORATE:
 			return mdgpu_error(-EINVAL, "kernel_create: decoration groups are not"
-					   " supported");
+						    " supported");
 		case OP_DECORATE:
 			if (len >= 3 && in[1] < w->bound) {
 				struct id_info *d = &w->ids[in[1]];
 
 				switch (in[2]) {
-				case DEC_BLOCK: d->flags |= F_BLOCK; break;
-				case DEC_BUFFER_BLOCK: d->flags |= F_BUFFER_BLOCK; break;
-				case DEC_ARRAY_STRIDE: if (len >= 4) d->array_stride = in[3]; break;
+				case DEC_BLOCK:
+					d->flags |= F_BLOCK;
+					break;
+				case DEC_BUFFER_BLOCK:
+					d->flags |= F_BUFFER_BLOCK;
+					break;
+				case DEC_ARRAY_STRIDE:
+					if (len >= 4)
+						d->array_stride = in[3];
+					break;
 				case DEC_DESCRIPTOR_SET:
-					if (len >= 4) { d->set = in[3]; d->flags |= F_HAS_SET; }
+					if (len >= 4) {
+						d->set = in[3];
+						d->flags |= F_HAS_SET;
+					}
 					break;
 				case DEC_BINDING:
-					if (len >= 4) { d->binding = in[3]; d->flags |= F_HAS_BINDING; }
+					if (len >= 4) {
+						d->binding = in[3];
+						d->flags |= F_HAS_BINDING;
+					}
 					break;
 				}
 			}
@@ -256,19 +317,27 @@ static int gather(struct walk *w, char *entry, size_t entry_size, uint32_t featu
 
 					if (!m)
 						return mdgpu_error(-ENOMEM, "kernel_create: out of"
-								   " memory");
+									    " memory");
 					w->mdecs = m;
 					w->mdec_cap = cap;
 				}
 				w->mdecs[w->mdec_count++] = (struct member_dec){
-					.type = in[1], .member = in[2], .decoration = in[3],
+					.type = in[1],
+					.member = in[2],
+					.decoration = in[3],
 					.value = in[4],
 				};
 			}
 			break;
-		case OP_TYPE_INT: case OP_TYPE_FLOAT: case OP_TYPE_VECTOR: case OP_TYPE_MATRIX:
-		case OP_TYPE_ARRAY: case OP_TYPE_STRUCT: case OP_TYPE_POINTER:
-		case 20 /* OpTypeBool */: case 29 /* OpTypeRuntimeArray */:
+		case OP_TYPE_INT:
+		case OP_TYPE_FLOAT:
+		case OP_TYPE_VECTOR:
+		case OP_TYPE_MATRIX:
+		case OP_TYPE_ARRAY:
+		case OP_TYPE_STRUCT:
+		case OP_TYPE_POINTER:
+		case 20 /* OpTypeBool */:
+		case 29 /* OpTypeRuntimeArray */:
 			if (len >= 2 && in[1] < w->bound)
 				w->ids[in[1]].def = at;
 			break;
@@ -281,8 +350,10 @@ static int gather(struct walk *w, char *entry, size_t entry_size, uint32_t featu
 		at += len;
 	}
 	if (entries != 1)
-		return mdgpu_error(-EINVAL, "kernel_create: SPIR-V has %u GLCompute entry points,"
-				   " needs exactly 1", entries);
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: SPIR-V has %u GLCompute entry points,"
+				   " needs exactly 1",
+				   entries);
 	return 0;
 }
 
@@ -300,12 +371,19 @@ static int check_variables(const struct walk *w, uint32_t binding_count, uint32_
 		var = in[2];
 		sc = in[3];
 		switch (sc) {
-		case SC_INPUT: case SC_OUTPUT: case SC_WORKGROUP: case SC_PRIVATE: case SC_FUNCTION:
+		case SC_INPUT:
+		case SC_OUTPUT:
+		case SC_WORKGROUP:
+		case SC_PRIVATE:
+		case SC_FUNCTION:
 			continue;
-		case SC_PUSH_CONSTANT: case SC_STORAGE_BUFFER: case SC_UNIFORM:
+		case SC_PUSH_CONSTANT:
+		case SC_STORAGE_BUFFER:
+		case SC_UNIFORM:
 			break;
 		default:
-			return mdgpu_error(-EINVAL, "kernel_create: variable %%%u: %s %u is not"
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: variable %%%u: %s %u is not"
 					   " supported (storage buffers and push constants only)",
 					   var, storage_class_name(sc), sc);
 		}
@@ -314,33 +392,43 @@ static int check_variables(const struct walk *w, uint32_t binding_count, uint32_
 			return mdgpu_error(-EINVAL, "kernel_create: variable %%%u: bad type", var);
 		pointee = inst_at(w, ptr[3], &tlen);
 		if (!pointee || (pointee[0] & 0xffff) != OP_TYPE_STRUCT)
-			return mdgpu_error(-EINVAL, "kernel_create: variable %%%u: arrays of buffers"
-					   " are not supported", var);
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: variable %%%u: arrays of buffers"
+					   " are not supported",
+					   var);
 		if (sc == SC_PUSH_CONSTANT) {
 			uint64_t size = type_size(w, ptr[3], 0, 0);
 
 			if (++push_blocks > 1)
 				return mdgpu_error(-EINVAL, "kernel_create: more than one"
-						   " push-constant block");
+							    " push-constant block");
 			if (size == 0)
-				return mdgpu_error(-EINVAL, "kernel_create: cannot tell the size of the"
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: cannot tell the size of the"
 						   " push-constant block");
 			if (size > push_size)
-				return mdgpu_error(-EINVAL, "kernel_create: push-constant block is %llu"
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: push-constant block is %llu"
 						   " bytes, push_constant_size is %u",
 						   (unsigned long long)size, push_size);
 			continue;
 		}
 		if (sc == SC_UNIFORM && !(w->ids[ptr[3]].flags & F_BUFFER_BLOCK))
-			return mdgpu_error(-EINVAL, "kernel_create: variable %%%u: uniform buffers are"
-					   " not supported (use storage buffers)", var);
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: variable %%%u: uniform buffers are"
+					   " not supported (use storage buffers)",
+					   var);
 		d = &w->ids[var];
 		if (!(d->flags & F_HAS_SET) || !(d->flags & F_HAS_BINDING) || d->set != 0)
-			return mdgpu_error(-EINVAL, "kernel_create: storage buffer %%%u is not in"
-					   " descriptor set 0", var);
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: storage buffer %%%u is not in"
+					   " descriptor set 0",
+					   var);
 		if (d->binding >= binding_count)
-			return mdgpu_error(-EINVAL, "kernel_create: storage buffer at binding %u, but"
-					   " binding_count is %u", d->binding, binding_count);
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: storage buffer at binding %u, but"
+					   " binding_count is %u",
+					   d->binding, binding_count);
 	}
 	return 0;
 }
@@ -378,11 +466,13 @@ int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count, uint32_t bindi
 
 	if (word_count < 5 || words[0] != SPIRV_MAGIC)
 		return mdgpu_error(-EINVAL, "kernel_create: not SPIR-V (bad magic or shorter than"
-				   " a header)");
+					    " a header)");
 	env = target_env(words[1], api_version, &ok);
 	if (!ok)
-		return mdgpu_error(-EINVAL, "kernel_create: SPIR-V version %u.%u is not supported by"
-				   " this device", (words[1] >> 16) & 0xff, (words[1] >> 8) & 0xff);
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: SPIR-V version %u.%u is not supported by"
+				   " this device",
+				   (words[1] >> 16) & 0xff, (words[1] >> 8) & 0xff);
 	ctx = spvContextCreate(env);
 	if (!ctx)
 		return mdgpu_error(-ENOMEM, "kernel_create: spvContextCreate failed");
@@ -403,8 +493,10 @@ int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count, uint32_t bindi
 	w.count = word_count;
 	w.bound = words[3];
 	if (w.bound > word_count + 1024)
-		return mdgpu_error(-EINVAL, "kernel_create: SPIR-V id bound %u is implausible for"
-				   " %u words", w.bound, word_count);
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: SPIR-V id bound %u is implausible for"
+				   " %u words",
+				   w.bound, word_count);
 	w.ids = calloc(w.bound ? w.bound : 1, sizeof(*w.ids));
 	if (!w.ids)
 		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");

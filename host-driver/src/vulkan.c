@@ -29,8 +29,8 @@ struct mdgpu_be {
 	bool host_import;
 	uint64_t import_align;
 	bool timestamps;
-	bool cpu_timestamps;	/* TIMESTAMP values converted by the CPU at completion */
-	double ts_period;	/* ns per tick */
+	bool cpu_timestamps; /* TIMESTAMP values converted by the CPU at completion */
+	double ts_period; /* ns per tick */
 	uint64_t ts_mask;
 	VkCommandPool cmd_pool;
 	VkPipelineCache pipeline_cache;
@@ -38,12 +38,12 @@ struct mdgpu_be {
 };
 
 struct mdgpu_be_memory {
-	VkBuffer buf;		/* what commands use: the imported memory, or the device copy */
+	VkBuffer buf; /* what commands use: the imported memory, or the device copy */
 	VkDeviceMemory mem;
 	uint64_t size;
 	uint8_t *host;
 	bool staged;
-	VkBuffer stage_buf;	/* STAGED: host-visible mirror, persistently mapped */
+	VkBuffer stage_buf; /* STAGED: host-visible mirror, persistently mapped */
 	VkDeviceMemory stage_mem;
 	uint8_t *stage_map;
 };
@@ -86,22 +86,30 @@ struct mdgpu_be_submission {
 	struct cpu_timestamp *cpu_ts;
 	uint32_t cpu_ts_count;
 	uint32_t cpu_ts_cap;
-	struct mdgpu_be_submission *next;	/* free list */
+	struct mdgpu_be_submission *next; /* free list */
 };
 
 static int vk_errno(VkResult r)
 {
 	switch (r) {
-	case VK_SUCCESS: return 0;
-	case VK_TIMEOUT: case VK_NOT_READY: return -ETIMEDOUT;
-	case VK_ERROR_OUT_OF_HOST_MEMORY: case VK_ERROR_OUT_OF_DEVICE_MEMORY:
-	case VK_ERROR_TOO_MANY_OBJECTS: case VK_ERROR_FRAGMENTED_POOL:
+	case VK_SUCCESS:
+		return 0;
+	case VK_TIMEOUT:
+	case VK_NOT_READY:
+		return -ETIMEDOUT;
+	case VK_ERROR_OUT_OF_HOST_MEMORY:
+	case VK_ERROR_OUT_OF_DEVICE_MEMORY:
+	case VK_ERROR_TOO_MANY_OBJECTS:
+	case VK_ERROR_FRAGMENTED_POOL:
 	case VK_ERROR_OUT_OF_POOL_MEMORY:
 		return -ENOMEM;
-	case VK_ERROR_INCOMPATIBLE_DRIVER: case VK_ERROR_INITIALIZATION_FAILED:
+	case VK_ERROR_INCOMPATIBLE_DRIVER:
+	case VK_ERROR_INITIALIZATION_FAILED:
 		return -ENODEV;
-	case VK_ERROR_INVALID_EXTERNAL_HANDLE: return -EINVAL;
-	default: return -EIO;	/* VK_ERROR_DEVICE_LOST and anything else */
+	case VK_ERROR_INVALID_EXTERNAL_HANDLE:
+		return -EINVAL;
+	default:
+		return -EIO; /* VK_ERROR_DEVICE_LOST and anything else */
 	}
 }
 
@@ -127,8 +135,10 @@ static int create_instance(VkInstance *out)
 	VkResult r = vkCreateInstance(&ci, NULL, out);
 
 	if (r != VK_SUCCESS)
-		return mdgpu_error(-ENODEV, "vkCreateInstance failed (VkResult %d): no Vulkan driver?"
-				   " Install mesa-vulkan-drivers for lavapipe", (int)r);
+		return mdgpu_error(-ENODEV,
+				   "vkCreateInstance failed (VkResult %d): no Vulkan driver?"
+				   " Install mesa-vulkan-drivers for lavapipe",
+				   (int)r);
 	return 0;
 }
 
@@ -223,9 +233,11 @@ static bool describe(VkPhysicalDevice pdev, uint32_t index, struct mdgpu_host_de
 		      (features.robustBufferAccess ? MDGPU_HOST_DEVICE_ROBUST_ACCESS : 0) |
 		      (ts_bits && lim->timestampPeriod > 0 ? MDGPU_HOST_DEVICE_TIMESTAMPS : 0);
 	info->max_push_constant_size = lim->maxPushConstantsSize < MDGPU_HOST_MAX_PUSH_CONSTANTS ?
-		lim->maxPushConstantsSize : MDGPU_HOST_MAX_PUSH_CONSTANTS;
+					       lim->maxPushConstantsSize :
+					       MDGPU_HOST_MAX_PUSH_CONSTANTS;
 	info->max_bindings = lim->maxPerStageDescriptorStorageBuffers < MDGPU_HOST_MAX_BINDINGS ?
-		lim->maxPerStageDescriptorStorageBuffers : MDGPU_HOST_MAX_BINDINGS;
+				     lim->maxPerStageDescriptorStorageBuffers :
+				     MDGPU_HOST_MAX_BINDINGS;
 	for (int i = 0; i < 3; i++) {
 		info->max_workgroup_count[i] = lim->maxComputeWorkGroupCount[i];
 		info->max_workgroup_size[i] = lim->maxComputeWorkGroupSize[i];
@@ -234,8 +246,8 @@ static bool describe(VkPhysicalDevice pdev, uint32_t index, struct mdgpu_host_de
 	info->timestamp_valid_bits = ts_bits;
 	info->timestamp_period_ns = lim->timestampPeriod;
 	info->min_import_alignment = host_import ? host.minImportedHostPointerAlignment : 0;
-	info->min_binding_alignment = lim->minStorageBufferOffsetAlignment ?
-		lim->minStorageBufferOffsetAlignment : 1;
+	info->min_binding_alignment =
+		lim->minStorageBufferOffsetAlignment ? lim->minStorageBufferOffsetAlignment : 1;
 	info->max_binding_size = lim->maxStorageBufferRange;
 	info->max_memory_size = m3.maxMemoryAllocationSize;
 	return true;
@@ -277,7 +289,8 @@ static int vk_enumerate(uint32_t index, struct mdgpu_host_device_info *info)
 	ret = physical_devices(instance, &pdevs, &count);
 	if (!ret) {
 		if (index >= count)
-			ret = mdgpu_error(-ENOENT, "enumerate: no device %u (%u devices)", index, count);
+			ret = mdgpu_error(-ENOENT, "enumerate: no device %u (%u devices)", index,
+					  count);
 		else if (!describe(pdevs[index], index, info))
 			/* Listed, but not usable: say so rather than hide it. */
 			copy_str(info->backend, sizeof(info->backend), "unusable");
@@ -291,11 +304,16 @@ static int vk_enumerate(uint32_t index, struct mdgpu_host_device_info *info)
 static int type_rank(uint32_t type)
 {
 	switch (type) {
-	case MDGPU_HOST_DEVICE_DISCRETE: return 0;
-	case MDGPU_HOST_DEVICE_INTEGRATED: return 1;
-	case MDGPU_HOST_DEVICE_VIRTUAL: return 2;
-	case MDGPU_HOST_DEVICE_CPU: return 3;
-	default: return 4;
+	case MDGPU_HOST_DEVICE_DISCRETE:
+		return 0;
+	case MDGPU_HOST_DEVICE_INTEGRATED:
+		return 1;
+	case MDGPU_HOST_DEVICE_VIRTUAL:
+		return 2;
+	case MDGPU_HOST_DEVICE_CPU:
+		return 3;
+	default:
+		return 4;
 	}
 }
 
@@ -325,7 +343,8 @@ static int select_device(VkInstance instance, const char *selector, VkPhysicalDe
 			if (i != want)
 				continue;
 		} else if (selector && *selector) {
-			if (!strcasestr(cand.name, selector) && !strcasestr(cand.driver_name, selector))
+			if (!strcasestr(cand.name, selector) &&
+			    !strcasestr(cand.driver_name, selector))
 				continue;
 		}
 		if (type_rank(cand.device_type) < best_rank) {
@@ -335,7 +354,8 @@ static int select_device(VkInstance instance, const char *selector, VkPhysicalDe
 		}
 	}
 	if (best < 0) {
-		ret = mdgpu_error(-ENODEV, "no usable Vulkan device matches \"%s\" (%u devices;"
+		ret = mdgpu_error(-ENODEV,
+				  "no usable Vulkan device matches \"%s\" (%u devices;"
 				  " compute and Vulkan 1.1 are needed)",
 				  selector ? selector : "", count);
 	} else {
@@ -363,7 +383,7 @@ static void vk_close(struct mdgpu_be *be)
 				vkDestroyDescriptorPool(be->dev, s->desc_pool, NULL);
 			free(s->ranges);
 			free(s->cpu_ts);
-			free(s);	/* command buffers go with the pool */
+			free(s); /* command buffers go with the pool */
 		}
 		if (be->pipeline_cache)
 			vkDestroyPipelineCache(be->dev, be->pipeline_cache, NULL);
@@ -452,8 +472,9 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 	}
 	vkGetDeviceQueue(be->dev, be->queue_family, 0, &be->queue);
 	if (be->host_import) {
-		be->get_host_pointer_props = (PFN_vkGetMemoryHostPointerPropertiesEXT)
-			vkGetDeviceProcAddr(be->dev, "vkGetMemoryHostPointerPropertiesEXT");
+		be->get_host_pointer_props =
+			(PFN_vkGetMemoryHostPointerPropertiesEXT)vkGetDeviceProcAddr(
+				be->dev, "vkGetMemoryHostPointerPropertiesEXT");
 		if (!be->get_host_pointer_props) {
 			be->host_import = false;
 			info->flags &= ~MDGPU_HOST_DEVICE_HOST_IMPORT;
@@ -463,8 +484,8 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 	be->ts_period = info->timestamp_period_ns;
 	be->ts_mask = ts_bits >= 64 ? UINT64_MAX : (1ull << ts_bits) - 1;
 	/* The device can write ns itself only if a tick is exactly 1 ns. */
-	be->cpu_timestamps = be->timestamps &&
-			     (info->timestamp_period_ns != 1.0f || (flags & MDGPU_HOST_OPEN_CPU_TIMESTAMPS));
+	be->cpu_timestamps = be->timestamps && (info->timestamp_period_ns != 1.0f ||
+						(flags & MDGPU_HOST_OPEN_CPU_TIMESTAMPS));
 	if (be->cpu_timestamps)
 		info->flags |= MDGPU_HOST_DEVICE_CPU_TIMESTAMPS;
 	{
@@ -495,8 +516,8 @@ err:
 
 /* ---- memory ---- */
 
-static uint32_t pick_memory_type(const struct mdgpu_be *be, uint32_t bits, VkMemoryPropertyFlags need,
-				 VkMemoryPropertyFlags prefer)
+static uint32_t pick_memory_type(const struct mdgpu_be *be, uint32_t bits,
+				 VkMemoryPropertyFlags need, VkMemoryPropertyFlags prefer)
 {
 	uint32_t fallback = UINT32_MAX;
 
@@ -514,7 +535,8 @@ static uint32_t pick_memory_type(const struct mdgpu_be *be, uint32_t bits, VkMem
 }
 
 static const VkBufferUsageFlags BUFFER_USAGE = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-	VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+					       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+					       VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 
 static void memory_free(struct mdgpu_be *be, struct mdgpu_be_memory *m)
 {
@@ -654,13 +676,16 @@ static int vk_memory_import(struct mdgpu_be *be, void *ptr, uint64_t size, uint3
 	 * size. Each submission copies its ranges host -> staging (memcpy) -> device (transfer)
 	 * before its commands, and back after them.
 	 */
-	mdgpu_log(MDGPU_LOG_INFO, "memory %p+0x%" PRIx64 ": not zero copy (%s): using a device"
-		  " buffer with staging copies before and after each submission", ptr, size, why);
+	mdgpu_log(MDGPU_LOG_INFO,
+		  "memory %p+0x%" PRIx64 ": not zero copy (%s): using a device"
+		  " buffer with staging copies before and after each submission",
+		  ptr, size, why);
 	m->staged = true;
 	ret = make_buffer(be, size, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &m->buf, &m->mem);
 	if (!ret)
-		ret = make_buffer(be, size, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
-				  VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+		ret = make_buffer(be, size,
+				  VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+					  VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
 				  VK_MEMORY_PROPERTY_HOST_CACHED_BIT, &m->stage_buf, &m->stage_mem);
 	if (!ret) {
 		r = vkMapMemory(be->dev, m->stage_mem, 0, VK_WHOLE_SIZE, 0, (void **)&m->stage_map);
@@ -829,7 +854,7 @@ static int sub_get(struct mdgpu_be *be, const struct mdgpu_job *job, uint32_t qu
 			return vk_fail(r, "submit: command buffer or fence");
 		}
 	}
-	*out = s;	/* from here on, errors recycle s through vk_submission_release() */
+	*out = s; /* from here on, errors recycle s through vk_submission_release() */
 	s->range_count = 0;
 	s->cpu_ts_count = 0;
 
@@ -942,8 +967,9 @@ static void full_barrier(VkCommandBuffer cmd, VkPipelineStageFlags src, VkAccess
 
 #define WORK_STAGES (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT)
 #define WORK_WRITES (VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
-#define WORK_ACCESS (VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | \
-		     VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
+#define WORK_ACCESS                                                                             \
+	(VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT | \
+	 VK_ACCESS_TRANSFER_WRITE_BIT)
 
 static int record_dispatch(struct mdgpu_be *be, struct mdgpu_be_submission *s,
 			   const struct mdgpu_job_cmd *jc, VkPipeline *bound)
@@ -986,8 +1012,8 @@ static int record_dispatch(struct mdgpu_be *be, struct mdgpu_be_submission *s,
 			};
 		}
 		vkUpdateDescriptorSets(be->dev, k->binding_count, writes, 0, NULL);
-		vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1, &set,
-					0, NULL);
+		vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1,
+					&set, 0, NULL);
 	}
 	if (k->push_size)
 		vkCmdPushConstants(s->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k->push_size,
@@ -1003,7 +1029,7 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 		.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
 	};
 	VkPipeline bound = VK_NULL_HANDLE;
-	uint32_t query = 2;	/* 0: batch begin, 1: batch end, 2..: TIMESTAMP commands */
+	uint32_t query = 2; /* 0: batch begin, 1: batch end, 2..: TIMESTAMP commands */
 	VkResult r;
 	int ret;
 
@@ -1051,7 +1077,8 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 			const struct stage_range *rg = &s->ranges[i];
 			VkBufferCopy region = { rg->offset, rg->offset, rg->size };
 
-			memcpy(rg->mem->stage_map + rg->offset, rg->mem->host + rg->offset, rg->size);
+			memcpy(rg->mem->stage_map + rg->offset, rg->mem->host + rg->offset,
+			       rg->size);
 			vkCmdCopyBuffer(s->cmd, rg->mem->stage_buf, rg->mem->buf, 1, &region);
 		}
 		full_barrier(s->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -1065,7 +1092,9 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 		switch (c->op) {
 		case MDGPU_HOST_OP_COPY: {
 			VkBufferCopy region = {
-				c->u.copy.src_offset, c->u.copy.dst_offset, c->u.copy.size,
+				c->u.copy.src_offset,
+				c->u.copy.dst_offset,
+				c->u.copy.size,
 			};
 
 			vkCmdCopyBuffer(s->cmd, jc->mem[0]->buf, jc->mem[1]->buf, 1, &region);
@@ -1093,14 +1122,16 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 				if (ret)
 					return ret;
 				s->cpu_ts[s->cpu_ts_count++] = (struct cpu_timestamp){
-					jc->mem[0], c->u.timestamp.offset, query,
+					jc->mem[0],
+					c->u.timestamp.offset,
+					query,
 				};
 			} else {
 				/* Tick == 1 ns: the device copies the value into place itself. */
 				vkCmdCopyQueryPoolResults(s->cmd, s->query_pool, query, 1,
 							  jc->mem[0]->buf, c->u.timestamp.offset, 8,
 							  VK_QUERY_RESULT_64_BIT |
-							  VK_QUERY_RESULT_WAIT_BIT);
+								  VK_QUERY_RESULT_WAIT_BIT);
 			}
 			query++;
 			break;
@@ -1116,7 +1147,8 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 			VkBufferCopy region = { rg->offset, rg->offset, rg->size };
 
 			if (rg->written)
-				vkCmdCopyBuffer(s->cmd, rg->mem->buf, rg->mem->stage_buf, 1, &region);
+				vkCmdCopyBuffer(s->cmd, rg->mem->buf, rg->mem->stage_buf, 1,
+						&region);
 		}
 	}
 	/* Everything the batch wrote is visible to the host once the fence signals. */
@@ -1189,7 +1221,8 @@ static void vk_complete(struct mdgpu_be *be, struct mdgpu_be_submission *s, int 
 		const struct stage_range *rg = &s->ranges[i];
 
 		if (rg->written)
-			memcpy(rg->mem->host + rg->offset, rg->mem->stage_map + rg->offset, rg->size);
+			memcpy(rg->mem->host + rg->offset, rg->mem->stage_map + rg->offset,
+			       rg->size);
 	}
 	if (!be->timestamps)
 		return;
@@ -1198,7 +1231,8 @@ static void vk_complete(struct mdgpu_be *be, struct mdgpu_be_submission *s, int 
 		status->device_begin_ns = ticks_to_ns(be, ticks[0]);
 		status->device_end_ns = ticks_to_ns(be, ticks[1]);
 		status->device_ns = status->device_end_ns >= status->device_begin_ns ?
-			status->device_end_ns - status->device_begin_ns : 0;
+					    status->device_end_ns - status->device_begin_ns :
+					    0;
 		status->flags |= MDGPU_HOST_STATUS_DEVICE_TIME;
 	}
 	for (uint32_t i = 0; i < s->cpu_ts_count; i++) {

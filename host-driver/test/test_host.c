@@ -40,9 +40,9 @@ static int passed, failed;
 		}                                                               \
 	} while (0)
 
-#define CHECK_RET(expr, want)                                                   \
-	do {                                                                    \
-		int32_t r_ = (expr);                                            \
+#define CHECK_RET(expr, want)                                                      \
+	do {                                                                       \
+		int32_t r_ = (expr);                                               \
 		CHECK(r_ == (want), "%s returned %d, want %d", #expr, r_, (want)); \
 	} while (0)
 
@@ -63,7 +63,8 @@ static struct spirv load_spirv(const char *name)
 	snprintf(path, sizeof(path), "%s/%s.spv", kernel_dir, name);
 	f = fopen(path, "rb");
 	if (!f) {
-		fprintf(stderr, "test-host: cannot open %s (run make -C guest-driver/kernels)\n", path);
+		fprintf(stderr, "test-host: cannot open %s (run make -C guest-driver/kernels)\n",
+			path);
 		exit(2);
 	}
 	fseek(f, 0, SEEK_END);
@@ -234,8 +235,12 @@ static void test_saxpy(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t n)
 	float *x = (float *)base, *y = (float *)(base + (((size_t)n * 4 + 255) & ~(size_t)255));
 	uint64_t yoff = (uint64_t)((uint8_t *)y - base);
 	float *want = malloc((size_t)n * 4);
-	struct { uint32_t n; float a; } push = { n, 2.5f };
-	struct mdgpu_host_binding b[2] = { bind(mem, 0, (uint64_t)n * 4), bind(mem, yoff, (uint64_t)n * 4) };
+	struct {
+		uint32_t n;
+		float a;
+	} push = { n, 2.5f };
+	struct mdgpu_host_binding b[2] = { bind(mem, 0, (uint64_t)n * 4),
+					   bind(mem, yoff, (uint64_t)n * 4) };
 	uint32_t groups = (n + 63) / 64, gx = groups > 65535 ? 65535 : groups;
 	uint32_t gy = (groups + gx - 1) / gx;
 	struct mdgpu_host_cmd c = dispatch(k_saxpy, gx, gy, 1, 0, 2, 0, 8);
@@ -261,7 +266,8 @@ static void test_saxpy(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t n)
 static void test_memcpy(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t n, uint64_t dst_off)
 {
 	uint32_t *src = (uint32_t *)base, *dst = (uint32_t *)(base + dst_off);
-	struct mdgpu_host_binding b[2] = { bind(mem, 0, (uint64_t)n * 4), bind(mem, dst_off, (uint64_t)n * 4) };
+	struct mdgpu_host_binding b[2] = { bind(mem, 0, (uint64_t)n * 4),
+					   bind(mem, dst_off, (uint64_t)n * 4) };
 	uint32_t push = n;
 	struct mdgpu_host_cmd c = dispatch(k_memcpy, (n + 63) / 64, 1, 1, 0, 2, 0, 4);
 	uint32_t bad = 0;
@@ -270,7 +276,7 @@ static void test_memcpy(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t n, u
 		src[i] = i * 2654435761u;
 		dst[i] = 0xdeadbeef;
 	}
-	dst[n] = 0x600dcafe;	/* just past the end: must survive */
+	dst[n] = 0x600dcafe; /* just past the end: must survive */
 	CHECK_RET(run(dev, &c, 1, b, 2, &push, 4, NULL), 0);
 	for (uint32_t i = 0; i < n; i++)
 		bad += dst[i] != src[i];
@@ -281,9 +287,11 @@ static void test_memcpy(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t n, u
 static void test_gemm(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t M, uint32_t N, uint32_t K)
 {
 	size_t asz = (size_t)M * K * 4, bsz = (size_t)K * N * 4, csz = (size_t)M * N * 4;
-	uint64_t aoff = 0, boff = (asz + 255) & ~(size_t)255, coff = (boff + bsz + 255) & ~(size_t)255;
+	uint64_t aoff = 0, boff = (asz + 255) & ~(size_t)255,
+		 coff = (boff + bsz + 255) & ~(size_t)255;
 	float *A = (float *)(base + aoff), *B = (float *)(base + boff), *C = (float *)(base + coff);
-	struct mdgpu_host_binding b[3] = { bind(mem, aoff, asz), bind(mem, boff, bsz), bind(mem, coff, csz) };
+	struct mdgpu_host_binding b[3] = { bind(mem, aoff, asz), bind(mem, boff, bsz),
+					   bind(mem, coff, csz) };
 	uint32_t push[3] = { M, N, K };
 	struct mdgpu_host_cmd c = dispatch(k_gemm, (N + 15) / 16, (M + 15) / 16, 1, 0, 3, 0, 12);
 	uint32_t seed = 7, bad = 0;
@@ -309,10 +317,13 @@ static void test_reduce(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t n, u
 {
 	uint64_t poff = ((uint64_t)n * 4 + 255) & ~(uint64_t)255;
 	uint64_t roff = poff + (((uint64_t)groups * 4 + 255) & ~(uint64_t)255);
-	float *in = (float *)base, *partial = (float *)(base + poff), *result = (float *)(base + roff);
+	float *in = (float *)base, *partial = (float *)(base + poff),
+	      *result = (float *)(base + roff);
 	struct mdgpu_host_binding b[4] = {
-		bind(mem, 0, (uint64_t)n * 4), bind(mem, poff, (uint64_t)groups * 4),
-		bind(mem, poff, (uint64_t)groups * 4), bind(mem, roff, 4),
+		bind(mem, 0, (uint64_t)n * 4),
+		bind(mem, poff, (uint64_t)groups * 4),
+		bind(mem, poff, (uint64_t)groups * 4),
+		bind(mem, roff, 4),
 	};
 	uint32_t push[2] = { n, groups };
 	struct mdgpu_host_cmd c[3] = {
@@ -434,10 +445,12 @@ static void test_memory(uint32_t dev)
 
 	/* Forced staging, and an unaligned pointer (falls back to staging, with a log line). */
 	CHECK_RET(mdgpu_host_memory_import(dev, ap.base + (8 << 20), 4 << 20,
-					   MDGPU_HOST_MEMORY_STAGED, &staged), 0);
+					   MDGPU_HOST_MEMORY_STAGED, &staged),
+		  0);
 	CHECK_RET(mdgpu_host_memory_info(dev, staged, &mi), 0);
 	CHECK(mi.flags == MDGPU_HOST_MEMORY_STAGED, "forced staged, flags 0x%x", mi.flags);
-	CHECK_RET(mdgpu_host_memory_import(dev, ap.base + (12 << 20) + 64, 1 << 20, 0, &unaligned), 0);
+	CHECK_RET(mdgpu_host_memory_import(dev, ap.base + (12 << 20) + 64, 1 << 20, 0, &unaligned),
+		  0);
 	CHECK_RET(mdgpu_host_memory_info(dev, unaligned, &mi), 0);
 	CHECK(mi.flags == MDGPU_HOST_MEMORY_STAGED, "unaligned falls back, flags 0x%x", mi.flags);
 
@@ -479,7 +492,7 @@ static void test_cpu_timestamps(void)
 	CHECK(info.flags & MDGPU_HOST_DEVICE_CPU_TIMESTAMPS, "cpu timestamps on");
 	CHECK_RET(mdgpu_host_memory_import(dev, ap.base, ap.size, 0, &mem), 0);
 	test_transfer(dev, mem, ap.base, "cpu timestamps");
-	CHECK_RET(mdgpu_host_device_destroy(dev), 0);	/* destroys the memory with it */
+	CHECK_RET(mdgpu_host_device_destroy(dev), 0); /* destroys the memory with it */
 	aperture_free(&ap);
 }
 
@@ -494,7 +507,7 @@ static void test_bad_spirv(uint32_t dev)
 	CHECK(k == 0, "handle zeroed");
 	CHECK(strstr(mdgpu_host_last_error(), "SPIR-V") != NULL, "message: %s",
 	      mdgpu_host_last_error());
-	garbage[0] = 0x07230203;	/* right magic, garbage body: the validator must refuse */
+	garbage[0] = 0x07230203; /* right magic, garbage body: the validator must refuse */
 	garbage[1] = 0x00010300;
 	CHECK_RET(mdgpu_host_kernel_create(dev, garbage, 64, 2, 8, &k), -EINVAL);
 	CHECK(strstr(mdgpu_host_last_error(), "invalid") != NULL, "validator says: %s",
@@ -536,43 +549,69 @@ static void test_bad_submissions(uint32_t dev)
 	b[0] = bind(mem, 0, 64);
 	b[1] = bind(mem, 4096, 64);
 
-#define SUBMIT(cmd, want) \
-	do { c = (cmd); CHECK_RET(mdgpu_host_submit(dev, &c, 1, b, 2, push, 8, &id), want); } while (0)
+#define SUBMIT(cmd, want)                                                           \
+	do {                                                                        \
+		c = (cmd);                                                          \
+		CHECK_RET(mdgpu_host_submit(dev, &c, 1, b, 2, push, 8, &id), want); \
+	} while (0)
 
 	SUBMIT(((struct mdgpu_host_cmd){ .op = 99 }), -EINVAL);
 	SUBMIT(((struct mdgpu_host_cmd){ .op = 0 }), -EINVAL);
 	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_BARRIER, .flags = 1 }), -EINVAL);
 	CHECK(id == 0, "id zeroed on failure");
 	/* COPY */
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY, .u.copy = { 0, mem, 0, 0, 4 } }), -ENOENT);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY, .u.copy = { mem, gone, 0, 0, 4 } }), -ENOENT);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY, .u.copy = { mem, 0xfff00001u, 0, 0, 4 } }), -ENOENT);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY, .u.copy = { mem, mem, 0, 8, 0 } }), -EINVAL);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY, .u.copy = { mem, mem, 0, 8, 16 } }), -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY, .u.copy = { 0, mem, 0, 0, 4 } }),
+	       -ENOENT);
 	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY,
-					 .u.copy = { mem, mem, ap.size - 4, 0, 8 } }), -EINVAL);
+					 .u.copy = { mem, gone, 0, 0, 4 } }),
+	       -ENOENT);
 	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY,
-					 .u.copy = { mem, mem, 8, UINT64_MAX - 2, 8 } }), -EINVAL);
+					 .u.copy = { mem, 0xfff00001u, 0, 0, 4 } }),
+	       -ENOENT);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY,
+					 .u.copy = { mem, mem, 0, 8, 0 } }),
+	       -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY,
+					 .u.copy = { mem, mem, 0, 8, 16 } }),
+	       -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY,
+					 .u.copy = { mem, mem, ap.size - 4, 0, 8 } }),
+	       -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_COPY,
+					 .u.copy = { mem, mem, 8, UINT64_MAX - 2, 8 } }),
+	       -EINVAL);
 	/* FILL */
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { mem, 0, 2, 4 } }), -EINVAL);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { mem, 0, 0, 6 } }), -EINVAL);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { mem, 0, ap.size, 4 } }), -EINVAL);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { gone, 0, 0, 4 } }), -ENOENT);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { mem, 0, 2, 4 } }),
+	       -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { mem, 0, 0, 6 } }),
+	       -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL,
+					 .u.fill = { mem, 0, ap.size, 4 } }),
+	       -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { gone, 0, 0, 4 } }),
+	       -ENOENT);
 	/* TIMESTAMP */
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_TIMESTAMP, .u.timestamp = { mem, 0, 4 } }), -EINVAL);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_TIMESTAMP, .u.timestamp = { mem, 0, ap.size } }), -EINVAL);
-	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_TIMESTAMP, .u.timestamp = { mem, 1, 0 } }), -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_TIMESTAMP,
+					 .u.timestamp = { mem, 0, 4 } }),
+	       -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_TIMESTAMP,
+					 .u.timestamp = { mem, 0, ap.size } }),
+	       -EINVAL);
+	SUBMIT(((struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_TIMESTAMP,
+					 .u.timestamp = { mem, 1, 0 } }),
+	       -EINVAL);
 	/* DISPATCH */
 	SUBMIT(dispatch(0, 1, 1, 1, 0, 2, 0, 4), -ENOENT);
-	SUBMIT(dispatch((k_memcpy & 0xfffffu) | (0xabcu << 20), 1, 1, 1, 0, 2, 0, 4), -ENOENT);	/* stale generation */
-	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 1, 0, 4), -EINVAL);		/* binding count */
-	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 1, 2, 0, 4), -EINVAL);		/* past the bindings */
-	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 2, 0, 8), -EINVAL);		/* push size */
-	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 2, 6, 4), -EINVAL);		/* push past the data */
-	SUBMIT(dispatch(k_memcpy, 1u << 31, 1, 1, 0, 2, 0, 4), -E2BIG);	/* groups */
-	b[1] = bind(mem, 4100, 64);						/* misaligned offset */
+	SUBMIT(dispatch((k_memcpy & 0xfffffu) | (0xabcu << 20), 1, 1, 1, 0, 2, 0, 4),
+	       -ENOENT); /* stale generation */
+	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 1, 0, 4), -EINVAL); /* binding count */
+	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 1, 2, 0, 4), -EINVAL); /* past the bindings */
+	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 2, 0, 8), -EINVAL); /* push size */
+	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 2, 6, 4), -EINVAL); /* push past the data */
+	SUBMIT(dispatch(k_memcpy, 1u << 31, 1, 1, 0, 2, 0, 4), -E2BIG); /* groups */
+	b[1] = bind(mem, 4100, 64); /* misaligned offset */
 	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 2, 0, 4), -EINVAL);
-	b[1] = bind(mem, ap.size - 32, 64);					/* past the end */
+	b[1] = bind(mem, ap.size - 32, 64); /* past the end */
 	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 2, 0, 4), -EINVAL);
 	b[1] = bind(gone, 0, 64);
 	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 2, 0, 4), -ENOENT);
@@ -587,7 +626,8 @@ static void test_bad_submissions(uint32_t dev)
 	CHECK_RET(mdgpu_host_submit(dev, &c, 1, NULL, 3, NULL, 0, &id), -EINVAL);
 	CHECK_RET(mdgpu_host_submit(dev, &c, 1, NULL, 0, NULL, 4, &id), -EINVAL);
 	CHECK_RET(mdgpu_host_submit(dev, &c, 1, NULL, 0, NULL, 0, NULL), -EINVAL);
-	CHECK_RET(mdgpu_host_submit(dev, &c, MDGPU_HOST_MAX_COMMANDS + 1, NULL, 0, NULL, 0, &id), -E2BIG);
+	CHECK_RET(mdgpu_host_submit(dev, &c, MDGPU_HOST_MAX_COMMANDS + 1, NULL, 0, NULL, 0, &id),
+		  -E2BIG);
 	CHECK_RET(mdgpu_host_submit(0, &c, 1, NULL, 0, NULL, 0, &id), -ENOENT);
 	CHECK_RET(mdgpu_host_submit(0xdeadbeef, &c, 1, NULL, 0, NULL, 0, &id), -ENOENT);
 	CHECK_RET(mdgpu_host_wait(dev, 123456, 0, &st), -ENOENT);
@@ -598,7 +638,7 @@ static void test_bad_submissions(uint32_t dev)
 	SUBMIT(dispatch(k_memcpy, 1, 1, 1, 0, 2, 0, 4), 0);
 	CHECK_RET(mdgpu_host_wait(dev, id, UINT64_MAX, &st), 0);
 	CHECK(st.submission == id && st.result == 0, "good submission after bad ones");
-	CHECK_RET(mdgpu_host_wait(dev, id, UINT64_MAX, &st), -ENOENT);	/* collected once */
+	CHECK_RET(mdgpu_host_wait(dev, id, UINT64_MAX, &st), -ENOENT); /* collected once */
 	CHECK_RET(mdgpu_host_memory_destroy(dev, mem), 0);
 	aperture_free(&ap);
 #undef SUBMIT
@@ -645,7 +685,8 @@ static void test_lifetimes(uint32_t dev)
 	CHECK_RET(mdgpu_host_submit(dev, &c, 1, NULL, 0, NULL, 0, &id), -EAGAIN);
 	for (uint32_t i = 0; i < MDGPU_HOST_MAX_INFLIGHT; i++)
 		CHECK_RET(mdgpu_host_wait(dev, ids[i], UINT64_MAX, &st), 0);
-	CHECK(ids[MDGPU_HOST_MAX_INFLIGHT - 1] == ids[0] + MDGPU_HOST_MAX_INFLIGHT - 1, "ids count up");
+	CHECK(ids[MDGPU_HOST_MAX_INFLIGHT - 1] == ids[0] + MDGPU_HOST_MAX_INFLIGHT - 1,
+	      "ids count up");
 	CHECK_RET(mdgpu_host_submit(dev, &c, 1, NULL, 0, NULL, 0, &id), 0);
 	CHECK_RET(mdgpu_host_wait(dev, id, UINT64_MAX, &st), 0);
 	CHECK_RET(mdgpu_host_memory_destroy(dev, mem), 0);
@@ -686,7 +727,8 @@ static void test_threads(uint32_t dev)
 	b[0] = bind(mem, 0, sz);
 	b[1] = bind(mem, 1 << 20, sz);
 	b[2] = bind(mem, 2 << 20, sz);
-	f = (struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { mem, 7, 4 << 20, 4096 } };
+	f = (struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL,
+				     .u.fill = { mem, 7, 4 << 20, 4096 } };
 	CHECK_RET(mdgpu_host_submit(dev, &g, 1, b, 3, push, 12, &w.id), 0);
 	pthread_create(&t, NULL, wait_thread, &w);
 	CHECK_RET(mdgpu_host_submit(dev, &f, 1, NULL, 0, NULL, 0, &id), 0);

@@ -31,16 +31,26 @@ std::string ErrnoMessage(int err) {
 
 const char* TypeName(const Napi::Value& v) {
   switch (v.Type()) {
-    case napi_undefined: return "undefined";
-    case napi_null: return "null";
-    case napi_boolean: return "boolean";
-    case napi_number: return "number";
-    case napi_string: return "string";
-    case napi_symbol: return "symbol";
-    case napi_object: return v.IsArray() ? "array" : "object";
-    case napi_function: return "function";
-    case napi_external: return "external";
-    case napi_bigint: return "bigint";
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return "boolean";
+    case napi_number:
+      return "number";
+    case napi_string:
+      return "string";
+    case napi_symbol:
+      return "symbol";
+    case napi_object:
+      return v.IsArray() ? "array" : "object";
+    case napi_function:
+      return "function";
+    case napi_external:
+      return "external";
+    case napi_bigint:
+      return "bigint";
   }
   return "unknown";
 }
@@ -73,13 +83,12 @@ Args::Args(const Napi::CallbackInfo& info, const char* fn, size_t count,
            const char* signature)
     : info_(info), fn_(fn) {
   if (info.Length() < count) {
-    ThrowWithCode(
-        Napi::TypeError::New(info.Env(),
-                             std::string(fn) + ": expected " +
-                                 std::to_string(count) + " argument" +
-                                 (count == 1 ? "" : "s") + " " + signature +
-                                 ", got " + std::to_string(info.Length())),
-        "ERR_MISSING_ARGS");
+    ThrowWithCode(Napi::TypeError::New(
+                      info.Env(),
+                      std::string(fn) + ": expected " + std::to_string(count) +
+                          " argument" + (count == 1 ? "" : "s") + " " +
+                          signature + ", got " + std::to_string(info.Length())),
+                  "ERR_MISSING_ARGS");
   }
 }
 
@@ -106,7 +115,8 @@ double CheckedInteger(const Args& a, size_t i, const char* name, double max,
   if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > max) {
     // Primitive number to string: no user code runs.
     a.RangeError(std::string("expected ") + name + " to be " + expected +
-                 " in [0, " + Napi::Number::New(a.Env(), max).ToString().Utf8Value() +
+                 " in [0, " +
+                 Napi::Number::New(a.Env(), max).ToString().Utf8Value() +
                  "], got " + v.ToString().Utf8Value());
   }
   return d;
@@ -134,9 +144,9 @@ std::string Args::String(size_t i, const char* name) const {
   if (!v.IsString()) TypeError(i, name, "a string");
   std::string s = v.As<Napi::String>().Utf8Value();
   if (s.find('\0') != std::string::npos) {
-    ThrowWithCode(Napi::TypeError::New(Env(), std::string(fn_) + ": expected " +
-                                                  name +
-                                                  " to be a string without NUL characters"),
+    ThrowWithCode(Napi::TypeError::New(
+                      Env(), std::string(fn_) + ": expected " + name +
+                                 " to be a string without NUL characters"),
                   "ERR_INVALID_ARG_VALUE");
   }
   return s;

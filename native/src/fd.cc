@@ -96,7 +96,8 @@ Napi::Value EventFd(const Napi::CallbackInfo& info) {
   Args a(info, "eventfd", 2, "(initval, flags)");
   uint32_t initval = a.Uint32(0, "initval");
   uint32_t flags = a.Uint32(1, "flags");
-  int fd = eventfd(initval, static_cast<int>(flags | EFD_CLOEXEC | EFD_NONBLOCK));
+  int fd =
+      eventfd(initval, static_cast<int>(flags | EFD_CLOEXEC | EFD_NONBLOCK));
   if (fd < 0) ThrowErrno(a.Env(), errno, "eventfd");
   return Napi::Number::New(a.Env(), fd);
 }
@@ -148,13 +149,16 @@ Napi::Value EventFdRead(const Napi::CallbackInfo& info) {
 
 void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
-  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+  exports.Set("memfdCreate",
+              Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   exports.Set("fstatSize", Napi::Function::New(env, FstatSize, "fstatSize"));
   exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
-  exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite, "eventfdWrite"));
-  exports.Set("eventfdRead", Napi::Function::New(env, EventFdRead, "eventfdRead"));
+  exports.Set("eventfdWrite",
+              Napi::Function::New(env, EventFdWrite, "eventfdWrite"));
+  exports.Set("eventfdRead",
+              Napi::Function::New(env, EventFdRead, "eventfdRead"));
   exports.Set("MFD_ALLOW_SEALING", Napi::Number::New(env, MFD_ALLOW_SEALING));
   exports.Set("EFD_SEMAPHORE", Napi::Number::New(env, EFD_SEMAPHORE));
 }

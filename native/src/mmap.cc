@@ -32,7 +32,8 @@ namespace {
 struct Mapping {
   void* base;
   size_t length;
-  bool unmapped;  // set under g_mutex by munmap(); then only the record is freed
+  bool
+      unmapped;  // set under g_mutex by munmap(); then only the record is freed
 };
 
 std::mutex g_mutex;
@@ -69,13 +70,15 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
     a.RangeError("expected offset to be a multiple of the page size (" +
                  std::to_string(page) + "), got " + std::to_string(offset));
   }
-  if (prot == 0 || (prot & ~static_cast<uint32_t>(PROT_READ | PROT_WRITE)) != 0) {
+  if (prot == 0 ||
+      (prot & ~static_cast<uint32_t>(PROT_READ | PROT_WRITE)) != 0) {
     a.RangeError("expected prot to be PROT_READ, PROT_WRITE or both, got " +
                  std::to_string(prot));
   }
 
-  void* base = mmap(nullptr, static_cast<size_t>(length), static_cast<int>(prot),
-                    MAP_SHARED, fd, static_cast<off_t>(offset));
+  void* base =
+      mmap(nullptr, static_cast<size_t>(length), static_cast<int>(prot),
+           MAP_SHARED, fd, static_cast<off_t>(offset));
   if (base == MAP_FAILED) ThrowErrno(env, errno, "mmap");
 
   Mapping* m = new Mapping{base, static_cast<size_t>(length), false};
@@ -146,7 +149,8 @@ Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
 void InitMmap(Napi::Env env, Napi::Object exports) {
   exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
   exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
-  exports.Set("liveMappings", Napi::Function::New(env, LiveMappings, "liveMappings"));
+  exports.Set("liveMappings",
+              Napi::Function::New(env, LiveMappings, "liveMappings"));
   exports.Set("PROT_READ", Napi::Number::New(env, PROT_READ));
   exports.Set("PROT_WRITE", Napi::Number::New(env, PROT_WRITE));
 }

@@ -39,7 +39,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   // new Poller(fd, callback(err, events))
-  explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
+  explicit Poller(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<Poller>(info) {
     Args a(info, "Poller", 2, "(fd, callback)");
     Napi::Env env = a.Env();
     fd_ = a.Fd(0, "fd");
@@ -47,10 +48,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-      throw Napi::Error::New(env, "Poller: no libuv event loop for this environment");
+      throw Napi::Error::New(
+          env, "Poller: no libuv event loop for this environment");
     }
     callback_ = Napi::Persistent(callback);
-    async_ = std::make_unique<Napi::AsyncContext>(env, "mdgpu:Poller", info.This().As<Napi::Object>());
+    async_ = std::make_unique<Napi::AsyncContext>(
+        env, "mdgpu:Poller", info.This().As<Napi::Object>());
     // Last, so that nothing can throw after the handle exists. uv_poll_init
     // also sets O_NONBLOCK on the fd. EPERM: epoll cannot watch this kind of
     // fd (a regular file).
@@ -78,7 +81,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Args a(info, "Poller.start", 1, "(events)");
     Napi::Env env = a.Env();
     uint32_t events = a.Uint32(0, "events", UV_READABLE | UV_WRITABLE);
-    if (events == 0) a.RangeError("expected events to include POLL_READABLE or POLL_WRITABLE, got 0");
+    if (events == 0)
+      a.RangeError(
+          "expected events to include POLL_READABLE or POLL_WRITABLE, got 0");
     if (handle_ == nullptr) ThrowClosed(env, "start");
     // libuv aborts the process if epoll_ctl later fails on a closed fd; a
     // cheap fcntl(2) turns the common mistake into an EBADF error instead.
@@ -125,7 +130,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   [[noreturn]] static void ThrowClosed(Napi::Env env, const char* method) {
-    Napi::Error e = Napi::Error::New(env, std::string("Poller.") + method + ": poller is closed");
+    Napi::Error e = Napi::Error::New(
+        env, std::string("Poller.") + method + ": poller is closed");
     e.Set("code", "ERR_INVALID_STATE");
     throw e;
   }
@@ -147,10 +153,11 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Napi::Object recv = self->Value();
     self->in_callback_ = true;
     try {
-      Napi::Value err = status < 0 ? ErrnoError(env, -status, "uv_poll").Value()
-                                   : env.Null();
+      Napi::Value err =
+          status < 0 ? ErrnoError(env, -status, "uv_poll").Value() : env.Null();
       self->callback_.MakeCallback(
-          recv, {err, Napi::Number::New(env, status < 0 ? 0 : events)}, *self->async_);
+          recv, {err, Napi::Number::New(env, status < 0 ? 0 : events)},
+          *self->async_);
     } catch (const Napi::Error& e) {
       // Thrown by the JS callback: report it as an uncaught exception, as
       // Node does for its own handles, instead of unwinding into libuv.

@@ -36,7 +36,8 @@ socklen_t UnixAddress(Napi::Env env, const std::string& path,
     ThrowErrno(env, ENAMETOOLONG, syscall, path.c_str());
   }
   std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);
-  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() +
+                                1);
 }
 
 // listenUnix(path, backlog) -> fd
@@ -127,7 +128,8 @@ Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
 Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) <
+      0) {
     ThrowErrno(env, errno, "socketpair");
   }
   Napi::Array result = Napi::Array::New(env, 2);
@@ -179,7 +181,8 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
 
   std::vector<int> received;
   if (msg.msg_controllen > 0) {
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+         c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       for (size_t k = 0; k < nfds; k++) {
@@ -199,7 +202,8 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
     result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, static_cast<double>(n)));
     result.Set("fds", fds);
-    result.Set("truncated", Napi::Boolean::New(env, (msg.msg_flags & MSG_CTRUNC) != 0));
+    result.Set("truncated",
+               Napi::Boolean::New(env, (msg.msg_flags & MSG_CTRUNC) != 0));
   } catch (...) {
     // Only if the JS heap is failing: the fds must not leak with the message.
     for (int rfd : received) close(rfd);
@@ -225,7 +229,8 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   for (uint32_t k = 0; k < nfds; k++) {
     Napi::Value v = fdArray.Get(k);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-    if (d < 0 || d > INT32_MAX || static_cast<double>(static_cast<int>(d)) != d) {
+    if (d < 0 || d > INT32_MAX ||
+        static_cast<double>(static_cast<int>(d)) != d) {
       a.TypeError(2, "fds", "an array of integer file descriptors");
     }
     fds[k] = static_cast<int>(d);
@@ -263,7 +268,8 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
 void InitSock(Napi::Env env, Napi::Object exports) {
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
-  exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix, "connectUnix"));
+  exports.Set("connectUnix",
+              Napi::Function::New(env, ConnectUnix, "connectUnix"));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
   exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));

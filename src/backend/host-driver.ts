@@ -76,25 +76,50 @@ const DeviceInfoT = koffi.struct('mdgpu_host_device_info', {
 });
 const MemoryInfoT = koffi.struct('mdgpu_host_memory_info', { size: u64, host_address: u64, flags: u32, pad: u32 });
 const CopyT = koffi.struct('mdgpu_host_cmd_copy', {
-  src_mem: u32, dst_mem: u32, src_offset: u64, dst_offset: u64, size: u64,
+  src_mem: u32,
+  dst_mem: u32,
+  src_offset: u64,
+  dst_offset: u64,
+  size: u64,
 });
 const FillT = koffi.struct('mdgpu_host_cmd_fill', { mem: u32, value: u32, offset: u64, size: u64 });
 const DispatchT = koffi.struct('mdgpu_host_cmd_dispatch', {
-  kernel: u32, group_count_x: u32, group_count_y: u32, group_count_z: u32,
-  first_binding: u32, binding_count: u32, push_offset: u32, push_size: u32,
+  kernel: u32,
+  group_count_x: u32,
+  group_count_y: u32,
+  group_count_z: u32,
+  first_binding: u32,
+  binding_count: u32,
+  push_offset: u32,
+  push_size: u32,
 });
 const TimestampT = koffi.struct('mdgpu_host_cmd_timestamp', { mem: u32, pad: u32, offset: u64 });
 const CmdArgsT = koffi.union('mdgpu_host_cmd_args', { copy: CopyT, fill: FillT, dispatch: DispatchT, timestamp: TimestampT });
 const CmdT = koffi.struct('mdgpu_host_cmd', { op: u32, flags: u32, u: CmdArgsT });
 const BindingT = koffi.struct('mdgpu_host_binding', { mem: u32, pad: u32, offset: u64, size: u64 });
 const StatusT = koffi.struct('mdgpu_host_status', {
-  submission: u64, result: 'int32_t', flags: u32, device_begin_ns: u64, device_end_ns: u64,
-  device_ns: u64, submit_ns: u64, complete_ns: u64,
+  submission: u64,
+  result: 'int32_t',
+  flags: u32,
+  device_begin_ns: u64,
+  device_end_ns: u64,
+  device_ns: u64,
+  submit_ns: u64,
+  complete_ns: u64,
 });
 
 /** The koffi struct types, for layout tests. */
 export const abiTypes = {
-  DeviceInfoT, MemoryInfoT, CopyT, FillT, DispatchT, TimestampT, CmdArgsT, CmdT, BindingT, StatusT,
+  DeviceInfoT,
+  MemoryInfoT,
+  CopyT,
+  FillT,
+  DispatchT,
+  TimestampT,
+  CmdArgsT,
+  CmdT,
+  BindingT,
+  StatusT,
 } as const;
 
 /** Byte offset of `field` of `type` (from the declaration above). */
@@ -106,14 +131,21 @@ const CMD_SIZE = koffi.sizeof(CmdT);
 const U = off(CmdT, 'u');
 const CMD = { op: off(CmdT, 'op'), flags: off(CmdT, 'flags') };
 const COPY = {
-  srcMem: U + off(CopyT, 'src_mem'), dstMem: U + off(CopyT, 'dst_mem'),
-  srcOffset: U + off(CopyT, 'src_offset'), dstOffset: U + off(CopyT, 'dst_offset'), size: U + off(CopyT, 'size'),
+  srcMem: U + off(CopyT, 'src_mem'),
+  dstMem: U + off(CopyT, 'dst_mem'),
+  srcOffset: U + off(CopyT, 'src_offset'),
+  dstOffset: U + off(CopyT, 'dst_offset'),
+  size: U + off(CopyT, 'size'),
 };
 const FILL = { mem: U + off(FillT, 'mem'), value: U + off(FillT, 'value'), offset: U + off(FillT, 'offset'), size: U + off(FillT, 'size') };
 const DISPATCH = {
-  kernel: U + off(DispatchT, 'kernel'), x: U + off(DispatchT, 'group_count_x'), y: U + off(DispatchT, 'group_count_y'),
-  z: U + off(DispatchT, 'group_count_z'), firstBinding: U + off(DispatchT, 'first_binding'),
-  bindingCount: U + off(DispatchT, 'binding_count'), pushOffset: U + off(DispatchT, 'push_offset'),
+  kernel: U + off(DispatchT, 'kernel'),
+  x: U + off(DispatchT, 'group_count_x'),
+  y: U + off(DispatchT, 'group_count_y'),
+  z: U + off(DispatchT, 'group_count_z'),
+  firstBinding: U + off(DispatchT, 'first_binding'),
+  bindingCount: U + off(DispatchT, 'binding_count'),
+  pushOffset: U + off(DispatchT, 'push_offset'),
   pushSize: U + off(DispatchT, 'push_size'),
 };
 const TIMESTAMP = { mem: U + off(TimestampT, 'mem'), offset: U + off(TimestampT, 'offset') };
@@ -121,7 +153,7 @@ const BINDING_SIZE = koffi.sizeof(BindingT);
 const BINDING = { mem: off(BindingT, 'mem'), offset: off(BindingT, 'offset'), size: off(BindingT, 'size') };
 
 /** `enum mdgpu_host_op`. */
-export const enum Op {
+export enum Op {
   Copy = 1, // MDGPU_HOST_OP_COPY
   Fill = 2, // MDGPU_HOST_OP_FILL
   Dispatch = 3, // MDGPU_HOST_OP_DISPATCH
@@ -145,9 +177,20 @@ export interface HostDriverLibrary {
   readonly path: string;
   readonly abiVersion: number;
   readonly fn: {
-    lastError: Fn; enumerate: Fn; deviceOpen: Fn; deviceInfo: Fn; deviceDestroy: Fn;
-    memoryImport: Fn; memoryImportFd: Fn; memoryInfo: Fn; memoryDestroy: Fn;
-    kernelCreate: Fn; kernelDestroy: Fn; submit: Fn; poll: Fn; wait: Fn;
+    lastError: Fn;
+    enumerate: Fn;
+    deviceOpen: Fn;
+    deviceInfo: Fn;
+    deviceDestroy: Fn;
+    memoryImport: Fn;
+    memoryImportFd: Fn;
+    memoryInfo: Fn;
+    memoryDestroy: Fn;
+    kernelCreate: Fn;
+    kernelDestroy: Fn;
+    submit: Fn;
+    poll: Fn;
+    wait: Fn;
   };
 }
 
@@ -188,13 +231,19 @@ export function loadHostDriverFrom(file: string): HostDriverLibrary {
     deviceInfo: lib.func('int32_t mdgpu_host_device_info(uint32_t device, _Out_ mdgpu_host_device_info *info)'),
     deviceDestroy: lib.func('int32_t mdgpu_host_device_destroy(uint32_t device)'),
     memoryImport: lib.func('int32_t mdgpu_host_memory_import(uint32_t device, void *ptr, uint64_t size, uint32_t flags, _Out_ uint32_t *out)'),
-    memoryImportFd: lib.func('int32_t mdgpu_host_memory_import_fd(uint32_t device, int32_t fd, uint64_t offset, uint64_t size, uint32_t flags, _Out_ uint32_t *out)'),
+    memoryImportFd: lib.func(
+      'int32_t mdgpu_host_memory_import_fd(uint32_t device, int32_t fd, uint64_t offset, uint64_t size, uint32_t flags, _Out_ uint32_t *out)',
+    ),
     memoryInfo: lib.func('int32_t mdgpu_host_memory_info(uint32_t device, uint32_t mem, _Out_ mdgpu_host_memory_info *info)'),
     memoryDestroy: lib.func('int32_t mdgpu_host_memory_destroy(uint32_t device, uint32_t mem)'),
-    kernelCreate: lib.func('int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t *words, uint32_t word_count, uint32_t binding_count, uint32_t push_constant_size, _Out_ uint32_t *out)'),
+    kernelCreate: lib.func(
+      'int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t *words, uint32_t word_count, uint32_t binding_count, uint32_t push_constant_size, _Out_ uint32_t *out)',
+    ),
     kernelDestroy: lib.func('int32_t mdgpu_host_kernel_destroy(uint32_t device, uint32_t kernel)'),
     // Commands and bindings go in as bytes (see the top of this file); out is a BigUint64Array.
-    submit: lib.func('int32_t mdgpu_host_submit(uint32_t device, const void *cmds, uint32_t cmd_count, const void *bindings, uint32_t binding_count, const void *push, uint32_t push_size, void *out)'),
+    submit: lib.func(
+      'int32_t mdgpu_host_submit(uint32_t device, const void *cmds, uint32_t cmd_count, const void *bindings, uint32_t binding_count, const void *push, uint32_t push_size, void *out)',
+    ),
     poll: lib.func('int32_t mdgpu_host_poll(uint32_t device, uint64_t submission, _Out_ mdgpu_host_status *status)'),
     wait: lib.func('int32_t mdgpu_host_wait(uint32_t device, uint64_t submission, uint64_t timeout_ns, _Out_ mdgpu_host_status *status)'),
   };
@@ -247,17 +296,38 @@ function checkIndex(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER)
 // ---- decoding ----
 
 interface RawInfo {
-  name: string; driver_name: string; driver_info: string; backend: string; index: number;
-  device_type: number; vendor_id: number; device_id: number; api_version: number; flags: number;
-  max_push_constant_size: number; max_bindings: number; max_workgroup_count: number[];
-  max_workgroup_size: number[]; max_workgroup_invocations: number; timestamp_valid_bits: number;
-  timestamp_period_ns: number; min_import_alignment: number | bigint; min_binding_alignment: number | bigint;
-  max_binding_size: number | bigint; max_memory_size: number | bigint;
+  name: string;
+  driver_name: string;
+  driver_info: string;
+  backend: string;
+  index: number;
+  device_type: number;
+  vendor_id: number;
+  device_id: number;
+  api_version: number;
+  flags: number;
+  max_push_constant_size: number;
+  max_bindings: number;
+  max_workgroup_count: number[];
+  max_workgroup_size: number[];
+  max_workgroup_invocations: number;
+  timestamp_valid_bits: number;
+  timestamp_period_ns: number;
+  min_import_alignment: number | bigint;
+  min_binding_alignment: number | bigint;
+  max_binding_size: number | bigint;
+  max_memory_size: number | bigint;
 }
 
 interface RawStatus {
-  submission: number | bigint; result: number; flags: number; device_begin_ns: number | bigint;
-  device_end_ns: number | bigint; device_ns: number | bigint; submit_ns: number | bigint; complete_ns: number | bigint;
+  submission: number | bigint;
+  result: number;
+  flags: number;
+  device_begin_ns: number | bigint;
+  device_end_ns: number | bigint;
+  device_ns: number | bigint;
+  submit_ns: number | bigint;
+  complete_ns: number | bigint;
 }
 
 function triple(a: number[]): [number, number, number] {
@@ -542,10 +612,8 @@ export class HostDevice implements ComputeBackend {
     let p = 0;
     commands.forEach((c, i) => {
       const at = i * CMD_SIZE;
-      const put64 = (field: number, name: string, value: number) =>
-        cv.setBigUint64(at + field, BigInt(checkIndex(`command ${i}: ${name}`, value)), true);
-      const put32 = (field: number, name: string, value: number) =>
-        cv.setUint32(at + field, checkIndex(`command ${i}: ${name}`, value, 0xffff_ffff), true);
+      const put64 = (field: number, name: string, value: number) => cv.setBigUint64(at + field, BigInt(checkIndex(`command ${i}: ${name}`, value)), true);
+      const put32 = (field: number, name: string, value: number) => cv.setUint32(at + field, checkIndex(`command ${i}: ${name}`, value, 0xffff_ffff), true);
       switch (c?.op) {
         case 'copy':
           cv.setUint32(at + CMD.op, Op.Copy, true);

@@ -10,7 +10,13 @@ import type { DeviceInfo, SubmissionStatus } from './backend.js';
 export type WireCommand =
   | { op: 'copy'; src: number; srcOffset: number; dst: number; dstOffset: number; size: number }
   | { op: 'fill'; mem: number; offset: number; size: number; value: number }
-  | { op: 'dispatch'; kernel: number; groups: readonly [number, number?, number?]; bindings: { mem: number; offset: number; size: number }[]; push?: Uint8Array }
+  | {
+      op: 'dispatch';
+      kernel: number;
+      groups: readonly [number, number?, number?];
+      bindings: { mem: number; offset: number; size: number }[];
+      push?: Uint8Array;
+    }
   | { op: 'timestamp'; mem: number; offset: number }
   | { op: 'barrier' };
 

@@ -36,7 +36,13 @@ function commandOf(c: WireCommand, i: number): Command {
     case 'dispatch': {
       const kernel = kernels.get(c.kernel);
       if (kernel === undefined) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `command ${i}: no kernel ${c.kernel} in the worker`);
-      return { op: 'dispatch', kernel, groups: c.groups, bindings: c.bindings.map((b) => ({ mem: mem(b.mem), offset: b.offset, size: b.size })), ...(c.push ? { push: c.push } : {}) };
+      return {
+        op: 'dispatch',
+        kernel,
+        groups: c.groups,
+        bindings: c.bindings.map((b) => ({ mem: mem(b.mem), offset: b.offset, size: b.size })),
+        ...(c.push ? { push: c.push } : {}),
+      };
     }
     case 'timestamp':
       return { op: 'timestamp', mem: mem(c.mem), offset: c.offset };

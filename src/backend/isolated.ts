@@ -133,7 +133,10 @@ export class IsolatedDevice implements ComputeBackend {
 
   /** Open the device here (to check calls) and in a new worker process (to run batches). */
   static open(options: IsolatedOptions = {}): IsolatedDevice {
-    const checker = HostDevice.open({ ...(options.device !== undefined ? { device: options.device } : {}), ...(options.cpuTimestamps ? { cpuTimestamps: true } : {}) });
+    const checker = HostDevice.open({
+      ...(options.device !== undefined ? { device: options.device } : {}),
+      ...(options.cpuTimestamps ? { cpuTimestamps: true } : {}),
+    });
     return new IsolatedDevice(checker, options);
   }
 
@@ -158,7 +161,13 @@ export class IsolatedDevice implements ComputeBackend {
       this.#readyWait = { promise, resolve };
     }
     // The worker must know the device and everything made on it before any new work.
-    const replay: ToWorker[] = [{ t: 'open', ...(this.#options.device !== undefined ? { device: this.#options.device } : {}), ...(this.#options.cpuTimestamps ? { cpuTimestamps: true } : {}) }];
+    const replay: ToWorker[] = [
+      {
+        t: 'open',
+        ...(this.#options.device !== undefined ? { device: this.#options.device } : {}),
+        ...(this.#options.cpuTimestamps ? { cpuTimestamps: true } : {}),
+      },
+    ];
     for (const m of this.#memories.values()) replay.push(m.message);
     for (const k of this.#kernels.values()) replay.push(k);
     this.#outbox = [...replay, ...this.#outbox];
@@ -228,7 +237,13 @@ export class IsolatedDevice implements ComputeBackend {
       this.#settleReady();
       return;
     }
-    if (!this.#ready && ++this.#failedStarts >= MAX_FAILED_STARTS) this.#broken ??= new BackendError('EIO', -constants.errno.EIO, 'mdgpu_host_device_open', `the compute worker failed ${MAX_FAILED_STARTS} times before it was ready (${how})`);
+    if (!this.#ready && ++this.#failedStarts >= MAX_FAILED_STARTS)
+      this.#broken ??= new BackendError(
+        'EIO',
+        -constants.errno.EIO,
+        'mdgpu_host_device_open',
+        `the compute worker failed ${MAX_FAILED_STARTS} times before it was ready (${how})`,
+      );
     if (this.#broken !== null) {
       warn(`compute worker: ${this.#broken.message}; no more batches will run`);
       this.#outbox = [];
@@ -264,7 +279,12 @@ export class IsolatedDevice implements ComputeBackend {
   }
 
   importMemory(): BackendMemory {
-    throw new BackendError('ENOTSUP', -constants.errno.ENOTSUP, 'mdgpu_host_memory_import', 'An isolated device runs in another process: import a file descriptor (importFd), not memory of this one');
+    throw new BackendError(
+      'ENOTSUP',
+      -constants.errno.ENOTSUP,
+      'mdgpu_host_memory_import',
+      'An isolated device runs in another process: import a file descriptor (importFd), not memory of this one',
+    );
   }
 
   importFd(fd: number, offset: number, size: number, options: ImportOptions = {}): BackendMemory {
@@ -323,9 +343,16 @@ export class IsolatedDevice implements ComputeBackend {
       case 'fill':
         return { op: 'fill', mem: mem(c.mem, 'mem'), offset: c.offset, size: c.size, value: c.value };
       case 'dispatch': {
-        if (!(c.kernel instanceof IsolatedKernel) || c.kernel.device !== this) throw new TypeError(`submit: command ${i}: the kernel is not a kernel of this device`);
+        if (!(c.kernel instanceof IsolatedKernel) || c.kernel.device !== this)
+          throw new TypeError(`submit: command ${i}: the kernel is not a kernel of this device`);
         const push = c.push === undefined ? undefined : new Uint8Array(c.push.buffer, c.push.byteOffset, c.push.byteLength).slice();
-        return { op: 'dispatch', kernel: c.kernel.id, groups: c.groups, bindings: c.bindings.map((b) => ({ mem: mem(b.mem, 'binding'), offset: b.offset, size: b.size })), ...(push ? { push } : {}) };
+        return {
+          op: 'dispatch',
+          kernel: c.kernel.id,
+          groups: c.groups,
+          bindings: c.bindings.map((b) => ({ mem: mem(b.mem, 'binding'), offset: b.offset, size: b.size })),
+          ...(push ? { push } : {}),
+        };
       }
       case 'timestamp':
         return { op: 'timestamp', mem: mem(c.mem, 'mem'), offset: c.offset };

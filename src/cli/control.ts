@@ -112,8 +112,12 @@ export function prometheusText(status: DaemonStatus): string {
     for (const v of status.vgpus) out.push(`${name}{vgpu="${v.name}"} ${get(v)}`);
   }
   out.push('# HELP mdgpu_uptime_seconds Daemon uptime', '# TYPE mdgpu_uptime_seconds gauge', `mdgpu_uptime_seconds ${status.uptimeSeconds}`);
-  out.push('# HELP mdgpu_device_resets_total Compute device resets (a batch past the time limit, or a worker that died)', '# TYPE mdgpu_device_resets_total counter', `mdgpu_device_resets_total ${status.computeResets}`);
-  return out.join('\n') + '\n';
+  out.push(
+    '# HELP mdgpu_device_resets_total Compute device resets (a batch past the time limit, or a worker that died)',
+    '# TYPE mdgpu_device_resets_total counter',
+    `mdgpu_device_resets_total ${status.computeResets}`,
+  );
+  return `${out.join('\n')}\n`;
 }
 
 export interface ControlOptions {
@@ -155,7 +159,7 @@ export async function startControl(daemon: RunningDaemon, options: ControlOption
           } catch {
             reply = { ok: false, error: 'requests are one JSON object per line' };
           }
-          conn.write(JSON.stringify(reply) + '\n');
+          conn.write(`${JSON.stringify(reply)}\n`);
         }
       });
     });
@@ -206,7 +210,7 @@ export function queryStatus(socket: string, timeoutMs = 5000): Promise<DaemonSta
       clearTimeout(timer);
       reject(new Error(`Cannot reach the mdgpu daemon at ${socket}: ${err.message}`));
     });
-    conn.on('connect', () => conn.write(JSON.stringify({ cmd: 'status' }) + '\n'));
+    conn.on('connect', () => conn.write(`${JSON.stringify({ cmd: 'status' })}\n`));
     conn.on('data', (chunk: string) => {
       buffered += chunk;
       const nl = buffered.indexOf('\n');
@@ -241,7 +245,9 @@ export function formatStatus(status: DaemonStatus): string {
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   return [
     `mdgpu daemon, up ${status.uptimeSeconds.toFixed(0)} s, compute: ${status.computeDevice ?? 'none'}` +
-      (status.computeDevice !== null ? ` (worker ${status.computeWorkerPid ?? 'restarting'}, ${status.computeResets} reset${status.computeResets === 1 ? '' : 's'})` : ''),
+      (status.computeDevice !== null
+        ? ` (worker ${status.computeWorkerPid ?? 'restarting'}, ${status.computeResets} reset${status.computeResets === 1 ? '' : 's'})`
+        : ''),
     fmt(header),
     ...rows.map(fmt),
   ].join('\n');

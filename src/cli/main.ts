@@ -78,10 +78,10 @@ async function main(argv: string[]): Promise<number> {
     )
     .command(
       'status',
-      'show the running daemon\'s vGPUs: memory, submissions, device share, VM exits, errors',
+      "show the running daemon's vGPUs: memory, submissions, device share, VM exits, errors",
       (y) =>
         y
-          .option('control', { type: 'string', default: defaultControlSocket(), describe: 'the daemon\'s control socket' })
+          .option('control', { type: 'string', default: defaultControlSocket(), describe: "the daemon's control socket" })
           .option('json', { type: 'boolean', default: false }),
       async (args) => {
         const { queryStatus, formatStatus } = await import('./control.js');
@@ -102,7 +102,9 @@ async function main(argv: string[]): Promise<number> {
           const { pruneCache } = await import('../kit/prune.js');
           const guest = await buildGuestDriver(kit);
           const r = await pruneCache(cacheDir(), [path.basename(kit.root), path.basename(guest.dir)]);
-          console.log(`pruned ${r.removed.length} entr${r.removed.length === 1 ? 'y' : 'ies'} (${(r.freedBytes / 2 ** 20).toFixed(0)} MiB) from ${cacheDir()}; kept ${r.kept.join(', ') || 'nothing'}`);
+          console.log(
+            `pruned ${r.removed.length} entr${r.removed.length === 1 ? 'y' : 'ies'} (${(r.freedBytes / 2 ** 20).toFixed(0)} MiB) from ${cacheDir()}; kept ${r.kept.join(', ') || 'nothing'}`,
+          );
         }
       },
     )

@@ -76,7 +76,13 @@ export interface GuestView {
 /** Parse the machine-readable lines of {@link deviceProbeScript}. */
 export function parseGuestView(output: string): GuestView {
   const view: GuestView = { bars: [], regs: {} };
-  const fields = (line: string) => Object.fromEntries(line.split(/\s+/).slice(1).map((kv) => kv.split('=') as [string, string]));
+  const fields = (line: string) =>
+    Object.fromEntries(
+      line
+        .split(/\s+/)
+        .slice(1)
+        .map((kv) => kv.split('=') as [string, string]),
+    );
   for (const raw of output.split('\n')) {
     const line = raw.trim();
     if (line.startsWith('MDGPU-DEVICE ')) {
@@ -178,7 +184,7 @@ function field(line: string, key: string): string | undefined {
 function matchesPattern(bytes: Uint8Array, seed: number): boolean {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const base = Math.imul(seed, PATTERN_MUL) >>> 0;
-  for (let i = 0; i < bytes.byteLength / 4; i++) if (view.getUint32(4 * i, true) !== ((base + i) >>> 0)) return false;
+  for (let i = 0; i < bytes.byteLength / 4; i++) if (view.getUint32(4 * i, true) !== (base + i) >>> 0) return false;
   return true;
 }
 
@@ -221,7 +227,12 @@ export async function bootVms(options: RunJobOptions, count: number, weights: nu
   });
   const started = Date.now();
   try {
-    const vms = await Promise.all(daemon.vgpus.map(async (vgpu) => ({ name: vgpu.config.name, ...(await guestJob(kit, build, vgpu, options, compute, count > 1 ? `${vgpu.config.name}: ` : '')) })));
+    const vms = await Promise.all(
+      daemon.vgpus.map(async (vgpu) => ({
+        name: vgpu.config.name,
+        ...(await guestJob(kit, build, vgpu, options, compute, count > 1 ? `${vgpu.config.name}: ` : '')),
+      })),
+    );
     const shares = Object.fromEntries(daemon.scheduler.stats().map((s) => [s.name, s.share]));
     return { vms, shares, wallMs: Date.now() - started };
   } finally {
@@ -263,7 +274,12 @@ async function guestJob(kit: Kit, build: GuestDriverBuild, vgpu: RunningVgpu, op
     const lines = guest.output.split('\n').map((l) => l.trim());
     const view = parseGuestView(guest.output);
     const infoLine = lines.find((l) => l.startsWith('MDGPU-INFO ')) ?? '';
-    const info = Object.fromEntries(infoLine.split(/\s+/).slice(1).map((kv) => kv.split('=') as [string, string]));
+    const info = Object.fromEntries(
+      infoLine
+        .split(/\s+/)
+        .slice(1)
+        .map((kv) => kv.split('=') as [string, string]),
+    );
     const smokeLines = lines.filter((l) => /^MDGPU-SMOKE \S+ (ok|FAIL)\b/.test(l));
     const smokeResult = lines.find((l) => l.startsWith('MDGPU-SMOKE-RESULT ')) ?? '';
     const patternsReported = lines.filter((l) => l.startsWith('MDGPU-SMOKE-PATTERN '));
@@ -277,12 +293,14 @@ async function guestJob(kit: Kit, build: GuestDriverBuild, vgpu: RunningVgpu, op
     let computeResult: RunJobResult['compute'] = null;
     if (compute) {
       const runLines = lines.filter((l) => l.startsWith('MDGPU-RUN '));
-      const rows = runLines.filter((l) => field(l, 'kernel') !== undefined).map((l) => ({
-        kernel: field(l, 'kernel')!,
-        size: field(l, 'size') ?? '',
-        ok: field(l, 'ok') === '1',
-        ns: Number(field(l, 'ns') ?? 0),
-      }));
+      const rows = runLines
+        .filter((l) => field(l, 'kernel') !== undefined)
+        .map((l) => ({
+          kernel: field(l, 'kernel')!,
+          size: field(l, 'size') ?? '',
+          ok: field(l, 'ok') === '1',
+          ns: Number(field(l, 'ns') ?? 0),
+        }));
       const checks = Object.fromEntries(runLines.filter((l) => field(l, 'check') !== undefined).map((l) => [field(l, 'check')!, field(l, 'ok') === '1']));
       const result = lines.find((l) => l.startsWith('MDGPU-RUN-RESULT ')) ?? '';
       computeResult = { rows, checks, pass: Number(field(result, 'pass') ?? 0), fail: Number(field(result, 'fail') ?? -1) };
@@ -345,13 +363,22 @@ function checkRun(r: RunJobResult, apertureSize: number, compute: boolean): stri
     expect(r.steps[step]?.status === 'ok', `guest step ${step}: ${r.steps[step]?.status ?? 'did not run'}`);
   }
   expect(r.smoke.fail === 0 && r.smoke.pass > 0, `mdgpu-smoke: ${r.smoke.pass} passed, ${r.smoke.fail} failed ${r.smoke.failed.join('; ')}`);
-  expect(r.patterns.reported > 0 && r.patterns.verified === r.patterns.reported, `guest patterns found in mdgpu's memfd: ${r.patterns.verified} of ${r.patterns.reported}`);
+  expect(
+    r.patterns.reported > 0 && r.patterns.verified === r.patterns.reported,
+    `guest patterns found in mdgpu's memfd: ${r.patterns.verified} of ${r.patterns.reported}`,
+  );
   if (compute) {
     const c = r.compute;
-    expect(c !== null && c.fail === 0 && c.rows.length > 0 && c.rows.every((row) => row.ok), `mdgpu-run: ${c ? `${c.pass} passed, ${c.fail} failed` : 'no result'}`);
+    expect(
+      c !== null && c.fail === 0 && c.rows.length > 0 && c.rows.every((row) => row.ok),
+      `mdgpu-run: ${c ? `${c.pass} passed, ${c.fail} failed` : 'no result'}`,
+    );
   }
   expect(r.host.intxSignals === 0 && r.host.msixSignals > 0, `interrupts: ${r.host.msixSignals} MSI-X, ${r.host.intxSignals} INTx`);
-  expect(r.host.contextsLeft === 0 && r.host.buffersLeft === 0, `left on the device after rmmod: ${r.host.contextsLeft} contexts, ${r.host.buffersLeft} buffers`);
+  expect(
+    r.host.contextsLeft === 0 && r.host.buffersLeft === 0,
+    `left on the device after rmmod: ${r.host.contextsLeft} contexts, ${r.host.buffersLeft} buffers`,
+  );
   return problems;
 }
 
@@ -378,12 +405,16 @@ export async function runJob(options: RunJobOptions): Promise<number> {
     print(`  BAR${bar.index}         ${formatSize(Number(bar.size)).padEnd(8)} at 0x${bar.start.toString(16)} (${kind}${pf})`);
   }
   print(`  ID register  0x${(v.regs.ID ?? 0).toString(16)} (trapped read)`);
-  print(`  aperture     wrote 0x${GUEST_PATTERN.toString(16)} at +0x${offset.toString(16)}, read back 0x${(v.apertureReadback ?? 0).toString(16)} (direct mapping)`);
-  print(`  driver       contract ${r.info.version ?? '-'}, aperture ${formatSize(Number(r.info.aperture ?? 0))}, quota ${formatSize(Number(r.info.quota ?? 0))}`);
+  print(
+    `  aperture     wrote 0x${GUEST_PATTERN.toString(16)} at +0x${offset.toString(16)}, read back 0x${(v.apertureReadback ?? 0).toString(16)} (direct mapping)`,
+  );
+  print(
+    `  driver       contract ${r.info.version ?? '-'}, aperture ${formatSize(Number(r.info.aperture ?? 0))}, quota ${formatSize(Number(r.info.quota ?? 0))}`,
+  );
   print(`  mdgpu-smoke  ${r.smoke.pass} checks passed, ${r.smoke.fail} failed`);
   if (r.compute !== null) {
     print('');
-    print('compute in the guest (mediated queues, SPIR-V on the host\'s Vulkan device)');
+    print("compute in the guest (mediated queues, SPIR-V on the host's Vulkan device)");
     print(`  ${'kernel'.padEnd(10)} ${'size'.padEnd(12)} ${'result'.padEnd(7)} time`);
     for (const row of r.compute.rows) {
       print(`  ${row.kernel.padEnd(10)} ${row.size.padEnd(12)} ${(row.ok ? 'OK' : 'WRONG').padEnd(7)} ${(row.ns / 1e6).toFixed(1)} ms`);
@@ -437,7 +468,7 @@ export async function runVmsJob(options: RunJobOptions, count: number, weights: 
     String(vm.host.trappedAccesses),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const fmt = (row: string[]) => '  ' + row.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  const fmt = (row: string[]) => `  ${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`;
   print(fmt(header));
   for (const row of rows) print(fmt(row));
   print('');

@@ -33,14 +33,16 @@ export interface RunningServer {
 /** Serve one vGPU; returns once its socket is listening (QEMU may connect from then on). */
 export function startServer(options: ServeOptions): RunningServer {
   const daemon = startDaemon({
-    vgpus: [{
-      name: options.name ?? 'vgpu0',
-      socket: options.socket,
-      apertureSize: options.apertureSize,
-      ...(options.quota !== undefined ? { quota: options.quota } : {}),
-      ...(options.msixVectors !== undefined ? { msixVectors: options.msixVectors } : {}),
-      ...(options.identity !== undefined ? { identity: options.identity } : {}),
-    }],
+    vgpus: [
+      {
+        name: options.name ?? 'vgpu0',
+        socket: options.socket,
+        apertureSize: options.apertureSize,
+        ...(options.quota !== undefined ? { quota: options.quota } : {}),
+        ...(options.msixVectors !== undefined ? { msixVectors: options.msixVectors } : {}),
+        ...(options.identity !== undefined ? { identity: options.identity } : {}),
+      },
+    ],
     ...(options.compute !== undefined ? { compute: options.compute } : {}),
   });
   const vgpu = daemon.vgpus[0]!;
@@ -57,7 +59,10 @@ export async function serveUntilSignal(options: DaemonOptions, control: ControlO
       info(`${signal}: shutting down (trapped accesses served: ${exits})`);
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void ctl.close().then(() => daemon.close()).then(() => resolve(0));
+      void ctl
+        .close()
+        .then(() => daemon.close())
+        .then(() => resolve(0));
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -10,7 +10,11 @@ export function parseSize(text: string): number {
 }
 
 export function formatSize(bytes: number): string {
-  for (const [unit, shift] of [['GiB', 30], ['MiB', 20], ['KiB', 10]] as const) {
+  for (const [unit, shift] of [
+    ['GiB', 30],
+    ['MiB', 20],
+    ['KiB', 10],
+  ] as const) {
     if (bytes >= 2 ** shift && bytes % 2 ** shift === 0) return `${bytes / 2 ** shift} ${unit}`;
   }
   return `${bytes} B`;

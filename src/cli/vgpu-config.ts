@@ -64,7 +64,10 @@ function applyField(config: VgpuConfig, key: string, value: string): void {
 /** `socket=/run/vm1.sock,aperture=256M,quota=128M,weight=2` */
 export function parseVgpuSpec(spec: string, defaultName: string, defaults: Defaults): VgpuConfig {
   const config: VgpuConfig = { name: defaultName, socket: '', ...defaults };
-  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new Error(`Expected key=value in --vgpu: ${part}`);
     applyField(config, part.slice(0, eq), part.slice(eq + 1));

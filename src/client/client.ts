@@ -173,7 +173,9 @@ export class VfioUserClient {
     return id;
   }
 
-  async version(capabilities: VersionCapabilities = { maxMsgFds: 16, maxDataXferSize: this.maxDataXferSize, pgsizes: 4096, maxDmaMaps: 65535 }): Promise<Version> {
+  async version(
+    capabilities: VersionCapabilities = { maxMsgFds: 16, maxDataXferSize: this.maxDataXferSize, pgsizes: 4096, maxDmaMaps: 65535 },
+  ): Promise<Version> {
     const frame = await this.request(Command.Version, encodeVersionRequest({ major: 0, minor: 0, capabilities }));
     const reply = decodeVersionReply(frame.payload);
     if (reply.capabilities?.maxDataXferSize !== undefined) this.maxDataXferSize = reply.capabilities.maxDataXferSize;

@@ -201,9 +201,10 @@ async function compileKernels(sourceDir: string, out: string, log: (l: string) =
   } catch (e) {
     const err = e as Error & { stdout?: string; stderr?: string };
     const output = `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
-    const hint = /glslangValidator|spirv-val/.test(output) && /not found|No such file/.test(output)
-      ? '\nThe kernels are compiled on the host: install glslang-tools and spirv-tools (scripts/setup.sh does).'
-      : '';
+    const hint =
+      /glslangValidator|spirv-val/.test(output) && /not found|No such file/.test(output)
+        ? '\nThe kernels are compiled on the host: install glslang-tools and spirv-tools (scripts/setup.sh does).'
+        : '';
     throw new Error(`Compiling the compute kernels failed: ${err.message.split('\n')[0]}\n${output}${hint}`);
   }
   const kernels: Record<string, string> = {};

@@ -27,49 +27,49 @@ export type Accel = 'tcg' | 'kvm' | 'qtest';
 
 /** A PCIe endpoint placed behind its own root port. */
 export interface PcieDevice {
-	/** QEMU device type, e.g. `vfio-user-pci`, `edu`, `virtio-rng-pci`. */
-	driver: string;
-	/** QEMU id (default `dev<i>`). */
-	id?: string;
-	/** Further properties, emitted as JSON (nested objects allowed). */
-	props?: Record<string, unknown>;
+  /** QEMU device type, e.g. `vfio-user-pci`, `edu`, `virtio-rng-pci`. */
+  driver: string;
+  /** QEMU id (default `dev<i>`). */
+  id?: string;
+  /** Further properties, emitted as JSON (nested objects allowed). */
+  props?: Record<string, unknown>;
 }
 
 /** A vfio-user device: QEMU connects to the server's socket at startup (it must be listening). */
 export interface VfioUserDevice {
-	/** The server's Unix socket path. */
-	socket: string;
-	/** QEMU id (default `mdgpu<i>`). */
-	id?: string;
-	/** Further vfio-user-pci properties, e.g. `{"x-msg-timeout": 10000}`. */
-	props?: Record<string, unknown>;
+  /** The server's Unix socket path. */
+  socket: string;
+  /** QEMU id (default `mdgpu<i>`). */
+  id?: string;
+  /** Further vfio-user-pci properties, e.g. `{"x-msg-timeout": 10000}`. */
+  props?: Record<string, unknown>;
 }
 
 export interface QemuArgsOptions {
-	/** Default `tcg`. */
-	accel?: Accel;
-	/** Guest RAM in MiB (default 512). The memfd backend gets the same size. */
-	memoryMiB?: number;
-	/** vCPUs (default 1). */
-	smp?: number;
-	/** `-cpu` (default: QEMU's for TCG, `host` for KVM). */
-	cpu?: string;
-	kernel?: string;
-	initrd?: string;
-	/** Kernel command line (default {@link DEFAULT_APPEND}). */
-	append?: string;
-	/** Serial port 0: `stdio` (default), `none`, or any `-serial` value such as `file:/path`, `chardev:ser0`. */
-	serial?: string;
-	/** vfio-user devices, one root port each (they come first: root ports rp0, rp1, …). */
-	vfioUser?: VfioUserDevice[];
-	/** Other PCIe devices, one root port each, after the vfio-user ones. */
-	devices?: PcieDevice[];
-	/** Extra empty root ports (e.g. for hotplug). */
-	spareRootPorts?: number;
-	/** PCI slot of the first root port on pcie.0 (default 0x10); port i gets slot first+i, function 0. */
-	rootPortSlot?: number;
-	/** Appended verbatim. */
-	extraArgs?: string[];
+  /** Default `tcg`. */
+  accel?: Accel;
+  /** Guest RAM in MiB (default 512). The memfd backend gets the same size. */
+  memoryMiB?: number;
+  /** vCPUs (default 1). */
+  smp?: number;
+  /** `-cpu` (default: QEMU's for TCG, `host` for KVM). */
+  cpu?: string;
+  kernel?: string;
+  initrd?: string;
+  /** Kernel command line (default {@link DEFAULT_APPEND}). */
+  append?: string;
+  /** Serial port 0: `stdio` (default), `none`, or any `-serial` value such as `file:/path`, `chardev:ser0`. */
+  serial?: string;
+  /** vfio-user devices, one root port each (they come first: root ports rp0, rp1, …). */
+  vfioUser?: VfioUserDevice[];
+  /** Other PCIe devices, one root port each, after the vfio-user ones. */
+  devices?: PcieDevice[];
+  /** Extra empty root ports (e.g. for hotplug). */
+  spareRootPorts?: number;
+  /** PCI slot of the first root port on pcie.0 (default 0x10); port i gets slot first+i, function 0. */
+  rootPortSlot?: number;
+  /** Appended verbatim. */
+  extraArgs?: string[];
 }
 
 /** Kernel command line used unless the caller gives one. `panic=-1` + `-no-reboot`: a panic ends QEMU. */
@@ -77,14 +77,14 @@ export const DEFAULT_APPEND = 'console=ttyS0 panic=-1 quiet loglevel=4';
 
 /** The JSON `-device` value for a vfio-user device on `bus`. */
 export function vfioUserDeviceJson(dev: VfioUserDevice, bus: string, id: string): string {
-	return JSON.stringify({
-		driver: 'vfio-user-pci',
-		socket: { path: dev.socket, type: 'unix' },
-		bus,
-		addr: '0',
-		id,
-		...dev.props,
-	});
+  return JSON.stringify({
+    driver: 'vfio-user-pci',
+    socket: { path: dev.socket, type: 'unix' },
+    bus,
+    addr: '0',
+    id,
+    ...dev.props,
+  });
 }
 
 /** Root port id for position `i`. */
@@ -95,103 +95,103 @@ export const rootPortId = (i: number) => `rp${i}`;
  * devices with pinned addresses, kernel, initrd, serial.
  */
 export function qemuArgs(opts: QemuArgsOptions = {}): string[] {
-	const accel = opts.accel ?? 'tcg';
-	const mem = opts.memoryMiB ?? 512;
-	if (!Number.isInteger(mem) || mem <= 0) throw new RangeError(`memoryMiB must be a positive integer: ${mem}`);
-	const smp = opts.smp ?? 1;
-	const args = [
-		'-machine',
-		'q35,memory-backend=mem',
-		'-accel',
-		accel,
-		'-m',
-		`${mem}M`,
-		'-object',
-		`memory-backend-memfd,id=mem,size=${mem}M,share=on`,
-		'-smp',
-		String(smp),
-		'-nodefaults',
-		'-display',
-		'none',
-		'-no-reboot',
-		'-nic',
-		'none',
-	];
-	const cpu = opts.cpu ?? (accel === 'kvm' ? 'host' : undefined);
-	if (cpu) args.push('-cpu', cpu);
-	if (accel !== 'qtest') args.push('-serial', opts.serial ?? 'stdio');
-	const first = opts.rootPortSlot ?? 0x10;
-	const devs: string[] = [];
-	(opts.vfioUser ?? []).forEach((d, i) => devs.push(vfioUserDeviceJson(d, rootPortId(i), d.id ?? `mdgpu${i}`)));
-	const base = devs.length;
-	(opts.devices ?? []).forEach((d, j) => {
-		const i = base + j;
-		devs.push(JSON.stringify({ driver: d.driver, bus: rootPortId(i), addr: '0', id: d.id ?? `dev${i}`, ...d.props }));
-	});
-	const ports = devs.length + (opts.spareRootPorts ?? 0);
-	if (first + ports > 0x1f) throw new RangeError(`Too many root ports (${ports}) from slot 0x${first.toString(16)}`);
-	for (let i = 0; i < ports; i++) {
-		args.push('-device', `pcie-root-port,id=${rootPortId(i)},bus=pcie.0,chassis=${i + 1},addr=0x${(first + i).toString(16)}.0`);
-	}
-	for (const d of devs) args.push('-device', d);
-	if (opts.kernel) args.push('-kernel', opts.kernel);
-	if (opts.initrd) args.push('-initrd', opts.initrd);
-	if (opts.kernel) args.push('-append', opts.append ?? DEFAULT_APPEND);
-	args.push(...(opts.extraArgs ?? []));
-	return args;
+  const accel = opts.accel ?? 'tcg';
+  const mem = opts.memoryMiB ?? 512;
+  if (!Number.isInteger(mem) || mem <= 0) throw new RangeError(`memoryMiB must be a positive integer: ${mem}`);
+  const smp = opts.smp ?? 1;
+  const args = [
+    '-machine',
+    'q35,memory-backend=mem',
+    '-accel',
+    accel,
+    '-m',
+    `${mem}M`,
+    '-object',
+    `memory-backend-memfd,id=mem,size=${mem}M,share=on`,
+    '-smp',
+    String(smp),
+    '-nodefaults',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-nic',
+    'none',
+  ];
+  const cpu = opts.cpu ?? (accel === 'kvm' ? 'host' : undefined);
+  if (cpu) args.push('-cpu', cpu);
+  if (accel !== 'qtest') args.push('-serial', opts.serial ?? 'stdio');
+  const first = opts.rootPortSlot ?? 0x10;
+  const devs: string[] = [];
+  (opts.vfioUser ?? []).forEach((d, i) => devs.push(vfioUserDeviceJson(d, rootPortId(i), d.id ?? `mdgpu${i}`)));
+  const base = devs.length;
+  (opts.devices ?? []).forEach((d, j) => {
+    const i = base + j;
+    devs.push(JSON.stringify({ driver: d.driver, bus: rootPortId(i), addr: '0', id: d.id ?? `dev${i}`, ...d.props }));
+  });
+  const ports = devs.length + (opts.spareRootPorts ?? 0);
+  if (first + ports > 0x1f) throw new RangeError(`Too many root ports (${ports}) from slot 0x${first.toString(16)}`);
+  for (let i = 0; i < ports; i++) {
+    args.push('-device', `pcie-root-port,id=${rootPortId(i)},bus=pcie.0,chassis=${i + 1},addr=0x${(first + i).toString(16)}.0`);
+  }
+  for (const d of devs) args.push('-device', d);
+  if (opts.kernel) args.push('-kernel', opts.kernel);
+  if (opts.initrd) args.push('-initrd', opts.initrd);
+  if (opts.kernel) args.push('-append', opts.append ?? DEFAULT_APPEND);
+  args.push(...(opts.extraArgs ?? []));
+  return args;
 }
 
 /** Whether the host CPU advertises hardware virtualisation and /dev/kvm is usable. */
 export function kvmPresent(cpuinfo?: string): boolean {
-	let text = cpuinfo;
-	if (text === undefined) {
-		try {
-			text = fs.readFileSync('/proc/cpuinfo', 'utf8');
-		} catch {
-			return false;
-		}
-	}
-	if (!/^flags\s*:.*\b(vmx|svm)\b/m.test(text)) return false;
-	if (cpuinfo !== undefined) return true;
-	try {
-		fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
-		return true;
-	} catch {
-		return false;
-	}
+  let text = cpuinfo;
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      return false;
+    }
+  }
+  if (!/^flags\s*:.*\b(vmx|svm)\b/m.test(text)) return false;
+  if (cpuinfo !== undefined) return true;
+  try {
+    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A running QEMU under a deadline. */
 export interface QemuProcess {
-	child: ChildProcess;
-	/** Resolves when QEMU has exited (never rejects). */
-	exited: Promise<QemuExit>;
-	/** SIGTERM, then SIGKILL after `graceMs` (default 2000). Resolves on exit. */
-	kill(graceMs?: number): Promise<QemuExit>;
+  child: ChildProcess;
+  /** Resolves when QEMU has exited (never rejects). */
+  exited: Promise<QemuExit>;
+  /** SIGTERM, then SIGKILL after `graceMs` (default 2000). Resolves on exit. */
+  kill(graceMs?: number): Promise<QemuExit>;
 }
 
 export interface QemuExit {
-	code: number | null;
-	signal: NodeJS.Signals | null;
-	timedOut: boolean;
-	/** Set when QEMU was killed because its stderr matched `killOnStderr` (e.g. a KVM internal error). */
-	killedFor?: string;
-	durationMs: number;
-	/** QEMU's own stderr (errors, warnings); the serial console is stdout. */
-	stderr: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** Set when QEMU was killed because its stderr matched `killOnStderr` (e.g. a KVM internal error). */
+  killedFor?: string;
+  durationMs: number;
+  /** QEMU's own stderr (errors, warnings); the serial console is stdout. */
+  stderr: string;
 }
 
 export interface SpawnQemuOptions {
-	/** Kill QEMU (SIGTERM, then SIGKILL) after this long. Required: QEMU may pause instead of exiting. */
-	timeoutMs: number;
-	/** Called with each chunk of stdout (the serial console with `-serial stdio`). */
-	onStdout?: (chunk: string) => void;
-	onStderr?: (chunk: string) => void;
-	/**
-	 * Kill QEMU as soon as its stderr matches (default {@link KVM_INTERNAL_ERROR}): after a
-	 * KVM internal error QEMU stops the VM and waits forever instead of exiting.
-	 */
-	killOnStderr?: RegExp | null;
+  /** Kill QEMU (SIGTERM, then SIGKILL) after this long. Required: QEMU may pause instead of exiting. */
+  timeoutMs: number;
+  /** Called with each chunk of stdout (the serial console with `-serial stdio`). */
+  onStdout?: (chunk: string) => void;
+  onStderr?: (chunk: string) => void;
+  /**
+   * Kill QEMU as soon as its stderr matches (default {@link KVM_INTERNAL_ERROR}): after a
+   * KVM internal error QEMU stops the VM and waits forever instead of exiting.
+   */
+  killOnStderr?: RegExp | null;
 }
 
 /** What QEMU prints before it pauses on a KVM emulation failure. */
@@ -199,162 +199,162 @@ export const KVM_INTERNAL_ERROR = /KVM internal error/;
 
 /** Spawn the kit's QEMU with `args` under a deadline. */
 export function spawnQemu(kit: Pick<Kit, 'qemu'>, args: string[], opts: SpawnQemuOptions): QemuProcess {
-	const t0 = Date.now();
-	const child = spawn(kit.qemu.command, [...kit.qemu.args, ...args], {
-		env: { ...process.env, ...kit.qemu.env },
-		stdio: ['pipe', 'pipe', 'pipe'],
-	});
-	let stderr = '';
-	let timedOut = false;
-	let killedFor: string | undefined;
-	const killOn = opts.killOnStderr === undefined ? KVM_INTERNAL_ERROR : opts.killOnStderr;
-	child.stdout!.setEncoding('utf8');
-	child.stderr!.setEncoding('utf8');
-	child.stdout!.on('data', (c: string) => opts.onStdout?.(c));
-	child.stderr!.on('data', (c: string) => {
-		stderr += c;
-		if (stderr.length > 1 << 20) stderr = stderr.slice(-(1 << 19));
-		opts.onStderr?.(c);
-		if (killOn && killedFor === undefined) {
-			const m = killOn.exec(stderr);
-			if (m) {
-				killedFor = m[0];
-				// Let QEMU finish printing the register dump first.
-				setTimeout(() => void kill(), 200);
-			}
-		}
-	});
-	child.stdin!.on('error', () => undefined);
-	let killTimer: NodeJS.Timeout | undefined;
-	const exited = new Promise<QemuExit>((resolve) => {
-		let done = false;
-		const finish = (code: number | null, signal: NodeJS.Signals | null) => {
-			if (done) return;
-			done = true;
-			clearTimeout(deadline);
-			clearTimeout(killTimer);
-			resolve({ code, signal, timedOut, killedFor, durationMs: Date.now() - t0, stderr });
-		};
-		child.on('error', (e) => {
-			stderr += `spawn failed: ${e.message}\n`;
-			finish(null, null);
-		});
-		child.on('close', finish);
-	});
-	const kill = (graceMs = 2000): Promise<QemuExit> => {
-		if (child.exitCode === null && child.signalCode === null) {
-			child.kill('SIGTERM');
-			clearTimeout(killTimer);
-			killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-		}
-		return exited;
-	};
-	const deadline = setTimeout(() => {
-		timedOut = true;
-		void kill();
-	}, opts.timeoutMs);
-	return { child, exited, kill };
+  const t0 = Date.now();
+  const child = spawn(kit.qemu.command, [...kit.qemu.args, ...args], {
+    env: { ...process.env, ...kit.qemu.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let timedOut = false;
+  let killedFor: string | undefined;
+  const killOn = opts.killOnStderr === undefined ? KVM_INTERNAL_ERROR : opts.killOnStderr;
+  child.stdout!.setEncoding('utf8');
+  child.stderr!.setEncoding('utf8');
+  child.stdout!.on('data', (c: string) => opts.onStdout?.(c));
+  child.stderr!.on('data', (c: string) => {
+    stderr += c;
+    if (stderr.length > 1 << 20) stderr = stderr.slice(-(1 << 19));
+    opts.onStderr?.(c);
+    if (killOn && killedFor === undefined) {
+      const m = killOn.exec(stderr);
+      if (m) {
+        killedFor = m[0];
+        // Let QEMU finish printing the register dump first.
+        setTimeout(() => void kill(), 200);
+      }
+    }
+  });
+  child.stdin!.on('error', () => undefined);
+  let killTimer: NodeJS.Timeout | undefined;
+  const exited = new Promise<QemuExit>((resolve) => {
+    let done = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      clearTimeout(killTimer);
+      resolve({ code, signal, timedOut, killedFor, durationMs: Date.now() - t0, stderr });
+    };
+    child.on('error', (e) => {
+      stderr += `spawn failed: ${e.message}\n`;
+      finish(null, null);
+    });
+    child.on('close', finish);
+  });
+  const kill = (graceMs = 2000): Promise<QemuExit> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      clearTimeout(killTimer);
+      killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    }
+    return exited;
+  };
+  const deadline = setTimeout(() => {
+    timedOut = true;
+    void kill();
+  }, opts.timeoutMs);
+  return { child, exited, kill };
 }
 
 export interface RunGuestOptions extends Omit<QemuArgsOptions, 'accel' | 'kernel' | 'initrd' | 'serial'> {
-	/** Default `tcg`. `auto` probes KVM (see {@link resolveAccel}). */
-	accel?: AccelChoice;
-	/** Kernel image (default: the kit's). */
-	kernel?: string;
-	/** The initramfs: a path or the image itself (written to a temporary file). */
-	initrd: string | Buffer;
-	/** Deadline (default 120 s); QEMU is then killed and `timedOut` is set. */
-	timeoutMs?: number;
-	/** Serial console output as it arrives. */
-	onOutput?: (chunk: string) => void;
-	/** Each complete console line. */
-	onLine?: (line: string) => void;
+  /** Default `tcg`. `auto` probes KVM (see {@link resolveAccel}). */
+  accel?: AccelChoice;
+  /** Kernel image (default: the kit's). */
+  kernel?: string;
+  /** The initramfs: a path or the image itself (written to a temporary file). */
+  initrd: string | Buffer;
+  /** Deadline (default 120 s); QEMU is then killed and `timedOut` is set. */
+  timeoutMs?: number;
+  /** Serial console output as it arrives. */
+  onOutput?: (chunk: string) => void;
+  /** Each complete console line. */
+  onLine?: (line: string) => void;
 }
 
 export interface GuestResult {
-	/** QEMU's exit code. Note that QEMU exits 0 when it is terminated by SIGTERM. */
-	code: number | null;
-	signal: NodeJS.Signals | null;
-	/** Why QEMU was killed early, if it was (see {@link SpawnQemuOptions.killOnStderr}). */
-	killedFor?: string;
-	/** The whole serial console, `\r\n` turned into `\n`. */
-	output: string;
-	/** QEMU's stderr. */
-	stderr: string;
-	timedOut: boolean;
-	durationMs: number;
-	accel: 'tcg' | 'kvm';
+  /** QEMU's exit code. Note that QEMU exits 0 when it is terminated by SIGTERM. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Why QEMU was killed early, if it was (see {@link SpawnQemuOptions.killOnStderr}). */
+  killedFor?: string;
+  /** The whole serial console, `\r\n` turned into `\n`. */
+  output: string;
+  /** QEMU's stderr. */
+  stderr: string;
+  timedOut: boolean;
+  durationMs: number;
+  accel: 'tcg' | 'kvm';
 }
 
 /** Boot a guest with the kit's QEMU and collect its serial console until QEMU exits or the deadline passes. */
 export async function runGuest(kit: Kit, opts: RunGuestOptions): Promise<GuestResult> {
-	const accel = await resolveAccel(kit, opts.accel ?? 'tcg');
-	let initrd: string;
-	let tmpDir: string | undefined;
-	if (typeof opts.initrd === 'string') {
-		initrd = opts.initrd;
-	} else {
-		tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mdgpu-guest-'));
-		initrd = path.join(tmpDir, 'initrd.img');
-		await fsp.writeFile(initrd, opts.initrd);
-	}
-	try {
-		const { timeoutMs, onOutput, onLine, accel: _a, initrd: _i, kernel, ...rest } = opts;
-		const args = qemuArgs({ ...rest, accel, kernel: kernel ?? kit.kernel, initrd, serial: 'stdio' });
-		let output = '';
-		let partial = '';
-		const q = spawnQemu(kit, args, {
-			timeoutMs: timeoutMs ?? 120_000,
-			onStdout: (c) => {
-				const text = c.replace(/\r\n/g, '\n');
-				output += text;
-				onOutput?.(text);
-				if (onLine) {
-					const lines = (partial + text).split('\n');
-					partial = lines.pop() ?? '';
-					for (const l of lines) onLine(l.replace(/\r$/, ''));
-				}
-			},
-		});
-		const r = await q.exited;
-		if (onLine && partial) onLine(partial);
-		return {
-			code: r.code,
-			signal: r.signal,
-			killedFor: r.killedFor,
-			output,
-			stderr: r.stderr,
-			timedOut: r.timedOut,
-			durationMs: r.durationMs,
-			accel,
-		};
-	} finally {
-		if (tmpDir) await fsp.rm(tmpDir, { recursive: true, force: true });
-	}
+  const accel = await resolveAccel(kit, opts.accel ?? 'tcg');
+  let initrd: string;
+  let tmpDir: string | undefined;
+  if (typeof opts.initrd === 'string') {
+    initrd = opts.initrd;
+  } else {
+    tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mdgpu-guest-'));
+    initrd = path.join(tmpDir, 'initrd.img');
+    await fsp.writeFile(initrd, opts.initrd);
+  }
+  try {
+    const { timeoutMs, onOutput, onLine, accel: _a, initrd: _i, kernel, ...rest } = opts;
+    const args = qemuArgs({ ...rest, accel, kernel: kernel ?? kit.kernel, initrd, serial: 'stdio' });
+    let output = '';
+    let partial = '';
+    const q = spawnQemu(kit, args, {
+      timeoutMs: timeoutMs ?? 120_000,
+      onStdout: (c) => {
+        const text = c.replace(/\r\n/g, '\n');
+        output += text;
+        onOutput?.(text);
+        if (onLine) {
+          const lines = (partial + text).split('\n');
+          partial = lines.pop() ?? '';
+          for (const l of lines) onLine(l.replace(/\r$/, ''));
+        }
+      },
+    });
+    const r = await q.exited;
+    if (onLine && partial) onLine(partial);
+    return {
+      code: r.code,
+      signal: r.signal,
+      killedFor: r.killedFor,
+      output,
+      stderr: r.stderr,
+      timedOut: r.timedOut,
+      durationMs: r.durationMs,
+      accel,
+    };
+  } finally {
+    if (tmpDir) await fsp.rm(tmpDir, { recursive: true, force: true });
+  }
 }
 
 /** The marker a KVM probe guest prints. */
 export const PROBE_MARKER = 'MDGPU-KVM-PROBE-OK';
 
 export interface KvmProbeResult {
-	ok: boolean;
-	reason: string;
-	durationMs: number;
-	/** Host identity the result holds for (kernel release and boot id). */
-	host: string;
-	at: string;
+  ok: boolean;
+  reason: string;
+  durationMs: number;
+  /** Host identity the result holds for (kernel release and boot id). */
+  host: string;
+  at: string;
 }
 
 const probeMemo = new Map<string, Promise<KvmProbeResult>>();
 
 function hostId(): string {
-	let boot = '';
-	try {
-		boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-	} catch {
-		/* not Linux */
-	}
-	return `${os.release()} ${boot}`;
+  let boot = '';
+  try {
+    boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    /* not Linux */
+  }
+  return `${os.release()} ${boot}`;
 }
 
 /** Where a kit's KVM probe result is cached (next to the kit, not in it). */
@@ -365,40 +365,40 @@ export const probeCachePath = (kit: Pick<Kit, 'root'>) => `${kit.root}.kvm-probe
  * The result is cached per kit and host boot (in memory and in {@link probeCachePath}).
  */
 export async function probeKvm(kit: Kit, opts: { timeoutMs?: number; fresh?: boolean } = {}): Promise<KvmProbeResult> {
-	const key = kit.root;
-	if (!opts.fresh) {
-		const m = probeMemo.get(key);
-		if (m) return m;
-		try {
-			const cached = JSON.parse(await fsp.readFile(probeCachePath(kit), 'utf8')) as KvmProbeResult;
-			if (cached.host === hostId()) return cached;
-		} catch {
-			/* no cache */
-		}
-	}
-	const p = (async (): Promise<KvmProbeResult> => {
-		const host = hostId();
-		const at = new Date().toISOString();
-		if (!kvmPresent()) return { ok: false, reason: 'no vmx/svm in /proc/cpuinfo or /dev/kvm not usable', durationMs: 0, host, at };
-		const initrd = await guestInitramfs(kit, {
-			init: initScript(`echo ${PROBE_MARKER}`),
-			applets: ['sh', 'mount', 'mkdir', 'echo', 'sync', 'poweroff'],
-		});
-		const r = await runGuest(kit, { accel: 'kvm', initrd, timeoutMs: opts.timeoutMs ?? 30_000, memoryMiB: 256 });
-		const ok = r.output.includes(PROBE_MARKER) && r.code === 0 && !r.timedOut && !r.killedFor;
-		const reason = ok
-			? 'probe boot printed its marker and powered off'
-			: r.killedFor
-				? `probe boot hit "${r.killedFor}" (QEMU pauses then; it was killed)`
-				: r.timedOut
-				? `probe boot timed out (QEMU may have paused on a KVM internal error): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`
-				: `probe boot failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
-		return { ok, reason, durationMs: r.durationMs, host, at };
-	})();
-	probeMemo.set(key, p);
-	const result = await p;
-	await fsp.writeFile(probeCachePath(kit), `${JSON.stringify(result, null, 2)}\n`).catch(() => undefined);
-	return result;
+  const key = kit.root;
+  if (!opts.fresh) {
+    const m = probeMemo.get(key);
+    if (m) return m;
+    try {
+      const cached = JSON.parse(await fsp.readFile(probeCachePath(kit), 'utf8')) as KvmProbeResult;
+      if (cached.host === hostId()) return cached;
+    } catch {
+      /* no cache */
+    }
+  }
+  const p = (async (): Promise<KvmProbeResult> => {
+    const host = hostId();
+    const at = new Date().toISOString();
+    if (!kvmPresent()) return { ok: false, reason: 'no vmx/svm in /proc/cpuinfo or /dev/kvm not usable', durationMs: 0, host, at };
+    const initrd = await guestInitramfs(kit, {
+      init: initScript(`echo ${PROBE_MARKER}`),
+      applets: ['sh', 'mount', 'mkdir', 'echo', 'sync', 'poweroff'],
+    });
+    const r = await runGuest(kit, { accel: 'kvm', initrd, timeoutMs: opts.timeoutMs ?? 30_000, memoryMiB: 256 });
+    const ok = r.output.includes(PROBE_MARKER) && r.code === 0 && !r.timedOut && !r.killedFor;
+    const reason = ok
+      ? 'probe boot printed its marker and powered off'
+      : r.killedFor
+        ? `probe boot hit "${r.killedFor}" (QEMU pauses then; it was killed)`
+        : r.timedOut
+          ? `probe boot timed out (QEMU may have paused on a KVM internal error): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`
+          : `probe boot failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
+    return { ok, reason, durationMs: r.durationMs, host, at };
+  })();
+  probeMemo.set(key, p);
+  const result = await p;
+  await fsp.writeFile(probeCachePath(kit), `${JSON.stringify(result, null, 2)}\n`).catch(() => undefined);
+  return result;
 }
 
 /**
@@ -406,6 +406,6 @@ export async function probeKvm(kit: Kit, opts: { timeoutMs?: number; fresh?: boo
  * is `kvm` only if {@link probeKvm} passes.
  */
 export async function resolveAccel(kit: Kit, choice: AccelChoice): Promise<'tcg' | 'kvm'> {
-	if (choice === 'tcg' || choice === 'kvm') return choice;
-	return (await probeKvm(kit)).ok ? 'kvm' : 'tcg';
+  if (choice === 'tcg' || choice === 'kvm') return choice;
+  return (await probeKvm(kit)).ok ? 'kvm' : 'tcg';
 }

@@ -26,7 +26,6 @@
  * @module
  */
 
-
 /** A fixed-size field type: how many bytes it takes and how to move it through a DataView. */
 export interface FieldType<T> {
   /** Type name for messages, e.g. `u32`. */
@@ -49,7 +48,8 @@ function unsigned(kind: string, size: 1 | 2 | 4): FieldType<number> {
   switch (size) {
     case 1:
       return Object.freeze({
-        kind, size,
+        kind,
+        size,
         read: (view: DataView, offset: number) => view.getUint8(offset),
         write(view: DataView, offset: number, value: number, where: string) {
           check(value, where);
@@ -58,7 +58,8 @@ function unsigned(kind: string, size: 1 | 2 | 4): FieldType<number> {
       });
     case 2:
       return Object.freeze({
-        kind, size,
+        kind,
+        size,
         read: (view: DataView, offset: number) => view.getUint16(offset, true),
         write(view: DataView, offset: number, value: number, where: string) {
           check(value, where);
@@ -67,7 +68,8 @@ function unsigned(kind: string, size: 1 | 2 | 4): FieldType<number> {
       });
     case 4:
       return Object.freeze({
-        kind, size,
+        kind,
+        size,
         read: (view: DataView, offset: number) => view.getUint32(offset, true),
         write(view: DataView, offset: number, value: number, where: string) {
           check(value, where);
@@ -115,8 +117,7 @@ export function bytes(length: number): FieldType<Uint8Array> {
   return Object.freeze({
     kind: `u8[${length}]`,
     size: length,
-    read: (view: DataView, offset: number) =>
-      new Uint8Array(view.buffer.slice(view.byteOffset + offset, view.byteOffset + offset + length)),
+    read: (view: DataView, offset: number) => new Uint8Array(view.buffer.slice(view.byteOffset + offset, view.byteOffset + offset + length)),
     write(view: DataView, offset: number, value: Uint8Array, where: string) {
       if (!(value instanceof Uint8Array) || value.length !== length) {
         throw new RangeError(`Value does not fit u8[${length}]: ${where} has ${String(value?.length)} bytes`);

@@ -178,22 +178,37 @@ export interface NativeError extends Error {
 export function isErrno(err: unknown, code?: string): err is NativeError {
   if (!(err instanceof Error)) return false;
   const e = err as Partial<NativeError>;
-  return (
-    typeof e.code === 'string' &&
-    typeof e.errno === 'number' &&
-    typeof e.syscall === 'string' &&
-    (code === undefined || e.code === code)
-  );
+  return typeof e.code === 'string' && typeof e.errno === 'number' && typeof e.syscall === 'string' && (code === undefined || e.code === code);
 }
 
 /** Every export of the addon; a build missing one is stale. */
 const EXPORTS: readonly (keyof NativeBinding)[] = [
-  'listenUnix', 'accept', 'connectUnix', 'socketpair', 'recvmsg', 'sendmsg',
-  'Poller', 'POLL_READABLE', 'POLL_WRITABLE',
-  'memfdCreate', 'MFD_ALLOW_SEALING', 'ftruncate', 'punchHole', 'fstatSize',
-  'mmap', 'PROT_READ', 'PROT_WRITE', 'munmap', 'liveMappings',
-  'eventfd', 'EFD_SEMAPHORE', 'eventfdWrite', 'eventfdRead',
-  'close', 'sizeofs', 'offsetofs',
+  'listenUnix',
+  'accept',
+  'connectUnix',
+  'socketpair',
+  'recvmsg',
+  'sendmsg',
+  'Poller',
+  'POLL_READABLE',
+  'POLL_WRITABLE',
+  'memfdCreate',
+  'MFD_ALLOW_SEALING',
+  'ftruncate',
+  'punchHole',
+  'fstatSize',
+  'mmap',
+  'PROT_READ',
+  'PROT_WRITE',
+  'munmap',
+  'liveMappings',
+  'eventfd',
+  'EFD_SEMAPHORE',
+  'eventfdWrite',
+  'eventfdRead',
+  'close',
+  'sizeofs',
+  'offsetofs',
 ];
 
 /** The addon's path relative to the package root. */
@@ -228,9 +243,7 @@ export function loadNativeFrom(file: string): NativeBinding {
   }
   const missing = EXPORTS.filter((name) => binding[name] === undefined);
   if (missing.length > 0) {
-    throw new Error(
-      `mdgpu native addon at ${file} is stale (missing ${missing.join(', ')}); ${buildHint(root)}`,
-    );
+    throw new Error(`mdgpu native addon at ${file} is stale (missing ${missing.join(', ')}); ${buildHint(root)}`);
   }
   return binding as NativeBinding;
 }

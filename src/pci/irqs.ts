@@ -24,10 +24,7 @@ export interface EventFdOps {
   watch(fd: number, onReadable: () => void): () => void;
 }
 
-export type IrqData =
-  | { kind: 'none' }
-  | { kind: 'bool'; values: boolean[] }
-  | { kind: 'eventfd'; fds: number[] };
+export type IrqData = { kind: 'none' } | { kind: 'bool'; values: boolean[] } | { kind: 'eventfd'; fds: number[] };
 
 /** A decoded SET_IRQS request, in device terms. */
 export interface SetIrqsRequest {
@@ -70,13 +67,7 @@ export class IrqController {
     private readonly config: IrqControllerConfig,
     private readonly ops: EventFdOps,
   ) {
-    this.triggers = [
-      new Array<number | null>(config.intx ? 1 : 0).fill(null),
-      [],
-      new Array<number | null>(config.msixVectors).fill(null),
-      [],
-      [],
-    ];
+    this.triggers = [new Array<number | null>(config.intx ? 1 : 0).fill(null), [], new Array<number | null>(config.msixVectors).fill(null), [], []];
     this.msixPending = new Array<boolean>(config.msixVectors).fill(false);
   }
 
@@ -100,8 +91,11 @@ export class IrqController {
     const vectors = this.triggers[req.index];
     if (vectors === undefined) throw new IrqError(`Bad IRQ index: ${req.index}`);
     const name = IRQ_INDEX_NAMES[req.index] ?? String(req.index);
-    traceIrq(() => `SET_IRQS ${name} ${req.action} ${req.data.kind} start=${req.start} count=${req.count}` +
-      (req.data.kind === 'eventfd' ? ` fds=[${req.data.fds.join(',')}]` : ''));
+    traceIrq(
+      () =>
+        `SET_IRQS ${name} ${req.action} ${req.data.kind} start=${req.start} count=${req.count}` +
+        (req.data.kind === 'eventfd' ? ` fds=[${req.data.fds.join(',')}]` : ''),
+    );
 
     // "DATA_NONE, count 0" disables the whole index (vfio.h: "ACTION_TRIGGER with DATA_NONE and count 0").
     if (req.action === 'trigger' && req.data.kind === 'none' && req.count === 0) {

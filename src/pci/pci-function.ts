@@ -78,7 +78,10 @@ export interface PciFunctionOptions {
 
 /** An access error the transport turns into an errno reply. */
 export class RegionError extends Error {
-  constructor(message: string, readonly errno: 'EINVAL' | 'ENOTSUP' = 'EINVAL') {
+  constructor(
+    message: string,
+    readonly errno: 'EINVAL' | 'ENOTSUP' = 'EINVAL',
+  ) {
     super(message);
   }
 }

@@ -133,10 +133,10 @@ export class RegisterFile<Ctx> {
     const byteEnable = size === 4 ? 0xffff_ffff : (((1 << (size * 8)) - 1) << shift) >>> 0;
     const value = (data << shift) >>> 0;
     const old = this.values.get(base)!;
-    if (((value & byteEnable & (reg.rsvd ?? 0)) >>> 0) !== 0) {
+    if ((value & byteEnable & (reg.rsvd ?? 0)) >>> 0 !== 0) {
       guestError(`${this.name}-rsvd`, `${this.name}: write of reserved bits of ${regName}: 0x${value.toString(16)}`);
     }
-    if (((value & byteEnable & (reg.ro ?? 0)) >>> 0) !== ((old & byteEnable & (reg.ro ?? 0)) >>> 0) && reg.ro === 0xffff_ffff) {
+    if ((value & byteEnable & (reg.ro ?? 0)) >>> 0 !== (old & byteEnable & (reg.ro ?? 0)) >>> 0 && reg.ro === 0xffff_ffff) {
       guestError(`${this.name}-ro`, `${this.name}: write to read-only register ${regName}`);
     }
     const next = applyWrite(reg as RegDef<never>, old, value, byteEnable);

@@ -22,7 +22,9 @@ export type ErrnoName = keyof typeof constants.errno;
 const errnoByName: Readonly<Record<string, number>> = constants.errno;
 /** Aliases share a number (EAGAIN/EWOULDBLOCK, ENOTSUP/EOPNOTSUPP): keep the first name, as libuv's err.code does. */
 const nameByErrno: ReadonlyMap<number, string> = new Map(
-  Object.entries(constants.errno).reverse().map(([name, value]) => [value, name]),
+  Object.entries(constants.errno)
+    .reverse()
+    .map(([name, value]) => [value, name]),
 );
 
 /** Positive errno value for `name`, from `node:os` `constants.errno`. */

@@ -7,15 +7,7 @@
  * @module
  */
 
-import {
-  commandSpecName,
-  HEADER_FLAGS_KNOWN,
-  HEADER_SIZE,
-  HeaderFlag,
-  HeaderLayout,
-  MessageType,
-  type Header,
-} from './commands.js';
+import { commandSpecName, HEADER_FLAGS_KNOWN, HEADER_SIZE, HeaderFlag, HeaderLayout, MessageType, type Header } from './commands.js';
 import { FatalProtocolError, ProtocolError, hex } from './errors.js';
 import { U32_MAX } from './wire.js';
 
@@ -41,10 +33,7 @@ export function encodeMessage(header: HeaderInit, payload: Uint8Array = EMPTY): 
     throw new RangeError(`Message too large: ${size} bytes`);
   }
   const message = new Uint8Array(size);
-  HeaderLayout.encode(
-    { msgId: header.msgId, command: header.command, size, flags: header.flags, error: header.error ?? 0 },
-    message,
-  );
+  HeaderLayout.encode({ msgId: header.msgId, command: header.command, size, flags: header.flags, error: header.error ?? 0 }, message);
   message.set(payload, HEADER_SIZE);
   return message;
 }
@@ -112,10 +101,7 @@ export function checkHeader(header: Header, limits: HeaderLimits): void {
     throw new FatalProtocolError('EINVAL', `Message size too small: ${header.size} < ${HEADER_SIZE}`);
   }
   if (header.size > limits.maxMessageSize) {
-    throw new FatalProtocolError(
-      'EMSGSIZE',
-      `Message too large: ${commandSpecName(header.command)} of ${header.size} bytes > ${limits.maxMessageSize}`,
-    );
+    throw new FatalProtocolError('EMSGSIZE', `Message too large: ${commandSpecName(header.command)} of ${header.size} bytes > ${limits.maxMessageSize}`);
   }
 }
 

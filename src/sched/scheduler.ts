@@ -181,7 +181,11 @@ export class FairScheduler {
     // A device coming back from a reset is not the batch's time: start the clock once it is up.
     const gate = this.options.deviceReady?.() ?? null;
     if (gate === null) this.start(account, job);
-    else void gate.then(() => this.start(account, job), () => this.start(account, job));
+    else
+      void gate.then(
+        () => this.start(account, job),
+        () => this.start(account, job),
+      );
   }
 
   private start(account: Account, job: Job): void {
@@ -190,14 +194,15 @@ export class FairScheduler {
     traceSched(() => `${account.name}: batch starts (vt ${account.virtualTime.toFixed(0)})`);
     const limit = this.options.batchTimeLimitNs;
     let timedOut = false;
-    const timer = limit > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          account.timeouts++;
-          job.reject(new BatchTimeoutError(limit));
-          this.options.onOverrun?.(account.name);
-        }, limit / 1e6)
-      : null;
+    const timer =
+      limit > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            account.timeouts++;
+            job.reject(new BatchTimeoutError(limit));
+            this.options.onOverrun?.(account.name);
+          }, limit / 1e6)
+        : null;
     const finish = (deviceNs: number) => {
       if (timer !== null) clearTimeout(timer);
       account.running--;

@@ -15,17 +15,7 @@ import { constants } from 'node:os';
 import { guestError, info, tracer, warn } from '../log.js';
 import type { Frame } from '../transport/framer.js';
 import type { Connection } from '../transport/connection.js';
-import {
-  Command,
-  commandName,
-  DeviceInfoFlag,
-  HeaderFlag,
-  IrqInfoFlag,
-  MessageType,
-  RegionInfoFlag,
-  DmaMapFlag,
-  DmaUnmapFlag,
-} from '../protocol/commands.js';
+import { Command, commandName, DeviceInfoFlag, HeaderFlag, IrqInfoFlag, MessageType, RegionInfoFlag, DmaMapFlag, DmaUnmapFlag } from '../protocol/commands.js';
 import { FatalProtocolError, ProtocolError, errnoName } from '../protocol/errors.js';
 import { encodeMessage, errorReply, replyMessage } from '../protocol/message.js';
 import { QEMU_LIMITS } from '../protocol/limits.js';
@@ -133,7 +123,9 @@ export class Session {
     const noReply = (header.flags & HeaderFlag.NoReply) !== 0;
     const name = commandName(header.command);
     this.commandCounts.set(name, (this.commandCounts.get(name) ?? 0) + 1);
-    traceProtocol(() => `<- ${name} id=${header.msgId} size=${header.size}${frame.fds.length ? ` fds=${frame.fds.length}` : ''}${noReply ? ' (no reply)' : ''}`);
+    traceProtocol(
+      () => `<- ${name} id=${header.msgId} size=${header.size}${frame.fds.length ? ` fds=${frame.fds.length}` : ''}${noReply ? ' (no reply)' : ''}`,
+    );
 
     if (frame.fds.length > fdsAllowed(header.command, this.limits)) {
       this.closeFds(frame.fds);
@@ -177,7 +169,7 @@ export class Session {
         return { payload: this.handleVersion(payload) };
 
       case Command.DmaMap: {
-        let request;
+        let request: ReturnType<typeof decodeDmaMapRequest>;
         try {
           request = decodeDmaMapRequest(payload, { fdCount: fds.length });
         } catch (err) {
@@ -231,7 +223,7 @@ export class Session {
       }
 
       case Command.DeviceSetIrqs: {
-        let request;
+        let request: ReturnType<typeof decodeSetIrqsRequest>;
         try {
           request = decodeSetIrqsRequest(payload, {
             maxDataXferSize: this.limits.maxDataXferSize,
@@ -420,7 +412,12 @@ export class Session {
     if ((frame.header.flags & HeaderFlag.Error) !== 0) {
       const errno = frame.header.error;
       const name = errnoName(errno);
-      pending.reject(new DmaError(`Client refused ${commandName(frame.header.command)}: ${name}`, (['ENODEV', 'EFAULT', 'EPERM', 'EINVAL'].includes(name) ? name : 'EFAULT') as 'EFAULT'));
+      pending.reject(
+        new DmaError(
+          `Client refused ${commandName(frame.header.command)}: ${name}`,
+          (['ENODEV', 'EFAULT', 'EPERM', 'EINVAL'].includes(name) ? name : 'EFAULT') as 'EFAULT',
+        ),
+      );
       return;
     }
     pending.resolve(frame);

@@ -30,42 +30,83 @@ export function encodeCommand(spec: CommandSpec): Uint8Array {
       return CMD_LAYOUTS.BARRIER.encode({ opcode: CMD.BARRIER, flags: 0, length: 8 });
     case 'copy':
       return CMD_LAYOUTS.COPY.encode({
-        opcode: CMD.COPY, flags: 0, length: CMD_LAYOUTS.COPY.size,
-        srcBuffer: spec.src.buffer, dstBuffer: spec.dst.buffer, srcOffset: big(spec.src.offset), dstOffset: big(spec.dst.offset), size: big(spec.size),
+        opcode: CMD.COPY,
+        flags: 0,
+        length: CMD_LAYOUTS.COPY.size,
+        srcBuffer: spec.src.buffer,
+        dstBuffer: spec.dst.buffer,
+        srcOffset: big(spec.src.offset),
+        dstOffset: big(spec.dst.offset),
+        size: big(spec.size),
       });
     case 'fill':
       return CMD_LAYOUTS.FILL.encode({
-        opcode: CMD.FILL, flags: 0, length: CMD_LAYOUTS.FILL.size,
-        buffer: spec.dst.buffer, value: spec.value >>> 0, offset: big(spec.dst.offset), size: big(spec.size),
+        opcode: CMD.FILL,
+        flags: 0,
+        length: CMD_LAYOUTS.FILL.size,
+        buffer: spec.dst.buffer,
+        value: spec.value >>> 0,
+        offset: big(spec.dst.offset),
+        size: big(spec.size),
       });
     case 'dispatch': {
       const push = spec.push ?? new Uint8Array(0);
       const pushAt = CMD_LAYOUTS.DISPATCH.size + spec.bindings.length * DispatchBinding.size;
       const length = pushAt + Math.ceil(push.length / 8) * 8;
       const out = new Uint8Array(length);
-      CMD_LAYOUTS.DISPATCH.encode({
-        opcode: CMD.DISPATCH, flags: 0, length,
-        kernel: spec.kernel, bindings: spec.bindings.length,
-        groupsX: spec.groups[0], groupsY: spec.groups[1], groupsZ: spec.groups[2], pushSize: push.length,
-      }, out);
-      spec.bindings.forEach((b, i) => DispatchBinding.encode({ buffer: b.buffer, reserved: 0, offset: big(b.offset), size: big(b.size) }, out, CMD_LAYOUTS.DISPATCH.size + i * DispatchBinding.size));
+      CMD_LAYOUTS.DISPATCH.encode(
+        {
+          opcode: CMD.DISPATCH,
+          flags: 0,
+          length,
+          kernel: spec.kernel,
+          bindings: spec.bindings.length,
+          groupsX: spec.groups[0],
+          groupsY: spec.groups[1],
+          groupsZ: spec.groups[2],
+          pushSize: push.length,
+        },
+        out,
+      );
+      spec.bindings.forEach((b, i) =>
+        DispatchBinding.encode(
+          { buffer: b.buffer, reserved: 0, offset: big(b.offset), size: big(b.size) },
+          out,
+          CMD_LAYOUTS.DISPATCH.size + i * DispatchBinding.size,
+        ),
+      );
       out.set(push, pushAt);
       return out;
     }
     case 'fence':
       return CMD_LAYOUTS.FENCE.encode({
-        opcode: CMD.FENCE, flags: spec.irq ? 1 : 0, length: CMD_LAYOUTS.FENCE.size,
-        buffer: spec.dst.buffer, reserved: 0, offset: big(spec.dst.offset), value: spec.value,
+        opcode: CMD.FENCE,
+        flags: spec.irq ? 1 : 0,
+        length: CMD_LAYOUTS.FENCE.size,
+        buffer: spec.dst.buffer,
+        reserved: 0,
+        offset: big(spec.dst.offset),
+        value: spec.value,
       });
     case 'wait':
       return CMD_LAYOUTS.WAIT.encode({
-        opcode: CMD.WAIT, flags: 0, length: CMD_LAYOUTS.WAIT.size,
-        buffer: spec.src.buffer, reserved: 0, offset: big(spec.src.offset), value: spec.value, timeoutNs: spec.timeoutNs ?? 0n,
+        opcode: CMD.WAIT,
+        flags: 0,
+        length: CMD_LAYOUTS.WAIT.size,
+        buffer: spec.src.buffer,
+        reserved: 0,
+        offset: big(spec.src.offset),
+        value: spec.value,
+        timeoutNs: spec.timeoutNs ?? 0n,
       });
     case 'timestamp':
       return CMD_LAYOUTS.TIMESTAMP.encode({
-        opcode: CMD.TIMESTAMP, flags: 0, length: CMD_LAYOUTS.TIMESTAMP.size,
-        buffer: spec.dst.buffer, reserved: 0, offset: big(spec.dst.offset),
+        opcode: CMD.TIMESTAMP,
+        flags: 0,
+        length: CMD_LAYOUTS.TIMESTAMP.size,
+        buffer: spec.dst.buffer,
+        reserved: 0,
+        offset: big(spec.dst.offset),
       });
   }
 }
@@ -75,10 +116,18 @@ export function encodeSubmission(commands: CommandSpec[], fence?: { dst: BufferR
   const bodies = commands.map(encodeCommand);
   const length = CMD_LAYOUTS.SUBMIT.size + bodies.reduce((n, b) => n + b.length, 0);
   const out = new Uint8Array(length);
-  CMD_LAYOUTS.SUBMIT.encode({
-    opcode: CMD.SUBMIT, flags: fence?.irq ? 1 : 0, length,
-    fenceValue: fence?.value ?? 0n, fenceBuffer: fence?.dst.buffer ?? 0, reserved: 0, fenceOffset: big(fence?.dst.offset ?? 0),
-  }, out);
+  CMD_LAYOUTS.SUBMIT.encode(
+    {
+      opcode: CMD.SUBMIT,
+      flags: fence?.irq ? 1 : 0,
+      length,
+      fenceValue: fence?.value ?? 0n,
+      fenceBuffer: fence?.dst.buffer ?? 0,
+      reserved: 0,
+      fenceOffset: big(fence?.dst.offset ?? 0),
+    },
+    out,
+  );
   let at = CMD_LAYOUTS.SUBMIT.size;
   for (const b of bodies) {
     out.set(b, at);

@@ -20,8 +20,8 @@ export const SUBMIT_ERRORS = {
   BAD_ALIGNMENT: { code: 6, doc: 'An offset or size that must be aligned is not' },
   BAD_KERNEL: { code: 7, doc: 'A kernel handle that is not a live kernel of the submitting context' },
   BAD_WORKGROUPS: { code: 8, doc: 'Workgroup counts zero or above the device limits' },
-  BAD_BINDINGS: { code: 9, doc: 'Binding count differs from the kernel\'s, or above the limit' },
-  BAD_PUSH_CONSTANTS: { code: 10, doc: 'Push-constant size differs from the kernel\'s, or above 128 bytes' },
+  BAD_BINDINGS: { code: 9, doc: "Binding count differs from the kernel's, or above the limit" },
+  BAD_PUSH_CONSTANTS: { code: 10, doc: "Push-constant size differs from the kernel's, or above 128 bytes" },
   BAD_FLAGS: { code: 11, doc: 'Unknown flag bits' },
   TOO_LARGE: { code: 12, doc: 'Submission larger than the limit, or too many commands' },
   WAIT_TIMEOUT: { code: 13, doc: 'A WAIT did not see its value within its timeout (bounded by the device)' },
@@ -68,33 +68,71 @@ export const CMD_FLAG_IRQ = 0x1;
 export const CMD_LAYOUTS = {
   /** The head of a submission: its length covers the header and every command in it. */
   SUBMIT: struct('mdgpu_cmd_submit', {
-    opcode: u16, flags: u16, length: u32,
-    fenceValue: u64, fenceBuffer: u32, reserved: u32, fenceOffset: u64,
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    fenceValue: u64,
+    fenceBuffer: u32,
+    reserved: u32,
+    fenceOffset: u64,
   }),
   COPY: struct('mdgpu_cmd_copy', {
-    opcode: u16, flags: u16, length: u32,
-    srcBuffer: u32, dstBuffer: u32, srcOffset: u64, dstOffset: u64, size: u64,
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    srcBuffer: u32,
+    dstBuffer: u32,
+    srcOffset: u64,
+    dstOffset: u64,
+    size: u64,
   }),
   FILL: struct('mdgpu_cmd_fill', {
-    opcode: u16, flags: u16, length: u32,
-    buffer: u32, value: u32, offset: u64, size: u64,
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    buffer: u32,
+    value: u32,
+    offset: u64,
+    size: u64,
   }),
   /** Followed by `bindings` × DispatchBinding and `pushSize` bytes of push constants (padded to 8). */
   DISPATCH: struct('mdgpu_cmd_dispatch', {
-    opcode: u16, flags: u16, length: u32,
-    kernel: u32, bindings: u32, groupsX: u32, groupsY: u32, groupsZ: u32, pushSize: u32,
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    kernel: u32,
+    bindings: u32,
+    groupsX: u32,
+    groupsY: u32,
+    groupsZ: u32,
+    pushSize: u32,
   }),
   FENCE: struct('mdgpu_cmd_fence', {
-    opcode: u16, flags: u16, length: u32,
-    buffer: u32, reserved: u32, offset: u64, value: u64,
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    buffer: u32,
+    reserved: u32,
+    offset: u64,
+    value: u64,
   }),
   WAIT: struct('mdgpu_cmd_wait', {
-    opcode: u16, flags: u16, length: u32,
-    buffer: u32, reserved: u32, offset: u64, value: u64, timeoutNs: u64,
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    buffer: u32,
+    reserved: u32,
+    offset: u64,
+    value: u64,
+    timeoutNs: u64,
   }),
   TIMESTAMP: struct('mdgpu_cmd_timestamp', {
-    opcode: u16, flags: u16, length: u32,
-    buffer: u32, reserved: u32, offset: u64,
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    buffer: u32,
+    reserved: u32,
+    offset: u64,
   }),
   BARRIER: struct('mdgpu_cmd_barrier', { opcode: u16, flags: u16, length: u32 }),
   NOP: struct('mdgpu_cmd_nop', { opcode: u16, flags: u16, length: u32 }),
@@ -192,16 +230,18 @@ function noFlags(flags: number, allowed: number, at: number, reserved = 0): void
  * offending command; returns commands with every reference resolved.
  */
 export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, limits: CommandLimits = DEFAULT_COMMAND_LIMITS): ValidSubmission {
-  if (bytes.length < CMD_LAYOUTS.SUBMIT.size) throw new CommandError('TRUNCATED', `${bytes.length} bytes published, a SUBMIT header needs ${CMD_LAYOUTS.SUBMIT.size}`);
+  if (bytes.length < CMD_LAYOUTS.SUBMIT.size)
+    throw new CommandError('TRUNCATED', `${bytes.length} bytes published, a SUBMIT header needs ${CMD_LAYOUTS.SUBMIT.size}`);
   const head = CMD_LAYOUTS.SUBMIT.decode(bytes);
   if (head.opcode !== CMD.SUBMIT) throw new CommandError('BAD_OPCODE', `a submission must start with SUBMIT, found opcode ${head.opcode}`);
   noFlags(head.flags, CMD_FLAG_IRQ, 0, head.reserved);
   if (head.length % 8 !== 0 || head.length < CMD_LAYOUTS.SUBMIT.size) throw new CommandError('BAD_LENGTH', `submission length ${head.length}`);
   if (head.length > limits.maxSubmissionBytes) throw new CommandError('TOO_LARGE', `submission of ${head.length} bytes > ${limits.maxSubmissionBytes}`);
   if (head.length > bytes.length) throw new CommandError('TRUNCATED', `submission of ${head.length} bytes, only ${bytes.length} published`);
-  const fence = head.fenceBuffer === 0
-    ? null
-    : { dst: range(scope, head.fenceBuffer, head.fenceOffset, 8n, 0, 8n), value: head.fenceValue, irq: (head.flags & CMD_FLAG_IRQ) !== 0 };
+  const fence =
+    head.fenceBuffer === 0
+      ? null
+      : { dst: range(scope, head.fenceBuffer, head.fenceOffset, 8n, 0, 8n), value: head.fenceValue, irq: (head.flags & CMD_FLAG_IRQ) !== 0 };
   const commands: ValidCommand[] = [];
   let at = CMD_LAYOUTS.SUBMIT.size;
   while (at < head.length) {
@@ -268,7 +308,8 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
           if (b.offset % BigInt(limits.bindingAlignment) !== 0n) {
             throw new CommandError('BAD_ALIGNMENT', `binding ${i} offset ${b.offset} not a multiple of ${limits.bindingAlignment}`, at);
           }
-          if (b.size > BigInt(limits.maxBindingBytes)) throw new CommandError('OUT_OF_BOUNDS', `binding ${i} of ${b.size} bytes > ${limits.maxBindingBytes}`, at);
+          if (b.size > BigInt(limits.maxBindingBytes))
+            throw new CommandError('OUT_OF_BOUNDS', `binding ${i} of ${b.size} bytes > ${limits.maxBindingBytes}`, at);
           bindings.push(range(scope, b.buffer, b.offset, b.size, at, 4n));
         }
         commands.push({ kind: 'dispatch', kernel: c.kernel, groups, bindings, pushConstants: body.slice(pushAt, pushAt + c.pushSize) });

@@ -14,7 +14,16 @@ import type { EventFdOps } from '../pci/irqs.js';
 import type { MemoryOps } from '../pci/dma-space.js';
 import { PciFunction, type PciIdentity, type RegionHandler } from '../pci/pci-function.js';
 import { RegisterFile } from '../pci/reg-file.js';
-import { IRQ_SOURCE_MAILBOX, MAILBOX_ARGS, MAILBOX_RETS, MDGPU_CONTRACT_MAJOR, MDGPU_CONTRACT_MINOR, MDGPU_IRQ_SOURCES, MDGPU_REGS, type RegContext } from './regs.js';
+import {
+  IRQ_SOURCE_MAILBOX,
+  MAILBOX_ARGS,
+  MAILBOX_RETS,
+  MDGPU_CONTRACT_MAJOR,
+  MDGPU_CONTRACT_MINOR,
+  MDGPU_IRQ_SOURCES,
+  MDGPU_REGS,
+  type RegContext,
+} from './regs.js';
 import { MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from './mailbox-ops.js';
 import { ApertureAllocator } from './allocator.js';
 import { MailboxFailure, MemoryMediator } from './memory-mediator.js';

@@ -5,14 +5,17 @@
  * that escape to the transport.
  */
 import { guestError, tracer } from '../log.js';
-import { ApertureAllocator } from './allocator.js';
+import type { ApertureAllocator } from './allocator.js';
 import { BO_FLAGS_KNOWN, MAX_ALIGN_LOG2, type MailboxResult } from './mailbox-ops.js';
 
 const traceMem = tracer('mem');
 
 /** A request the device refuses, with the result code the guest gets. */
 export class MailboxFailure extends Error {
-  constructor(readonly result: Exclude<MailboxResult, 'OK'>, message: string) {
+  constructor(
+    readonly result: Exclude<MailboxResult, 'OK'>,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -146,7 +149,10 @@ export class MemoryMediator {
     const owned = this.context(ctx);
     const buffer = this.buffers.get(handle);
     if (buffer === undefined || !owned.has(handle)) {
-      this.fail('BAD_HANDLE', buffer === undefined ? `no buffer ${handle} (never allocated or already freed)` : `buffer ${handle} belongs to context ${buffer.ctx}, not ${ctx}`);
+      this.fail(
+        'BAD_HANDLE',
+        buffer === undefined ? `no buffer ${handle} (never allocated or already freed)` : `buffer ${handle} belongs to context ${buffer.ctx}, not ${ctx}`,
+      );
     }
     return buffer;
   }

@@ -425,7 +425,13 @@ export class QueueEngine {
    * Take the next submission off the ring: validated, or failed with its error. Advances head
    * past it at once (the bytes were copied), so the guest can reuse the space while it runs.
    */
-  private take(q: Queue): { submission: ValidSubmission; pos: bigint } | { error: CommandError; fence: bigint | null; pos: bigint; fenceAt: ApertureRange | null } | 'empty' | 'stalled' {
+  private take(
+    q: Queue,
+  ):
+    | { submission: ValidSubmission; pos: bigint }
+    | { error: CommandError; fence: bigint | null; pos: bigint; fenceAt: ApertureRange | null }
+    | 'empty'
+    | 'stalled' {
     const head = this.head(q);
     const tail = this.tail(q);
     if (tail === head) return 'empty';

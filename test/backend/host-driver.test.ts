@@ -128,7 +128,10 @@ t.test('devices: listed, opened by default, by name and by index; no match is EN
   t.ok(info.maxBindings >= 3 && info.maxPushConstantSize >= 12, 'limits for the kernels');
   t.ok(info.minBindingAlignment >= 1 && info.maxBindingSize > 0);
   if (info.hostImport) t.ok(info.minImportAlignment >= 1, `import alignment ${info.minImportAlignment}`);
-  t.ok(devices.some((d) => d.name === info.name), 'the default is one of the listed devices');
+  t.ok(
+    devices.some((d) => d.name === info.name),
+    'the default is one of the listed devices',
+  );
   if (!devices.some((d) => d.deviceType !== DeviceType.Cpu)) {
     t.equal(info.deviceType, DeviceType.Cpu, 'no GPU: the default is the CPU device (lavapipe)');
   }
@@ -227,11 +230,20 @@ t.test('COPY, FILL, BARRIER and TIMESTAMP on zero-copy, staged and fd-imported m
       { op: 'fill', mem, offset: 0x3800, size: 8, value: -1 },
     ]);
     const view = bytes.subarray(base, base + 0x4000);
-    t.ok(view.subarray(0x1000, 0x1800).every((b) => b === 0xa5), `${what}: FILL`);
+    t.ok(
+      view.subarray(0x1000, 0x1800).every((b) => b === 0xa5),
+      `${what}: FILL`,
+    );
     t.equal(view[0xfff], 0x11, `${what}: FILL stayed in range`);
-    t.ok(view.subarray(0x2004, 0x2404).every((b) => b === 0xa5), `${what}: COPY`);
+    t.ok(
+      view.subarray(0x2004, 0x2404).every((b) => b === 0xa5),
+      `${what}: COPY`,
+    );
     t.equal(view[0x2404], 0x11, `${what}: COPY stayed in range`);
-    t.ok(view.subarray(0x3800, 0x3808).every((b) => b === 0xff), `${what}: FILL with -1`);
+    t.ok(
+      view.subarray(0x3800, 0x3808).every((b) => b === 0xff),
+      `${what}: FILL with -1`,
+    );
     const dv = new DataView(buf, base);
     const t0 = dv.getBigUint64(0x3000, true);
     const t1 = dv.getBigUint64(0x3008, true);
@@ -280,11 +292,22 @@ t.test('bad commands reject with the errno of the library and run nothing', asyn
   const memcpy = dev.createKernel(kernelWords('memcpy'), { bindings: 2, pushConstantSize: 4 });
   const bytes = new Uint8Array(buf);
   bytes.fill(0x33, 0, 64);
-  const reject = async (cmds: Command[], expected: { code: string; [k: string]: unknown } | { name: string; [k: string]: unknown }, what: string) => t.rejects(dev.submit(cmds), expected, what);
+  const reject = async (cmds: Command[], expected: { code: string; [k: string]: unknown } | { name: string; [k: string]: unknown }, what: string) =>
+    t.rejects(dev.submit(cmds), expected, what);
 
-  await reject([{ op: 'fill', mem, offset: 0, size: 64, value: 0 }, { op: 'fill', mem, offset: 2, size: 4, value: 0 }], {
-    name: 'BackendError', code: 'EINVAL', call: 'mdgpu_host_submit', message: /command 1: FILL offset/,
-  }, 'misaligned FILL');
+  await reject(
+    [
+      { op: 'fill', mem, offset: 0, size: 64, value: 0 },
+      { op: 'fill', mem, offset: 2, size: 4, value: 0 },
+    ],
+    {
+      name: 'BackendError',
+      code: 'EINVAL',
+      call: 'mdgpu_host_submit',
+      message: /command 1: FILL offset/,
+    },
+    'misaligned FILL',
+  );
   t.equal(bytes[0], 0x33, 'the good FILL before it did not run either');
   await reject([{ op: 'copy', src: mem, srcOffset: (1 << 20) - 4, dst: mem, dstOffset: 0, size: 8 }], { code: 'EINVAL' }, 'COPY past the end');
   await reject([{ op: 'copy', src: mem, srcOffset: 0, dst: mem, dstOffset: 8, size: 16 }], { code: 'EINVAL', message: /overlap/ }, 'overlap');
@@ -296,17 +319,49 @@ t.test('bad commands reject with the errno of the library and run nothing', asyn
     'binding count',
   );
   await reject(
-    [{ op: 'dispatch', kernel: memcpy, groups: [1], bindings: [{ mem, offset: 0, size: 64 }, { mem, offset: 8, size: 64 }], push: pushOf(['u32', 16]) }],
+    [
+      {
+        op: 'dispatch',
+        kernel: memcpy,
+        groups: [1],
+        bindings: [
+          { mem, offset: 0, size: 64 },
+          { mem, offset: 8, size: 64 },
+        ],
+        push: pushOf(['u32', 16]),
+      },
+    ],
     { code: 'EINVAL', message: /not a multiple of/ },
     'binding alignment',
   );
   await reject(
-    [{ op: 'dispatch', kernel: memcpy, groups: [1], bindings: [{ mem, offset: 0, size: 64 }, { mem, offset: 64, size: 64 }] }],
+    [
+      {
+        op: 'dispatch',
+        kernel: memcpy,
+        groups: [1],
+        bindings: [
+          { mem, offset: 0, size: 64 },
+          { mem, offset: 64, size: 64 },
+        ],
+      },
+    ],
     { code: 'EINVAL', message: /0 bytes of push constants for a kernel of 4/ },
     'missing push constants',
   );
   await reject(
-    [{ op: 'dispatch', kernel: memcpy, groups: [1 << 30], bindings: [{ mem, offset: 0, size: 64 }, { mem, offset: 64, size: 64 }], push: pushOf(['u32', 16]) }],
+    [
+      {
+        op: 'dispatch',
+        kernel: memcpy,
+        groups: [1 << 30],
+        bindings: [
+          { mem, offset: 0, size: 64 },
+          { mem, offset: 64, size: 64 },
+        ],
+        push: pushOf(['u32', 16]),
+      },
+    ],
     { code: 'E2BIG' },
     'too many groups',
   );
@@ -366,10 +421,18 @@ t.test('a long gemm completes while the event loop keeps running', async (t) => 
   const deviceMs = status.deviceNs! / 1e6;
   // Causality, not speed (the machine is shared): submit() returned before the host driver saw
   // the batch complete (both CLOCK_MONOTONIC), and the event loop ran while the gemm did.
-  t.ok(returned < status.completeNs, `submit returned in ${submitMs.toFixed(2)} ms, before the batch completed; the gemm took ${deviceMs.toFixed(1)} ms on the device`);
+  t.ok(
+    returned < status.completeNs,
+    `submit returned in ${submitMs.toFixed(2)} ms, before the batch completed; the gemm took ${deviceMs.toFixed(1)} ms on the device`,
+  );
   t.ok(ticks >= 1, `a 2 ms timer fired ${ticks} times while the gemm ran`);
   // Small integers: exact in f32. Spot-check a few elements against the CPU.
-  for (const [i, j] of [[0, 0], [1, 2], [m - 1, m - 1], [200, 17]] as const) {
+  for (const [i, j] of [
+    [0, 0],
+    [1, 2],
+    [m - 1, m - 1],
+    [200, 17],
+  ] as const) {
     let acc = 0;
     for (let k = 0; k < m; k++) acc += a[i * m + k]! * b[k * m + j]!;
     t.equal(c[i * m + j], acc, `C[${i}][${j}]`);
@@ -389,7 +452,11 @@ t.test('many batches in flight settle in submission order with one waiting threa
   );
   t.equal(dev.pending, 64);
   const statuses = await Promise.all(all);
-  t.same(order, [...order].sort((x, y) => (x < y ? -1 : 1)), 'settled in id order');
+  t.same(
+    order,
+    [...order].sort((x, y) => (x < y ? -1 : 1)),
+    'settled in id order',
+  );
   t.equal(statuses[63]!.id - statuses[0]!.id, 63n, 'consecutive ids');
   t.equal(dev.pending, 0);
   t.equal(new Uint32Array(buf)[63 * 16], 63);
@@ -412,8 +479,14 @@ t.test('destroy waits for pending work, then everything is gone', async (t) => {
   const size = m * m * 4;
   const work = dev.submit([
     {
-      op: 'dispatch', kernel: gemm, groups: [m / 16, m / 16],
-      bindings: [{ mem, offset: 0, size }, { mem, offset: 1 << 20, size }, { mem, offset: 2 << 20, size }],
+      op: 'dispatch',
+      kernel: gemm,
+      groups: [m / 16, m / 16],
+      bindings: [
+        { mem, offset: 0, size },
+        { mem, offset: 1 << 20, size },
+        { mem, offset: 2 << 20, size },
+      ],
       push: pushOf(['u32', m], ['u32', m], ['u32', m]),
     },
   ]);

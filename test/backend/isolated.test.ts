@@ -50,7 +50,18 @@ async function saxpy(t: Test, s: ReturnType<typeof setup>, kernel: ReturnType<Is
   const push = new Uint8Array(8);
   new DataView(push.buffer).setUint32(0, N, true);
   new DataView(push.buffer).setFloat32(4, 2.5, true);
-  const status = await s.dev.submit([{ op: 'dispatch', kernel, groups: [N / 64], bindings: [{ mem: s.mem, offset: 0, size: N * 4 }, { mem: s.mem, offset: 64 << 10, size: N * 4 }], push }]);
+  const status = await s.dev.submit([
+    {
+      op: 'dispatch',
+      kernel,
+      groups: [N / 64],
+      bindings: [
+        { mem: s.mem, offset: 0, size: N * 4 },
+        { mem: s.mem, offset: 64 << 10, size: N * 4 },
+      ],
+      push,
+    },
+  ]);
   let bad = 0;
   for (let i = 0; i < N; i++) if (y[i] !== 2.5 * (i % 13) + (i % 7)) bad++;
   t.equal(bad, 0, `${what}: saxpy computed in the worker, visible in this process's mapping (batch ${status.id})`);
@@ -90,7 +101,22 @@ t.test('calls that must answer at once are checked in this process', async (t) =
   t.throws(() => s.dev.importMemory(), { code: 'ENOTSUP' }, 'memory of this process cannot reach the worker');
   const k = s.dev.createKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
   k.destroy();
-  await t.rejects(s.dev.submit([{ op: 'dispatch', kernel: k, groups: [1], bindings: [{ mem: s.mem, offset: 0, size: 256 }, { mem: s.mem, offset: 4096, size: 256 }], push: new Uint8Array(8) }]), { code: 'ENOENT' }, 'a destroyed kernel: the worker says ENOENT');
+  await t.rejects(
+    s.dev.submit([
+      {
+        op: 'dispatch',
+        kernel: k,
+        groups: [1],
+        bindings: [
+          { mem: s.mem, offset: 0, size: 256 },
+          { mem: s.mem, offset: 4096, size: 256 },
+        ],
+        push: new Uint8Array(8),
+      },
+    ]),
+    { code: 'ENOENT' },
+    'a destroyed kernel: the worker says ENOENT',
+  );
   await t.rejects(s.dev.submit([{ op: 'fill', mem: {} as never, offset: 0, size: 4, value: 1 }]), TypeError, 'memory of another device: TypeError');
 });
 
@@ -110,7 +136,10 @@ t.test('a kernel that would run for hours is stopped by a reset; everything made
   await t.rejects(hung, { code: 'EIO', message: /reset/ }, 'the reset fails the hung batch');
   t.equal(s.dev.resets, 1, 'one reset');
   t.notOk(alive(firstWorker), 'the old worker is gone');
-  t.ok(logs.some((l) => /resetting the device: test/.test(l)), 'the reset is logged');
+  t.ok(
+    logs.some((l) => /resetting the device: test/.test(l)),
+    'the reset is logged',
+  );
   await saxpy(t, s, saxpyKernel, 'after the reset, the same memory and kernel objects');
   t.not(s.dev.workerPid, firstWorker, 'in a new worker');
   const ready = s.dev.whenReady();

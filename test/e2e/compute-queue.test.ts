@@ -8,8 +8,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startServer } from '../../src/cli/serve.js';
-import { REGISTER_BAR } from '../../src/vgpu/device.js';
-import { MDGPU_REGS } from '../../src/vgpu/regs.js';
 import { MAILBOX_OPS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
 import { encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
@@ -74,10 +72,46 @@ t.test('saxpy through a mediated queue on Vulkan; a hostile submission fails and
   const push = new Uint8Array(8);
   new DataView(push.buffer).setUint32(0, N, true);
   new DataView(push.buffer).setFloat32(4, 2, true);
-  const saxpy: CommandSpec = { op: 'dispatch', kernel: kernel.ret, groups: [N / 64, 1, 1], bindings: [{ buffer: x.handle, offset: 0, size: N * 4 }, { buffer: y.handle, offset: 0, size: N * 4 }], push };
-  publish(encodeSubmission([{ op: 'copy', src: { buffer: y.handle, offset: 0 }, dst: { buffer: misc.handle, offset: 0x100 }, size: 16 }, saxpy, { op: 'timestamp', dst: { buffer: misc.handle, offset: 8 } }], { dst: { buffer: misc.handle, offset: 0 }, value: 1n }));
-  publish(encodeSubmission([{ ...saxpy, bindings: [{ buffer: x.handle, offset: 0, size: N * 4 }, { buffer: 4242, offset: 0, size: 16 }] } as CommandSpec], { dst: { buffer: misc.handle, offset: 16 }, value: 2n }));
-  publish(encodeSubmission([{ op: 'fill', dst: { buffer: misc.handle, offset: 0x200 }, size: 64, value: 0x01010101 }], { dst: { buffer: misc.handle, offset: 24 }, value: 3n }));
+  const saxpy: CommandSpec = {
+    op: 'dispatch',
+    kernel: kernel.ret,
+    groups: [N / 64, 1, 1],
+    bindings: [
+      { buffer: x.handle, offset: 0, size: N * 4 },
+      { buffer: y.handle, offset: 0, size: N * 4 },
+    ],
+    push,
+  };
+  publish(
+    encodeSubmission(
+      [
+        { op: 'copy', src: { buffer: y.handle, offset: 0 }, dst: { buffer: misc.handle, offset: 0x100 }, size: 16 },
+        saxpy,
+        { op: 'timestamp', dst: { buffer: misc.handle, offset: 8 } },
+      ],
+      { dst: { buffer: misc.handle, offset: 0 }, value: 1n },
+    ),
+  );
+  publish(
+    encodeSubmission(
+      [
+        {
+          ...saxpy,
+          bindings: [
+            { buffer: x.handle, offset: 0, size: N * 4 },
+            { buffer: 4242, offset: 0, size: 16 },
+          ],
+        } as CommandSpec,
+      ],
+      { dst: { buffer: misc.handle, offset: 16 }, value: 2n },
+    ),
+  );
+  publish(
+    encodeSubmission([{ op: 'fill', dst: { buffer: misc.handle, offset: 0x200 }, size: 64, value: 0x01010101 }], {
+      dst: { buffer: misc.handle, offset: 24 },
+      value: 3n,
+    }),
+  );
   await completions(3);
   t.same(done, [null, 'BAD_BUFFER', null], 'valid, hostile, valid');
   let wrong = 0;
@@ -125,11 +159,33 @@ t.test('a batch past the time limit loses its context; another vGPU on the same 
   new DataView(push.buffer).setUint32(4, M, true);
   new DataView(push.buffer).setUint32(8, M, true);
   const publishHog = hog.queue();
-  publishHog(encodeSubmission([{ op: 'dispatch', kernel: gemm, groups: [M / 16, M / 16, 1], bindings: [{ buffer: a.handle, offset: 0, size: M * M * 4 }, { buffer: b.handle, offset: 0, size: M * M * 4 }, { buffer: c.handle, offset: 0, size: M * M * 4 }], push }], { dst: { buffer: fenceHog.handle, offset: 0 }, value: 1n }));
+  publishHog(
+    encodeSubmission(
+      [
+        {
+          op: 'dispatch',
+          kernel: gemm,
+          groups: [M / 16, M / 16, 1],
+          bindings: [
+            { buffer: a.handle, offset: 0, size: M * M * 4 },
+            { buffer: b.handle, offset: 0, size: M * M * 4 },
+            { buffer: c.handle, offset: 0, size: M * M * 4 },
+          ],
+          push,
+        },
+      ],
+      { dst: { buffer: fenceHog.handle, offset: 0 }, value: 1n },
+    ),
+  );
   await new Promise((r) => setTimeout(r, 5));
   const fencePolite = polite.alloc(0x1000);
   const publishPolite = polite.queue();
-  publishPolite(encodeSubmission([{ op: 'fill', dst: { buffer: fencePolite.handle, offset: 0x100 }, size: 64, value: 7 }], { dst: { buffer: fencePolite.handle, offset: 0 }, value: 1n }));
+  publishPolite(
+    encodeSubmission([{ op: 'fill', dst: { buffer: fencePolite.handle, offset: 0x100 }, size: 64, value: 7 }], {
+      dst: { buffer: fencePolite.handle, offset: 0 },
+      value: 1n,
+    }),
+  );
   await hog.completions(1);
   t.same(hog.done, ['CONTEXT_LOST'], 'the overrunning batch is reported at the limit');
   t.equal(hog.view.getBigUint64(fenceHog.offset, true), 1n | (1n << 63n), 'with an error fence');
@@ -138,7 +194,7 @@ t.test('a batch past the time limit loses its context; another vGPU on the same 
   await hog.completions(2);
   t.equal(hog.done[1], 'CONTEXT_LOST', 'its later work fails too');
   await polite.completions(1);
-  t.same(polite.done, [null], 'the other vGPU\'s submission ran');
+  t.same(polite.done, [null], "the other vGPU's submission ran");
   t.equal(polite.view.getBigUint64(fencePolite.offset, true), 1n);
   t.equal(polite.view.getUint32(fencePolite.offset + 0x100, true), 7);
   t.equal(daemon.scheduler.stats().find((s) => s.name === 'hog')!.timeouts, 1);
@@ -175,7 +231,12 @@ t.test('a kernel that would run for hours: the device is reset, the hog loses it
   const want = new Uint8Array(4);
   new DataView(want.buffer).setUint32(0, 1, true); // the flag stays 0: hours of work (guest-driver/kernels/spin.comp)
   const publishHung = hung.queue();
-  publishHung(encodeSubmission([{ op: 'dispatch', kernel: spin, groups: [4096, 4096, 1], bindings: [{ buffer: flag.handle, offset: 0, size: 4096 }], push: want }], { dst: { buffer: fenceHung.handle, offset: 0 }, value: 1n }));
+  publishHung(
+    encodeSubmission([{ op: 'dispatch', kernel: spin, groups: [4096, 4096, 1], bindings: [{ buffer: flag.handle, offset: 0, size: 4096 }], push: want }], {
+      dst: { buffer: fenceHung.handle, offset: 0 },
+      value: 1n,
+    }),
+  );
   // Wait until it spins (its turn counter moves), then queue the other vGPU's work behind it.
   const deadline = Date.now() + 30_000;
   while (hung.view.getUint32(flag.offset + 4, true) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -187,14 +248,30 @@ t.test('a kernel that would run for hours: the device is reset, the hog loses it
   const push = new Uint8Array(8);
   new DataView(push.buffer).setUint32(0, 1024, true);
   new DataView(push.buffer).setFloat32(4, 2, true);
-  publishOther(encodeSubmission([{ op: 'dispatch', kernel: saxpy, groups: [16, 1, 1], bindings: [{ buffer: x.handle, offset: 0, size: 4096 }, { buffer: y.handle, offset: 0, size: 4096 }], push }], { dst: { buffer: fenceOther.handle, offset: 0 }, value: 1n }));
+  publishOther(
+    encodeSubmission(
+      [
+        {
+          op: 'dispatch',
+          kernel: saxpy,
+          groups: [16, 1, 1],
+          bindings: [
+            { buffer: x.handle, offset: 0, size: 4096 },
+            { buffer: y.handle, offset: 0, size: 4096 },
+          ],
+          push,
+        },
+      ],
+      { dst: { buffer: fenceOther.handle, offset: 0 }, value: 1n },
+    ),
+  );
 
   await hung.completions(1);
   t.same(hung.done, ['CONTEXT_LOST'], 'the hung batch is reported at the time limit');
   t.equal(hung.view.getBigUint64(fenceHung.offset, true), 1n | (1n << 63n), 'with an error fence');
   t.ok(daemon.vgpus[0]!.device.queues.isContextLost(hung.ctx), 'and its context is lost');
   await other.completions(1);
-  t.same(other.done, [null], 'the other vGPU\'s batch ran after the reset');
+  t.same(other.done, [null], "the other vGPU's batch ran after the reset");
   let bad = 0;
   for (let i = 0; i < 1024; i++) if (other.view.getFloat32(y.offset + 4 * i, true) !== 2 * (i % 9) + 1) bad++;
   t.equal(bad, 0, 'with its kernel built again in the new worker, and a correct result');
@@ -224,9 +301,19 @@ t.test('closing the daemon with batches queued and running writes nothing into u
   const push = new Uint8Array(12);
   [0, 4, 8].forEach((o) => new DataView(push.buffer).setUint32(o, M, true));
   const fenceBusy = busy.alloc(0x1000);
-  busy.queue()(encodeSubmission([{ op: 'dispatch', kernel: gemm, groups: [M / 16, M / 16, 1], bindings: bufs.map((b) => ({ buffer: b.handle, offset: 0, size: M * M * 4 })), push }], { dst: { buffer: fenceBusy.handle, offset: 0 }, value: 1n }));
+  busy.queue()(
+    encodeSubmission(
+      [{ op: 'dispatch', kernel: gemm, groups: [M / 16, M / 16, 1], bindings: bufs.map((b) => ({ buffer: b.handle, offset: 0, size: M * M * 4 })), push }],
+      { dst: { buffer: fenceBusy.handle, offset: 0 }, value: 1n },
+    ),
+  );
   const fenceQueued = queued.alloc(0x1000);
-  queued.queue()(encodeSubmission([{ op: 'fill', dst: { buffer: fenceQueued.handle, offset: 64 }, size: 64, value: 1 }], { dst: { buffer: fenceQueued.handle, offset: 0 }, value: 1n }));
+  queued.queue()(
+    encodeSubmission([{ op: 'fill', dst: { buffer: fenceQueued.handle, offset: 64 }, size: 64, value: 1 }], {
+      dst: { buffer: fenceQueued.handle, offset: 0 },
+      value: 1n,
+    }),
+  );
   await new Promise((r) => setTimeout(r, 5));
   const stats = daemon.scheduler.stats();
   t.ok(stats.some((s) => s.inFlight > 0) || stats.some((s) => s.pending > 0), 'work on and queued for the device');

@@ -26,7 +26,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 
 t.test('vGPU specs and config files', (t) => {
   const d = { apertureSize: 1 << 20 };
-  t.same(parseVgpuSpec('socket=/a,aperture=64M,quota=32M,weight=2,max-queues=4', 'v', d), { name: 'v', socket: '/a', apertureSize: 64 << 20, quota: 32 << 20, weight: 2, maxQueues: 4 });
+  t.same(parseVgpuSpec('socket=/a,aperture=64M,quota=32M,weight=2,max-queues=4', 'v', d), {
+    name: 'v',
+    socket: '/a',
+    apertureSize: 64 << 20,
+    quota: 32 << 20,
+    weight: 2,
+    maxQueues: 4,
+  });
   t.throws(() => parseVgpuSpec('aperture=1M', 'v', d), /socket/);
   t.throws(() => parseVgpuSpec('socket=/a,colour=red', 'v', d), /Unknown vGPU setting/);
   t.throws(() => parseVgpuSpec('socket=/a,weight=0', 'v', d), /weight/);
@@ -63,7 +70,8 @@ t.test('two vGPUs on one daemon: own memory, own handles, one compute device, st
       new DataView(buf.buffer).setUint32(0, v >>> 0, true);
       dev!.device.pci.regionWrite(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, buf);
     };
-    const r = (name: string) => new DataView(dev!.device.pci.regionRead(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, 4).buffer).getUint32(0, true);
+    const r = (name: string) =>
+      new DataView(dev!.device.pci.regionRead(REGISTER_BAR, MDGPU_REGS[name as keyof typeof MDGPU_REGS].offset, 4).buffer).getUint32(0, true);
     args.forEach((v, i) => w(`MBOX_ARG${i}`, v));
     w('MBOX_OPCODE', code);
     w('MBOX_DOORBELL', 1);
@@ -97,19 +105,35 @@ t.test('two vGPUs on one daemon: own memory, own handles, one compute device, st
   t.equal(sa.mailboxFailures, 1);
   t.ok(sa.trappedAccesses > 0);
   const metrics = await new Promise<string>((resolve, reject) => {
-    http.get(`http://127.0.0.1:${control.metricsPort}/metrics`, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
+    http
+      .get(`http://127.0.0.1:${control.metricsPort}/metrics`, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
   });
   t.match(metrics, /mdgpu_vgpu_used_bytes\{vgpu="vm-a"\} 65536/);
   t.match(metrics, /mdgpu_vgpu_connected\{vgpu="vm-b"\} 0/);
   t.match(metrics, /# TYPE mdgpu_vgpu_trapped_accesses_total counter/);
   t.match(metrics, /^mdgpu_device_resets_total 0$/m);
-  t.equal(prometheusText(daemonStatus(daemon)).split('\n').filter((l) => l.startsWith('mdgpu_vgpu_weight')).length, 2);
-  t.throws(() => startDaemon({ vgpus: [{ name: 'x', socket: '/tmp/x', apertureSize: 1 << 20 }, { name: 'x', socket: '/tmp/y', apertureSize: 1 << 20 }] }), /named x/);
+  t.equal(
+    prometheusText(daemonStatus(daemon))
+      .split('\n')
+      .filter((l) => l.startsWith('mdgpu_vgpu_weight')).length,
+    2,
+  );
+  t.throws(
+    () =>
+      startDaemon({
+        vgpus: [
+          { name: 'x', socket: '/tmp/x', apertureSize: 1 << 20 },
+          { name: 'x', socket: '/tmp/y', apertureSize: 1 << 20 },
+        ],
+      }),
+    /named x/,
+  );
 });
 
 t.test('mdgpu serve as a process: status over the control socket, clean SIGTERM shutdown', async (t) => {
@@ -117,28 +141,50 @@ t.test('mdgpu serve as a process: status over the control socket, clean SIGTERM 
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const control = path.join(dir, 'control.sock');
   const sockets = [path.join(dir, 'vm1.sock'), path.join(dir, 'vm2.sock')];
-  const child = spawn(process.execPath, [path.join(root, 'bin/mdgpu.js'), 'serve', '--vgpu', `socket=${sockets[0]},name=vm1,aperture=16M,weight=1`, '--vgpu', `socket=${sockets[1]},name=vm2,aperture=16M,weight=3`, '--control', control, '--no-compute'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(root, 'bin/mdgpu.js'),
+      'serve',
+      '--vgpu',
+      `socket=${sockets[0]},name=vm1,aperture=16M,weight=1`,
+      '--vgpu',
+      `socket=${sockets[1]},name=vm2,aperture=16M,weight=3`,
+      '--control',
+      control,
+      '--no-compute',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const deadline = Date.now() + 20_000;
   while (!fs.existsSync(control) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   t.ok(fs.existsSync(control), 'control socket up');
-  t.ok(sockets.every((s) => fs.existsSync(s)), 'both vGPU sockets listening');
+  t.ok(
+    sockets.every((s) => fs.existsSync(s)),
+    'both vGPU sockets listening',
+  );
   const out = execFileSync(process.execPath, [path.join(root, 'bin/mdgpu.js'), 'status', '--control', control], { encoding: 'utf8' });
   t.match(out, /vm1\s+waiting/);
   t.match(out, /vm2\s+waiting/);
   t.match(out, /device share/);
   child.kill('SIGTERM');
   t.equal(await exited, 0, `exit 0 on SIGTERM (${stderr.trim().split('\n').pop()})`);
-  t.ok(sockets.every((s) => !fs.existsSync(s)), 'vGPU sockets removed');
+  t.ok(
+    sockets.every((s) => !fs.existsSync(s)),
+    'vGPU sockets removed',
+  );
 });
 
 t.test('the compute worker process: shown by status, gone when the daemon is killed', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-worker-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const control = path.join(dir, 'control.sock');
-  const child = spawn(process.execPath, [path.join(root, 'bin/mdgpu.js'), 'serve', '--socket', path.join(dir, 'vm.sock'), '--control', control], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(root, 'bin/mdgpu.js'), 'serve', '--socket', path.join(dir, 'vm.sock'), '--control', control], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
   t.teardown(() => child.kill('SIGKILL'));
   // Running, not a zombie: once the daemon is gone the worker's parent is whatever reaps orphans here.

@@ -34,13 +34,23 @@ t.test('mdgpu run: a Linux guest sees the device as documented and uses it throu
   t.equal(r.host.patternInMemfd, GUEST_PATTERN, "...and is in mdgpu's memfd: the BAR is mapped straight onto it");
   t.ok((r.host.messages.Version ?? 0) >= 1 && (r.host.messages.DmaMap ?? 0) >= 1, 'QEMU negotiated and mapped guest RAM');
   t.ok((r.host.messages.DeviceReset ?? 0) >= 1, 'QEMU reset the device at machine start');
-  t.same(Object.fromEntries(Object.entries(r.steps).map(([k, v]) => [k, v.status])), { insmod: 'ok', info: 'ok', smoke: 'ok', ...(COMPUTE ? { compute: 'ok' } : {}), rmmod: 'ok' }, 'every guest step ok');
+  t.same(
+    Object.fromEntries(Object.entries(r.steps).map(([k, v]) => [k, v.status])),
+    { insmod: 'ok', info: 'ok', smoke: 'ok', ...(COMPUTE ? { compute: 'ok' } : {}), rmmod: 'ok' },
+    'every guest step ok',
+  );
   t.equal(r.smoke.fail, 0, `mdgpu-smoke: ${r.smoke.pass} checks passed`);
-  t.ok(r.patterns.reported > 0 && r.patterns.verified === r.patterns.reported, `guest patterns in mdgpu's memfd: ${r.patterns.verified}/${r.patterns.reported}`);
+  t.ok(
+    r.patterns.reported > 0 && r.patterns.verified === r.patterns.reported,
+    `guest patterns in mdgpu's memfd: ${r.patterns.verified}/${r.patterns.reported}`,
+  );
   t.equal(r.host.intxSignals, 0, 'no INTx');
   t.ok(r.host.msixSignals > 0, 'MSI-X interrupts delivered');
   t.equal(r.host.contextsLeft + r.host.buffersLeft, 0, 'nothing left on the device after rmmod');
-  t.ok(r.compute !== null && r.compute.rows.length >= 4 && r.compute.rows.every((row) => row.ok), `compute: ${r.compute?.rows.map((row) => `${row.kernel} ${row.ok ? 'ok' : 'WRONG'}`).join(', ')}`);
+  t.ok(
+    r.compute !== null && r.compute.rows.length >= 4 && r.compute.rows.every((row) => row.ok),
+    `compute: ${r.compute?.rows.map((row) => `${row.kernel} ${row.ok ? 'ok' : 'WRONG'}`).join(', ')}`,
+  );
   t.same(r.compute?.checks, { hostile: true, 'irq-wait': true }, 'hostile submission refused, fence wait woken by an interrupt');
   t.ok(r.host.submissions > 0 && r.host.submissionErrors > 0, `mdgpu ran ${r.host.submissions} submissions and refused ${r.host.submissionErrors}`);
   t.same(r.problems, []);

@@ -49,14 +49,20 @@ t.test('two guests run the compute workload at the same time on one daemon', asy
   t.comment(`two guests, boot to poweroff: ${(r.wallMs / 1000).toFixed(1)} s`);
   for (const vm of r.vms) {
     t.same(vm.problems, [], `${vm.name}: every check passed`);
-    t.ok(vm.compute !== null && vm.compute.rows.length >= 4 && vm.compute.rows.every((row) => row.ok), `${vm.name}: ${vm.compute?.rows.map((row) => row.kernel).join(', ')} verified in the guest`);
+    t.ok(
+      vm.compute !== null && vm.compute.rows.length >= 4 && vm.compute.rows.every((row) => row.ok),
+      `${vm.name}: ${vm.compute?.rows.map((row) => row.kernel).join(', ')} verified in the guest`,
+    );
     t.equal(vm.compute?.checks.hostile, true, `${vm.name}: a submission naming a buffer that is not its own is refused`);
     t.ok(vm.host.submissions > 0, `${vm.name}: ${vm.host.submissions} submissions on the shared device`);
   }
-  t.ok(Object.values(r.shares).every((s) => s > 0), `both used the device: ${JSON.stringify(r.shares)}`);
+  t.ok(
+    Object.values(r.shares).every((s) => s > 0),
+    `both used the device: ${JSON.stringify(r.shares)}`,
+  );
 });
 
-t.test('killing one QEMU mid-run: the other VM completes, the dead one\'s resources are released', async (t) => {
+t.test("killing one QEMU mid-run: the other VM completes, the dead one's resources are released", async (t) => {
   const kit = await ensureKit();
   const build = await buildGuestDriver(kit);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-kill-'));
@@ -94,7 +100,10 @@ t.test('killing one QEMU mid-run: the other VM completes, the dead one\'s resour
   while (victim!.device.queues.kernelCount === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   t.ok(victimLoops >= 1, 'the victim ran the workload at least once');
   const heldBeforeKill = { kernels: victim!.executor!.kernelCount, dma: victim!.device.pci.dma.count, eventfds: victim!.device.pci.irqs.heldFds().length };
-  t.ok(heldBeforeKill.kernels > 0 && heldBeforeKill.dma > 0 && heldBeforeKill.eventfds > 0, `the victim held resources when killed: ${JSON.stringify(heldBeforeKill)}`);
+  t.ok(
+    heldBeforeKill.kernels > 0 && heldBeforeKill.dma > 0 && heldBeforeKill.eventfds > 0,
+    `the victim held resources when killed: ${JSON.stringify(heldBeforeKill)}`,
+  );
   victimVm.q.child.kill('SIGKILL');
   killedAt = Date.now();
   survivorRoundsAtKill = survivorRounds;
@@ -109,12 +118,15 @@ t.test('killing one QEMU mid-run: the other VM completes, the dead one\'s resour
   t.equal(verifiedRounds, 4, 'every kernel verified in all four rounds of the surviving VM');
   // The survivor's console is the only witness of what went wrong inside it.
   if (verifiedRounds !== 4) for (const line of out.split('\n').filter((l) => /MDGPU|mdgpu/.test(l))) t.comment(`survivor: ${line}`);
-  t.ok(survivorRoundsAtKill < 4, `the survivor was mid-run at the kill (${survivorRoundsAtKill} of 4 rounds done) and finished ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`);
+  t.ok(
+    survivorRoundsAtKill < 4,
+    `the survivor was mid-run at the kill (${survivorRoundsAtKill} of 4 rounds done) and finished ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`,
+  );
 
   // Everything of the dead VM is released.
   const settle = Date.now() + 10_000;
   while ((victim!.server.session !== null || victim!.executor!.batchesOnDevice > 0) && Date.now() < settle) await new Promise((r) => setTimeout(r, 20));
-  t.equal(victim!.server.session, null, 'the victim\'s session is closed');
+  t.equal(victim!.server.session, null, "the victim's session is closed");
   t.equal(victim!.device.pci.dma.count, 0, 'its DMA mappings of guest RAM are unmapped');
   t.same(victim!.device.pci.irqs.heldFds(), [], 'its eventfds are closed');
   t.equal(victim!.device.queues.queueCount, 0, 'its queues are stopped');
@@ -143,22 +155,32 @@ t.test('a guest submits a kernel that would run for hours: its context is lost, 
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const [worker, hanger] = daemon.vgpus;
-  const workerVm = await bootGuest(kit, build, dir, worker!.config.socket, `insmod ${GUEST_MODULE_PATH}; rc=0; for i in 1 2 3; do mdgpu-run || { rc=$?; break; }; done; echo "MDGPU-WORKER rc=$rc"; rmmod mdgpu`);
+  const workerVm = await bootGuest(
+    kit,
+    build,
+    dir,
+    worker!.config.socket,
+    `insmod ${GUEST_MODULE_PATH}; rc=0; for i in 1 2 3; do mdgpu-run || { rc=$?; break; }; done; echo "MDGPU-WORKER rc=$rc"; rmmod mdgpu`,
+  );
   const hangerVm = await bootGuest(kit, build, dir, hanger!.config.socket, `insmod ${GUEST_MODULE_PATH}; mdgpu-run -H; echo "MDGPU-HANGER rc=$?"; rmmod mdgpu`);
   const [workerExit, hangerExit] = await Promise.all([workerVm.q.exited, hangerVm.q.exited]);
   const hangOut = hangerVm.output();
   const workOut = workerVm.output();
   const hang = hangOut.split('\n').find((l) => l.startsWith('MDGPU-RUN check=hang')) ?? '';
   t.equal(hangerExit.code, 0, 'the hanging guest powered off normally');
-  t.match(hang, /ok=1 wait=EIO fence=0x8[0-9a-f]{15} error=CONTEXT_LOST turns=[1-9]\d* ns=\d+ after=EIO/, `in the guest: error fence, CONTEXT_LOST, the context stays lost (${hang})`);
+  t.match(
+    hang,
+    /ok=1 wait=EIO fence=0x8[0-9a-f]{15} error=CONTEXT_LOST turns=[1-9]\d* ns=\d+ after=EIO/,
+    `in the guest: error fence, CONTEXT_LOST, the context stays lost (${hang})`,
+  );
   t.match(hangOut, /MDGPU-HANGER rc=0/, 'mdgpu-run -H passed');
   t.equal(workerExit.code, 0, 'the other guest powered off normally');
   t.match(workOut, /MDGPU-WORKER rc=0/, 'and all three of its rounds of mdgpu-run passed');
   t.equal((workOut.match(/MDGPU-RUN-RESULT pass=\d+ fail=0/g) ?? []).length, 3, 'every kernel verified in every round');
   const compute = daemon.compute as IsolatedDevice;
   t.equal(compute.resets, 1, 'the device was reset once');
-  t.equal(daemon.scheduler.stats().find((s) => s.name === 'hanger')!.timeouts, 1, 'one overrun, the hanger\'s');
-  t.equal(daemon.scheduler.stats().find((s) => s.name === 'worker')!.timeouts, 0, 'none of the other guest\'s batches overran');
+  t.equal(daemon.scheduler.stats().find((s) => s.name === 'hanger')!.timeouts, 1, "one overrun, the hanger's");
+  t.equal(daemon.scheduler.stats().find((s) => s.name === 'worker')!.timeouts, 0, "none of the other guest's batches overran");
   if (!/MDGPU-WORKER rc=0/.test(workOut) || !/ok=1/.test(hang)) {
     for (const line of [...hangOut.split('\n'), ...workOut.split('\n')].filter((l) => /MDGPU|mdgpu/.test(l))) t.comment(line);
   }

@@ -48,7 +48,10 @@ t.test('QEMU realizes mdgpu; config, BARs, trapped and mapped accesses, MSI-X en
   t.ok((counts().get('Version') ?? 0) === 1, 'QEMU negotiated the protocol version');
   t.ok((counts().get('DeviceGetRegionInfo') ?? 0) >= 7, 'QEMU asked for every region');
   t.ok(dev.pci.dma.count >= 1, 'QEMU mapped guest RAM (DMA_MAP)');
-  t.ok(dev.pci.dma.list().some((m) => m.memory !== null), '...with a memfd we mmapped');
+  t.ok(
+    dev.pci.dma.list().some((m) => m.memory !== null),
+    '...with a memfd we mmapped',
+  );
 
   const pci = new Pci(qt);
   await pci.init();
@@ -56,13 +59,21 @@ t.test('QEMU realizes mdgpu; config, BARs, trapped and mapped accesses, MSI-X en
   t.ok(fn, 'mdgpu enumerated behind the root port');
   t.equal(formatBdf(fn.bdf), '01:00.0');
   t.equal(fn.classCode, 0x030200, 'class 3D controller');
-  t.same((await pci.capabilities(fn.bdf)).map(([id]) => id), [0x01, 0x11, 0x10], 'PM, MSI-X, PCIe as QEMU rebuilt them');
+  t.same(
+    (await pci.capabilities(fn.bdf)).map(([id]) => id),
+    [0x01, 0x11, 0x10],
+    'PM, MSI-X, PCIe as QEMU rebuilt them',
+  );
 
   const bars = await pci.bars(fn.bdf);
-  t.same(bars.map((b) => [b.index, b.is64, b.prefetchable, b.size]), [
-    [0, true, true, BigInt(APERTURE)],
-    [2, false, false, 0x4000n],
-  ], 'BAR0 64-bit prefetchable aperture, BAR2 32-bit registers');
+  t.same(
+    bars.map((b) => [b.index, b.is64, b.prefetchable, b.size]),
+    [
+      [0, true, true, BigInt(APERTURE)],
+      [2, false, false, 0x4000n],
+    ],
+    'BAR0 64-bit prefetchable aperture, BAR2 32-bit registers',
+  );
 
   const assigned = (await pci.assignBars()).functions.find((f) => f.vendor === 0x4d44)!;
   const bar0 = assigned.bars.find((b) => b.index === 0)!.address;
@@ -123,11 +134,19 @@ t.test('QEMU realizes mdgpu; config, BARs, trapped and mapped accesses, MSI-X en
   t.equal(bo.result, 0, 'BO_ALLOC of 64 KiB');
   const offset = BigInt(bo.ret[1]!);
   const live = dev.memory.liveBuffers();
-  t.same(live.map((b) => [b.offset, b.size]), [[Number(offset), 0x10000]], 'mdgpu recorded the buffer at the offset it returned');
+  t.same(
+    live.map((b) => [b.offset, b.size]),
+    [[Number(offset), 0x10000]],
+    'mdgpu recorded the buffer at the offset it returned',
+  );
   const trapped = dev.pci.trappedAccesses;
   const pattern = Uint8Array.from({ length: 256 }, (_, i) => (i * 7 + 3) & 0xff);
   await qt.write(bar0 + offset + 0x100n, pattern);
-  t.same([...dev.aperture.subarray(Number(offset) + 0x100, Number(offset) + 0x200)], [...pattern], 'bytes written through the mapped BAR at the buffer are in the memfd');
+  t.same(
+    [...dev.aperture.subarray(Number(offset) + 0x100, Number(offset) + 0x200)],
+    [...pattern],
+    'bytes written through the mapped BAR at the buffer are in the memfd',
+  );
   t.equal(dev.pci.trappedAccesses, trapped, 'using the buffer cost no trapped access');
   t.equal((await mailbox(MAILBOX_OPS.BO_FREE.code, ctx.ret[0]!, bo.ret[0]!)).result, 0, 'BO_FREE');
   t.equal(dev.aperture[Number(offset) + 0x100], 0, 'freed buffer zeroed');

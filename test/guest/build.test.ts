@@ -11,7 +11,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { ensureKit } from '../../src/kit/kit.js';
-import { buildGuestDriver, defaultSourceDir, GUEST_KERNELS, GUEST_TOOLS, guestDriverHash, listKernelSources, listSources, loadGuestBuild } from '../../src/guest/build.js';
+import {
+  buildGuestDriver,
+  defaultSourceDir,
+  GUEST_KERNELS,
+  GUEST_TOOLS,
+  guestDriverHash,
+  listKernelSources,
+  listSources,
+  loadGuestBuild,
+} from '../../src/guest/build.js';
 import { EM_X86_64, isStaticExecutable, parseElf, readModinfo } from '../../src/guest/elf.js';
 import { GUEST_KERNELS_DIR, GUEST_MODULE_PATH, guestImage } from '../../src/guest/image.js';
 
@@ -57,7 +66,10 @@ t.test('mdgpu.ko and the static tools build for the kit kernel', async (t) => {
   t.same(info.license, ['GPL'], 'license');
   t.ok(info.alias?.includes('pci:v00004D44d00004750sv*sd*bc*sc*i*'), `PCI alias for 4d44:4750 (${info.alias?.join(', ')})`);
   t.same(info.depends, [''], 'depends on no other module (loads with a bare insmod)');
-  t.ok(info.parm?.some((p) => p.startsWith('mbox_timeout_ms:')), 'mbox_timeout_ms parameter documented');
+  t.ok(
+    info.parm?.some((p) => p.startsWith('mbox_timeout_ms:')),
+    'mbox_timeout_ms parameter documented',
+  );
   t.ok(info.description?.[0], 'has a description');
   t.equal(parseElf(await fsp.readFile(build.module)).type, 1, 'module is a relocatable ELF');
 
@@ -83,8 +95,14 @@ t.test('a second build comes from the cache; the key is the sources', async (t) 
   const a = await buildGuestDriver(kit, { log });
   const b = await buildGuestDriver(kit, { log });
   t.equal(a.dir, b.dir);
-  t.ok(logs.every((l) => !l.includes('chroot')), 'no compiler ran');
-  t.ok(logs.some((l) => l.includes('using the cached')), 'says it used the cache');
+  t.ok(
+    logs.every((l) => !l.includes('chroot')),
+    'no compiler ran',
+  );
+  t.ok(
+    logs.some((l) => l.includes('using the cached')),
+    'says it used the cache',
+  );
   t.ok(await loadGuestBuild(a.dir), 'manifest and outputs complete');
   const manifest = JSON.parse(await fsp.readFile(path.join(a.dir, 'manifest.json'), 'utf8'));
   t.equal(manifest.kernelVersion, kit.kernelVersion);
@@ -95,11 +113,17 @@ t.test('a second build comes from the cache; the key is the sources', async (t) 
   for (const f of ['include/mdgpu_hw.h', 'include/uapi/mdgpu.h', 'kmod/Kbuild', 'kmod/mdgpu_drv.c', 'lib/libmdgpu.c', 'tools/mdgpu-smoke.c']) {
     t.ok(sources.includes(f), `hashed and copied: ${f}`);
   }
-  t.ok(sources.every((f) => /^(include|kmod|lib|tools)\//.test(f)), 'only the parts the chroot build uses (not kernels/)');
+  t.ok(
+    sources.every((f) => /^(include|kmod|lib|tools)\//.test(f)),
+    'only the parts the chroot build uses (not kernels/)',
+  );
   t.ok(sources.includes('lib/mdgpu_queue.c') && sources.includes('tools/mdgpu-run.c'), 'every lib/*.c and tool');
   const kernelSources = await listKernelSources(src);
   for (const f of ['kernels/Makefile', ...GUEST_KERNELS.map((k) => `kernels/${k}.comp`)]) t.ok(kernelSources.includes(f), `hashed: ${f}`);
-  t.ok(kernelSources.every((f) => /^kernels\/(Makefile|[^/]+\.comp)$/.test(f)), 'the kernels\' sources only, not their build/ outputs');
+  t.ok(
+    kernelSources.every((f) => /^kernels\/(Makefile|[^/]+\.comp)$/.test(f)),
+    "the kernels' sources only, not their build/ outputs",
+  );
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mdgpu-guest-src-'));
   t.teardown(() => fsp.rm(tmp, { recursive: true, force: true }));
   await copyTree(src, tmp);
@@ -145,6 +169,10 @@ t.test('the guest image carries the module, the tools and the kernels, and no ki
   t.equal(members.get(GUEST_MODULE_PATH.slice(1)), 0o100644, 'mdgpu.ko at /lib/modules/mdgpu.ko');
   for (const tool of GUEST_TOOLS) t.equal(members.get(`usr/bin/${tool}`), 0o100755, `/usr/bin/${tool}`);
   for (const kernel of GUEST_KERNELS) t.equal(members.get(`${GUEST_KERNELS_DIR.slice(1)}/${kernel}.spv`), 0o100644, `${GUEST_KERNELS_DIR}/${kernel}.spv`);
-  t.same([...members.keys()].filter((n) => n.endsWith('.ko') || n.endsWith('.ko.xz')), ['lib/modules/mdgpu.ko'], 'the only module');
+  t.same(
+    [...members.keys()].filter((n) => n.endsWith('.ko') || n.endsWith('.ko.xz')),
+    ['lib/modules/mdgpu.ko'],
+    'the only module',
+  );
   t.ok(members.has('init') && members.has('bin/busybox') && members.has('bin/insmod'), 'init, busybox, insmod');
 });

@@ -90,7 +90,15 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   };
   // Phase marks: the trapped accesses counted so far when each arrives.
   const marks: Mark[] = [];
-  device.scratchListeners.push((value) => marks.push({ value, trapped: device.pci.trappedAccesses, sleeps: device.queues.totals.sleeps, queues: device.queues.queueCount, kernels: device.queues.kernelCount }));
+  device.scratchListeners.push((value) =>
+    marks.push({
+      value,
+      trapped: device.pci.trappedAccesses,
+      sleeps: device.queues.totals.sleeps,
+      queues: device.queues.queueCount,
+      kernels: device.queues.kernelCount,
+    }),
+  );
   // Device state when the guest reports each step.
   const at: Record<string, { contexts: number; buffers: number; queues: number; kernels: number; irqEnable: number }> = {};
   const onLine = (line: string) => {
@@ -110,14 +118,18 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   const r = await runGuest(kit, { accel: 'tcg', initrd, vfioUser: [{ socket }], memoryMiB: 256, timeoutMs: 240_000, onLine });
   t.comment(`guest boot + insmod + mdgpu-run + mdgpu-submit-bench + mdgpu-bench + rmmod + poweroff: ${(r.durationMs / 1000).toFixed(1)} s under TCG`);
   const lines = r.output.split('\n').map((l) => l.trimEnd());
-  const diagnostics = () => `--- guest console (last 80 lines) ---\n${lines.slice(-80).join('\n')}\n--- mdgpu log ---\n${hostLog.slice(-30).join('\n')}\n${r.stderr}`;
+  const diagnostics = () =>
+    `--- guest console (last 80 lines) ---\n${lines.slice(-80).join('\n')}\n--- mdgpu log ---\n${hostLog.slice(-30).join('\n')}\n${r.stderr}`;
 
   t.notOk(r.timedOut, 'the guest finished before the deadline');
   t.equal(r.code, 0, 'QEMU exited cleanly');
   const ended = lines.includes(`${MARKER}-END rc=0`);
   t.ok(ended, 'the init script ran to completion');
   t.ok(lines.includes(`${MARKER} insmod ok`), 'insmod mdgpu.ko');
-  t.ok(lines.some((l) => /mdgpu0: mdgpu contract 1\.1, .* 3 MSI-X vectors, compute backend/.test(l)), 'probe: contract 1.1, three MSI-X vectors, a compute backend');
+  t.ok(
+    lines.some((l) => /mdgpu0: mdgpu contract 1\.1, .* 3 MSI-X vectors, compute backend/.test(l)),
+    'probe: contract 1.1, three MSI-X vectors, a compute backend',
+  );
 
   // ---- mdgpu-run, in the guest ----
   const runLines = lines.filter((l) => l.startsWith('MDGPU-RUN '));
@@ -139,7 +151,7 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   t.equal(field(irqWait, 'ok'), '1', `irq-wait check: ${irqWait}`);
   t.ok(Number(field(irqWait, 'irqs')) > 0 && Number(field(irqWait, 'fence_irqs')) > 0, 'the driver took FENCE interrupts while the wait slept');
   t.ok(Number(field(irqWait, 'irq_wakeups')) > 0, 'and the sleeping wait was woken by one');
-  t.equal(field(irqWait, 'poll'), 'off', 'with the driver\'s fallback poll off, so nothing but the interrupt could wake it');
+  t.equal(field(irqWait, 'poll'), 'off', "with the driver's fallback poll off, so nothing but the interrupt could wake it");
   t.ok(Number(field(irqWait, 'slept_ns')) >= 100e6, 'the wait slept at least the 100 ms the flag was held back');
   const result = lines.find((l) => l.startsWith('MDGPU-RUN-RESULT ')) ?? '';
   t.equal(field(result, 'fail'), '0', `mdgpu-run: ${result}`);
@@ -156,26 +168,41 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   t.ok(guestQueue && runSeen, 'mdgpu-run reported its queue and mdgpu saw it');
   if (guestQueue && runSeen) {
     t.equal(runSeen.submissions, Number(guestQueue[1]), `mdgpu finished every submission mdgpu-run published (${runSeen.submissions})`);
-    t.equal(Number(guestQueue[3]), runSeen.submissions, 'the control block\'s completed count agrees');
+    t.equal(Number(guestQueue[3]), runSeen.submissions, "the control block's completed count agrees");
     t.same(runSeen.errors, ['BAD_BUFFER', 'BAD_BUFFER'], 'exactly the two hostile submissions failed, both BAD_BUFFER');
     t.equal(runSeen.stats.errors, 2, 'queueStats counts the two errors');
     t.equal(runSeen.stats.doorbells, Number(guestQueue[2]), `every doorbell the guest rang reached the queue (${runSeen.stats.doorbells})`);
     t.ok(runSeen.stats.deviceNs > 0, `device time on the backend: ${(runSeen.stats.deviceNs / 1e6).toFixed(1)} ms`);
   }
   const kernelMark = marks.find((m) => m.value === 0x300);
-  t.same(kernelMark && { queues: kernelMark.queues, kernels: kernelMark.kernels }, { queues: 1, kernels: 4 }, 'while mdgpu-run computes: its queue and its four kernels exist on the device');
-  t.same(at.run && { contexts: at.run.contexts, buffers: at.run.buffers, queues: at.run.queues, kernels: at.run.kernels }, { contexts: 0, buffers: 0, queues: 0, kernels: 0 }, 'after mdgpu-run: nothing left on the device');
+  t.same(
+    kernelMark && { queues: kernelMark.queues, kernels: kernelMark.kernels },
+    { queues: 1, kernels: 4 },
+    'while mdgpu-run computes: its queue and its four kernels exist on the device',
+  );
+  t.same(
+    at.run && { contexts: at.run.contexts, buffers: at.run.buffers, queues: at.run.queues, kernels: at.run.kernels },
+    { contexts: 0, buffers: 0, queues: 0, kernels: 0 },
+    'after mdgpu-run: nothing left on the device',
+  );
 
   // ---- mdgpu-submit-bench: the notification protocol, counted by mdgpu ----
   const phase = (begin: number) => {
     const b = marks.findIndex((m) => m.value === begin);
     const e = marks.findIndex((m, i) => i > b && m.value === begin + 1);
     // The end mark itself is one trapped write.
-    return b >= 0 && e > b ? { trapped: marks[e]!.trapped - marks[b]!.trapped - 1, sleeps: marks[e]!.sleeps - marks[b]!.sleeps } : { trapped: NaN, sleeps: NaN };
+    return b >= 0 && e > b
+      ? { trapped: marks[e]!.trapped - marks[b]!.trapped - 1, sleeps: marks[e]!.sleeps - marks[b]!.sleeps }
+      : { trapped: NaN, sleeps: NaN };
   };
   const submitLines = lines.filter((l) => l.startsWith('MDGPU-SUBMIT '));
   let guestDoorbells = 0;
-  for (const [mode, test, n] of [['doorbell', 'latency', LATENCY_N], ['notify', 'latency', LATENCY_N], ['doorbell', 'throughput', THROUGHPUT_N], ['notify', 'throughput', THROUGHPUT_N]] as const) {
+  for (const [mode, test, n] of [
+    ['doorbell', 'latency', LATENCY_N],
+    ['notify', 'latency', LATENCY_N],
+    ['doorbell', 'throughput', THROUGHPUT_N],
+    ['notify', 'throughput', THROUGHPUT_N],
+  ] as const) {
     const l = submitLines.find((x) => field(x, 'mode') === mode && field(x, 'test') === test) ?? '';
     const doorbells = Number(field(l, 'doorbells'));
     const { trapped, sleeps } = phase(Number(field(l, 'mark')));
@@ -191,7 +218,10 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
       // two submissions; the bounds below leave room for that and still fail a guest or device
       // that rings, or sleeps, on every submission.
       t.ok(doorbells >= 1 && doorbells <= sleeps + 1, `${mode}/${test}: ${doorbells} doorbell(s), each answering one of the device's ${sleeps} sleep(s)`);
-      t.ok(doorbells <= (test === 'latency' ? n / 2 : n / 10), `${mode}/${test}: ${doorbells} doorbell(s) for ${n} submissions (the device sleeps only when idle)`);
+      t.ok(
+        doorbells <= (test === 'latency' ? n / 2 : n / 10),
+        `${mode}/${test}: ${doorbells} doorbell(s) for ${n} submissions (the device sleeps only when idle)`,
+      );
     }
   }
   t.ok(lines.includes('MDGPU-SUBMIT-RESULT ok=1'), 'mdgpu-submit-bench: every phase ok');
@@ -209,15 +239,17 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   if (direct >= 0 && end > trappedPhase) {
     t.equal(marks[trappedPhase]!.trapped - marks[direct]!.trapped - 1, 0, 'direct phase (16 MB of loads and stores): no trapped access');
     const trappedAccesses = marks[end]!.trapped - marks[trappedPhase]!.trapped - 1;
-    t.ok(trappedAccesses >= 2 * (16 << 10) / 8, `trapped phase: ${trappedAccesses} trapped accesses (one per 8 bytes, both ways, plus WINDOW_SET)`);
+    t.ok(trappedAccesses >= (2 * (16 << 10)) / 8, `trapped phase: ${trappedAccesses} trapped accesses (one per 8 bytes, both ways, plus WINDOW_SET)`);
   }
   t.ok(lines.includes(`${MARKER} bench rc=0`), 'mdgpu-bench exit status 0');
 
   // ---- mdgpu-run's loop mode (what bench:compute measures) ----
   for (const k of LOOP_KERNELS) {
     const l = lines.find((x) => x.startsWith('MDGPU-RUN-LOOP ') && field(x, 'kernel') === k) ?? '';
-    t.ok(field(l, 'ok') === '1' && Number(field(l, 'n')) === LOOP_N && Number(field(l, 'median_ns')) > 0 && Number(field(l, 'dev_median_ns')) > 0,
-      `loop ${k}: ${LOOP_N} submissions, the first result checked, latency and device time measured (${l || 'missing'})`);
+    t.ok(
+      field(l, 'ok') === '1' && Number(field(l, 'n')) === LOOP_N && Number(field(l, 'median_ns')) > 0 && Number(field(l, 'dev_median_ns')) > 0,
+      `loop ${k}: ${LOOP_N} submissions, the first result checked, latency and device time measured (${l || 'missing'})`,
+    );
     t.ok(lines.includes(`${MARKER} loop-${k} rc=0`), `loop ${k}: exit status 0`);
   }
 
@@ -230,7 +262,10 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   t.equal(device.memory.contextCount, 0, 'finally: no context on the device');
   t.equal(device.memory.bufferCount, 0, 'finally: no buffer on the device');
   t.equal(device.queues.queueCount + device.queues.kernelCount, 0, 'finally: no queue or kernel');
-  const unexpected = hostLog.filter((l) => /guest error/.test(l) && !/BAD_BUFFER|buffer \d+ (belongs to context|is not a live buffer)|no buffer \d+ \(never allocated or already freed\)/.test(l));
+  const unexpected = hostLog.filter(
+    (l) =>
+      /guest error/.test(l) && !/BAD_BUFFER|buffer \d+ (belongs to context|is not a live buffer)|no buffer \d+ \(never allocated or already freed\)/.test(l),
+  );
   t.same(unexpected, [], 'mdgpu logged no guest error besides the two hostile submissions');
   if (!ended || unexpected.length > 0) t.comment(diagnostics());
 });

@@ -63,7 +63,7 @@ function matchesPattern(bytes: Uint8Array, seed: number): boolean {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const base = Math.imul(seed, PATTERN_MUL) >>> 0;
   for (let i = 0; i < bytes.byteLength / 4; i++) {
-    if (view.getUint32(4 * i, true) !== ((base + i) >>> 0)) return false;
+    if (view.getUint32(4 * i, true) !== (base + i) >>> 0) return false;
   }
   return true;
 }
@@ -100,7 +100,8 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
   const r = await runGuest(kit, { accel: 'tcg', initrd, vfioUser: [{ socket }], memoryMiB: 256, timeoutMs: 240_000, onLine });
   t.comment(`guest boot + insmod + info + smoke + bench + unplug/rescan + rmmod + poweroff: ${(r.durationMs / 1000).toFixed(1)} s under TCG`);
   const lines = r.output.split('\n').map((l) => l.trimEnd());
-  const diagnostics = () => `--- guest console (last 60 lines) ---\n${lines.slice(-60).join('\n')}\n--- mdgpu log ---\n${hostLog.slice(-20).join('\n')}\n${r.stderr}`;
+  const diagnostics = () =>
+    `--- guest console (last 60 lines) ---\n${lines.slice(-60).join('\n')}\n--- mdgpu log ---\n${hostLog.slice(-20).join('\n')}\n${r.stderr}`;
 
   t.notOk(r.timedOut, 'the guest finished before the deadline');
   t.equal(r.code, 0, 'QEMU exited cleanly');
@@ -110,11 +111,21 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
 
   // The module loads, binds, creates /dev/mdgpu0 and takes an MSI-X vector.
   t.ok(lines.includes(`${MARKER} insmod ok`), 'insmod mdgpu.ko');
-  t.ok(lines.some((l) => l.startsWith(`${MARKER} dev ok`) && /^\S+ \S+ \S+ c/.test(l)), '/dev/mdgpu0 is a character device');
+  t.ok(
+    lines.some((l) => l.startsWith(`${MARKER} dev ok`) && /^\S+ \S+ \S+ c/.test(l)),
+    '/dev/mdgpu0 is a character device',
+  );
   const irqLine = lines.find((l) => l.startsWith(`${MARKER} irq `)) ?? '';
   t.match(irqLine, /MSI-?X/i, `the guest's /proc/interrupts shows an MSI-X vector for mdgpu: ${irqLine}`);
-  t.ok(lines.some((l) => /mdgpu 0000:\S+: mdgpu0: mdgpu contract \d+\.\d+, aperture 64 MiB .* quota 32 MiB/.test(l)), 'probe dev_info line');
-  t.same(at.irq && { msix: at.irq.msix, vector0: at.irq.vector0, irqEnable: at.irq.irqEnable }, { msix: true, vector0: true, irqEnable: 0b111 }, 'while loaded: MSI-X enabled, vector 0 wired, MAILBOX, FENCE and ERROR sources enabled');
+  t.ok(
+    lines.some((l) => /mdgpu 0000:\S+: mdgpu0: mdgpu contract \d+\.\d+, aperture 64 MiB .* quota 32 MiB/.test(l)),
+    'probe dev_info line',
+  );
+  t.same(
+    at.irq && { msix: at.irq.msix, vector0: at.irq.vector0, irqEnable: at.irq.irqEnable },
+    { msix: true, vector0: true, irqEnable: 0b111 },
+    'while loaded: MSI-X enabled, vector 0 wired, MAILBOX, FENCE and ERROR sources enabled',
+  );
   t.same(at.insmod && { contexts: at.insmod.contexts, buffers: at.insmod.buffers }, { contexts: 0, buffers: 0 }, 'probe leaves no context behind');
   t.ok(device.pci.irqs.signalled[IrqIndex.MSIX]! > 0, `mdgpu signalled MSI-X (${device.pci.irqs.signalled[IrqIndex.MSIX]} times)`);
   t.equal(device.pci.irqs.signalled[IrqIndex.INTX], 0, 'and never INTx');
@@ -132,8 +143,42 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
 
   // Every smoke check passes: the main run, then the hot-unplug run (-u).
   const runs: [string, string, string, string[]][] = [
-    ['mdgpu-smoke', `${MARKER} info rc=0`, `${MARKER} smoke rc=`, ['pattern-4', 'window-read', 'window-write', 'destroy-mapped', 'mmap-beyond', 'double-free', 'realloc-zeroed', 'quota-exceed', 'quota-undisturbed', 'other-mmap', 'window-busy', 'fork-cleanup', 'queue-create', 'queue-bo-busy', 'doorbell-other', 'kernel-create-not-spirv', 'wait-timeout', 'wait-error-fence', 'wait-error-later', 'queue-destroy', 'mark', 'irq', 'final-used']],
-    ['mdgpu-smoke -u', `${MARKER} bench rc=`, `${MARKER} unplug rc=`, ['unplug-remove', 'unplug-fence-wait', 'unplug-info', 'unplug-mmap', 'unplug-sigbus', 'unplug-window-sigbus', 'rescan', 'rescan-clean']],
+    [
+      'mdgpu-smoke',
+      `${MARKER} info rc=0`,
+      `${MARKER} smoke rc=`,
+      [
+        'pattern-4',
+        'window-read',
+        'window-write',
+        'destroy-mapped',
+        'mmap-beyond',
+        'double-free',
+        'realloc-zeroed',
+        'quota-exceed',
+        'quota-undisturbed',
+        'other-mmap',
+        'window-busy',
+        'fork-cleanup',
+        'queue-create',
+        'queue-bo-busy',
+        'doorbell-other',
+        'kernel-create-not-spirv',
+        'wait-timeout',
+        'wait-error-fence',
+        'wait-error-later',
+        'queue-destroy',
+        'mark',
+        'irq',
+        'final-used',
+      ],
+    ],
+    [
+      'mdgpu-smoke -u',
+      `${MARKER} bench rc=`,
+      `${MARKER} unplug rc=`,
+      ['unplug-remove', 'unplug-fence-wait', 'unplug-info', 'unplug-mmap', 'unplug-sigbus', 'unplug-window-sigbus', 'rescan', 'rescan-clean'],
+    ],
   ];
   for (const [what, from, to, expected] of runs) {
     const start = lines.findIndex((l) => l.startsWith(from));
@@ -150,8 +195,16 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
     t.equal(Number(field(result, 'pass')), smoke.length, `${what}: the result counts every check line`);
     t.ok(lines.includes(`${to}0`), `${what}: exit status 0`);
   }
-  t.same(at.smoke && { contexts: at.smoke.contexts, buffers: at.smoke.buffers }, { contexts: 0, buffers: 0 }, 'after mdgpu-smoke every file is closed: no context, no buffer');
-  t.same(at.unplug && { contexts: at.unplug.contexts, buffers: at.unplug.buffers }, { contexts: 0, buffers: 0 }, 'the unplug destroyed the open file\'s context, and the re-probed device is clean');
+  t.same(
+    at.smoke && { contexts: at.smoke.contexts, buffers: at.smoke.buffers },
+    { contexts: 0, buffers: 0 },
+    'after mdgpu-smoke every file is closed: no context, no buffer',
+  );
+  t.same(
+    at.unplug && { contexts: at.unplug.contexts, buffers: at.unplug.buffers },
+    { contexts: 0, buffers: 0 },
+    "the unplug destroyed the open file's context, and the re-probed device is clean",
+  );
 
   // The guest's stores through its mappings are in mdgpu's memfd, at the allocator's offsets.
   const patterns = lines.filter((l) => l.startsWith('MDGPU-SMOKE-PATTERN '));
@@ -163,7 +216,10 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
     const seed = Number(field(line, 'seed'));
     seeds.add(seed);
     const candidates = captures.filter((c) => c.offset === offset && c.size === size);
-    t.ok(candidates.some((c) => matchesPattern(c.bytes, seed)), `memfd holds seed ${seed} at 0x${offset.toString(16)} (${size} bytes) when freed (${candidates.length} releases there)`);
+    t.ok(
+      candidates.some((c) => matchesPattern(c.bytes, seed)),
+      `memfd holds seed ${seed} at 0x${offset.toString(16)} (${size} bytes) when freed (${candidates.length} releases there)`,
+    );
   }
   t.equal(seeds.size, patterns.length, 'seeds are unique');
   t.ok(captures.length >= patterns.length, `${captures.length} buffers released`);
@@ -185,8 +241,15 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
   // rmmod: the device is left clean.
   t.ok(lines.includes(`${MARKER} rmmod ok`), 'rmmod mdgpu');
   t.ok(lines.includes(`${MARKER} dev-after-rmmod ok gone`), '/dev/mdgpu0 is gone');
-  t.same(at.rmmod && { contexts: at.rmmod.contexts, buffers: at.rmmod.buffers, irqEnable: at.rmmod.irqEnable }, { contexts: 0, buffers: 0, irqEnable: 0 }, 'after rmmod: no context, no buffer, interrupts disabled');
-  t.ok(lines.some((l) => /mdgpu0 removed/.test(l)), 'remove dev_info line');
+  t.same(
+    at.rmmod && { contexts: at.rmmod.contexts, buffers: at.rmmod.buffers, irqEnable: at.rmmod.irqEnable },
+    { contexts: 0, buffers: 0, irqEnable: 0 },
+    'after rmmod: no context, no buffer, interrupts disabled',
+  );
+  t.ok(
+    lines.some((l) => /mdgpu0 removed/.test(l)),
+    'remove dev_info line',
+  );
   t.ok(lines.includes(`${MARKER} dmesg-problems 0`), 'no BUG/WARNING/Oops in the guest kernel log');
   t.equal(device.memory.contextCount, 0, 'finally: no context on the device');
   t.equal(device.memory.bufferCount, 0, 'finally: no buffer on the device');

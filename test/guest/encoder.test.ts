@@ -73,8 +73,16 @@ t.test('the C encoder writes the bytes the TypeScript encoder writes', async (t)
   const exe = path.join(dir, 'encode');
   const fixture = path.join(path.dirname(src), 'test', 'guest', 'fixtures', 'encode.c');
   await execFileP('gcc', [
-    '-O2', '-Wall', '-Werror', `-I${path.join(src, 'include')}`, `-I${path.join(src, 'lib')}`,
-    '-o', exe, fixture, path.join(src, 'lib', 'mdgpu_queue.c'), path.join(src, 'lib', 'libmdgpu.c'),
+    '-O2',
+    '-Wall',
+    '-Werror',
+    `-I${path.join(src, 'include')}`,
+    `-I${path.join(src, 'lib')}`,
+    '-o',
+    exe,
+    fixture,
+    path.join(src, 'lib', 'mdgpu_queue.c'),
+    path.join(src, 'lib', 'libmdgpu.c'),
   ]);
   const { stdout } = await execFileP(exe);
   const lines = stdout.trim().split('\n');
@@ -90,11 +98,16 @@ t.test('the C encoder writes the bytes the TypeScript encoder writes', async (t)
   const dispatch = Buffer.from(got.get('dispatch') ?? '', 'hex');
   const scope = {
     buffer: (h: number) => ({ offset: 0x10000 * (h & 0xff), size: 0x2_0000_0000 }),
-    kernel: (k: number) => (k === 2 ? { bindings: 3, pushConstantBytes: 12 } : k === 1 ? { bindings: 2, pushConstantBytes: 8 } : { bindings: 0, pushConstantBytes: 0 }),
+    kernel: (k: number) =>
+      k === 2 ? { bindings: 3, pushConstantBytes: 12 } : k === 1 ? { bindings: 2, pushConstantBytes: 8 } : { bindings: 0, pushConstantBytes: 0 },
   };
   const v = validateSubmission(new Uint8Array(dispatch), scope);
   t.equal(v.length, dispatch.length, 'the validator accepts the whole C-encoded submission');
-  t.same(v.commands.map((c) => c.kind), ['dispatch', 'barrier', 'dispatch', 'dispatch'], 'commands decoded');
+  t.same(
+    v.commands.map((c) => c.kind),
+    ['dispatch', 'barrier', 'dispatch', 'dispatch'],
+    'commands decoded',
+  );
   const first = v.commands[0];
   t.same(first?.kind === 'dispatch' ? [...first.pushConstants] : [], [...push12], 'push constants decoded (12 bytes, padding dropped)');
 

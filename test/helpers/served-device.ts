@@ -21,7 +21,10 @@ export function openFds(): number {
 }
 
 export function mappingCount(): number {
-  return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('mdgpu')).length;
+  return fs
+    .readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('mdgpu')).length;
 }
 
 export interface Served {

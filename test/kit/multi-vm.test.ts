@@ -38,5 +38,8 @@ t.test('multi-vm.sh: two guests, each with its own vGPU on one daemon', async (t
   }
   t.match(out, /2 guests running/);
   const left = await fsp.readdir(dir);
-  t.notOk(left.some((f) => f.endsWith('.sock')), `the daemon removed its sockets on exit (${left.join(' ')})`);
+  t.notOk(
+    left.some((f) => f.endsWith('.sock')),
+    `the daemon removed its sockets on exit (${left.join(' ')})`,
+  );
 });

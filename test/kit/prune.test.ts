@@ -36,7 +36,7 @@ t.test('removes older kits and guest builds, keeps the ones in use', async (t) =
   t.same((await pruneCache(dir, ['kit-bbbbbbbbbbbb', 'guest-2222222222222222'])).removed, [], 'a second prune has nothing to do');
 });
 
-t.test('nothing is removed while a build holds a lock; a dead holder\'s lock does not count', async (t) => {
+t.test("nothing is removed while a build holds a lock; a dead holder's lock does not count", async (t) => {
   const dir = scratch(t);
   fs.writeFileSync(path.join(dir, 'kit-aaaaaaaaaaaa.lock'), String(process.pid));
   await t.rejects(pruneCache(dir, ['kit-bbbbbbbbbbbb']), /build is running.*kit-aaaaaaaaaaaa\.lock/);

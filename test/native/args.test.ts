@@ -4,7 +4,7 @@ import { native } from './fixtures/native.js';
 // Calls with bad arguments must throw a catchable TypeError/RangeError naming the function, the
 // argument and what was expected, never reach a syscall or a fatal As<>() check.
 // `any` on purpose: these calls are what TypeScript would refuse.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the calls below are what TypeScript would refuse
 const n = native as any;
 
 type Case = [name: string, call: () => unknown, error: typeof TypeError | typeof RangeError, message: RegExp];
@@ -54,11 +54,7 @@ for (const [name, call, type, message] of cases) {
     t.ok(err instanceof type, `throws ${type.name}, got ${String(err)}`);
     t.match((err as Error).message, message);
     if (!/without new/.test(name)) {
-      t.match(
-        (err as { code?: string }).code,
-        /^ERR_(INVALID_ARG_TYPE|INVALID_ARG_VALUE|MISSING_ARGS|OUT_OF_RANGE)$/,
-        'has a Node-style code',
-      );
+      t.match((err as { code?: string }).code, /^ERR_(INVALID_ARG_TYPE|INVALID_ARG_VALUE|MISSING_ARGS|OUT_OF_RANGE)$/, 'has a Node-style code');
     }
     t.end();
   });

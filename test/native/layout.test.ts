@@ -84,8 +84,14 @@ t.test('every struct has fields that tile it: each field ends where the next beg
       .map(([, v]) => v)
       .sort((a, b) => a - b);
     t.equal(fields[0], 0, `${struct} starts with a field at 0`);
-    t.ok(fields.every((v, i) => i === 0 || v > fields[i - 1]!), `${struct} fields are distinct`);
-    t.ok(fields.every((v) => v <= sizes[struct]!), `${struct} fields lie inside it`);
+    t.ok(
+      fields.every((v, i) => i === 0 || v > fields[i - 1]!),
+      `${struct} fields are distinct`,
+    );
+    t.ok(
+      fields.every((v) => v <= sizes[struct]!),
+      `${struct} fields lie inside it`,
+    );
   }
   t.end();
 });

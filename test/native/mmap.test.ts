@@ -22,7 +22,10 @@ t.test('two mappings of one memfd alias: a write through one is read through the
   const a = new Uint8Array(native.mmap(fd, 0, 4 * PAGE, RW));
   const b = new Uint8Array(native.mmap(fd, 0, 4 * PAGE, RW));
   t.equal(a.length, 4 * PAGE);
-  t.ok(a.every((x) => x === 0), 'a fresh memfd reads as zeros');
+  t.ok(
+    a.every((x) => x === 0),
+    'a fresh memfd reads as zeros',
+  );
   a.set(pattern(256), 3 * PAGE + 10);
   t.same(b.subarray(3 * PAGE + 10, 3 * PAGE + 266), pattern(256));
   new DataView(b.buffer).setBigUint64(8, 0x1122334455667788n, true);
@@ -112,9 +115,18 @@ t.test('punchHole zeroes exactly the range and keeps the size', (t) => {
   const m = new Uint8Array(native.mmap(fd, 0, 4 * PAGE, RW));
   m.fill(0xff);
   native.punchHole(fd, PAGE + 100, 2 * PAGE);
-  t.ok(m.subarray(PAGE + 100, 3 * PAGE + 100).every((x) => x === 0), 'the range reads as zeros through a live mapping');
-  t.ok(m.subarray(0, PAGE + 100).every((x) => x === 0xff), 'bytes before it untouched');
-  t.ok(m.subarray(3 * PAGE + 100).every((x) => x === 0xff), 'bytes after it untouched');
+  t.ok(
+    m.subarray(PAGE + 100, 3 * PAGE + 100).every((x) => x === 0),
+    'the range reads as zeros through a live mapping',
+  );
+  t.ok(
+    m.subarray(0, PAGE + 100).every((x) => x === 0xff),
+    'bytes before it untouched',
+  );
+  t.ok(
+    m.subarray(3 * PAGE + 100).every((x) => x === 0xff),
+    'bytes after it untouched',
+  );
   t.equal(native.fstatSize(fd), 4 * PAGE);
   native.munmap(m.buffer as ArrayBuffer);
   const efd = native.eventfd(0, 0);

@@ -142,7 +142,11 @@ t.test('listenUnix, connectUnix and accept make non-blocking close-on-exec socke
   closeAtEnd(t, c);
   const s = native.accept(l);
   closeAtEnd(t, s);
-  for (const [name, fd] of [['listener', l], ['client', c], ['accepted', s]] as const) {
+  for (const [name, fd] of [
+    ['listener', l],
+    ['client', c],
+    ['accepted', s],
+  ] as const) {
     const flags = fdFlags(fd);
     t.ok(flags & O_NONBLOCK, `${name} is non-blocking`);
     t.ok(flags & O_CLOEXEC, `${name} is close-on-exec`);
@@ -163,7 +167,7 @@ t.test('listenUnix does not unlink: a second listener on the path is EADDRINUSE'
 });
 
 t.test('socket paths longer than sun_path are ENAMETOOLONG', (t) => {
-  const long = '/tmp/' + 'x'.repeat(103); // 108 bytes: no room for the NUL
+  const long = `/tmp/${'x'.repeat(103)}`; // 108 bytes: no room for the NUL
   t.throws(() => native.listenUnix(long, 1), { code: 'ENAMETOOLONG', syscall: 'bind' });
   t.throws(() => native.connectUnix(long), { code: 'ENAMETOOLONG', syscall: 'connect' });
   t.throws(() => native.listenUnix('', 1), { code: 'ENOENT' }, 'empty path rejected, never autobound');

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DmaError, DmaSpace } from '../../src/pci/dma-space.js';
+import { type DmaError, DmaSpace } from '../../src/pci/dma-space.js';
 import { FakeHost } from '../helpers/fake-host.js';
 
 function setup(master = true) {
@@ -28,20 +28,55 @@ t.test('overlaps, exact-match unmaps, bad ranges', (t) => {
   const { host, dma } = setup();
   dma.map({ iova: 0x1000n, size: 0x2000n, fdOffset: 0n, readable: true, writable: false, fd: null });
   const errno = (fn: () => void) => {
-    try { fn(); } catch (err) { return (err as DmaError).errno; }
+    try {
+      fn();
+    } catch (err) {
+      return (err as DmaError).errno;
+    }
     return 'none';
   };
-  t.equal(errno(() => dma.map({ iova: 0x2000n, size: 0x1000n, fdOffset: 0n, readable: true, writable: true, fd: null })), 'EEXIST');
-  t.equal(errno(() => dma.map({ iova: 0n, size: 0x1001n, fdOffset: 0n, readable: true, writable: true, fd: null })), 'EEXIST');
-  t.equal(errno(() => dma.map({ iova: 0xffff_ffff_ffff_f000n, size: 0x2000n, fdOffset: 0n, readable: true, writable: true, fd: null })), 'EINVAL');
-  t.equal(errno(() => dma.map({ iova: 0x8000n, size: 0n, fdOffset: 0n, readable: true, writable: true, fd: null })), 'EINVAL');
-  t.equal(errno(() => dma.map({ iova: 0x8000n, size: 0x1000n, fdOffset: 0n, readable: false, writable: false, fd: null })), 'EINVAL');
+  t.equal(
+    errno(() => dma.map({ iova: 0x2000n, size: 0x1000n, fdOffset: 0n, readable: true, writable: true, fd: null })),
+    'EEXIST',
+  );
+  t.equal(
+    errno(() => dma.map({ iova: 0n, size: 0x1001n, fdOffset: 0n, readable: true, writable: true, fd: null })),
+    'EEXIST',
+  );
+  t.equal(
+    errno(() => dma.map({ iova: 0xffff_ffff_ffff_f000n, size: 0x2000n, fdOffset: 0n, readable: true, writable: true, fd: null })),
+    'EINVAL',
+  );
+  t.equal(
+    errno(() => dma.map({ iova: 0x8000n, size: 0n, fdOffset: 0n, readable: true, writable: true, fd: null })),
+    'EINVAL',
+  );
+  t.equal(
+    errno(() => dma.map({ iova: 0x8000n, size: 0x1000n, fdOffset: 0n, readable: false, writable: false, fd: null })),
+    'EINVAL',
+  );
   const fd = host.clientFile(0x1000);
-  t.equal(errno(() => dma.map({ iova: 0x8800n, size: 0x1000n, fdOffset: 0n, readable: true, writable: true, fd })), 'EINVAL', 'unaligned fd map');
+  t.equal(
+    errno(() => dma.map({ iova: 0x8800n, size: 0x1000n, fdOffset: 0n, readable: true, writable: true, fd })),
+    'EINVAL',
+    'unaligned fd map',
+  );
   t.notOk(host.open.has(fd), 'fd closed on error too');
-  t.equal(errno(() => dma.unmap(0x1000n, 0x1000n)), 'ENOENT', 'partial unmap refused');
-  t.equal(errno(() => dma.view(0x1000n, 4, 'write')), 'EPERM', 'read-only mapping');
-  t.equal(errno(() => dma.view(0x2ffen, 4, 'read')), 'EFAULT', 'crosses the end');
+  t.equal(
+    errno(() => dma.unmap(0x1000n, 0x1000n)),
+    'ENOENT',
+    'partial unmap refused',
+  );
+  t.equal(
+    errno(() => dma.view(0x1000n, 4, 'write')),
+    'EPERM',
+    'read-only mapping',
+  );
+  t.equal(
+    errno(() => dma.view(0x2ffen, 4, 'read')),
+    'EFAULT',
+    'crosses the end',
+  );
   t.equal(dma.view(0x1000n, 4, 'read'), null, 'message-only mapping has no view');
   dma.unmapAll();
   t.equal(dma.count, 0);
@@ -51,14 +86,23 @@ t.test('overlaps, exact-match unmaps, bad ranges', (t) => {
 t.test('DMA needs bus mastering; message DMA is used without an fd', async (t) => {
   const { dma, setMaster } = setup(false);
   dma.map({ iova: 0n, size: 0x1000n, fdOffset: 0n, readable: true, writable: true, fd: null });
-  const errnoOf = (p: Promise<unknown>) => p.then(() => 'none', (err: DmaError) => err.errno);
+  const errnoOf = (p: Promise<unknown>) =>
+    p.then(
+      () => 'none',
+      (err: DmaError) => err.errno,
+    );
   t.equal(await errnoOf(dma.read(0n, 4)), 'ENODEV', 'bus master off');
   setMaster(true);
   t.equal(await errnoOf(dma.read(0n, 4)), 'ENODEV', 'no client attached');
   const calls: string[] = [];
   dma.setMessageDma({
-    read: async (a, n) => { calls.push(`r ${a} ${n}`); return new Uint8Array(n).fill(7); },
-    write: async (a, d) => { calls.push(`w ${a} ${d.length}`); },
+    read: async (a, n) => {
+      calls.push(`r ${a} ${n}`);
+      return new Uint8Array(n).fill(7);
+    },
+    write: async (a, d) => {
+      calls.push(`w ${a} ${d.length}`);
+    },
   });
   t.same([...(await dma.read(0x10n, 2))], [7, 7]);
   await dma.write(0x20n, Uint8Array.of(1));

@@ -8,7 +8,11 @@ function setup() {
   return { host, irqs };
 }
 const trigger = (index: number, start: number, count: number, fds: number[]): SetIrqsRequest => ({
-  index, action: 'trigger', start, count, data: { kind: 'eventfd', fds },
+  index,
+  action: 'trigger',
+  start,
+  count,
+  data: { kind: 'eventfd', fds },
 });
 
 t.test('MSI-X: latest eventfd wins, old one is closed, pending delivered on assign', (t) => {

@@ -12,8 +12,14 @@ const EINVAL = errno('EINVAL');
 t.test('the table covers a request and a reply of every command but the obsolete DIRTY_PAGES', (t) => {
   for (let n = 1; n <= 18; n++) {
     if (!isCommand(n) || n === Command.DirtyPages) continue;
-    t.ok(CASES.some((c) => c.command === n && c.direction === 'request'), `${Command[n]} request`);
-    t.ok(CASES.some((c) => c.command === n && c.direction === 'reply'), `${Command[n]} reply`);
+    t.ok(
+      CASES.some((c) => c.command === n && c.direction === 'request'),
+      `${Command[n]} request`,
+    );
+    t.ok(
+      CASES.some((c) => c.command === n && c.direction === 'reply'),
+      `${Command[n]} reply`,
+    );
   }
   t.end();
 });

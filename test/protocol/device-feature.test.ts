@@ -1,12 +1,32 @@
 /** DEVICE_FEATURE with its feature payloads, and MIG_DATA_READ/WRITE: one bad field at a time. */
 import t from 'tap';
 import {
-  DeviceFeatureFlag, DeviceFeatureId, DeviceFeatureLayout, DmaLoggingControlLayout, DmaLoggingRangeLayout,
-  DmaLoggingReportLayout, MigDataLayout, MigDeviceStateLayout, MigrationFeatureLayout, U64_MAX,
-  decodeDeviceFeatureReply, decodeDeviceFeatureRequest, decodeDmaLoggingControl, decodeDmaLoggingReport,
-  decodeDmaLoggingReportReply, decodeMigDataReadReply, decodeMigDataReadRequest, decodeMigDataWriteReply,
-  decodeMigDataWriteRequest, decodeMigDeviceState, decodeMigrationFeature, dmaLoggingBitmapSize,
-  encodeDeviceFeatureRequest, encodeDmaLoggingControl, encodeDmaLoggingReport, encodeDmaLoggingReportReply,
+  DeviceFeatureFlag,
+  DeviceFeatureId,
+  DeviceFeatureLayout,
+  DmaLoggingControlLayout,
+  DmaLoggingRangeLayout,
+  DmaLoggingReportLayout,
+  MigDataLayout,
+  MigDeviceStateLayout,
+  MigrationFeatureLayout,
+  U64_MAX,
+  decodeDeviceFeatureReply,
+  decodeDeviceFeatureRequest,
+  decodeDmaLoggingControl,
+  decodeDmaLoggingReport,
+  decodeDmaLoggingReportReply,
+  decodeMigDataReadReply,
+  decodeMigDataReadRequest,
+  decodeMigDataWriteReply,
+  decodeMigDataWriteRequest,
+  decodeMigDeviceState,
+  decodeMigrationFeature,
+  dmaLoggingBitmapSize,
+  encodeDeviceFeatureRequest,
+  encodeDmaLoggingControl,
+  encodeDmaLoggingReport,
+  encodeDmaLoggingReportReply,
   encodeMigrationFeature,
 } from '../../src/protocol/index.js';
 import { throwsErrno, withField } from './helpers.js';
@@ -16,15 +36,19 @@ const LIMITS = { maxDataXferSize: MAX_XFER };
 const PROBE = payloadOf('DEVICE_FEATURE request (PROBE)');
 const flagsOf = (feature: number, ...ops: number[]) => ops.reduce((a, b) => a | b, feature);
 
-t.test('an unknown feature number decodes; refusing it is the server\'s job', (t) => {
+t.test("an unknown feature number decodes; refusing it is the server's job", (t) => {
   const payload = withField(PROBE, DeviceFeatureLayout, 'flags', flagsOf(99, DeviceFeatureFlag.Probe));
   t.equal(decodeDeviceFeatureRequest(payload, LIMITS).feature, 99);
   t.end();
 });
 
 t.test('PROBE may name GET and SET together', (t) => {
-  const payload = withField(PROBE, DeviceFeatureLayout, 'flags',
-    flagsOf(DeviceFeatureId.MigDeviceState, DeviceFeatureFlag.Get, DeviceFeatureFlag.Set, DeviceFeatureFlag.Probe));
+  const payload = withField(
+    PROBE,
+    DeviceFeatureLayout,
+    'flags',
+    flagsOf(DeviceFeatureId.MigDeviceState, DeviceFeatureFlag.Get, DeviceFeatureFlag.Set, DeviceFeatureFlag.Probe),
+  );
   const request = decodeDeviceFeatureRequest(payload, LIMITS);
   t.ok(request.get && request.set && request.probe);
   t.end();
@@ -69,7 +93,13 @@ t.test('MIG_DEVICE_STATE data: states beyond PRE_COPY_P2P are EINVAL', (t) => {
   t.end();
 });
 
-const CONTROL = encodeDmaLoggingControl({ pageSize: 4096n, ranges: [{ iova: 0n, length: 0x1000n }, { iova: 0x2000n, length: 0x1000n }] });
+const CONTROL = encodeDmaLoggingControl({
+  pageSize: 4096n,
+  ranges: [
+    { iova: 0n, length: 0x1000n },
+    { iova: 0x2000n, length: 0x1000n },
+  ],
+});
 const RANGE_AT = (i: number) => DmaLoggingControlLayout.size + i * DmaLoggingRangeLayout.size;
 const controlCases: Array<[string, Uint8Array]> = [
   ['reserved set', withField(CONTROL, DmaLoggingControlLayout, 'reserved', 1)],
@@ -80,7 +110,16 @@ const controlCases: Array<[string, Uint8Array]> = [
   ['empty range', withField(CONTROL, DmaLoggingRangeLayout, 'length', 0n, RANGE_AT(1))],
   ['range wrapping 2^64', withField(CONTROL, DmaLoggingRangeLayout, 'iova', U64_MAX, RANGE_AT(1))],
   ['overlapping ranges', withField(CONTROL, DmaLoggingRangeLayout, 'iova', 0x800n, RANGE_AT(1))],
-  ['overlapping ranges out of order', encodeDmaLoggingControl({ pageSize: 4096n, ranges: [{ iova: 0x2000n, length: 0x1000n }, { iova: 0n, length: 0x2800n }] })],
+  [
+    'overlapping ranges out of order',
+    encodeDmaLoggingControl({
+      pageSize: 4096n,
+      ranges: [
+        { iova: 0x2000n, length: 0x1000n },
+        { iova: 0n, length: 0x2800n },
+      ],
+    }),
+  ],
 ];
 for (const [name, data] of controlCases) {
   t.test(`DMA logging control is EINVAL: ${name}`, (t) => {

@@ -1,10 +1,26 @@
 /** DMA_MAP, DMA_UNMAP (incl. the dirty-bitmap variant), DMA_READ, DMA_WRITE: one bad field at a time. */
 import t from 'tap';
 import {
-  DmaAccessLayout, DmaBitmapLayout, DmaMapFlag, DmaMapLayout, DmaUnmapFlag, DmaUnmapLayout, U64_MAX,
-  decodeDmaMapReply, decodeDmaMapRequest, decodeDmaReadReply, decodeDmaReadRequest, decodeDmaUnmapReply,
-  decodeDmaUnmapRequest, decodeDmaWriteReply, decodeDmaWriteRequest, dirtyBitmapBytes, encodeDmaMapRequest,
-  encodeDmaUnmapReply, encodeDmaWriteRequest, type DmaMapDecodeOptions,
+  DmaAccessLayout,
+  DmaBitmapLayout,
+  DmaMapFlag,
+  DmaMapLayout,
+  DmaUnmapFlag,
+  DmaUnmapLayout,
+  U64_MAX,
+  decodeDmaMapReply,
+  decodeDmaMapRequest,
+  decodeDmaReadReply,
+  decodeDmaReadRequest,
+  decodeDmaUnmapReply,
+  decodeDmaUnmapRequest,
+  decodeDmaWriteReply,
+  decodeDmaWriteRequest,
+  dirtyBitmapBytes,
+  encodeDmaMapRequest,
+  encodeDmaUnmapReply,
+  encodeDmaWriteRequest,
+  type DmaMapDecodeOptions,
 } from '../../src/protocol/index.js';
 import { throwsErrno, withField } from './helpers.js';
 import { MAX_XFER, pattern, payloadOf } from './fixtures.js';

@@ -1,9 +1,7 @@
 /** Errors: positive errnos from node:os, symbolic codes, the fatal distinction, message helpers. */
 import { constants } from 'node:os';
 import t from 'tap';
-import {
-  FatalProtocolError, ProtocolError, errno, errnoName, hex, invalid, isProtocolError,
-} from '../../src/protocol/index.js';
+import { FatalProtocolError, ProtocolError, errno, errnoName, hex, invalid, isProtocolError } from '../../src/protocol/index.js';
 
 t.test('errno values come from node:os and are positive', (t) => {
   t.equal(errno('EINVAL'), constants.errno.EINVAL);

@@ -7,27 +7,99 @@
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import {
-  Command, DeviceFeatureId, DeviceInfoFlag, DmaMapFlag, DmaUnmapFlag, IoeventfdFlag, IrqInfoFlag, MigState,
-  MigrationFlag, PciIrq, PciRegion, RegionInfoFlag, type RegionBounds,
-  decodeDeviceFeatureReply, decodeDeviceFeatureRequest, decodeDeviceGetInfoReply, decodeDeviceGetInfoRequest,
-  decodeDeviceResetReply, decodeDeviceResetRequest, decodeDmaLoggingControl, decodeDmaLoggingReport,
-  decodeDmaLoggingReportReply, decodeDmaMapReply, decodeDmaMapRequest, decodeDmaReadReply, decodeDmaReadRequest,
-  decodeDmaUnmapReply, decodeDmaUnmapRequest, decodeDmaWriteReply, decodeDmaWriteRequest, decodeIrqInfoReply,
-  decodeIrqInfoRequest, decodeMigDataReadReply, decodeMigDataReadRequest, decodeMigDataWriteReply,
-  decodeMigDataWriteRequest, decodeMigDeviceState, decodeMigrationFeature, decodeRegionInfoReply,
-  decodeRegionInfoRequest, decodeRegionIoFdsReply, decodeRegionIoFdsRequest, decodeRegionReadReply,
-  decodeRegionReadRequest, decodeRegionWriteMultiReply, decodeRegionWriteMultiRequest, decodeRegionWriteReply,
-  decodeRegionWriteRequest, decodeSetIrqsReply, decodeSetIrqsRequest, decodeVersion, encodeDeviceFeatureReply,
-  encodeDeviceFeatureRequest, encodeDeviceGetInfoReply, encodeDeviceGetInfoRequest, encodeDeviceResetReply,
-  encodeDeviceResetRequest, encodeDmaLoggingControl, encodeDmaLoggingReport, encodeDmaLoggingReportReply,
-  encodeDmaMapReply, encodeDmaMapRequest, encodeDmaReadReply, encodeDmaReadRequest, encodeDmaUnmapReply,
-  encodeDmaUnmapRequest, encodeDmaWriteReply, encodeDmaWriteRequest, encodeIrqInfoReply, encodeIrqInfoRequest,
-  encodeMigDataReadReply, encodeMigDataReadRequest, encodeMigDataWriteReply, encodeMigDataWriteRequest,
-  encodeMigDeviceState, encodeMigrationFeature, encodeRegionInfoReply, encodeRegionInfoRequest,
-  encodeRegionIoFdsReply, encodeRegionIoFdsRequest, encodeRegionReadReply, encodeRegionReadRequest,
-  encodeRegionWriteMultiReply, encodeRegionWriteMultiRequest, encodeRegionWriteReply, encodeRegionWriteRequest,
-  encodeSetIrqsReply, encodeSetIrqsRequest, encodeVersion, regionInfoReplySize,
-  type DeviceFeatureMessage, type RegionInfo, type RegionIoFds,
+  Command,
+  DeviceFeatureId,
+  DeviceInfoFlag,
+  DmaMapFlag,
+  DmaUnmapFlag,
+  IoeventfdFlag,
+  IrqInfoFlag,
+  MigState,
+  MigrationFlag,
+  PciIrq,
+  PciRegion,
+  RegionInfoFlag,
+  type RegionBounds,
+  decodeDeviceFeatureReply,
+  decodeDeviceFeatureRequest,
+  decodeDeviceGetInfoReply,
+  decodeDeviceGetInfoRequest,
+  decodeDeviceResetReply,
+  decodeDeviceResetRequest,
+  decodeDmaLoggingControl,
+  decodeDmaLoggingReport,
+  decodeDmaLoggingReportReply,
+  decodeDmaMapReply,
+  decodeDmaMapRequest,
+  decodeDmaReadReply,
+  decodeDmaReadRequest,
+  decodeDmaUnmapReply,
+  decodeDmaUnmapRequest,
+  decodeDmaWriteReply,
+  decodeDmaWriteRequest,
+  decodeIrqInfoReply,
+  decodeIrqInfoRequest,
+  decodeMigDataReadReply,
+  decodeMigDataReadRequest,
+  decodeMigDataWriteReply,
+  decodeMigDataWriteRequest,
+  decodeMigDeviceState,
+  decodeMigrationFeature,
+  decodeRegionInfoReply,
+  decodeRegionInfoRequest,
+  decodeRegionIoFdsReply,
+  decodeRegionIoFdsRequest,
+  decodeRegionReadReply,
+  decodeRegionReadRequest,
+  decodeRegionWriteMultiReply,
+  decodeRegionWriteMultiRequest,
+  decodeRegionWriteReply,
+  decodeRegionWriteRequest,
+  decodeSetIrqsReply,
+  decodeSetIrqsRequest,
+  decodeVersion,
+  encodeDeviceFeatureReply,
+  encodeDeviceFeatureRequest,
+  encodeDeviceGetInfoReply,
+  encodeDeviceGetInfoRequest,
+  encodeDeviceResetReply,
+  encodeDeviceResetRequest,
+  encodeDmaLoggingControl,
+  encodeDmaLoggingReport,
+  encodeDmaLoggingReportReply,
+  encodeDmaMapReply,
+  encodeDmaMapRequest,
+  encodeDmaReadReply,
+  encodeDmaReadRequest,
+  encodeDmaUnmapReply,
+  encodeDmaUnmapRequest,
+  encodeDmaWriteReply,
+  encodeDmaWriteRequest,
+  encodeIrqInfoReply,
+  encodeIrqInfoRequest,
+  encodeMigDataReadReply,
+  encodeMigDataReadRequest,
+  encodeMigDataWriteReply,
+  encodeMigDataWriteRequest,
+  encodeMigDeviceState,
+  encodeMigrationFeature,
+  encodeRegionInfoReply,
+  encodeRegionInfoRequest,
+  encodeRegionIoFdsReply,
+  encodeRegionIoFdsRequest,
+  encodeRegionReadReply,
+  encodeRegionReadRequest,
+  encodeRegionWriteMultiReply,
+  encodeRegionWriteMultiRequest,
+  encodeRegionWriteReply,
+  encodeRegionWriteRequest,
+  encodeSetIrqsReply,
+  encodeSetIrqsRequest,
+  encodeVersion,
+  regionInfoReplySize,
+  type DeviceFeatureMessage,
+  type RegionInfo,
+  type RegionIoFds,
 } from '../../src/protocol/index.js';
 
 // tap runs every .js file under a directory argument (`npx tap build/test/protocol`); run
@@ -38,9 +110,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) t.pass('fixtu
 export const MAX_XFER = 1024 * 1024;
 
 /** Region sizes of the device the server-side decoders check against (bytes). */
-export const REGION_SIZES: readonly bigint[] = [
-  0x1000_0000n, 0n, 0x1_0000n, 0n, 0n, 0n, 0n, 0x1000n, 0n,
-];
+export const REGION_SIZES: readonly bigint[] = [0x1000_0000n, 0n, 0x1_0000n, 0n, 0n, 0n, 0n, 0x1000n, 0n];
 
 /** Sub-index counts per IRQ index (INTx, MSI, MSI-X, ERR, REQ). */
 export const IRQ_COUNTS: readonly number[] = [1, 0, 32, 1, 0];
@@ -83,8 +153,12 @@ export interface CodecCase {
 }
 
 function row<T>(
-  name: string, command: Command, direction: 'request' | 'reply',
-  value: T, encode: (value: T) => Uint8Array, decode: (payload: Uint8Array) => unknown,
+  name: string,
+  command: Command,
+  direction: 'request' | 'reply',
+  value: T,
+  encode: (value: T) => Uint8Array,
+  decode: (payload: Uint8Array) => unknown,
   extra: { expected?: unknown; validPrefixes?: readonly number[] } = {},
 ): CodecCase {
   const bytes = encode(value);
@@ -99,8 +173,12 @@ const qemuCaps = {
   major: 0,
   minor: 0,
   capabilities: {
-    maxMsgFds: 16, maxDataXferSize: MAX_XFER, pgsizes: 4096, maxDmaMaps: 65535,
-    migration: { pgsize: 4096, maxBitmapSize: 268435456 }, writeMultiple: true,
+    maxMsgFds: 16,
+    maxDataXferSize: MAX_XFER,
+    pgsizes: 4096,
+    maxDmaMaps: 65535,
+    migration: { pgsize: 4096, maxBitmapSize: 268435456 },
+    writeMultiple: true,
   },
 };
 const serverCaps = {
@@ -115,13 +193,23 @@ export const bar0Info: RegionInfo = {
   size: 0x1000_0000n,
   offset: 0n,
   caps: [
-    { kind: 'sparse-mmap', areas: [{ offset: 0x1000n, size: 0x7000n }, { offset: 0x10000n, size: 0xfff_0000n }] },
+    {
+      kind: 'sparse-mmap',
+      areas: [
+        { offset: 0x1000n, size: 0x7000n },
+        { offset: 0x10000n, size: 0xfff_0000n },
+      ],
+    },
     { kind: 'msix-mappable' },
     { kind: 'type', type: 0x8086, subtype: 1 },
   ],
 };
 const configInfo: RegionInfo = {
-  index: PciRegion.Config, flags: RegionInfoFlag.Read | RegionInfoFlag.Write, size: 0x1000n, offset: 0n, caps: [],
+  index: PciRegion.Config,
+  flags: RegionInfoFlag.Read | RegionInfoFlag.Write,
+  size: 0x1000n,
+  offset: 0n,
+  caps: [],
 };
 const bar0Needed = regionInfoReplySize(bar0Info);
 
@@ -139,8 +227,12 @@ const BITMAP = { maxBitmapSize: MAX_XFER };
 
 function feature(featureId: number, op: 'get' | 'set' | 'probe', data: Uint8Array, argsz?: number): DeviceFeatureMessage {
   return {
-    argsz: argsz ?? 8 + data.length, feature: featureId,
-    get: op === 'get', set: op === 'set', probe: op === 'probe', data,
+    argsz: argsz ?? 8 + data.length,
+    feature: featureId,
+    get: op === 'get',
+    set: op === 'set',
+    probe: op === 'probe',
+    data,
   };
 }
 
@@ -154,114 +246,214 @@ export const CASES: readonly CodecCase[] = [
   row('VERSION request (no JSON)', Command.Version, 'request', { major: 0, minor: 0 }, encodeVersion, (p) => decodeVersion(p)),
   row('VERSION reply', Command.Version, 'reply', serverCaps, encodeVersion, (p) => decodeVersion(p), { validPrefixes: [4] }),
 
-  row('DMA_MAP request', Command.DmaMap, 'request',
+  row(
+    'DMA_MAP request',
+    Command.DmaMap,
+    'request',
     { argsz: 32, flags: DmaMapFlag.Read | DmaMapFlag.Write, offset: 0x10_0000n, address: 0x10_0000n, size: 0x1ff0_0000n },
-    encodeDmaMapRequest, (p) => decodeDmaMapRequest(p, { fdCount: 1 })),
+    encodeDmaMapRequest,
+    (p) => decodeDmaMapRequest(p, { fdCount: 1 }),
+  ),
   row('DMA_MAP reply', Command.DmaMap, 'reply', undefined, encodeDmaMapReply, decodeDmaMapReply),
 
-  row('DMA_UNMAP request', Command.DmaUnmap, 'request',
-    { argsz: 24, flags: 0, address: 0x10_0000n, size: 0x1ff0_0000n },
-    encodeDmaUnmapRequest, (p) => decodeDmaUnmapRequest(p, { maxDataXferSize: MAX_XFER })),
-  row('DMA_UNMAP request (dirty bitmap)', Command.DmaUnmap, 'request',
+  row('DMA_UNMAP request', Command.DmaUnmap, 'request', { argsz: 24, flags: 0, address: 0x10_0000n, size: 0x1ff0_0000n }, encodeDmaUnmapRequest, (p) =>
+    decodeDmaUnmapRequest(p, { maxDataXferSize: MAX_XFER }),
+  ),
+  row(
+    'DMA_UNMAP request (dirty bitmap)',
+    Command.DmaUnmap,
+    'request',
     { argsz: 24 + 16 + 8, flags: DmaUnmapFlag.GetDirtyBitmap, address: 0n, size: 0x4_0000n, bitmap: { pgsize: 4096n, size: 8 } },
-    encodeDmaUnmapRequest, (p) => decodeDmaUnmapRequest(p, { maxDataXferSize: MAX_XFER })),
-  row('DMA_UNMAP request (ALL)', Command.DmaUnmap, 'request',
-    { argsz: 24, flags: DmaUnmapFlag.All, address: 0n, size: 0n },
-    encodeDmaUnmapRequest, (p) => decodeDmaUnmapRequest(p, { maxDataXferSize: MAX_XFER })),
+    encodeDmaUnmapRequest,
+    (p) => decodeDmaUnmapRequest(p, { maxDataXferSize: MAX_XFER }),
+  ),
+  row('DMA_UNMAP request (ALL)', Command.DmaUnmap, 'request', { argsz: 24, flags: DmaUnmapFlag.All, address: 0n, size: 0n }, encodeDmaUnmapRequest, (p) =>
+    decodeDmaUnmapRequest(p, { maxDataXferSize: MAX_XFER }),
+  ),
   // Header-only is the form QEMU expects; truncating an echo to 0 bytes gives it.
-  row('DMA_UNMAP reply (echo)', Command.DmaUnmap, 'reply',
+  row(
+    'DMA_UNMAP reply (echo)',
+    Command.DmaUnmap,
+    'reply',
     { argsz: 24, flags: 0, address: 0x10_0000n, size: 0x1000n },
-    (v) => encodeDmaUnmapReply(v), decodeDmaUnmapReply, { validPrefixes: [0] }),
-  row('DMA_UNMAP reply (dirty bitmap)', Command.DmaUnmap, 'reply',
+    (v) => encodeDmaUnmapReply(v),
+    decodeDmaUnmapReply,
+    { validPrefixes: [0] },
+  ),
+  row(
+    'DMA_UNMAP reply (dirty bitmap)',
+    Command.DmaUnmap,
+    'reply',
     { argsz: 48, flags: DmaUnmapFlag.GetDirtyBitmap, address: 0n, size: 0x4_0000n, bitmap: { pgsize: 4096n, size: 8 }, bitmapData: pattern(8) },
-    (v) => encodeDmaUnmapReply(v, v.bitmapData), decodeDmaUnmapReply, { validPrefixes: [0] }),
+    (v) => encodeDmaUnmapReply(v, v.bitmapData),
+    decodeDmaUnmapReply,
+    { validPrefixes: [0] },
+  ),
   row('DMA_UNMAP reply (header only)', Command.DmaUnmap, 'reply', undefined, () => encodeDmaUnmapReply(), decodeDmaUnmapReply, { expected: null }),
 
-  row('DEVICE_GET_INFO request', Command.DeviceGetInfo, 'request', { argsz: 16 },
-    encodeDeviceGetInfoRequest, decodeDeviceGetInfoRequest),
-  row('DEVICE_GET_INFO reply', Command.DeviceGetInfo, 'reply',
+  row('DEVICE_GET_INFO request', Command.DeviceGetInfo, 'request', { argsz: 16 }, encodeDeviceGetInfoRequest, decodeDeviceGetInfoRequest),
+  row(
+    'DEVICE_GET_INFO reply',
+    Command.DeviceGetInfo,
+    'reply',
     { argsz: 16, flags: DeviceInfoFlag.Reset | DeviceInfoFlag.Pci, numRegions: 9, numIrqs: 5 },
-    encodeDeviceGetInfoReply, decodeDeviceGetInfoReply),
+    encodeDeviceGetInfoReply,
+    decodeDeviceGetInfoReply,
+  ),
 
-  row('DEVICE_GET_REGION_INFO request', Command.DeviceGetRegionInfo, 'request', { argsz: 32, index: PciRegion.Bar0 },
-    encodeRegionInfoRequest, (p) => decodeRegionInfoRequest(p, { numRegions: PciRegion.Count })),
-  row('DEVICE_GET_REGION_INFO reply (with caps)', Command.DeviceGetRegionInfo, 'reply', bar0Info,
+  row('DEVICE_GET_REGION_INFO request', Command.DeviceGetRegionInfo, 'request', { argsz: 32, index: PciRegion.Bar0 }, encodeRegionInfoRequest, (p) =>
+    decodeRegionInfoRequest(p, { numRegions: PciRegion.Count }),
+  ),
+  row(
+    'DEVICE_GET_REGION_INFO reply (with caps)',
+    Command.DeviceGetRegionInfo,
+    'reply',
+    bar0Info,
     (v) => encodeRegionInfoReply(v, bar0Needed),
     (p) => decodeRegionInfoReply(p, { requestArgsz: bar0Needed, maxDataXferSize: MAX_XFER }),
-    { expected: { ...bar0Info, argsz: bar0Needed, complete: true } }),
-  row('DEVICE_GET_REGION_INFO reply (first round)', Command.DeviceGetRegionInfo, 'reply', bar0Info,
+    { expected: { ...bar0Info, argsz: bar0Needed, complete: true } },
+  ),
+  row(
+    'DEVICE_GET_REGION_INFO reply (first round)',
+    Command.DeviceGetRegionInfo,
+    'reply',
+    bar0Info,
     (v) => encodeRegionInfoReply(v, 32),
     (p) => decodeRegionInfoReply(p, { requestArgsz: 32, maxDataXferSize: MAX_XFER }),
-    { expected: { ...bar0Info, caps: [], argsz: bar0Needed, complete: false } }),
-  row('DEVICE_GET_REGION_INFO reply (no caps)', Command.DeviceGetRegionInfo, 'reply', configInfo,
+    { expected: { ...bar0Info, caps: [], argsz: bar0Needed, complete: false } },
+  ),
+  row(
+    'DEVICE_GET_REGION_INFO reply (no caps)',
+    Command.DeviceGetRegionInfo,
+    'reply',
+    configInfo,
     (v) => encodeRegionInfoReply(v, 32),
     (p) => decodeRegionInfoReply(p, { requestArgsz: 32, maxDataXferSize: MAX_XFER }),
-    { expected: { ...configInfo, argsz: 32, complete: true } }),
+    { expected: { ...configInfo, argsz: 32, complete: true } },
+  ),
 
-  row('DEVICE_GET_REGION_IO_FDS request', Command.DeviceGetRegionIoFds, 'request', { argsz: ioFdsNeeded, index: PciRegion.Bar2 },
-    encodeRegionIoFdsRequest, (p) => decodeRegionIoFdsRequest(p, { maxDataXferSize: MAX_XFER, numRegions: PciRegion.Count })),
-  row('DEVICE_GET_REGION_IO_FDS reply', Command.DeviceGetRegionIoFds, 'reply', ioFds,
+  row(
+    'DEVICE_GET_REGION_IO_FDS request',
+    Command.DeviceGetRegionIoFds,
+    'request',
+    { argsz: ioFdsNeeded, index: PciRegion.Bar2 },
+    encodeRegionIoFdsRequest,
+    (p) => decodeRegionIoFdsRequest(p, { maxDataXferSize: MAX_XFER, numRegions: PciRegion.Count }),
+  ),
+  row(
+    'DEVICE_GET_REGION_IO_FDS reply',
+    Command.DeviceGetRegionIoFds,
+    'reply',
+    ioFds,
     (v) => encodeRegionIoFdsReply(v, ioFdsNeeded),
     (p) => decodeRegionIoFdsReply(p, { requestArgsz: ioFdsNeeded, fdCount: 2 }),
-    { expected: { ...ioFds, argsz: ioFdsNeeded, count: 2, complete: true } }),
-  row('DEVICE_GET_REGION_IO_FDS reply (first round)', Command.DeviceGetRegionIoFds, 'reply', ioFds,
+    { expected: { ...ioFds, argsz: ioFdsNeeded, count: 2, complete: true } },
+  ),
+  row(
+    'DEVICE_GET_REGION_IO_FDS reply (first round)',
+    Command.DeviceGetRegionIoFds,
+    'reply',
+    ioFds,
     (v) => encodeRegionIoFdsReply(v, 16),
     (p) => decodeRegionIoFdsReply(p, { requestArgsz: 16 }),
-    { expected: { ...ioFds, subRegions: [], argsz: ioFdsNeeded, count: 2, complete: false } }),
+    { expected: { ...ioFds, subRegions: [], argsz: ioFdsNeeded, count: 2, complete: false } },
+  ),
 
-  row('DEVICE_GET_IRQ_INFO request', Command.DeviceGetIrqInfo, 'request', { argsz: 16, index: PciIrq.Msix },
-    encodeIrqInfoRequest, (p) => decodeIrqInfoRequest(p, { numIrqs: PciIrq.Count })),
-  row('DEVICE_GET_IRQ_INFO reply', Command.DeviceGetIrqInfo, 'reply',
+  row('DEVICE_GET_IRQ_INFO request', Command.DeviceGetIrqInfo, 'request', { argsz: 16, index: PciIrq.Msix }, encodeIrqInfoRequest, (p) =>
+    decodeIrqInfoRequest(p, { numIrqs: PciIrq.Count }),
+  ),
+  row(
+    'DEVICE_GET_IRQ_INFO reply',
+    Command.DeviceGetIrqInfo,
+    'reply',
     { argsz: 16, flags: IrqInfoFlag.Eventfd, index: PciIrq.Msix, count: 32 },
-    encodeIrqInfoReply, (p) => decodeIrqInfoReply(p, { numIrqs: PciIrq.Count })),
+    encodeIrqInfoReply,
+    (p) => decodeIrqInfoReply(p, { numIrqs: PciIrq.Count }),
+  ),
 
-  row('DEVICE_SET_IRQS request (eventfd)', Command.DeviceSetIrqs, 'request',
+  row(
+    'DEVICE_SET_IRQS request (eventfd)',
+    Command.DeviceSetIrqs,
+    'request',
     { index: PciIrq.Msix, start: 3, count: 1, action: 'trigger' as const, data: { kind: 'eventfd' as const } },
-    encodeSetIrqsRequest, (p) => decodeSetIrqsRequest(p, { ...IRQ_LIMITS, fdCount: 1 })),
-  row('DEVICE_SET_IRQS request (bool)', Command.DeviceSetIrqs, 'request',
+    encodeSetIrqsRequest,
+    (p) => decodeSetIrqsRequest(p, { ...IRQ_LIMITS, fdCount: 1 }),
+  ),
+  row(
+    'DEVICE_SET_IRQS request (bool)',
+    Command.DeviceSetIrqs,
+    'request',
     { index: PciIrq.Msix, start: 4, count: 4, action: 'mask' as const, data: { kind: 'bool' as const, values: [true, false, true, true] } },
-    encodeSetIrqsRequest, (p) => decodeSetIrqsRequest(p, IRQ_LIMITS)),
-  row('DEVICE_SET_IRQS request (disable index)', Command.DeviceSetIrqs, 'request',
+    encodeSetIrqsRequest,
+    (p) => decodeSetIrqsRequest(p, IRQ_LIMITS),
+  ),
+  row(
+    'DEVICE_SET_IRQS request (disable index)',
+    Command.DeviceSetIrqs,
+    'request',
     { index: PciIrq.Intx, start: 0, count: 0, action: 'trigger' as const, data: { kind: 'none' as const } },
-    encodeSetIrqsRequest, (p) => decodeSetIrqsRequest(p, IRQ_LIMITS)),
+    encodeSetIrqsRequest,
+    (p) => decodeSetIrqsRequest(p, IRQ_LIMITS),
+  ),
   row('DEVICE_SET_IRQS reply', Command.DeviceSetIrqs, 'reply', undefined, encodeSetIrqsReply, decodeSetIrqsReply),
 
-  row('REGION_READ request', Command.RegionRead, 'request', { offset: 0n, region: PciRegion.Config, count: 4096 },
-    encodeRegionReadRequest, (p) => decodeRegionReadRequest(p, { maxDataXferSize: MAX_XFER, regions: REGIONS })),
-  row('REGION_READ reply', Command.RegionRead, 'reply', { offset: 0x8000n, region: PciRegion.Bar2, data: pattern(4) },
-    encodeRegionReadReply, (p) => decodeRegionReadReply(p, { maxDataXferSize: MAX_XFER, requestCount: 4 })),
+  row('REGION_READ request', Command.RegionRead, 'request', { offset: 0n, region: PciRegion.Config, count: 4096 }, encodeRegionReadRequest, (p) =>
+    decodeRegionReadRequest(p, { maxDataXferSize: MAX_XFER, regions: REGIONS }),
+  ),
+  row('REGION_READ reply', Command.RegionRead, 'reply', { offset: 0x8000n, region: PciRegion.Bar2, data: pattern(4) }, encodeRegionReadReply, (p) =>
+    decodeRegionReadReply(p, { maxDataXferSize: MAX_XFER, requestCount: 4 }),
+  ),
 
-  row('REGION_WRITE request', Command.RegionWrite, 'request', { offset: 0x10n, region: PciRegion.Bar0, data: pattern(8) },
-    encodeRegionWriteRequest, (p) => decodeRegionWriteRequest(p, { maxDataXferSize: MAX_XFER, regions: REGIONS })),
-  row('REGION_WRITE reply', Command.RegionWrite, 'reply', { offset: 0x10n, region: PciRegion.Bar0, count: 8 },
-    encodeRegionWriteReply, (p) => decodeRegionWriteReply(p, { maxDataXferSize: MAX_XFER, requestCount: 8 })),
+  row('REGION_WRITE request', Command.RegionWrite, 'request', { offset: 0x10n, region: PciRegion.Bar0, data: pattern(8) }, encodeRegionWriteRequest, (p) =>
+    decodeRegionWriteRequest(p, { maxDataXferSize: MAX_XFER, regions: REGIONS }),
+  ),
+  row('REGION_WRITE reply', Command.RegionWrite, 'reply', { offset: 0x10n, region: PciRegion.Bar0, count: 8 }, encodeRegionWriteReply, (p) =>
+    decodeRegionWriteReply(p, { maxDataXferSize: MAX_XFER, requestCount: 8 }),
+  ),
 
-  row('DMA_READ request', Command.DmaRead, 'request', { address: 0x1234_0000n, count: 16 },
-    encodeDmaReadRequest, (p) => decodeDmaReadRequest(p, { maxDataXferSize: MAX_XFER })),
-  row('DMA_READ reply', Command.DmaRead, 'reply', { address: 0x1234_0000n, data: pattern(16) },
-    encodeDmaReadReply, (p) => decodeDmaReadReply(p, { maxDataXferSize: MAX_XFER, requestCount: 16 })),
+  row('DMA_READ request', Command.DmaRead, 'request', { address: 0x1234_0000n, count: 16 }, encodeDmaReadRequest, (p) =>
+    decodeDmaReadRequest(p, { maxDataXferSize: MAX_XFER }),
+  ),
+  row('DMA_READ reply', Command.DmaRead, 'reply', { address: 0x1234_0000n, data: pattern(16) }, encodeDmaReadReply, (p) =>
+    decodeDmaReadReply(p, { maxDataXferSize: MAX_XFER, requestCount: 16 }),
+  ),
 
-  row('DMA_WRITE request', Command.DmaWrite, 'request', { address: 0x1234_0000n, data: pattern(16) },
-    encodeDmaWriteRequest, (p) => decodeDmaWriteRequest(p, { maxDataXferSize: MAX_XFER })),
-  row('DMA_WRITE reply', Command.DmaWrite, 'reply', { address: 0x1234_0000n, count: 16 },
-    encodeDmaWriteReply, (p) => decodeDmaWriteReply(p, { maxDataXferSize: MAX_XFER, requestCount: 16 })),
+  row('DMA_WRITE request', Command.DmaWrite, 'request', { address: 0x1234_0000n, data: pattern(16) }, encodeDmaWriteRequest, (p) =>
+    decodeDmaWriteRequest(p, { maxDataXferSize: MAX_XFER }),
+  ),
+  row('DMA_WRITE reply', Command.DmaWrite, 'reply', { address: 0x1234_0000n, count: 16 }, encodeDmaWriteReply, (p) =>
+    decodeDmaWriteReply(p, { maxDataXferSize: MAX_XFER, requestCount: 16 }),
+  ),
 
   row('DEVICE_RESET request', Command.DeviceReset, 'request', undefined, encodeDeviceResetRequest, decodeDeviceResetRequest),
   row('DEVICE_RESET reply', Command.DeviceReset, 'reply', undefined, encodeDeviceResetReply, decodeDeviceResetReply),
 
-  row('REGION_WRITE_MULTI request', Command.RegionWriteMulti, 'request',
+  row(
+    'REGION_WRITE_MULTI request',
+    Command.RegionWriteMulti,
+    'request',
     [
       { offset: 0x0n, region: PciRegion.Bar0, data: pattern(1) },
       { offset: 0x104n, region: PciRegion.Bar2, data: pattern(4, 2) },
       { offset: 0xff8n, region: PciRegion.Config, data: pattern(8, 3) },
     ],
-    encodeRegionWriteMultiRequest, (p) => decodeRegionWriteMultiRequest(p, { regions: REGIONS })),
+    encodeRegionWriteMultiRequest,
+    (p) => decodeRegionWriteMultiRequest(p, { regions: REGIONS }),
+  ),
   row('REGION_WRITE_MULTI reply', Command.RegionWriteMulti, 'reply', 3, encodeRegionWriteMultiReply, (p) => decodeRegionWriteMultiReply(p)),
 
-  row('DEVICE_FEATURE request (GET MIGRATION)', Command.DeviceFeature, 'request',
+  row(
+    'DEVICE_FEATURE request (GET MIGRATION)',
+    Command.DeviceFeature,
+    'request',
     feature(DeviceFeatureId.Migration, 'get', new Uint8Array(0), 16),
-    encodeDeviceFeatureRequest, (p) => decodeDeviceFeatureRequest(p, FEATURE)),
-  row('DEVICE_FEATURE reply (GET MIGRATION)', Command.DeviceFeature, 'reply',
+    encodeDeviceFeatureRequest,
+    (p) => decodeDeviceFeatureRequest(p, FEATURE),
+  ),
+  row(
+    'DEVICE_FEATURE reply (GET MIGRATION)',
+    Command.DeviceFeature,
+    'reply',
     feature(DeviceFeatureId.Migration, 'get', encodeMigrationFeature({ flags: MigrationFlag.StopCopy | MigrationFlag.PreCopy })),
     encodeDeviceFeatureReply,
     (p) => {
@@ -273,8 +465,12 @@ export const CASES: readonly CodecCase[] = [
         ...feature(DeviceFeatureId.Migration, 'get', encodeMigrationFeature({ flags: MigrationFlag.StopCopy | MigrationFlag.PreCopy })),
         migration: { flags: MigrationFlag.StopCopy | MigrationFlag.PreCopy },
       },
-    }),
-  row('DEVICE_FEATURE request (SET MIG_DEVICE_STATE)', Command.DeviceFeature, 'request',
+    },
+  ),
+  row(
+    'DEVICE_FEATURE request (SET MIG_DEVICE_STATE)',
+    Command.DeviceFeature,
+    'request',
     feature(DeviceFeatureId.MigDeviceState, 'set', encodeMigDeviceState({ deviceState: MigState.Stop, dataFd: 0 })),
     encodeDeviceFeatureRequest,
     (p) => {
@@ -286,11 +482,23 @@ export const CASES: readonly CodecCase[] = [
         ...feature(DeviceFeatureId.MigDeviceState, 'set', encodeMigDeviceState({ deviceState: MigState.Stop, dataFd: 0 })),
         state: { deviceState: MigState.Stop, dataFd: 0 },
       },
-    }),
-  row('DEVICE_FEATURE request (SET DMA_LOGGING_START)', Command.DeviceFeature, 'request',
-    feature(DeviceFeatureId.DmaLoggingStart, 'set', encodeDmaLoggingControl({
-      pageSize: 4096n, ranges: [{ iova: 0x10_0000n, length: 0x10_0000n }, { iova: 0n, length: 0x1000n }],
-    })),
+    },
+  ),
+  row(
+    'DEVICE_FEATURE request (SET DMA_LOGGING_START)',
+    Command.DeviceFeature,
+    'request',
+    feature(
+      DeviceFeatureId.DmaLoggingStart,
+      'set',
+      encodeDmaLoggingControl({
+        pageSize: 4096n,
+        ranges: [
+          { iova: 0x10_0000n, length: 0x10_0000n },
+          { iova: 0n, length: 0x1000n },
+        ],
+      }),
+    ),
     encodeDeviceFeatureRequest,
     (p) => {
       const request = decodeDeviceFeatureRequest(p, FEATURE);
@@ -298,13 +506,31 @@ export const CASES: readonly CodecCase[] = [
     },
     {
       expected: {
-        ...feature(DeviceFeatureId.DmaLoggingStart, 'set', encodeDmaLoggingControl({
-          pageSize: 4096n, ranges: [{ iova: 0x10_0000n, length: 0x10_0000n }, { iova: 0n, length: 0x1000n }],
-        })),
-        control: { pageSize: 4096n, ranges: [{ iova: 0x10_0000n, length: 0x10_0000n }, { iova: 0n, length: 0x1000n }] },
+        ...feature(
+          DeviceFeatureId.DmaLoggingStart,
+          'set',
+          encodeDmaLoggingControl({
+            pageSize: 4096n,
+            ranges: [
+              { iova: 0x10_0000n, length: 0x10_0000n },
+              { iova: 0n, length: 0x1000n },
+            ],
+          }),
+        ),
+        control: {
+          pageSize: 4096n,
+          ranges: [
+            { iova: 0x10_0000n, length: 0x10_0000n },
+            { iova: 0n, length: 0x1000n },
+          ],
+        },
       },
-    }),
-  row('DEVICE_FEATURE request (GET DMA_LOGGING_REPORT)', Command.DeviceFeature, 'request',
+    },
+  ),
+  row(
+    'DEVICE_FEATURE request (GET DMA_LOGGING_REPORT)',
+    Command.DeviceFeature,
+    'request',
     feature(DeviceFeatureId.DmaLoggingReport, 'get', encodeDmaLoggingReport(reportRequest), 8 + 24 + reportBitmap.length),
     encodeDeviceFeatureRequest,
     (p) => {
@@ -316,8 +542,12 @@ export const CASES: readonly CodecCase[] = [
         ...feature(DeviceFeatureId.DmaLoggingReport, 'get', encodeDmaLoggingReport(reportRequest), 8 + 24 + reportBitmap.length),
         report: reportRequest,
       },
-    }),
-  row('DEVICE_FEATURE reply (GET DMA_LOGGING_REPORT)', Command.DeviceFeature, 'reply',
+    },
+  ),
+  row(
+    'DEVICE_FEATURE reply (GET DMA_LOGGING_REPORT)',
+    Command.DeviceFeature,
+    'reply',
     feature(DeviceFeatureId.DmaLoggingReport, 'get', encodeDmaLoggingReportReply({ ...reportRequest, bitmap: reportBitmap })),
     encodeDeviceFeatureReply,
     (p) => {
@@ -329,17 +559,26 @@ export const CASES: readonly CodecCase[] = [
         ...feature(DeviceFeatureId.DmaLoggingReport, 'get', encodeDmaLoggingReportReply({ ...reportRequest, bitmap: reportBitmap })),
         report: { ...reportRequest, bitmap: reportBitmap },
       },
-    }),
-  row('DEVICE_FEATURE request (PROBE)', Command.DeviceFeature, 'request',
+    },
+  ),
+  row(
+    'DEVICE_FEATURE request (PROBE)',
+    Command.DeviceFeature,
+    'request',
     feature(DeviceFeatureId.MigDeviceState, 'probe', new Uint8Array(0)),
-    encodeDeviceFeatureRequest, (p) => decodeDeviceFeatureRequest(p, FEATURE)),
+    encodeDeviceFeatureRequest,
+    (p) => decodeDeviceFeatureRequest(p, FEATURE),
+  ),
 
-  row('MIG_DATA_READ request', Command.MigDataRead, 'request', { argsz: 8 + 4096, size: 4096 },
-    encodeMigDataReadRequest, (p) => decodeMigDataReadRequest(p, { maxDataXferSize: MAX_XFER })),
-  row('MIG_DATA_READ reply', Command.MigDataRead, 'reply', { data: pattern(100) },
-    encodeMigDataReadReply, (p) => decodeMigDataReadReply(p, { maxDataXferSize: MAX_XFER, requestSize: 4096 })),
-  row('MIG_DATA_WRITE request', Command.MigDataWrite, 'request', { argsz: 8 + 10, data: pattern(10) },
-    encodeMigDataWriteRequest, (p) => decodeMigDataWriteRequest(p, { maxDataXferSize: MAX_XFER })),
+  row('MIG_DATA_READ request', Command.MigDataRead, 'request', { argsz: 8 + 4096, size: 4096 }, encodeMigDataReadRequest, (p) =>
+    decodeMigDataReadRequest(p, { maxDataXferSize: MAX_XFER }),
+  ),
+  row('MIG_DATA_READ reply', Command.MigDataRead, 'reply', { data: pattern(100) }, encodeMigDataReadReply, (p) =>
+    decodeMigDataReadReply(p, { maxDataXferSize: MAX_XFER, requestSize: 4096 }),
+  ),
+  row('MIG_DATA_WRITE request', Command.MigDataWrite, 'request', { argsz: 8 + 10, data: pattern(10) }, encodeMigDataWriteRequest, (p) =>
+    decodeMigDataWriteRequest(p, { maxDataXferSize: MAX_XFER }),
+  ),
   row('MIG_DATA_WRITE reply', Command.MigDataWrite, 'reply', undefined, encodeMigDataWriteReply, decodeMigDataWriteReply),
 ];
 

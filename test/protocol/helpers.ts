@@ -15,7 +15,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) t.pass('helpe
  * fatality, non-fatal by default). Returns the error for further checks.
  */
 export function throwsErrno(
-  t: Test, fn: () => unknown, code: ErrnoName, options: { fatal?: boolean; message?: string | RegExp } = {},
+  t: Test,
+  fn: () => unknown,
+  code: ErrnoName,
+  options: { fatal?: boolean; message?: string | RegExp } = {},
 ): ProtocolError | undefined {
   let error: unknown;
   try {
@@ -29,8 +32,8 @@ export function throwsErrno(
     return undefined;
   }
   if (process.env['SHOW_ERRORS']) console.error(`[${code}] ${error.message}`);
-  const messageOk = options.message === undefined
-    || (typeof options.message === 'string' ? error.message === options.message : options.message.test(error.message));
+  const messageOk =
+    options.message === undefined || (typeof options.message === 'string' ? error.message === options.message : options.message.test(error.message));
   t.ok(error.code === code && error.fatal === (options.fatal ?? false) && messageOk, label, {
     found: { code: error.code, fatal: error.fatal, message: error.message },
   });
@@ -41,9 +44,7 @@ export function throwsErrno(
  * A copy of `payload` with field `name` of `layout` (which starts at byte
  * `base` of the payload) set to `value`, written with the field's own type.
  */
-export function withField<F extends Fields>(
-  payload: Uint8Array, layout: Layout<F>, name: keyof F & string, value: number | bigint, base = 0,
-): Uint8Array {
+export function withField<F extends Fields>(payload: Uint8Array, layout: Layout<F>, name: keyof F & string, value: number | bigint, base = 0): Uint8Array {
   const copy = payload.slice();
   const field: FieldInfo = layout.fields[name];
   const view = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);

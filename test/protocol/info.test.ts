@@ -1,8 +1,15 @@
 /** DEVICE_GET_INFO, DEVICE_GET_IRQ_INFO and DEVICE_RESET: one bad field at a time. */
 import t from 'tap';
 import {
-  DeviceInfoLayout, IrqInfoLayout, PciIrq, decodeDeviceGetInfoReply, decodeDeviceGetInfoRequest,
-  decodeDeviceResetReply, decodeDeviceResetRequest, decodeIrqInfoReply, decodeIrqInfoRequest,
+  DeviceInfoLayout,
+  IrqInfoLayout,
+  PciIrq,
+  decodeDeviceGetInfoReply,
+  decodeDeviceGetInfoRequest,
+  decodeDeviceResetReply,
+  decodeDeviceResetRequest,
+  decodeIrqInfoReply,
+  decodeIrqInfoRequest,
 } from '../../src/protocol/index.js';
 import { throwsErrno, withField } from './helpers.js';
 import { payloadOf } from './fixtures.js';

@@ -5,11 +5,33 @@
  */
 import t from 'tap';
 import {
-  CapHeaderLayout, DeviceFeatureLayout, DeviceInfoLayout, DmaAccessLayout, DmaBitmapLayout, DmaLoggingControlLayout,
-  DmaLoggingRangeLayout, DmaLoggingReportLayout, DmaMapLayout, DmaUnmapLayout, HeaderLayout, IrqInfoLayout, IrqSetLayout,
-  MigDataLayout, MigDeviceStateLayout, MigrationFeatureLayout, RegionAccessLayout, RegionInfoLayout, RegionIoFdsLayout,
-  RegionTypeLayout, SparseMmapAreaLayout, SparseMmapLayout, SubRegionIoFdLayout, VersionLayout, WriteMultiCountLayout,
-  WriteMultiEntryLayout, type FieldInfo,
+  CapHeaderLayout,
+  DeviceFeatureLayout,
+  DeviceInfoLayout,
+  DmaAccessLayout,
+  DmaBitmapLayout,
+  DmaLoggingControlLayout,
+  DmaLoggingRangeLayout,
+  DmaLoggingReportLayout,
+  DmaMapLayout,
+  DmaUnmapLayout,
+  HeaderLayout,
+  IrqInfoLayout,
+  IrqSetLayout,
+  MigDataLayout,
+  MigDeviceStateLayout,
+  MigrationFeatureLayout,
+  RegionAccessLayout,
+  RegionInfoLayout,
+  RegionIoFdsLayout,
+  RegionTypeLayout,
+  SparseMmapAreaLayout,
+  SparseMmapLayout,
+  SubRegionIoFdLayout,
+  VersionLayout,
+  WriteMultiCountLayout,
+  WriteMultiEntryLayout,
+  type FieldInfo,
 } from '../../src/protocol/index.js';
 
 /** sizeof() of each C struct, in bytes (flexible array members excluded). */

@@ -2,8 +2,20 @@
 import t from 'tap';
 import { throwsErrno } from './helpers.js';
 import {
-  Command, FatalProtocolError, HeaderFlag, HeaderLayout, MessageType, checkHeader, checkReplyFits,
-  decodeMessage, encodeMessage, errno, errorReply, isErrorReply, messageType, replyMessage,
+  Command,
+  FatalProtocolError,
+  HeaderFlag,
+  HeaderLayout,
+  MessageType,
+  checkHeader,
+  checkReplyFits,
+  decodeMessage,
+  encodeMessage,
+  errno,
+  errorReply,
+  isErrorReply,
+  messageType,
+  replyMessage,
 } from '../../src/protocol/index.js';
 
 const LIMITS = { maxMessageSize: 1024 };

@@ -1,10 +1,22 @@
 /** REGION_READ, REGION_WRITE, REGION_WRITE_MULTI: counts, indices and bounds in bigint. */
 import t from 'tap';
 import {
-  PciRegion, QEMU_LIMITS, RegionAccessLayout, U64_MAX, WriteMultiCountLayout, WriteMultiEntryLayout,
-  decodeRegionReadReply, decodeRegionReadRequest, decodeRegionWriteMultiReply, decodeRegionWriteMultiRequest,
-  decodeRegionWriteReply, decodeRegionWriteRequest, encodeRegionReadRequest, encodeRegionWriteMultiReply,
-  encodeRegionWriteMultiRequest, encodeRegionWriteRequest,
+  PciRegion,
+  QEMU_LIMITS,
+  RegionAccessLayout,
+  U64_MAX,
+  WriteMultiCountLayout,
+  WriteMultiEntryLayout,
+  decodeRegionReadReply,
+  decodeRegionReadRequest,
+  decodeRegionWriteMultiReply,
+  decodeRegionWriteMultiRequest,
+  decodeRegionWriteReply,
+  decodeRegionWriteRequest,
+  encodeRegionReadRequest,
+  encodeRegionWriteMultiReply,
+  encodeRegionWriteMultiRequest,
+  encodeRegionWriteRequest,
 } from '../../src/protocol/index.js';
 import { throwsErrno, withField } from './helpers.js';
 import { MAX_XFER, REGIONS, pattern, payloadOf } from './fixtures.js';
@@ -107,7 +119,10 @@ const entryAt = (i: number) => WriteMultiCountLayout.size + i * WriteMultiEntryL
 
 t.test('REGION_WRITE_MULTI keeps only count bytes of each entry', (t) => {
   const entries = decodeRegionWriteMultiRequest(MULTI, { regions: REGIONS });
-  t.strictSame(entries.map((e) => e.data.length), [1, 4, 8]);
+  t.strictSame(
+    entries.map((e) => e.data.length),
+    [1, 4, 8],
+  );
   t.end();
 });
 

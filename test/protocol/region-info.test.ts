@@ -1,10 +1,23 @@
 /** DEVICE_GET_REGION_INFO and DEVICE_GET_REGION_IO_FDS: the two-round argsz protocol and cap chain validation. */
 import t from 'tap';
 import {
-  CapHeaderLayout, PciRegion, RegionInfoFlag, RegionInfoLayout, RegionIoFdsLayout, SparseMmapAreaLayout,
-  SparseMmapLayout, SubRegionIoFdLayout, decodeRegionInfoReply, decodeRegionInfoRequest, decodeRegionIoFdsReply,
-  decodeRegionIoFdsRequest, encodeRegionInfoReply, encodeRegionInfoRequest, regionInfoReplySize,
-  type RegionInfo, type RegionInfoReplyLimits,
+  CapHeaderLayout,
+  PciRegion,
+  RegionInfoFlag,
+  RegionInfoLayout,
+  RegionIoFdsLayout,
+  SparseMmapAreaLayout,
+  SparseMmapLayout,
+  SubRegionIoFdLayout,
+  decodeRegionInfoReply,
+  decodeRegionInfoRequest,
+  decodeRegionIoFdsReply,
+  decodeRegionIoFdsRequest,
+  encodeRegionInfoReply,
+  encodeRegionInfoRequest,
+  regionInfoReplySize,
+  type RegionInfo,
+  type RegionInfoReplyLimits,
 } from '../../src/protocol/index.js';
 import { throwsErrno, withField } from './helpers.js';
 import { MAX_XFER, bar0Info, payloadOf } from './fixtures.js';
@@ -70,7 +83,11 @@ t.test('second round: the full reply carries CAPS, cap_offset 32 and a linked ch
   t.equal(head.capOffset, 32);
   t.strictSame(
     [SPARSE_AT, MSIX_AT, TYPE_AT].map((at) => CapHeaderLayout.decode(FULL, at)),
-    [{ id: 1, version: 1, next: MSIX_AT }, { id: 3, version: 1, next: TYPE_AT }, { id: 2, version: 1, next: 0 }],
+    [
+      { id: 1, version: 1, next: MSIX_AT },
+      { id: 3, version: 1, next: TYPE_AT },
+      { id: 2, version: 1, next: 0 },
+    ],
   );
   t.strictSame(encodeRegionInfoReply(bar0Info, 4096), FULL, 'a larger argsz does not grow the reply');
   t.end();
@@ -98,7 +115,18 @@ t.test('an unknown cap id is skipped and reported, as QEMU ignores it', (t) => {
 });
 
 t.test('zero-size sparse areas are allowed (QEMU skips them)', (t) => {
-  const info: RegionInfo = { ...bar0Info, caps: [{ kind: 'sparse-mmap', areas: [{ offset: 0n, size: 0n }, { offset: 0n, size: 0x1000n }] }] };
+  const info: RegionInfo = {
+    ...bar0Info,
+    caps: [
+      {
+        kind: 'sparse-mmap',
+        areas: [
+          { offset: 0n, size: 0n },
+          { offset: 0n, size: 0x1000n },
+        ],
+      },
+    ],
+  };
   const size = regionInfoReplySize(info);
   t.equal(decodeRegionInfoReply(encodeRegionInfoReply(info, size), { requestArgsz: size }).caps.length, 1);
   t.end();

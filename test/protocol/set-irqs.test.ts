@@ -1,8 +1,6 @@
 /** DEVICE_SET_IRQS: flags, argsz consistency, ranges and fds, one bad field at a time. */
 import t from 'tap';
-import {
-  IrqSetFlag, IrqSetLayout, PciIrq, decodeSetIrqsRequest, encodeSetIrqsRequest, type SetIrqsLimits,
-} from '../../src/protocol/index.js';
+import { IrqSetFlag, IrqSetLayout, PciIrq, decodeSetIrqsRequest, encodeSetIrqsRequest, type SetIrqsLimits } from '../../src/protocol/index.js';
 import { throwsErrno, withField } from './helpers.js';
 import { IRQ_LIMITS, MAX_XFER, payloadOf } from './fixtures.js';
 
@@ -62,7 +60,10 @@ const cases: Array<[string, Uint8Array, Partial<SetIrqsLimits>?]> = [
   ['count 0 with DATA_EVENTFD', withField(DISABLE, IrqSetLayout, 'flags', IrqSetFlag.DataEventfd | IrqSetFlag.ActionTrigger)],
   ['DATA_BOOL with fewer bytes than count', withField(BOOL, IrqSetLayout, 'argsz', 23).subarray(0, 23)],
   ['DATA_BOOL with more bytes than count', withField(BOOL, IrqSetLayout, 'count', 3)],
-  ['DATA_NONE with data bytes', withField(withField(BOOL, IrqSetLayout, 'flags', IrqSetFlag.DataNone | IrqSetFlag.ActionMask), IrqSetLayout, 'argsz', BOOL.length)],
+  [
+    'DATA_NONE with data bytes',
+    withField(withField(BOOL, IrqSetLayout, 'flags', IrqSetFlag.DataNone | IrqSetFlag.ActionMask), IrqSetLayout, 'argsz', BOOL.length),
+  ],
   ['fds with DATA_NONE', DISABLE, { fdCount: 1 }],
   ['fds with DATA_BOOL', BOOL, { fdCount: 4 }],
   ['fewer fds than count', withField(EVENTFD, IrqSetLayout, 'count', 2), { fdCount: 1 }],

@@ -1,7 +1,12 @@
 /** VERSION: QEMU's real request, capability validation (one bad value at a time), reply size limit. */
 import t from 'tap';
 import {
-  QEMU_LIMITS, checkVersionReplyFits, decodeVersion, decodeVersionReply, decodeVersionRequest, encodeVersion,
+  QEMU_LIMITS,
+  checkVersionReplyFits,
+  decodeVersion,
+  decodeVersionReply,
+  decodeVersionRequest,
+  encodeVersion,
   encodeVersionReply,
 } from '../../src/protocol/index.js';
 import { throwsErrno } from './helpers.js';
@@ -17,8 +22,10 @@ function raw(json: string | Uint8Array, { nul = true, major = 0, minor = 0 } = {
 }
 
 /** What QEMU 11.1.3 sends (VFIO-USER.md §2, observed): 198 bytes of payload. */
-const QEMU_REQUEST = raw('{"capabilities": {"pgsizes": 4096, "max_msg_fds": 16, "max_dma_maps": 65535, '
-  + '"max_data_xfer_size": 1048576, "migration": {"max_bitmap_size": 268435456, "pgsize": 4096}, "write_multiple": true}}');
+const QEMU_REQUEST = raw(
+  '{"capabilities": {"pgsizes": 4096, "max_msg_fds": 16, "max_dma_maps": 65535, ' +
+    '"max_data_xfer_size": 1048576, "migration": {"max_bitmap_size": 268435456, "pgsize": 4096}, "write_multiple": true}}',
+);
 
 t.test("QEMU 11.1.3's observed request decodes", (t) => {
   t.equal(QEMU_REQUEST.length, QEMU_LIMITS.versionRequestPayload);
@@ -26,8 +33,12 @@ t.test("QEMU 11.1.3's observed request decodes", (t) => {
     major: 0,
     minor: 0,
     capabilities: {
-      maxMsgFds: 16, maxDataXferSize: 1048576, pgsizes: 4096, maxDmaMaps: 65535,
-      migration: { pgsize: 4096, maxBitmapSize: 268435456 }, writeMultiple: true,
+      maxMsgFds: 16,
+      maxDataXferSize: 1048576,
+      pgsizes: 4096,
+      maxDmaMaps: 65535,
+      migration: { pgsize: 4096, maxBitmapSize: 268435456 },
+      writeMultiple: true,
     },
   });
   t.end();
@@ -35,7 +46,9 @@ t.test("QEMU 11.1.3's observed request decodes", (t) => {
 
 t.test('the recommended server reply is compact JSON that fits QEMU', (t) => {
   const reply = encodeVersionReply({
-    major: 0, minor: 0, capabilities: { maxMsgFds: 16, maxDataXferSize: 1048576, pgsizes: 4096, maxDmaMaps: 65535 },
+    major: 0,
+    minor: 0,
+    capabilities: { maxMsgFds: 16, maxDataXferSize: 1048576, pgsizes: 4096, maxDmaMaps: 65535 },
   });
   const text = new TextDecoder().decode(reply.subarray(4, -1));
   t.equal(text, '{"capabilities":{"max_msg_fds":16,"max_data_xfer_size":1048576,"pgsizes":4096,"max_dma_maps":65535}}');
@@ -76,8 +89,9 @@ t.test('unknown keys survive an encode/decode round trip', (t) => {
 });
 
 t.test('twin_socket is parsed (QEMU 11.1.3 does not support it)', (t) => {
-  t.strictSame(decodeVersion(raw('{"capabilities":{"twin_socket":{"supported":true,"fd_index":0}}}')).capabilities,
-    { twinSocket: { supported: true, fdIndex: 0 } });
+  t.strictSame(decodeVersion(raw('{"capabilities":{"twin_socket":{"supported":true,"fd_index":0}}}')).capabilities, {
+    twinSocket: { supported: true, fdIndex: 0 },
+  });
   t.end();
 });
 

@@ -9,7 +9,11 @@ t.test('fields are packed in declaration order', (t) => {
   t.equal(Access.size, 16);
   t.strictSame(
     Object.entries(Access.fields).map(([name, f]) => [name, f.offset, f.size]),
-    [['offset', 0, 8], ['region', 8, 4], ['count', 12, 4]],
+    [
+      ['offset', 0, 8],
+      ['region', 8, 4],
+      ['count', 12, 4],
+    ],
   );
   t.equal(Mixed.size, 1 + 2 + 4 + 8 + 3);
   t.equal(Mixed.fields.e.offset, 15);
@@ -25,9 +29,7 @@ t.test('decode infers field types: u64 as bigint, smaller as number', (t) => {
 
 t.test('values are little-endian', (t) => {
   const encoded = Mixed.encode({ a: 0x12, b: 0x3456, c: 0x789abcde, d: 0x0102030405060708n, e: Uint8Array.of(7, 8, 9) });
-  t.strictSame([...encoded], [
-    0x12, 0x56, 0x34, 0xde, 0xbc, 0x9a, 0x78, 8, 7, 6, 5, 4, 3, 2, 1, 7, 8, 9,
-  ]);
+  t.strictSame([...encoded], [0x12, 0x56, 0x34, 0xde, 0xbc, 0x9a, 0x78, 8, 7, 6, 5, 4, 3, 2, 1, 7, 8, 9]);
   t.end();
 });
 

@@ -13,7 +13,14 @@ function simulated(timeSliceNs = 2_000_000) {
 }
 
 /** Keep `depth` batches of `cost` ns outstanding for a vGPU until `until` device time has passed. */
-async function flood(sched: FairScheduler, job: (ns: number) => () => Promise<{ deviceNs: number }>, vgpu: string, cost: number, depth: number, stop: () => boolean): Promise<number> {
+async function flood(
+  sched: FairScheduler,
+  job: (ns: number) => () => Promise<{ deviceNs: number }>,
+  vgpu: string,
+  cost: number,
+  depth: number,
+  stop: () => boolean,
+): Promise<number> {
   let done = 0;
   const worker = async () => {
     while (!stop()) {
@@ -71,11 +78,17 @@ t.test('an idle vGPU banks no credit and is not charged', async (t) => {
   t.equal(share(sched, 'sleeper'), 0, 'idle: no device time');
   const before = { busy: sched.stats().find((s) => s.name === 'busy')!.deviceNs, sleeper: 0 };
   const start = clock();
-  await Promise.all([flood(sched, job, 'busy', 1_000_000, 2, () => clock() > start + 4e8), flood(sched, job, 'sleeper', 1_000_000, 2, () => clock() > start + 4e8)]);
+  await Promise.all([
+    flood(sched, job, 'busy', 1_000_000, 2, () => clock() > start + 4e8),
+    flood(sched, job, 'sleeper', 1_000_000, 2, () => clock() > start + 4e8),
+  ]);
   const s = Object.fromEntries(sched.stats().map((x) => [x.name, x.deviceNs]));
   const busyNew = s.busy! - before.busy;
   const sleeperNew = s.sleeper!;
-  t.ok(Math.abs(busyNew - sleeperNew) / (busyNew + sleeperNew) < 0.05, `after waking, equal halves: ${busyNew / 1e6} vs ${sleeperNew / 1e6} ms (no burst from banked idle time)`);
+  t.ok(
+    Math.abs(busyNew - sleeperNew) / (busyNew + sleeperNew) < 0.05,
+    `after waking, equal halves: ${busyNew / 1e6} vs ${sleeperNew / 1e6} ms (no burst from banked idle time)`,
+  );
 });
 
 t.test('priorities within a vGPU; in-flight limit; unregister', async (t) => {
@@ -128,20 +141,24 @@ t.test('a batch past the time limit is reported at the limit; the device is not 
 t.test('an overrun is reported to onOverrun, which can stop the batch (a device reset)', async (t) => {
   const overruns: string[] = [];
   let failRunning!: (e: Error) => void;
-  const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 20e6, onOverrun: (vgpu) => {
-    overruns.push(vgpu);
-    failRunning(new Error('reset')); // what the daemon's reset does to the running batch
-  } });
+  const sched = new FairScheduler({
+    timeSliceNs: 1e6,
+    batchTimeLimitNs: 20e6,
+    onOverrun: (vgpu) => {
+      overruns.push(vgpu);
+      failRunning(new Error('reset')); // what the daemon's reset does to the running batch
+    },
+  });
   sched.register('hog', 1);
   sched.register('other', 1);
   const hog = sched.submit('hog', 0, () => new Promise((_r, reject) => (failRunning = reject)));
   const other = sched.submit('other', 0, async () => ({ deviceNs: 1 }));
   await t.rejects(hog, /execution time limit/, 'the hog hears of the limit, not of the reset');
   await other;
-  t.same(overruns, ['hog'], 'onOverrun named the vGPU, and the next batch ran once the hog\'s ended');
+  t.same(overruns, ['hog'], "onOverrun named the vGPU, and the next batch ran once the hog's ended");
 });
 
-t.test('a batch\'s clock starts once the device is ready', async (t) => {
+t.test("a batch's clock starts once the device is ready", async (t) => {
   let ready: (() => void) | null = null;
   let gate: Promise<void> | null = new Promise<void>((r) => (ready = r));
   const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 30e6, deviceReady: () => gate });

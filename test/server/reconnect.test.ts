@@ -74,7 +74,10 @@ t.test('a second client is refused while one is connected', async (t) => {
   fs.writeFileSync(path.join(dir, 'not-a-socket'), '');
   const device = new MdgpuDevice({ name: 'second', apertureSize: 1 << 20, host: nativeHostOps(native) });
   const server = new VfioUserServer({ socketPath, device: device.pci, native });
-  t.throws(() => new VfioUserServer({ socketPath: path.join(dir, 'not-a-socket'), device: device.pci, native }).listen(), 'a regular file in the way is not removed');
+  t.throws(
+    () => new VfioUserServer({ socketPath: path.join(dir, 'not-a-socket'), device: device.pci, native }).listen(),
+    'a regular file in the way is not removed',
+  );
   server.listen();
   t.teardown(() => {
     server.close();

@@ -12,7 +12,11 @@ import { APERTURE_BAR, REGISTER_BAR } from '../../src/vgpu/device.js';
 import { MDGPU_ID, MDGPU_REGS } from '../../src/vgpu/regs.js';
 import { native, readU32, serveDevice, tick, u32le } from '../helpers/served-device.js';
 
-const errnoOf = (p: Promise<unknown>) => p.then(() => 'none', (err: unknown) => (err instanceof ErrorReply ? err.code : String(err)));
+const errnoOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'none',
+    (err: unknown) => (err instanceof ErrorReply ? err.code : String(err)),
+  );
 
 t.test('commands before VERSION are refused, then VERSION negotiates 0.0', async (t) => {
   const s = serveDevice();
@@ -33,7 +37,9 @@ t.test('VERSION reply fits in the request (QEMU reads it into a buffer that size
   t.equal(frame.payload.length, 4, 'a request without JSON gets a reply without JSON');
   const s2 = serveDevice();
   t.teardown(() => s2.close());
-  const qemuLike = new TextEncoder().encode('{"capabilities": {"pgsizes": 4096, "max_msg_fds": 16, "max_dma_maps": 65535, "max_data_xfer_size": 1048576, "migration": {"max_bitmap_size": 268435456, "pgsize": 4096}, "write_multiple": true}}\0');
+  const qemuLike = new TextEncoder().encode(
+    '{"capabilities": {"pgsizes": 4096, "max_msg_fds": 16, "max_dma_maps": 65535, "max_data_xfer_size": 1048576, "migration": {"max_bitmap_size": 268435456, "pgsize": 4096}, "write_multiple": true}}\0',
+  );
   const request = new Uint8Array(4 + qemuLike.length);
   request.set(qemuLike, 4);
   t.equal(request.length, 198, 'the request QEMU 11.1.3 sends');
@@ -104,7 +110,11 @@ t.test('REGION_READ/WRITE: config space, registers, bounds', async (t) => {
   t.equal(await errnoOf(s.client.regionRead(REGISTER_BAR, 0xffff_ffff_ffff_fffen, 4)), 'EINVAL', 'offset+count overflows');
   t.equal(await errnoOf(s.client.regionRead(1, 0, 4)), 'EINVAL', 'empty region');
   t.equal(await errnoOf(s.client.regionRead(12, 0, 4)), 'EINVAL', 'no such region');
-  t.equal(await errnoOf(s.client.request(Command.RegionRead, encodeRegionReadRequest({ offset: 0n, region: 7, count: (1 << 20) + 1 }))), 'EINVAL', 'count > max_data_xfer_size');
+  t.equal(
+    await errnoOf(s.client.request(Command.RegionRead, encodeRegionReadRequest({ offset: 0n, region: 7, count: (1 << 20) + 1 }))),
+    'EINVAL',
+    'count > max_data_xfer_size',
+  );
   const before = s.device.pci.trappedAccesses;
   await s.client.regionRead(APERTURE_BAR, 0, 4);
   t.equal(s.device.pci.trappedAccesses, before + 1, 'trapped accesses counted');
@@ -129,8 +139,16 @@ t.test('SET_IRQS with eventfds: the device signals the latest one', async (t) =>
   t.same(s.device.pci.irqs.heldFds(), [], 'disable released the server-side fd');
   const efd2 = native.eventfd(0, 0);
   t.teardown(() => native.close(efd2));
-  t.equal(await errnoOf(s.client.setIrqs({ index: IrqIndex.MSIX, action: 'trigger', start: 3, count: 2, data: { kind: 'eventfd' } }, [efd2, efd2])), 'EINVAL', 'range beyond the vectors');
-  t.equal(await errnoOf(s.client.setIrqs({ index: IrqIndex.MSIX, action: 'mask', start: 0, count: 1, data: { kind: 'none' } })), 'EINVAL', 'MSI-X not maskable here');
+  t.equal(
+    await errnoOf(s.client.setIrqs({ index: IrqIndex.MSIX, action: 'trigger', start: 3, count: 2, data: { kind: 'eventfd' } }, [efd2, efd2])),
+    'EINVAL',
+    'range beyond the vectors',
+  );
+  t.equal(
+    await errnoOf(s.client.setIrqs({ index: IrqIndex.MSIX, action: 'mask', start: 0, count: 1, data: { kind: 'none' } })),
+    'EINVAL',
+    'MSI-X not maskable here',
+  );
 });
 
 t.test('DMA_MAP/UNMAP with a memfd: zero-copy guest memory; errors', async (t) => {
@@ -140,7 +158,10 @@ t.test('DMA_MAP/UNMAP with a memfd: zero-copy guest memory; errors', async (t) =
   const memfd = native.memfdCreate('guest-ram', 0);
   native.ftruncate(memfd, 0x10000);
   const guest = new Uint8Array(native.mmap(memfd, 0, 0x10000, native.PROT_READ | native.PROT_WRITE));
-  t.teardown(() => { native.munmap(guest.buffer as ArrayBuffer); native.close(memfd); });
+  t.teardown(() => {
+    native.munmap(guest.buffer as ArrayBuffer);
+    native.close(memfd);
+  });
   await s.client.dmaMap({ address: 0x100000n, size: 0x8000n, offset: 0x8000n, fd: memfd });
   guest.set([1, 2, 3, 4], 0x8010);
   await s.client.regionWrite(RegionIndex.CONFIG, PciReg.COMMAND, Uint8Array.of(0x06, 0x00));
@@ -169,7 +190,10 @@ t.test('message-based DMA for memory without an fd: DMA_READ/WRITE go to the cli
   t.teardown(() => s.close());
   await s.client.version();
   await s.client.dmaMap({ address: 0n, size: 0x2000n });
-  const errno = await s.device.pci.dma.read(0n, 4).then(() => 'none', (e: { errno: string }) => e.errno);
+  const errno = await s.device.pci.dma.read(0n, 4).then(
+    () => 'none',
+    (e: { errno: string }) => e.errno,
+  );
   t.equal(errno, 'ENODEV', 'no DMA before Bus Master Enable');
   await s.client.regionWrite(RegionIndex.CONFIG, PciReg.COMMAND, Uint8Array.of(0x04, 0x00));
   t.same([...(await s.device.pci.dma.read(0x10n, 4))], [0x10, 0x11, 0x12, 0x13]);
@@ -206,7 +230,10 @@ t.test('an untrusted stream is closed: fds where none are allowed', async (t) =>
   t.teardown(() => s.close());
   await s.client.version();
   const efd = native.eventfd(0, 0);
-  s.client.sendRaw(encodeMessage({ msgId: 1, command: Command.RegionRead, flags: MessageType.Command }, encodeRegionReadRequest({ offset: 0n, region: 7, count: 4 })), [efd]);
+  s.client.sendRaw(
+    encodeMessage({ msgId: 1, command: Command.RegionRead, flags: MessageType.Command }, encodeRegionReadRequest({ offset: 0n, region: 7, count: 4 })),
+    [efd],
+  );
   native.close(efd);
   await s.client.waitClosed();
   t.ok(s.client.isClosed);
@@ -217,7 +244,14 @@ t.test('an untrusted stream is closed: bad type bits, oversized size', async (t)
   for (const [name, bytes] of [
     ['type 2', encodeMessage({ msgId: 1, command: Command.DeviceGetInfo, flags: 2 }, new Uint8Array(16))],
     ['unknown flag', encodeMessage({ msgId: 1, command: Command.DeviceGetInfo, flags: 0x100 }, new Uint8Array(16))],
-    ['size 8 GiB-ish', (() => { const m = encodeMessage({ msgId: 1, command: 9, flags: 0 }); new DataView(m.buffer).setUint32(4, 0xffff_fff0, true); return m; })()],
+    [
+      'size 8 GiB-ish',
+      (() => {
+        const m = encodeMessage({ msgId: 1, command: 9, flags: 0 });
+        new DataView(m.buffer).setUint32(4, 0xffff_fff0, true);
+        return m;
+      })(),
+    ],
   ] as const) {
     const s = serveDevice();
     s.client.sendRaw(bytes);

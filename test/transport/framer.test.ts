@@ -5,8 +5,16 @@
 import t from 'tap';
 import { Framer, type Frame } from '../../src/transport/framer.js';
 import {
-  Command, FatalProtocolError, HeaderFlag, HeaderLayout, MessageType, encodeMessage, encodeRegionWriteRequest,
-  encodeVersion, errno, errorReply,
+  Command,
+  FatalProtocolError,
+  HeaderFlag,
+  HeaderLayout,
+  MessageType,
+  encodeMessage,
+  encodeRegionWriteRequest,
+  encodeVersion,
+  errno,
+  errorReply,
 } from '../../src/protocol/index.js';
 
 const MAX = 4096;
@@ -18,13 +26,24 @@ function pattern(length: number, seed: number): Uint8Array {
 /** Sample messages of different shapes: header only, small body, JSON body, larger body, error reply. */
 const MESSAGES: ReadonlyArray<[string, Uint8Array]> = [
   ['DEVICE_RESET (header only)', encodeMessage({ msgId: 1, command: Command.DeviceReset, flags: MessageType.Command })],
-  ['posted REGION_WRITE', encodeMessage(
-    { msgId: 2, command: Command.RegionWrite, flags: MessageType.Command | HeaderFlag.NoReply },
-    encodeRegionWriteRequest({ offset: 0x40n, region: 0, data: pattern(8, 1) }),
-  )],
-  ['VERSION', encodeMessage({ msgId: 3, command: Command.Version, flags: MessageType.Command }, encodeVersion({
-    major: 0, minor: 0, capabilities: { maxMsgFds: 16, maxDataXferSize: 1048576, pgsizes: 4096, maxDmaMaps: 65535 },
-  }))],
+  [
+    'posted REGION_WRITE',
+    encodeMessage(
+      { msgId: 2, command: Command.RegionWrite, flags: MessageType.Command | HeaderFlag.NoReply },
+      encodeRegionWriteRequest({ offset: 0x40n, region: 0, data: pattern(8, 1) }),
+    ),
+  ],
+  [
+    'VERSION',
+    encodeMessage(
+      { msgId: 3, command: Command.Version, flags: MessageType.Command },
+      encodeVersion({
+        major: 0,
+        minor: 0,
+        capabilities: { maxMsgFds: 16, maxDataXferSize: 1048576, pgsizes: 4096, maxDmaMaps: 65535 },
+      }),
+    ),
+  ],
   ['REGION_READ reply', encodeMessage({ msgId: 4, command: Command.RegionRead, flags: MessageType.Reply }, pattern(300, 2))],
   ['error reply', errorReply({ msgId: 5, command: Command.DmaMap }, errno('EEXIST'))],
 ];
@@ -52,7 +71,13 @@ function header(fields: { size: number; flags: number; msgId?: number; command?:
 /** A framer whose body allocations are counted. */
 function countingFramer(maxMessageSize = MAX): { framer: Framer; allocations: number[] } {
   const allocations: number[] = [];
-  const framer = new Framer({ maxMessageSize, allocate: (size) => { allocations.push(size); return new Uint8Array(size); } });
+  const framer = new Framer({
+    maxMessageSize,
+    allocate: (size) => {
+      allocations.push(size);
+      return new Uint8Array(size);
+    },
+  });
   return { framer, allocations };
 }
 
@@ -75,12 +100,15 @@ t.test('reading with wanted()-sized chunks yields every message', (t) => {
   const stream = concat(...MESSAGES.map(([, m]) => m));
   const framer = new Framer({ maxMessageSize: MAX });
   const frames: Frame[] = [];
-  for (let at = 0; at < stream.length;) {
+  for (let at = 0; at < stream.length; ) {
     const n = Math.min(framer.wanted(), stream.length - at);
     frames.push(...framer.push(stream.subarray(at, at + n)));
     at += n;
   }
-  t.strictSame(frames, MESSAGES.map(([, m]) => expectedFrame(m)));
+  t.strictSame(
+    frames,
+    MESSAGES.map(([, m]) => expectedFrame(m)),
+  );
   t.end();
 });
 

@@ -19,7 +19,14 @@ t.test('basic alloc, alignment, release and coalescing', (t) => {
   t.same(x, { offset: 0x1000, size: 0x1000 });
   const y = a.alloc(0x2000, 0x10000)!;
   t.equal(y.offset, 0x10000, 'aligned to 64 KiB');
-  t.same(a.freeRanges(), [{ offset: 0x2000, size: 0xe000 }, { offset: 0x12000, size: 0xee000 }], 'alignment gap stays free');
+  t.same(
+    a.freeRanges(),
+    [
+      { offset: 0x2000, size: 0xe000 },
+      { offset: 0x12000, size: 0xee000 },
+    ],
+    'alignment gap stays free',
+  );
   const z = a.alloc(0x3000, 0x1000)!;
   t.equal(z.offset, 0x2000, 'first fit reuses the gap');
   a.release(x);

@@ -33,7 +33,8 @@ t.test('docs/device.md documents every mailbox operation, result and query param
 t.test('the committed C header is what the generator writes', (t) => {
   t.equal(fs.readFileSync(headerFile(), 'utf8'), generateHeader(), 'run `npm run gen-header` after changing the tables');
   const header = generateHeader();
-  for (const [name, reg] of Object.entries(MDGPU_REGS)) t.match(header, new RegExp(`#define MDGPU_REG_${name} +0x${reg.offset.toString(16).padStart(3, '0')}u`));
+  for (const [name, reg] of Object.entries(MDGPU_REGS))
+    t.match(header, new RegExp(`#define MDGPU_REG_${name} +0x${reg.offset.toString(16).padStart(3, '0')}u`));
   t.match(header, /#define MDGPU_OP_BO_ALLOC +0x0010/);
   t.match(header, /#define MDGPU_RESULT_OVER_QUOTA +6/);
   t.end();
@@ -48,7 +49,11 @@ t.test('docs/device.md gives each command its opcode and size', async (t) => {
     if (size > 8) t.match(line ?? '', `(${size} bytes)`, `${name} is ${size} bytes`);
   }
   for (const [name, e] of Object.entries(SUBMIT_ERRORS)) {
-    if (name !== 'OK') t.ok(lines.some((l) => l.startsWith(`| \`${name}\` | ${e.code} |`)), `submission error ${name}`);
+    if (name !== 'OK')
+      t.ok(
+        lines.some((l) => l.startsWith(`| \`${name}\` | ${e.code} |`)),
+        `submission error ${name}`,
+      );
   }
 });
 
@@ -72,7 +77,14 @@ t.test("the guest library's command header (mdgpu_cmd.h) agrees with the TypeScr
   t.equal(define('MDGPU_SUBMIT_MAX_BYTES'), DEFAULT_COMMAND_LIMITS.maxSubmissionBytes);
   t.equal(define('MDGPU_SUBMIT_MAX_COMMANDS'), DEFAULT_COMMAND_LIMITS.maxCommands);
   for (const [name, e] of Object.entries(SUBMIT_ERRORS)) t.equal(define(`MDGPU_SUBMIT_${name}`), e.code, `submission error ${name}`);
-  for (const [field, c] of [['head', 'head'], ['doorbellNeeded', 'doorbell_needed'], ['completed', 'completed'], ['errorFence', 'error_fence'], ['errorCode', 'error_code'], ['errorHead', 'error_head']] as const) {
+  for (const [field, c] of [
+    ['head', 'head'],
+    ['doorbellNeeded', 'doorbell_needed'],
+    ['completed', 'completed'],
+    ['errorFence', 'error_fence'],
+    ['errorCode', 'error_code'],
+    ['errorHead', 'error_head'],
+  ] as const) {
     const m = new RegExp(`offsetof\\(struct mdgpu_queue_control, ${c}\\) == (0x[0-9a-f]+)`).exec(header);
     t.equal(Number(m?.[1]), QueueControl.fields[field].offset, `control block ${c}`);
   }

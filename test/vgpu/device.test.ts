@@ -34,7 +34,10 @@ t.test('identity and header as documented', (t) => {
   t.equal(cfg32(PciReg.REVISION_ID) >>> 8, 0x030200, 'class 3D controller');
   t.equal(dev.pci.config.u8(PciReg.INTERRUPT_PIN), 1);
   t.equal(dev.pci.config.u8(PciReg.HEADER_TYPE), 0);
-  t.same(dev.pci.config.capabilities().map((c) => c.id), [PciCapId.PM, PciCapId.MSIX, PciCapId.EXP]);
+  t.same(
+    dev.pci.config.capabilities().map((c) => c.id),
+    [PciCapId.PM, PciCapId.MSIX, PciCapId.EXP],
+  );
   const msix = dev.pci.config.capabilities().find((c) => c.id === PciCapId.MSIX)!.offset;
   t.equal(cfg32(msix + 4), MSIX_TABLE_OFFSET | REGISTER_BAR, 'MSI-X table in BAR2');
   t.equal(cfg32(msix + 8), MSIX_PBA_OFFSET | REGISTER_BAR, 'PBA in BAR2');
@@ -50,7 +53,7 @@ t.test('BAR sizing through config writes', (t) => {
   t.equal(cfg32(0x10), 0x0c, 'BAR0: 64-bit prefetchable memory');
   cfgW32(0x10, 0xffffffff);
   cfgW32(0x14, 0xffffffff);
-  t.equal(cfg32(0x10), (~(APERTURE - 1) & ~0xf | 0xc) >>> 0);
+  t.equal(cfg32(0x10), ((~(APERTURE - 1) & ~0xf) | 0xc) >>> 0);
   t.equal(cfg32(0x14), 0xffffffff);
   cfgW32(0x18, 0xffffffff);
   t.equal(cfg32(0x18), (~(REGISTER_BAR_SIZE - 1) & ~0xf) >>> 0, 'BAR2: 32-bit, 16 KiB');

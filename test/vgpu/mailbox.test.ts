@@ -49,7 +49,10 @@ t.test('contexts, allocation, info, free; allocations are zeroed', (t) => {
   dev.aperture.fill(0xbb, ALLOC_BASE, ALLOC_BASE + 0x2000);
   const again = op(O.BO_ALLOC, ctx.rets[0]!, 0x2000, 0, 0, 0);
   t.equal(again.rets[1], ALLOC_BASE, 'same range handed out again');
-  t.ok(dev.aperture.subarray(ALLOC_BASE, ALLOC_BASE + 0x2000).every((b) => b === 0), '...and zeroed before the guest sees it');
+  t.ok(
+    dev.aperture.subarray(ALLOC_BASE, ALLOC_BASE + 0x2000).every((b) => b === 0),
+    '...and zeroed before the guest sees it',
+  );
   const aligned = op(O.BO_ALLOC, ctx.rets[0]!, 0x1000, 0, 16, 0);
   t.equal(aligned.rets[1]! % 0x10000, 0, '64 KiB alignment');
   t.equal(op(O.QUERY, QUERY_PARAMS.BUFFERS.code).rets[0], 2);
@@ -99,8 +102,8 @@ t.test('hostile mailbox arguments get their result code and change nothing', (t)
     ['alignment too large', O.BO_ALLOC, [ctx, 0x1000, 0, 31, 0], R.BAD_FLAGS],
     ['context 0', O.BO_ALLOC, [0, 0x1000, 0, 0, 0], R.BAD_CONTEXT],
     ['unknown context', O.BO_ALLOC, [12345, 0x1000, 0, 0, 0], R.BAD_CONTEXT],
-    ['free of another context\'s buffer', O.BO_FREE, [other, bo], R.BAD_HANDLE],
-    ['info of another context\'s buffer', O.BO_INFO, [other, bo], R.BAD_HANDLE],
+    ["free of another context's buffer", O.BO_FREE, [other, bo], R.BAD_HANDLE],
+    ["info of another context's buffer", O.BO_INFO, [other, bo], R.BAD_HANDLE],
     ['unknown handle', O.BO_FREE, [ctx, 999], R.BAD_HANDLE],
     ['destroy unknown context', O.CTX_DESTROY, [777], R.BAD_CONTEXT],
   ];

@@ -1,9 +1,8 @@
 import t from 'tap';
-import { MdgpuDevice, REGISTER_BAR } from '../../src/vgpu/device.js';
-import { MDGPU_REGS } from '../../src/vgpu/regs.js';
+import { MdgpuDevice } from '../../src/vgpu/device.js';
 import { MAILBOX_OPS, MAILBOX_RESULTS } from '../../src/vgpu/mailbox-ops.js';
 import { QueueControl, QUEUE_CONTROL_SIZE } from '../../src/vgpu/queues.js';
-import { encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
+import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { SUBMIT_ERRORS } from '../../src/vgpu/commands.js';
 import { setLogSink } from '../../src/log.js';
 import { FakeHost } from '../helpers/fake-host.js';
@@ -17,7 +16,12 @@ const RING = 0x4000;
 async function setup() {
   const host = new FakeHost();
   let backend: ReferenceBackend | null = null;
-  const dev = new MdgpuDevice({ name: 'q', apertureSize: APERTURE, host, backend: { run: (c, m) => backend!.run(c, m), createKernel: (s, b, p) => backend!.createKernel(s), destroyKernel: () => backend!.destroyKernel() } });
+  const dev = new MdgpuDevice({
+    name: 'q',
+    apertureSize: APERTURE,
+    host,
+    backend: { run: (c, m) => backend!.run(c, m), createKernel: (s, _b, _p) => backend!.createKernel(s), destroyKernel: () => backend!.destroyKernel() },
+  });
   backend = new ReferenceBackend(dev.aperture);
   dev.queues.graceMs = 2;
   const guest = new HostGuest(dev);
@@ -66,7 +70,12 @@ t.test('a queue runs submissions and writes fences; the first one rings, later o
   s.w('IRQ_ENABLE', 0xff);
   s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0x100 }, size: 0x100, value: 0x01020304 }], fence));
   // Published while the device polls: no doorbell needed.
-  s.publish(encodeSubmission([{ op: 'copy', src: { buffer: s.data.handle, offset: 0x100 }, dst: { buffer: s.data.handle, offset: 0x800 }, size: 0x100 }], { ...fence, value: 2n }));
+  s.publish(
+    encodeSubmission([{ op: 'copy', src: { buffer: s.data.handle, offset: 0x100 }, dst: { buffer: s.data.handle, offset: 0x800 }, size: 0x100 }], {
+      ...fence,
+      value: 2n,
+    }),
+  );
   await s.completions(2);
   t.same(s.done, [null, null]);
   t.equal(s.doorbells.length, 1, 'one doorbell for two submissions');
@@ -88,7 +97,15 @@ t.test('a submission that wraps around the ring end runs', async (t) => {
   const pad = encodeSubmission([{ op: 'nop', length: RING - 48 - 40 }]);
   s.publish(pad);
   await s.completions(1);
-  s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0 }, size: 16, value: 7 }, { op: 'fill', dst: { buffer: s.data.handle, offset: 16 }, size: 16, value: 9 }], { dst: { buffer: s.data.handle, offset: 64 }, value: 5n }));
+  s.publish(
+    encodeSubmission(
+      [
+        { op: 'fill', dst: { buffer: s.data.handle, offset: 0 }, size: 16, value: 7 },
+        { op: 'fill', dst: { buffer: s.data.handle, offset: 16 }, size: 16, value: 9 },
+      ],
+      { dst: { buffer: s.data.handle, offset: 64 }, value: 5n },
+    ),
+  );
   await s.completions(2);
   t.same(s.done, [null, null]);
   t.equal(s.view.getUint32(s.data.offset + 16, true), 9);
@@ -100,7 +117,12 @@ t.test('a hostile submission fails with an error fence and record; the next vali
   s.w('IRQ_ENABLE', 0xff);
   const fence = (value: bigint) => ({ dst: { buffer: s.data.handle, offset: 8 }, value });
   s.publish(encodeSubmission([{ op: 'copy', src: { buffer: 999, offset: 0 }, dst: { buffer: s.data.handle, offset: 0 }, size: 4 }], fence(10n)));
-  s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0x40 }, size: 4, value: 0xabcd }], { dst: { buffer: s.data.handle, offset: 16 }, value: 11n }));
+  s.publish(
+    encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0x40 }, size: 4, value: 0xabcd }], {
+      dst: { buffer: s.data.handle, offset: 16 },
+      value: 11n,
+    }),
+  );
   await s.completions(2);
   t.same(s.done, ['BAD_BUFFER', null]);
   t.equal(s.view.getBigUint64(s.data.offset + 8, true), 10n | (1n << 63n), 'error fence: value with bit 63');
@@ -130,7 +152,12 @@ t.test('garbled lengths skip what was published; a bad tail stops consumption un
 t.test('WAIT: satisfied by another write; timeout fails the submission', async (t) => {
   const s = await setup();
   const flag = { buffer: s.data.handle, offset: 0x200 };
-  s.publish(encodeSubmission([{ op: 'wait', src: flag, value: 1n, timeoutNs: 2_000_000_000n }, { op: 'fill', dst: { buffer: s.data.handle, offset: 0x300 }, size: 4, value: 1 }]));
+  s.publish(
+    encodeSubmission([
+      { op: 'wait', src: flag, value: 1n, timeoutNs: 2_000_000_000n },
+      { op: 'fill', dst: { buffer: s.data.handle, offset: 0x300 }, size: 4, value: 1 },
+    ]),
+  );
   await new Promise((r) => setTimeout(r, 10));
   t.equal(s.done.length, 0, 'waiting');
   s.view.setBigUint64(s.data.offset + 0x200, 1n, true);
@@ -156,7 +183,10 @@ t.test('buffers in flight stay allocated when freed; execution failure is report
   await s.completions(1);
   const again = s.alloc(0x1000);
   t.equal(again.offset, victim.offset, 'released once the submission completed');
-  t.ok(s.dev.aperture.subarray(again.offset, again.offset + 0x1000).every((b) => b === 0), 'and zeroed');
+  t.ok(
+    s.dev.aperture.subarray(again.offset, again.offset + 0x1000).every((b) => b === 0),
+    'and zeroed',
+  );
   s.backend.fail = 'device lost';
   s.publish(encodeSubmission([{ op: 'barrier' }]));
   await s.completions(2);
@@ -180,7 +210,20 @@ t.test('kernels and queue mailbox errors', async (t) => {
   s.view.setUint32(spv.offset, 0x07230203, true);
   const k = s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 2, 8);
   t.equal(k.result, 0, 'kernel created');
-  s.publish(encodeSubmission([{ op: 'dispatch', kernel: k.ret, groups: [2, 1, 1], bindings: [{ buffer: s.data.handle, offset: 0, size: 64 }, { buffer: s.data.handle, offset: 64, size: 64 }], push: new Uint8Array(8) }]));
+  s.publish(
+    encodeSubmission([
+      {
+        op: 'dispatch',
+        kernel: k.ret,
+        groups: [2, 1, 1],
+        bindings: [
+          { buffer: s.data.handle, offset: 0, size: 64 },
+          { buffer: s.data.handle, offset: 64, size: 64 },
+        ],
+        push: new Uint8Array(8),
+      },
+    ]),
+  );
   await s.completions(1);
   t.same(s.backend.dispatches, [{ kernel: 1, groups: [2, 1, 1] }], 'dispatched with the backend kernel id');
   const R = MAILBOX_RESULTS;
@@ -238,7 +281,9 @@ t.test('without an execution backend: queues run fences and waits; GPU commands 
   const fence = guest.alloc(0x1000);
   const publish = guest.queue(RING);
   publish(encodeSubmission([{ op: 'fence', dst: { buffer: fence.handle, offset: 8 }, value: 5n }], { dst: { buffer: fence.handle, offset: 0 }, value: 1n }));
-  publish(encodeSubmission([{ op: 'fill', dst: { buffer: fence.handle, offset: 64 }, size: 4, value: 1 }], { dst: { buffer: fence.handle, offset: 16 }, value: 2n }));
+  publish(
+    encodeSubmission([{ op: 'fill', dst: { buffer: fence.handle, offset: 64 }, size: 4, value: 1 }], { dst: { buffer: fence.handle, offset: 16 }, value: 2n }),
+  );
   await guest.completions(2);
   t.same(guest.done, [null, 'EXEC_FAILED']);
   t.equal(guest.view.getBigUint64(fence.offset + 8, true), 5n, 'FENCE ran without a backend');

@@ -39,25 +39,25 @@ extern "C" {
 #endif
 
 /** MDGPU_IOCTL_BASE: ioctl type letter ('M', numbers 0x40.. to stay clear of other 'M' users). */
-#define MDGPU_IOCTL_BASE		'M'
+#define MDGPU_IOCTL_BASE 'M'
 
 /** MDGPU_WINDOW_SIZE: size of the trapped window page (BAR0[0, 4 KiB)). */
-#define MDGPU_WINDOW_SIZE		0x1000
+#define MDGPU_WINDOW_SIZE 0x1000
 
 /**
  * MDGPU_MMAP_WINDOW_OFFSET: mmap offset of the trapped window page. Buffers are never at
  * aperture offset 0 (the first page is the window), so this offset cannot name a buffer.
  */
-#define MDGPU_MMAP_WINDOW_OFFSET	0
+#define MDGPU_MMAP_WINDOW_OFFSET 0
 
 /** MDGPU_BO_FLAGS_KNOWN: BO_CREATE flags this interface defines (none yet). */
-#define MDGPU_BO_FLAGS_KNOWN		0u
+#define MDGPU_BO_FLAGS_KNOWN 0u
 
 /** MDGPU_BO_ALIGN_MIN_LOG2: smallest explicit alignment (4 KiB); 0 also means 4 KiB. */
-#define MDGPU_BO_ALIGN_MIN_LOG2		12
+#define MDGPU_BO_ALIGN_MIN_LOG2 12
 
 /** MDGPU_BO_ALIGN_MAX_LOG2: largest alignment a buffer may ask for (1 GiB). */
-#define MDGPU_BO_ALIGN_MAX_LOG2		30
+#define MDGPU_BO_ALIGN_MAX_LOG2 30
 
 /**
  * struct mdgpu_info - device information (MDGPU_IOCTL_GET_INFO)
@@ -174,31 +174,31 @@ struct mdgpu_window_set {
 /* ---- Contract 1.1: queues, kernels, fences ---- */
 
 /** MDGPU_QUEUE_CONTROL_SIZE: the control block at the start of a queue buffer (one page). */
-#define MDGPU_QUEUE_CONTROL_SIZE	0x1000
+#define MDGPU_QUEUE_CONTROL_SIZE 0x1000
 
 /** MDGPU_QUEUE_RING_MIN: smallest ring (after the control block); rings are powers of two. */
-#define MDGPU_QUEUE_RING_MIN		0x1000
+#define MDGPU_QUEUE_RING_MIN 0x1000
 
 /** MDGPU_QUEUE_RING_MAX: largest ring (16 MiB). */
-#define MDGPU_QUEUE_RING_MAX		0x1000000
+#define MDGPU_QUEUE_RING_MAX 0x1000000
 
 /** MDGPU_QUEUE_PRIORITY_MAX: queue priorities are 0..MDGPU_QUEUE_PRIORITY_MAX. */
-#define MDGPU_QUEUE_PRIORITY_MAX	3
+#define MDGPU_QUEUE_PRIORITY_MAX 3
 
 /** MDGPU_KERNEL_MAX_SPIRV: largest SPIR-V module the device accepts, in bytes. */
-#define MDGPU_KERNEL_MAX_SPIRV		0x100000
+#define MDGPU_KERNEL_MAX_SPIRV 0x100000
 
 /** MDGPU_KERNEL_MAX_BINDINGS: most storage-buffer bindings a kernel may declare. */
-#define MDGPU_KERNEL_MAX_BINDINGS	16
+#define MDGPU_KERNEL_MAX_BINDINGS 16
 
 /** MDGPU_KERNEL_MAX_PUSH_BYTES: most push-constant bytes a kernel may take. */
-#define MDGPU_KERNEL_MAX_PUSH_BYTES	128
+#define MDGPU_KERNEL_MAX_PUSH_BYTES 128
 
 /**
  * MDGPU_FENCE_ERROR: bit 63 of a fence value. The device writes a failed submission's fence
  * value with this bit set (an error fence); a waited-for value may not have it.
  */
-#define MDGPU_FENCE_ERROR		(1ULL << 63)
+#define MDGPU_FENCE_ERROR (1ULL << 63)
 
 /**
  * struct mdgpu_compute_info - queues and kernels (MDGPU_IOCTL_GET_COMPUTE_INFO)
@@ -393,29 +393,29 @@ struct mdgpu_mark {
 };
 
 /** MDGPU_IOCTL_GET_INFO: read struct mdgpu_info. */
-#define MDGPU_IOCTL_GET_INFO		_IOWR(MDGPU_IOCTL_BASE, 0x40, struct mdgpu_info)
+#define MDGPU_IOCTL_GET_INFO _IOWR(MDGPU_IOCTL_BASE, 0x40, struct mdgpu_info)
 /** MDGPU_IOCTL_BO_CREATE: create a buffer, see struct mdgpu_bo_create. */
-#define MDGPU_IOCTL_BO_CREATE		_IOWR(MDGPU_IOCTL_BASE, 0x41, struct mdgpu_bo_create)
+#define MDGPU_IOCTL_BO_CREATE _IOWR(MDGPU_IOCTL_BASE, 0x41, struct mdgpu_bo_create)
 /** MDGPU_IOCTL_BO_DESTROY: free a buffer, see struct mdgpu_bo_destroy. */
-#define MDGPU_IOCTL_BO_DESTROY		_IOWR(MDGPU_IOCTL_BASE, 0x42, struct mdgpu_bo_destroy)
+#define MDGPU_IOCTL_BO_DESTROY _IOWR(MDGPU_IOCTL_BASE, 0x42, struct mdgpu_bo_destroy)
 /** MDGPU_IOCTL_WINDOW_SET: move the trapped window, see struct mdgpu_window_set. */
-#define MDGPU_IOCTL_WINDOW_SET		_IOWR(MDGPU_IOCTL_BASE, 0x43, struct mdgpu_window_set)
+#define MDGPU_IOCTL_WINDOW_SET _IOWR(MDGPU_IOCTL_BASE, 0x43, struct mdgpu_window_set)
 /** MDGPU_IOCTL_GET_COMPUTE_INFO: read struct mdgpu_compute_info. */
-#define MDGPU_IOCTL_GET_COMPUTE_INFO	_IOWR(MDGPU_IOCTL_BASE, 0x44, struct mdgpu_compute_info)
+#define MDGPU_IOCTL_GET_COMPUTE_INFO _IOWR(MDGPU_IOCTL_BASE, 0x44, struct mdgpu_compute_info)
 /** MDGPU_IOCTL_QUEUE_CREATE: make a buffer a queue, see struct mdgpu_queue_create. */
-#define MDGPU_IOCTL_QUEUE_CREATE	_IOWR(MDGPU_IOCTL_BASE, 0x45, struct mdgpu_queue_create)
+#define MDGPU_IOCTL_QUEUE_CREATE _IOWR(MDGPU_IOCTL_BASE, 0x45, struct mdgpu_queue_create)
 /** MDGPU_IOCTL_QUEUE_DESTROY: stop a queue, see struct mdgpu_queue_destroy. */
-#define MDGPU_IOCTL_QUEUE_DESTROY	_IOWR(MDGPU_IOCTL_BASE, 0x46, struct mdgpu_queue_destroy)
+#define MDGPU_IOCTL_QUEUE_DESTROY _IOWR(MDGPU_IOCTL_BASE, 0x46, struct mdgpu_queue_destroy)
 /** MDGPU_IOCTL_QUEUE_DOORBELL: wake a sleeping queue, see struct mdgpu_queue_doorbell. */
-#define MDGPU_IOCTL_QUEUE_DOORBELL	_IOWR(MDGPU_IOCTL_BASE, 0x47, struct mdgpu_queue_doorbell)
+#define MDGPU_IOCTL_QUEUE_DOORBELL _IOWR(MDGPU_IOCTL_BASE, 0x47, struct mdgpu_queue_doorbell)
 /** MDGPU_IOCTL_KERNEL_CREATE: create a kernel from SPIR-V, see struct mdgpu_kernel_create. */
-#define MDGPU_IOCTL_KERNEL_CREATE	_IOWR(MDGPU_IOCTL_BASE, 0x48, struct mdgpu_kernel_create)
+#define MDGPU_IOCTL_KERNEL_CREATE _IOWR(MDGPU_IOCTL_BASE, 0x48, struct mdgpu_kernel_create)
 /** MDGPU_IOCTL_KERNEL_DESTROY: destroy a kernel, see struct mdgpu_kernel_destroy. */
-#define MDGPU_IOCTL_KERNEL_DESTROY	_IOWR(MDGPU_IOCTL_BASE, 0x49, struct mdgpu_kernel_destroy)
+#define MDGPU_IOCTL_KERNEL_DESTROY _IOWR(MDGPU_IOCTL_BASE, 0x49, struct mdgpu_kernel_destroy)
 /** MDGPU_IOCTL_WAIT_FENCE: wait for a fence, see struct mdgpu_wait_fence. */
-#define MDGPU_IOCTL_WAIT_FENCE		_IOWR(MDGPU_IOCTL_BASE, 0x4a, struct mdgpu_wait_fence)
+#define MDGPU_IOCTL_WAIT_FENCE _IOWR(MDGPU_IOCTL_BASE, 0x4a, struct mdgpu_wait_fence)
 /** MDGPU_IOCTL_MARK: write a phase marker, see struct mdgpu_mark. */
-#define MDGPU_IOCTL_MARK		_IOWR(MDGPU_IOCTL_BASE, 0x4b, struct mdgpu_mark)
+#define MDGPU_IOCTL_MARK _IOWR(MDGPU_IOCTL_BASE, 0x4b, struct mdgpu_mark)
 
 #if defined(__cplusplus)
 }

@@ -19,9 +19,7 @@
 import { DeviceFeatureFlag, MigState, MigrationFlag } from '../commands.js';
 import { hex, invalid } from '../errors.js';
 import { concatBytes, struct, u32, u64 } from '../wire.js';
-import {
-  checkArgsz, checkFlags, checkNoWrap, checkXferSize, checkZero, expectLength, expectMinLength, isPowerOfTwo, toNumber,
-} from './checks.js';
+import { checkArgsz, checkFlags, checkNoWrap, checkXferSize, checkZero, expectLength, expectMinLength, isPowerOfTwo, toNumber } from './checks.js';
 import { dirtyBitmapBytes } from './dma-unmap.js';
 
 /** `struct vfio_user_device_feature` without its data: 8 bytes. */
@@ -57,10 +55,8 @@ function encodeFeature(message: DeviceFeatureMessage): Uint8Array {
   if (!Number.isInteger(message.feature) || message.feature < 0 || message.feature > DeviceFeatureFlag.Mask) {
     throw new RangeError(`Invalid feature number: ${message.feature}`);
   }
-  const flags = message.feature
-    | (message.get ? DeviceFeatureFlag.Get : 0)
-    | (message.set ? DeviceFeatureFlag.Set : 0)
-    | (message.probe ? DeviceFeatureFlag.Probe : 0);
+  const flags =
+    message.feature | (message.get ? DeviceFeatureFlag.Get : 0) | (message.set ? DeviceFeatureFlag.Set : 0) | (message.probe ? DeviceFeatureFlag.Probe : 0);
   return concatBytes([DeviceFeatureLayout.encode({ argsz: message.argsz, flags }), message.data]);
 }
 

@@ -22,9 +22,7 @@
 import { RegionCapId, RegionInfoFlag } from '../commands.js';
 import { hex, invalid } from '../errors.js';
 import { concatBytes, struct, u16, u32, u64 } from '../wire.js';
-import {
-  checkArgsz, checkFlags, checkIndex, checkNoWrap, checkZero, expectLength, expectMinLength,
-} from './checks.js';
+import { checkArgsz, checkFlags, checkIndex, checkNoWrap, checkZero, expectLength, expectMinLength } from './checks.js';
 
 /** `struct vfio_region_info` (linux vfio.h): 32 bytes. */
 export const RegionInfoLayout = struct('vfio_region_info', {
@@ -139,7 +137,12 @@ const KNOWN_FLAGS = RegionInfoFlag.Read | RegionInfoFlag.Write | RegionInfoFlag.
 /** Encode a request payload (32 bytes; all but argsz and index zero). */
 export function encodeRegionInfoRequest(request: RegionInfoRequest): Uint8Array {
   return RegionInfoLayout.encode({
-    argsz: request.argsz, flags: 0, index: request.index, capOffset: 0, size: 0n, offset: 0n,
+    argsz: request.argsz,
+    flags: 0,
+    index: request.index,
+    capOffset: 0,
+    size: 0n,
+    offset: 0n,
   });
 }
 
@@ -259,7 +262,7 @@ function decodeCapChain(payload: Uint8Array, capOffset: number, argsz: number, r
   const caps: DecodedRegionCap[] = [];
   const visited = new Set<number>();
   const knownSeen = new Set<number>();
-  for (let at = capOffset; at !== 0;) {
+  for (let at = capOffset; at !== 0; ) {
     if (at < RegionInfoLayout.size || at + CapHeaderLayout.size > argsz) {
       throw invalid(`Region info capability out of range: offset ${at}, argsz ${argsz}`);
     }

@@ -20,9 +20,7 @@
 import { IoFdType, IoeventfdFlag, IoregionfdFlag } from '../commands.js';
 import { invalid } from '../errors.js';
 import { concatBytes, struct, u32, u64 } from '../wire.js';
-import {
-  checkArgsz, checkFlags, checkIndex, checkNoWrap, checkZero, expectLength, expectMinLength,
-} from './checks.js';
+import { checkArgsz, checkFlags, checkIndex, checkNoWrap, checkZero, expectLength, expectMinLength } from './checks.js';
 
 /** `struct vfio_user_region_io_fds_request` (and the reply's fixed part): 16 bytes. */
 export const RegionIoFdsLayout = struct('vfio_user_region_io_fds', {
@@ -146,15 +144,17 @@ export function encodeRegionIoFdsReply(info: RegionIoFds, requestArgsz: number):
   if (needed > requestArgsz) return head;
   return concatBytes([
     head,
-    ...info.subRegions.map((sub) => SubRegionIoFdLayout.encode({
-      offset: sub.offset,
-      size: sub.size,
-      fdIndex: sub.fdIndex,
-      type: sub.type === 'ioeventfd' ? IoFdType.Ioeventfd : IoFdType.Ioregionfd,
-      flags: sub.flags,
-      padding: 0,
-      data: sub.type === 'ioeventfd' ? sub.datamatch : sub.userData,
-    })),
+    ...info.subRegions.map((sub) =>
+      SubRegionIoFdLayout.encode({
+        offset: sub.offset,
+        size: sub.size,
+        fdIndex: sub.fdIndex,
+        type: sub.type === 'ioeventfd' ? IoFdType.Ioeventfd : IoFdType.Ioregionfd,
+        flags: sub.flags,
+        padding: 0,
+        data: sub.type === 'ioeventfd' ? sub.datamatch : sub.userData,
+      }),
+    ),
   ]);
 }
 

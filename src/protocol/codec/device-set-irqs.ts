@@ -91,19 +91,27 @@ export function encodeSetIrqsRequest(request: SetIrqsRequest): Uint8Array {
 
 function actionOf(flags: number): IrqAction {
   switch (flags & IrqSetFlag.ActionTypeMask) {
-    case IrqSetFlag.ActionMask: return 'mask';
-    case IrqSetFlag.ActionUnmask: return 'unmask';
-    case IrqSetFlag.ActionTrigger: return 'trigger';
-    default: throw invalid(`Invalid DEVICE_SET_IRQS flags: need exactly one ACTION_ bit in ${hex(flags)}`);
+    case IrqSetFlag.ActionMask:
+      return 'mask';
+    case IrqSetFlag.ActionUnmask:
+      return 'unmask';
+    case IrqSetFlag.ActionTrigger:
+      return 'trigger';
+    default:
+      throw invalid(`Invalid DEVICE_SET_IRQS flags: need exactly one ACTION_ bit in ${hex(flags)}`);
   }
 }
 
 function dataKindOf(flags: number): IrqData['kind'] {
   switch (flags & IrqSetFlag.DataTypeMask) {
-    case IrqSetFlag.DataNone: return 'none';
-    case IrqSetFlag.DataBool: return 'bool';
-    case IrqSetFlag.DataEventfd: return 'eventfd';
-    default: throw invalid(`Invalid DEVICE_SET_IRQS flags: need exactly one DATA_ bit in ${hex(flags)}`);
+    case IrqSetFlag.DataNone:
+      return 'none';
+    case IrqSetFlag.DataBool:
+      return 'bool';
+    case IrqSetFlag.DataEventfd:
+      return 'eventfd';
+    default:
+      throw invalid(`Invalid DEVICE_SET_IRQS flags: need exactly one DATA_ bit in ${hex(flags)}`);
   }
 }
 

@@ -19,9 +19,7 @@
 import { DmaUnmapFlag } from '../commands.js';
 import { invalid } from '../errors.js';
 import { concatBytes, struct, u32, u64 } from '../wire.js';
-import {
-  EMPTY, checkArgsz, checkFlags, checkNoWrap, checkXferSize, expectLength, expectMinLength, isPowerOfTwo, toNumber,
-} from './checks.js';
+import { EMPTY, checkArgsz, checkFlags, checkNoWrap, checkXferSize, expectLength, expectMinLength, isPowerOfTwo, toNumber } from './checks.js';
 
 /** `struct vfio_user_dma_unmap` without its bitmap: 24 bytes. */
 export const DmaUnmapLayout = struct('vfio_user_dma_unmap', {

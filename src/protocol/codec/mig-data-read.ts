@@ -49,10 +49,7 @@ export function decodeMigDataReadRequest(payload: Uint8Array, limits: MigDataLim
 
 /** Encode a reply payload: 8 bytes + data, argsz = 8 + data.length. */
 export function encodeMigDataReadReply(reply: MigDataReadReply): Uint8Array {
-  return concatBytes([
-    MigDataLayout.encode({ argsz: MigDataLayout.size + reply.data.length, size: reply.data.length }),
-    reply.data,
-  ]);
+  return concatBytes([MigDataLayout.encode({ argsz: MigDataLayout.size + reply.data.length, size: reply.data.length }), reply.data]);
 }
 
 /**

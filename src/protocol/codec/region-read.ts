@@ -12,9 +12,7 @@
 import { ProtocolError } from '../errors.js';
 import { concatBytes } from '../wire.js';
 import { checkRegionAccess, checkXferSize, expectLength, expectMinLength } from './checks.js';
-import {
-  RegionAccessLayout, type RegionAccess, type RegionAccessLimits, type RegionAccessReplyLimits,
-} from './region-access.js';
+import { RegionAccessLayout, type RegionAccess, type RegionAccessLimits, type RegionAccessReplyLimits } from './region-access.js';
 
 /** A REGION_READ request: read `count` bytes at `offset` of region `region`. */
 export type RegionReadRequest = RegionAccess;
@@ -48,10 +46,7 @@ export function decodeRegionReadRequest(payload: Uint8Array, limits: RegionAcces
 
 /** Encode a reply payload: 16 bytes + data. */
 export function encodeRegionReadReply(reply: RegionReadReply): Uint8Array {
-  return concatBytes([
-    RegionAccessLayout.encode({ offset: reply.offset, region: reply.region, count: reply.data.length }),
-    reply.data,
-  ]);
+  return concatBytes([RegionAccessLayout.encode({ offset: reply.offset, region: reply.region, count: reply.data.length }), reply.data]);
 }
 
 /**

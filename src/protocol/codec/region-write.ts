@@ -12,9 +12,7 @@
 import { invalid } from '../errors.js';
 import { concatBytes } from '../wire.js';
 import { checkRegionAccess, checkXferSize, expectLength, expectMinLength } from './checks.js';
-import {
-  RegionAccessLayout, type RegionAccess, type RegionAccessLimits, type RegionAccessReplyLimits,
-} from './region-access.js';
+import { RegionAccessLayout, type RegionAccess, type RegionAccessLimits, type RegionAccessReplyLimits } from './region-access.js';
 
 /** A REGION_WRITE request: write `data` at `offset` of region `region` (count = data.length). */
 export interface RegionWriteRequest {
@@ -29,10 +27,7 @@ export type RegionWriteReply = RegionAccess;
 
 /** Encode a request payload: 16 bytes + data. */
 export function encodeRegionWriteRequest(request: RegionWriteRequest): Uint8Array {
-  return concatBytes([
-    RegionAccessLayout.encode({ offset: request.offset, region: request.region, count: request.data.length }),
-    request.data,
-  ]);
+  return concatBytes([RegionAccessLayout.encode({ offset: request.offset, region: request.region, count: request.data.length }), request.data]);
 }
 
 /**

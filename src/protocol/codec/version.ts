@@ -13,7 +13,7 @@
  */
 
 import { Command } from '../commands.js';
-import { ProtocolError, invalid } from '../errors.js';
+import { type ProtocolError, invalid } from '../errors.js';
 import { QEMU_LIMITS } from '../limits.js';
 import { checkReplyFits } from '../message.js';
 import { concatBytes, struct, u16 } from '../wire.js';
@@ -79,9 +79,7 @@ export interface VersionLimits {
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
-const KNOWN_CAPS = new Set([
-  'max_msg_fds', 'max_data_xfer_size', 'pgsizes', 'max_dma_maps', 'migration', 'write_multiple', 'twin_socket',
-]);
+const KNOWN_CAPS = new Set(['max_msg_fds', 'max_data_xfer_size', 'pgsizes', 'max_dma_maps', 'migration', 'write_multiple', 'twin_socket']);
 
 function capabilitiesToJson(caps: VersionCapabilities): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -125,10 +123,7 @@ function malformed(path: string, why: string): ProtocolError {
   return invalid(`Malformed version capability: ${path} ${why}`);
 }
 
-function readUint(
-  object: Record<string, unknown>, key: string, path: string,
-  rule: { max?: number; multipleOf?: number },
-): number | undefined {
+function readUint(object: Record<string, unknown>, key: string, path: string, rule: { max?: number; multipleOf?: number }): number | undefined {
   if (!Object.hasOwn(object, key)) return undefined;
   const value = object[key];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
@@ -228,9 +223,7 @@ export function decodeVersion(payload: Uint8Array, limits?: VersionLimits): Vers
   const text = payload.subarray(VersionLayout.size);
   const nul = text.indexOf(0);
   if (nul !== text.length - 1) {
-    throw invalid(nul < 0
-      ? 'Malformed version data: JSON is not NUL-terminated'
-      : `Malformed version data: NUL at byte ${nul} of ${text.length}`);
+    throw invalid(nul < 0 ? 'Malformed version data: JSON is not NUL-terminated' : `Malformed version data: NUL at byte ${nul} of ${text.length}`);
   }
   let parsed: unknown;
   try {
@@ -266,9 +259,6 @@ export const decodeVersionReply: (payload: Uint8Array, limits?: VersionLimits) =
  * @param requestPayloadLength payload bytes of the client's request (default: QEMU's 198)
  * @throws {ProtocolError} EMSGSIZE if the reply does not fit
  */
-export function checkVersionReplyFits(
-  reply: Uint8Array | number,
-  requestPayloadLength: number = QEMU_LIMITS.versionRequestPayload,
-): void {
+export function checkVersionReplyFits(reply: Uint8Array | number, requestPayloadLength: number = QEMU_LIMITS.versionRequestPayload): void {
   checkReplyFits(Command.Version, typeof reply === 'number' ? reply : reply.length, requestPayloadLength);
 }
