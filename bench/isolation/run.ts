@@ -49,7 +49,7 @@ function batches(mem: BackendMemory, saxpy: BackendKernel): [string, Command[]][
 async function measure(dev: ComputeBackend, fd: number, n: number): Promise<Map<string, number[]>> {
   await dev.whenReady?.();
   const mem = dev.importFd(fd, 0, SIZE);
-  const saxpy = dev.createKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
+  const saxpy = await dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
   const out = new Map<string, number[]>();
   for (const [name, commands] of batches(mem, saxpy)) {
     const runs = name === 'saxpy 4M' ? Math.max(5, n / 20) : n;

@@ -12,7 +12,7 @@
 #define MDGPU_PCI_DEVICE_ID                      0x4750
 #define MDGPU_ID_VALUE                           0x4d444750      /* "MDGP" */
 #define MDGPU_CONTRACT_MAJOR                     1
-#define MDGPU_CONTRACT_MINOR                     1
+#define MDGPU_CONTRACT_MINOR                     2
 
 #define MDGPU_APERTURE_BAR                       0
 #define MDGPU_REGISTER_BAR                       2
@@ -50,6 +50,8 @@
 #define MDGPU_REG_IRQ_STATUS_FENCE_MASK          0x2u
 #define MDGPU_REG_IRQ_STATUS_ERROR_SHIFT         2
 #define MDGPU_REG_IRQ_STATUS_ERROR_MASK          0x4u
+#define MDGPU_REG_IRQ_STATUS_KERNEL_SHIFT        3
+#define MDGPU_REG_IRQ_STATUS_KERNEL_MASK         0x8u
 #define MDGPU_REG_IRQ_ENABLE                     0x024u          /* Interrupt sources allowed to interrupt */
 #define MDGPU_REG_IRQ_ENABLE_SOURCES_SHIFT       0
 #define MDGPU_REG_IRQ_ENABLE_SOURCES_MASK        0xffu
@@ -59,6 +61,8 @@
 #define MDGPU_REG_IRQ_ENABLE_FENCE_MASK          0x2u
 #define MDGPU_REG_IRQ_ENABLE_ERROR_SHIFT         2
 #define MDGPU_REG_IRQ_ENABLE_ERROR_MASK          0x4u
+#define MDGPU_REG_IRQ_ENABLE_KERNEL_SHIFT        3
+#define MDGPU_REG_IRQ_ENABLE_KERNEL_MASK         0x8u
 #define MDGPU_REG_IRQ_RAISE                      0x028u          /* Write a bit mask to raise those sources (self-test); reads 0 */
 #define MDGPU_REG_MBOX_OPCODE                    0x040u          /* Mailbox operation code (see the operation table) */
 #define MDGPU_REG_MBOX_OPCODE_OP_SHIFT           0
@@ -95,8 +99,9 @@
 #define MDGPU_OP_QUEUE_DESTROY                   0x0101          /* args: ctx, queue; returns: - */
 #define MDGPU_OP_KERNEL_CREATE                   0x0200          /* args: ctx, buffer, offset, size, bindings, push_bytes; returns: kernel */
 #define MDGPU_OP_KERNEL_DESTROY                  0x0201          /* args: ctx, kernel; returns: - */
+#define MDGPU_OP_KERNEL_STATUS                   0x0202          /* args: ctx, kernel; returns: state, result */
 /* 0x0102..0x01ff reserved: more queue operations */
-/* 0x0202..0x02ff reserved: more kernel operations */
+/* 0x0203..0x02ff reserved: more kernel operations */
 
 /* Mailbox results (MBOX_STATUS.RESULT). */
 #define MDGPU_RESULT_OK                          0               /* Success */
@@ -112,6 +117,12 @@
 #define MDGPU_RESULT_BUSY                        10              /* The object is in use (a buffer that already holds a queue) */
 #define MDGPU_RESULT_BAD_KERNEL                  11              /* SPIR-V refused: bad magic, or rejected by validation */
 #define MDGPU_RESULT_UNSUPPORTED                 12              /* The device has no execution backend */
+#define MDGPU_RESULT_THROTTLED                   13              /* Refused for a cool-off period: this VM's work caused too many device resets or kernel builds that failed by time or memory (contract 1.2) */
+
+/* Kernel states (KERNEL_STATUS.state). */
+#define MDGPU_KERNEL_BUILDING                    0               /* Being validated and compiled; DISPATCH refuses it (BAD_KERNEL) */
+#define MDGPU_KERNEL_READY                       1               /* Built: DISPATCH may use it */
+#define MDGPU_KERNEL_FAILED                      2               /* Refused; KERNEL_STATUS.result says why (BAD_KERNEL, THROTTLED, OVER_QUOTA); only KERNEL_DESTROY is left to do */
 
 /* QUERY parameters. */
 #define MDGPU_QUERY_VERSION                      0               /* Contract version (major << 16 | minor) */
@@ -132,5 +143,7 @@
 #define MDGPU_QUERY_HAS_BACKEND                  15              /* 1 when queues can execute (an execution backend is attached) */
 #define MDGPU_QUERY_BINDING_ALIGN                16              /* DISPATCH binding offsets must be multiples of this */
 #define MDGPU_QUERY_MAX_BINDING                  17              /* Largest DISPATCH binding in bytes */
+#define MDGPU_QUERY_KERNEL_BUILD_MS              18              /* Longest a kernel build may take before it fails with BAD_KERNEL, in ms (contract 1.2) */
+#define MDGPU_QUERY_MAX_KERNEL_BUILDS            19              /* Most kernel builds a VM may have in progress at once; more are THROTTLED (contract 1.2) */
 
 #endif /* MDGPU_HW_H */

@@ -11,7 +11,7 @@
  * Interrupts are MSI-X only. Under TCG, QEMU permanently disables the direct BAR mappings
  * the first time it delivers an INTx itself, which would turn every aperture access into a
  * trap; a device without usable MSI-X is refused rather than driven with INTx. Source n
- * (MAILBOX 0, FENCE 1, ERROR 2) arrives on vector n, each with its own handler.
+ * (MAILBOX 0, FENCE 1, ERROR 2, KERNEL 3) arrives on vector n, each with its own handler.
  *
  * Why a fence waiter cannot miss its wakeup. The device delivers a source as an edge: one
  * message when its IRQ_STATUS bit becomes set while enabled, none while the bit stays set. A
@@ -35,7 +35,8 @@
 static DEFINE_IDA(mdgpu_ida);
 
 static const char *const mdgpu_irq_names[MDGPU_IRQ_USED] = { "mailbox", "fence",
-							     "error" };
+							     "error",
+							     "kernel" };
 
 static irqreturn_t mdgpu_irq_handler(int irq, void *arg)
 {
@@ -61,6 +62,10 @@ static irqreturn_t mdgpu_irq_handler(int irq, void *arg)
 		       MDGPU_REG_IRQ_STATUS_ERROR_MASK)) {
 		atomic_inc(&mdev->fence_seq);
 		wake_up_all(&mdev->fence_wq);
+	}
+	if (pending & MDGPU_REG_IRQ_STATUS_KERNEL_MASK) {
+		atomic_inc(&mdev->kernel_seq);
+		wake_up_all(&mdev->kernel_wq);
 	}
 	return IRQ_HANDLED;
 }
@@ -161,6 +166,11 @@ static int mdgpu_query_compute_params(struct mdgpu_device *mdev)
 		mdev->binding_align = 0;
 	if (mdgpu_mbox_query(mdev, MDGPU_QUERY_MAX_BINDING, &mdev->max_binding))
 		mdev->max_binding = 0;
+	/* Contract 1.2: kernels build asynchronously (KERNEL_STATUS, the KERNEL interrupt). */
+	if (MDGPU_FIELD_GET(VERSION, MINOR, mdev->version) < 2 ||
+	    mdgpu_mbox_query(mdev, MDGPU_QUERY_KERNEL_BUILD_MS,
+			     &mdev->kernel_build_ms))
+		mdev->kernel_build_ms = 0;
 	mdev->has_backend = has_backend ? 1 : 0;
 	mdev->max_queues = min_t(u64, max_queues, U32_MAX);
 	mdev->max_kernels = min_t(u64, max_kernels, U32_MAX);
@@ -229,6 +239,7 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	mutex_init(&mdev->files_lock);
 	init_waitqueue_head(&mdev->mbox_wq);
 	init_waitqueue_head(&mdev->fence_wq);
+	init_waitqueue_head(&mdev->kernel_wq);
 	INIT_LIST_HEAD(&mdev->files);
 	mdev->index = -1;
 
@@ -431,6 +442,7 @@ static void mdgpu_remove(struct pci_dev *pdev)
 	 * last of them has stopped reading it. No new waiter can start: every file's context is
 	 * gone, and waits start only under the file's lock with a live context.
 	 */
+	wake_up_all(&mdev->kernel_wq);
 	wake_up_all(&mdev->fence_wq);
 	wait_event(mdev->fence_wq, atomic_read(&mdev->fence_waiters) == 0);
 

@@ -37,13 +37,14 @@
 #define MDGPU_DRV_NAME "mdgpu"
 
 /*
- * Interrupt sources the driver uses: MAILBOX, FENCE, ERROR. Source n arrives on MSI-X vector n,
- * so the driver asks for this many vectors (the device has 4 by default).
+ * Interrupt sources the driver uses: MAILBOX, FENCE, ERROR, KERNEL (contract 1.2). Source n
+ * arrives on MSI-X vector n, so the driver asks for this many vectors (the device has 4 by
+ * default).
  */
-#define MDGPU_IRQ_USED 3
+#define MDGPU_IRQ_USED 4
 #define MDGPU_IRQ_USED_MASK                                                    \
 	(MDGPU_REG_IRQ_ENABLE_MAILBOX_MASK | MDGPU_REG_IRQ_ENABLE_FENCE_MASK | \
-	 MDGPU_REG_IRQ_ENABLE_ERROR_MASK)
+	 MDGPU_REG_IRQ_ENABLE_ERROR_MASK | MDGPU_REG_IRQ_ENABLE_KERNEL_MASK)
 
 struct mdgpu_device;
 
@@ -95,6 +96,9 @@ struct mdgpu_irq_vector {
  * @fence_waits: WAIT_FENCE calls (diagnostic)
  * @fence_sleeps: waits that slept (diagnostic)
  * @fence_irq_wakeups: sleeping waits completed after an interrupt (diagnostic)
+ * @kernel_wq: kernel-build waiters, woken by the KERNEL interrupt and by remove
+ * @kernel_seq: counts KERNEL interrupts, so a waiter knows a build may have ended
+ * @kernel_build_ms: QUERY KERNEL_BUILD_MS (0 before contract 1.2)
  * @mbox_lock: serialises mailbox operations; guards @gone for them
  * @mbox_wq: mailbox waiters, woken by the interrupt handler
  * @mbox_timeouts: mailbox operations that did not complete in time
@@ -141,6 +145,10 @@ struct mdgpu_device {
 	atomic64_t fence_waits;
 	atomic64_t fence_sleeps;
 	atomic64_t fence_irq_wakeups;
+
+	wait_queue_head_t kernel_wq;
+	atomic_t kernel_seq;
+	u64 kernel_build_ms;
 
 	struct mutex mbox_lock;
 	wait_queue_head_t mbox_wq;
@@ -268,6 +276,8 @@ int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle,
 			     u32 offset, u32 size, u32 bindings, u32 push_bytes,
 			     u32 *kernel);
 int mdgpu_mbox_kernel_destroy(struct mdgpu_device *mdev, u32 ctx, u32 kernel);
+int mdgpu_mbox_kernel_status(struct mdgpu_device *mdev, u32 ctx, u32 kernel,
+			     u32 *state, u32 *result);
 int mdgpu_mbox_result_to_errno(u32 result);
 
 /* mdgpu_file.c */

@@ -33,6 +33,12 @@ MODULE_PARM_DESC(
 	fence_poll_ms,
 	"A sleeping fence wait also re-reads its fence this often, in ms, for fences written without an interrupt (0: only on interrupts; default 10)");
 
+static unsigned int kernel_timeout_ms = 120000;
+module_param(kernel_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(
+	kernel_timeout_ms,
+	"Longest wait for the device to build a kernel, in ms (default 120000)");
+
 /* Callers hold window_lock and have checked that the device is still there. */
 int mdgpu_window_write(struct mdgpu_device *mdev, u64 base)
 {
@@ -643,6 +649,70 @@ static int mdgpu_ioctl_queue_doorbell(struct mdgpu_file *mf, void __user *argp)
 	return ret;
 }
 
+/*
+ * Wait until the device has built kernel @id or refused it (contract 1.2). Called without the
+ * file's lock; takes it around each KERNEL_STATUS. Another thread of the file may destroy the
+ * kernel meanwhile (it could guess the id): the record is then only compared, never touched.
+ * Returns 0 when READY, the errno of the device's refusal, -ETIMEDOUT after kernel_timeout_ms,
+ * -ERESTARTSYS on a signal, -ENODEV once the device or the file's context is gone.
+ */
+static int mdgpu_kernel_wait_built(struct mdgpu_file *mf, u32 id)
+{
+	struct mdgpu_device *mdev = mf->mdev;
+	unsigned long deadline = jiffies + msecs_to_jiffies(kernel_timeout_ms);
+	u32 state = 0, result = 0;
+	long waited;
+	int seq, ret;
+
+	for (;;) {
+		seq = atomic_read(&mdev->kernel_seq);
+		mutex_lock(&mf->lock);
+		if (!mf->ctx)
+			ret = -ENODEV;
+		else if (!xa_load(&mf->kernels, id))
+			ret = -ENOENT;
+		else
+			ret = mdgpu_mbox_kernel_status(mdev, mf->ctx, id,
+						       &state, &result);
+		mutex_unlock(&mf->lock);
+		if (ret)
+			return ret;
+		if (state == MDGPU_KERNEL_READY)
+			return 0;
+		if (state == MDGPU_KERNEL_FAILED) {
+			ret = mdgpu_mbox_result_to_errno(result);
+			return ret ? ret : -EIO;
+		}
+		if (state != MDGPU_KERNEL_BUILDING)
+			return -EIO;
+		if (time_after(jiffies, deadline))
+			return -ETIMEDOUT;
+		/* Woken by the KERNEL interrupt; the timeout covers a lost one. */
+		waited = wait_event_interruptible_timeout(
+			mdev->kernel_wq,
+			atomic_read(&mdev->kernel_seq) != seq ||
+				READ_ONCE(mdev->gone),
+			msecs_to_jiffies(100));
+		if (waited < 0)
+			return -ERESTARTSYS;
+		if (READ_ONCE(mdev->gone))
+			return -ENODEV;
+	}
+}
+
+/* Forget a kernel this ioctl created and will not hand out (if it is still there). */
+static void mdgpu_kernel_discard(struct mdgpu_file *mf, u32 id,
+				 struct mdgpu_kernel *k)
+{
+	mutex_lock(&mf->lock);
+	if (mf->ctx && xa_load(&mf->kernels, id) == k) {
+		mdgpu_mbox_kernel_destroy(mf->mdev, mf->ctx, id);
+		xa_erase(&mf->kernels, id);
+		kfree(k);
+	}
+	mutex_unlock(&mf->lock);
+}
+
 static int mdgpu_ioctl_kernel_create(struct mdgpu_file *mf, void __user *argp)
 {
 	struct mdgpu_device *mdev = mf->mdev;
@@ -683,7 +753,10 @@ static int mdgpu_ioctl_kernel_create(struct mdgpu_file *mf, void __user *argp)
 		ret = -EINVAL;
 		goto err_unlock;
 	}
-	/* The device copies the SPIR-V out, validates and compiles it inside this operation. */
+	/*
+	 * The device copies the SPIR-V out inside this operation; it validates and compiles it
+	 * afterwards (contract 1.2), and before 1.2 inside the operation.
+	 */
 	ret = mdgpu_mbox_kernel_create(mdev, mf->ctx, bo->handle, args.offset,
 				       args.size, args.bindings,
 				       args.push_bytes, &id);
@@ -705,15 +778,22 @@ static int mdgpu_ioctl_kernel_create(struct mdgpu_file *mf, void __user *argp)
 	}
 	mutex_unlock(&mf->lock);
 
+	/*
+	 * Contract 1.2: the device builds the kernel after the mailbox operation returned. Wait
+	 * without the file's lock, so other ioctls of this file (other threads creating kernels,
+	 * submitting, waiting) go on meanwhile.
+	 */
+	if (MDGPU_FIELD_GET(VERSION, MINOR, mdev->version) >= 2) {
+		ret = mdgpu_kernel_wait_built(mf, id);
+		if (ret) {
+			mdgpu_kernel_discard(mf, id, k);
+			return ret;
+		}
+	}
+
 	args.kernel = id;
 	if (copy_to_user(argp, &args, sizeof(args))) {
-		mutex_lock(&mf->lock);
-		if (mf->ctx && xa_load(&mf->kernels, id) == k &&
-		    !mdgpu_mbox_kernel_destroy(mdev, mf->ctx, id)) {
-			xa_erase(&mf->kernels, id);
-			kfree(k);
-		}
-		mutex_unlock(&mf->lock);
+		mdgpu_kernel_discard(mf, id, k);
 		return -EFAULT;
 	}
 	return 0;

@@ -26,7 +26,9 @@
  *   BUSY            -EBUSY       the object is in use (contract 1.1: a buffer holding a queue)
  *   BAD_KERNEL      -EINVAL      SPIR-V refused: bad magic or rejected by validation (1.1)
  *   UNSUPPORTED     -EOPNOTSUPP  no execution backend (contract 1.1)
- *   anything else   -EIO         the device answered with a code contract 1.1 does not have
+ *   THROTTLED       -EAGAIN      refused for a cool-off period after this VM's work caused
+ *                                device resets or failed builds, or too many builds (1.2)
+ *   anything else   -EIO         the device answered with a code contract 1.2 does not have
  *
  * BAD_HANDLE also answers queue and kernel ids the context does not own (the driver checks its
  * own records first, so userspace normally gets -ENOENT from them without a mailbox round trip).
@@ -72,6 +74,8 @@ int mdgpu_mbox_result_to_errno(u32 result)
 		return -EINVAL;
 	case MDGPU_RESULT_UNSUPPORTED:
 		return -EOPNOTSUPP;
+	case MDGPU_RESULT_THROTTLED:
+		return -EAGAIN;
 	default:
 		return -EIO;
 	}
@@ -92,6 +96,7 @@ static const struct {
 	{ MDGPU_OP_QUEUE_DESTROY, "QUEUE_DESTROY" },
 	{ MDGPU_OP_KERNEL_CREATE, "KERNEL_CREATE" },
 	{ MDGPU_OP_KERNEL_DESTROY, "KERNEL_DESTROY" },
+	{ MDGPU_OP_KERNEL_STATUS, "KERNEL_STATUS" },
 };
 
 static const char *mdgpu_mbox_op_name(u32 opcode)
@@ -292,4 +297,20 @@ int mdgpu_mbox_kernel_destroy(struct mdgpu_device *mdev, u32 ctx, u32 kernel)
 
 	return mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_DESTROY, args,
 			       ARRAY_SIZE(args), NULL, 0);
+}
+
+int mdgpu_mbox_kernel_status(struct mdgpu_device *mdev, u32 ctx, u32 kernel,
+			     u32 *state, u32 *result)
+{
+	const u32 args[2] = { ctx, kernel };
+	u32 rets[2];
+	int ret;
+
+	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_STATUS, args,
+			      ARRAY_SIZE(args), rets, 2);
+	if (ret)
+		return ret;
+	*state = rets[0];
+	*result = rets[1];
+	return 0;
 }

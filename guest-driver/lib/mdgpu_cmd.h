@@ -56,7 +56,7 @@
 #define MDGPU_SUBMIT_BAD_BUFFER          4       /* A buffer handle that is not a live buffer of the submitting context */
 #define MDGPU_SUBMIT_OUT_OF_BOUNDS       5       /* Offset + size outside the buffer, or overflowing */
 #define MDGPU_SUBMIT_BAD_ALIGNMENT       6       /* An offset or size that must be aligned is not */
-#define MDGPU_SUBMIT_BAD_KERNEL          7       /* A kernel handle that is not a live kernel of the submitting context */
+#define MDGPU_SUBMIT_BAD_KERNEL          7       /* A kernel handle that is not a live, built (READY) kernel of the submitting context */
 #define MDGPU_SUBMIT_BAD_WORKGROUPS      8       /* Workgroup counts zero or above the device limits */
 #define MDGPU_SUBMIT_BAD_BINDINGS        9       /* Binding count differs from the kernel's, or above the limit */
 #define MDGPU_SUBMIT_BAD_PUSH_CONSTANTS  10      /* Push-constant size differs from the kernel's, or above 128 bytes */
@@ -67,6 +67,7 @@
 #define MDGPU_SUBMIT_BAD_RING            15      /* Ring pointers out of range (tail behind head or more than the ring size ahead) */
 #define MDGPU_SUBMIT_CONTEXT_LOST        16      /* The context was marked lost (a kernel ran past its time limit) */
 #define MDGPU_SUBMIT_OVERLAP             17      /* COPY source and destination overlap */
+#define MDGPU_SUBMIT_THROTTLED           18      /* Refused for a cool-off period: this VM's work caused too many device resets (contract 1.2) */
 
 /**
  * struct mdgpu_queue_control - the control block, the first 4 KiB of a queue buffer

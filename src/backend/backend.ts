@@ -89,7 +89,7 @@ export interface BackendKernel {
   destroy(): void;
 }
 
-/** Options of {@link ComputeBackend.createKernel}. */
+/** Options of kernel creation ({@link ComputeBackend.buildKernel}). */
 export interface KernelOptions {
   /** Storage buffers the kernel uses: set 0, bindings 0..bindings-1. */
   bindings: number;
@@ -144,6 +144,12 @@ export interface SubmissionStatus {
   completeNs: bigint;
 }
 
+/** Callbacks of {@link ComputeBackend.submit}. */
+export interface SubmitHooks {
+  /** The batch's work starts on the device now (its time limit counts from here). */
+  started?(): void;
+}
+
 /** A device that runs compute work. */
 export interface ComputeBackend {
   readonly info: DeviceInfo;
@@ -154,14 +160,21 @@ export interface ComputeBackend {
   importMemory(buffer: ArrayBuffer | ArrayBufferView, options?: ImportOptions): BackendMemory;
   /** Import `size` bytes of the file `fd` at `offset` (page aligned); the backend maps it itself and does not keep `fd`. */
   importFd(fd: number, offset: number, size: number, options?: ImportOptions): BackendMemory;
-  /** Validate SPIR-V and build a kernel. */
-  createKernel(spirv: Uint32Array, options: KernelOptions): BackendKernel;
+  /**
+   * Validate SPIR-V and build a kernel, without blocking the event loop: a kernel may take long
+   * to check and compile, and the guest that sent it may be hostile. `owner` (a vGPU name) is
+   * who asked, for fair ordering and for blame when a build fails by time or memory. Rejects
+   * with a {@link BackendError} (a {@link KernelBuildError} where the device can say more).
+   */
+  buildKernel(spirv: Uint32Array, options: KernelOptions, owner?: string): Promise<BackendKernel>;
   /**
    * Start a batch. Resolves when the device has completed it (its writes are then visible in
    * host memory); rejects with a {@link BackendError} if the batch is refused or the device
-   * fails. Never blocks the event loop while the device works.
+   * fails, or with a ContextLostError (src/execution-errors.ts) if the device was reset under
+   * it. Never blocks the event loop while the device works. `hooks.started` is called when the
+   * batch's work really starts on the device.
    */
-  submit(commands: readonly Command[]): Promise<SubmissionStatus>;
+  submit(commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus>;
   /** Batches submitted and not yet settled. */
   readonly pending: number;
   /** Wait for pending batches, then release the device and everything made on it. Idempotent. */
@@ -181,7 +194,7 @@ export interface ComputeBackend {
 
 /** A failed backend call: `code` is the errno name (`EINVAL`), `errno` negative, `call` the C function. */
 export class BackendError extends Error {
-  override readonly name = 'BackendError';
+  override readonly name: string = 'BackendError';
 
   constructor(
     readonly code: string,
@@ -190,5 +203,24 @@ export class BackendError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A kernel build that failed, and how: `invalid` SPIR-V (refused by validation or by the
+ * driver: the guest's fault, cheap), or a build that ran past its time limit or crashed the
+ * process it ran in (`timeout`, `crash`: expensive for everyone, so they count against the
+ * vGPU that asked, see src/sched/strikes.ts).
+ */
+export class KernelBuildError extends BackendError {
+  override readonly name = 'KernelBuildError';
+
+  constructor(
+    readonly fault: 'invalid' | 'timeout' | 'crash' | 'busy' | 'unavailable',
+    code: string,
+    errno: number,
+    message: string,
+  ) {
+    super(code, errno, 'mdgpu_host_kernel_create', message);
   }
 }

@@ -36,6 +36,7 @@ import {
   type ImportOptions,
   type KernelOptions,
   type SubmissionStatus,
+  type SubmitHooks,
 } from './backend.js';
 
 /** The library's path relative to the package root. */
@@ -556,6 +557,19 @@ export class HostDevice implements ComputeBackend {
   }
 
   /** @internal Destroy a memory or kernel handle (HostMemory/HostKernel.destroy). */
+  /** {@link createKernel} for the {@link ComputeBackend} interface: settles asynchronously. */
+  buildKernel(spirv: Uint32Array, options: KernelOptions): Promise<HostKernel> {
+    return new Promise<HostKernel>((resolve, reject) => {
+      setImmediate(() => {
+        try {
+          resolve(this.createKernel(spirv, options));
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+  }
+
   release(call: 'mdgpu_host_memory_destroy' | 'mdgpu_host_kernel_destroy', handle: number): void {
     if (this.#destroyed) return; // the device took everything with it
     const fn = call === 'mdgpu_host_memory_destroy' ? this.#lib.fn.memoryDestroy : this.#lib.fn.kernelDestroy;
@@ -575,10 +589,12 @@ export class HostDevice implements ComputeBackend {
    * Bad commands reject the Promise with a BackendError (EINVAL, ENOENT, E2BIG…) and run
    * nothing. With staged memory the call waits for earlier batches first (see the C header).
    */
-  submit(commands: readonly Command[]): Promise<SubmissionStatus> {
+  submit(commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus> {
     try {
       this.#alive('mdgpu_host_submit');
       const id = this.#submit(commands);
+      // In process, the batch is on the device as soon as the library took it.
+      hooks?.started?.();
       let resolve!: (s: SubmissionStatus) => void;
       let reject!: (e: Error) => void;
       const promise = new Promise<SubmissionStatus>((res, rej) => {

@@ -25,7 +25,12 @@ export type ToWorker =
   | { t: 'open'; device?: string; cpuTimestamps?: boolean }
   /** Import `size` bytes at `offset` of the file at `path` (the daemon's /proc/<pid>/fd/<n>). */
   | { t: 'import'; id: number; path: string; offset: number; size: number; staged: boolean }
-  | { t: 'kernel'; id: number; spirv: Uint32Array; bindings: number; pushConstantSize: number }
+  /**
+   * A kernel the builder process has already validated and compiled. `eager`: build it now, in
+   * the background; otherwise (a replay after a reset) only when a batch needs it, so a reset
+   * does not make every VM wait for every other VM's kernels.
+   */
+  | { t: 'kernel'; id: number; spirv: Uint32Array; bindings: number; pushConstantSize: number; eager: boolean }
   | { t: 'destroyMemory'; id: number }
   | { t: 'destroyKernel'; id: number }
   | { t: 'submit'; req: number; commands: WireCommand[] }
@@ -43,9 +48,12 @@ export interface WireError {
 export type FromWorker =
   /** The worker listens: messages sent before this could be lost. */
   | { t: 'listening' }
+  /** The device is open and the memories replayed before it are imported. */
   | { t: 'ready'; info: DeviceInfo }
   /** The device could not be opened: the worker exits. */
   | { t: 'fatal'; error: WireError }
+  /** A batch's kernels are built and its work is on the device now: its time limit starts. */
+  | { t: 'started'; req: number }
   | { t: 'done'; req: number; status: SubmissionStatus }
   | { t: 'failed'; req: number; error: WireError }
   /** An import or kernel the daemon had already checked failed in the worker. */

@@ -1,12 +1,29 @@
 /**
  * The compute worker: a child process of the daemon that owns the host driver's device and
  * runs every batch (src/backend/isolated.ts explains why). It does what the messages say and
- * nothing else; the daemon has checked the arguments already, with its own copy of the driver.
+ * nothing else; the daemon has checked the arguments already, and every kernel was built once
+ * in the kernel builder process before it reaches this one.
+ *
+ * Kernels are compiled here in the background, one at a time: eagerly when they are new, and
+ * only when a batch needs them when they are replayed after a reset (so a reset costs each VM
+ * the rebuild of its own kernels, not of everyone's). A batch's kernels jump the queue; the
+ * batch is reported `started` — its time limit starts — only once they are built and the batch
+ * is on the device.
+ *
+ * `node isolated-worker.js --probe [device]` prints the device's info as JSON and exits: the
+ * daemon learns what the device can do without loading the driver itself.
  */
 import * as fs from 'node:fs';
 import { BackendError, type BackendKernel, type BackendMemory, type Command } from './backend.js';
 import { HostDevice } from './host-driver.js';
 import type { FromWorker, ToWorker, WireCommand, WireError } from './isolated-protocol.js';
+
+if (process.argv[2] === '--probe') {
+  const device = HostDevice.open(process.argv[3] !== undefined ? { device: process.argv[3] } : {});
+  process.stdout.write(JSON.stringify(device.info));
+  await device.destroy();
+  process.exit(0);
+}
 
 const send = (m: FromWorker) => process.send?.(m);
 
@@ -15,40 +32,124 @@ function wireError(err: unknown): WireError {
   return { code: 'EINVAL', errno: -22, call: 'worker', message: (err as Error)?.message ?? String(err) };
 }
 
+interface KernelEntry {
+  spirv: Uint32Array;
+  bindings: number;
+  pushConstantSize: number;
+  kernel: BackendKernel | null;
+  failed: Error | null;
+  building: boolean;
+  destroyed: boolean;
+  /** Settles when the entry is built or has failed; made when a batch first waits for it. */
+  settled: { promise: Promise<void>; resolve: () => void } | null;
+}
+
 let device: HostDevice | null = null;
 /** Exiting on the daemon's word (or after a failed open), not because the daemon vanished. */
 let leaving = false;
 const memories = new Map<number, BackendMemory>();
-const kernels = new Map<number, BackendKernel>();
+const kernels = new Map<number, KernelEntry>();
+/** Kernels to build in the background, and those a waiting batch needs (served first). */
+const backgroundBuilds: number[] = [];
+const urgentBuilds: number[] = [];
+let buildLoopRunning = false;
+/** Batches start on the device in the order the daemon sent them. */
+let lastStart: Promise<void> = Promise.resolve();
+
+function needsBuild(k: KernelEntry | undefined): k is KernelEntry {
+  return k !== undefined && !k.destroyed && k.kernel === null && k.failed === null && !k.building;
+}
+
+function buildNext(): number | undefined {
+  for (;;) {
+    const id = urgentBuilds.shift() ?? backgroundBuilds.shift();
+    if (id === undefined || needsBuild(kernels.get(id))) return id;
+  }
+}
+
+/** Build queued kernels one at a time (compiles are CPU-heavy; batches run meanwhile). */
+async function buildLoop(): Promise<void> {
+  if (buildLoopRunning) return;
+  buildLoopRunning = true;
+  try {
+    for (let id = buildNext(); id !== undefined; id = buildNext()) {
+      const k = kernels.get(id)!;
+      k.building = true;
+      try {
+        const built = await device!.buildKernel(k.spirv, { bindings: k.bindings, pushConstantSize: k.pushConstantSize });
+        if (k.destroyed) built.destroy();
+        else k.kernel = built;
+      } catch (err) {
+        k.failed = err as Error;
+        send({ t: 'problem', message: `kernel ${id}: ${(err as Error).message}` });
+      } finally {
+        k.building = false;
+        k.settled?.resolve();
+      }
+    }
+  } finally {
+    buildLoopRunning = false;
+  }
+}
+
+/** The kernel, built now if it is not yet (ahead of background builds). */
+async function ensureBuilt(id: number, i: number): Promise<BackendKernel> {
+  const k = kernels.get(id);
+  if (k === undefined || k.destroyed) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `command ${i}: no kernel ${id} in the worker`);
+  if (k.kernel === null && k.failed === null) {
+    if (k.settled === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      k.settled = { promise, resolve };
+    }
+    if (!k.building) {
+      urgentBuilds.unshift(id);
+      void buildLoop();
+    }
+    await k.settled.promise;
+  }
+  if (k.failed !== null)
+    throw new BackendError('EIO', -5, 'mdgpu_host_kernel_create', `command ${i}: kernel ${id} failed to build in the compute worker: ${k.failed.message}`);
+  if (k.kernel === null) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `command ${i}: kernel ${id} was destroyed`);
+  return k.kernel;
+}
 
 /** Ids back to objects; an unknown id is a stale handle, as the library would say (ENOENT). */
-function commandOf(c: WireCommand, i: number): Command {
-  const mem = (id: number) => {
+async function commandsOf(wire: WireCommand[]): Promise<Command[]> {
+  const mem = (id: number, i: number) => {
     const m = memories.get(id);
     if (m === undefined) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `command ${i}: no memory ${id} in the worker`);
     return m;
   };
-  switch (c.op) {
-    case 'copy':
-      return { op: 'copy', src: mem(c.src), srcOffset: c.srcOffset, dst: mem(c.dst), dstOffset: c.dstOffset, size: c.size };
-    case 'fill':
-      return { op: 'fill', mem: mem(c.mem), offset: c.offset, size: c.size, value: c.value };
-    case 'dispatch': {
-      const kernel = kernels.get(c.kernel);
-      if (kernel === undefined) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `command ${i}: no kernel ${c.kernel} in the worker`);
-      return {
-        op: 'dispatch',
-        kernel,
-        groups: c.groups,
-        bindings: c.bindings.map((b) => ({ mem: mem(b.mem), offset: b.offset, size: b.size })),
-        ...(c.push ? { push: c.push } : {}),
-      };
+  const out: Command[] = [];
+  for (const [i, c] of wire.entries()) {
+    switch (c.op) {
+      case 'copy':
+        out.push({ op: 'copy', src: mem(c.src, i), srcOffset: c.srcOffset, dst: mem(c.dst, i), dstOffset: c.dstOffset, size: c.size });
+        break;
+      case 'fill':
+        out.push({ op: 'fill', mem: mem(c.mem, i), offset: c.offset, size: c.size, value: c.value });
+        break;
+      case 'dispatch': {
+        const kernel = await ensureBuilt(c.kernel, i);
+        out.push({
+          op: 'dispatch',
+          kernel,
+          groups: c.groups,
+          bindings: c.bindings.map((b) => ({ mem: mem(b.mem, i), offset: b.offset, size: b.size })),
+          ...(c.push ? { push: c.push } : {}),
+        });
+        break;
+      }
+      case 'timestamp':
+        out.push({ op: 'timestamp', mem: mem(c.mem, i), offset: c.offset });
+        break;
+      case 'barrier':
+        out.push({ op: 'barrier' });
+        break;
     }
-    case 'timestamp':
-      return { op: 'timestamp', mem: mem(c.mem), offset: c.offset };
-    case 'barrier':
-      return { op: 'barrier' };
   }
+  return out;
 }
 
 function handle(m: ToWorker): void {
@@ -90,32 +191,52 @@ function handle(m: ToWorker): void {
       return;
     }
     case 'kernel':
-      try {
-        kernels.set(m.id, dev.createKernel(m.spirv, { bindings: m.bindings, pushConstantSize: m.pushConstantSize }));
-      } catch (err) {
-        send({ t: 'problem', message: `kernel ${m.id}: ${(err as Error).message}` });
+      kernels.set(m.id, {
+        spirv: m.spirv,
+        bindings: m.bindings,
+        pushConstantSize: m.pushConstantSize,
+        kernel: null,
+        failed: null,
+        building: false,
+        destroyed: false,
+        settled: null,
+      });
+      if (m.eager) {
+        backgroundBuilds.push(m.id);
+        void buildLoop();
       }
       return;
     case 'destroyMemory':
       memories.get(m.id)?.destroy();
       memories.delete(m.id);
       return;
-    case 'destroyKernel':
-      kernels.get(m.id)?.destroy();
+    case 'destroyKernel': {
+      const k = kernels.get(m.id);
       kernels.delete(m.id);
-      return;
-    case 'submit': {
-      let commands: Command[];
-      try {
-        commands = m.commands.map(commandOf);
-      } catch (err) {
-        send({ t: 'failed', req: m.req, error: wireError(err) });
-        return;
+      if (k !== undefined) {
+        k.destroyed = true;
+        k.kernel?.destroy();
+        k.kernel = null;
+        k.settled?.resolve();
       }
-      dev.submit(commands).then(
-        (status) => send({ t: 'done', req: m.req, status }),
-        (err: unknown) => send({ t: 'failed', req: m.req, error: wireError(err) }),
-      );
+      return;
+    }
+    case 'submit': {
+      const previous = lastStart;
+      lastStart = (async () => {
+        await previous;
+        let commands: Command[];
+        try {
+          commands = await commandsOf(m.commands);
+        } catch (err) {
+          send({ t: 'failed', req: m.req, error: wireError(err) });
+          return;
+        }
+        dev.submit(commands, { started: () => send({ t: 'started', req: m.req }) }).then(
+          (status) => send({ t: 'done', req: m.req, status }),
+          (err: unknown) => send({ t: 'failed', req: m.req, error: wireError(err) }),
+        );
+      })();
       return;
     }
   }

@@ -1,5 +1,6 @@
 /**
- * The host compute device in a child process, so that it can be reset.
+ * The host compute device in child processes, so that it can be reset and so that nothing a
+ * guest sends is ever checked or compiled in the daemon.
  *
  * A kernel that never ends cannot be stopped where it runs: Vulkan has no way to cancel a
  * dispatch, and on lavapipe the dispatch is a loop on the driver's CPU threads. In the daemon's
@@ -7,20 +8,25 @@
  * it. So the daemon runs the device in a worker process (isolated-worker.ts, the same
  * {@link HostDevice} it would use in process), and when a batch overruns the scheduler's time
  * limit it kills that process and starts a new one — what a GPU driver's timeout-and-reset does
- * to a hung engine. The overrunning batch fails (its context is marked lost by the device
- * model); memories and kernels are imported and built again in the new worker under the same
- * ids, so every other VM carries on without noticing more than the pause.
+ * to a hung engine. The overrunning batch fails with a {@link ContextLostError}; memories are
+ * imported again in the new worker under the same ids, and kernels are rebuilt there when a
+ * batch next needs them, so every other VM carries on without noticing more than the pause.
  *
- * Calls that must answer at once (import, kernel creation: the guest's mailbox waits for them)
- * are checked synchronously on a second {@link HostDevice} in this process, which never runs a
- * batch; the worker then repeats them. Memory reaches the worker as the daemon's
- * `/proc/<pid>/fd/<n>` of a descriptor reopened here, and the worker maps it itself, so batches
- * still write straight into the aperture the guest has mapped.
+ * Kernels are validated and compiled first in a second child, the kernel builder
+ * (kernel-builder.ts), under a time and a memory limit: a kernel reaches the compute worker only
+ * once it has been shown to build there without hanging or crashing. The daemon never loads the
+ * driver at all: it learns what the device can do from a probe run of the worker.
+ *
+ * Memory reaches the worker as the daemon's `/proc/<pid>/fd/<n>` of a descriptor reopened here,
+ * and the worker maps it itself, so batches still write straight into the aperture the guest
+ * has mapped.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { ContextLostError } from '../execution-errors.js';
+import { info, warn } from '../log.js';
 import {
   BackendError,
   type BackendKernel,
@@ -31,14 +37,16 @@ import {
   type ImportOptions,
   type KernelOptions,
   type SubmissionStatus,
+  type SubmitHooks,
 } from './backend.js';
-import { HostDevice } from './host-driver.js';
 import type { FromWorker, ToWorker, WireCommand, WireError } from './isolated-protocol.js';
-import { info, warn } from '../log.js';
+import { KernelBuilder, type KernelBuilderOptions } from './kernel-builder.js';
 
 const WORKER = fileURLToPath(new URL('./isolated-worker.js', import.meta.url));
 /** A worker that dies this many times in a row before it is ready means the device is unusable. */
 const MAX_FAILED_STARTS = 3;
+/** How long a delivered batch may wait in the worker for its kernels before the worker is reset. */
+export const DEFAULT_START_LIMIT_MS = 60_000;
 
 /** Memory imported into an {@link IsolatedDevice}. */
 export class IsolatedMemory implements BackendMemory {
@@ -88,6 +96,11 @@ interface Request {
   resolve: (s: SubmissionStatus) => void;
   reject: (e: Error) => void;
   promise: Promise<SubmissionStatus>;
+  hooks: SubmitHooks | undefined;
+  /** The worker has the batch (a worker dying now took it down with it). */
+  delivered: boolean;
+  /** Fires when a delivered batch has not started within the start limit. */
+  watchdog: NodeJS.Timeout | null;
 }
 
 export interface IsolatedOptions {
@@ -95,25 +108,50 @@ export interface IsolatedOptions {
   device?: string;
   /** TIMESTAMP values from the CPU at completion (tests). */
   cpuTimestamps?: boolean;
+  /** Limits of the kernel builder process. */
+  kernelBuild?: Omit<KernelBuilderOptions, 'device'>;
+  /** How long a delivered batch may wait for its kernels to be built in the worker, ms. */
+  startLimitMs?: number;
+  /** The device's info, if the caller has it (skips the probe). */
+  info?: DeviceInfo;
 }
 
 function backendError(e: WireError): BackendError {
   return new BackendError(e.code, e.errno, e.call, e.message);
 }
 
+/**
+ * What the device can do, from a short-lived run of the worker (`--probe`): the daemon itself
+ * never loads the Vulkan driver.
+ */
+export function probeDevice(device?: string): DeviceInfo {
+  const r = spawnSync(process.execPath, [WORKER, '--probe', ...(device !== undefined ? [device] : [])], {
+    encoding: 'utf8',
+    env: { ...process.env, MDGPU_HOST_LOG: 'quiet' },
+    timeout: 120_000,
+  });
+  if (r.status !== 0 || r.stdout.length === 0) {
+    const why = (r.stderr ?? '').trim().split('\n').slice(-3).join(' ') || (r.error?.message ?? `exit ${r.status ?? r.signal}`);
+    throw new BackendError('ENODEV', -constants.errno.ENODEV, 'mdgpu_host_device_open', `No compute device: ${why}`);
+  }
+  return JSON.parse(r.stdout) as DeviceInfo;
+}
+
 export class IsolatedDevice implements ComputeBackend {
   readonly info: DeviceInfo;
   /** Times the worker was replaced: resets asked for, and workers that died on their own. */
   resets = 0;
-  readonly #checker: HostDevice;
+  readonly builder: KernelBuilder;
   readonly #options: IsolatedOptions;
+  readonly #startLimitMs: number;
   #worker: ChildProcess | null = null;
   /** The worker listens for messages (before that, they wait in the outbox). */
   #listening = false;
   #ready = false;
-  /** Messages for a worker that is not ready yet (the replay first, then new work). */
+  /** Messages for a worker that is not listening yet (the replay first, then new work). */
   #outbox: ToWorker[] = [];
   readonly #memories = new Map<number, { message: ToWorker; fd: number }>();
+  /** Kernels to replay into a new worker (lazily: built when a batch needs them). */
   readonly #kernels = new Map<number, ToWorker>();
   readonly #requests = new Map<number, Request>();
   #nextId = 1;
@@ -124,20 +162,18 @@ export class IsolatedDevice implements ComputeBackend {
   #destroyed = false;
   #destroying: Promise<void> | undefined;
 
-  private constructor(checker: HostDevice, options: IsolatedOptions) {
-    this.#checker = checker;
+  private constructor(deviceInfo: DeviceInfo, options: IsolatedOptions) {
+    this.info = deviceInfo;
     this.#options = options;
-    this.info = checker.info;
+    this.#startLimitMs = options.startLimitMs ?? DEFAULT_START_LIMIT_MS;
+    this.builder = new KernelBuilder({ ...options.kernelBuild, ...(options.device !== undefined ? { device: options.device } : {}) });
+    this.builder.start();
     this.#start();
   }
 
-  /** Open the device here (to check calls) and in a new worker process (to run batches). */
+  /** Probe the device (unless its info is given) and start the worker that runs batches. */
   static open(options: IsolatedOptions = {}): IsolatedDevice {
-    const checker = HostDevice.open({
-      ...(options.device !== undefined ? { device: options.device } : {}),
-      ...(options.cpuTimestamps ? { cpuTimestamps: true } : {}),
-    });
-    return new IsolatedDevice(checker, options);
+    return new IsolatedDevice(options.info ?? probeDevice(options.device), options);
   }
 
   /** Batches submitted and not yet settled. */
@@ -161,13 +197,8 @@ export class IsolatedDevice implements ComputeBackend {
       this.#readyWait = { promise, resolve };
     }
     // The worker must know the device and everything made on it before any new work.
-    const replay: ToWorker[] = [
-      {
-        t: 'open',
-        ...(this.#options.device !== undefined ? { device: this.#options.device } : {}),
-        ...(this.#options.cpuTimestamps ? { cpuTimestamps: true } : {}),
-      },
-    ];
+    const o = this.#options;
+    const replay: ToWorker[] = [{ t: 'open', ...(o.device !== undefined ? { device: o.device } : {}), ...(o.cpuTimestamps ? { cpuTimestamps: true } : {}) }];
     for (const m of this.#memories.values()) replay.push(m.message);
     for (const k of this.#kernels.values()) replay.push(k);
     this.#outbox = [...replay, ...this.#outbox];
@@ -176,17 +207,40 @@ export class IsolatedDevice implements ComputeBackend {
     worker.on('exit', (code, signal) => this.#onExit(worker, code, signal));
   }
 
-  #flush(): void {
+  /** Hand a message to the worker now; true if it was delivered. */
+  #deliver(m: ToWorker): boolean {
     const w = this.#worker;
-    if (w === null || !this.#listening || !w.connected) return;
-    for (const m of this.#outbox.splice(0)) w.send(m);
+    if (w === null || !this.#listening || !w.connected) return false;
+    w.send(m);
+    if (m.t === 'submit') this.#delivered(m.req);
+    return true;
+  }
+
+  #delivered(req: number): void {
+    const r = this.#requests.get(req);
+    if (r === undefined) return;
+    r.delivered = true;
+    // A batch waits in the worker only for its kernels to be built (each already built once in
+    // the builder, within its time limit): if it does not start, the worker is stuck.
+    r.watchdog = setTimeout(() => {
+      r.watchdog = null;
+      this.reset(`a batch did not start within ${this.#startLimitMs} ms`);
+    }, this.#startLimitMs);
+  }
+
+  #flush(): void {
+    const pending = this.#outbox.splice(0);
+    for (const [i, m] of pending.entries()) {
+      if (!this.#deliver(m)) {
+        this.#outbox = [...pending.slice(i), ...this.#outbox];
+        return;
+      }
+    }
   }
 
   #send(m: ToWorker): void {
-    const w = this.#worker;
     // Straight to a listening worker (the outbox is empty then); queued otherwise.
-    if (w !== null && this.#listening && w.connected) w.send(m);
-    else this.#outbox.push(m);
+    if (this.#outbox.length > 0 || !this.#deliver(m)) this.#outbox.push(m);
   }
 
   #onMessage(worker: ChildProcess, m: FromWorker): void {
@@ -208,11 +262,20 @@ export class IsolatedDevice implements ComputeBackend {
       case 'problem':
         warn(`compute worker: ${m.message}`);
         return;
+      case 'started': {
+        const r = this.#requests.get(m.req);
+        if (r === undefined) return;
+        if (r.watchdog !== null) clearTimeout(r.watchdog);
+        r.watchdog = null;
+        r.hooks?.started?.();
+        return;
+      }
       case 'done':
       case 'failed': {
         const r = this.#requests.get(m.req);
         if (r === undefined) return;
         this.#requests.delete(m.req);
+        if (r.watchdog !== null) clearTimeout(r.watchdog);
         if (m.t === 'done') r.resolve(m.status);
         else r.reject(backendError(m.error));
       }
@@ -225,35 +288,41 @@ export class IsolatedDevice implements ComputeBackend {
     const how = signal !== null ? `killed by ${signal}` : `exit code ${code}`;
     // Whatever ran there is gone, and nobody will say how it ended. Batches run one at a time,
     // so a batch in flight when a worker dies on its own (a driver crash) is what killed it:
-    // its context is marked lost, as for a batch past the time limit, so that one VM cannot
-    // crash the device over and over with the same work.
-    const failed = Object.assign(
-      new BackendError('EIO', -constants.errno.EIO, 'mdgpu_host_wait', `the compute device was reset (worker ${how}); the batch did not complete`),
-      { contextLost: true },
-    );
-    for (const r of this.#requests.values()) r.reject(failed);
-    this.#requests.clear();
+    // its context is lost, as for a batch past the time limit, so that one VM cannot crash the
+    // device over and over with the same work. Batches the worker never received are not
+    // touched: they go to the next worker.
+    const lost = new ContextLostError(`The compute device was reset (worker ${how}); the batch did not complete`, 'device-reset');
+    for (const [req, r] of [...this.#requests]) {
+      if (!r.delivered && !this.#destroyed) continue;
+      this.#requests.delete(req);
+      if (r.watchdog !== null) clearTimeout(r.watchdog);
+      r.reject(lost);
+    }
+    const undelivered = this.#outbox.filter((m) => m.t === 'submit');
     if (this.#destroyed) {
       this.#settleReady();
       return;
     }
-    if (!this.#ready && ++this.#failedStarts >= MAX_FAILED_STARTS)
+    if (!this.#ready && ++this.#failedStarts >= MAX_FAILED_STARTS) {
       this.#broken ??= new BackendError(
         'EIO',
         -constants.errno.EIO,
         'mdgpu_host_device_open',
         `the compute worker failed ${MAX_FAILED_STARTS} times before it was ready (${how})`,
       );
+    }
     if (this.#broken !== null) {
       warn(`compute worker: ${this.#broken.message}; no more batches will run`);
+      for (const r of this.#requests.values()) r.reject(this.#broken);
+      this.#requests.clear();
       this.#outbox = [];
       this.#settleReady();
       return;
     }
     this.resets++;
     info(`compute worker ${worker.pid} ${how}; starting a new one (reset ${this.resets})`);
-    // Work queued for the dead worker was failed above; what it had made is replayed.
-    this.#outbox = [];
+    // What the dead worker had made is replayed; batches it never saw wait for the new one.
+    this.#outbox = undelivered;
     this.#start();
   }
 
@@ -289,10 +358,9 @@ export class IsolatedDevice implements ComputeBackend {
 
   importFd(fd: number, offset: number, size: number, options: ImportOptions = {}): BackendMemory {
     this.#alive('mdgpu_host_memory_import_fd');
-    // The same call here first: the caller learns at once whether it works, and how.
-    const probe = this.#checker.importFd(fd, offset, size, options);
-    const zeroCopy = probe.zeroCopy;
-    probe.destroy();
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size <= 0) {
+      throw new BackendError('EINVAL', -constants.errno.EINVAL, 'mdgpu_host_memory_import_fd', `Bad import range: ${offset}+${size}`);
+    }
     // A descriptor of our own, so the worker (and any later one) can open the file even
     // after the caller closes its descriptor.
     const own = fs.openSync(`/proc/self/fd/${fd}`, 'r+');
@@ -300,17 +368,22 @@ export class IsolatedDevice implements ComputeBackend {
     const message: ToWorker = { t: 'import', id, path: `/proc/${process.pid}/fd/${own}`, offset, size, staged: options.staged === true };
     this.#memories.set(id, { message, fd: own });
     this.#send(message);
+    // The host driver imports without copies when the device has VK_EXT_external_memory_host
+    // and the range is aligned as it requires (it stages copies otherwise, and says so).
+    const align = this.info.minImportAlignment;
+    const zeroCopy = options.staged !== true && this.info.hostImport && align > 0 && offset % align === 0 && size % align === 0;
     return new IsolatedMemory(this, id, size, zeroCopy);
   }
 
-  createKernel(spirv: Uint32Array, options: KernelOptions): BackendKernel {
+  /** Build a kernel: first in the builder process (checked, bounded), then in the worker. */
+  async buildKernel(spirv: Uint32Array, options: KernelOptions, owner = 'device'): Promise<BackendKernel> {
     this.#alive('mdgpu_host_kernel_create');
-    // Validation and the driver's own refusal come from this call, synchronously.
-    this.#checker.createKernel(spirv, options).destroy();
+    await this.builder.build(owner, spirv, options);
+    this.#alive('mdgpu_host_kernel_create');
     const id = this.#nextId++;
-    const message: ToWorker = { t: 'kernel', id, spirv: spirv.slice(), bindings: options.bindings, pushConstantSize: options.pushConstantSize };
-    this.#kernels.set(id, message);
-    this.#send(message);
+    const define = { t: 'kernel', id, spirv: spirv.slice(), bindings: options.bindings, pushConstantSize: options.pushConstantSize } as const;
+    this.#kernels.set(id, { ...define, eager: false });
+    this.#send({ ...define, eager: true });
     return new IsolatedKernel(this, id, options.bindings, options.pushConstantSize);
   }
 
@@ -363,7 +436,7 @@ export class IsolatedDevice implements ComputeBackend {
     }
   }
 
-  submit(commands: readonly Command[]): Promise<SubmissionStatus> {
+  submit(commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus> {
     try {
       this.#alive('mdgpu_host_submit');
       if (!Array.isArray(commands)) throw new TypeError('submit: commands must be an array');
@@ -375,7 +448,7 @@ export class IsolatedDevice implements ComputeBackend {
         resolve = res;
         reject = rej;
       });
-      this.#requests.set(req, { resolve, reject, promise });
+      this.#requests.set(req, { resolve, reject, promise, hooks, delivered: false, watchdog: null });
       this.#send({ t: 'submit', req, commands: wire });
       return promise;
     } catch (err) {
@@ -383,11 +456,12 @@ export class IsolatedDevice implements ComputeBackend {
     }
   }
 
-  /** Wait for pending batches, then end the worker and release everything. Idempotent. */
+  /** Wait for pending batches, then end the worker and builder and release everything. Idempotent. */
   destroy(): Promise<void> {
     this.#destroying ??= (async () => {
       this.#destroyed = true;
       await Promise.allSettled([...this.#requests.values()].map((r) => r.promise));
+      await this.builder.destroy();
       const w = this.#worker;
       if (w !== null && w.exitCode === null && w.signalCode === null) {
         const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
@@ -404,7 +478,6 @@ export class IsolatedDevice implements ComputeBackend {
       for (const m of this.#memories.values()) fs.closeSync(m.fd);
       this.#memories.clear();
       this.#kernels.clear();
-      await this.#checker.destroy();
     })();
     return this.#destroying;
   }

@@ -11,7 +11,9 @@ import { MdgpuDevice, type MdgpuDeviceOptions } from '../vgpu/device.js';
 import { FairScheduler, type SchedulerOptions } from '../sched/scheduler.js';
 import type { ComputeBackend } from '../backend/backend.js';
 import { info } from '../log.js';
-import { ApertureExecutor, openCompute, type ComputeOptions } from './compute.js';
+import { ApertureExecutor } from '../exec/aperture-executor.js';
+import { openCompute, type ComputeOptions } from '../exec/open-compute.js';
+import { DEFAULT_BUILD_TIME_LIMIT_MS } from '../backend/kernel-builder.js';
 
 export interface VgpuConfig {
   name: string;
@@ -70,7 +72,6 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
   const scheduler = new FairScheduler({
     ...options.scheduler,
     onOverrun: (vgpu) => compute?.reset?.(`a batch of ${vgpu} ran past the time limit`),
-    deviceReady: () => compute?.whenReady?.() ?? null,
   });
   const vgpus: RunningVgpu[] = [];
   const closeAll = async () => {
@@ -92,6 +93,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
         ...(config.maxContexts !== undefined ? { maxContexts: config.maxContexts } : {}),
         ...(config.maxBuffers !== undefined ? { maxBuffers: config.maxBuffers } : {}),
         host: nativeHostOps(native),
+        ...(options.compute !== undefined ? { kernelBuildMs: options.compute.kernelBuild?.timeLimitMs ?? DEFAULT_BUILD_TIME_LIMIT_MS } : {}),
       });
       if (config.maxQueues !== undefined) device.queues.maxQueues = config.maxQueues;
       if (config.maxKernels !== undefined) device.queues.maxKernels = config.maxKernels;

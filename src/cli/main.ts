@@ -7,7 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { setLogLevel, setTrace } from '../log.js';
 import { parseSize } from './sizes.js';
 import { serveUntilSignal } from './serve.js';
-import { defaultControlSocket, parseVgpuSpec, readConfig } from './vgpu-config.js';
+import { defaultControlSocket, parseResetBudget, parseVgpuSpec, readConfig } from './vgpu-config.js';
 
 function parseId(text: string): number {
   const value = Number(text);
@@ -45,6 +45,13 @@ async function main(argv: string[]): Promise<number> {
           .option('device', { type: 'string', describe: 'Vulkan device: index or name substring (default: a GPU, else lavapipe)' })
           .option('time-slice', { type: 'number', default: 2, describe: 'ms of device time a vGPU may use in a row' })
           .option('batch-limit', { type: 'number', default: 10000, describe: 'ms a batch may run before its context is marked lost and the device is reset' })
+          .option('kernel-build-limit', { type: 'number', default: 10000, describe: 'ms one kernel build may take before it fails (BAD_KERNEL)' })
+          .option('kernel-build-memory', { type: 'string', default: '2G', describe: 'data-size limit of the kernel builder process' })
+          .option('reset-budget', {
+            type: 'string',
+            default: '3/60',
+            describe: 'device resets a VM may cause per window before it is cooled off for the window: N/SECONDS (0 = never)',
+          })
           .option('control', { type: 'string', default: defaultControlSocket(), describe: 'control socket for mdgpu status' })
           .option('metrics', { type: 'number', describe: 'serve Prometheus text on http://127.0.0.1:PORT/metrics' })
           .option('vendor-id', { type: 'string', describe: 'PCI vendor id (default 0x4d44, not PCI-SIG assigned)' })
@@ -69,8 +76,19 @@ async function main(argv: string[]): Promise<number> {
         exitCode = await serveUntilSignal(
           {
             vgpus,
-            ...(args.compute ? { compute: args.device !== undefined ? { device: args.device } : {} } : {}),
-            scheduler: { timeSliceNs: args['time-slice'] * 1e6, batchTimeLimitNs: args['batch-limit'] * 1e6 },
+            ...(args.compute
+              ? {
+                  compute: {
+                    ...(args.device !== undefined ? { device: args.device } : {}),
+                    kernelBuild: { timeLimitMs: args['kernel-build-limit'], memoryLimitBytes: parseSize(args['kernel-build-memory']) },
+                  },
+                }
+              : {}),
+            scheduler: {
+              timeSliceNs: args['time-slice'] * 1e6,
+              batchTimeLimitNs: args['batch-limit'] * 1e6,
+              resetPolicy: parseResetBudget(args['reset-budget']),
+            },
           },
           { socket: args.control, metricsPort: args.metrics ?? null },
         );

@@ -5,7 +5,8 @@
 import type { MdgpuDevice, MdgpuDeviceOptions } from '../vgpu/device.js';
 import type { VfioUserServer } from '../server/server.js';
 import { info } from '../log.js';
-import type { ApertureExecutor, ComputeOptions } from './compute.js';
+import type { ApertureExecutor } from '../exec/aperture-executor.js';
+import type { ComputeOptions } from '../exec/open-compute.js';
 import { startDaemon, type DaemonOptions, type RunningDaemon } from './daemon.js';
 import { startControl, type ControlOptions } from './control.js';
 

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { StrikePolicy } from '../sched/strikes.js';
 import type { VgpuConfig } from './daemon.js';
 import { parseSize } from './sizes.js';
 
@@ -87,4 +88,13 @@ export function readConfig(file: string, defaults: Defaults): VgpuConfig[] {
     if (config.socket === '') throw new Error(`${file}: vgpus[${i}] needs a socket`);
     return config;
   });
+}
+
+/** `--reset-budget N/SECONDS`: N strikes within the window cool a VM off for the window. */
+export function parseResetBudget(spec: string): StrikePolicy {
+  const m = /^(\d+)\/(\d+)$/.exec(spec.trim());
+  if (m === null) throw new Error(`--reset-budget: expected N/SECONDS (e.g. 3/60), got ${spec}`);
+  const windowMs = Number(m[2]) * 1000;
+  if (windowMs <= 0) throw new Error(`--reset-budget: the window must be at least 1 s, got ${spec}`);
+  return { strikes: Number(m[1]), windowMs, coolOffMs: windowMs };
 }

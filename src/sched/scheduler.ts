@@ -10,12 +10,20 @@
  * (0 highest .. 3 lowest) go first, FIFO within a priority.
  *
  * One batch runs on the device at a time, so each batch's device time is its own, and a flood
- * from one VM waits its turn like everyone else's work. A batch that overruns the per-batch time
- * limit is reported as lost at the limit (its context is marked lost by the caller), and
- * `onOverrun` is told so that it can stop the batch (the daemon resets the device, see
- * src/backend/isolated.ts); the scheduler waits until the batch has settled before the next.
+ * from one VM waits its turn like everyone else's work. A batch's time limit counts from when
+ * its work starts on the device (not while it waits for a device process to come back from a
+ * reset, or for its kernels to be rebuilt there); a batch that overruns it is stopped through
+ * `onOverrun` (the daemon resets the device, see src/backend/isolated.ts) and fails with
+ * {@link BatchTimeoutError} once the device has let go of it — not before, so that its buffers
+ * stay pinned while the device may still write into them. Every device reset a vGPU's batch
+ * causes is a strike (strikes.ts); a vGPU with too many is cooled off and its batches refused
+ * with {@link ThrottledError}, so one VM can cost the others only a bounded pause.
  */
 import { tracer } from '../log.js';
+import { CancelledError, ContextLostError, ThrottledError, TooManyInFlightError } from '../execution-errors.js';
+import { DEFAULT_BUILD_POLICY, DEFAULT_RESET_POLICY, StrikeCounter, type StrikePolicy } from './strikes.js';
+
+export { TooManyInFlightError } from '../execution-errors.js';
 
 const traceSched = tracer('sched');
 
@@ -23,30 +31,32 @@ export interface BatchResult {
   deviceNs: number;
 }
 
-export class BatchTimeoutError extends Error {
-  /** The device model marks the submitting context lost on this error. */
-  readonly contextLost = true;
+/** A batch that ran past the time limit: its context is lost. */
+export class BatchTimeoutError extends ContextLostError {
+  override readonly name = 'BatchTimeoutError';
   constructor(readonly limitNs: number) {
-    super(`Batch exceeded the execution time limit of ${limitNs / 1e6} ms`);
+    super(`Batch exceeded the execution time limit of ${limitNs / 1e6} ms`, 'timeout');
   }
 }
-
-export class TooManyInFlightError extends Error {}
 
 export interface SchedulerOptions {
   /** Device time a vGPU may use in a row while it stays backlogged, ns. */
   timeSliceNs: number;
-  /** Wall-clock limit for one batch, ns (0 = none). */
+  /** Wall-clock limit for one batch, ns (0 = none), counted from when its work starts on the device. */
   batchTimeLimitNs: number;
   /** Clock for wall time, ns (injectable for tests). */
   now?: () => number;
   /**
-   * Called when a batch of `vgpu` overruns the time limit, after it was reported lost: the
-   * place to stop it (reset the device), since the scheduler waits for it before the next.
+   * Called when a batch of `vgpu` overruns the time limit: the place to stop it (reset the
+   * device). The scheduler waits until the batch has really settled before it runs the next
+   * one and before it answers the batch's submitter, so nothing is released while the device
+   * may still write into memory.
    */
   onOverrun?: (vgpu: string) => void;
-  /** A promise while the device is not ready to run batches (restarting after a reset), else null. */
-  deviceReady?: () => Promise<void> | null;
+  /** Device resets a vGPU may cause before it is cooled off (see strikes.ts). */
+  resetPolicy?: StrikePolicy;
+  /** Kernel builds failed by time or memory a vGPU may cause before its builds are refused. */
+  buildPolicy?: StrikePolicy;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -54,12 +64,32 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   batchTimeLimitNs: 10_000_000_000,
 };
 
+/** What a batch's run function is given. */
+export interface BatchControl {
+  /**
+   * Call when the batch's work really starts on the device (after the device process is up and
+   * the batch's kernels are built): its time limit counts from then. Only used when the batch
+   * was submitted with `awaitStart`; otherwise the clock starts when `run` is called.
+   */
+  started(): void;
+}
+
+export interface SubmitOptions {
+  /** Withdraw the batch while it is still queued (a destroyed queue or context, a reset). */
+  signal?: AbortSignal;
+  /** The run function calls `started()`; the time limit waits for it. */
+  awaitStart?: boolean;
+}
+
 interface Job {
   priority: number;
-  run: () => Promise<BatchResult>;
+  run: (control: BatchControl) => Promise<BatchResult>;
   resolve: (r: BatchResult) => void;
   reject: (e: Error) => void;
   queuedAt: number;
+  awaitStart: boolean;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | null;
 }
 
 export interface VgpuShareStats {
@@ -74,6 +104,14 @@ export interface VgpuShareStats {
   /** Total time batches waited for the device, ns. */
   waitNs: number;
   timeouts: number;
+  /** Device resets this vGPU's batches caused (timeouts and device crashes while they ran). */
+  resets: number;
+  /** Times it was cooled off, and until when it is now (ms since the epoch), if it is. */
+  coolOffs: number;
+  coolingOffUntil: number | null;
+  /** Batches refused because it was cooling off. */
+  throttled: number;
+  cancelled: number;
   virtualTime: number;
 }
 
@@ -84,6 +122,8 @@ class Account {
   deviceNs = 0;
   waitNs = 0;
   timeouts = 0;
+  throttled = 0;
+  cancelled = 0;
   running = 0;
   constructor(
     readonly name: string,
@@ -97,6 +137,16 @@ class Account {
     for (const q of this.queues) if (q.length > 0) return q.shift();
     return undefined;
   }
+  remove(job: Job): boolean {
+    for (const q of this.queues) {
+      const i = q.indexOf(job);
+      if (i >= 0) {
+        q.splice(i, 1);
+        return true;
+      }
+    }
+    return false;
+  }
 }
 
 export class FairScheduler {
@@ -106,12 +156,18 @@ export class FairScheduler {
   private holderSliceUsed = 0;
   private readonly options: SchedulerOptions;
   private readonly now: () => number;
+  /** Device resets each vGPU caused, and its cool-offs. */
+  readonly resets: StrikeCounter;
+  /** Kernel builds each vGPU had fail by time or memory (they hold the shared builder). */
+  readonly buildFaults: StrikeCounter;
   /** Device time of every batch run, ns. */
   totalDeviceNs = 0;
 
   constructor(options: Partial<SchedulerOptions> = {}) {
     this.options = { ...DEFAULT_SCHEDULER_OPTIONS, ...options };
     this.now = options.now ?? (() => Number(process.hrtime.bigint()));
+    this.resets = new StrikeCounter(options.resetPolicy ?? DEFAULT_RESET_POLICY);
+    this.buildFaults = new StrikeCounter(options.buildPolicy ?? DEFAULT_BUILD_POLICY);
   }
 
   register(name: string, weight = 1, maxInFlight = 64): void {
@@ -127,7 +183,9 @@ export class FairScheduler {
     const account = this.accounts.get(name);
     if (account === undefined) return;
     this.accounts.delete(name);
-    for (const q of account.queues) for (const job of q.splice(0)) job.reject(new Error(`vGPU ${name} is gone`));
+    this.resets.forget(name);
+    this.buildFaults.forget(name);
+    for (const q of account.queues) for (const job of q.splice(0)) this.settle(job, new CancelledError(`vGPU ${name} is gone`));
     if (this.holder === account) this.holder = null;
   }
 
@@ -139,10 +197,21 @@ export class FairScheduler {
     return min === Infinity ? 0 : min;
   }
 
-  /** Queue a batch for `vgpu`; resolves when it ran on the device. */
-  submit(vgpu: string, priority: number, run: () => Promise<BatchResult>): Promise<BatchResult> {
+  /** When `vgpu`'s cool-off ends (ms since the epoch), or null when it may submit. */
+  coolingOffUntil(vgpu: string): number | null {
+    return this.resets.coolingOffUntil(vgpu);
+  }
+
+  /** Queue a batch for `vgpu`; settles when it ran on the device and the device is done with it. */
+  submit(vgpu: string, priority: number, run: (control: BatchControl) => Promise<BatchResult>, options: SubmitOptions = {}): Promise<BatchResult> {
     const account = this.accounts.get(vgpu);
     if (account === undefined) return Promise.reject(new Error(`Unknown vGPU ${vgpu}`));
+    const until = this.resets.coolingOffUntil(vgpu);
+    if (until !== null) {
+      account.throttled++;
+      return Promise.reject(new ThrottledError(`vGPU ${vgpu} caused too many device resets; cooling off until ${new Date(until).toISOString()}`, until));
+    }
+    if (options.signal?.aborted) return Promise.reject(new CancelledError('Withdrawn before it was queued'));
     if (account.pending + account.running >= account.maxInFlight) {
       return Promise.reject(new TooManyInFlightError(`vGPU ${vgpu} has ${account.maxInFlight} batches in flight`));
     }
@@ -151,9 +220,36 @@ export class FairScheduler {
       account.virtualTime = Math.max(account.virtualTime, this.minVirtualTime());
     }
     return new Promise<BatchResult>((resolve, reject) => {
-      account.queues[Math.min(3, Math.max(0, priority))]!.push({ priority, run, resolve, reject, queuedAt: this.now() });
+      const job: Job = {
+        priority,
+        run,
+        resolve,
+        reject,
+        queuedAt: this.now(),
+        awaitStart: options.awaitStart === true,
+        signal: options.signal,
+        onAbort: null,
+      };
+      if (job.signal !== undefined) {
+        // Withdrawn while queued: it never runs. A running batch is not stopped by this.
+        job.onAbort = () => {
+          if (account.remove(job)) {
+            account.cancelled++;
+            this.settle(job, new CancelledError('Withdrawn before it ran'));
+          }
+        };
+        job.signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      account.queues[Math.min(3, Math.max(0, priority))]!.push(job);
       this.dispatch();
     });
+  }
+
+  private settle(job: Job, outcome: BatchResult | Error): void {
+    if (job.onAbort !== null) job.signal?.removeEventListener('abort', job.onAbort);
+    job.onAbort = null;
+    if (outcome instanceof Error) job.reject(outcome);
+    else job.resolve(outcome);
   }
 
   private pick(): Account | undefined {
@@ -176,35 +272,34 @@ export class FairScheduler {
       this.holderSliceUsed = 0;
     }
     const job = account.next()!;
+    if (job.onAbort !== null) job.signal?.removeEventListener('abort', job.onAbort);
+    job.onAbort = null;
     this.busy = true;
     account.running++;
-    // A device coming back from a reset is not the batch's time: start the clock once it is up.
-    const gate = this.options.deviceReady?.() ?? null;
-    if (gate === null) this.start(account, job);
-    else
-      void gate.then(
-        () => this.start(account, job),
-        () => this.start(account, job),
-      );
+    this.start(account, job);
   }
 
   private start(account: Account, job: Job): void {
-    const started = this.now();
-    account.waitNs += started - job.queuedAt;
-    traceSched(() => `${account.name}: batch starts (vt ${account.virtualTime.toFixed(0)})`);
+    const dispatched = this.now();
+    account.waitNs += dispatched - job.queuedAt;
+    traceSched(() => `${account.name}: batch dispatched (vt ${account.virtualTime.toFixed(0)})`);
     const limit = this.options.batchTimeLimitNs;
     let timedOut = false;
-    const timer =
-      limit > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            account.timeouts++;
-            job.reject(new BatchTimeoutError(limit));
-            this.options.onOverrun?.(account.name);
-          }, limit / 1e6)
-        : null;
+    let timer: NodeJS.Timeout | null = null;
+    let startedAt = dispatched;
+    const startClock = () => {
+      if (timer !== null || limit <= 0) return;
+      startedAt = this.now();
+      timer = setTimeout(() => {
+        timedOut = true;
+        account.timeouts++;
+        this.strike(account.name);
+        this.options.onOverrun?.(account.name);
+      }, limit / 1e6);
+    };
     const finish = (deviceNs: number) => {
       if (timer !== null) clearTimeout(timer);
+      timer = null;
       account.running--;
       account.batches++;
       account.deviceNs += deviceNs;
@@ -214,32 +309,62 @@ export class FairScheduler {
       this.busy = false;
       this.dispatch();
     };
-    job.run().then(
+    if (!job.awaitStart) startClock();
+    let promise: Promise<BatchResult>;
+    try {
+      promise = job.run({ started: startClock });
+    } catch (err) {
+      promise = Promise.reject(err as Error);
+    }
+    // The answer waits for the run to settle even past the limit: until then the device may
+    // still be writing into the batch's memory, and its pins must hold.
+    promise.then(
       (result) => {
         finish(result.deviceNs);
-        if (!timedOut) job.resolve(result);
+        this.settle(job, timedOut ? new BatchTimeoutError(limit) : result);
       },
       (err: unknown) => {
-        finish(Math.max(0, this.now() - started));
-        if (!timedOut) job.reject(err as Error);
+        finish(Math.max(0, this.now() - startedAt));
+        if (timedOut) {
+          this.settle(job, new BatchTimeoutError(limit));
+          return;
+        }
+        // The device went away under this batch (it crashed, or was reset for it): a strike.
+        if (err instanceof ContextLostError) this.strike(account.name);
+        this.settle(job, err as Error);
       },
     );
   }
 
+  private strike(name: string): void {
+    if (this.resets.strike(name)) {
+      const until = this.resets.coolingOffUntil(name)!;
+      traceSched(() => `${name}: cooled off until ${new Date(until).toISOString()} after ${this.resets.policy.strikes} device resets`);
+    }
+  }
+
   stats(): VgpuShareStats[] {
     const total = this.totalDeviceNs;
-    return [...this.accounts.values()].map((a) => ({
-      name: a.name,
-      weight: a.weight,
-      batches: a.batches,
-      deviceNs: a.deviceNs,
-      share: total > 0 ? a.deviceNs / total : 0,
-      pending: a.pending,
-      inFlight: a.running,
-      waitNs: a.waitNs,
-      timeouts: a.timeouts,
-      virtualTime: a.virtualTime,
-    }));
+    return [...this.accounts.values()].map((a) => {
+      const strikes = this.resets.stats(a.name);
+      return {
+        name: a.name,
+        weight: a.weight,
+        batches: a.batches,
+        deviceNs: a.deviceNs,
+        share: total > 0 ? a.deviceNs / total : 0,
+        pending: a.pending,
+        inFlight: a.running,
+        waitNs: a.waitNs,
+        timeouts: a.timeouts,
+        resets: strikes.strikes,
+        coolOffs: strikes.coolOffs,
+        coolingOffUntil: strikes.coolingOffUntil,
+        throttled: a.throttled,
+        cancelled: a.cancelled,
+        virtualTime: a.virtualTime,
+      };
+    });
   }
 }
 

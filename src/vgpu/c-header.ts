@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fieldMask } from '../pci/reg-file.js';
 import { MDGPU_CONTRACT_MAJOR, MDGPU_CONTRACT_MINOR, MDGPU_ID, MDGPU_IRQ_SOURCES, MDGPU_REGS, MAILBOX_ARGS, MAILBOX_RETS } from './regs.js';
-import { MAILBOX_OPS, MAILBOX_RESERVED, MAILBOX_RESULTS, MAX_ALIGN_LOG2, QUERY_PARAMS } from './mailbox-ops.js';
+import { KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESERVED, MAILBOX_RESULTS, MAX_ALIGN_LOG2, QUERY_PARAMS } from './mailbox-ops.js';
 import { CMD, CMD_FLAG_IRQ, CMD_LAYOUTS, CommandHeader, DEFAULT_COMMAND_LIMITS, DispatchBinding, SUBMIT_ERRORS } from './commands.js';
 import { QUEUE_CONTROL_DOCS, QueueControl } from './queues.js';
 import {
@@ -82,6 +82,9 @@ export function generateHeader(): string {
   out.push('');
   out.push('/* Mailbox results (MBOX_STATUS.RESULT). */');
   for (const [name, r] of Object.entries(MAILBOX_RESULTS)) out.push(define(`MDGPU_RESULT_${name}`, String(r.code), r.doc));
+  out.push('');
+  out.push('/* Kernel states (KERNEL_STATUS.state). */');
+  for (const [name, k] of Object.entries(KERNEL_STATES)) out.push(define(`MDGPU_KERNEL_${name}`, String(k.code), k.doc));
   out.push('');
   out.push('/* QUERY parameters. */');
   for (const [name, p] of Object.entries(QUERY_PARAMS)) out.push(define(`MDGPU_QUERY_${name}`, String(p.code), p.doc));

@@ -1,5 +1,5 @@
 /**
- * The command format of mdgpu queues (contract 2), declared once as layouts, and the validator
+ * The command format of mdgpu queues (contract 1.1, unchanged in 1.2), declared once as layouts, and the validator
  * that turns the bytes a guest wrote into its ring into commands mdgpu may execute.
  *
  * A guest is hostile: every field is checked before anything reaches the host driver. Buffer
@@ -18,7 +18,7 @@ export const SUBMIT_ERRORS = {
   BAD_BUFFER: { code: 4, doc: 'A buffer handle that is not a live buffer of the submitting context' },
   OUT_OF_BOUNDS: { code: 5, doc: 'Offset + size outside the buffer, or overflowing' },
   BAD_ALIGNMENT: { code: 6, doc: 'An offset or size that must be aligned is not' },
-  BAD_KERNEL: { code: 7, doc: 'A kernel handle that is not a live kernel of the submitting context' },
+  BAD_KERNEL: { code: 7, doc: 'A kernel handle that is not a live, built (READY) kernel of the submitting context' },
   BAD_WORKGROUPS: { code: 8, doc: 'Workgroup counts zero or above the device limits' },
   BAD_BINDINGS: { code: 9, doc: "Binding count differs from the kernel's, or above the limit" },
   BAD_PUSH_CONSTANTS: { code: 10, doc: "Push-constant size differs from the kernel's, or above 128 bytes" },
@@ -29,6 +29,10 @@ export const SUBMIT_ERRORS = {
   BAD_RING: { code: 15, doc: 'Ring pointers out of range (tail behind head or more than the ring size ahead)' },
   CONTEXT_LOST: { code: 16, doc: 'The context was marked lost (a kernel ran past its time limit)' },
   OVERLAP: { code: 17, doc: 'COPY source and destination overlap' },
+  THROTTLED: {
+    code: 18,
+    doc: "Refused for a cool-off period: this VM's work caused too many device resets (contract 1.2)",
+  },
 } as const;
 
 export type SubmitErrorName = keyof typeof SUBMIT_ERRORS;

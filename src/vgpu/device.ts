@@ -76,6 +76,8 @@ export interface MdgpuDeviceOptions {
   host: DeviceHostOps;
   /** Executes queue submissions (the Vulkan host driver); without one, queues cannot be created. */
   backend?: ExecutionBackend | null;
+  /** The time limit of one kernel build, ms (reported to the guest by QUERY KERNEL_BUILD_MS). */
+  kernelBuildMs?: number;
 }
 
 /** Mailbox operations executed and trapped register accesses, for metrics. */
@@ -171,7 +173,7 @@ export class MdgpuDevice implements RegContext {
     // The VM is gone (QEMU exited or was killed): nothing can drive its queues any more, so they
     // stop and its kernels are released from the host driver. Device memory, contexts and
     // registers stay, as vfio-user asks of a disconnect; the next QEMU resets the device anyway.
-    this.pci.onDetach(() => this.queues.reset(false));
+    this.pci.onDetach(() => this.queues.reset());
   }
 
   /** Register page accesses: 1, 2, 4 bytes as one access, 8 bytes as two 32-bit ones. */
@@ -324,6 +326,9 @@ export class MdgpuDevice implements RegContext {
         this.requireContext(a(0));
         this.queues.destroyKernel(a(0), a(1));
         return [];
+      case MAILBOX_OPS.KERNEL_STATUS.code:
+        this.requireContext(a(0));
+        return this.queues.kernels.status(a(0), a(1));
       default:
         guestError(`${this.name}-mbox-op`, `${this.name}: unknown mailbox opcode 0x${opcode.toString(16)}`);
         throw new MailboxFailure('UNKNOWN_OPCODE', `unknown opcode 0x${opcode.toString(16)}`);
@@ -373,6 +378,10 @@ export class MdgpuDevice implements RegContext {
         return this.queues.limits.bindingAlignment;
       case QUERY_PARAMS.MAX_BINDING.code:
         return this.queues.limits.maxBindingBytes;
+      case QUERY_PARAMS.KERNEL_BUILD_MS.code:
+        return this.options.kernelBuildMs ?? 0;
+      case QUERY_PARAMS.MAX_KERNEL_BUILDS.code:
+        return this.queues.kernels.maxBuilds;
       default:
         throw new MailboxFailure('BAD_PARAM', `unknown query parameter ${param}`);
     }

@@ -42,15 +42,21 @@ export const MAILBOX_OPS = {
     code: 0x0200,
     args: ['ctx', 'buffer', 'offset', 'size', 'bindings', 'push_bytes'],
     rets: ['kernel'],
-    doc: 'Create a compute kernel from SPIR-V placed in a buffer (validated, compiled once); bindings storage buffers in set 0, push_bytes of push constants',
+    doc: "Start building a compute kernel from SPIR-V placed in a buffer (copied out at once, then validated and compiled off the device's control path); the kernel is BUILDING until KERNEL_STATUS says otherwise (contract 1.2: the KERNEL interrupt source fires when a build ends); bindings storage buffers in set 0, push_bytes of push constants",
   },
-  KERNEL_DESTROY: { code: 0x0201, args: ['ctx', 'kernel'], rets: [], doc: 'Destroy a kernel of this context' },
+  KERNEL_DESTROY: { code: 0x0201, args: ['ctx', 'kernel'], rets: [], doc: 'Destroy a kernel of this context (a build in progress is abandoned)' },
+  KERNEL_STATUS: {
+    code: 0x0202,
+    args: ['ctx', 'kernel'],
+    rets: ['state', 'result'],
+    doc: 'State of a kernel of this context (see the kernel state table) and, when FAILED, the result code that says why (contract 1.2)',
+  },
 } as const satisfies Record<string, MailboxOpDef>;
 
 /** Operation codes kept for later contract versions; they complete with UNKNOWN_OPCODE today. */
 export const MAILBOX_RESERVED = [
   { from: 0x0102, to: 0x01ff, use: 'more queue operations' },
-  { from: 0x0202, to: 0x02ff, use: 'more kernel operations' },
+  { from: 0x0203, to: 0x02ff, use: 'more kernel operations' },
 ] as const;
 
 export const MAILBOX_RESULTS = {
@@ -67,6 +73,17 @@ export const MAILBOX_RESULTS = {
   BUSY: { code: 10, doc: 'The object is in use (a buffer that already holds a queue)' },
   BAD_KERNEL: { code: 11, doc: 'SPIR-V refused: bad magic, or rejected by validation' },
   UNSUPPORTED: { code: 12, doc: 'The device has no execution backend' },
+  THROTTLED: {
+    code: 13,
+    doc: "Refused for a cool-off period: this VM's work caused too many device resets or kernel builds that failed by time or memory (contract 1.2)",
+  },
+} as const;
+
+/** The states of a kernel (KERNEL_STATUS.state, contract 1.2). */
+export const KERNEL_STATES = {
+  BUILDING: { code: 0, doc: 'Being validated and compiled; DISPATCH refuses it (BAD_KERNEL)' },
+  READY: { code: 1, doc: 'Built: DISPATCH may use it' },
+  FAILED: { code: 2, doc: 'Refused; KERNEL_STATUS.result says why (BAD_KERNEL, THROTTLED, OVER_QUOTA); only KERNEL_DESTROY is left to do' },
 } as const;
 
 export type MailboxResult = keyof typeof MAILBOX_RESULTS;
@@ -90,6 +107,8 @@ export const QUERY_PARAMS = {
   HAS_BACKEND: { code: 15, doc: '1 when queues can execute (an execution backend is attached)' },
   BINDING_ALIGN: { code: 16, doc: 'DISPATCH binding offsets must be multiples of this' },
   MAX_BINDING: { code: 17, doc: 'Largest DISPATCH binding in bytes' },
+  KERNEL_BUILD_MS: { code: 18, doc: 'Longest a kernel build may take before it fails with BAD_KERNEL, in ms (contract 1.2)' },
+  MAX_KERNEL_BUILDS: { code: 19, doc: 'Most kernel builds a VM may have in progress at once; more are THROTTLED (contract 1.2)' },
 } as const;
 
 /** BO_ALLOC flags; none are defined yet, so any bit set is BAD_FLAGS. */

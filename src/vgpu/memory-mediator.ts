@@ -50,6 +50,8 @@ export class MemoryMediator {
   private readonly detached = new Set<number>();
   private nextContext = 1;
   private nextHandle = 1;
+  /** Bytes charged to the quota for things that are not buffers (kernels and their pipelines). */
+  private charged = 0;
   /**
    * Called with each buffer just before it is freed and zeroed (BO_FREE, context destruction):
    * lets tests and tools see what the guest left in it without racing the guest.
@@ -58,8 +60,25 @@ export class MemoryMediator {
 
   constructor(private readonly options: MemoryMediatorOptions) {}
 
+  /** Bytes counted against the quota: buffers (including freed ones the device still uses) and charges. */
   get used(): number {
-    return this.options.allocator.used;
+    return this.options.allocator.used + this.charged;
+  }
+
+  /** Bytes charged for things that are not buffers (kernels), part of {@link used}. */
+  get chargedBytes(): number {
+    return this.charged;
+  }
+
+  /** Count `bytes` against the quota; false (and nothing counted) when that would exceed it. */
+  charge(bytes: number): boolean {
+    if (this.used + bytes > this.options.quota) return false;
+    this.charged += bytes;
+    return true;
+  }
+
+  uncharge(bytes: number): void {
+    this.charged = Math.max(0, this.charged - bytes);
   }
   get quota(): number {
     return this.options.quota;
@@ -127,8 +146,8 @@ export class MemoryMediator {
     if (size <= 0n || size > BigInt(allocator.capacity)) this.fail('BAD_SIZE', `buffer size ${size} (allocatable: ${allocator.capacity})`);
     const rounded = allocator.roundSize(Number(size))!;
     if (this.buffers.size >= this.options.maxBuffers) this.fail('TOO_MANY', `buffer limit ${this.options.maxBuffers} reached`);
-    if (allocator.used + rounded > this.options.quota) {
-      this.fail('OVER_QUOTA', `allocation of ${rounded} bytes would exceed the quota (${allocator.used} of ${this.options.quota} used)`);
+    if (this.used + rounded > this.options.quota) {
+      this.fail('OVER_QUOTA', `allocation of ${rounded} bytes would exceed the quota (${this.used} of ${this.options.quota} used)`);
     }
     const range = allocator.alloc(rounded, alignLog2 === 0 ? allocator.granule : 2 ** alignLog2);
     if (range === undefined) this.fail('NO_MEMORY', `no free range of ${rounded} bytes (largest free: ${allocator.largestFree})`);
@@ -198,12 +217,28 @@ export class MemoryMediator {
     this.options.zero(buffer.offset, buffer.size);
   }
 
-  /** Device reset: every context and buffer is gone; the caller zeroes the whole aperture. */
+  /**
+   * Device reset: every context and buffer is gone; the caller zeroes the whole aperture. A
+   * buffer the device still uses (pinned by work already on it, which a reset cannot take
+   * back) keeps its range out of the allocator until that work has let go of it: it is
+   * released — and zeroed again — when its last pin drops, so nothing written by work from
+   * before the reset lands in memory handed out after it.
+   */
   reset(): void {
     this.contexts.clear();
-    this.buffers.clear();
-    this.pins.clear();
-    this.detached.clear();
-    this.options.allocator.reset();
+    for (const buffer of [...this.buffers.values()]) {
+      if (this.pins.has(buffer.handle)) {
+        this.detached.add(buffer.handle);
+      } else {
+        this.buffers.delete(buffer.handle);
+        this.options.allocator.release(buffer);
+      }
+    }
+    if (this.buffers.size === 0) this.options.allocator.reset();
+  }
+
+  /** Buffers whose owner freed them (or that a reset took away) but the device still uses. */
+  get quarantined(): number {
+    return this.detached.size;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Mediated queues (contract 1.1): rings in the aperture that the guest fills directly, and the
+ * Mediated queues (contract 1.2): rings in the aperture that the guest fills directly, and the
  * device side that consumes them — validating each submission, running it on the execution
  * backend, writing fences and raising interrupts.
  *
@@ -9,7 +9,14 @@
  * only when it sees that flag, so under load a submission costs no VM exit at all. The two sides
  * follow Dekker's pattern (store own flag, full fence, load the other's) so no wakeup is lost; a
  * slow background check (SAFETY_POLL_MS) bounds the damage of a guest that forgets the doorbell.
+ *
+ * The guest controls how much work it publishes, so nothing here may hold the daemon's event
+ * loop for long: a queue yields after a bounded slice of work (TURN_BUDGET_*), copies exactly
+ * one submission's bytes at a time, and polls during grace periods only within a CPU budget per
+ * vGPU (POLL_BUDGET_*). Destroying a queue or its context, or resetting the device, withdraws its
+ * queued and parked work (an AbortSignal per queue): nothing from before runs after it.
  */
+import { CancelledError, ContextLostError, ThrottledError } from '../execution-errors.js';
 import { guestError, tracer } from '../log.js';
 import { structWith, u32, u64 } from '../layout/struct.js';
 import {
@@ -25,6 +32,7 @@ import {
   type ValidCommand,
   type ValidSubmission,
 } from './commands.js';
+import { KernelRegistry, type KernelBuilderPort } from './kernels.js';
 import { MailboxFailure, type MemoryMediator } from './memory-mediator.js';
 import { IRQ_SOURCE_ERROR, IRQ_SOURCE_FENCE } from './regs.js';
 
@@ -60,7 +68,7 @@ export const QUEUE_CONTROL_SIZE = 4096;
 export const QUEUE_MIN_RING = 4096;
 export const QUEUE_MAX_RING = 16 << 20;
 
-/** GPU-side work, with aperture offsets resolved; what the execution backend runs. */
+/** GPU-side work, with aperture offsets resolved and kernels named by the backend's ids. */
 export type BackendCommand =
   | { kind: 'copy'; src: ApertureRange; dst: ApertureRange }
   | { kind: 'fill'; dst: ApertureRange; value: number }
@@ -68,7 +76,6 @@ export type BackendCommand =
   | { kind: 'timestamp'; dst: ApertureRange }
   | { kind: 'barrier' };
 
-/** The host execution engine (the Vulkan host driver in production), injected. */
 /** Who a batch is for: the scheduler orders by priority and charges the context's vGPU. */
 export interface BatchMeta {
   ctx: number;
@@ -77,16 +84,15 @@ export interface BatchMeta {
   priority: number;
 }
 
-export interface ExecutionBackend {
+/** The host execution engine (the Vulkan host driver in production, src/exec), injected. */
+export interface ExecutionBackend extends KernelBuilderPort {
   /**
-   * Run commands in order against the aperture; resolves with the device time in ns. A
-   * rejection whose error has `contextLost: true` (a batch past the time limit) marks the
-   * submitting context lost.
+   * Run commands in order against the aperture; resolves with the device time in ns. Rejects
+   * with a ContextLostError when the batch ran past its time limit or the device was reset
+   * under it (the context is then lost), a ThrottledError when the vGPU is cooling off, a
+   * CancelledError when `signal` withdrew it before it ran.
    */
-  run(commands: BackendCommand[], meta: BatchMeta): Promise<{ deviceNs: number }>;
-  /** Validate and compile SPIR-V; returns the backend's kernel id. Throws on invalid SPIR-V. */
-  createKernel(spirv: Uint32Array, bindings: number, pushConstantBytes: number): number;
-  destroyKernel(id: number): void;
+  run(commands: BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }>;
 }
 
 /** How the queue engine talks to the rest of the device. */
@@ -99,17 +105,21 @@ export interface QueueHost {
   raiseIrq(bits: number): void;
 }
 
+/** Ring priorities: 0 (highest) .. QUEUE_MAX_PRIORITY (lowest). */
+export const QUEUE_MAX_PRIORITY = 3;
+/** Submissions a queue handles in one turn of the event loop before it lets others run. */
+export const TURN_BUDGET_SUBMISSIONS = 64;
+/** Milliseconds of synchronous queue work in one turn before it lets others run. */
+export const TURN_BUDGET_MS = 2;
+/** Grace-period polling one vGPU may do, in ms of polling per second of wall time (25% of a core). */
+export const POLL_BUDGET_MS_PER_S = 250;
+/** The most polling time a vGPU can bank while its queues are quiet, ms. */
+export const POLL_BUDGET_BURST_MS = 250;
+
 /** Polling continues this long after a queue drains before it asks for a doorbell. */
 export const DEFAULT_GRACE_MS = 5;
 /** Sleeping queues are still looked at this often, in case a guest never rings. */
 export const SAFETY_POLL_MS = 50;
-
-interface Kernel {
-  ctx: number;
-  backendId: number;
-  bindings: number;
-  pushConstantBytes: number;
-}
 
 export interface QueueStats {
   submissions: number;
@@ -124,6 +134,8 @@ class Queue {
   running = false;
   sleeping = false;
   destroyed = false;
+  /** Withdraws this queue's queued and parked work when it is destroyed. */
+  readonly abort = new AbortController();
   /** The last bad tail reported, so a stuck guest is logged once, not on every poll. */
   badTail: bigint | null = null;
   readonly stats: QueueStats = { submissions: 0, errors: 0, doorbells: 0, sleeps: 0, deviceNs: 0 };
@@ -140,25 +152,29 @@ class Queue {
 
 export class QueueEngine {
   private readonly queues = new Map<number, Queue>();
-  /** Queues that a device reset took away (their pins and memory went with it). */
-  private readonly resetGeneration = new WeakSet<Queue>();
-  private readonly kernels = new Map<number, Kernel>();
   /** Contexts whose work overran the time limit: everything they submit fails from now on. */
   private readonly lostContexts = new Set<number>();
   private nextQueue = 1;
   private words64: BigUint64Array | null = null;
-  private nextKernel = 1;
   private safetyTimer: NodeJS.Timeout | null = null;
+  /** Grace-period polling time this vGPU may still spend, ms, and when it was last topped up. */
+  private pollBudgetMs = POLL_BUDGET_BURST_MS;
+  private pollBudgetAt = performance.now();
   graceMs = DEFAULT_GRACE_MS;
+  /** Grace-period polling allowed per second of wall time, and the most that can be banked, ms. */
+  pollBudgetMsPerS = POLL_BUDGET_MS_PER_S;
+  pollBudgetBurstMs = POLL_BUDGET_BURST_MS;
   limits: CommandLimits = DEFAULT_COMMAND_LIMITS;
   maxQueues = 64;
-  maxKernels = 256;
+  readonly kernels: KernelRegistry;
   /** Totals over every queue this device ever had. */
-  readonly totals = { submissions: 0, errors: 0, doorbells: 0, sleeps: 0, deviceNs: 0 };
+  readonly totals = { submissions: 0, errors: 0, doorbells: 0, sleeps: 0, deviceNs: 0, yields: 0, pollBudgetExhausted: 0 };
   /** Called after every finished submission (tests, metrics, the scheduler). */
   onSubmissionDone: ((queue: number, error: SubmitErrorName | null, deviceNs: number) => void) | null = null;
 
-  constructor(private readonly host: QueueHost) {}
+  constructor(private readonly host: QueueHost) {
+    this.kernels = new KernelRegistry(host);
+  }
 
   private get view(): DataView {
     const a = this.host.aperture;
@@ -169,7 +185,13 @@ export class QueueEngine {
     return this.queues.size;
   }
   get kernelCount(): number {
-    return this.kernels.size;
+    return this.kernels.count;
+  }
+  get maxKernels(): number {
+    return this.kernels.maxKernels;
+  }
+  set maxKernels(n: number) {
+    this.kernels.maxKernels = n;
   }
 
   queueStats(id: number): QueueStats | undefined {
@@ -188,7 +210,7 @@ export class QueueEngine {
     // Queues work without an execution backend too: FENCE, WAIT and NOP need none, and a
     // submission with GPU commands then fails with EXEC_FAILED (QUERY HAS_BACKEND tells).
     if (this.queues.size >= this.maxQueues) this.fail('TOO_MANY', `queue limit ${this.maxQueues} reached`);
-    if (priority > 3) this.fail('BAD_FLAGS', `queue priority ${priority} (0..3)`);
+    if (priority > QUEUE_MAX_PRIORITY) this.fail('BAD_FLAGS', `queue priority ${priority} (0..${QUEUE_MAX_PRIORITY})`);
     const ringSize = buffer.size - QUEUE_CONTROL_SIZE;
     if (ringSize < QUEUE_MIN_RING || ringSize > QUEUE_MAX_RING || (ringSize & (ringSize - 1)) !== 0) {
       this.fail('BAD_SIZE', `queue buffer of ${buffer.size} bytes: the ring after the 4 KiB control page must be a power of two from 4 KiB to 16 MiB`);
@@ -223,75 +245,39 @@ export class QueueEngine {
 
   private retireQueue(q: Queue): void {
     q.destroyed = true;
+    // Queued batches are withdrawn and parked WAITs end; a batch already on the device runs to
+    // its end and keeps the buffers it uses pinned until then.
+    q.abort.abort();
     this.queues.delete(q.id);
-    // A submission still in flight keeps its own pins; the ring buffer is released now.
     this.host.memory.unpin(q.buffer);
     if (this.queues.size === 0) this.disarmSafetyPoll();
   }
 
+  /** KERNEL_CREATE (the build goes on after this returns; see kernels.ts). */
   createKernel(ctx: number, bufferHandle: number, offset: number, size: number, bindings: number, pushConstantBytes: number): number {
-    const buffer = this.host.memory.buffer(ctx, bufferHandle);
-    if (this.kernels.size >= this.maxKernels) this.fail('TOO_MANY', `kernel limit ${this.maxKernels} reached`);
-    if (size === 0 || size % 4 !== 0 || size > 1 << 20 || offset % 4 !== 0 || offset + size > buffer.size) {
-      this.fail('BAD_SIZE', `SPIR-V of ${size} bytes at ${offset} in a buffer of ${buffer.size}`);
-    }
-    if (bindings > this.limits.maxBindings || pushConstantBytes > this.limits.maxPushConstantBytes || pushConstantBytes % 4 !== 0) {
-      this.fail('BAD_FLAGS', `kernel with ${bindings} bindings and ${pushConstantBytes} push-constant bytes`);
-    }
-    const backend = this.host.backend;
-    if (backend === null) this.fail('UNSUPPORTED', 'no execution backend on this device');
-    // Copy the words out of guest memory first: the guest may change them at any time.
-    const words = new Uint32Array(size / 4);
-    new Uint8Array(words.buffer).set(this.host.aperture.subarray(buffer.offset + offset, buffer.offset + offset + size));
-    if (words[0] !== 0x0723_0203) this.fail('BAD_KERNEL', 'not SPIR-V (bad magic number)');
-    let backendId: number;
-    try {
-      backendId = backend.createKernel(words, bindings, pushConstantBytes);
-    } catch (err) {
-      this.fail('BAD_KERNEL', `SPIR-V rejected: ${(err as Error).message}`);
-    }
-    let id = this.nextKernel;
-    while (id === 0 || this.kernels.has(id)) id = (id + 1) >>> 0;
-    this.nextKernel = (id + 1) >>> 0;
-    this.kernels.set(id, { ctx, backendId, bindings, pushConstantBytes });
-    return id;
+    return this.kernels.create(ctx, bufferHandle, offset, size, bindings, pushConstantBytes, this.limits);
   }
 
   destroyKernel(ctx: number, id: number): void {
-    const k = this.kernels.get(id);
-    if (k === undefined || k.ctx !== ctx) this.fail('BAD_HANDLE', `no kernel ${id} in context ${ctx}`);
-    this.kernels.delete(id);
-    this.host.backend?.destroyKernel(k.backendId);
+    this.kernels.destroy(ctx, id);
   }
 
-  /** A context is going away: its queues stop and its kernels are destroyed. */
+  /** A context is going away: its queues stop, their work is withdrawn, its kernels are destroyed. */
   destroyContext(ctx: number): void {
     this.lostContexts.delete(ctx);
     for (const q of [...this.queues.values()]) if (q.ctx === ctx) this.retireQueue(q);
-    for (const [id, k] of [...this.kernels]) {
-      if (k.ctx !== ctx) continue;
-      this.kernels.delete(id);
-      this.host.backend?.destroyKernel(k.backendId);
-    }
+    this.kernels.destroyContext(ctx);
   }
 
   /**
-   * Stop every queue and release every kernel. With `memoryReset` (a device reset) the device's
-   * memory state is going too, so in-flight submissions must not touch it when they finish;
-   * without it (the VM went away) pins and buffers stay consistent and are released normally.
+   * Stop every queue, withdraw their work and release every kernel: a device reset, or the VM
+   * went away. Work already on the device keeps its buffers pinned until it ends (the memory
+   * mediator keeps pinned ranges out of new allocations across a reset).
    */
-  reset(memoryReset = true): void {
-    for (const q of [...this.queues.values()]) {
-      if (memoryReset) {
-        q.destroyed = true;
-        this.resetGeneration.add(q);
-      } else {
-        this.retireQueue(q);
-      }
-    }
+  reset(): void {
+    for (const q of [...this.queues.values()]) this.retireQueue(q);
     this.queues.clear();
-    for (const k of this.kernels.values()) this.host.backend?.destroyKernel(k.backendId);
-    this.kernels.clear();
+    this.kernels.reset();
     this.lostContexts.clear();
     this.disarmSafetyPoll();
   }
@@ -379,13 +365,27 @@ export class QueueEngine {
     this.safetyTimer = null;
   }
 
-  /** Consume the queue until it is empty and the grace period passed, then sleep. */
+  /**
+   * Consume the queue until it is empty and the grace period passed, then sleep. Yields to the
+   * event loop after a bounded slice of work: submissions that need no device work (empty,
+   * FENCE-only, refused) complete without a real wait, and a guest that keeps its ring full
+   * would otherwise keep every other VM's traps and queues from running.
+   */
   private async pump(q: Queue): Promise<void> {
     if (q.running) return;
     q.running = true;
     try {
+      let turnStart = performance.now();
+      let turnCount = 0;
       for (;;) {
         if (q.destroyed) return;
+        if (++turnCount > TURN_BUDGET_SUBMISSIONS || performance.now() - turnStart > TURN_BUDGET_MS) {
+          this.totals.yields++;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (q.destroyed) return;
+          turnStart = performance.now();
+          turnCount = 1;
+        }
         const next = this.take(q);
         if (next === 'empty') {
           if (await this.pollDuringGrace(q)) continue;
@@ -411,14 +411,36 @@ export class QueueEngine {
     }
   }
 
+  /** Top up and read the vGPU's polling budget (ms). */
+  private pollBudget(): number {
+    const now = performance.now();
+    this.pollBudgetMs = Math.min(this.pollBudgetBurstMs, this.pollBudgetMs + ((now - this.pollBudgetAt) * this.pollBudgetMsPerS) / 1000);
+    this.pollBudgetAt = now;
+    return this.pollBudgetMs;
+  }
+
+  /**
+   * Poll the tail for the grace period, within the vGPU's polling budget: a guest that submits
+   * a little every few ms would otherwise keep a host core busy polling for it. Out of budget,
+   * the queue asks for a doorbell at once (a trapped write per submission, no lost work).
+   */
   private async pollDuringGrace(q: Queue): Promise<boolean> {
-    const deadline = performance.now() + this.graceMs;
-    while (performance.now() < deadline) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (q.destroyed) return false;
-      if (this.tail(q) !== this.head(q)) return true;
+    if (this.pollBudget() <= 0) {
+      this.totals.pollBudgetExhausted++;
+      return false;
     }
-    return false;
+    const start = performance.now();
+    const deadline = start + Math.min(this.graceMs, this.pollBudgetMs);
+    try {
+      while (performance.now() < deadline) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (q.destroyed) return false;
+        if (this.tail(q) !== this.head(q)) return true;
+      }
+      return false;
+    } finally {
+      this.pollBudgetMs -= performance.now() - start;
+    }
   }
 
   /**
@@ -445,7 +467,15 @@ export class QueueEngine {
     }
     q.badTail = null;
     const available = Number(tail - head);
-    const bytes = this.ringBytes(q, head, Math.min(available, this.limits.maxSubmissionBytes));
+    // Copy exactly one submission: its header first, then as many bytes as it says it has (at
+    // most what was published and what a submission may be), not everything published.
+    const headerBytes = this.ringBytes(q, head, Math.min(available, CMD_LAYOUTS.SUBMIT.size));
+    let length = headerBytes.length;
+    if (headerBytes.length === CMD_LAYOUTS.SUBMIT.size) {
+      const claimed = new DataView(headerBytes.buffer).getUint32(CMD_LAYOUTS.SUBMIT.fields.length.offset, true);
+      length = Math.min(available, this.limits.maxSubmissionBytes, Math.max(CMD_LAYOUTS.SUBMIT.size, claimed));
+    }
+    const bytes = length === headerBytes.length ? headerBytes : this.ringBytes(q, head, length);
     const ctx = q.ctx;
     const scope = {
       buffer: (handle: number) => {
@@ -455,10 +485,7 @@ export class QueueEngine {
           return undefined;
         }
       },
-      kernel: (handle: number) => {
-        const k = this.kernels.get(handle);
-        return k !== undefined && k.ctx === ctx ? k : undefined;
-      },
+      kernel: (handle: number) => this.kernels.ready(ctx, handle),
     };
     try {
       if (this.lostContexts.has(ctx)) throw new CommandError('CONTEXT_LOST', `context ${ctx} was lost`);
@@ -539,18 +566,13 @@ export class QueueEngine {
     let deviceNs = 0;
     let error: CommandError | null = null;
     try {
-      deviceNs = await this.runCommands(submission.commands, { ctx: q.ctx, queue: q.id, priority: q.priority });
+      deviceNs = await this.runCommands(q, submission.commands);
     } catch (err) {
-      if ((err as { contextLost?: boolean }).contextLost === true) {
-        this.lostContexts.add(q.ctx);
-        guestError(`${this.host.name}-lost`, `${this.host.name}: context ${q.ctx} lost: ${(err as Error).message}`);
-        error = new CommandError('CONTEXT_LOST', (err as Error).message);
-      } else {
-        error = err instanceof CommandError ? err : new CommandError('EXEC_FAILED', (err as Error).message);
-      }
+      error = this.commandErrorOf(q, err);
     } finally {
-      // After a device reset the pins are gone with everything else, and so is the queue.
-      if (!this.resetGeneration.has(q)) for (const handle of pinned) this.host.memory.unpin(handle);
+      // Settled means the device is done with every buffer of this submission (a batch past
+      // its time limit settles only once the device process that ran it is gone).
+      for (const handle of pinned) this.host.memory.unpin(handle);
     }
     // The queue was destroyed while this ran (QUEUE_DESTROY, the VM went away, a device reset,
     // the daemon shutting down): nobody waits for its fence, and its memory may be reset or
@@ -581,7 +603,20 @@ export class QueueEngine {
     this.onSubmissionDone?.(q.id, error, deviceNs);
   }
 
-  /** GPU work goes to the backend in batches; FENCE and WAIT are done here between batches. */
+  /** What a failed run means for the guest; a lost context is remembered. */
+  private commandErrorOf(q: Queue, err: unknown): CommandError {
+    if (err instanceof CommandError) return err;
+    if (err instanceof ContextLostError) {
+      this.lostContexts.add(q.ctx);
+      guestError(`${this.host.name}-lost`, `${this.host.name}: context ${q.ctx} lost: ${err.message}`);
+      return new CommandError('CONTEXT_LOST', err.message);
+    }
+    if (err instanceof ThrottledError) return new CommandError('THROTTLED', err.message);
+    // A withdrawn submission: its queue is gone, and nobody reads what it would have said.
+    if (err instanceof CancelledError) return new CommandError('EXEC_FAILED', err.message);
+    return new CommandError('EXEC_FAILED', (err as Error)?.message ?? String(err));
+  }
+
   get lostContextCount(): number {
     return this.lostContexts.size;
   }
@@ -591,32 +626,42 @@ export class QueueEngine {
     return this.lostContexts.has(ctx);
   }
 
-  private async runCommands(commands: ValidCommand[], meta: BatchMeta): Promise<number> {
+  /** GPU work goes to the backend in batches; FENCE and WAIT are done here between batches. */
+  private async runCommands(q: Queue, commands: ValidCommand[]): Promise<number> {
+    const meta: BatchMeta = { ctx: q.ctx, queue: q.id, priority: q.priority };
+    const signal = q.abort.signal;
     let batch: BackendCommand[] = [];
     let deviceNs = 0;
+    const withdrawn = () => {
+      if (q.destroyed) throw new CancelledError(`queue ${q.id} was destroyed`);
+    };
     const flush = async () => {
       if (batch.length === 0) return;
+      withdrawn();
       const backend = this.host.backend;
       if (backend === null) throw new CommandError('EXEC_FAILED', 'no execution backend on this device');
-      const run = batch.map((c) => (c.kind === 'dispatch' ? { ...c, kernel: this.kernels.get(c.kernel)!.backendId } : c));
+      const run = batch;
       batch = [];
-      deviceNs += (await backend.run(run, meta)).deviceNs;
+      deviceNs += (await backend.run(run, meta, signal)).deviceNs;
     };
     for (const c of commands) {
       switch (c.kind) {
         case 'fence':
           await flush();
+          withdrawn();
           this.writeU64(c.dst.offset, c.value);
           if (c.irq) this.host.raiseIrq(1 << IRQ_SOURCE_FENCE);
           break;
         case 'wait':
           await flush();
-          await this.waitFor(c.src.offset, c.value, c.timeoutNs);
+          await this.waitFor(c.src.offset, c.value, c.timeoutNs, q);
           break;
-        case 'dispatch':
-          if (!this.kernels.has(c.kernel)) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} destroyed before it ran`);
-          batch.push(c);
+        case 'dispatch': {
+          const kernel = this.kernels.ready(q.ctx, c.kernel);
+          if (kernel === undefined) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} destroyed before it ran`);
+          batch.push({ ...c, kernel: kernel.backendId });
           break;
+        }
         default:
           batch.push(c);
       }
@@ -625,9 +670,11 @@ export class QueueEngine {
     return deviceNs;
   }
 
-  private async waitFor(at: number, value: bigint, timeoutNs: bigint): Promise<void> {
+  /** WAIT: poll a u64 until it reaches `value`, the timeout passes, or the queue is destroyed. */
+  private async waitFor(at: number, value: bigint, timeoutNs: bigint, q: Queue): Promise<void> {
     const deadline = performance.now() + Number(timeoutNs / 1_000_000n);
     while (this.view.getBigUint64(at, true) < value) {
+      if (q.destroyed) throw new CancelledError(`queue ${q.id} was destroyed during a WAIT`);
       if (performance.now() >= deadline) throw new CommandError('WAIT_TIMEOUT', `value at 0x${at.toString(16)} did not reach ${value}`);
       await new Promise<void>((resolve) => setTimeout(resolve, 1));
     }

@@ -3,8 +3,9 @@
  * driver's C header is generated from it (`npm run gen-header`), docs/device.md is checked
  * against it, and the tests walk it.
  *
- * Contract version 1.0: identification, a scratch register, the trapped aperture window,
- * interrupt status/enable/raise, and the mediation mailbox.
+ * Contract version 1.2 (docs/device.md says what each minor version added): identification, a
+ * scratch register, the trapped aperture window, interrupt status/enable/raise, the mediation
+ * mailbox and the queue doorbell.
  */
 import { defineRegs } from '../pci/reg-file.js';
 
@@ -28,7 +29,7 @@ export interface RegContext {
 /** "MDGP" in ASCII, so a dump of the page identifies the device. */
 export const MDGPU_ID = 0x4d44_4750;
 export const MDGPU_CONTRACT_MAJOR = 1;
-export const MDGPU_CONTRACT_MINOR = 1;
+export const MDGPU_CONTRACT_MINOR = 2;
 /** Interrupt sources; source n is delivered on MSI-X vector n. */
 export const MDGPU_IRQ_SOURCES = 8;
 const IRQ_BITS = (1 << MDGPU_IRQ_SOURCES) - 1;
@@ -38,6 +39,8 @@ export const IRQ_SOURCE_MAILBOX = 0;
 export const IRQ_SOURCE_FENCE = 1;
 /** Raised when a submission fails. */
 export const IRQ_SOURCE_ERROR = 2;
+/** Raised when a kernel build ends, successfully or not (contract 1.2). */
+export const IRQ_SOURCE_KERNEL = 3;
 export const MAILBOX_ARGS = 8;
 export const MAILBOX_RETS = 4;
 
@@ -90,14 +93,26 @@ export const MDGPU_REGS = defineRegs<RegContext>()({
     offset: 0x020,
     w1c: IRQ_BITS,
     rsvd: ~IRQ_BITS >>> 0,
-    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES], MAILBOX: [IRQ_SOURCE_MAILBOX, 1], FENCE: [IRQ_SOURCE_FENCE, 1], ERROR: [IRQ_SOURCE_ERROR, 1] },
+    fields: {
+      SOURCES: [0, MDGPU_IRQ_SOURCES],
+      MAILBOX: [IRQ_SOURCE_MAILBOX, 1],
+      FENCE: [IRQ_SOURCE_FENCE, 1],
+      ERROR: [IRQ_SOURCE_ERROR, 1],
+      KERNEL: [IRQ_SOURCE_KERNEL, 1],
+    },
     postWrite: (ctx) => ctx.updateInterrupts(),
     doc: 'Pending interrupt sources; write 1 to clear',
   },
   IRQ_ENABLE: {
     offset: 0x024,
     rsvd: ~IRQ_BITS >>> 0,
-    fields: { SOURCES: [0, MDGPU_IRQ_SOURCES], MAILBOX: [IRQ_SOURCE_MAILBOX, 1], FENCE: [IRQ_SOURCE_FENCE, 1], ERROR: [IRQ_SOURCE_ERROR, 1] },
+    fields: {
+      SOURCES: [0, MDGPU_IRQ_SOURCES],
+      MAILBOX: [IRQ_SOURCE_MAILBOX, 1],
+      FENCE: [IRQ_SOURCE_FENCE, 1],
+      ERROR: [IRQ_SOURCE_ERROR, 1],
+      KERNEL: [IRQ_SOURCE_KERNEL, 1],
+    },
     postWrite: (ctx) => ctx.updateInterrupts(),
     doc: 'Interrupt sources allowed to interrupt',
   },

@@ -1,14 +1,16 @@
 /**
  * The compute device in a worker process (src/backend/isolated.ts), on the real device (Mesa
  * lavapipe where there is no GPU): batches run in the worker on memory the daemon's own mapping
- * shows; a kernel that would run for hours is stopped by a reset, after which the same memory and kernel
- * objects work again; a worker that dies on its own is replaced; calls that must answer at once
- * are checked in process. Fails (never skips) without the host driver, Vulkan or the kernels.
+ * shows; a kernel that would run for hours is stopped by a reset, after which the same memory and
+ * kernel objects work again; a worker that dies on its own is replaced; kernels are built in the
+ * builder process first and refused there; this process never loads the driver. Fails (never
+ * skips) without the host driver, Vulkan or the kernels.
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { BackendError, type Command } from '../../src/backend/backend.js';
+import { KernelBuildError, type BackendKernel, type Command } from '../../src/backend/backend.js';
+import { ContextLostError } from '../../src/execution-errors.js';
 import { spirvWords } from '../../src/backend/host-driver.js';
 import { IsolatedDevice } from '../../src/backend/isolated.js';
 import { loadNative } from '../../src/native/binding.js';
@@ -40,7 +42,7 @@ function setup(t: Test) {
 }
 
 /** y = 2.5x + y over N floats at 0 (x) and 64 KiB (y); checks the result in this process's mapping. */
-async function saxpy(t: Test, s: ReturnType<typeof setup>, kernel: ReturnType<IsolatedDevice['createKernel']>, what: string) {
+async function saxpy(t: Test, s: ReturnType<typeof setup>, kernel: BackendKernel, what: string) {
   const x = new Float32Array(s.buf, 0, N);
   const y = new Float32Array(s.buf, 64 << 10, N);
   for (let i = 0; i < N; i++) {
@@ -67,7 +69,7 @@ async function saxpy(t: Test, s: ReturnType<typeof setup>, kernel: ReturnType<Is
   t.equal(bad, 0, `${what}: saxpy computed in the worker, visible in this process's mapping (batch ${status.id})`);
 }
 
-function spinBatch(s: ReturnType<typeof setup>, spin: ReturnType<IsolatedDevice['createKernel']>): Command[] {
+function spinBatch(s: ReturnType<typeof setup>, spin: BackendKernel): Command[] {
   const push = new Uint8Array(4);
   new DataView(push.buffer).setUint32(0, 1, true); // stop stays 0: hours of work (spin.comp)
   s.view.setUint32(128 << 10, 0, true);
@@ -88,18 +90,21 @@ t.test('batches run in a worker process, on memory shared with the daemon', asyn
   t.ok(s.dev.info.name.length > 0, `device: ${s.dev.info.name}`);
   t.ok(s.dev.workerPid !== null && s.dev.workerPid !== process.pid, `worker process ${s.dev.workerPid}`);
   t.equal(s.mem.zeroCopy, s.dev.info.hostImport, 'zero copy where the device imports host memory');
-  const kernel = s.dev.createKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
+  const kernel = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
   await saxpy(t, s, kernel, 'first batch');
   t.equal(s.dev.pending, 0, 'nothing pending');
 });
 
-t.test('calls that must answer at once are checked in this process', async (t) => {
+t.test('kernels are refused by the builder process; bad imports and stale objects are refused', async (t) => {
   const s = setup(t);
-  t.throws(() => s.dev.createKernel(SAXPY.slice(0, 5), { bindings: 2, pushConstantSize: 8 }), BackendError, 'truncated SPIR-V: refused synchronously');
-  t.throws(() => s.dev.createKernel(SAXPY, { bindings: 2, pushConstantSize: 200 }), BackendError, 'push constants above the limit: refused synchronously');
-  t.throws(() => s.dev.importFd(s.fd, 100, 4096), 'an unaligned import: refused synchronously');
+  await t.rejects(s.dev.buildKernel(SAXPY.slice(0, 5), { bindings: 2, pushConstantSize: 8 }), KernelBuildError, 'truncated SPIR-V: refused by the builder');
+  const refused = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 200 }).catch((e: unknown) => e as KernelBuildError);
+  t.equal(refused instanceof KernelBuildError && refused.fault, 'invalid', 'push constants above the limit: refused as invalid (cheap, not a strike)');
+  t.equal(s.dev.builder.stats.refused, 2, 'both refusals came from the builder');
+  t.ok(s.dev.builder.pid !== null && s.dev.builder.pid !== process.pid && s.dev.builder.pid !== s.dev.workerPid, `builder process ${s.dev.builder.pid}`);
+  t.throws(() => s.dev.importFd(s.fd, -1, 4096), { code: 'EINVAL' }, 'a negative import offset: refused at once');
   t.throws(() => s.dev.importMemory(), { code: 'ENOTSUP' }, 'memory of this process cannot reach the worker');
-  const k = s.dev.createKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
+  const k = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
   k.destroy();
   await t.rejects(
     s.dev.submit([
@@ -122,8 +127,8 @@ t.test('calls that must answer at once are checked in this process', async (t) =
 
 t.test('a kernel that would run for hours is stopped by a reset; everything made before works after it', async (t) => {
   const s = setup(t);
-  const saxpyKernel = s.dev.createKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
-  const spin = s.dev.createKernel(SPIN, { bindings: 1, pushConstantSize: 4 });
+  const saxpyKernel = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
+  const spin = await s.dev.buildKernel(SPIN, { bindings: 1, pushConstantSize: 4 });
   const firstWorker = s.dev.workerPid!;
   const hung = s.dev.submit(spinBatch(s, spin));
   // It is running: its turn counter moves in our mapping.
@@ -133,7 +138,7 @@ t.test('a kernel that would run for hours is stopped by a reset; everything made
   t.ok(turns > 0, `the spinning kernel runs (${turns} turns so far)`);
   t.equal(s.dev.pending, 1, 'and its batch is pending');
   s.dev.reset('test: a kernel that never ends');
-  await t.rejects(hung, { code: 'EIO', message: /reset/ }, 'the reset fails the hung batch');
+  await t.rejects(hung, ContextLostError, 'the reset fails the hung batch: its context is lost');
   t.equal(s.dev.resets, 1, 'one reset');
   t.notOk(alive(firstWorker), 'the old worker is gone');
   t.ok(
@@ -148,13 +153,17 @@ t.test('a kernel that would run for hours is stopped by a reset; everything made
 
 t.test('a worker that dies on its own is replaced; its batch fails, the next runs', async (t) => {
   const s = setup(t);
-  const kernel = s.dev.createKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
-  const spin = s.dev.createKernel(SPIN, { bindings: 1, pushConstantSize: 4 });
+  const kernel = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
+  const spin = await s.dev.buildKernel(SPIN, { bindings: 1, pushConstantSize: 4 });
   await s.dev.whenReady();
   const pid = s.dev.workerPid!;
   const hung = s.dev.submit(spinBatch(s, spin));
   process.kill(pid, 'SIGKILL');
-  await t.rejects(hung, { code: 'EIO', contextLost: true }, 'the batch it had fails, and its context is to be marked lost (it may be what crashed the worker)');
+  await t.rejects(
+    hung,
+    { name: 'ContextLostError', reason: 'device-reset' } as never,
+    'the batch it had fails, and its context is to be marked lost (it may be what crashed the worker)',
+  );
   await saxpy(t, s, kernel, 'after the crash');
   t.equal(s.dev.resets, 1, 'counted as a reset');
 });
@@ -167,6 +176,6 @@ t.test('destroy ends the worker', async (t) => {
   await dev.destroy();
   t.notOk(alive(pid), 'and is gone after destroy');
   t.equal(dev.workerPid, null);
-  t.throws(() => dev.createKernel(SAXPY, { bindings: 2, pushConstantSize: 8 }), { code: 'ENOENT' }, 'nothing more on a destroyed device');
+  await t.rejects(dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 }), { code: 'ENOENT' }, 'nothing more on a destroyed device');
   await t.rejects(dev.submit([]), { code: 'ENOENT' });
 });

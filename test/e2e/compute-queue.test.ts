@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startServer } from '../../src/cli/serve.js';
-import { MAILBOX_OPS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
+import { KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
 import { encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
 import { setLogSink } from '../../src/log.js';
@@ -47,8 +47,14 @@ t.test('saxpy through a mediated queue on Vulkan; a hostile submission fails and
   dev.aperture.set(saxpySpv, spv.offset);
   const kernel = op(MAILBOX_OPS.KERNEL_CREATE.code, ctx, spv.handle, 0, saxpySpv.length, 2, 8);
   t.equal(kernel.result, 0, 'saxpy kernel created from SPIR-V in a buffer');
+  t.same(await guest.kernelSettled(kernel.ret), { state: KERNEL_STATES.READY.code, result: 0 }, 'and built');
   const bad = op(MAILBOX_OPS.KERNEL_CREATE.code, ctx, spv.handle, 0, 64, 2, 8);
-  t.equal(bad.result, 11, 'a truncated module is refused by validation (BAD_KERNEL)');
+  t.equal(bad.result, 0, 'a truncated module is accepted for building...');
+  t.same(
+    await guest.kernelSettled(bad.ret),
+    { state: KERNEL_STATES.FAILED.code, result: MAILBOX_RESULTS.BAD_KERNEL.code },
+    '...and refused by validation (BAD_KERNEL)',
+  );
   const queue = op(MAILBOX_OPS.QUEUE_CREATE.code, ctx, ring.handle, 0);
   t.equal(queue.result, 0);
 
@@ -153,7 +159,7 @@ t.test('a batch past the time limit loses its context; another vGPU on the same 
   const b = hog.alloc(M * M * 4);
   const c = hog.alloc(M * M * 4);
   const fenceHog = hog.alloc(0x1000);
-  const gemm = hog.kernel(gemmSpv, 3, 12);
+  const gemm = await hog.kernel(gemmSpv, 3, 12);
   const push = new Uint8Array(12);
   new DataView(push.buffer).setUint32(0, M, true);
   new DataView(push.buffer).setUint32(4, M, true);
@@ -187,7 +193,7 @@ t.test('a batch past the time limit loses its context; another vGPU on the same 
     }),
   );
   await hog.completions(1);
-  t.same(hog.done, ['CONTEXT_LOST'], 'the overrunning batch is reported at the limit');
+  t.same(hog.done, ['CONTEXT_LOST'], 'the overrunning batch is reported once the device let go of it');
   t.equal(hog.view.getBigUint64(fenceHog.offset, true), 1n | (1n << 63n), 'with an error fence');
   t.ok(daemon.vgpus[0]!.device.queues.isContextLost(hog.ctx), 'and its context is lost');
   publishHog(encodeSubmission([{ op: 'barrier' }], { dst: { buffer: fenceHog.handle, offset: 8 }, value: 2n }));
@@ -221,13 +227,13 @@ t.test('a kernel that would run for hours: the device is reset, the hog loses it
   // The other vGPU builds its kernel before the reset: the new worker must build it again.
   const x = other.alloc(4096);
   const y = other.alloc(4096);
-  const saxpy = other.kernel(saxpySpv, 2, 8);
+  const saxpy = await other.kernel(saxpySpv, 2, 8);
   const fenceOther = other.alloc(0x1000);
   const publishOther = other.queue();
 
   const flag = hung.alloc(4096);
   const fenceHung = hung.alloc(0x1000);
-  const spin = hung.kernel(fs.readFileSync(new URL('../../../guest-driver/kernels/build/spin.spv', import.meta.url)), 1, 4);
+  const spin = await hung.kernel(fs.readFileSync(new URL('../../../guest-driver/kernels/build/spin.spv', import.meta.url)), 1, 4);
   const want = new Uint8Array(4);
   new DataView(want.buffer).setUint32(0, 1, true); // the flag stays 0: hours of work (guest-driver/kernels/spin.comp)
   const publishHung = hung.queue();
@@ -297,7 +303,7 @@ t.test('closing the daemon with batches queued and running writes nothing into u
   const queued = new HostGuest(daemon.vgpus[1]!.device);
   const M = 256;
   const bufs = [busy.alloc(M * M * 4), busy.alloc(M * M * 4), busy.alloc(M * M * 4)];
-  const gemm = busy.kernel(gemmSpv, 3, 12);
+  const gemm = await busy.kernel(gemmSpv, 3, 12);
   const push = new Uint8Array(12);
   [0, 4, 8].forEach((o) => new DataView(push.buffer).setUint32(o, M, true));
   const fenceBusy = busy.alloc(0x1000);

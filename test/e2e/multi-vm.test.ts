@@ -97,7 +97,7 @@ t.test("killing one QEMU mid-run: the other VM completes, the dead one's resourc
   // Kill the victim once it is in its second round of work: queues, kernels and buffers live.
   const deadline = Date.now() + 200_000;
   while (victimLoops < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  while (victim!.device.queues.kernelCount === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  while (victim!.executor!.kernelCount === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   t.ok(victimLoops >= 1, 'the victim ran the workload at least once');
   const heldBeforeKill = { kernels: victim!.executor!.kernelCount, dma: victim!.device.pci.dma.count, eventfds: victim!.device.pci.irqs.heldFds().length };
   t.ok(

@@ -25,6 +25,7 @@ import { runGuest } from '../../src/kit/qemu.js';
 import { buildGuestDriver } from '../../src/guest/build.js';
 import { guestImage, GUEST_MODULE_PATH } from '../../src/guest/image.js';
 import { setLogSink } from '../../src/log.js';
+import { APERTURE_BAR } from '../../src/vgpu/device.js';
 import { IrqIndex } from '../../src/pci/irqs.js';
 import type { QueueStats } from '../../src/vgpu/queues.js';
 
@@ -63,6 +64,8 @@ function field(line: string, key: string): string | undefined {
 interface Mark {
   value: number;
   trapped: number;
+  /** Trapped accesses to the aperture BAR (BAR0) so far. */
+  apertureTrapped: number;
   /** Times a queue went to sleep (and asked for a doorbell) so far. */
   sleeps: number;
   queues: number;
@@ -94,6 +97,7 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
     marks.push({
       value,
       trapped: device.pci.trappedAccesses,
+      apertureTrapped: device.pci.trappedReads[APERTURE_BAR]! + device.pci.trappedWrites[APERTURE_BAR]!,
       sleeps: device.queues.totals.sleeps,
       queues: device.queues.queueCount,
       kernels: device.queues.kernelCount,
@@ -127,8 +131,8 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   t.ok(ended, 'the init script ran to completion');
   t.ok(lines.includes(`${MARKER} insmod ok`), 'insmod mdgpu.ko');
   t.ok(
-    lines.some((l) => /mdgpu0: mdgpu contract 1\.1, .* 3 MSI-X vectors, compute backend/.test(l)),
-    'probe: contract 1.1, three MSI-X vectors, a compute backend',
+    lines.some((l) => /mdgpu0: mdgpu contract 1\.2, .* 4 MSI-X vectors, compute backend/.test(l)),
+    'probe: contract 1.2, four MSI-X vectors, a compute backend',
   );
 
   // ---- mdgpu-run, in the guest ----
@@ -237,7 +241,11 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   const end = marks.findIndex((m) => m.value === 0x1ff);
   t.ok(direct >= 0 && trappedPhase === direct + 1 && end === trappedPhase + 1, 'mdgpu-bench marked its direct and trapped phases');
   if (direct >= 0 && end > trappedPhase) {
-    t.equal(marks[trappedPhase]!.trapped - marks[direct]!.trapped - 1, 0, 'direct phase (16 MB of loads and stores): no trapped access');
+    t.equal(marks[trappedPhase]!.apertureTrapped - marks[direct]!.apertureTrapped, 0, 'direct phase (16 MB of loads and stores): no trapped aperture access');
+    // Besides its end marker, at most an interrupt handler reading and clearing IRQ_STATUS for a
+    // completion raised before the phase (a kernel build's KERNEL interrupt may arrive after the
+    // ioctl already saw the kernel READY by polling).
+    t.ok(marks[trappedPhase]!.trapped - marks[direct]!.trapped - 1 <= 4, 'direct phase: no other trapped access but an interrupt handler');
     const trappedAccesses = marks[end]!.trapped - marks[trappedPhase]!.trapped - 1;
     t.ok(trappedAccesses >= (2 * (16 << 10)) / 8, `trapped phase: ${trappedAccesses} trapped accesses (one per 8 bytes, both ways, plus WINDOW_SET)`);
   }

@@ -123,8 +123,8 @@ t.test('mdgpu.ko, mdgpu-info and mdgpu-smoke in a real guest', async (t) => {
   );
   t.same(
     at.irq && { msix: at.irq.msix, vector0: at.irq.vector0, irqEnable: at.irq.irqEnable },
-    { msix: true, vector0: true, irqEnable: 0b111 },
-    'while loaded: MSI-X enabled, vector 0 wired, MAILBOX, FENCE and ERROR sources enabled',
+    { msix: true, vector0: true, irqEnable: 0b1111 },
+    'while loaded: MSI-X enabled, vector 0 wired, MAILBOX, FENCE, ERROR and KERNEL sources enabled',
   );
   t.same(at.insmod && { contexts: at.insmod.contexts, buffers: at.insmod.buffers }, { contexts: 0, buffers: 0 }, 'probe leaves no context behind');
   t.ok(device.pci.irqs.signalled[IrqIndex.MSIX]! > 0, `mdgpu signalled MSI-X (${device.pci.irqs.signalled[IrqIndex.MSIX]} times)`);

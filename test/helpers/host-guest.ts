@@ -6,7 +6,7 @@
 import type { MdgpuDevice } from '../../src/vgpu/device.js';
 import { REGISTER_BAR } from '../../src/vgpu/device.js';
 import { MDGPU_REGS } from '../../src/vgpu/regs.js';
-import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
+import { KERNEL_STATES, MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
 
 export class HostGuest {
@@ -47,12 +47,25 @@ export class HostGuest {
     return { handle: r.ret, offset: r.ret1 };
   }
 
-  kernel(spirv: Uint8Array, bindings: number, pushBytes: number): number {
+  /** KERNEL_CREATE, then KERNEL_STATUS until the build ended (as the guest driver does, contract 1.2). */
+  async kernel(spirv: Uint8Array, bindings: number, pushBytes: number): Promise<number> {
     const bo = this.alloc(spirv.length);
     this.dev.aperture.set(spirv, bo.offset);
     const r = this.op(MAILBOX_OPS.KERNEL_CREATE.code, this.ctx, bo.handle, 0, spirv.length, bindings, pushBytes);
     if (r.result !== 0) throw new Error(`KERNEL_CREATE failed: ${r.result}`);
+    const status = await this.kernelSettled(r.ret);
+    if (status.state !== KERNEL_STATES.READY.code) throw new Error(`kernel ${r.ret} failed to build: result ${status.result}`);
     return r.ret;
+  }
+
+  /** KERNEL_STATUS of a kernel, polled until it is no longer BUILDING. */
+  async kernelSettled(kernel: number, ctx = this.ctx): Promise<{ state: number; result: number }> {
+    for (;;) {
+      const s = this.op(MAILBOX_OPS.KERNEL_STATUS.code, ctx, kernel);
+      if (s.result !== 0) throw new Error(`KERNEL_STATUS failed: ${s.result}`);
+      if (s.ret !== KERNEL_STATES.BUILDING.code) return { state: s.ret, result: s.ret1 };
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   /** A queue and a publish function following the notification protocol. */

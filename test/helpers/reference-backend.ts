@@ -3,6 +3,7 @@
  * and BARRIER on the aperture, dispatches recorded. The real backend is the Vulkan host driver
  * (test/backend, test/e2e); this one only lets the engine's logic be tested in milliseconds.
  */
+import { ContextLostError } from '../../src/execution-errors.js';
 import type { BackendCommand, BatchMeta, ExecutionBackend } from '../../src/vgpu/queues.js';
 
 export class ReferenceBackend implements ExecutionBackend {
@@ -19,13 +20,19 @@ export class ReferenceBackend implements ExecutionBackend {
   /** Make the next run fail as a batch past the time limit would. */
   loseContext = false;
 
-  async run(commands: BackendCommand[], meta: BatchMeta): Promise<{ deviceNs: number }> {
+  /** Signals of the batches run (a withdrawn batch still queued would have been refused). */
+  readonly signals: AbortSignal[] = [];
+  /** Hold every kernel build until released (to test BUILDING). */
+  buildGate: Promise<void> | null = null;
+
+  async run(commands: BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
     this.metas.push(meta);
+    this.signals.push(signal);
     if (this.gate) await this.gate;
     if (this.fail) throw new Error(this.fail);
     if (this.loseContext) {
       this.loseContext = false;
-      throw Object.assign(new Error('batch past the time limit'), { contextLost: true });
+      throw new ContextLostError('batch past the time limit', 'timeout');
     }
     const view = new DataView(this.aperture.buffer, this.aperture.byteOffset, this.aperture.byteLength);
     for (const c of commands) {
@@ -49,7 +56,8 @@ export class ReferenceBackend implements ExecutionBackend {
     return { deviceNs: 1000 };
   }
 
-  createKernel(spirv: Uint32Array): number {
+  async buildKernel(spirv: Uint32Array): Promise<number> {
+    if (this.buildGate) await this.buildGate;
     if (spirv.length < 5) throw new Error('too short');
     return ++this.kernels;
   }

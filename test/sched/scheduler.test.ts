@@ -1,5 +1,7 @@
 import t from 'tap';
 import { BatchTimeoutError, FairScheduler, jainIndex, TooManyInFlightError } from '../../src/sched/scheduler.js';
+import { StrikeCounter } from '../../src/sched/strikes.js';
+import { CancelledError, ContextLostError, ThrottledError } from '../../src/execution-errors.js';
 
 /** A simulated device: each batch "takes" its device time; the clock is the sum of them. */
 function simulated(timeSliceNs = 2_000_000) {
@@ -118,7 +120,7 @@ t.test('priorities within a vGPU; in-flight limit; unregister', async (t) => {
   await blocker;
 });
 
-t.test('a batch past the time limit is reported at the limit; the device is not reused before it ends', async (t) => {
+t.test('a batch past the time limit fails as lost; the device is not reused before it ends', async (t) => {
   const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 20e6 });
   sched.register('slow', 1);
   sched.register('other', 1);
@@ -129,10 +131,10 @@ t.test('a batch past the time limit is reported at the limit; the device is not 
     otherRan = true;
     return { deviceNs: 1 };
   });
-  await t.rejects(slow, /execution time limit/);
-  t.ok(BatchTimeoutError);
+  await new Promise((r) => setTimeout(r, 40));
   t.notOk(otherRan, 'the next batch waits for the device');
   finishSlow();
+  await t.rejects(slow, BatchTimeoutError, 'reported once the batch really ended');
   await other;
   t.ok(otherRan);
   t.equal(sched.stats().find((s) => s.name === 'slow')!.timeouts, 1);
@@ -158,21 +160,114 @@ t.test('an overrun is reported to onOverrun, which can stop the batch (a device 
   t.same(overruns, ['hog'], "onOverrun named the vGPU, and the next batch ran once the hog's ended");
 });
 
-t.test("a batch's clock starts once the device is ready", async (t) => {
-  let ready: (() => void) | null = null;
-  let gate: Promise<void> | null = new Promise<void>((r) => (ready = r));
-  const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 30e6, deviceReady: () => gate });
+t.test("a batch's clock starts when its work starts on the device, not while it waits for the device", async (t) => {
+  const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 30e6 });
   sched.register('a', 1);
-  let started = false;
-  const batch = sched.submit('a', 0, async () => {
-    started = true;
-    return { deviceNs: 1 };
-  });
-  // Longer than the time limit: a device that takes this long to come up is not the batch's fault.
-  await new Promise((r) => setTimeout(r, 60));
-  t.notOk(started, 'nothing runs while the device is not ready');
-  gate = null;
-  ready!();
-  t.same(await batch, { deviceNs: 1 }, 'then the batch runs, within its limit');
+  const batch = sched.submit(
+    'a',
+    0,
+    async ({ started }) => {
+      // Longer than the time limit: a device process coming back from a reset, kernels being
+      // rebuilt there. Not the batch's time.
+      await new Promise((r) => setTimeout(r, 60));
+      started();
+      return { deviceNs: 1 };
+    },
+    { awaitStart: true },
+  );
+  t.same(await batch, { deviceNs: 1 }, 'the batch runs within its limit');
   t.equal(sched.stats()[0]!.timeouts, 0, 'and no timeout was counted');
+});
+
+t.test('a timed-out batch is answered only once the device let go of it', async (t) => {
+  let release!: () => void;
+  const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 10e6, onOverrun: () => setTimeout(() => release(), 30) });
+  sched.register('hog', 1);
+  const events: string[] = [];
+  const hog = sched.submit(
+    'hog',
+    0,
+    () =>
+      new Promise<{ deviceNs: number }>((r) => {
+        release = () => {
+          events.push('device done');
+          r({ deviceNs: 1 });
+        };
+      }),
+  );
+  await t.rejects(
+    hog.finally(() => events.push('answered')),
+    BatchTimeoutError,
+  );
+  t.same(events, ['device done', 'answered'], 'the timeout is reported after the run settled, so pins hold until then');
+  t.ok((await hog.catch((e: unknown) => e)) instanceof ContextLostError, 'a timeout is a lost context');
+});
+
+t.test('a queued batch is withdrawn by its abort signal; a running one is not', async (t) => {
+  const { sched, job } = simulated();
+  sched.register('v', 1);
+  let release!: () => void;
+  const running = sched.submit('v', 0, () => new Promise((r) => (release = () => r({ deviceNs: 1 }))));
+  const controller = new AbortController();
+  let ran = false;
+  const queued = sched.submit(
+    'v',
+    0,
+    async () => {
+      ran = true;
+      return { deviceNs: 1 };
+    },
+    { signal: controller.signal },
+  );
+  const after = sched.submit('v', 0, job(1));
+  controller.abort();
+  await t.rejects(queued, CancelledError);
+  release();
+  await running;
+  await after;
+  t.notOk(ran, 'the withdrawn batch never ran');
+  t.equal(sched.stats()[0]!.cancelled, 1);
+  await t.rejects(sched.submit('v', 0, job(1), { signal: controller.signal }), CancelledError, 'an already aborted signal is refused at once');
+});
+
+t.test('device resets are strikes: a vGPU with too many is cooled off, the others are not', async (t) => {
+  // Two strikes at once are within any window, so the real clock will do.
+  const sched = new FairScheduler({ timeSliceNs: 1e6, batchTimeLimitNs: 0, resetPolicy: { strikes: 2, windowMs: 60_000, coolOffMs: 60_000 } });
+  sched.register('bad', 1);
+  sched.register('good', 1);
+  const crash = () => Promise.reject(new ContextLostError('the device was reset', 'device-reset'));
+  await t.rejects(sched.submit('bad', 0, crash), ContextLostError);
+  await t.rejects(sched.submit('bad', 0, crash), ContextLostError);
+  const refused = sched.submit('bad', 0, async () => ({ deviceNs: 1 }));
+  await t.rejects(refused, ThrottledError, 'the third batch is refused: cooling off');
+  t.same(await sched.submit('good', 0, async () => ({ deviceNs: 1 })), { deviceNs: 1 }, 'another vGPU is not affected');
+  const bad = sched.stats().find((s) => s.name === 'bad')!;
+  t.equal(bad.resets, 2);
+  t.equal(bad.coolOffs, 1);
+  t.equal(bad.throttled, 1);
+  t.ok(bad.coolingOffUntil !== null && bad.coolingOffUntil > Date.now(), 'cooling off until later');
+});
+
+t.test('strike counter: window, cool-off, and 0 never throttles', (t) => {
+  let now = 0;
+  const c = new StrikeCounter({ strikes: 3, windowMs: 100, coolOffMs: 1000 }, () => now);
+  t.notOk(c.strike('v'));
+  now = 50;
+  t.notOk(c.strike('v'));
+  now = 160; // both earlier strikes left the window
+  t.notOk(c.strike('v'));
+  now = 170;
+  t.notOk(c.strike('v'), 'two within the window');
+  now = 180;
+  t.ok(c.strike('v'), 'three within the window: cool-off');
+  t.equal(c.coolingOffUntil('v'), 1180);
+  now = 1180;
+  t.equal(c.coolingOffUntil('v'), null, 'over');
+  t.same(c.stats('v'), { strikes: 5, coolOffs: 1, coolingOffUntil: null });
+  const never = new StrikeCounter({ strikes: 0, windowMs: 100, coolOffMs: 1000 }, () => now);
+  for (let i = 0; i < 10; i++) t.notOk(never.strike('v'));
+  t.equal(never.coolingOffUntil('v'), null);
+  c.forget('v');
+  t.same(c.stats('v'), { strikes: 0, coolOffs: 0, coolingOffUntil: null });
+  t.end();
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { PciCapId, PciReg } from '../../src/pci/config-space.js';
 import { IrqIndex } from '../../src/pci/irqs.js';
 import { RegionIndex } from '../../src/pci/pci-function.js';
-import { MDGPU_ID, MDGPU_REGS } from '../../src/vgpu/regs.js';
+import { MDGPU_CONTRACT_MAJOR, MDGPU_CONTRACT_MINOR, MDGPU_ID, MDGPU_REGS } from '../../src/vgpu/regs.js';
 import { APERTURE_BAR, MdgpuDevice, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, REGISTER_BAR, REGISTER_BAR_SIZE } from '../../src/vgpu/device.js';
 import { setLogSink } from '../../src/log.js';
 import { FakeHost } from '../helpers/fake-host.js';
@@ -100,7 +100,7 @@ t.test('register page follows the table', (t) => {
   t.equal(reg(MDGPU_REGS.APERTURE_SIZE_LO.offset), APERTURE);
   t.equal(reg(MDGPU_REGS.APERTURE_SIZE_HI.offset), 0);
   const b = dev.pci.regionRead(REGISTER_BAR, MDGPU_REGS.ID.offset, 8);
-  t.same([...b], [0x50, 0x47, 0x44, 0x4d, 1, 0, 1, 0], '8-byte read is two registers');
+  t.same([...b], [0x50, 0x47, 0x44, 0x4d, MDGPU_CONTRACT_MINOR, 0, MDGPU_CONTRACT_MAJOR, 0], '8-byte read is two registers');
   t.same([...dev.pci.regionRead(REGISTER_BAR, 1, 1)], [0x47], 'byte read');
   t.same([...dev.pci.regionRead(REGISTER_BAR, 1, 2)], [0, 0], 'misaligned read ignored');
   t.end();

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { MdgpuDevice, REGISTER_BAR, ALLOC_BASE } from '../../src/vgpu/device.js';
-import { MDGPU_REGS } from '../../src/vgpu/regs.js';
+import { MDGPU_CONTRACT_MAJOR, MDGPU_CONTRACT_MINOR, MDGPU_REGS } from '../../src/vgpu/regs.js';
 import { MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
 import { setLogSink } from '../../src/log.js';
 import { FakeHost } from '../helpers/fake-host.js';
@@ -69,7 +69,7 @@ t.test('queries', (t) => {
     t.equal(result, R.OK, `${p} ok`);
     return rets[0]! + rets[1]! * 2 ** 32;
   };
-  t.equal(q('VERSION'), 0x10001);
+  t.equal(q('VERSION'), (MDGPU_CONTRACT_MAJOR << 16) | MDGPU_CONTRACT_MINOR);
   t.equal(q('APERTURE_SIZE'), APERTURE);
   t.equal(q('ALLOC_BASE'), ALLOC_BASE);
   t.equal(q('QUOTA'), 0x40000);

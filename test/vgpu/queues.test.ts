@@ -1,6 +1,7 @@
 import t from 'tap';
 import { MdgpuDevice } from '../../src/vgpu/device.js';
-import { MAILBOX_OPS, MAILBOX_RESULTS } from '../../src/vgpu/mailbox-ops.js';
+import { KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
+import { KERNEL_PIPELINE_CHARGE } from '../../src/vgpu/kernels.js';
 import { QueueControl, QUEUE_CONTROL_SIZE } from '../../src/vgpu/queues.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { SUBMIT_ERRORS } from '../../src/vgpu/commands.js';
@@ -20,7 +21,11 @@ async function setup() {
     name: 'q',
     apertureSize: APERTURE,
     host,
-    backend: { run: (c, m) => backend!.run(c, m), createKernel: (s, _b, _p) => backend!.createKernel(s), destroyKernel: () => backend!.destroyKernel() },
+    backend: {
+      run: (c, m, signal) => backend!.run(c, m, signal),
+      buildKernel: (spirv) => backend!.buildKernel(spirv),
+      destroyKernel: () => backend!.destroyKernel(),
+    },
   });
   backend = new ReferenceBackend(dev.aperture);
   dev.queues.graceMs = 2;
@@ -59,7 +64,7 @@ async function setup() {
   const completions = async (n: number) => {
     while (done.length < n) await new Promise<void>((resolve) => (waiter = resolve));
   };
-  return { dev, backend: backend!, op, r, w, ctx, alloc, ring, data, queue: created, control, publish, completions, done, doorbells, view };
+  return { dev, backend: backend!, guest, op, r, w, ctx, alloc, ring, data, queue: created, control, publish, completions, done, doorbells, view };
 }
 
 t.test('a queue runs submissions and writes fences; the first one rings, later ones during polling do not', async (t) => {
@@ -210,6 +215,7 @@ t.test('kernels and queue mailbox errors', async (t) => {
   s.view.setUint32(spv.offset, 0x07230203, true);
   const k = s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 2, 8);
   t.equal(k.result, 0, 'kernel created');
+  t.same(await s.guest.kernelSettled(k.ret), { state: KERNEL_STATES.READY.code, result: 0 }, 'and built');
   s.publish(
     encodeSubmission([
       {
@@ -230,7 +236,10 @@ t.test('kernels and queue mailbox errors', async (t) => {
   t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 4, 64, 2, 8).result, R.BAD_KERNEL.code, 'bad magic');
   t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 0x2000, 2, 8).result, R.BAD_SIZE.code, 'past the buffer');
   t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 17, 8).result, R.BAD_FLAGS.code, 'too many bindings');
-  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 8, 2, 8).result, R.BAD_KERNEL.code, 'rejected by the backend');
+  const refused = s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 8, 2, 8);
+  t.equal(refused.result, 0, 'a kernel the backend will refuse: accepted for building');
+  t.same(await s.guest.kernelSettled(refused.ret), { state: KERNEL_STATES.FAILED.code, result: R.BAD_KERNEL.code }, 'then FAILED with BAD_KERNEL');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_DESTROY.code, s.ctx, refused.ret).result, 0, 'a failed kernel is destroyed like any other');
   t.equal(s.op(MAILBOX_OPS.QUEUE_CREATE.code, s.ctx, s.ring.handle, 0).result, R.BUSY.code, 'buffer already a queue');
   t.equal(s.op(MAILBOX_OPS.QUEUE_CREATE.code, s.ctx, spv.handle, 0).result, R.BAD_SIZE.code, 'no room for a ring');
   t.equal(s.op(MAILBOX_OPS.QUEUE_CREATE.code, s.ctx, s.data.handle, 9).result, R.BAD_FLAGS.code, 'priority');
@@ -258,7 +267,9 @@ t.test('the VM going away stops its queues and releases its kernels; buffers sta
   const s = await setup();
   const spv = s.alloc(0x1000);
   s.view.setUint32(spv.offset, 0x07230203, true);
-  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0).result, 0);
+  const k = s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0);
+  t.equal(k.result, 0);
+  await s.guest.kernelSettled(k.ret);
   let release!: () => void;
   s.backend.gate = new Promise((r) => (release = r));
   s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: s.data.handle, offset: 0 }, size: 16, value: 1 }]));
@@ -291,4 +302,175 @@ t.test('without an execution backend: queues run fences and waits; GPU commands 
   guest.view.setUint32(spv.offset, 0x07230203, true);
   t.equal(guest.op(MAILBOX_OPS.KERNEL_CREATE.code, guest.ctx, spv.handle, 0, 64, 0, 0).result, MAILBOX_RESULTS.UNSUPPORTED.code);
   dev.close();
+});
+
+t.test('kernels build asynchronously (contract 1.2): BUILDING, then READY with the KERNEL interrupt; DISPATCH waits for READY', async (t) => {
+  const s = await setup();
+  s.w('IRQ_ENABLE', 0xff);
+  const spv = s.alloc(0x1000);
+  s.view.setUint32(spv.offset, 0x07230203, true);
+  let release!: () => void;
+  s.backend.buildGate = new Promise((r) => (release = r));
+  const usedBefore = s.op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.USED.code).ret;
+  const k = s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0);
+  t.equal(k.result, 0, 'KERNEL_CREATE returns at once');
+  t.same(s.op(MAILBOX_OPS.KERNEL_STATUS.code, s.ctx, k.ret).ret, KERNEL_STATES.BUILDING.code, 'BUILDING while the backend builds');
+  t.equal(
+    s.op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.USED.code).ret - usedBefore,
+    64 + KERNEL_PIPELINE_CHARGE,
+    'its SPIR-V and pipeline count against the quota',
+  );
+  s.publish(encodeSubmission([{ op: 'dispatch', kernel: k.ret, groups: [1, 1, 1], bindings: [], push: new Uint8Array(0) }]));
+  await s.completions(1);
+  t.same(s.done, ['BAD_KERNEL'], 'a DISPATCH of a kernel still BUILDING is refused');
+  s.w('IRQ_STATUS', 0xff);
+  release();
+  t.same(await s.guest.kernelSettled(k.ret), { state: KERNEL_STATES.READY.code, result: 0 }, 'READY once built');
+  t.ok(s.r('IRQ_STATUS') & (1 << 3), 'the KERNEL interrupt source was raised');
+  s.publish(encodeSubmission([{ op: 'dispatch', kernel: k.ret, groups: [1, 1, 1], bindings: [], push: new Uint8Array(0) }]));
+  await s.completions(2);
+  t.same(s.done, ['BAD_KERNEL', null], 'then it runs');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_STATUS.code, s.ctx, 99).result, MAILBOX_RESULTS.BAD_HANDLE.code, 'KERNEL_STATUS of an unknown kernel');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_STATUS.code, 77, k.ret).result, MAILBOX_RESULTS.BAD_CONTEXT.code, 'KERNEL_STATUS in an unknown context');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_DESTROY.code, s.ctx, k.ret).result, 0);
+  t.equal(s.op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.USED.code).ret, usedBefore, 'the charge is returned with the kernel');
+});
+
+t.test('a kernel destroyed while BUILDING is released when its build ends; builds in progress are bounded (THROTTLED)', async (t) => {
+  const s = await setup();
+  const spv = s.alloc(0x1000);
+  s.view.setUint32(spv.offset, 0x07230203, true);
+  let release!: () => void;
+  s.backend.buildGate = new Promise((r) => (release = r));
+  const max = s.op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.MAX_KERNEL_BUILDS.code).ret;
+  t.ok(max > 0, `at most ${max} builds in progress`);
+  const ids = Array.from({ length: max }, () => s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0));
+  t.ok(
+    ids.every((r) => r.result === 0),
+    'up to the limit: accepted',
+  );
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0).result, MAILBOX_RESULTS.THROTTLED.code, 'one more: THROTTLED');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_DESTROY.code, s.ctx, ids[0]!.ret).result, 0, 'destroyed while building');
+  release();
+  s.backend.buildGate = null;
+  for (const r of ids.slice(1)) await s.guest.kernelSettled(r.ret);
+  t.equal(s.backend.kernels, max, 'every build finished');
+  t.equal(s.backend.destroyed, 1, 'the abandoned one was destroyed when its build ended');
+  t.equal(s.dev.queues.kernelCount, max - 1);
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0).result, 0, 'room again');
+});
+
+t.test('kernels count against the quota: OVER_QUOTA when the SPIR-V and pipeline would not fit', async (t) => {
+  const host = new FakeHost();
+  const backend = { run: async () => ({ deviceNs: 0 }), buildKernel: async () => 1, destroyKernel: () => {} };
+  const dev = new MdgpuDevice({ name: 'quota', apertureSize: APERTURE, host, backend, quota: 0x2000 + KERNEL_PIPELINE_CHARGE - 1 });
+  const guest = new HostGuest(dev);
+  const spv = guest.alloc(0x1000);
+  guest.view.setUint32(spv.offset, 0x07230203, true);
+  t.equal(guest.op(MAILBOX_OPS.KERNEL_CREATE.code, guest.ctx, spv.handle, 0, 0x1000, 0, 0).result, MAILBOX_RESULTS.OVER_QUOTA.code);
+  t.equal(guest.op(MAILBOX_OPS.KERNEL_CREATE.code, guest.ctx, spv.handle, 0, 64, 0, 0).result, 0, 'a smaller one fits');
+  dev.close();
+});
+
+t.test('a guest that keeps its ring full does not hold the event loop', async (t) => {
+  const s = await setup();
+  // 1,000 empty submissions published at once, with one doorbell: none needs the device.
+  const one = encodeSubmission([]);
+  const many = new Uint8Array(one.length * 400);
+  for (let i = 0; i < 400; i++) many.set(one, i * one.length);
+  let timerRanAfter = -1;
+  setTimeout(() => (timerRanAfter = s.done.length), 0);
+  s.publish(many);
+  await s.completions(400);
+  t.ok(timerRanAfter >= 0 && timerRanAfter < 400, `a timer ran while the queue was still working (after ${timerRanAfter} of 400)`);
+  t.ok(s.dev.queues.totals.yields > 0, `the queue yielded ${s.dev.queues.totals.yields} times`);
+});
+
+t.test('destroying a queue withdraws its parked WAIT and the work behind it', async (t) => {
+  const s = await setup();
+  const target = s.alloc(0x1000);
+  s.publish(
+    encodeSubmission([
+      { op: 'wait', src: { buffer: s.data.handle, offset: 0 }, value: 1n, timeoutNs: 10_000_000_000n },
+      { op: 'fill', dst: { buffer: target.handle, offset: 0 }, size: 16, value: 0x41414141 },
+    ]),
+  );
+  for (let i = 0; i < 100 && !s.dev.memory.isPinned(target.handle); i++) await new Promise((r) => setTimeout(r, 2));
+  t.ok(s.dev.memory.isPinned(target.handle), 'the parked submission pins its buffers');
+  t.equal(s.op(MAILBOX_OPS.QUEUE_DESTROY.code, s.ctx, s.queue.ret).result, 0);
+  for (let i = 0; i < 100 && s.dev.memory.isPinned(target.handle); i++) await new Promise((r) => setTimeout(r, 2));
+  t.notOk(s.dev.memory.isPinned(target.handle), 'the WAIT ended at once and released its pins (not after its 10 s timeout)');
+  s.view.setBigUint64(s.data.offset, 1n, true);
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(s.view.getUint32(target.offset, true), 0, 'the FILL behind it never ran');
+  t.equal(s.backend.metas.length, 0, 'nothing reached the backend');
+});
+
+t.test('CTX_DESTROY withdraws parked work at once: its buffers are not held for hours', async (t) => {
+  const s = await setup();
+  s.publish(encodeSubmission([{ op: 'wait', src: { buffer: s.data.handle, offset: 0 }, value: 1n, timeoutNs: 10_000_000_000n }]));
+  for (let i = 0; i < 100 && !s.dev.memory.isPinned(s.data.handle); i++) await new Promise((r) => setTimeout(r, 2));
+  t.ok(s.dev.memory.isPinned(s.data.handle), 'parked');
+  t.equal(s.op(MAILBOX_OPS.CTX_DESTROY.code, s.ctx).result, 0);
+  for (let i = 0; i < 100 && s.dev.memory.bufferCount > 0; i++) await new Promise((r) => setTimeout(r, 2));
+  t.equal(s.dev.memory.bufferCount, 0, 'every buffer released right away');
+  t.equal(s.dev.memory.used, 0, 'and nothing counts against the quota');
+});
+
+t.test('work from before a device reset never runs after it, nor writes into memory handed out after it', async (t) => {
+  const s = await setup();
+  const target = s.alloc(0x1000);
+  // F5: "WAIT, then FILL 0x41", parked; then the device is reset.
+  s.publish(
+    encodeSubmission([
+      { op: 'wait', src: { buffer: s.data.handle, offset: 0 }, value: 1n, timeoutNs: 10_000_000_000n },
+      { op: 'fill', dst: { buffer: target.handle, offset: 0 }, size: 0x1000, value: 0x41414141 },
+    ]),
+  );
+  for (let i = 0; i < 100 && !s.dev.memory.isPinned(target.handle); i++) await new Promise((r) => setTimeout(r, 2));
+  s.dev.pci.reset();
+  // The next boot allocates the same range and keeps a secret there.
+  const guest = new HostGuest(s.dev);
+  const fresh = guest.alloc(0x1000);
+  const secret = new TextEncoder().encode('new owner secret');
+  s.dev.aperture.set(secret, fresh.offset);
+  s.view.setBigUint64(s.data.offset, 1n, true); // the old WAIT's condition, now in someone else's memory
+  await new Promise((r) => setTimeout(r, 30));
+  t.same(s.dev.aperture.subarray(fresh.offset, fresh.offset + secret.length), secret, "the new owner's memory is untouched");
+  t.equal(s.backend.metas.length, 0, 'the FILL never reached the device');
+});
+
+t.test('a batch on the device across a reset keeps its range out of new allocations until it ends', async (t) => {
+  const s = await setup();
+  let release!: () => void;
+  s.backend.gate = new Promise((r) => (release = r));
+  const target = s.alloc(0x1000);
+  s.publish(encodeSubmission([{ op: 'fill', dst: { buffer: target.handle, offset: 0 }, size: 0x1000, value: 0x55555555 }]));
+  for (let i = 0; i < 100 && s.backend.metas.length === 0; i++) await new Promise((r) => setTimeout(r, 2));
+  t.equal(s.backend.metas.length, 1, 'the batch is on the device');
+  s.dev.pci.reset();
+  t.equal(s.dev.memory.quarantined, 1, 'its buffer is quarantined, not released');
+  const guest = new HostGuest(s.dev);
+  const offsets = Array.from({ length: 8 }, () => guest.alloc(0x1000).offset);
+  t.notOk(offsets.includes(target.offset), 'no new allocation gets the range the device still writes');
+  release();
+  s.backend.gate = null;
+  for (let i = 0; i < 100 && s.dev.memory.quarantined > 0; i++) await new Promise((r) => setTimeout(r, 2));
+  t.equal(s.dev.memory.quarantined, 0, 'released once the batch ended');
+  t.ok(
+    s.dev.aperture.subarray(target.offset, target.offset + 0x1000).every((b) => b === 0),
+    'and zeroed again',
+  );
+});
+
+t.test('polling has a CPU budget: out of budget, a drained queue asks for a doorbell at once', async (t) => {
+  const s = await setup();
+  s.dev.queues.graceMs = 50;
+  s.dev.queues.pollBudgetMsPerS = 0;
+  s.dev.queues.pollBudgetBurstMs = 0;
+  s.publish(encodeSubmission([{ op: 'barrier' }]));
+  await s.completions(1);
+  for (let i = 0; i < 50 && s.control('doorbellNeeded') !== 1n; i++) await new Promise((r) => setImmediate(r));
+  t.equal(s.control('doorbellNeeded'), 1n, 'asleep without polling through its 50 ms grace period');
+  t.ok(s.dev.queues.totals.pollBudgetExhausted > 0, 'counted');
 });

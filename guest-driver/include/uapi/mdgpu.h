@@ -23,6 +23,9 @@
  *   BUSY           -EBUSY     the object is in use (contract 1.1 queues)
  *   BAD_KERNEL     -EINVAL    SPIR-V refused (contract 1.1 kernels)
  *   UNSUPPORTED    -EOPNOTSUPP no execution backend (contract 1.1)
+ *   THROTTLED      -EAGAIN    refused for a cool-off period after this VM's work caused device
+ *                             resets or kernel builds that failed by time or memory, or too
+ *                             many kernel builds at once (contract 1.2)
  *   BAD_HANDLE     -ENOENT    no such buffer, queue or kernel in this file
  *   BAD_CONTEXT    -EBADFD    the file's device context is gone (device reset)
  *   UNKNOWN_OPCODE -EOPNOTSUPP
@@ -302,9 +305,13 @@ struct mdgpu_queue_doorbell {
 /**
  * struct mdgpu_kernel_create - create a compute kernel from SPIR-V (MDGPU_IOCTL_KERNEL_CREATE)
  *
- * The device copies the SPIR-V out of the buffer, validates and compiles it before the ioctl
- * returns, so the buffer may be reused or destroyed right after. Kernels belong to the file;
- * closing it destroys them (the device does, with the context).
+ * The device copies the SPIR-V out of the buffer inside the ioctl, so the buffer may be reused
+ * or destroyed right after. It then validates and compiles the kernel off its control path
+ * (contract 1.2); the ioctl sleeps until that ends (woken by the device's KERNEL interrupt,
+ * without holding the file's lock: several threads may create kernels at once), and returns
+ * -EINVAL when the SPIR-V is refused, -EAGAIN when the VM is throttled, -ETIMEDOUT after the
+ * module's kernel_timeout_ms, or restarts on a signal. Kernels belong to the file; closing it
+ * destroys them (the device does, with the context).
  */
 struct mdgpu_kernel_create {
 	/** @handle: in: a buffer of this file holding the SPIR-V. */

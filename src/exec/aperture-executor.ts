@@ -1,18 +1,28 @@
 /**
- * Wiring: the device model's execution backend (src/vgpu/queues.ts `ExecutionBackend`) on top of
- * the host driver (src/backend, Vulkan through koffi). The whole aperture is imported once, zero
- * copy where the device supports it, so every validated command addresses it by offset.
+ * The executor: where a vGPU's validated work meets the shared compute device. It is the
+ * device model's execution backend (src/vgpu/queues.ts `ExecutionBackend`), it queues each batch
+ * with the fair scheduler (src/sched), and it runs it on the compute device (src/backend: the
+ * host driver, in its worker process). The vGPU's whole aperture is imported once, zero copy
+ * where the device supports it, so every validated command addresses it by offset.
+ *
+ *   vGPU (queues.ts) ──run/buildKernel──► ApertureExecutor ──submit──► FairScheduler ──► ComputeBackend
+ *
+ * It also keeps the books the vGPU layer must not: which device kernel a guest kernel is, which
+ * batches are still on the device (the aperture stays mapped until they are), and who pays when
+ * a kernel build fails by time or memory.
  */
-import type { BackendCommand, BatchMeta, ExecutionBackend } from '../vgpu/queues.js';
+import type { BackendKernel, BackendMemory, Command, ComputeBackend } from '../backend/backend.js';
+import { KernelBuildError } from '../backend/backend.js';
+import { info } from '../log.js';
 import type { FairScheduler } from '../sched/scheduler.js';
 import type { CommandLimits } from '../vgpu/commands.js';
-import type { BackendKernel, BackendMemory, Command, ComputeBackend } from '../backend/backend.js';
-import { IsolatedDevice } from '../backend/isolated.js';
-import { info } from '../log.js';
+import { MailboxFailure } from '../vgpu/memory-mediator.js';
+import type { BackendCommand, BatchMeta, ExecutionBackend } from '../vgpu/queues.js';
 
-export interface ComputeOptions {
-  /** Device selector: index or name substring (default: a GPU if any, else lavapipe). */
-  device?: string;
+/** The vGPU's place on a shared device: the scheduler it queues with, under which name. */
+export interface SharedDevice {
+  scheduler: FairScheduler;
+  vgpu: string;
 }
 
 export class ApertureExecutor implements ExecutionBackend {
@@ -21,13 +31,14 @@ export class ApertureExecutor implements ExecutionBackend {
   /** Batches submitted and not settled: the aperture must stay mapped until they are. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private nextKernel = 1;
+  private closed = false;
 
   constructor(
     readonly device: ComputeBackend,
     /** The aperture memfd, imported whole (the device maps it itself). */
     aperture: { fd: number; size: number },
     /** Shares the device with other vGPUs; without one, batches go straight to the device. */
-    private readonly scheduler: { scheduler: FairScheduler; vgpu: string } | null = null,
+    private readonly share: SharedDevice | null = null,
     /** Whether this executor owns the device (and destroys it on close). */
     private readonly ownsDevice = true,
   ) {
@@ -63,12 +74,17 @@ export class ApertureExecutor implements ExecutionBackend {
     };
   }
 
-  async run(commands: BackendCommand[], meta: BatchMeta): Promise<{ deviceNs: number }> {
-    const mapped = this.map(commands);
-    const submit = async () => {
-      const onDevice = this.device.submit(mapped);
-      // Track the device's own completion (not the scheduler's answer, which a time limit may
-      // give early): the aperture must stay mapped until the device is done writing into it.
+  run(commands: BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
+    let mapped: Command[];
+    try {
+      mapped = this.map(commands);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const submit = async (started?: () => void) => {
+      const onDevice = this.device.submit(mapped, started !== undefined ? { started } : {});
+      // Track the device's own completion: the aperture must stay mapped until the device is
+      // done writing into it.
       const settled = onDevice.then(
         () => undefined,
         () => undefined,
@@ -78,13 +94,13 @@ export class ApertureExecutor implements ExecutionBackend {
       const status = await onDevice;
       return { deviceNs: status.deviceNs ?? Number(status.completeNs - status.submitNs) };
     };
-    if (this.scheduler === null) return submit();
-    return this.scheduler.scheduler.submit(this.scheduler.vgpu, meta.priority, submit);
+    if (this.share === null) return submit();
+    return this.share.scheduler.submit(this.share.vgpu, meta.priority, ({ started }) => submit(started), { signal, awaitStart: true });
   }
 
   private map(commands: BackendCommand[]): Command[] {
     const mem = this.memory;
-    const mapped: Command[] = commands.map((c): Command => {
+    return commands.map((c): Command => {
       switch (c.kind) {
         case 'copy':
           return { op: 'copy', src: mem, srcOffset: c.src.offset, dst: mem, dstOffset: c.dst.offset, size: c.src.size };
@@ -107,11 +123,25 @@ export class ApertureExecutor implements ExecutionBackend {
           return { op: 'barrier' };
       }
     });
-    return mapped;
   }
 
-  createKernel(spirv: Uint32Array, bindings: number, pushConstantBytes: number): number {
-    const kernel = this.device.createKernel(spirv, { bindings, pushConstantSize: pushConstantBytes });
+  async buildKernel(spirv: Uint32Array, bindings: number, pushConstantBytes: number): Promise<number> {
+    let kernel: BackendKernel;
+    try {
+      kernel = await this.device.buildKernel(spirv, { bindings, pushConstantSize: pushConstantBytes }, this.share?.vgpu);
+    } catch (err) {
+      const message = (err as Error)?.message ?? String(err);
+      if (err instanceof KernelBuildError && (err.fault === 'timeout' || err.fault === 'crash') && this.share !== null) {
+        // It held the shared builder for a whole time limit, or brought it down: a strike.
+        this.share.scheduler.buildFaults.strike(this.share.vgpu);
+      }
+      if (err instanceof KernelBuildError && err.fault === 'busy') throw new MailboxFailure('THROTTLED', message);
+      throw new MailboxFailure('BAD_KERNEL', message);
+    }
+    if (this.closed) {
+      kernel.destroy();
+      throw new MailboxFailure('UNSUPPORTED', 'the execution backend was closed');
+    }
     const id = this.nextKernel++;
     this.kernels.set(id, kernel);
     return id;
@@ -122,11 +152,16 @@ export class ApertureExecutor implements ExecutionBackend {
     this.kernels.delete(id);
   }
 
+  buildsThrottledUntil(): number | null {
+    return this.share === null ? null : this.share.scheduler.buildFaults.coolingOffUntil(this.share.vgpu);
+  }
+
   /** Release this vGPU's kernels and memory import (and the device, when it owns it). */
   async close(): Promise<void> {
+    this.closed = true;
     // Queued batches of a departing vGPU fail at once; a running one is waited for, because the
     // device writes into the aperture until it completes.
-    if (this.scheduler !== null) this.scheduler.scheduler.unregister(this.scheduler.vgpu);
+    if (this.share !== null) this.share.scheduler.unregister(this.share.vgpu);
     await Promise.all(this.inFlight);
     for (const k of this.kernels.values()) k.destroy();
     this.kernels.clear();
@@ -137,14 +172,4 @@ export class ApertureExecutor implements ExecutionBackend {
       this.memory.destroy();
     }
   }
-}
-
-/**
- * Open the host compute device (Vulkan; lavapipe when there is no GPU) in a worker process,
- * so that a batch that never ends can be stopped by resetting it (src/backend/isolated.ts).
- */
-export function openCompute(options: ComputeOptions): ComputeBackend {
-  const device = IsolatedDevice.open(options.device !== undefined ? { device: options.device } : {});
-  info(`compute: ${device.info.name} (${device.info.driverInfo}, Vulkan ${device.info.apiVersion})`);
-  return device;
 }
