@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { info, warn } from '../log.js';
+import { IsolatedDevice } from '../backend/isolated.js';
+import type { KernelBuilderStats } from '../backend/kernel-builder.js';
 import type { RunningDaemon } from './daemon.js';
 
 export interface VgpuStatus {
@@ -30,6 +32,18 @@ export interface VgpuStatus {
   deviceShare: number;
   batchesWaitingNs: number;
   timeouts: number;
+  /** Device resets this VM's batches caused, and its cool-offs (src/sched/strikes.ts). */
+  resets: number;
+  coolOffs: number;
+  /** ISO time its cool-off ends, while it is cooled off. */
+  coolingOffUntil: string | null;
+  /** Batches refused because it was cooling off. */
+  throttled: number;
+  /** Kernel builds in progress, and builds that failed by time or memory. */
+  kernelBuilds: number;
+  kernelBuildFaults: number;
+  /** Buffers freed (or taken by a reset) that work still on the device keeps out of the allocator. */
+  quarantinedBuffers: number;
   trappedAccesses: number;
   msixInterrupts: number;
   dmaMappings: number;
@@ -42,6 +56,13 @@ export interface DaemonStatus {
   computeWorkerPid: number | null;
   /** Times the compute device was reset (a batch past the time limit, or a worker that died). */
   computeResets: number;
+  /** The kernel builder process and what it did (null without a compute device). */
+  kernelBuilder: ({ pid: number | null } & KernelBuilderStats) | null;
+  /**
+   * How long the daemon's event loop was held, since start or the last `reset-event-loop`:
+   * every VM's traps and queues wait while it is (perf_hooks' loop delay, ms).
+   */
+  eventLoop: { maxMs: number; p99Ms: number; meanMs: number };
   vgpus: VgpuStatus[];
 }
 
@@ -52,8 +73,15 @@ export function daemonStatus(daemon: RunningDaemon): DaemonStatus {
     computeDevice: daemon.compute?.info.name ?? null,
     computeWorkerPid: daemon.compute?.workerPid ?? null,
     computeResets: daemon.compute?.resets ?? 0,
+    kernelBuilder: daemon.compute instanceof IsolatedDevice ? { pid: daemon.compute.builder.pid, ...daemon.compute.builder.stats } : null,
+    eventLoop: {
+      maxMs: daemon.eventLoop.max / 1e6,
+      p99Ms: daemon.eventLoop.percentile(99) / 1e6,
+      meanMs: Number.isNaN(daemon.eventLoop.mean) ? 0 : daemon.eventLoop.mean / 1e6,
+    },
     vgpus: daemon.vgpus.map(({ config, device, server }) => {
       const s = shares.get(config.name);
+      const faults = daemon.scheduler.buildFaults.stats(config.name);
       return {
         name: config.name,
         socket: config.socket,
@@ -76,12 +104,23 @@ export function daemonStatus(daemon: RunningDaemon): DaemonStatus {
         deviceShare: s?.share ?? 0,
         batchesWaitingNs: s?.waitNs ?? 0,
         timeouts: s?.timeouts ?? 0,
+        resets: s?.resets ?? 0,
+        coolOffs: (s?.coolOffs ?? 0) + faults.coolOffs,
+        coolingOffUntil: isoOrNull(Math.max(s?.coolingOffUntil ?? 0, faults.coolingOffUntil ?? 0)),
+        throttled: s?.throttled ?? 0,
+        kernelBuilds: device.queues.kernels.buildsInProgress,
+        kernelBuildFaults: faults.strikes,
+        quarantinedBuffers: device.memory.quarantined,
         trappedAccesses: device.pci.trappedAccesses,
         msixInterrupts: device.pci.irqs.signalled[2] ?? 0,
         dmaMappings: device.pci.dma.count,
       };
     }),
   };
+}
+
+function isoOrNull(ms: number): string | null {
+  return ms > 0 ? new Date(ms).toISOString() : null;
 }
 
 /** Prometheus text exposition of the status. */
@@ -103,6 +142,10 @@ export function prometheusText(status: DaemonStatus): string {
     ['mdgpu_vgpu_device_seconds_total', 'counter', 'Device time used', (v) => v.deviceNs / 1e9],
     ['mdgpu_vgpu_device_share', 'gauge', 'Share of all device time used', (v) => v.deviceShare],
     ['mdgpu_vgpu_batch_timeouts_total', 'counter', 'Batches past the time limit', (v) => v.timeouts],
+    ['mdgpu_vgpu_device_resets_caused_total', 'counter', "Device resets this VM's batches caused", (v) => v.resets],
+    ['mdgpu_vgpu_cooling_off', 'gauge', '1 while the VM is cooled off (its work refused)', (v) => (v.coolingOffUntil !== null ? 1 : 0)],
+    ['mdgpu_vgpu_throttled_total', 'counter', 'Batches refused while cooling off', (v) => v.throttled],
+    ['mdgpu_vgpu_kernel_build_faults_total', 'counter', 'Kernel builds that failed by time or memory', (v) => v.kernelBuildFaults],
     ['mdgpu_vgpu_trapped_accesses_total', 'counter', 'Trapped register and BAR accesses (VM exits to mdgpu)', (v) => v.trappedAccesses],
     ['mdgpu_vgpu_msix_interrupts_total', 'counter', 'MSI-X interrupts signalled', (v) => v.msixInterrupts],
   ];
@@ -116,6 +159,11 @@ export function prometheusText(status: DaemonStatus): string {
     '# HELP mdgpu_device_resets_total Compute device resets (a batch past the time limit, or a worker that died)',
     '# TYPE mdgpu_device_resets_total counter',
     `mdgpu_device_resets_total ${status.computeResets}`,
+  );
+  out.push(
+    '# HELP mdgpu_event_loop_max_seconds Longest the daemon event loop was held (since start or the last reset-event-loop)',
+    '# TYPE mdgpu_event_loop_max_seconds gauge',
+    `mdgpu_event_loop_max_seconds ${status.eventLoop.maxMs / 1000}`,
   );
   return `${out.join('\n')}\n`;
 }
@@ -155,7 +203,14 @@ export async function startControl(daemon: RunningDaemon, options: ControlOption
           let reply: unknown;
           try {
             const request = JSON.parse(line) as { cmd?: unknown };
-            reply = request.cmd === 'status' ? { ok: true, status: daemonStatus(daemon) } : { ok: false, error: `unknown command ${String(request.cmd)}` };
+            if (request.cmd === 'status') {
+              reply = { ok: true, status: daemonStatus(daemon) };
+            } else if (request.cmd === 'reset-event-loop') {
+              daemon.eventLoop.reset();
+              reply = { ok: true };
+            } else {
+              reply = { ok: false, error: `unknown command ${String(request.cmd)}` };
+            }
           } catch {
             reply = { ok: false, error: 'requests are one JSON object per line' };
           }
@@ -239,14 +294,20 @@ export function formatStatus(status: DaemonStatus): string {
     String(v.trappedAccesses),
     String(v.submissionErrors + v.mailboxFailures),
     String(v.lostContexts),
+    String(v.resets),
+    v.coolingOffUntil !== null ? `until ${v.coolingOffUntil.slice(11, 19)}` : '-',
   ]);
-  const header = ['vGPU', 'state', 'memory', 'ctx', 'queues', 'submissions', 'device share', 'weight', 'VM exits', 'errors', 'lost'];
+  const header = ['vGPU', 'state', 'memory', 'ctx', 'queues', 'submissions', 'device share', 'weight', 'VM exits', 'errors', 'lost', 'resets', 'cooling off'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   return [
     `mdgpu daemon, up ${status.uptimeSeconds.toFixed(0)} s, compute: ${status.computeDevice ?? 'none'}` +
       (status.computeDevice !== null
         ? ` (worker ${status.computeWorkerPid ?? 'restarting'}, ${status.computeResets} reset${status.computeResets === 1 ? '' : 's'})`
+        : ''),
+    `event loop: longest stall ${status.eventLoop.maxMs.toFixed(1)} ms, p99 ${status.eventLoop.p99Ms.toFixed(1)} ms` +
+      (status.kernelBuilder !== null
+        ? `; kernel builds: ${status.kernelBuilder.built} built, ${status.kernelBuilder.refused} refused, ${status.kernelBuilder.timeouts} timed out, ${status.kernelBuilder.crashes} crashed`
         : ''),
     fmt(header),
     ...rows.map(fmt),

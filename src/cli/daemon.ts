@@ -4,6 +4,7 @@
  * shares the device's time among them by weight. A VM's QEMU connecting, resetting,
  * disconnecting or dying affects only its own vGPU.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { loadNative } from '../native/binding.js';
 import { nativeHostOps } from '../native/host-ops.js';
 import { VfioUserServer } from '../server/server.js';
@@ -49,6 +50,8 @@ export interface RunningVgpu {
 
 export interface RunningDaemon {
   vgpus: RunningVgpu[];
+  /** The daemon's event-loop delay: how long anything (a VM's trap, a queue) waited for the loop. */
+  eventLoop: IntervalHistogram;
   scheduler: FairScheduler;
   compute: ComputeBackend | null;
   startedAt: number;
@@ -114,13 +117,17 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     throw err;
   }
   info(`mdgpu: ${vgpus.length} vGPU${vgpus.length === 1 ? '' : 's'}${compute ? ` sharing ${compute.info.name}` : ', no compute device'}`);
+  const eventLoop = monitorEventLoopDelay({ resolution: 10 });
+  eventLoop.enable();
   let closing: Promise<void> | null = null;
   return {
     vgpus,
+    eventLoop,
     scheduler,
     compute,
     startedAt: Date.now(),
     close() {
+      eventLoop.disable();
       closing ??= closeAll();
       return closing;
     },

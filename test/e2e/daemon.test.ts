@@ -7,6 +7,7 @@ import t from 'tap';
 import { spawn, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +105,20 @@ t.test('two vGPUs on one daemon: own memory, own handles, one compute device, st
   t.equal(sb.weight, 2);
   t.equal(sa.mailboxFailures, 1);
   t.ok(sa.trappedAccesses > 0);
+  t.same([sa.resets, sa.coolOffs, sa.coolingOffUntil, sa.throttled, sa.quarantinedBuffers], [0, 0, null, 0, 0], 'no resets, no cool-off');
+  t.ok(status.kernelBuilder !== null && status.kernelBuilder.pid !== null && status.kernelBuilder.pid !== process.pid, 'a kernel builder process');
+  t.ok(status.eventLoop.maxMs >= 0 && status.eventLoop.p99Ms >= 0, `event loop: longest stall ${status.eventLoop.maxMs.toFixed(1)} ms`);
+  const reset = await new Promise<string>((resolve, reject) => {
+    const conn = net.connect(path.join(dir, 'control.sock'));
+    conn.setEncoding('utf8');
+    conn.on('data', (d: string) => {
+      resolve(d);
+      conn.end();
+    });
+    conn.on('error', reject);
+    conn.write('{"cmd":"reset-event-loop"}\n');
+  });
+  t.same(JSON.parse(reset), { ok: true }, 'reset-event-loop answers ok');
   const metrics = await new Promise<string>((resolve, reject) => {
     http
       .get(`http://127.0.0.1:${control.metricsPort}/metrics`, (res) => {
@@ -118,6 +133,8 @@ t.test('two vGPUs on one daemon: own memory, own handles, one compute device, st
   t.match(metrics, /mdgpu_vgpu_connected\{vgpu="vm-b"\} 0/);
   t.match(metrics, /# TYPE mdgpu_vgpu_trapped_accesses_total counter/);
   t.match(metrics, /^mdgpu_device_resets_total 0$/m);
+  t.match(metrics, /^mdgpu_event_loop_max_seconds [0-9.e-]+$/m);
+  t.match(metrics, /mdgpu_vgpu_cooling_off\{vgpu="vm-a"\} 0/);
   t.equal(
     prometheusText(daemonStatus(daemon))
       .split('\n')
