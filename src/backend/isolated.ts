@@ -41,10 +41,18 @@ import {
 } from './backend.js';
 import type { FromWorker, ToWorker, WireCommand, WireError } from './isolated-protocol.js';
 import { KernelBuilder, type KernelBuilderOptions } from './kernel-builder.js';
+import { lowerPriority } from './priority.js';
 
 const WORKER = fileURLToPath(new URL('./isolated-worker.js', import.meta.url));
 /** A worker that dies this many times in a row before it is ready means the device is unusable. */
 const MAX_FAILED_STARTS = 3;
+/**
+ * The compute worker runs below the daemon's CPU priority: on a CPU device (lavapipe) a batch
+ * keeps every core busy, and the daemon must still answer every VM's trapped accesses and feed
+ * the queues promptly. The device's throughput does not suffer: the daemon is mostly idle.
+ */
+const WORKER_NICE = 5;
+
 /** How long a delivered batch may wait in the worker for its kernels before the worker is reset. */
 export const DEFAULT_START_LIMIT_MS = 60_000;
 
@@ -189,6 +197,7 @@ export class IsolatedDevice implements ComputeBackend {
   #start(): void {
     const worker = fork(WORKER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.#worker = worker;
+    lowerPriority(worker, WORKER_NICE);
     this.#listening = false;
     this.#ready = false;
     if (this.#readyWait === null) {

@@ -24,6 +24,7 @@ import { CancelledError } from '../execution-errors.js';
 import { info, warn } from '../log.js';
 import { KernelBuildError, type KernelOptions } from './backend.js';
 import type { FromBuilder, ToBuilder } from './kernel-builder-protocol.js';
+import { lowerPriority } from './priority.js';
 
 const BUILDER = fileURLToPath(new URL('./kernel-builder-worker.js', import.meta.url));
 /** A builder that dies this many times in a row before it is ready means the device is unusable. */
@@ -33,6 +34,7 @@ export const DEFAULT_BUILD_TIME_LIMIT_MS = 10_000;
 /** RLIMIT_DATA of the builder: heap, anonymous mappings, the driver's compiler. */
 export const DEFAULT_BUILD_MEMORY_LIMIT = 2 * 1024 ** 3;
 export const DEFAULT_MAX_PENDING_BUILDS = 8;
+const BUILDER_NICE = 10;
 
 export interface KernelBuilderOptions {
   /** Which device (see HostDevice.open): the same one batches run on. */
@@ -140,6 +142,8 @@ export class KernelBuilder {
     this.#child = child;
     this.#listening = false;
     this.#ready = false;
+    // Builds are background work: below the daemon and the compute worker.
+    lowerPriority(child, BUILDER_NICE);
     child.on('message', (m: FromBuilder) => this.#onMessage(child, m));
     child.on('error', (err) => warn(`kernel builder: ${err.message}`));
     child.on('exit', (code, signal) => this.#onExit(child, code, signal));

@@ -1,0 +1,323 @@
+/**
+ * What a hostile tenant can cost another (issue 9): each attack runs against a real daemon
+ * (`mdgpu serve` in its own process, with its compute worker and kernel builder) from the
+ * attacker's vGPU, while a victim VM on the other vGPU of the same daemon keeps doing trapped
+ * register reads and small submissions — both played over real vfio-user sockets with the
+ * aperture mapped from its fd (test/helpers/socket-guest.ts). Per attack: the victim's read and
+ * submission latency (p50/p99) during the attack next to alone, the daemon's longest event-loop
+ * stall (its own perf_hooks histogram, reset before each attack), its RSS growth, device resets,
+ * and the victim's failed submissions and lost contexts.
+ *
+ *   npm run bench:hostile [-- --resets 100 --only F2,F3]
+ *
+ * Targets: longest stall ≤ 20 ms under every attack; victim p99 ≤ 2× alone; RSS growth
+ * ≤ 64 MiB under the reply flood; zero victim contexts lost across 100 attacker-caused resets.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { queryStatus, type DaemonStatus } from '../../src/cli/control.js';
+import { loadNative, type NativeBinding } from '../../src/native/binding.js';
+import { encodeSubmission } from '../../src/vgpu/command-builder.js';
+import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
+import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
+import { percentile } from '../../test/helpers/victim.js';
+import { SocketGuest } from '../../test/helpers/socket-guest.js';
+import { table } from '../guest-bench.js';
+
+const arg = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : fallback;
+};
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const SPIN = fs.readFileSync(path.join(ROOT, 'guest-driver/kernels/build/spin.spv'));
+const RESETS = Number(arg('resets', '100'));
+const ONLY = arg('only', '')
+  .split(',')
+  .filter((s) => s.length > 0);
+
+/** A daemon process with an attacker and a victim vGPU. */
+class Daemon {
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-hostile-bench-'));
+  readonly attacker = path.join(this.dir, 'attacker.sock');
+  readonly victim = path.join(this.dir, 'victim.sock');
+  readonly control = path.join(this.dir, 'control.sock');
+  readonly proc: ChildProcess;
+
+  constructor(extra: string[]) {
+    this.proc = spawn(
+      process.execPath,
+      [
+        ...(process.env.MDGPU_BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a.length > 0),
+        path.join(ROOT, 'bin/mdgpu.js'),
+        '--log-level',
+        'quiet',
+        'serve',
+        '--vgpu',
+        `socket=${this.attacker},aperture=64M`,
+        '--vgpu',
+        `socket=${this.victim},aperture=16M`,
+        '--control',
+        this.control,
+        ...extra,
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+  }
+
+  async ready(): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await queryStatus(this.control, 1000);
+        return;
+      } catch (err) {
+        if (Date.now() > deadline || this.proc.exitCode !== null) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  status(): Promise<DaemonStatus> {
+    return queryStatus(this.control);
+  }
+
+  async resetEventLoop(): Promise<void> {
+    const net = await import('node:net');
+    await new Promise<void>((resolve, reject) => {
+      const conn = net.connect(this.control);
+      conn.on('data', () => {
+        conn.end();
+        resolve();
+      });
+      conn.on('error', reject);
+      conn.write('{"cmd":"reset-event-loop"}\n');
+    });
+  }
+
+  rssMiB(): number {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${this.proc.pid}/status`, 'utf8'));
+    return m === null ? 0 : Number(m[1]) / 1024;
+  }
+
+  alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.alive()) {
+      const exited = new Promise((r) => this.proc.once('exit', r));
+      this.proc.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The victim's steady work, measured. */
+class VictimLoad {
+  private running = false;
+  private loops: Promise<void>[] = [];
+  reads: number[] = [];
+  submissions: number[] = [];
+  failures = 0;
+
+  private constructor(
+    readonly guest: SocketGuest,
+    private readonly q: Awaited<ReturnType<SocketGuest['queue']>>,
+    private readonly target: { handle: number; offset: number },
+    private readonly fence: { handle: number; offset: number },
+  ) {}
+
+  static async open(native: NativeBinding, socket: string): Promise<VictimLoad> {
+    const guest = await SocketGuest.connect(native, socket);
+    return new VictimLoad(guest, await guest.queue(), await guest.alloc(0x1000), await guest.alloc(0x1000));
+  }
+
+  private value = 0n;
+
+  async submitOnce(): Promise<number> {
+    const value = ++this.value;
+    const before = this.q.completed();
+    const t0 = performance.now();
+    await this.q.publish(SocketGuest.fillWithFence(this.target, this.fence, value));
+    await this.guest.waitCompleted(this.q.completed, before + 1n);
+    const seen = this.guest.view.getBigUint64(this.fence.offset, true);
+    if (seen !== value) throw new Error(`fence ${seen.toString(16)}, expected ${value}`);
+    return performance.now() - t0;
+  }
+
+  async readOnce(): Promise<number> {
+    const t0 = performance.now();
+    await this.guest.read('SCRATCH');
+    return performance.now() - t0;
+  }
+
+  start(): void {
+    this.reads = [];
+    this.submissions = [];
+    this.failures = 0;
+    this.running = true;
+    this.loops = [
+      (async () => {
+        while (this.running) {
+          this.reads.push(await this.readOnce());
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })(),
+      (async () => {
+        while (this.running) {
+          try {
+            this.submissions.push(await this.submitOnce());
+          } catch {
+            this.failures++;
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })(),
+    ];
+  }
+
+  async stop(): Promise<{ reads: number[]; submissions: number[]; failures: number }> {
+    this.running = false;
+    await Promise.all(this.loops);
+    return { reads: [...this.reads].sort((a, b) => a - b), submissions: [...this.submissions].sort((a, b) => a - b), failures: this.failures };
+  }
+}
+
+interface AttackContext {
+  native: NativeBinding;
+  daemon: Daemon;
+  attacker: SocketGuest;
+}
+
+interface Attack {
+  id: string;
+  what: string;
+  /** Extra `mdgpu serve` options for this attack's daemon. */
+  serve?: string[];
+  run(ctx: AttackContext): Promise<string>;
+}
+
+const ATTACKS: Attack[] = [
+  {
+    id: 'F2',
+    what: 'ring flood: 65,536 empty submissions, one doorbell',
+    async run({ attacker }) {
+      const RING = 2 << 20;
+      const ring = await attacker.alloc(QUEUE_CONTROL_SIZE + RING);
+      const q = await attacker.op(MAILBOX_OPS.QUEUE_CREATE.code, attacker.ctx, ring.handle, 0);
+      const one = encodeSubmission([]);
+      const n = RING / one.length;
+      for (let i = 0; i < n; i++) attacker.aperture.set(one, ring.offset + QUEUE_CONTROL_SIZE + i * one.length);
+      attacker.view.setBigUint64(ring.offset + QueueControl.fields.tail.offset, BigInt(RING), true);
+      await attacker.write('QUEUE_DOORBELL', q.ret);
+      const completed = () => attacker.view.getBigUint64(ring.offset + QueueControl.fields.completed.offset, true);
+      await attacker.waitCompleted(completed, BigInt(n));
+      return `${n} consumed`;
+    },
+  },
+  {
+    id: 'F3',
+    what: `${RESETS} device resets (spin kernel past a 200 ms limit)`,
+    serve: ['--batch-limit', '200', '--reset-budget', '0/60'],
+    async run({ attacker }) {
+      const want = new Uint8Array(4);
+      new DataView(want.buffer).setUint32(0, 1, true);
+      let lost = 0;
+      for (let i = 0; i < RESETS; i++) {
+        // A new context each time: a lost context cannot reach the device again.
+        attacker.ctx = (await attacker.op(MAILBOX_OPS.CTX_CREATE.code)).ret;
+        const spin = await attacker.kernel(SPIN, 1, 4);
+        const flag = await attacker.alloc(0x1000);
+        const q = await attacker.queue();
+        await q.publish(
+          encodeSubmission([{ op: 'dispatch', kernel: spin, groups: [4096, 4096, 1], bindings: [{ buffer: flag.handle, offset: 0, size: 4096 }], push: want }]),
+        );
+        await attacker.waitCompleted(q.completed, 1n);
+        if (attacker.view.getBigUint64(q.ring.offset + QueueControl.fields.errors.offset, true) === 1n) lost++;
+        await attacker.op(MAILBOX_OPS.CTX_DESTROY.code, attacker.ctx);
+      }
+      return `${lost} attacker contexts lost`;
+    },
+  },
+];
+
+async function main(): Promise<void> {
+  const native = loadNative();
+  const rows: string[][] = [];
+  const attacks = ATTACKS.filter((a) => ONLY.length === 0 || ONLY.includes(a.id));
+  for (const attack of attacks) {
+    const daemon = new Daemon(attack.serve ?? []);
+    try {
+      await daemon.ready();
+      const victim = await VictimLoad.open(native, daemon.victim);
+      const attacker = await SocketGuest.connect(native, daemon.attacker);
+      // Alone: the victim's own latencies on this daemon.
+      for (let i = 0; i < 20; i++) await victim.submitOnce();
+      victim.start();
+      await new Promise((r) => setTimeout(r, 1500));
+      const alone = await victim.stop();
+      const before = await daemon.status();
+      const rssBefore = daemon.rssMiB();
+      let rssPeak = rssBefore;
+      const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, daemon.rssMiB())), 50);
+      await daemon.resetEventLoop();
+      victim.start();
+      const t0 = performance.now();
+      let note: string;
+      try {
+        note = await attack.run({ native, daemon, attacker });
+      } catch (err) {
+        note = `attack failed: ${(err as Error).message}`;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const during = await victim.stop();
+      clearInterval(sampler);
+      const after = await daemon.status();
+      const vb = before.vgpus.find((v) => v.name === 'vgpu1')!;
+      const va = after.vgpus.find((v) => v.name === 'vgpu1')!;
+      const ms = (v: number) => v.toFixed(2);
+      rows.push([
+        `${attack.id} ${attack.what}`,
+        `${ms(percentile(alone.reads, 50))}/${ms(percentile(alone.reads, 99))}`,
+        `${ms(percentile(during.reads, 50))}/${ms(percentile(during.reads, 99))}`,
+        `${ms(percentile(alone.submissions, 50))}/${ms(percentile(alone.submissions, 99))}`,
+        `${ms(percentile(during.submissions, 50))}/${ms(percentile(during.submissions, 99))}`,
+        after.eventLoop.maxMs.toFixed(1),
+        (rssPeak - rssBefore).toFixed(0),
+        String(after.computeResets - before.computeResets),
+        String(va.lostContexts - vb.lostContexts),
+        String(during.failures),
+        `${seconds.toFixed(1)} s; ${note}${daemon.alive() ? '' : '; DAEMON DIED'}`,
+      ]);
+      attacker.close();
+      victim.guest.close();
+    } finally {
+      await daemon.stop();
+    }
+  }
+  console.log('\nhostile tenant vs. victim on one daemon (victim: trapped SCRATCH reads and 4 KiB FILL+fence submissions; ms p50/p99)\n');
+  console.log(
+    table(
+      [
+        'attack',
+        'reads alone',
+        'reads attacked',
+        'submits alone',
+        'submits attacked',
+        'max stall ms',
+        'RSS +MiB',
+        'resets',
+        'victim lost',
+        'victim failed',
+        'notes',
+      ],
+      rows,
+    ),
+  );
+}
+
+await main();
