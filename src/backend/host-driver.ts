@@ -20,6 +20,11 @@
  * instead of one per batch (which would exhaust the worker pool with N VMs) — and completion
  * is seen as soon as the fence signals, not at the next tick of a polling timer (which would
  * add up to a timer period of latency, or burn the CPU when the period is short).
+ *
+ * Kernels without blocking the JS thread: `createKernelAsync` runs `mdgpu_host_kernel_create_errbuf`
+ * on a koffi worker thread (checking and compiling a large module takes seconds); the library
+ * does not hold the device lock meanwhile, so batches keep completing. The error text comes
+ * back in a buffer, since the worker thread's `mdgpu_host_last_error` is out of reach.
  */
 import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
