@@ -42,7 +42,7 @@ extern "C" {
  * ABI version: major in the high 16 bits, minor in the low 16. A caller accepts a library with
  * the same major and a minor at least the one it was written for.
  */
-#define MDGPU_HOST_ABI_MAJOR 1u
+#define MDGPU_HOST_ABI_MAJOR 2u
 #define MDGPU_HOST_ABI_MINOR 0u
 #define MDGPU_HOST_ABI_VERSION ((MDGPU_HOST_ABI_MAJOR << 16) | MDGPU_HOST_ABI_MINOR)
 
@@ -52,6 +52,36 @@ extern "C" {
 #define MDGPU_HOST_MAX_SPIRV_WORDS (1u << 20) /* 4 MiB of SPIR-V */
 #define MDGPU_HOST_MAX_COMMANDS 4096u /* commands per submission */
 #define MDGPU_HOST_MAX_INFLIGHT 256u /* submissions not yet collected, per device */
+
+/*
+ * Limits on a kernel's SPIR-V, checked in one linear pass before the module is validated (see
+ * mdgpu_host_kernel_create()). They bound the work of validating and compiling a module that
+ * a guest wrote to be expensive; real compute kernels stay far below them.
+ */
+/* Structs and arrays nested in one type (a struct of an array of a struct is 3). */
+#define MDGPU_HOST_MAX_TYPE_DEPTH 16u
+/*
+ * Member paths one type expands to, following struct members into structs and arrays into
+ * their element type (an array counts once, whatever its length): a struct of 3 floats has 3,
+ * a struct of 4 such structs 12. SPIRV-Tools walks every path of a type for every variable
+ * and for every load or store of it, without memoisation.
+ */
+#define MDGPU_HOST_MAX_TYPE_PATHS 256u
+/*
+ * Member paths the validator walks over the whole module, estimated as the module is read:
+ * each variable counts its type's paths x (depth + 4) x 8 (its layout check), each other
+ * instruction the paths of the types it names and of the values it uses (a pointer counts
+ * what it points to); types of one path count nothing. About a quarter of a second of
+ * validation at this limit; ordinary kernels count a few hundred.
+ */
+#define MDGPU_HOST_MAX_MODULE_PATHS (1u << 22)
+/*
+ * Bytes of Private and Function variables (arrays, mostly) of one invocation, summed over the
+ * module. Every invocation has its own copy (GPUs spill it to scratch memory): on lavapipe,
+ * 1024 invocations of a 16 KiB array cost ~200 MiB, of a 64 KiB one ~580 MiB and 10 s per
+ * workgroup, of a 1 MiB one over 4 GiB.
+ */
+#define MDGPU_HOST_MAX_PRIVATE_SIZE 16384u
 
 /**
  * enum mdgpu_host_device_type - kind of device (the Vulkan numbering).
@@ -72,12 +102,32 @@ enum mdgpu_host_device_type {
 /* mdgpu_host_device_info.flags */
 #define MDGPU_HOST_DEVICE_HOST_IMPORT (1u << 0) /* VK_EXT_external_memory_host: zero-copy imports */
 #define MDGPU_HOST_DEVICE_ROBUST_ACCESS \
-	(1u << 1) /* robustBufferAccess on: kernels cannot read or write outside their bindings */
+	(1u << 1) /* robustBufferAccess on (how far it confines a kernel: device_info.robustness) */
 #define MDGPU_HOST_DEVICE_TIMESTAMPS \
 	(1u << 2) /* the compute queue has timestamps: TIMESTAMP and device times work */
 #define MDGPU_HOST_DEVICE_CPU_TIMESTAMPS \
 	(1u                              \
 	 << 3) /* TIMESTAMP values are converted to ns by the CPU at completion (see MDGPU_HOST_OP_TIMESTAMP) */
+
+/**
+ * enum mdgpu_host_robustness - what a kernel's out-of-bounds buffer access can touch.
+ * @MDGPU_HOST_ROBUSTNESS_NONE: anything (undefined behaviour): the device lacks
+ *                              robustBufferAccess
+ * @MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS: robustBufferAccess: an access outside a binding stays
+ *                                       inside the VkBuffer it is a range of (for a zero-copy
+ *                                       import, the whole imported memory): reads return
+ *                                       values from anywhere in it or zero, writes may land
+ *                                       anywhere in it
+ * @MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2: VK_EXT_robustness2 robustBufferAccess2: an access
+ *                                         outside a binding's range (rounded up to
+ *                                         robust_access_alignment) reads zero and writes
+ *                                         nothing
+ */
+enum mdgpu_host_robustness {
+	MDGPU_HOST_ROBUSTNESS_NONE = 0,
+	MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS = 1,
+	MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2 = 2,
+};
 
 /**
  * struct mdgpu_host_device_info - what a device is and what it can do.
@@ -104,6 +154,17 @@ enum mdgpu_host_device_type {
  * @min_binding_alignment: alignment of a binding's offset (minStorageBufferOffsetAlignment)
  * @max_binding_size: largest binding size (maxStorageBufferRange)
  * @max_memory_size: largest single memory object (maxMemoryAllocationSize)
+ * @max_shared_memory_size: bytes of Workgroup (shared) variables a kernel may declare
+ *                          (maxComputeSharedMemorySize)
+ * @robustness: enum mdgpu_host_robustness: what the device enables
+ * @robust_access_alignment: with ROBUSTNESS_BUFFER_ACCESS_2, the granularity in bytes to which
+ *                           a binding's range is rounded up for the bounds check
+ *                           (robustStorageBufferAccessSizeAlignment: 1 or 4); else 0
+ * @max_kernel_private_size: MDGPU_HOST_MAX_PRIVATE_SIZE
+ * @max_kernel_type_depth: MDGPU_HOST_MAX_TYPE_DEPTH
+ * @max_kernel_type_paths: MDGPU_HOST_MAX_TYPE_PATHS
+ * @max_kernel_module_paths: MDGPU_HOST_MAX_MODULE_PATHS
+ * @reserved: zero; room for fields of later minor versions
  */
 struct mdgpu_host_device_info {
 	char name[256];
@@ -128,6 +189,14 @@ struct mdgpu_host_device_info {
 	uint64_t min_binding_alignment;
 	uint64_t max_binding_size;
 	uint64_t max_memory_size;
+	uint32_t max_shared_memory_size;
+	uint32_t robustness;
+	uint32_t robust_access_alignment;
+	uint32_t max_kernel_private_size;
+	uint32_t max_kernel_type_depth;
+	uint32_t max_kernel_type_paths;
+	uint32_t max_kernel_module_paths;
+	uint32_t reserved[19];
 };
 
 /* mdgpu_host_device_open() flags */
@@ -418,18 +487,48 @@ MDGPU_HOST_API int32_t mdgpu_host_memory_destroy(uint32_t device, uint32_t mem);
  * @push_constant_size: bytes of push constants, a multiple of 4, at most max_push_constant_size
  * @out_kernel: receives the kernel handle
  *
- * The module is validated with SPIRV-Tools for the Vulkan environment its version needs (1.1
- * for SPIR-V 1.3 and older). It must have one GLCompute entry point; its only resources may be
- * storage buffers in set 0 below @binding_count and one push-constant block no larger than
- * @push_constant_size; its capabilities must be ones the device has enabled. The compute
- * pipeline is built once, here.
+ * Checked in three steps, all before the driver sees the module:
+ * 1. One linear walk (fast whatever the module holds): every instruction's length and every
+ *    id the walk uses; types made only of types defined before them, nested at most
+ *    MDGPU_HOST_MAX_TYPE_DEPTH deep, expanding to at most MDGPU_HOST_MAX_TYPE_PATHS member
+ *    paths, at most MDGPU_HOST_MAX_MODULE_PATHS walked in all; capabilities the device has
+ *    enabled; and the device's limits: every LocalSize, LocalSizeId and BuiltIn WorkgroupSize
+ *    constant within max_workgroup_size per dimension and max_workgroup_invocations in all
+ *    (0 is refused too); Workgroup variables at most max_shared_memory_size
+ *    bytes in all (natural sizes, 3-vectors as 4-vectors, each variable rounded up to 16);
+ *    Private and Function variables at most MDGPU_HOST_MAX_PRIVATE_SIZE bytes in all.
+ * 2. SPIRV-Tools validation for the Vulkan environment the module's version needs (1.1 for
+ *    SPIR-V 1.3 and older).
+ * 3. The interface: one GLCompute entry point; resources only storage buffers in set 0 below
+ *    @binding_count and one push-constant block no larger than @push_constant_size.
+ * The compute pipeline is then built once, here. The device lock is not held while the
+ * module is checked and compiled: submissions, polls and other kernel creations on the same
+ * device (from other threads) go on meanwhile.
  *
- * Return: 0; -EINVAL (invalid SPIR-V or a mismatch, see mdgpu_host_last_error()); -E2BIG;
- * -ENOENT; -EIO (the driver refused the pipeline).
+ * Return: 0; -EINVAL (invalid SPIR-V or a mismatch, see mdgpu_host_last_error()); -E2BIG (over
+ * a limit above, or a size argument over its maximum); -ENOENT; -ENOMEM; -EIO (the driver
+ * refused the pipeline).
  */
 MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t *words,
 						uint32_t word_count, uint32_t binding_count,
 						uint32_t push_constant_size, uint32_t *out_kernel);
+
+/**
+ * mdgpu_host_kernel_create_errbuf() - mdgpu_host_kernel_create() that also copies the failure's
+ * description into @error.
+ * @error: receives the NUL-terminated text mdgpu_host_last_error() would return ("" on
+ *         success), truncated to @error_size bytes; may be NULL when @error_size is 0
+ *
+ * For callers that run the call on a worker thread (koffi's async calls), where the thread's
+ * last error cannot be read afterwards.
+ *
+ * Return: as mdgpu_host_kernel_create().
+ */
+MDGPU_HOST_API int32_t mdgpu_host_kernel_create_errbuf(uint32_t device, const uint32_t *words,
+						       uint32_t word_count, uint32_t binding_count,
+						       uint32_t push_constant_size,
+						       uint32_t *out_kernel, char *error,
+						       uint32_t error_size);
 
 /**
  * mdgpu_host_kernel_destroy() - forget a kernel handle (submissions using it still complete).

@@ -38,7 +38,9 @@ _Static_assert(sizeof(struct mdgpu_host_memory_info) == 24, "mdgpu_host_memory_i
 _Static_assert(offsetof(struct mdgpu_host_device_info, index) == 784, "device_info.index at 784");
 _Static_assert(offsetof(struct mdgpu_host_device_info, min_import_alignment) == 856,
 	       "device_info.min_import_alignment at 856");
-_Static_assert(sizeof(struct mdgpu_host_device_info) == 888, "mdgpu_host_device_info is 888 bytes");
+_Static_assert(offsetof(struct mdgpu_host_device_info, max_shared_memory_size) == 888,
+	       "device_info.max_shared_memory_size at 888");
+_Static_assert(sizeof(struct mdgpu_host_device_info) == 992, "mdgpu_host_device_info is 992 bytes");
 
 /* ---- logging, errors, time ---- */
 
@@ -377,6 +379,19 @@ MDGPU_HOST_API int32_t mdgpu_host_enumerate(uint32_t index, struct mdgpu_host_de
 	return backends[0]->enumerate(index, info);
 }
 
+/* For the device banner: how far an out-of-bounds access by a kernel can reach. */
+static const char *robustness_text(uint32_t robustness)
+{
+	switch (robustness) {
+	case MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2:
+		return "robustBufferAccess2 (out-of-bounds accesses confined to the binding)";
+	case MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS:
+		return "robustBufferAccess (out-of-bounds accesses confined to the imported memory)";
+	default:
+		return "no robust buffer access (out-of-bounds accesses unchecked)";
+	}
+}
+
 MDGPU_HOST_API int32_t mdgpu_host_device_open(const char *selector, uint32_t flags,
 					      uint32_t *out_device)
 {
@@ -399,15 +414,14 @@ MDGPU_HOST_API int32_t mdgpu_host_device_open(const char *selector, uint32_t fla
 	ret = dev->ops->open(selector, flags, &dev->be, &dev->info, &dev->features);
 	if (ret)
 		goto err_free;
-	mdgpu_log(MDGPU_LOG_INFO, "device: %s (%s %s, %s %u.%u.%u)%s%s", dev->info.name,
+	mdgpu_log(MDGPU_LOG_INFO, "device: %s (%s %s, %s %u.%u.%u)%s, %s", dev->info.name,
 		  dev->info.driver_name, dev->info.driver_info, dev->info.backend,
 		  dev->info.api_version >> 22, (dev->info.api_version >> 12) & 0x3ff,
 		  dev->info.api_version & 0xfff,
 		  (dev->info.flags & MDGPU_HOST_DEVICE_HOST_IMPORT) ?
 			  ", zero-copy host memory import" :
 			  ", no host memory import (staged copies)",
-		  (dev->info.flags & MDGPU_HOST_DEVICE_ROBUST_ACCESS) ? ", robust buffer access" :
-									"");
+		  robustness_text(dev->info.robustness));
 	pthread_mutex_lock(&global_lock);
 	ret = table_add(&devices, dev, &dev->handle);
 	pthread_mutex_unlock(&global_lock);
@@ -636,6 +650,7 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t 
 						uint32_t word_count, uint32_t binding_count,
 						uint32_t push_constant_size, uint32_t *out_kernel)
 {
+	struct mdgpu_kernel_limits lim;
 	char entry[64];
 	struct device *dev;
 	struct kernel *k = NULL;
@@ -669,9 +684,24 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t 
 				  push_constant_size, dev->info.max_push_constant_size);
 		goto out;
 	}
-	/* Validation runs without the device lock: it is the slow part and touches no state. */
-	ret = mdgpu_spirv_check(words, word_count, binding_count, push_constant_size,
-				dev->info.api_version, dev->features, entry, sizeof(entry));
+	/*
+	 * Checking and compiling run without the device lock: they are the slow part (up to
+	 * seconds for a large module), touch no shared state (dev->info and dev->features are
+	 * immutable after open, and the backend builds a new object), and the device reference
+	 * taken above keeps the device alive. The lock is taken only to publish the handle.
+	 */
+	lim = (struct mdgpu_kernel_limits){
+		.binding_count = binding_count,
+		.push_constant_size = push_constant_size,
+		.api_version = dev->info.api_version,
+		.features = dev->features,
+		.max_shared_memory_size = dev->info.max_shared_memory_size,
+		.max_workgroup_size = { dev->info.max_workgroup_size[0],
+					dev->info.max_workgroup_size[1],
+					dev->info.max_workgroup_size[2] },
+		.max_workgroup_invocations = dev->info.max_workgroup_invocations,
+	};
+	ret = mdgpu_spirv_check(words, word_count, &lim, entry, sizeof(entry));
 	if (ret)
 		goto out;
 	k = calloc(1, sizeof(*k));
@@ -682,19 +712,33 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t 
 	k->refs = 1;
 	k->binding_count = binding_count;
 	k->push_size = push_constant_size;
-	pthread_mutex_lock(&dev->lock);
 	ret = dev->ops->kernel_create(dev->be, words, word_count, entry, binding_count,
 				      push_constant_size, &k->be);
-	if (!ret) {
-		ret = table_add(&dev->kernels, k, out_kernel);
-		if (ret)
-			dev->ops->kernel_release(dev->be, k->be);
-	}
-	pthread_mutex_unlock(&dev->lock);
-	if (ret)
+	if (ret) {
 		free(k);
+		goto out;
+	}
+	pthread_mutex_lock(&dev->lock);
+	ret = table_add(&dev->kernels, k, out_kernel);
+	if (ret)
+		kernel_put(dev, k);
+	pthread_mutex_unlock(&dev->lock);
 out:
 	device_put(dev);
+	return ret;
+}
+
+MDGPU_HOST_API int32_t mdgpu_host_kernel_create_errbuf(uint32_t device, const uint32_t *words,
+						       uint32_t word_count, uint32_t binding_count,
+						       uint32_t push_constant_size,
+						       uint32_t *out_kernel, char *error,
+						       uint32_t error_size)
+{
+	int32_t ret = mdgpu_host_kernel_create(device, words, word_count, binding_count,
+					       push_constant_size, out_kernel);
+
+	if (error && error_size)
+		snprintf(error, error_size, "%s", last_error);
 	return ret;
 }
 

@@ -5,9 +5,13 @@
  *
  * Split of work: the core owns every handle, reference count and lock, and checks every
  * argument against the device's limits before a backend sees it. A backend only turns checked
- * requests into device work. The core calls backend ops with the device lock held, except
- * ->wait(), which must be safe to call concurrently with anything but ->submission_release()
- * of the same submission (the core never releases a submission while a thread waits on it).
+ * requests into device work. The core calls backend ops with the device lock held, except:
+ * - ->wait(), which must be safe to call concurrently with anything but ->submission_release()
+ *   of the same submission (the core never releases a submission while a thread waits on it);
+ * - ->kernel_create(), which builds a new object that nothing else can see yet, and must be
+ *   safe to call from several threads at once and concurrently with every other op (Vulkan
+ *   object creation is: only the objects it creates are new). Compiling a kernel can take
+ *   seconds; submissions, polls and other kernel creations do not wait for it.
  */
 #ifndef MDGPU_HOST_INTERNAL_H
 #define MDGPU_HOST_INTERNAL_H
@@ -75,7 +79,8 @@ struct mdgpu_job {
  * @memory_import: make @size bytes at @ptr usable; @flags may ask for STAGED; set
  *                 *@out_flags to STAGED or ZERO_COPY
  * @memory_release: release an imported memory no submission uses any more
- * @kernel_create: build a kernel from checked SPIR-V with entry point @entry
+ * @kernel_create: build a kernel from checked SPIR-V with entry point @entry (without the
+ *                 device lock, see above)
  * @kernel_release: release a kernel no submission uses any more
  * @submit: record and start @job; a job using STAGED memory is submitted only when no earlier
  *          submission is unfinished
@@ -125,15 +130,35 @@ const char *mdgpu_error_message(void);
 uint64_t mdgpu_now_ns(void);
 
 /**
- * mdgpu_spirv_check() - validate a kernel's SPIR-V and check its interface (spirv.c).
+ * struct mdgpu_kernel_limits - what a kernel's SPIR-V is checked against.
+ * @binding_count: storage buffers the caller declared (set 0, bindings 0..count-1)
+ * @push_constant_size: bytes of push constants the caller declared
  * @api_version: the device's API version (which SPIR-V versions it takes)
  * @features: MDGPU_FEAT_* the device has enabled
+ * @max_shared_memory_size: maxComputeSharedMemorySize
+ * @max_workgroup_size: maxComputeWorkGroupSize
+ * @max_workgroup_invocations: maxComputeWorkGroupInvocations
+ */
+struct mdgpu_kernel_limits {
+	uint32_t binding_count;
+	uint32_t push_constant_size;
+	uint32_t api_version;
+	uint32_t features;
+	uint32_t max_shared_memory_size;
+	uint32_t max_workgroup_size[3];
+	uint32_t max_workgroup_invocations;
+};
+
+/**
+ * mdgpu_spirv_check() - check a kernel's SPIR-V (spirv.c): linear pre-checks and device
+ * limits, then spvValidate, then its interface against @lim.
  * @entry: receives the GLCompute entry point's name
  *
- * Return: 0 or -EINVAL / -E2BIG with mdgpu_error() set.
+ * Touches no device state: safe to call from any thread, without locks.
+ *
+ * Return: 0 or -EINVAL / -E2BIG / -ENOMEM with mdgpu_error() set.
  */
-int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count, uint32_t binding_count,
-		      uint32_t push_constant_size, uint32_t api_version, uint32_t features,
-		      char *entry, size_t entry_size);
+int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
+		      const struct mdgpu_kernel_limits *lim, char *entry, size_t entry_size);
 
 #endif /* MDGPU_HOST_INTERNAL_H */

@@ -1,14 +1,37 @@
 // SPDX-License-Identifier: MIT
 /*
- * Kernel SPIR-V checks: SPIRV-Tools validation (spvValidate), then a small walk over the
- * module that checks its interface against what the caller declared.
+ * Kernel SPIR-V checks, in three steps:
  *
- * Why the walk: a kernel comes from a guest. A module can be valid SPIR-V and still use a
- * descriptor binding the pipeline layout does not have, a uniform buffer or image, a bigger
- * push-constant block than declared, or a capability the device did not enable. Vulkan calls
- * all of these undefined behaviour, and a driver may crash on them, so they are refused here,
- * before vkCreateShaderModule. The walk trusts nothing: every index is bounds-checked even
- * though the validator has seen the module first.
+ * 1. Pre-checks: one linear walk over the module, before any other code reads it. Every
+ *    instruction's length, every id this file looks up (below the header's bound, defined
+ *    before it is used), the capabilities, and the limits that keep everything after it
+ *    bounded: types nested at most MDGPU_HOST_MAX_TYPE_DEPTH deep and expanding to at most
+ *    MDGPU_HOST_MAX_TYPE_PATHS member paths, at most MDGPU_HOST_MAX_MODULE_PATHS paths walked
+ *    by the validator over the whole module, and the device's limits on a kernel (local
+ *    size, workgroup shared memory, per-invocation Private/Function memory).
+ * 2. spvValidate (SPIRV-Tools), for the Vulkan environment the module's version needs.
+ * 3. The interface: what the module declares against what the caller declared.
+ *
+ * Why pre-checks before the validator: a kernel comes from a guest, and the validator is not
+ * linear in the size of a module. It walks every member path of a struct type, without
+ * memoisation, for every variable and for every instruction that loads or stores a value of
+ * that type: a push-constant block of structs nested 16 deep with 3 members each is 3^16
+ * paths in 1.5 KB, and took the validator 50-90 s before failing; 20,000 storage buffer
+ * variables of a 256-path struct took it 11 s, 150,000 loads and stores of one 11 s. With
+ * nesting, paths per type and paths walked in all bounded, its work is at most about its work
+ * on a module of plain scalars of the same size plus MDGPU_HOST_MAX_MODULE_PATHS path visits
+ * (a quarter of a second). The device limits are checked here too because a module can be
+ * valid and still crash the driver at dispatch (lavapipe with a 2 GiB shared array).
+ *
+ * Why the interface check: a module can be valid SPIR-V and still use a descriptor binding the
+ * pipeline layout does not have, a uniform buffer or image, a bigger push-constant block than
+ * declared, or a capability the device did not enable. Vulkan calls all of these undefined
+ * behaviour, and a driver may crash on them, so they are refused before vkCreateShaderModule.
+ *
+ * Everything here is O(words): each type's depth, path count and natural size are computed
+ * once, when it is defined (its operand types are defined before it, which the walk checks,
+ * so there is no cycle to follow); member decorations are indexed once per struct; the
+ * explicit-layout size of a struct is computed once and kept.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,34 +42,53 @@
 #include "internal.h"
 
 #define SPIRV_MAGIC 0x07230203u
+#define HEADER_WORDS 5u
 
 /* Opcodes, decorations, storage classes and capabilities used below (SPIR-V 1.6 spec). */
 enum {
 	OP_ENTRY_POINT = 15,
+	OP_EXECUTION_MODE = 16,
 	OP_CAPABILITY = 17,
+	OP_TYPE_VOID = 19,
+	OP_TYPE_BOOL = 20,
 	OP_TYPE_INT = 21,
 	OP_TYPE_FLOAT = 22,
 	OP_TYPE_VECTOR = 23,
 	OP_TYPE_MATRIX = 24,
+	OP_TYPE_IMAGE = 25,
+	OP_TYPE_SAMPLER = 26,
+	OP_TYPE_SAMPLED_IMAGE = 27,
 	OP_TYPE_ARRAY = 28,
+	OP_TYPE_RUNTIME_ARRAY = 29,
 	OP_TYPE_STRUCT = 30,
+	OP_TYPE_OPAQUE = 31,
 	OP_TYPE_POINTER = 32,
+	OP_TYPE_FUNCTION = 33,
+	OP_TYPE_FORWARD_POINTER = 39,
+	OP_CONSTANT_TRUE = 41,
+	OP_CONSTANT_FALSE = 42,
 	OP_CONSTANT = 43,
+	OP_CONSTANT_COMPOSITE = 44,
+	OP_CONSTANT_NULL = 46,
+	OP_SPEC_CONSTANT_TRUE = 48,
+	OP_SPEC_CONSTANT_FALSE = 49,
+	OP_SPEC_CONSTANT = 50,
+	OP_SPEC_CONSTANT_COMPOSITE = 51,
+	OP_SPEC_CONSTANT_OP = 52,
+	OP_FUNCTION = 54,
 	OP_VARIABLE = 59,
 	OP_DECORATE = 71,
 	OP_MEMBER_DECORATE = 72,
 	OP_GROUP_DECORATE = 74,
 	OP_GROUP_MEMBER_DECORATE = 75,
-	OP_DECORATE_ID = 332,
-	OP_DECORATE_STRING = 5632,
-	OP_MEMBER_DECORATE_STRING = 5633,
+	OP_EXECUTION_MODE_ID = 331,
 };
 enum {
 	DEC_BLOCK = 2,
 	DEC_BUFFER_BLOCK = 3,
-	DEC_ROW_MAJOR = 4,
 	DEC_ARRAY_STRIDE = 6,
 	DEC_MATRIX_STRIDE = 7,
+	DEC_BUILTIN = 11,
 	DEC_BINDING = 33,
 	DEC_DESCRIPTOR_SET = 34,
 	DEC_OFFSET = 35,
@@ -63,37 +105,124 @@ enum {
 	SC_STORAGE_BUFFER = 12,
 };
 #define EXEC_MODEL_GLCOMPUTE 5
+#define EXEC_MODE_LOCAL_SIZE 17
+#define EXEC_MODE_LOCAL_SIZE_ID 38
+#define BUILTIN_WORKGROUP_SIZE 25
+
+/*
+ * Sizes saturate here: anything this large is over every limit, and sums and products of
+ * saturated values cannot overflow 64 bits.
+ */
+#define SIZE_SAT (1ull << 40)
 
 /* Per-id facts gathered in one pass. */
 #define F_BLOCK (1u << 0)
 #define F_BUFFER_BLOCK (1u << 1)
 #define F_HAS_SET (1u << 2)
 #define F_HAS_BINDING (1u << 3)
+#define F_TYPE (1u << 4) /* defined by one of the type instructions handled below */
+#define F_WORKGROUP_SIZE (1u << 5) /* decorated BuiltIn WorkgroupSize */
+#define F_SIZE_UNKNOWN (1u << 6) /* types: no natural size (runtime array, spec-op length) */
 
 struct id_info {
-	uint32_t def; /* word index of the instruction defining the id (0: none) */
+	uint32_t def; /* word index of the instruction defining the id (0: none seen) */
 	uint32_t flags;
 	uint32_t set;
 	uint32_t binding;
 	uint32_t array_stride;
+	uint32_t paths; /* types: member paths of the type, expanded (arrays count once) */
+	uint32_t aux; /* structs: index into walk.structs */
+	uint32_t type; /* values: the type of the value (its result type), 0 unknown */
+	uint16_t depth; /* types: structs and arrays nested */
 };
 
-struct member_dec {
-	uint32_t type;
-	uint32_t member;
-	uint32_t decoration;
-	uint32_t value;
+struct struct_info {
+	uint32_t first_member; /* index into walk.members */
+	uint32_t member_count;
+	uint64_t natural_size; /* no explicit layout (Workgroup, Private, Function) */
+	uint32_t natural_align;
+	uint8_t layout_state; /* 0: not computed, 1: layout_size valid, 2: cannot tell */
+	uint64_t layout_size; /* explicit layout (Offset decorations), see layout_size() */
+};
+
+struct member_info {
+	uint32_t offset;
+	uint32_t matrix_stride;
+	uint8_t has_offset;
+};
+
+/* A LocalSizeId execution mode: its ids name constants defined after it; checked at the end. */
+struct local_size_id {
+	uint32_t ids[3];
 };
 
 struct walk {
 	const uint32_t *w;
 	uint32_t count;
 	uint32_t bound;
+	const struct mdgpu_kernel_limits *lim;
 	struct id_info *ids;
-	struct member_dec *mdecs;
-	uint32_t mdec_count;
-	uint32_t mdec_cap;
+	struct struct_info *structs;
+	uint32_t struct_count;
+	uint32_t struct_cap;
+	struct member_info *members;
+	uint32_t member_count;
+	struct local_size_id *size_ids;
+	uint32_t size_id_count;
+	uint32_t size_id_cap;
+	uint64_t shared_bytes; /* Workgroup variables */
+	uint64_t private_bytes; /* Private and Function variables */
+	uint64_t path_cost; /* member paths the validator will walk, see count_paths() */
+	uint32_t entries; /* GLCompute entry points */
+	bool in_functions; /* past the first OpFunction */
 };
+
+/* The id's facts, or NULL when @id is 0 or not below the bound: never an index outside. */
+static struct id_info *id_get(const struct walk *w, uint32_t id)
+{
+	return id && id < w->bound ? &w->ids[id] : NULL;
+}
+
+/* The defining instruction of @id and its length, or NULL. */
+static const uint32_t *inst_at(const struct walk *w, uint32_t id, uint32_t *len)
+{
+	const struct id_info *d = id_get(w, id);
+
+	if (!d || !d->def)
+		return NULL;
+	*len = w->w[d->def] >> 16;
+	return &w->w[d->def];
+}
+
+/* @id is a type the walk has seen defined (so before the current instruction). */
+static const struct id_info *type_get(const struct walk *w, uint32_t id)
+{
+	const struct id_info *d = id_get(w, id);
+
+	return d && (d->flags & F_TYPE) ? d : NULL;
+}
+
+static uint32_t opcode_of(const struct walk *w, const struct id_info *d)
+{
+	return w->w[d->def] & 0xffff;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a + b > SIZE_SAT ? SIZE_SAT : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+	if (a && b > SIZE_SAT / a)
+		return SIZE_SAT;
+	return a * b > SIZE_SAT ? SIZE_SAT : a * b;
+}
+
+static uint64_t align_up(uint64_t v, uint32_t align)
+{
+	return align > 1 ? sat_add(v, align - 1) / align * align : v;
+}
 
 static const char *storage_class_name(uint32_t sc)
 {
@@ -147,104 +276,416 @@ static bool capability_allowed(uint32_t cap, uint32_t features)
 	}
 }
 
-static const uint32_t *inst_at(const struct walk *w, uint32_t id, uint32_t *len)
+/*
+ * The value of an integer OpConstant or OpSpecConstant (its default: mdgpu passes no
+ * specialization). Returns false for anything else, e.g. an OpSpecConstantOp.
+ */
+static bool const_value(const struct walk *w, uint32_t id, uint64_t *value)
 {
-	uint32_t at;
+	const uint32_t *in, *type;
+	uint32_t len, tlen;
 
-	if (id == 0 || id >= w->bound || !(at = w->ids[id].def))
-		return NULL;
-	*len = w->w[at] >> 16;
-	return &w->w[at];
-}
-
-static bool member_dec(const struct walk *w, uint32_t type, uint32_t member, uint32_t dec,
-		       uint32_t *value)
-{
-	for (uint32_t i = 0; i < w->mdec_count; i++) {
-		const struct member_dec *m = &w->mdecs[i];
-
-		if (m->type == type && m->member == member && m->decoration == dec) {
-			*value = m->value;
-			return true;
-		}
-	}
-	return false;
+	in = inst_at(w, id, &len);
+	if (!in || ((in[0] & 0xffff) != OP_CONSTANT && (in[0] & 0xffff) != OP_SPEC_CONSTANT) ||
+	    len < 4)
+		return false;
+	type = inst_at(w, in[1], &tlen);
+	if (!type || (type[0] & 0xffff) != OP_TYPE_INT || tlen < 4)
+		return false;
+	if (type[2] > 32)
+		*value = len >= 5 ? ((uint64_t)in[4] << 32) | in[3] : in[3];
+	else if (type[2] < 32)
+		*value = in[3] & ((1u << type[2]) - 1);
+	else
+		*value = in[3];
+	return true;
 }
 
 /*
- * Bytes a type occupies in a push-constant block (explicit layout): scalars, vectors,
- * matrices (by the member's MatrixStride), arrays (by ArrayStride) and structs (by member
- * Offsets). 0 means "cannot tell", which the caller refuses.
+ * Natural size and alignment of a type with no explicit layout (Workgroup, Private and
+ * Function variables): scalars by width, booleans 4 bytes, 3-vectors as 4-vectors, arrays of
+ * aligned elements, structs with aligned members. The driver's own layout may differ a
+ * little; this errs on the large side. Structs are computed once (struct_info), so this costs
+ * O(nesting depth) per call. False when the size cannot be told (runtime arrays, lengths
+ * that are not constants).
  */
-static uint64_t type_size(const struct walk *w, uint32_t type, uint32_t matrix_stride, int depth)
+static bool natural_size(const struct walk *w, uint32_t type, uint64_t *size, uint32_t *align)
 {
+	const struct id_info *d = type_get(w, type);
 	const uint32_t *in;
-	uint32_t len;
+	uint64_t elem, n;
+	uint32_t ealign;
 
-	if (depth > 16 || !(in = inst_at(w, type, &len)))
-		return 0;
+	if (!d || (d->flags & F_SIZE_UNKNOWN))
+		return false;
+	in = &w->w[d->def];
 	switch (in[0] & 0xffff) {
+	case OP_TYPE_BOOL:
+		*size = *align = 4;
+		return true;
 	case OP_TYPE_INT:
 	case OP_TYPE_FLOAT:
-		return len >= 3 ? in[2] / 8 : 0;
+		*size = in[2] >= 8 ? in[2] / 8 : 1;
+		*align = (uint32_t)*size;
+		return true;
 	case OP_TYPE_VECTOR:
-		return len >= 4 ? type_size(w, in[2], 0, depth + 1) * in[3] : 0;
-	case OP_TYPE_MATRIX: {
-		uint64_t col;
-
-		if (len < 4)
-			return 0;
-		col = type_size(w, in[2], 0, depth + 1);
-		/* Row-major or column-major: the larger of the two extents, to be safe. */
-		if (matrix_stride)
-			return (uint64_t)matrix_stride * (in[3] > 4 ? in[3] : 4);
-		return col * in[3];
-	}
-	case OP_TYPE_ARRAY: {
-		const uint32_t *c;
-		uint32_t clen, n, stride;
-		uint64_t elem;
-
-		if (len < 4 || !(c = inst_at(w, in[3], &clen)) || (c[0] & 0xffff) != OP_CONSTANT ||
-		    clen < 4)
-			return 0;
-		n = c[3]; /* low word of the length constant */
-		elem = type_size(w, in[2], matrix_stride, depth + 1);
-		stride = w->ids[type].array_stride;
-		if (!n || !elem)
-			return 0;
-		return (uint64_t)(n - 1) * (stride ? stride : elem) + elem;
-	}
-	case OP_TYPE_STRUCT: {
-		uint64_t size = 0;
-
-		for (uint32_t m = 0; m + 2 < len; m++) {
-			uint32_t offset, mstride = 0;
-			uint64_t msize;
-
-			if (!member_dec(w, type, m, DEC_OFFSET, &offset))
-				return 0;
-			member_dec(w, type, m, DEC_MATRIX_STRIDE, &mstride);
-			msize = type_size(w, in[2 + m], mstride, depth + 1);
-			if (!msize)
-				return 0;
-			if (offset + msize > size)
-				size = offset + msize;
-		}
-		return size;
-	}
+		if (!natural_size(w, in[2], &elem, &ealign))
+			return false;
+		n = in[3] == 3 ? 4 : in[3];
+		*size = sat_mul(elem, n);
+		*align = ealign * (in[3] == 2 ? 2 : 4); /* scalar components: at most 32 */
+		return true;
+	case OP_TYPE_MATRIX:
+		if (!natural_size(w, in[2], &elem, &ealign))
+			return false;
+		*size = sat_mul(align_up(elem, ealign), in[3]);
+		*align = ealign;
+		return true;
+	case OP_TYPE_ARRAY:
+		if (!natural_size(w, in[2], &elem, &ealign) || !const_value(w, in[3], &n))
+			return false;
+		*size = sat_mul(align_up(elem, ealign), n);
+		*align = ealign;
+		return true;
+	case OP_TYPE_STRUCT:
+		*size = w->structs[d->aux].natural_size;
+		*align = w->structs[d->aux].natural_align;
+		return true;
+	case OP_TYPE_POINTER:
+	case OP_TYPE_IMAGE:
+	case OP_TYPE_SAMPLER:
+	case OP_TYPE_SAMPLED_IMAGE:
+		*size = *align = 8;
+		return true;
 	default:
-		return 0;
+		return false;
 	}
 }
 
-static int gather(struct walk *w, char *entry, size_t entry_size, uint32_t features)
+static int too_big(const char *what, uint64_t bytes, uint64_t max, const char *limit)
 {
-	uint32_t entries = 0;
+	if (bytes >= SIZE_SAT)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: %s are larger than 1 TiB, over the %llu"
+				   " bytes allowed (%s)",
+				   what, (unsigned long long)max, limit);
+	return mdgpu_error(-E2BIG, "kernel_create: %s are %llu bytes, over the %llu allowed (%s)",
+			   what, (unsigned long long)bytes, (unsigned long long)max, limit);
+}
 
-	for (uint32_t at = 5; at < w->count;) {
+/*
+ * A type instruction at word @at: check that each type it is made of is defined before it,
+ * and compute its depth, member paths and (structs) natural size, refusing a type over
+ * MDGPU_HOST_MAX_TYPE_DEPTH or MDGPU_HOST_MAX_TYPE_PATHS.
+ */
+static int define_type(struct walk *w, uint32_t at)
+{
+	const uint32_t *in = &w->w[at];
+	uint32_t len = in[0] >> 16, op = in[0] & 0xffff;
+	struct id_info *d = id_get(w, in[1]);
+	const struct id_info *e;
+	uint64_t paths = 1;
+	uint32_t depth = 0;
+
+	if (!d)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: SPIR-V type at word %u: id %u is not below"
+				   " the bound %u",
+				   at, in[1], w->bound);
+	if (d->def)
+		return mdgpu_error(-EINVAL, "kernel_create: SPIR-V id %u is defined twice", in[1]);
+	switch (op) {
+	case OP_TYPE_INT:
+	case OP_TYPE_FLOAT:
+		if (len < 3 || in[2] == 0 || in[2] > 64)
+			return mdgpu_error(-EINVAL, "kernel_create: SPIR-V type %u: bad width",
+					   in[1]);
+		break;
+	case OP_TYPE_VECTOR:
+	case OP_TYPE_MATRIX: {
+		/* Scalar components, vector columns: this keeps the recursions below bounded. */
+		uint32_t want = op == OP_TYPE_MATRIX ? OP_TYPE_VECTOR : 0, got;
+
+		if (len < 4 || !(e = type_get(w, in[2])))
+			goto undefined;
+		got = opcode_of(w, e);
+		if (want ? got != want :
+			   got != OP_TYPE_INT && got != OP_TYPE_FLOAT && got != OP_TYPE_BOOL)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: SPIR-V type %u: a %s of type %u", in[1],
+					   want ? "matrix" : "vector", in[2]);
+		break;
+	}
+	case OP_TYPE_ARRAY:
+	case OP_TYPE_RUNTIME_ARRAY:
+		if (len < 3 || !(e = type_get(w, in[2])))
+			goto undefined;
+		if (op == OP_TYPE_ARRAY && (len < 4 || !id_get(w, in[3]) || !w->ids[in[3]].def))
+			goto undefined;
+		depth = e->depth + 1u;
+		paths = e->paths;
+		break;
+	case OP_TYPE_STRUCT: {
+		struct struct_info *s;
+		uint64_t size = 0;
+		uint32_t align = 1;
+
+		paths = 0;
+		for (uint32_t m = 2; m < len; m++) {
+			uint64_t msize;
+			uint32_t malign;
+
+			if (!(e = type_get(w, in[m])))
+				goto undefined;
+			if (e->depth + 1u > depth)
+				depth = e->depth + 1u;
+			paths += e->paths;
+			if (natural_size(w, in[m], &msize, &malign)) {
+				size = sat_add(align_up(size, malign), msize);
+				if (malign > align)
+					align = malign;
+			} else {
+				d->flags |= F_SIZE_UNKNOWN;
+			}
+		}
+		if (paths == 0)
+			paths = 1;
+		if (depth == 0)
+			depth = 1;
+		if (w->struct_count == w->struct_cap) {
+			uint32_t cap = w->struct_cap ? w->struct_cap * 2 : 64;
+			struct struct_info *n = realloc(w->structs, cap * sizeof(*n));
+
+			if (!n)
+				return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+			w->structs = n;
+			w->struct_cap = cap;
+		}
+		d->aux = w->struct_count++;
+		s = &w->structs[d->aux];
+		*s = (struct struct_info){
+			.first_member = w->member_count,
+			.member_count = len - 2,
+			.natural_size = align_up(size, align),
+			.natural_align = align,
+		};
+		w->member_count += len - 2; /* < word count: cannot overflow */
+		break;
+	}
+	case OP_TYPE_POINTER:
+		/* Uses of a pointer walk the type it points to (see count_paths()). */
+		if (len < 4 || !(e = type_get(w, in[3])))
+			goto undefined;
+		paths = e->paths;
+		break;
+	case OP_TYPE_FUNCTION:
+		for (uint32_t m = 2; m < len; m++)
+			if (!type_get(w, in[m]))
+				goto undefined;
+		break;
+	default: /* void, bool, image, sampler, sampled image, opaque: leaves */
+		break;
+	}
+	if (depth > MDGPU_HOST_MAX_TYPE_DEPTH)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: SPIR-V type %u has structs and arrays nested %u"
+				   " deep, more than %u (MDGPU_HOST_MAX_TYPE_DEPTH)",
+				   in[1], depth, MDGPU_HOST_MAX_TYPE_DEPTH);
+	if (paths > MDGPU_HOST_MAX_TYPE_PATHS)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: SPIR-V type %u expands to %llu member paths,"
+				   " more than %u (MDGPU_HOST_MAX_TYPE_PATHS)",
+				   in[1], (unsigned long long)paths, MDGPU_HOST_MAX_TYPE_PATHS);
+	if (op == OP_TYPE_RUNTIME_ARRAY)
+		d->flags |= F_SIZE_UNKNOWN;
+	if (op == OP_TYPE_ARRAY) {
+		uint64_t n;
+		const struct id_info *el = &w->ids[in[2]];
+
+		if (!const_value(w, in[3], &n) || (el->flags & F_SIZE_UNKNOWN))
+			d->flags |= F_SIZE_UNKNOWN;
+	}
+	d->def = at;
+	d->flags |= F_TYPE;
+	d->depth = (uint16_t)depth;
+	d->paths = (uint32_t)paths;
+	return 0;
+
+undefined:
+	return mdgpu_error(-EINVAL,
+			   "kernel_create: SPIR-V type %u uses an id that is not a type defined"
+			   " before it",
+			   in[1]);
+}
+
+/* One local size (LocalSize, LocalSizeId or a WorkgroupSize constant) against the device. */
+static int check_local_size(const struct walk *w, const char *what, const uint64_t size[3])
+{
+	const struct mdgpu_kernel_limits *lim = w->lim;
+	uint64_t invocations;
+
+	for (int i = 0; i < 3; i++) {
+		if (size[i] == 0)
+			return mdgpu_error(-EINVAL, "kernel_create: %s has a zero dimension", what);
+		if (size[i] > lim->max_workgroup_size[i])
+			return mdgpu_error(-E2BIG,
+					   "kernel_create: %s %llux%llux%llu is over the device's"
+					   " %ux%ux%u (maxComputeWorkGroupSize)",
+					   what, (unsigned long long)size[0],
+					   (unsigned long long)size[1], (unsigned long long)size[2],
+					   lim->max_workgroup_size[0], lim->max_workgroup_size[1],
+					   lim->max_workgroup_size[2]);
+	}
+	invocations = sat_mul(sat_mul(size[0], size[1]), size[2]);
+	if (invocations > lim->max_workgroup_invocations)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: %s %llux%llux%llu has %llu invocations, over the"
+				   " device's %u (maxComputeWorkGroupInvocations)",
+				   what, (unsigned long long)size[0], (unsigned long long)size[1],
+				   (unsigned long long)size[2], (unsigned long long)invocations,
+				   lim->max_workgroup_invocations);
+	return 0;
+}
+
+/* An OpVariable: its storage class's memory limits (sizes of shared and private memory). */
+static int define_variable(struct walk *w, uint32_t at)
+{
+	const uint32_t *in = &w->w[at], *ptr;
+	uint32_t len = in[0] >> 16, plen, align;
+	struct id_info *d = id_get(w, len >= 4 ? in[2] : 0);
+	uint64_t size;
+
+	if (!d)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: SPIR-V variable at word %u: id is not below the"
+				   " bound %u",
+				   at, w->bound);
+	if (d->def)
+		return mdgpu_error(-EINVAL, "kernel_create: SPIR-V id %u is defined twice", in[2]);
+	if (!type_get(w, in[1]) || !(ptr = inst_at(w, in[1], &plen)) ||
+	    (ptr[0] & 0xffff) != OP_TYPE_POINTER)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: SPIR-V variable %u: its type is not a pointer"
+				   " type defined before it",
+				   in[2]);
+	d->def = at;
+	if (in[3] != SC_WORKGROUP && in[3] != SC_PRIVATE && in[3] != SC_FUNCTION)
+		return 0;
+	if (!natural_size(w, ptr[3], &size, &align))
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: variable %u: cannot tell its size (%s memory"
+				   " needs constant array lengths)",
+				   in[2], in[3] == SC_WORKGROUP ? "Workgroup" : "Private/Function");
+	if (in[3] == SC_WORKGROUP) {
+		/* Each variable rounded up to 16 bytes: drivers align them. */
+		w->shared_bytes = sat_add(w->shared_bytes, align_up(size, 16));
+		if (w->shared_bytes > w->lim->max_shared_memory_size)
+			return too_big("Workgroup (shared) variables", w->shared_bytes,
+				       w->lim->max_shared_memory_size,
+				       "maxComputeSharedMemorySize");
+	} else {
+		w->private_bytes = sat_add(w->private_bytes, align_up(size, 16));
+		if (w->private_bytes > MDGPU_HOST_MAX_PRIVATE_SIZE)
+			return too_big("Private and Function variables (per invocation)",
+				       w->private_bytes, MDGPU_HOST_MAX_PRIVATE_SIZE,
+				       "MDGPU_HOST_MAX_PRIVATE_SIZE");
+	}
+	return 0;
+}
+
+static int decorate(struct walk *w, const uint32_t *in, uint32_t len)
+{
+	struct id_info *d = id_get(w, in[1]);
+
+	if (!d)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: SPIR-V decoration of id %u, not below the bound"
+				   " %u",
+				   in[1], w->bound);
+	switch (in[2]) {
+	case DEC_BLOCK:
+		d->flags |= F_BLOCK;
+		break;
+	case DEC_BUFFER_BLOCK:
+		d->flags |= F_BUFFER_BLOCK;
+		break;
+	case DEC_ARRAY_STRIDE:
+		if (len >= 4)
+			d->array_stride = in[3];
+		break;
+	case DEC_DESCRIPTOR_SET:
+		if (len >= 4) {
+			d->set = in[3];
+			d->flags |= F_HAS_SET;
+		}
+		break;
+	case DEC_BINDING:
+		if (len >= 4) {
+			d->binding = in[3];
+			d->flags |= F_HAS_BINDING;
+		}
+		break;
+	case DEC_BUILTIN:
+		if (len >= 4 && in[3] == BUILTIN_WORKGROUP_SIZE)
+			d->flags |= F_WORKGROUP_SIZE;
+		break;
+	}
+	return 0;
+}
+
+/*
+ * The validator's cost of the module in member paths walked, summed as it is read, refused
+ * over MDGPU_HOST_MAX_MODULE_PATHS. SPIRV-Tools walks a type's member paths for every variable
+ * of it (checking its layout: measured 0.8-3.2 us per path for structs 2-9 deep) and for
+ * every instruction that names it or uses a value of it (loads, stores, copies, access
+ * chains: ~65 ns per path). So a variable counts its paths x (depth + 4) x 8, and every other
+ * instruction after the first function, and every constant, counts the paths of each type its
+ * operands name and of each value's type (a pointer counts what it points to). Types of one
+ * path (scalars, vectors, arrays of them) count nothing: a module of those costs the validator
+ * no more than its size. A literal operand that happens to equal an id counts as that id: the
+ * sum errs on the large side.
+ */
+static int count_paths(struct walk *w, const uint32_t *in, uint32_t len, uint32_t op)
+{
+	uint64_t cost = 0;
+
+	if (op == OP_VARIABLE) {
+		const struct id_info *ptr = type_get(w, in[1]);
+		const struct id_info *pointee = ptr ? type_get(w, w->w[ptr->def + 3]) : NULL;
+
+		if (pointee && pointee->paths > 1)
+			cost = (uint64_t)pointee->paths * (pointee->depth + 4u) * 8u;
+	} else {
+		for (uint32_t i = 1; i < len; i++) {
+			const struct id_info *d = id_get(w, in[i]);
+
+			if (d && !(d->flags & F_TYPE) && d->type)
+				d = &w->ids[d->type]; /* a value: its type */
+			if (d && (d->flags & F_TYPE) && d->paths > 1)
+				cost += d->paths;
+		}
+		/* The result's type, for the instructions that use it later. */
+		if (len >= 3 && type_get(w, in[1]) && id_get(w, in[2]) && !w->ids[in[2]].type)
+			w->ids[in[2]].type = in[1];
+	}
+	w->path_cost += cost;
+	if (w->path_cost > MDGPU_HOST_MAX_MODULE_PATHS)
+		return mdgpu_error(
+			-E2BIG,
+			"kernel_create: SPIR-V makes the validator walk more than %u"
+			" member paths (MDGPU_HOST_MAX_MODULE_PATHS) by word %u: too many"
+			" uses of large struct types",
+			MDGPU_HOST_MAX_MODULE_PATHS, (uint32_t)(in - w->w));
+	return 0;
+}
+
+/* Pass 1: the pre-checks of one walk over every instruction (see the top of the file). */
+static int gather(struct walk *w, char *entry, size_t entry_size)
+{
+	for (uint32_t at = HEADER_WORDS; at < w->count;) {
 		uint32_t len = w->w[at] >> 16, op = w->w[at] & 0xffff;
 		const uint32_t *in = &w->w[at];
+		int ret = 0;
 
 		if (len == 0 || len > w->count - at)
 			return mdgpu_error(-EINVAL,
@@ -253,7 +694,7 @@ static int gather(struct walk *w, char *entry, size_t entry_size, uint32_t featu
 					   at);
 		switch (op) {
 		case OP_CAPABILITY:
-			if (len >= 2 && !capability_allowed(in[1], features))
+			if (len >= 2 && !capability_allowed(in[1], w->lim->features))
 				return mdgpu_error(-EINVAL,
 						   "kernel_create: SPIR-V capability %u is not"
 						   " supported on this device",
@@ -272,99 +713,271 @@ static int gather(struct walk *w, char *entry, size_t entry_size, uint32_t featu
 							   "kernel_create: entry point name"
 							   " too long");
 				memcpy(entry, name, n + 1);
-				entries++;
+				w->entries++;
+			}
+			break;
+		case OP_EXECUTION_MODE:
+			if (len >= 6 && in[2] == EXEC_MODE_LOCAL_SIZE) {
+				uint64_t size[3] = { in[3], in[4], in[5] };
+
+				ret = check_local_size(w, "LocalSize", size);
+			}
+			break;
+		case OP_EXECUTION_MODE_ID:
+			if (len >= 6 && in[2] == EXEC_MODE_LOCAL_SIZE_ID) {
+				if (w->size_id_count == w->size_id_cap) {
+					uint32_t cap = w->size_id_cap ? w->size_id_cap * 2 : 4;
+					struct local_size_id *n =
+						realloc(w->size_ids, cap * sizeof(*n));
+
+					if (!n)
+						return mdgpu_error(-ENOMEM, "kernel_create: out of"
+									    " memory");
+					w->size_ids = n;
+					w->size_id_cap = cap;
+				}
+				w->size_ids[w->size_id_count++] =
+					(struct local_size_id){ { in[3], in[4], in[5] } };
 			}
 			break;
 		case OP_GROUP_DECORATE:
 		case OP_GROUP_MEMBER_DECORATE:
 			return mdgpu_error(-EINVAL, "kernel_create: decoration groups are not"
 						    " supported");
+		case OP_TYPE_FORWARD_POINTER:
+			return mdgpu_error(-EINVAL, "kernel_create: forward pointers are not"
+						    " supported");
 		case OP_DECORATE:
-			if (len >= 3 && in[1] < w->bound) {
-				struct id_info *d = &w->ids[in[1]];
-
-				switch (in[2]) {
-				case DEC_BLOCK:
-					d->flags |= F_BLOCK;
-					break;
-				case DEC_BUFFER_BLOCK:
-					d->flags |= F_BUFFER_BLOCK;
-					break;
-				case DEC_ARRAY_STRIDE:
-					if (len >= 4)
-						d->array_stride = in[3];
-					break;
-				case DEC_DESCRIPTOR_SET:
-					if (len >= 4) {
-						d->set = in[3];
-						d->flags |= F_HAS_SET;
-					}
-					break;
-				case DEC_BINDING:
-					if (len >= 4) {
-						d->binding = in[3];
-						d->flags |= F_HAS_BINDING;
-					}
-					break;
-				}
-			}
+			if (len >= 3)
+				ret = decorate(w, in, len);
 			break;
 		case OP_MEMBER_DECORATE:
-			if (len >= 5 && (in[3] == DEC_OFFSET || in[3] == DEC_MATRIX_STRIDE)) {
-				if (w->mdec_count == w->mdec_cap) {
-					uint32_t cap = w->mdec_cap ? w->mdec_cap * 2 : 64;
-					struct member_dec *m = realloc(w->mdecs, cap * sizeof(*m));
-
-					if (!m)
-						return mdgpu_error(-ENOMEM, "kernel_create: out of"
-									    " memory");
-					w->mdecs = m;
-					w->mdec_cap = cap;
-				}
-				w->mdecs[w->mdec_count++] = (struct member_dec){
-					.type = in[1],
-					.member = in[2],
-					.decoration = in[3],
-					.value = in[4],
-				};
-			}
+			if (len >= 4 && !id_get(w, in[1]))
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: SPIR-V member decoration of"
+						   " id %u, not below the bound %u",
+						   in[1], w->bound);
 			break;
+		case OP_TYPE_VOID:
+		case OP_TYPE_BOOL:
 		case OP_TYPE_INT:
 		case OP_TYPE_FLOAT:
 		case OP_TYPE_VECTOR:
 		case OP_TYPE_MATRIX:
+		case OP_TYPE_IMAGE:
+		case OP_TYPE_SAMPLER:
+		case OP_TYPE_SAMPLED_IMAGE:
 		case OP_TYPE_ARRAY:
+		case OP_TYPE_RUNTIME_ARRAY:
 		case OP_TYPE_STRUCT:
+		case OP_TYPE_OPAQUE:
 		case OP_TYPE_POINTER:
-		case 20 /* OpTypeBool */:
-		case 29 /* OpTypeRuntimeArray */:
-			if (len >= 2 && in[1] < w->bound)
-				w->ids[in[1]].def = at;
+		case OP_TYPE_FUNCTION:
+			if (len < 2)
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: SPIR-V type at word %u is"
+						   " truncated",
+						   at);
+			ret = define_type(w, at);
 			break;
+		case OP_CONSTANT_TRUE:
+		case OP_CONSTANT_FALSE:
 		case OP_CONSTANT:
-		case OP_VARIABLE:
-			if (len >= 3 && in[2] < w->bound)
-				w->ids[in[2]].def = at;
+		case OP_CONSTANT_COMPOSITE:
+		case OP_CONSTANT_NULL:
+		case OP_SPEC_CONSTANT_TRUE:
+		case OP_SPEC_CONSTANT_FALSE:
+		case OP_SPEC_CONSTANT:
+		case OP_SPEC_CONSTANT_COMPOSITE:
+		case OP_SPEC_CONSTANT_OP: {
+			struct id_info *d = id_get(w, len >= 3 ? in[2] : 0);
+
+			if (!d || d->def)
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: SPIR-V constant at word %u:"
+						   " its id is not below the bound or defined"
+						   " twice",
+						   at);
+			d->def = at;
 			break;
 		}
+		case OP_VARIABLE:
+			if (len < 4)
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: SPIR-V variable at word %u is"
+						   " truncated",
+						   at);
+			ret = define_variable(w, at);
+			if (!ret)
+				ret = count_paths(w, in, len, op);
+			break;
+		case OP_FUNCTION:
+			w->in_functions = true;
+			break;
+		}
+		if (!ret && op != OP_VARIABLE &&
+		    (w->in_functions || (op >= OP_CONSTANT_TRUE && op <= OP_SPEC_CONSTANT_OP)))
+			ret = count_paths(w, in, len, op);
+		if (ret)
+			return ret;
 		at += len;
 	}
-	if (entries != 1)
+	if (w->entries != 1)
 		return mdgpu_error(-EINVAL,
 				   "kernel_create: SPIR-V has %u GLCompute entry points,"
 				   " needs exactly 1",
-				   entries);
+				   w->entries);
 	return 0;
 }
 
-static int check_variables(const struct walk *w, uint32_t binding_count, uint32_t push_size)
+/* After pass 1 (the constants they name are defined by now): LocalSizeId and WorkgroupSize. */
+static int check_local_size_ids(const struct walk *w)
+{
+	int ret;
+
+	for (uint32_t i = 0; i < w->size_id_count; i++) {
+		uint64_t size[3];
+
+		for (int j = 0; j < 3; j++)
+			if (!const_value(w, w->size_ids[i].ids[j], &size[j]))
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: LocalSizeId operand %u is not"
+						   " an integer constant",
+						   w->size_ids[i].ids[j]);
+		ret = check_local_size(w, "LocalSizeId", size);
+		if (ret)
+			return ret;
+	}
+	for (uint32_t id = 1; id < w->bound; id++) {
+		const uint32_t *in;
+		uint32_t len, op;
+		uint64_t size[3];
+
+		if (!(w->ids[id].flags & F_WORKGROUP_SIZE))
+			continue;
+		in = inst_at(w, id, &len);
+		op = in ? in[0] & 0xffff : 0;
+		if ((op != OP_CONSTANT_COMPOSITE && op != OP_SPEC_CONSTANT_COMPOSITE) || len != 6)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: BuiltIn WorkgroupSize must decorate a"
+					   " constant of 3 integers");
+		for (int j = 0; j < 3; j++)
+			if (!const_value(w, in[3 + j], &size[j]))
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: BuiltIn WorkgroupSize: %u is"
+						   " not an integer constant",
+						   in[3 + j]);
+		ret = check_local_size(w, "WorkgroupSize", size);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Pass 2: index the Offset and MatrixStride member decorations of every struct, once. */
+static int index_members(struct walk *w)
+{
+	w->members = calloc(w->member_count ? w->member_count : 1, sizeof(*w->members));
+	if (!w->members)
+		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+	for (uint32_t at = HEADER_WORDS; at < w->count; at += w->w[at] >> 16) {
+		const uint32_t *in = &w->w[at];
+		const struct id_info *d;
+		const struct struct_info *s;
+		struct member_info *m;
+
+		if ((in[0] & 0xffff) != OP_MEMBER_DECORATE || (in[0] >> 16) < 5 ||
+		    (in[3] != DEC_OFFSET && in[3] != DEC_MATRIX_STRIDE))
+			continue;
+		d = type_get(w, in[1]);
+		if (!d || opcode_of(w, d) != OP_TYPE_STRUCT)
+			continue; /* the validator refuses it */
+		s = &w->structs[d->aux];
+		if (in[2] >= s->member_count)
+			continue;
+		m = &w->members[s->first_member + in[2]];
+		if (in[3] == DEC_OFFSET) {
+			m->offset = in[4];
+			m->has_offset = 1;
+		} else {
+			m->matrix_stride = in[4];
+		}
+	}
+	return 0;
+}
+
+/*
+ * Bytes a type occupies in a push-constant block (explicit layout): scalars, vectors,
+ * matrices (by the member's MatrixStride), arrays (by ArrayStride) and structs (by member
+ * Offsets). 0 means "cannot tell", which the caller refuses. A struct's size is computed once
+ * and kept; recursion is bounded by MDGPU_HOST_MAX_TYPE_DEPTH (checked in pass 1).
+ */
+static uint64_t layout_size(struct walk *w, uint32_t type, uint32_t matrix_stride)
+{
+	const struct id_info *d = type_get(w, type);
+	const uint32_t *in;
+	uint32_t len;
+
+	if (!d)
+		return 0;
+	in = &w->w[d->def];
+	len = in[0] >> 16;
+	switch (in[0] & 0xffff) {
+	case OP_TYPE_INT:
+	case OP_TYPE_FLOAT:
+		return in[2] / 8;
+	case OP_TYPE_VECTOR:
+		return sat_mul(layout_size(w, in[2], 0), in[3]);
+	case OP_TYPE_MATRIX:
+		/* Row-major or column-major: the larger of the two extents, to be safe. */
+		if (matrix_stride)
+			return sat_mul(matrix_stride, in[3] > 4 ? in[3] : 4);
+		return sat_mul(layout_size(w, in[2], 0), in[3]);
+	case OP_TYPE_ARRAY: {
+		uint64_t n, elem = layout_size(w, in[2], matrix_stride);
+		uint32_t stride = d->array_stride;
+
+		if (!const_value(w, in[3], &n) || !n || !elem)
+			return 0;
+		return sat_add(sat_mul(n - 1, stride ? stride : elem), elem);
+	}
+	case OP_TYPE_STRUCT: {
+		struct struct_info *s = &w->structs[d->aux];
+		uint64_t size = 0;
+
+		if (s->layout_state)
+			return s->layout_state == 1 ? s->layout_size : 0;
+		s->layout_state = 2; /* until proven otherwise */
+		for (uint32_t m = 0; m + 2 < len; m++) {
+			const struct member_info *mi = &w->members[s->first_member + m];
+			uint64_t msize;
+
+			if (!mi->has_offset)
+				return 0;
+			msize = layout_size(w, in[2 + m], mi->matrix_stride);
+			if (!msize)
+				return 0;
+			if (sat_add(mi->offset, msize) > size)
+				size = sat_add(mi->offset, msize);
+		}
+		s->layout_state = 1;
+		s->layout_size = size;
+		return size;
+	}
+	default:
+		return 0;
+	}
+}
+
+/* Step 3: the module's resources against what the caller declared. */
+static int check_variables(struct walk *w)
 {
 	uint32_t push_blocks = 0;
 
-	for (uint32_t at = 5; at < w->count; at += w->w[at] >> 16) {
+	for (uint32_t at = HEADER_WORDS; at < w->count; at += w->w[at] >> 16) {
 		const uint32_t *in = &w->w[at], *ptr, *pointee;
 		uint32_t len = in[0] >> 16, plen, tlen, sc, var;
-		const struct id_info *d;
+		const struct id_info *d, *pd;
 
 		if ((in[0] & 0xffff) != OP_VARIABLE || len < 4)
 			continue;
@@ -391,13 +1004,14 @@ static int check_variables(const struct walk *w, uint32_t binding_count, uint32_
 		if (!ptr || (ptr[0] & 0xffff) != OP_TYPE_POINTER || plen < 4)
 			return mdgpu_error(-EINVAL, "kernel_create: variable %%%u: bad type", var);
 		pointee = inst_at(w, ptr[3], &tlen);
-		if (!pointee || (pointee[0] & 0xffff) != OP_TYPE_STRUCT)
+		pd = id_get(w, ptr[3]);
+		if (!pointee || !pd || (pointee[0] & 0xffff) != OP_TYPE_STRUCT)
 			return mdgpu_error(-EINVAL,
 					   "kernel_create: variable %%%u: arrays of buffers"
 					   " are not supported",
 					   var);
 		if (sc == SC_PUSH_CONSTANT) {
-			uint64_t size = type_size(w, ptr[3], 0, 0);
+			uint64_t size = layout_size(w, ptr[3], 0);
 
 			if (++push_blocks > 1)
 				return mdgpu_error(-EINVAL, "kernel_create: more than one"
@@ -406,29 +1020,30 @@ static int check_variables(const struct walk *w, uint32_t binding_count, uint32_
 				return mdgpu_error(-EINVAL,
 						   "kernel_create: cannot tell the size of the"
 						   " push-constant block");
-			if (size > push_size)
+			if (size > w->lim->push_constant_size)
 				return mdgpu_error(-EINVAL,
 						   "kernel_create: push-constant block is %llu"
 						   " bytes, push_constant_size is %u",
-						   (unsigned long long)size, push_size);
+						   (unsigned long long)size,
+						   w->lim->push_constant_size);
 			continue;
 		}
-		if (sc == SC_UNIFORM && !(w->ids[ptr[3]].flags & F_BUFFER_BLOCK))
+		if (sc == SC_UNIFORM && !(pd->flags & F_BUFFER_BLOCK))
 			return mdgpu_error(-EINVAL,
 					   "kernel_create: variable %%%u: uniform buffers are"
 					   " not supported (use storage buffers)",
 					   var);
-		d = &w->ids[var];
-		if (!(d->flags & F_HAS_SET) || !(d->flags & F_HAS_BINDING) || d->set != 0)
+		d = id_get(w, var);
+		if (!d || !(d->flags & F_HAS_SET) || !(d->flags & F_HAS_BINDING) || d->set != 0)
 			return mdgpu_error(-EINVAL,
 					   "kernel_create: storage buffer %%%u is not in"
 					   " descriptor set 0",
 					   var);
-		if (d->binding >= binding_count)
+		if (d->binding >= w->lim->binding_count)
 			return mdgpu_error(-EINVAL,
 					   "kernel_create: storage buffer at binding %u, but"
 					   " binding_count is %u",
-					   d->binding, binding_count);
+					   d->binding, w->lim->binding_count);
 	}
 	return 0;
 }
@@ -452,46 +1067,49 @@ static spv_target_env target_env(uint32_t version, uint32_t api_version, int *ok
 	return SPV_ENV_VULKAN_1_1;
 }
 
-int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count, uint32_t binding_count,
-		      uint32_t push_constant_size, uint32_t api_version, uint32_t features,
-		      char *entry, size_t entry_size)
+static int validate(const uint32_t *words, uint32_t word_count, spv_target_env env)
 {
 	spv_const_binary_t binary = { words, word_count };
 	spv_diagnostic diag = NULL;
-	spv_target_env env;
 	spv_context ctx;
-	struct walk w = { 0 };
 	spv_result_t res;
+	int ret = 0;
+
+	ctx = spvContextCreate(env);
+	if (!ctx)
+		return mdgpu_error(-ENOMEM, "kernel_create: spvContextCreate failed");
+	res = spvValidate(ctx, &binary, &diag);
+	if (res != SPV_SUCCESS)
+		ret = mdgpu_error(-EINVAL, "kernel_create: SPIR-V invalid (%s): %s",
+				  spvTargetEnvDescription(env),
+				  diag && diag->error ? diag->error : "no diagnostic");
+	spvDiagnosticDestroy(diag);
+	spvContextDestroy(ctx);
+	return ret;
+}
+
+int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
+		      const struct mdgpu_kernel_limits *lim, char *entry, size_t entry_size)
+{
+	spv_target_env env;
+	struct walk w = { 0 };
 	int ok, ret;
 
-	if (word_count < 5 || words[0] != SPIRV_MAGIC)
+	if (word_count < HEADER_WORDS || words[0] != SPIRV_MAGIC)
 		return mdgpu_error(-EINVAL, "kernel_create: not SPIR-V (bad magic or shorter than"
 					    " a header)");
-	env = target_env(words[1], api_version, &ok);
+	env = target_env(words[1], lim->api_version, &ok);
 	if (!ok)
 		return mdgpu_error(-EINVAL,
 				   "kernel_create: SPIR-V version %u.%u is not supported by"
 				   " this device",
 				   (words[1] >> 16) & 0xff, (words[1] >> 8) & 0xff);
-	ctx = spvContextCreate(env);
-	if (!ctx)
-		return mdgpu_error(-ENOMEM, "kernel_create: spvContextCreate failed");
-	res = spvValidate(ctx, &binary, &diag);
-	if (res != SPV_SUCCESS) {
-		ret = mdgpu_error(-EINVAL, "kernel_create: SPIR-V invalid (%s): %s",
-				  spvTargetEnvDescription(env),
-				  diag && diag->error ? diag->error : "no diagnostic");
-		spvDiagnosticDestroy(diag);
-		spvContextDestroy(ctx);
-		return ret;
-	}
-	spvDiagnosticDestroy(diag);
-	spvContextDestroy(ctx);
 
 	/* Ids are below the header's bound; a bound far above the module's size is refused. */
 	w.w = words;
 	w.count = word_count;
 	w.bound = words[3];
+	w.lim = lim;
 	if (w.bound > word_count + 1024)
 		return mdgpu_error(-EINVAL,
 				   "kernel_create: SPIR-V id bound %u is implausible for"
@@ -500,10 +1118,18 @@ int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count, uint32_t bindi
 	w.ids = calloc(w.bound ? w.bound : 1, sizeof(*w.ids));
 	if (!w.ids)
 		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
-	ret = gather(&w, entry, entry_size, features);
+	ret = gather(&w, entry, entry_size);
 	if (!ret)
-		ret = check_variables(&w, binding_count, push_constant_size);
+		ret = check_local_size_ids(&w);
+	if (!ret)
+		ret = validate(words, word_count, env);
+	if (!ret)
+		ret = index_members(&w);
+	if (!ret)
+		ret = check_variables(&w);
 	free(w.ids);
-	free(w.mdecs);
+	free(w.structs);
+	free(w.members);
+	free(w.size_ids);
 	return ret;
 }

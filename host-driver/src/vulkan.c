@@ -5,7 +5,11 @@
  * buffer + fence + timestamp query pool + descriptor pool per submission (recycled).
  *
  * Every function here runs with the core's device lock held except vk_wait(), which only
- * calls vkWaitForFences (the fence is not externally synchronized for waiting).
+ * calls vkWaitForFences (the fence is not externally synchronized for waiting), and
+ * vk_kernel_create(), which only creates new objects: Vulkan does not require the device or
+ * the pipeline cache to be externally synchronized for that (a pipeline cache is internally
+ * synchronized unless created with VK_PIPELINE_CACHE_CREATE_EXTERNALLY_SYNCHRONIZED_BIT), so
+ * several threads may compile kernels while others submit.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -175,6 +179,28 @@ static uint32_t compute_family(VkPhysicalDevice pdev, uint32_t *ts_bits)
 	return UINT32_MAX;
 }
 
+/*
+ * VK_EXT_robustness2 with robustBufferAccess2: an access outside a descriptor's range (not
+ * merely outside the VkBuffer, as with robustBufferAccess) reads zero and writes nothing.
+ * That matters here because every binding is a range of one buffer over a VM's whole
+ * imported aperture: robustBufferAccess alone lets a kernel reach the rest of it.
+ */
+static bool robust_buffer_access_2(VkPhysicalDevice pdev)
+{
+	VkPhysicalDeviceRobustness2FeaturesEXT robust2 = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT,
+	};
+	VkPhysicalDeviceFeatures2 features = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+		.pNext = &robust2,
+	};
+
+	if (!has_extension(pdev, VK_EXT_ROBUSTNESS_2_EXTENSION_NAME))
+		return false;
+	vkGetPhysicalDeviceFeatures2(pdev, &features);
+	return features.features.robustBufferAccess && robust2.robustBufferAccess2;
+}
+
 static void copy_str(char *dst, size_t size, const char *src)
 {
 	snprintf(dst, size, "%s", src);
@@ -196,9 +222,13 @@ static bool describe(VkPhysicalDevice pdev, uint32_t index, struct mdgpu_host_de
 		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
 		.pNext = &m3,
 	};
+	VkPhysicalDeviceRobustness2PropertiesEXT robust2_props = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_PROPERTIES_EXT,
+	};
 	VkPhysicalDeviceFeatures features;
 	const VkPhysicalDeviceLimits *lim = &props.properties.limits;
 	bool host_import = has_extension(pdev, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+	bool robust2 = robust_buffer_access_2(pdev);
 	bool driver_props = has_extension(pdev, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
 	uint32_t ts_bits = 0;
 
@@ -212,6 +242,10 @@ static bool describe(VkPhysicalDevice pdev, uint32_t index, struct mdgpu_host_de
 	if (driver_props || props.properties.apiVersion >= VK_API_VERSION_1_2) {
 		drv.pNext = props.pNext;
 		props.pNext = &drv;
+	}
+	if (robust2) {
+		robust2_props.pNext = props.pNext;
+		props.pNext = &robust2_props;
 	}
 	vkGetPhysicalDeviceProperties2(pdev, &props);
 	vkGetPhysicalDeviceFeatures(pdev, &features);
@@ -250,6 +284,20 @@ static bool describe(VkPhysicalDevice pdev, uint32_t index, struct mdgpu_host_de
 		lim->minStorageBufferOffsetAlignment ? lim->minStorageBufferOffsetAlignment : 1;
 	info->max_binding_size = lim->maxStorageBufferRange;
 	info->max_memory_size = m3.maxMemoryAllocationSize;
+	info->max_shared_memory_size = lim->maxComputeSharedMemorySize;
+	if (!features.robustBufferAccess) {
+		info->robustness = MDGPU_HOST_ROBUSTNESS_NONE;
+	} else if (robust2) {
+		info->robustness = MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2;
+		info->robust_access_alignment =
+			(uint32_t)robust2_props.robustStorageBufferAccessSizeAlignment;
+	} else {
+		info->robustness = MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS;
+	}
+	info->max_kernel_private_size = MDGPU_HOST_MAX_PRIVATE_SIZE;
+	info->max_kernel_type_depth = MDGPU_HOST_MAX_TYPE_DEPTH;
+	info->max_kernel_type_paths = MDGPU_HOST_MAX_TYPE_PATHS;
+	info->max_kernel_module_paths = MDGPU_HOST_MAX_MODULE_PATHS;
 	return true;
 }
 
@@ -406,8 +454,12 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
 		.pNext = &subgroup,
 	};
+	VkPhysicalDeviceRobustness2FeaturesEXT robust2 = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT,
+		.robustBufferAccess2 = VK_TRUE,
+	};
 	VkPhysicalDeviceFeatures have, enable = { 0 };
-	const char *exts[1];
+	const char *exts[2];
 	uint32_t ext_count = 0, ts_bits = 0, features = 0;
 	float priority = 1.0f;
 	struct mdgpu_be *be;
@@ -429,9 +481,10 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 	vkGetPhysicalDeviceProperties2(be->pdev, &props);
 	vkGetPhysicalDeviceFeatures(be->pdev, &have);
 	/*
-	 * robustBufferAccess bounds every kernel access to its binding's range: a guest kernel
-	 * indexing past its buffer reads zeros (or another part of the same binding) instead of
-	 * host memory. Enabled whenever the device has it (lavapipe does).
+	 * robustBufferAccess keeps every kernel access inside the VkBuffer its binding is a range
+	 * of (the whole imported memory): a guest kernel indexing past its buffer cannot reach
+	 * host memory. robustBufferAccess2 (below) narrows that to the binding's own range.
+	 * Enabled whenever the device has them (lavapipe has both).
 	 */
 	enable.robustBufferAccess = have.robustBufferAccess;
 	enable.shaderInt64 = have.shaderInt64;
@@ -448,6 +501,8 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 	be->import_align = info->min_import_alignment;
 	if (be->host_import)
 		exts[ext_count++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
+	if (info->robustness == MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2)
+		exts[ext_count++] = VK_EXT_ROBUSTNESS_2_EXTENSION_NAME;
 	{
 		VkDeviceQueueCreateInfo qci = {
 			.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
@@ -457,6 +512,9 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 		};
 		VkDeviceCreateInfo dci = {
 			.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+			.pNext = info->robustness == MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2 ?
+					 &robust2 :
+					 NULL,
 			.queueCreateInfoCount = 1,
 			.pQueueCreateInfos = &qci,
 			.enabledExtensionCount = ext_count,

@@ -7,8 +7,11 @@
  * Memory comes from a memfd mapped MAP_SHARED, exactly as mdgpu maps its aperture. Every
  * kernel runs on real data and is checked against a CPU reference; COPY, FILL, BARRIER and
  * TIMESTAMP are checked on zero-copy, staged and fd-imported memory; invalid SPIR-V and bad
- * handles must fail with the documented errno. Prints one line per check that fails and
- * ends with "N passed, N failed"; exits 1 on any failure.
+ * handles must fail with the documented errno. Hostile SPIR-V (modules written to be slow to
+ * validate, to exceed the device's limits, or with ids that point outside the module) is
+ * assembled here from SPIR-V text with SPIRV-Tools and must be refused at once with the
+ * documented errno and message. Prints one line per check that fails and ends with
+ * "N passed, N failed"; exits 1 on any failure.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -16,13 +19,18 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <spirv-tools/libspirv.h>
 
 #include "mdgpu_host.h"
 
@@ -160,6 +168,294 @@ static float frand(uint32_t *state)
 static bool near(float got, float want, float rel)
 {
 	return fabsf(got - want) <= rel * (1.0f + fabsf(want));
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- SPIR-V text, assembled with SPIRV-Tools ---- */
+
+/* A growing string for SPIR-V assembly text. */
+struct text {
+	char *s;
+	size_t len;
+	size_t cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) tadd(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = t->cap - t->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(t->s ? t->s + t->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			fprintf(stderr, "test-host: vsnprintf failed\n");
+			exit(2);
+		}
+		if ((size_t)n < room) {
+			t->len += (size_t)n;
+			return;
+		}
+		t->cap = (t->cap + (size_t)n + 1) * 2;
+		t->s = realloc(t->s, t->cap);
+		if (!t->s) {
+			fprintf(stderr, "test-host: out of memory\n");
+			exit(2);
+		}
+	}
+}
+
+/* Assemble SPIR-V text (version 1.3, the Vulkan 1.1 environment); frees @t. */
+static struct spirv assemble(struct text *t)
+{
+	spv_context ctx = spvContextCreate(SPV_ENV_UNIVERSAL_1_3);
+	spv_diagnostic diag = NULL;
+	spv_binary bin = NULL;
+	struct spirv s;
+
+	if (spvTextToBinary(ctx, t->s, t->len, &bin, &diag) != SPV_SUCCESS) {
+		fprintf(stderr, "test-host: cannot assemble a test module: line %zu: %s\n",
+			diag ? diag->position.line + 1 : 0, diag ? diag->error : "?");
+		exit(2);
+	}
+	s.count = (uint32_t)bin->wordCount;
+	s.words = malloc(bin->wordCount * 4);
+	memcpy(s.words, bin->code, bin->wordCount * 4);
+	spvBinaryDestroy(bin);
+	spvDiagnosticDestroy(diag);
+	spvContextDestroy(ctx);
+	free(t->s);
+	*t = (struct text){ 0 };
+	return s;
+}
+
+/*
+ * A GLCompute kernel "main": @modes (default LocalSize 1 1 1), @annotations (decorations),
+ * @types (after %void %fn %uint %int %float %bool, and the uint constants %c0 %c1 %c2), and
+ * @body (the first block of main: Function variables first).
+ */
+static struct spirv kernel_text(const char *caps, const char *modes, const char *annotations,
+				const char *types, const char *body)
+{
+	struct text t = { 0 };
+
+	tadd(&t,
+	     "OpCapability Shader\n%s"
+	     "OpMemoryModel Logical GLSL450\n"
+	     "OpEntryPoint GLCompute %%main \"main\"\n"
+	     "%s\n%s\n"
+	     "%%void = OpTypeVoid\n%%fn = OpTypeFunction %%void\n"
+	     "%%uint = OpTypeInt 32 0\n%%int = OpTypeInt 32 1\n%%float = OpTypeFloat 32\n"
+	     "%%bool = OpTypeBool\n%%c0 = OpConstant %%uint 0\n%%c1 = OpConstant %%uint 1\n"
+	     "%%c2 = OpConstant %%uint 2\n"
+	     "%s\n"
+	     "%%main = OpFunction %%void None %%fn\n%%entry = OpLabel\n%s\nOpReturn\n"
+	     "OpFunctionEnd\n",
+	     caps ? caps : "", modes ? modes : "OpExecutionMode %main LocalSize 1 1 1",
+	     annotations ? annotations : "", types ? types : "", body ? body : "");
+	return assemble(&t);
+}
+
+/*
+ * Structs nested @depth deep below a struct of one float (%S0), @width members of the one
+ * below at each level, plus @extra floats at the top: width^depth + extra member paths, depth
+ * + 1 levels. The top is a Block: @vars push-constant blocks, or storage buffers at binding 0,
+ * the first of them loaded and stored whole @uses times.
+ * nested_module(16, 3, 0, true, 1, 0) is the attack of issue 9 (F1): 3^16 paths, 1.5 KB.
+ */
+static struct spirv nested_module(uint32_t depth, uint32_t width, uint32_t extra, bool push,
+				  uint32_t vars, uint32_t uses)
+{
+	const char *sc = push ? "PushConstant" : "StorageBuffer";
+	struct text t = { 0 };
+	uint64_t size = 4;
+
+	tadd(&t,
+	     "OpCapability Shader\nOpMemoryModel Logical GLSL450\n"
+	     "OpEntryPoint GLCompute %%main \"main\"\n"
+	     "OpExecutionMode %%main LocalSize 1 1 1\n"
+	     "OpDecorate %%S%u Block\nOpMemberDecorate %%S0 0 Offset 0\n",
+	     depth);
+	for (uint32_t v = 0; v < vars && !push; v++)
+		tadd(&t, "OpDecorate %%var%u DescriptorSet 0\nOpDecorate %%var%u Binding 0\n", v,
+		     v);
+	for (uint32_t k = 1; k <= depth; k++) {
+		for (uint32_t m = 0; m < width; m++)
+			tadd(&t, "OpMemberDecorate %%S%u %u Offset %llu\n", k, m,
+			     (unsigned long long)(m * size));
+		if (k == depth)
+			for (uint32_t m = 0; m < extra; m++)
+				tadd(&t, "OpMemberDecorate %%S%u %u Offset %llu\n", k, width + m,
+				     (unsigned long long)(width * size + m * 4));
+		size *= width;
+	}
+	tadd(&t, "%%void = OpTypeVoid\n%%fn = OpTypeFunction %%void\n"
+		 "%%float = OpTypeFloat 32\n%%S0 = OpTypeStruct %%float\n");
+	for (uint32_t k = 1; k <= depth; k++) {
+		tadd(&t, "%%S%u = OpTypeStruct", k);
+		for (uint32_t m = 0; m < width; m++)
+			tadd(&t, " %%S%u", k - 1);
+		if (k == depth)
+			for (uint32_t m = 0; m < extra; m++)
+				tadd(&t, " %%float");
+		tadd(&t, "\n");
+	}
+	tadd(&t, "%%ptr = OpTypePointer %s %%S%u\n", sc, depth);
+	for (uint32_t v = 0; v < vars; v++)
+		tadd(&t, "%%var%u = OpVariable %%ptr %s\n", v, sc);
+	tadd(&t, "%%main = OpFunction %%void None %%fn\n%%entry = OpLabel\n");
+	for (uint32_t u = 0; u < uses; u++)
+		tadd(&t, "%%x%u = OpLoad %%S%u %%var0\nOpStore %%var0 %%x%u\n", u, depth, u);
+	tadd(&t, "OpReturn\nOpFunctionEnd\n");
+	return assemble(&t);
+}
+
+static struct spirv nested_block(uint32_t depth, uint32_t width, uint32_t extra, bool push)
+{
+	return nested_module(depth, width, extra, push, 1, 0);
+}
+
+/*
+ * A valid kernel that is slow for the driver to compile (and quick to run): out[i] goes
+ * through a chain of @n dependent multiply-adds. ~1 s for lavapipe at n = 40000 (1.6 MB).
+ */
+static struct spirv slow_kernel(uint32_t n)
+{
+	struct text t = { 0 };
+
+	tadd(&t,
+	     "OpCapability Shader\nOpMemoryModel Logical GLSL450\n"
+	     "OpEntryPoint GLCompute %%main \"main\" %%gid\n"
+	     "OpExecutionMode %%main LocalSize 64 1 1\n"
+	     "OpDecorate %%gid BuiltIn GlobalInvocationId\nOpDecorate %%rt ArrayStride 4\n"
+	     "OpMemberDecorate %%B 0 Offset 0\nOpDecorate %%B Block\n"
+	     "OpDecorate %%buf DescriptorSet 0\nOpDecorate %%buf Binding 0\n"
+	     "%%void = OpTypeVoid\n%%fn = OpTypeFunction %%void\n%%uint = OpTypeInt 32 0\n"
+	     "%%float = OpTypeFloat 32\n%%v3 = OpTypeVector %%uint 3\n"
+	     "%%pin = OpTypePointer Input %%v3\n%%gid = OpVariable %%pin Input\n"
+	     "%%rt = OpTypeRuntimeArray %%float\n%%B = OpTypeStruct %%rt\n"
+	     "%%pB = OpTypePointer StorageBuffer %%B\n%%pf = OpTypePointer StorageBuffer %%float\n"
+	     "%%buf = OpVariable %%pB StorageBuffer\n%%c0 = OpConstant %%uint 0\n"
+	     "%%k1 = OpConstant %%float 1.0001\n%%k2 = OpConstant %%float 0.5\n"
+	     "%%main = OpFunction %%void None %%fn\n%%entry = OpLabel\n"
+	     "%%g = OpLoad %%v3 %%gid\n%%i = OpCompositeExtract %%uint %%g 0\n"
+	     "%%p = OpAccessChain %%pf %%buf %%c0 %%i\n%%x0 = OpLoad %%float %%p\n");
+	for (uint32_t k = 1; k <= n; k++)
+		tadd(&t, "%%m%u = OpFMul %%float %%x%u %%k1\n%%x%u = OpFAdd %%float %%m%u %%k2\n",
+		     k, k - 1, k, k);
+	tadd(&t, "OpStore %%p %%x%u\nOpReturn\nOpFunctionEnd\n", n);
+	return assemble(&t);
+}
+
+/*
+ * dst[i + wshift] = src[i + rshift] for i < n (push constants n, rshift, wshift; 64 per
+ * workgroup): reads and writes as far outside its bindings as a guest likes.
+ */
+static const char robust_kernel_text[] = "OpCapability Shader\n"
+					 "OpMemoryModel Logical GLSL450\n"
+					 "OpEntryPoint GLCompute %main \"main\" %gid\n"
+					 "OpExecutionMode %main LocalSize 64 1 1\n"
+					 "OpDecorate %gid BuiltIn GlobalInvocationId\n"
+					 "OpDecorate %rt ArrayStride 4\n"
+					 "OpMemberDecorate %Buf 0 Offset 0\n"
+					 "OpDecorate %Buf Block\n"
+					 "OpDecorate %src DescriptorSet 0\n"
+					 "OpDecorate %src Binding 0\n"
+					 "OpDecorate %dst DescriptorSet 0\n"
+					 "OpDecorate %dst Binding 1\n"
+					 "OpMemberDecorate %P 0 Offset 0\n"
+					 "OpMemberDecorate %P 1 Offset 4\n"
+					 "OpMemberDecorate %P 2 Offset 8\n"
+					 "OpDecorate %P Block\n"
+					 "%void = OpTypeVoid\n"
+					 "%fn = OpTypeFunction %void\n"
+					 "%uint = OpTypeInt 32 0\n"
+					 "%bool = OpTypeBool\n"
+					 "%v3uint = OpTypeVector %uint 3\n"
+					 "%pin = OpTypePointer Input %v3uint\n"
+					 "%gid = OpVariable %pin Input\n"
+					 "%rt = OpTypeRuntimeArray %uint\n"
+					 "%Buf = OpTypeStruct %rt\n"
+					 "%pBuf = OpTypePointer StorageBuffer %Buf\n"
+					 "%src = OpVariable %pBuf StorageBuffer\n"
+					 "%dst = OpVariable %pBuf StorageBuffer\n"
+					 "%pu = OpTypePointer StorageBuffer %uint\n"
+					 "%P = OpTypeStruct %uint %uint %uint\n"
+					 "%pP = OpTypePointer PushConstant %P\n"
+					 "%p = OpVariable %pP PushConstant\n"
+					 "%ppu = OpTypePointer PushConstant %uint\n"
+					 "%c0 = OpConstant %uint 0\n"
+					 "%c1 = OpConstant %uint 1\n"
+					 "%c2 = OpConstant %uint 2\n"
+					 "%main = OpFunction %void None %fn\n"
+					 "%entry = OpLabel\n"
+					 "%g = OpLoad %v3uint %gid\n"
+					 "%i = OpCompositeExtract %uint %g 0\n"
+					 "%pn = OpAccessChain %ppu %p %c0\n"
+					 "%n = OpLoad %uint %pn\n"
+					 "%inside = OpULessThan %bool %i %n\n"
+					 "OpSelectionMerge %end None\n"
+					 "OpBranchConditional %inside %body %end\n"
+					 "%body = OpLabel\n"
+					 "%pr = OpAccessChain %ppu %p %c1\n"
+					 "%r = OpLoad %uint %pr\n"
+					 "%pw = OpAccessChain %ppu %p %c2\n"
+					 "%w = OpLoad %uint %pw\n"
+					 "%ri = OpIAdd %uint %i %r\n"
+					 "%wi = OpIAdd %uint %i %w\n"
+					 "%ps = OpAccessChain %pu %src %c0 %ri\n"
+					 "%x = OpLoad %uint %ps\n"
+					 "%pd = OpAccessChain %pu %dst %c0 %wi\n"
+					 "OpStore %pd %x\n"
+					 "OpBranch %end\n"
+					 "%end = OpLabel\n"
+					 "OpReturn\n"
+					 "OpFunctionEnd\n";
+
+static struct spirv assemble_str(const char *src)
+{
+	struct text t = { 0 };
+
+	tadd(&t, "%s", src);
+	return assemble(&t);
+}
+
+/* The first instruction with @opcode at or after word @from (0 if none). */
+static uint32_t find_op(const struct spirv *s, uint32_t opcode, uint32_t from)
+{
+	for (uint32_t at = from < 5 ? 5 : from; at < s->count && (s->words[at] >> 16);
+	     at += s->words[at] >> 16)
+		if ((s->words[at] & 0xffff) == opcode)
+			return at;
+	return 0;
+}
+
+/* Create a kernel from @s, expect @want (and @needle in the message when refused); free @s. */
+static void try_kernel(uint32_t dev, struct spirv s, uint32_t bindings, uint32_t push, int want,
+		       const char *needle, const char *what)
+{
+	uint32_t k = 99;
+	int32_t r = mdgpu_host_kernel_create(dev, s.words, s.count, bindings, push, &k);
+
+	CHECK(r == want, "%s: kernel_create returned %d, want %d", what, r, want);
+	if (r == 0) {
+		CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	} else {
+		CHECK(k == 0, "%s: handle zeroed", what);
+		CHECK(!needle || strstr(mdgpu_host_last_error(), needle),
+		      "%s: message lacks \"%s\"", what, needle ? needle : "");
+	}
+	free(s.words);
 }
 
 /* ---- the tests ---- */
@@ -510,7 +806,7 @@ static void test_bad_spirv(uint32_t dev)
 	garbage[0] = 0x07230203; /* right magic, garbage body: the validator must refuse */
 	garbage[1] = 0x00010300;
 	CHECK_RET(mdgpu_host_kernel_create(dev, garbage, 64, 2, 8, &k), -EINVAL);
-	CHECK(strstr(mdgpu_host_last_error(), "invalid") != NULL, "validator says: %s",
+	CHECK(strstr(mdgpu_host_last_error(), "SPIR-V") != NULL, "refused: %s",
 	      mdgpu_host_last_error());
 	CHECK_RET(mdgpu_host_kernel_create(dev, s.words, s.count / 2, 2, 8, &k), -EINVAL);
 	CHECK_RET(mdgpu_host_kernel_create(dev, s.words, 3, 2, 8, &k), -EINVAL);
@@ -774,6 +1070,525 @@ static void test_destroy_in_flight(void)
 	aperture_free(&ap);
 }
 
+/* ---- hostile SPIR-V: limits checked in one linear pass before validation ---- */
+
+/*
+ * Issue 9 F1: structs nested 16 deep, 3 members per level (3^16 member paths in 1.5 KB), took
+ * SPIRV-Tools 50-90 s to refuse. It is refused before the validator runs, at its seventh level
+ * (3^6 = 729 paths); deeper chains are refused for their depth; the largest shapes within the
+ * limits are accepted.
+ */
+static void test_type_limits(uint32_t dev)
+{
+	struct spirv s = nested_block(16, 3, 0, true);
+	char why[1024];
+	uint32_t k = 99;
+	double t0, t1;
+	int32_t r;
+
+	t0 = now_ms();
+	r = mdgpu_host_kernel_create(dev, s.words, s.count, 0, 128, &k);
+	t1 = now_ms();
+	snprintf(why, sizeof(why), "%s", mdgpu_host_last_error());
+	CHECK(r == -E2BIG, "F1 attack: %d", r);
+	CHECK(strstr(why, "expands to 729 member paths") != NULL, "F1 attack refused: %s", why);
+	printf("F1 attack (%u bytes: structs nested 16 deep, 3 members each): refused in %.3f ms:"
+	       " %s\n",
+	       s.count * 4, t1 - t0, why);
+	free(s.words);
+	/* 3^6 = 729 paths, only 7 deep: refused for its paths. */
+	try_kernel(dev, nested_block(6, 3, 0, true), 0, 128, -E2BIG, "729 member paths",
+		   "729 paths");
+	/* 4^4 = 256 paths: at the limit, accepted (a storage buffer: 1 KiB is too big to push). */
+	try_kernel(dev, nested_block(4, 4, 0, false), 1, 0, 0, NULL, "256 paths");
+	try_kernel(dev, nested_block(4, 4, 1, false), 1, 0, -E2BIG, "257 member paths",
+		   "257 paths");
+	/* A chain of one-member structs: 16 levels accepted, 17 refused. */
+	try_kernel(dev, nested_block(15, 1, 0, false), 1, 0, 0, NULL, "depth 16");
+	try_kernel(dev, nested_block(16, 1, 0, false), 1, 0, -E2BIG, "nested 17 deep", "depth 17");
+	/*
+	 * Within the limits per type, but used too often: the validator walks the 256 paths for
+	 * every variable and every load and store (20,000 variables took it 11 s, 150,000 loads
+	 * and stores 11 s). A few uses are fine.
+	 */
+	try_kernel(dev, nested_module(4, 4, 0, false, 20000, 0), 1, 0, -E2BIG,
+		   "MDGPU_HOST_MAX_MODULE_PATHS", "20,000 variables of 256 paths");
+	try_kernel(dev, nested_module(4, 4, 0, false, 1, 20000), 1, 0, -E2BIG,
+		   "MDGPU_HOST_MAX_MODULE_PATHS", "20,000 loads and stores of 256 paths");
+	try_kernel(dev, nested_module(4, 4, 0, false, 16, 16), 1, 0, 0, NULL,
+		   "16 variables and uses of 256 paths");
+	/* Arrays count as levels too, but not their length. */
+	try_kernel(
+		dev,
+		kernel_text(NULL, NULL,
+			    "OpDecorate %a1 ArrayStride 4\nOpDecorate %a2 ArrayStride 4096\n"
+			    "OpDecorate %a3 ArrayStride 4194304\nOpMemberDecorate %B 0 Offset 0\n"
+			    "OpDecorate %B Block\nOpDecorate %v DescriptorSet 0\n"
+			    "OpDecorate %v Binding 0",
+			    "%c1024 = OpConstant %uint 1024\n"
+			    "%a1 = OpTypeArray %float %c1024\n%a2 = OpTypeArray %a1 %c1024\n"
+			    "%a3 = OpTypeRuntimeArray %a2\n%B = OpTypeStruct %a3\n"
+			    "%pB = OpTypePointer StorageBuffer %B\n"
+			    "%v = OpVariable %pB StorageBuffer",
+			    NULL),
+		1, 0, 0, NULL, "arrays of arrays");
+}
+
+static struct spirv shared_array(uint64_t floats, const char *storage)
+{
+	char types[512];
+
+	snprintf(types, sizeof(types),
+		 "%%cn = OpConstant %%uint %llu\n%%arr = OpTypeArray %%float %%cn\n"
+		 "%%pw = OpTypePointer %s %%arr\n%%var = OpVariable %%pw %s",
+		 (unsigned long long)floats, storage, storage);
+	return kernel_text(NULL, NULL, NULL, types, NULL);
+}
+
+static struct spirv local_size(uint32_t x, uint32_t y, uint32_t z)
+{
+	char modes[128];
+
+	snprintf(modes, sizeof(modes), "OpExecutionMode %%main LocalSize %u %u %u", x, y, z);
+	return kernel_text(NULL, modes, NULL, NULL, NULL);
+}
+
+/* Issue 9 F6: the device's limits on shared memory and local size, at kernel creation. */
+static void test_device_limits(uint32_t dev)
+{
+	struct mdgpu_host_device_info info;
+	uint32_t sh, x, y, z, inv;
+	char text[1024];
+
+	CHECK_RET(mdgpu_host_device_info(dev, &info), 0);
+	sh = info.max_shared_memory_size;
+	x = info.max_workgroup_size[0];
+	y = info.max_workgroup_size[1];
+	z = info.max_workgroup_size[2];
+	inv = info.max_workgroup_invocations;
+	CHECK(sh >= 16384 && x >= 128 && inv >= 128, "Vulkan's minimum limits: %u %u %u", sh, x,
+	      inv);
+	printf("kernel limits: shared memory %u bytes, local size %ux%ux%u, %u invocations,"
+	       " private %u bytes, types %u deep and %u paths\n",
+	       sh, x, y, z, inv, info.max_kernel_private_size, info.max_kernel_type_depth,
+	       info.max_kernel_type_paths);
+	CHECK(info.max_kernel_private_size == MDGPU_HOST_MAX_PRIVATE_SIZE &&
+		      info.max_kernel_type_depth == MDGPU_HOST_MAX_TYPE_DEPTH &&
+		      info.max_kernel_type_paths == MDGPU_HOST_MAX_TYPE_PATHS,
+	      "library limits in the info");
+
+	/* Workgroup memory: exactly the limit, one float over, and 2 GiB (segfaulted lavapipe). */
+	try_kernel(dev, shared_array(sh / 4, "Workgroup"), 0, 0, 0, NULL, "shared at the limit");
+	try_kernel(dev, shared_array(sh / 4 + 1, "Workgroup"), 0, 0, -E2BIG,
+		   "maxComputeSharedMemorySize", "shared over");
+	try_kernel(dev, shared_array(1u << 29, "Workgroup"), 0, 0, -E2BIG, "2147483648 bytes, over",
+		   "2 GiB shared");
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%cn = OpConstant %uint 2048\n%arr = OpTypeArray %float %cn\n"
+			       "%pw = OpTypePointer Workgroup %arr\n%a = OpVariable %pw Workgroup\n"
+			       "%b = OpVariable %pw Workgroup\n%c = OpVariable %pw Workgroup\n"
+			       "%d = OpVariable %pw Workgroup\n%e = OpVariable %pw Workgroup",
+			       NULL),
+		   0, 0, sh < 5 * 8192 ? -E2BIG : 0, "maxComputeSharedMemorySize",
+		   "five 8 KiB shared arrays");
+	/* A length that is not a constant cannot be sized. */
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%cs = OpSpecConstant %uint 4\n"
+			       "%cn = OpSpecConstantOp %uint IMul %cs %cs\n"
+			       "%arr = OpTypeArray %float %cn\n%pw = OpTypePointer Workgroup %arr\n"
+			       "%var = OpVariable %pw Workgroup",
+			       NULL),
+		   0, 0, -EINVAL, "cannot tell its size", "spec-op length");
+	/* A spec constant's default is its value (no specialization is ever given). */
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%cn = OpSpecConstant %uint 1073741824\n"
+			       "%arr = OpTypeArray %float %cn\n%pw = OpTypePointer Workgroup %arr\n"
+			       "%var = OpVariable %pw Workgroup",
+			       NULL),
+		   0, 0, -E2BIG, "maxComputeSharedMemorySize", "spec-constant length");
+
+	/* LocalSize per dimension and in all. */
+	try_kernel(dev, local_size(x, 1, 1), 0, 0, x <= inv ? 0 : -E2BIG, NULL, "LocalSize max x");
+	try_kernel(dev, local_size(x + 1, 1, 1), 0, 0, -E2BIG, "maxComputeWorkGroupSize",
+		   "LocalSize x over");
+	try_kernel(dev, local_size(1, y + 1, 1), 0, 0, -E2BIG, "maxComputeWorkGroupSize",
+		   "LocalSize y over");
+	try_kernel(dev, local_size(1, 1, z + 1), 0, 0, -E2BIG, "maxComputeWorkGroupSize",
+		   "LocalSize z over");
+	try_kernel(dev, local_size(0xffffffffu, 0xffffffffu, 0xffffffffu), 0, 0, -E2BIG,
+		   "maxComputeWorkGroupSize", "LocalSize all ones");
+	CHECK((uint64_t)x * (y < 2 ? y : 2) > inv, "a local size within each dimension over"
+						   " the invocations exists");
+	try_kernel(dev, local_size(x, y < 2 ? y : 2, 1), 0, 0, -E2BIG,
+		   "maxComputeWorkGroupInvocations", "LocalSize invocations");
+	try_kernel(dev, local_size(0, 1, 1), 0, 0, -EINVAL, "zero dimension", "LocalSize 0");
+	/* LocalSizeId: checked before validation (which refuses it in Vulkan 1.1 anyway). */
+	snprintf(text, sizeof(text), "%%cx = OpConstant %%uint %u", x + 1);
+	try_kernel(dev,
+		   kernel_text(NULL, "OpExecutionModeId %main LocalSizeId %cx %c1 %c1", NULL, text,
+			       NULL),
+		   0, 0, -E2BIG, "LocalSizeId", "LocalSizeId over");
+	/* A WorkgroupSize built-in constant overrides LocalSize: checked the same way. */
+	snprintf(text, sizeof(text),
+		 "%%v3 = OpTypeVector %%uint 3\n%%cx = OpConstant %%uint %u\n"
+		 "%%wgs = OpConstantComposite %%v3 %%cx %%c1 %%c1",
+		 x + 1);
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, "OpDecorate %wgs BuiltIn WorkgroupSize", text, NULL), 0,
+		   0, -E2BIG, "WorkgroupSize", "WorkgroupSize over");
+	snprintf(text, sizeof(text),
+		 "%%v3 = OpTypeVector %%uint 3\n%%cx = OpSpecConstant %%uint %u\n"
+		 "%%wgs = OpSpecConstantComposite %%v3 %%cx %%cx %%c1",
+		 x);
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, "OpDecorate %wgs BuiltIn WorkgroupSize", text, NULL), 0,
+		   0, -E2BIG, "maxComputeWorkGroupInvocations", "WorkgroupSize spec over");
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, "OpDecorate %wgs BuiltIn WorkgroupSize",
+			       "%v3 = OpTypeVector %uint 3\n%c64 = OpConstant %uint 64\n"
+			       "%wgs = OpConstantComposite %v3 %c64 %c1 %c1",
+			       NULL),
+		   0, 0, 0, NULL, "WorkgroupSize 64");
+}
+
+/* Private and Function variables: at most MDGPU_HOST_MAX_PRIVATE_SIZE bytes per invocation. */
+static void test_private_limits(uint32_t dev)
+{
+	char text[512];
+	uint32_t n = MDGPU_HOST_MAX_PRIVATE_SIZE / 4;
+
+	snprintf(text, sizeof(text),
+		 "%%cn = OpConstant %%uint %u\n%%arr = OpTypeArray %%float %%cn\n"
+		 "%%pf = OpTypePointer Function %%arr",
+		 n);
+	try_kernel(dev, kernel_text(NULL, NULL, NULL, text, "%a = OpVariable %pf Function"), 0, 0,
+		   0, NULL, "Function array at the limit");
+	snprintf(text, sizeof(text),
+		 "%%cn = OpConstant %%uint %u\n%%arr = OpTypeArray %%float %%cn\n"
+		 "%%pf = OpTypePointer Function %%arr",
+		 n + 1);
+	try_kernel(dev, kernel_text(NULL, NULL, NULL, text, "%a = OpVariable %pf Function"), 0, 0,
+		   -E2BIG, "MDGPU_HOST_MAX_PRIVATE_SIZE", "Function array over");
+	try_kernel(dev, shared_array(1u << 28, "Private"), 0, 0, -E2BIG,
+		   "MDGPU_HOST_MAX_PRIVATE_SIZE", "1 GiB Private array");
+	/* Summed over variables: half in Private, half plus one float in Function. */
+	snprintf(text, sizeof(text),
+		 "%%cn = OpConstant %%uint %u\n%%arr = OpTypeArray %%float %%cn\n"
+		 "%%cm = OpConstant %%uint %u\n%%arr2 = OpTypeArray %%float %%cm\n"
+		 "%%pp = OpTypePointer Private %%arr\n%%pf = OpTypePointer Function %%arr2\n"
+		 "%%g = OpVariable %%pp Private",
+		 n / 2, n / 2 + 4);
+	try_kernel(dev, kernel_text(NULL, NULL, NULL, text, "%a = OpVariable %pf Function"), 0, 0,
+		   -E2BIG, "MDGPU_HOST_MAX_PRIVATE_SIZE", "Private + Function over");
+}
+
+/*
+ * Modules the validator would refuse, but which the walk in front of it reads first: ids at
+ * or past the bound, types used before (or by) their definition, truncated instructions. The
+ * walk must refuse them without reading outside its tables (run under ASan: make asan).
+ */
+static void test_malformed_ids(uint32_t dev, const struct spirv *saxpy)
+{
+	struct spirv s;
+	uint32_t at;
+
+#define PATCHED(what, want, needle, ...)                      \
+	do {                                                  \
+		s.count = saxpy->count;                       \
+		s.words = malloc(s.count * 4);                \
+		memcpy(s.words, saxpy->words, s.count * 4);   \
+		__VA_ARGS__;                                  \
+		try_kernel(dev, s, 2, 8, want, needle, what); \
+	} while (0)
+
+	PATCHED("bound 8", -EINVAL, "not below the bound", s.words[3] = 8);
+	PATCHED("bound 0", -EINVAL, "not below the bound", s.words[3] = 0);
+	PATCHED("bound 1", -EINVAL, "not below the bound", s.words[3] = 1);
+	at = find_op(saxpy, 59 /* OpVariable */, 0);
+	CHECK(at, "saxpy has a variable");
+	PATCHED("variable type past the bound", -EINVAL, "not a pointer type",
+		s.words[at + 1] = 0xfffffff0u);
+	PATCHED("variable id past the bound", -EINVAL, "not below the bound",
+		s.words[at + 2] = 0xfffffff0u);
+	PATCHED("variable with a non-pointer type", -EINVAL, "not a pointer type",
+		s.words[at + 1] = s.words[find_op(saxpy, 22 /* OpTypeFloat */, 0) + 1]);
+	at = find_op(saxpy, 71 /* OpDecorate */, 0);
+	PATCHED("decoration past the bound", -EINVAL, "not below the bound",
+		s.words[at + 1] = 0xfffffff0u);
+	at = find_op(saxpy, 72 /* OpMemberDecorate */, 0);
+	PATCHED("member decoration past the bound", -EINVAL, "not below the bound",
+		s.words[at + 1] = 0xfffffff0u);
+	at = find_op(saxpy, 30 /* OpTypeStruct */, 0);
+	PATCHED("struct member past the bound", -EINVAL, "not a type defined before it",
+		s.words[at + 2] = 0xfffffff0u);
+	PATCHED("struct member is itself", -EINVAL, "not a type defined before it",
+		s.words[at + 2] = s.words[at + 1]);
+	PATCHED("type id past the bound", -EINVAL, "not below the bound",
+		s.words[at + 1] = 0xfffffff0u);
+	{
+		uint32_t i1 = find_op(saxpy, 21 /* OpTypeInt */, 0);
+		uint32_t f1 = find_op(saxpy, 22 /* OpTypeFloat */, 0);
+
+		PATCHED("a type id defined twice", -EINVAL, "defined twice",
+			s.words[f1 + 1] = s.words[i1 + 1]);
+	}
+	at = find_op(saxpy, 43 /* OpConstant */, 0);
+	PATCHED("constant id past the bound", -EINVAL, "not below the bound",
+		s.words[at + 2] = 0xfffffff0u);
+	PATCHED("zero-length instruction", -EINVAL, "bad length", s.words[at] &= 0xffff);
+	PATCHED("instruction past the end", -EINVAL, "bad length",
+		s.words[at] = (s.words[at] & 0xffff) | (0xffffu << 16));
+	PATCHED("truncated at the end", -EINVAL, "bad length", s.count = at + 1);
+#undef PATCHED
+
+	/* By hand in SPIR-V text: forward and circular type references the assembler allows. */
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%S = OpTypeStruct %T\n%T = OpTypeFloat 64\n"
+			       "%pS = OpTypePointer Private %S\n%v = OpVariable %pS Private",
+			       NULL),
+		   0, 0, -EINVAL, "not a type defined before it", "forward member type");
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%A = OpTypeArray %float %n\n%n = OpConstant %uint 4\n"
+			       "%pA = OpTypePointer Private %A\n%v = OpVariable %pA Private",
+			       NULL),
+		   0, 0, -EINVAL, "not a type defined before it", "array length defined after");
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%S = OpTypeStruct %float\n%V = OpTypeVector %S 4\n"
+			       "%pV = OpTypePointer Private %V\n%v = OpVariable %pV Private",
+			       NULL),
+		   0, 0, -EINVAL, "a vector of type", "vector of a struct");
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%pP = OpTypePointer Private %P\n%P = OpTypeStruct %float\n"
+			       "%v = OpVariable %pP Private",
+			       NULL),
+		   0, 0, -EINVAL, "not a type defined before it", "pointer before its pointee");
+	try_kernel(
+		dev,
+		kernel_text("OpCapability PhysicalStorageBufferAddresses\n", NULL, NULL,
+			    "OpTypeForwardPointer %pS PhysicalStorageBuffer\n"
+			    "%S = OpTypeStruct %pS\n%pS = OpTypePointer PhysicalStorageBuffer %S",
+			    NULL),
+		0, 0, -EINVAL, NULL, "forward pointer");
+	try_kernel(dev,
+		   kernel_text(NULL, "OpExecutionModeId %main LocalSizeId %nope %c1 %c1", NULL,
+			       "%pf = OpTypePointer Private %float\n%nope = OpVariable %pf Private",
+			       NULL),
+		   0, 0, -EINVAL, "not an integer constant", "LocalSizeId of a variable");
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, "OpDecorate %wgs BuiltIn WorkgroupSize",
+			       "%v3 = OpTypeVector %uint 3\n%pv = OpTypePointer Private %v3\n"
+			       "%wgs = OpVariable %pv Private",
+			       NULL),
+		   0, 0, -EINVAL, "WorkgroupSize must decorate", "WorkgroupSize on a variable");
+}
+
+/*
+ * Every kernel with words replaced at random (a fixed seed): the walk and the validator must
+ * answer each with a return code, never a crash or a read outside the module (under ASan).
+ */
+static void test_mutations(uint32_t dev, const struct spirv *kernels, uint32_t n, uint32_t rounds)
+{
+	uint32_t seed = 12345, refused = 0, accepted = 0, bad = 0;
+
+	for (uint32_t r = 0; r < rounds; r++) {
+		const struct spirv *base = &kernels[r % n];
+		uint32_t *w = malloc(base->count * 4), k = 0;
+		int32_t ret;
+
+		memcpy(w, base->words, base->count * 4);
+		for (int m = 0; m < 3; m++) {
+			uint32_t at;
+
+			seed = seed * 1664525u + 1013904223u;
+			at = 5 + (seed >> 8) % (base->count - 5);
+			seed = seed * 1664525u + 1013904223u;
+			switch (seed >> 30) {
+			case 0:
+				w[at] = seed; /* anything */
+				break;
+			case 1:
+				w[at] = (seed >> 8) & 0x3f; /* a small id */
+				break;
+			case 2:
+				w[at] ^= 1u << ((seed >> 8) & 31); /* one bit */
+				break;
+			default:
+				w[at] = w[at] & 0xffff; /* an opcode with length 0 */
+				break;
+			}
+		}
+		ret = mdgpu_host_kernel_create(dev, w, base->count, 4, 16, &k);
+		if (ret == 0) {
+			accepted++;
+			mdgpu_host_kernel_destroy(dev, k);
+		} else if (ret == -EINVAL || ret == -E2BIG) {
+			refused++;
+		} else {
+			bad++;
+		}
+		free(w);
+	}
+	CHECK(bad == 0, "%u mutated modules answered with an unexpected errno", bad);
+	CHECK(refused > rounds / 2, "most mutations refused (%u of %u)", refused, rounds);
+	printf("%u mutated kernels: %u refused, %u still valid and built\n", rounds, refused,
+	       accepted);
+}
+
+/*
+ * Issue 9 F7: a kernel reading and writing outside its bindings. With robustBufferAccess2
+ * (VK_EXT_robustness2; lavapipe has it) nothing outside the destination binding changes and
+ * reads outside the source binding return 0. With robustBufferAccess alone, only the first
+ * half of that holds (on lavapipe; the spec allows writes anywhere in the imported memory).
+ */
+static void test_robustness(uint32_t dev)
+{
+	struct mdgpu_host_device_info info;
+	struct aperture ap = aperture_new(1 << 20);
+	struct spirv s = assemble_str(robust_kernel_text);
+	const uint64_t src_off = 0x10000, dst_off = 0x20000, words = 256;
+	uint32_t *src = (uint32_t *)(ap.base + src_off), *dst = (uint32_t *)(ap.base + dst_off);
+	uint8_t *before = malloc(ap.size);
+	struct mdgpu_host_binding b[2];
+	uint32_t mem, k;
+	struct {
+		uint32_t n, rshift, wshift;
+	} cases[] = {
+		{ 256, 0, 0 }, /* in bounds: a copy */
+		{ 256, 256, 0 }, /* reads the 256 words after the source binding */
+		{ 256, (uint32_t)-512, 0 }, /* reads before it */
+		{ 512, 0, 0 }, /* reads and writes 256 words past both */
+		{ 256, 0, 256 }, /* writes the 256 words after the destination binding */
+		{ 256, 0, (uint32_t)-1024 }, /* writes before it */
+		{ 256, 0x3fff0000, 0x3fff0000 }, /* far outside the whole memory */
+	};
+
+	CHECK_RET(mdgpu_host_device_info(dev, &info), 0);
+	if (!strcmp(info.driver_name, "llvmpipe"))
+		CHECK(info.robustness == MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2 &&
+			      info.robust_access_alignment >= 1,
+		      "lavapipe has robustBufferAccess2 (robustness %u, alignment %u)",
+		      info.robustness, info.robust_access_alignment);
+	CHECK(info.robustness != MDGPU_HOST_ROBUSTNESS_NONE, "robust buffer access enabled");
+	CHECK_RET(mdgpu_host_kernel_create(dev, s.words, s.count, 2, 12, &k), 0);
+	free(s.words);
+	CHECK_RET(mdgpu_host_memory_import(dev, ap.base, ap.size, 0, &mem), 0);
+	b[0] = bind(mem, src_off, words * 4);
+	b[1] = bind(mem, dst_off, words * 4);
+	for (uint32_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct mdgpu_host_cmd cmd = dispatch(k, (cases[c].n + 63) / 64, 1, 1, 0, 2, 0, 12);
+		uint32_t outside = 0, wrong = 0;
+
+		for (uint32_t i = 0; i < ap.size / 4; i++)
+			((uint32_t *)ap.base)[i] = 0xa5000000u | i; /* every word tells its place */
+		for (uint32_t i = 0; i < words; i++)
+			dst[i] = 0xdddddddd;
+		memcpy(before, ap.base, ap.size);
+		CHECK_RET(run(dev, &cmd, 1, b, 2, &cases[c], 12, NULL), 0);
+		for (uint64_t i = 0; i < ap.size; i++)
+			outside += (i < dst_off || i >= dst_off + words * 4) &&
+				   ap.base[i] != before[i];
+		CHECK(outside == 0, "case %u: %u bytes outside the destination binding changed", c,
+		      outside);
+		for (uint32_t i = 0; i < words; i++) {
+			uint32_t w = i - cases[c].wshift; /* the invocation that writes dst[i] */
+			uint32_t r = w + cases[c].rshift; /* and the source word it reads */
+			uint32_t want;
+
+			if (w >= cases[c].n)
+				want = 0xdddddddd; /* nobody writes it */
+			else if (r < words)
+				want = src[r];
+			else if (info.robustness == MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2)
+				want = 0; /* read outside the binding */
+			else
+				continue; /* robustBufferAccess: any value of the buffer, or 0 */
+			wrong += dst[i] != want;
+		}
+		CHECK(wrong == 0, "case %u: %u destination words wrong", c, wrong);
+	}
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	CHECK_RET(mdgpu_host_memory_destroy(dev, mem), 0);
+	free(before);
+	aperture_free(&ap);
+}
+
+/* ---- kernels created on several threads, while submissions run ---- */
+
+struct creator {
+	uint32_t dev;
+	struct spirv s;
+	uint32_t bindings, push;
+	int ret;
+	uint32_t kernel;
+	atomic_bool done;
+};
+
+static void *create_thread(void *arg)
+{
+	struct creator *c = arg;
+
+	c->ret = mdgpu_host_kernel_create(c->dev, c->s.words, c->s.count, c->bindings, c->push,
+					  &c->kernel);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/*
+ * A slow kernel compiles on one thread and the test kernels on three more while this thread
+ * keeps submitting FILLs: they complete during the slow compile (the device lock is not held
+ * while compiling), and every kernel is built.
+ */
+static void test_concurrent_create(uint32_t dev)
+{
+	struct aperture ap = aperture_new(1 << 20);
+	const char *names[] = { "saxpy", "memcpy", "gemm" };
+	const uint32_t bindings[] = { 2, 2, 3 }, push[] = { 8, 4, 12 };
+	struct creator c[4] = { 0 };
+	pthread_t t[4];
+	struct mdgpu_host_cmd fill;
+	struct mdgpu_host_status st;
+	uint32_t mem, fills = 0, fills_during = 0;
+	double t0, t1;
+
+	CHECK_RET(mdgpu_host_memory_import(dev, ap.base, ap.size, 0, &mem), 0);
+	fill = (struct mdgpu_host_cmd){ .op = MDGPU_HOST_OP_FILL, .u.fill = { mem, 3, 0, 4096 } };
+	c[0] = (struct creator){ .dev = dev, .s = slow_kernel(40000), .bindings = 1 };
+	for (int i = 0; i < 3; i++)
+		c[i + 1] = (struct creator){ .dev = dev,
+					     .s = load_spirv(names[i]),
+					     .bindings = bindings[i],
+					     .push = push[i] };
+	t0 = now_ms();
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, create_thread, &c[i]);
+	while (!atomic_load(&c[0].done)) {
+		CHECK_RET(run(dev, &fill, 1, NULL, 0, NULL, 0, &st), 0);
+		fills++;
+		fills_during += !atomic_load(&c[0].done);
+	}
+	t1 = now_ms();
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(c[i].ret == 0, "kernel %d created on its own thread: %d", i, c[i].ret);
+		if (!c[i].ret)
+			CHECK_RET(mdgpu_host_kernel_destroy(dev, c[i].kernel), 0);
+		free(c[i].s.words);
+	}
+	CHECK(fills_during > 0, "%u FILLs completed while a kernel compiled", fills_during);
+	printf("slow kernel (%u words) compiled in %.0f ms on one thread, 3 more on others,"
+	       " while this one ran %u FILLs\n",
+	       c[0].s.count, t1 - t0, fills);
+	CHECK_RET(mdgpu_host_memory_destroy(dev, mem), 0);
+	aperture_free(&ap);
+}
+
 int main(int argc, char **argv)
 {
 	const char *selector = argc > 2 ? argv[2] : NULL;
@@ -809,6 +1624,20 @@ int main(int argc, char **argv)
 	test_memory(dev);
 	test_cpu_timestamps();
 	test_bad_spirv(dev);
+	test_type_limits(dev);
+	test_device_limits(dev);
+	test_private_limits(dev);
+	{
+		struct spirv k[5] = { load_spirv("saxpy"), load_spirv("memcpy"), load_spirv("gemm"),
+				      load_spirv("reduce"), assemble_str(robust_kernel_text) };
+
+		test_malformed_ids(dev, &k[0]);
+		test_mutations(dev, k, 5, 2000);
+		for (int i = 0; i < 5; i++)
+			free(k[i].words);
+	}
+	test_robustness(dev);
+	test_concurrent_create(dev);
 	test_bad_submissions(dev);
 	test_lifetimes(dev);
 	test_threads(dev);

@@ -24,6 +24,16 @@ export enum DeviceType {
   Cpu = 4, // Mesa lavapipe
 }
 
+/**
+ * What a kernel's out-of-bounds buffer access can reach (`enum mdgpu_host_robustness`):
+ * - `robustBufferAccess2` (VK_EXT_robustness2): nothing outside its binding's range; reads
+ *   outside return 0, writes outside are dropped;
+ * - `robustBufferAccess`: nothing outside the imported memory the binding is a range of (a VM's
+ *   whole aperture: its other buffers and rings); reads may return any of its values;
+ * - `none`: undefined (a device without robustBufferAccess).
+ */
+export type Robustness = 'robustBufferAccess2' | 'robustBufferAccess' | 'none';
+
 /** What a device is and what it can do (`struct mdgpu_host_device_info`). */
 export interface DeviceInfo {
   /** Device name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
@@ -43,8 +53,12 @@ export interface DeviceInfo {
   apiVersion: string;
   /** Zero-copy import of host memory is available (VK_EXT_external_memory_host). */
   hostImport: boolean;
-  /** Kernels cannot access memory outside their bindings (robustBufferAccess). */
+  /** robustBufferAccess is on (how far it confines a kernel: {@link robustness}). */
   robustAccess: boolean;
+  /** What a kernel's out-of-bounds access can reach (see {@link Robustness}). */
+  robustness: Robustness;
+  /** With robustBufferAccess2: bytes a binding's range is rounded up to for the bounds check (1 or 4); else 0. */
+  robustAccessAlignment: number;
   /** TIMESTAMP commands and batch device times are available. */
   timestamps: boolean;
   /** TIMESTAMP values are written by the CPU at completion (device tick ≠ 1 ns). */
@@ -52,8 +66,20 @@ export interface DeviceInfo {
   maxPushConstantSize: number;
   maxBindings: number;
   maxWorkgroupCount: [number, number, number];
-  maxWorkgroupSize: [number, number, number];
-  maxWorkgroupInvocations: number;
+  /** Largest local size (LocalSize, LocalSizeId, WorkgroupSize) per dimension: checked at kernel creation. */
+  maxComputeWorkGroupSize: [number, number, number];
+  /** Largest product of the local size: checked at kernel creation. */
+  maxComputeWorkGroupInvocations: number;
+  /** Bytes of Workgroup (shared) variables a kernel may declare: checked at kernel creation. */
+  maxComputeSharedMemorySize: number;
+  /** Bytes of Private and Function variables per invocation a kernel may declare (`MDGPU_HOST_MAX_PRIVATE_SIZE`). */
+  maxKernelPrivateSize: number;
+  /** Structs and arrays nested in one type of a kernel (`MDGPU_HOST_MAX_TYPE_DEPTH`). */
+  maxKernelTypeDepth: number;
+  /** Member paths one type of a kernel expands to (`MDGPU_HOST_MAX_TYPE_PATHS`). */
+  maxKernelTypePaths: number;
+  /** Member paths validation walks over a whole kernel (`MDGPU_HOST_MAX_MODULE_PATHS`). */
+  maxKernelModulePaths: number;
   timestampValidBits: number;
   timestampPeriodNs: number;
   /** Alignment of address and size for a zero-copy import (minImportedHostPointerAlignment); 0 without hostImport. */

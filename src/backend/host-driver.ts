@@ -20,6 +20,11 @@
  * instead of one per batch (which would exhaust the worker pool with N VMs) — and completion
  * is seen as soon as the fence signals, not at the next tick of a polling timer (which would
  * add up to a timer period of latency, or burn the CPU when the period is short).
+ *
+ * Kernels without blocking the JS thread: `createKernelAsync` runs `mdgpu_host_kernel_create_errbuf`
+ * on a koffi worker thread (checking and compiling a large module takes seconds); the library
+ * does not hold the device lock meanwhile, so batches keep completing. The error text comes
+ * back in a buffer, since the worker thread's `mdgpu_host_last_error` is out of reach.
  */
 import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
@@ -35,6 +40,7 @@ import {
   type DeviceInfo,
   type ImportOptions,
   type KernelOptions,
+  type Robustness,
   type SubmissionStatus,
   type SubmitHooks,
 } from './backend.js';
@@ -42,9 +48,18 @@ import {
 /** The library's path relative to the package root. */
 export const HOST_DRIVER_PATH = 'host-driver/build/libmdgpu-host.so';
 /** The ABI major version this binding speaks (`MDGPU_HOST_ABI_MAJOR`). */
-export const ABI_MAJOR = 1;
+export const ABI_MAJOR = 2;
 /** How long one worker-thread wait lasts before it is re-armed, ns. */
 export const WAIT_SLICE_NS = 200_000_000n;
+/**
+ * Kernels one device compiles at once on koffi's worker threads ({@link HostDevice.createKernelAsync});
+ * more wait their turn. Those threads are libuv's pool (4 by default), which each device's
+ * completion wait and Node's own file and DNS work also need: a few slow compiles must not
+ * take them all.
+ */
+export const COMPILE_THREADS = 2;
+/** Bytes of the error text `mdgpu_host_kernel_create_errbuf` copies back (as `last_error`). */
+const ERROR_TEXT_SIZE = 1024;
 
 // ---- the ABI, declared once (host-driver/include/mdgpu_host.h) ----
 
@@ -74,6 +89,14 @@ const DeviceInfoT = koffi.struct('mdgpu_host_device_info', {
   min_binding_alignment: u64,
   max_binding_size: u64,
   max_memory_size: u64,
+  max_shared_memory_size: u32,
+  robustness: u32,
+  robust_access_alignment: u32,
+  max_kernel_private_size: u32,
+  max_kernel_type_depth: u32,
+  max_kernel_type_paths: u32,
+  max_kernel_module_paths: u32,
+  reserved: koffi.array(u32, 19, 'Array'),
 });
 const MemoryInfoT = koffi.struct('mdgpu_host_memory_info', { size: u64, host_address: u64, flags: u32, pad: u32 });
 const CopyT = koffi.struct('mdgpu_host_cmd_copy', {
@@ -188,6 +211,7 @@ export interface HostDriverLibrary {
     memoryInfo: Fn;
     memoryDestroy: Fn;
     kernelCreate: Fn;
+    kernelCreateErrbuf: Fn;
     kernelDestroy: Fn;
     submit: Fn;
     poll: Fn;
@@ -239,6 +263,10 @@ export function loadHostDriverFrom(file: string): HostDriverLibrary {
     memoryDestroy: lib.func('int32_t mdgpu_host_memory_destroy(uint32_t device, uint32_t mem)'),
     kernelCreate: lib.func(
       'int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t *words, uint32_t word_count, uint32_t binding_count, uint32_t push_constant_size, _Out_ uint32_t *out)',
+    ),
+    // For async calls (a koffi worker thread): the error text comes back in a buffer of ours.
+    kernelCreateErrbuf: lib.func(
+      'int32_t mdgpu_host_kernel_create_errbuf(uint32_t device, const uint32_t *words, uint32_t word_count, uint32_t binding_count, uint32_t push_constant_size, _Out_ uint32_t *out, void *error, uint32_t error_size)',
     ),
     kernelDestroy: lib.func('int32_t mdgpu_host_kernel_destroy(uint32_t device, uint32_t kernel)'),
     // Commands and bindings go in as bytes (see the top of this file); out is a BigUint64Array.
@@ -318,6 +346,13 @@ interface RawInfo {
   min_binding_alignment: number | bigint;
   max_binding_size: number | bigint;
   max_memory_size: number | bigint;
+  max_shared_memory_size: number;
+  robustness: number;
+  robust_access_alignment: number;
+  max_kernel_private_size: number;
+  max_kernel_type_depth: number;
+  max_kernel_type_paths: number;
+  max_kernel_module_paths: number;
 }
 
 interface RawStatus {
@@ -330,6 +365,9 @@ interface RawStatus {
   submit_ns: number | bigint;
   complete_ns: number | bigint;
 }
+
+/** `enum mdgpu_host_robustness`, by its Vulkan feature name. */
+const ROBUSTNESS: Record<number, Robustness> = { 0: 'none', 1: 'robustBufferAccess', 2: 'robustBufferAccess2' };
 
 function triple(a: number[]): [number, number, number] {
   return [a[0] ?? 0, a[1] ?? 0, a[2] ?? 0];
@@ -353,9 +391,16 @@ function decodeInfo(raw: RawInfo): DeviceInfo {
     cpuTimestamps: (raw.flags & DEVICE_CPU_TIMESTAMPS) !== 0,
     maxPushConstantSize: raw.max_push_constant_size,
     maxBindings: raw.max_bindings,
+    robustness: ROBUSTNESS[raw.robustness] ?? 'none',
+    robustAccessAlignment: raw.robust_access_alignment,
     maxWorkgroupCount: triple(raw.max_workgroup_count),
-    maxWorkgroupSize: triple(raw.max_workgroup_size),
-    maxWorkgroupInvocations: raw.max_workgroup_invocations,
+    maxComputeWorkGroupSize: triple(raw.max_workgroup_size),
+    maxComputeWorkGroupInvocations: raw.max_workgroup_invocations,
+    maxComputeSharedMemorySize: raw.max_shared_memory_size,
+    maxKernelPrivateSize: raw.max_kernel_private_size,
+    maxKernelTypeDepth: raw.max_kernel_type_depth,
+    maxKernelTypePaths: raw.max_kernel_type_paths,
+    maxKernelModulePaths: raw.max_kernel_module_paths,
     timestampValidBits: raw.timestamp_valid_bits,
     timestampPeriodNs: raw.timestamp_period_ns,
     minImportAlignment: Number(raw.min_import_alignment),
@@ -449,6 +494,15 @@ export class HostKernel implements BackendKernel {
   }
 }
 
+/** A kernel waiting for, or on, a compile thread. */
+interface CompileJob {
+  words: Uint32Array;
+  bindings: number;
+  push: number;
+  resolve: (kernel: HostKernel) => void;
+  reject: (err: Error) => void;
+}
+
 interface Waiter {
   resolve: (status: SubmissionStatus) => void;
   reject: (err: Error) => void;
@@ -465,6 +519,8 @@ export interface OpenOptions {
   library?: HostDriverLibrary;
   /** How long one worker-thread wait lasts before it is re-armed (default {@link WAIT_SLICE_NS}). */
   waitSliceNs?: bigint;
+  /** Kernels compiled at once by {@link HostDevice.createKernelAsync} (default {@link COMPILE_THREADS}). */
+  compileThreads?: number;
 }
 
 /** A device opened through libmdgpu-host. */
@@ -477,11 +533,15 @@ export class HostDevice implements ComputeBackend {
   #destroyed = false;
   #destroying: Promise<void> | undefined;
   readonly #waitSliceNs: bigint;
+  readonly #compileThreads: number;
+  readonly #compileQueue: CompileJob[] = [];
+  readonly #compiles = new Set<Promise<void>>(); // settle when their compile returns
 
-  private constructor(lib: HostDriverLibrary, handle: number, waitSliceNs: bigint) {
+  private constructor(lib: HostDriverLibrary, handle: number, waitSliceNs: bigint, compileThreads: number) {
     this.#lib = lib;
     this.#handle = handle;
     this.#waitSliceNs = waitSliceNs;
+    this.#compileThreads = compileThreads;
     const raw = {} as RawInfo;
     this.#check('mdgpu_host_device_info', lib.fn.deviceInfo(handle, raw) as number);
     this.info = decodeInfo(raw);
@@ -490,10 +550,12 @@ export class HostDevice implements ComputeBackend {
   /** Open a device (logs one line naming it, from the library, on stderr). */
   static open(options: OpenOptions = {}): HostDevice {
     const lib = options.library ?? loadHostDriver();
+    const compileThreads = checkIndex('compileThreads', options.compileThreads ?? COMPILE_THREADS, 64);
+    if (compileThreads < 1) throw Object.assign(new RangeError('compileThreads must be 1..64, got 0'), { code: 'ERR_OUT_OF_RANGE' });
     const out = [0];
     const ret = lib.fn.deviceOpen(options.device ?? null, options.cpuTimestamps ? OPEN_CPU_TIMESTAMPS : 0, out) as number;
     if (ret !== 0) throw fail(lib, 'mdgpu_host_device_open', ret);
-    return new HostDevice(lib, out[0]!, options.waitSliceNs ?? WAIT_SLICE_NS);
+    return new HostDevice(lib, out[0]!, options.waitSliceNs ?? WAIT_SLICE_NS, compileThreads);
   }
 
   get pending(): number {
@@ -556,18 +618,77 @@ export class HostDevice implements ComputeBackend {
     return new HostKernel(this, out[0]!, bindings, push);
   }
 
-  /** @internal Destroy a memory or kernel handle (HostMemory/HostKernel.destroy). */
-  /** {@link createKernel} for the {@link ComputeBackend} interface: settles asynchronously. */
-  buildKernel(spirv: Uint32Array, options: KernelOptions): Promise<HostKernel> {
+  /**
+   * {@link createKernel} on a koffi worker thread: checking and compiling a kernel (up to
+   * seconds for a large module) never blocks the event loop, and batches keep completing
+   * meanwhile (the library does not hold the device lock while it compiles). At most
+   * `compileThreads` kernels compile at once per device; the others wait their turn. The
+   * SPIR-V is copied first, so the caller may reuse `spirv` at once. Rejects as
+   * createKernel throws (a BackendError: EINVAL, E2BIG…); `destroy()` waits for compiles
+   * that have started and rejects those still waiting with ENOENT.
+   */
+  createKernelAsync(spirv: Uint32Array, options: KernelOptions): Promise<HostKernel> {
+    // A throw in the executor rejects the promise.
     return new Promise<HostKernel>((resolve, reject) => {
-      setImmediate(() => {
+      this.#alive('mdgpu_host_kernel_create');
+      if (!(spirv instanceof Uint32Array)) {
+        throw Object.assign(new TypeError('createKernelAsync: spirv must be a Uint32Array (see spirvWords)'), {
+          code: 'ERR_INVALID_ARG_TYPE',
+        });
+      }
+      this.#compileQueue.push({
+        words: spirv.slice(),
+        bindings: checkIndex('bindings', options.bindings, 0xffff_ffff),
+        push: checkIndex('pushConstantSize', options.pushConstantSize, 0xffff_ffff),
+        resolve,
+        reject,
+      });
+      this.#nextCompile();
+    });
+  }
+
+  /** Kernels being compiled or waiting to be ({@link createKernelAsync}). */
+  get compiling(): number {
+    return this.#compiles.size + this.#compileQueue.length;
+  }
+
+  /** Start queued compiles while fewer than `compileThreads` run. */
+  #nextCompile(): void {
+    while (this.#compiles.size < this.#compileThreads && this.#compileQueue.length > 0) {
+      const job = this.#compileQueue.shift()!;
+      const out = [0];
+      const error = new Uint8Array(ERROR_TEXT_SIZE);
+      const settled = new Promise<void>((done) => {
+        const finish = (err: unknown, ret: number) => {
+          this.#compiles.delete(settled);
+          if (err) {
+            job.reject(err instanceof Error ? err : new Error(String(err)));
+          } else if (ret !== 0) {
+            const end = error.indexOf(0);
+            const why = new TextDecoder().decode(error.subarray(0, end < 0 ? error.length : end));
+            job.reject(fail(this.#lib, 'mdgpu_host_kernel_create', ret, why || 'no detail'));
+          } else {
+            job.resolve(new HostKernel(this, out[0]!, job.bindings, job.push));
+          }
+          done();
+          this.#nextCompile();
+        };
         try {
-          resolve(this.createKernel(spirv, options));
+          // job.words and error stay referenced by this closure until the call returns.
+          this.#lib.fn.kernelCreateErrbuf.async(this.#handle, job.words, job.words.length, job.bindings, job.push, out, error, ERROR_TEXT_SIZE, finish);
         } catch (err) {
-          reject(err as Error);
+          // koffi refused the async call (its queue of async calls is full).
+          queueMicrotask(() => finish(err, -1));
         }
       });
-    });
+      this.#compiles.add(settled);
+    }
+  }
+
+  /** @internal Destroy a memory or kernel handle (HostMemory/HostKernel.destroy). */
+  /** The {@link ComputeBackend} way to build: {@link createKernelAsync}, off the event loop. */
+  buildKernel(spirv: Uint32Array, options: KernelOptions): Promise<HostKernel> {
+    return this.createKernelAsync(spirv, options);
   }
 
   release(call: 'mdgpu_host_memory_destroy' | 'mdgpu_host_kernel_destroy', handle: number): void {
@@ -751,12 +872,22 @@ export class HostDevice implements ComputeBackend {
     }
   }
 
-  /** Wait for every pending batch to settle, then destroy the device and all its objects. */
+  /**
+   * Wait for every pending batch and every kernel compile already started to settle (kernels
+   * still waiting for a compile thread are rejected with ENOENT), then destroy the device and
+   * all its objects.
+   */
   destroy(): Promise<void> {
     if (this.#destroying === undefined) {
       this.#destroyed = true; // no new work from here on
+      for (const job of this.#compileQueue.splice(0)) {
+        job.reject(
+          new BackendError('ENOENT', -constants.errno.ENOENT, 'mdgpu_host_kernel_create', 'Host driver mdgpu_host_kernel_create: the device is destroyed'),
+        );
+      }
       this.#destroying = (async () => {
         await Promise.allSettled([...this.#waiters.values()].map((w) => w.promise));
+        await Promise.allSettled([...this.#compiles]);
         this.#check('mdgpu_host_device_destroy', this.#lib.fn.deviceDestroy(this.#handle) as number);
       })();
     }
