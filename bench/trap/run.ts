@@ -6,13 +6,14 @@
  *   the same client;
  * - QEMU's in-process `edu` device — its liveness register (BAR0 + 4): QEMU's own cost of a
  *   trapped MMIO through qtest, with no server at all.
- * A server's *share* is its time minus edu's in the same run and mode. Runs pinned (QEMU and both
- * servers on one CPU, this driver on another) and unpinned.
+ * A server's *share* is its time minus edu's in the same run and mode. Runs pinned (QEMU, both
+ * servers and this driver on CPU 0, so no access waits for an idle vCPU to be woken; with
+ * `--driver-cpu other` this driver runs on CPU 1) and unpinned.
  *
  * A second table times the servers alone: bench/trap/client.c stands in for QEMU and sends
  * REGION_READ/WRITE over the socket with nothing else in the way.
  *
- *   npm run bench:trap [-- --rounds 3 --n 5000 --direct-n 5000]
+ *   npm run bench:trap [-- --rounds 3 --n 5000 --direct-n 5000 --driver-cpu same|other]
  *
  * `--profile` instead runs the profile of mdgpu's REGION_READ/WRITE path (bench/trap/profile.ts).
  * Not a test: nothing here asserts on time (these machines are shared and noisy).
