@@ -24,6 +24,7 @@ import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
 import { percentile } from '../../test/helpers/victim.js';
+import { arrayVariable, nestedModule, slowKernel } from '../../test/fixtures/spirv.js';
 import { SocketGuest } from '../../test/helpers/socket-guest.js';
 import { table } from '../guest-bench.js';
 
@@ -201,7 +202,44 @@ interface Attack {
   run(ctx: AttackContext): Promise<string>;
 }
 
+const words = (w: Uint32Array) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+
+/** Build `spirv` through the attacker's mailbox `n` times; how many were refused. */
+async function refusals(attacker: SocketGuest, spirv: Uint8Array, bindings: number, push: number, n: number): Promise<number> {
+  let refused = 0;
+  for (let i = 0; i < n; i++) {
+    try {
+      await attacker.kernel(spirv, bindings, push);
+    } catch {
+      refused++;
+    }
+  }
+  return refused;
+}
+
 const ATTACKS: Attack[] = [
+  {
+    id: 'F1',
+    what: 'SPIR-V bomb (structs nested 16 deep) x20',
+    async run({ attacker }) {
+      return `${await refusals(attacker, words(nestedModule(16, 3, { push: true })), 0, 128, 20)} of 20 refused`;
+    },
+  },
+  {
+    id: 'F1b',
+    what: 'kernels slow to compile, past a 200 ms build limit x6',
+    serve: ['--kernel-build-limit', '200'],
+    async run({ attacker }) {
+      return `${await refusals(attacker, words(slowKernel(20000)), 1, 0, 6)} of 6 refused (3 timed out, then THROTTLED)`;
+    },
+  },
+  {
+    id: 'F6',
+    what: 'kernel with 2 GiB of shared memory x5',
+    async run({ attacker }) {
+      return `${await refusals(attacker, words(arrayVariable(1 << 29, 'Workgroup')), 1, 0, 5)} of 5 refused`;
+    },
+  },
   {
     id: 'F2',
     what: 'ring flood: 65,536 empty submissions, one doorbell',

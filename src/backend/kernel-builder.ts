@@ -236,7 +236,11 @@ export class KernelBuilder {
       this.#finish();
       this.stats.timeouts++;
       b.reject(new KernelBuildError('timeout', 'ETIMEDOUT', -constants.errno.ETIMEDOUT, `Kernel build took longer than ${this.timeLimitMs} ms`));
+      // Forget the process now (its exit is no news) so the next build goes to a new one.
+      this.#child = null;
       child.kill('SIGKILL');
+      this.stats.restarts++;
+      this.#pump();
     }, this.timeLimitMs);
     child.send({ t: 'build', id: b.id, spirv: b.spirv, bindings: b.options.bindings, pushConstantSize: b.options.pushConstantSize } satisfies ToBuilder);
   }

@@ -14,11 +14,17 @@ export class HostGuest {
   readonly ctx: number;
   done: (string | null)[] = [];
   private waiters: (() => void)[] = [];
+  /** Queues this guest created: their completions are its own. */
+  private readonly queues = new Set<number>();
 
   constructor(readonly dev: MdgpuDevice) {
     this.view = new DataView(dev.aperture.buffer);
     this.ctx = this.op(MAILBOX_OPS.CTX_CREATE.code).ret;
-    dev.queues.onSubmissionDone = (_q, error) => {
+    // Several guests may share a device (contexts of one VM): each counts its own queues only.
+    const previous = dev.queues.onSubmissionDone;
+    dev.queues.onSubmissionDone = (q, error, ns) => {
+      previous?.(q, error, ns);
+      if (!this.queues.has(q)) return;
       this.done.push(error);
       this.waiters.splice(0).forEach((f) => f());
     };
@@ -73,6 +79,7 @@ export class HostGuest {
     const ring = this.alloc(QUEUE_CONTROL_SIZE + ringBytes);
     const q = this.op(MAILBOX_OPS.QUEUE_CREATE.code, this.ctx, ring.handle, 0);
     if (q.result !== 0) throw new Error(`QUEUE_CREATE failed: ${q.result}`);
+    this.queues.add(q.ret);
     let tail = 0n;
     return (bytes) => {
       for (let i = 0; i < bytes.length; i++) this.dev.aperture[ring.offset + QUEUE_CONTROL_SIZE + Number((tail + BigInt(i)) % BigInt(ringBytes))] = bytes[i]!;
