@@ -12,12 +12,14 @@
  * The disks are attached read-only, so any number of guests share one image and none can change
  * it; what a guest writes goes to its tmpfs and is gone when it powers off.
  */
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Kit } from '../kit/kit.js';
-import { guestInitramfs, type GuestFile } from '../kit/initramfs.js';
-import type { RunGuestOptions, VirtioDisk } from '../kit/qemu.js';
-import type { DebianImage } from './rootfs.js';
+import { fileURLToPath } from 'node:url';
+import { ensureKit, type Kit } from '../kit/kit.js';
+import { guestInitramfs, initScript, type GuestFile } from '../kit/initramfs.js';
+import { runGuest, type RunGuestOptions, type VirtioDisk } from '../kit/qemu.js';
+import { ensureDebianImage, type DebianImage } from './rootfs.js';
 
 /** Serial numbers of the two disks; stage 1 finds them by these in /sys/block/vd*\/serial. */
 export const BASE_DISK_SERIAL = 'mdgpu-base';
@@ -36,6 +38,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 fail() { echo "${STAGE1_MARKER} FAIL $*"; sync; poweroff -f; }
+echo "${STAGE1_MARKER} start uptime=$(cut -d' ' -f1 /proc/uptime)"
 for m in ${modules.map(q).join(' ')}; do insmod "/lib/modules/$m" || fail "insmod $m"; done
 disk() {
   for b in /sys/block/vd*; do
@@ -53,7 +56,7 @@ mount -t ext4 -o ro "$layer" /mnt/layer || fail "mount $layer"
 mount -t tmpfs -o mode=0755 tmpfs /mnt/rw && mkdir /mnt/rw/upper /mnt/rw/work
 mount -t overlay overlay -o lowerdir=/mnt/layer:/mnt/base,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || fail "mount overlay"
 cp -a /stage2/. /newroot/ || fail "copy the job"
-echo "${STAGE1_MARKER} ok base=$base layer=$layer"
+echo "${STAGE1_MARKER} ok base=$base layer=$layer uptime=$(cut -d' ' -f1 /proc/uptime)"
 umount /proc /sys
 mount --move /dev /newroot/dev
 exec switch_root /newroot ${DEBIAN_INIT_PATH}
@@ -125,4 +128,36 @@ export async function debianGuest(
   opts: DebianGuestOptions = {},
 ): Promise<Required<Pick<RunGuestOptions, 'kernel' | 'initrd' | 'drives'>>> {
   return { kernel: image.root.kernel, initrd: await debianInitramfs(kit, image, body, opts), drives: debianDrives(image) };
+}
+
+/**
+ * `node build/src/guest/debian-boot.js [runs]`: boot the Debian image and, for comparison, the
+ * kit's busybox initramfs with a job that only reports the guest's uptime, under TCG, and print
+ * the times (the image is built first if needed).
+ */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  const runs = Number(argv[0] ?? 3);
+  const kit = await ensureKit();
+  const t0 = Date.now();
+  const image = await ensureDebianImage(kit);
+  process.stdout.write(`image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  const body = 'echo "MDGPU-UPTIME $(cut -d" " -f1 /proc/uptime)"';
+  const kinds = {
+    debian: async () => debianGuest(kit, image, body),
+    initramfs: async () => ({ initrd: await guestInitramfs(kit, { init: initScript(body) }) }),
+  };
+  for (const [name, boot] of Object.entries(kinds)) {
+    for (let i = 0; i < runs; i++) {
+      const r = await runGuest(kit, { ...(await boot()), accel: 'tcg', memoryMiB: 512, timeoutMs: 120_000 });
+      const uptime = /MDGPU-UPTIME (\S+)/.exec(r.output)?.[1] ?? '?';
+      process.stdout.write(
+        `${name.padEnd(9)} run ${i + 1}: job started at guest uptime ${uptime} s, QEMU start to exit ${(r.durationMs / 1000).toFixed(2)} s (exit ${r.code})\n`,
+      );
+    }
+  }
+  return 0;
+}
+
+if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main();
 }

@@ -14,7 +14,8 @@
  * kit's guest-build lock (both builders mount the kit's /proc).
  *
  * Adding a package (the Vulkan ICD): a stanza in debian/control, a `<name>.install` file, install
- * rules in guest-driver/Makefile, and its name in {@link GUEST_PACKAGES}.
+ * rules in guest-driver/Makefile, and its name in {@link GUEST_PACKAGES}; its sources, in any
+ * directory of guest-driver/, are picked up by {@link listPackageSources}.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -25,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runInChroot, withMounts } from '../kit/chroot.js';
 import { acquireLock, type Kit } from '../kit/kit.js';
-import { defaultSourceDir, listKernelSources, listSources } from './build.js';
+import { defaultSourceDir } from './build.js';
 
 const execFileP = promisify(execFile);
 
@@ -103,30 +104,36 @@ function isPackagingSource(rel: string): boolean {
   return /^debian\/(control|rules|copyright|source\/format|[a-z0-9.+-]+\.(install|dkms|links|dirs|docs|triggers|lintian-overrides|maintscript))$/.test(rel);
 }
 
-/** The packaging's own files: guest-driver/Makefile and debian/ sources. */
-export async function listPackagingSources(sourceDir: string): Promise<string[]> {
-  const out = ['Makefile'];
+/** Build outputs a hand build may leave in guest-driver/ (make, Kbuild, dpkg-buildpackage): never sources. */
+const BUILD_OUTPUT = /(^|\/)(out|build)\/|\.(o|ko|a|so|spv|mod|cmd|mod\.c|order|symvers|deb)$|(^|\/)\.|\.md$/;
+
+/**
+ * Every file of guest-driver/ the packages are built from: the driver's sources, the kernels',
+ * the Makefile and debian/'s sources, and any new directory (a Vulkan ICD's) without a list to
+ * update; build outputs, dot files and documentation left out.
+ */
+export async function listPackageSources(sourceDir: string): Promise<string[]> {
+  const out: string[] = [];
   const walk = async (rel: string): Promise<void> => {
     for (const e of await fsp.readdir(path.join(sourceDir, rel), { withFileTypes: true })) {
-      const p = `${rel}/${e.name}`;
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile() && isPackagingSource(p)) out.push(p);
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.name.startsWith('.')) continue;
+      if (e.isDirectory()) {
+        if (!BUILD_OUTPUT.test(`${p}/`)) await walk(p);
+      } else if (e.isFile() && !BUILD_OUTPUT.test(p) && (!p.startsWith('debian/') || isPackagingSource(p))) {
+        out.push(p);
+      }
     }
   };
-  await walk('debian');
+  await walk('');
   return out.sort();
-}
-
-/** Every file a package build copies: the driver's sources, the kernels' and the packaging's. */
-async function allSources(sourceDir: string): Promise<string[]> {
-  return [...(await listSources(sourceDir)), ...(await listKernelSources(sourceDir)), ...(await listPackagingSources(sourceDir))];
 }
 
 /** The cache key of the packages: sha256 over the recipe, the kit, the version and every source file. */
 export async function guestPackagesHash(sourceDir: string, kit: Pick<Kit, 'hash'>, version: string): Promise<string> {
   const h = createHash('sha256');
   h.update(`${RECIPE}\0kit=${kit.hash}\0version=${version}\0`);
-  for (const rel of await allSources(sourceDir)) {
+  for (const rel of await listPackageSources(sourceDir)) {
     const data = await fsp.readFile(path.join(sourceDir, rel));
     h.update(`${rel}\0${data.length}\0`);
     h.update(data);
@@ -187,7 +194,7 @@ export async function buildGuestPackages(kit: Kit, opts: BuildGuestPackagesOptio
     const stage = await fsp.mkdtemp(`${final}.tmp-`);
     try {
       const tree = path.join(work, `mdgpu-${version}`);
-      for (const rel of await allSources(sourceDir)) {
+      for (const rel of await listPackageSources(sourceDir)) {
         await fsp.mkdir(path.dirname(path.join(tree, rel)), { recursive: true });
         await fsp.copyFile(path.join(sourceDir, rel), path.join(tree, rel));
       }

@@ -39,7 +39,8 @@ import {
   runMmdebstrap,
   suiteKeyrings,
 } from '../kit/kit.js';
-import { buildGuestPackages, GUEST_PACKAGES, type GuestPackages } from './packages.js';
+import { defaultSourceDir } from './build.js';
+import { buildGuestPackages, debianVersion, GUEST_PACKAGES, guestPackagesHash, type GuestPackages, packageVersion } from './packages.js';
 
 const execFileP = promisify(execFile);
 
@@ -598,8 +599,6 @@ export async function ensureDebianImage(kit: Kit, opts: EnsureDebianImageOptions
  * building anything: the base root's, the packages' and the layer's directory names.
  */
 export async function debianImageEntries(kit: Kit, opts: { sourceDir?: string; cacheDir?: string } = {}): Promise<string[]> {
-  const { guestPackagesHash, debianVersion, packageVersion } = await import('./packages.js');
-  const { defaultSourceDir } = await import('./build.js');
   const dir = opts.cacheDir ?? path.dirname(kit.root);
   const rootDir = guestRootDir(guestRootRecipe(kit.kernelVersion), dir);
   const debsHash = await guestPackagesHash(opts.sourceDir ?? defaultSourceDir(), kit, debianVersion(packageVersion()));

@@ -29,7 +29,7 @@ export interface ChrootRunOptions {
 /** Run `command` with /bin/sh in a chroot of `root`, in `cwd`; resolve with its output, reject with it when it fails. */
 export function runInChroot(root: string, cwd: string, command: string, opts: ChrootRunOptions = {}): Promise<string> {
   const tag = opts.tag ?? '[chroot]';
-  opts.log?.(`${tag} chroot ${root} (cd ${cwd} && ${command})`);
+  opts.log?.(`${tag ? `${tag} ` : ''}chroot ${root} (cd ${cwd} && ${command})`);
   return new Promise((resolve, reject) => {
     const child = spawn('chroot', [root, '/bin/sh', '-c', `cd '${cwd}' && ${command}`], {
       env: { ...CHROOT_ENV, ...opts.env },

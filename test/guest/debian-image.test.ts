@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { bootAndProbe, GUEST_PATTERN } from '../../src/cli/run.js';
 import { defaultSourceDir } from '../../src/guest/build.js';
 import { debianVersion, packageVersion } from '../../src/guest/packages.js';
-import { ensureDebianImage } from '../../src/guest/rootfs.js';
+import { debianImageEntries, ensureDebianImage } from '../../src/guest/rootfs.js';
 import { ensureKit } from '../../src/kit/kit.js';
 import { setLogSink } from '../../src/log.js';
 
@@ -47,6 +47,11 @@ t.test('the image: a trixie root for the kit kernel, mdgpu installed from its pa
   t.ok(fs.statSync(image.layer.image).size * 10 < fs.statSync(image.root.image).size, 'the layer is small next to the base');
   t.equal(image.layer.info.rootHash, image.root.hash);
   t.equal(image.layer.info.debsHash, image.debs.hash);
+  t.same(
+    await debianImageEntries(kit),
+    [image.root.dir, image.debs.dir, image.layer.dir].map((d) => path.basename(d)),
+    'mdgpu kit --prune keeps exactly these three, computed without building',
+  );
 });
 
 t.test('boots under TCG against mdgpu: DKMS module, the packaged tools, vulkaninfo', async (t) => {

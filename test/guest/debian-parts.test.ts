@@ -16,7 +16,7 @@ import {
   debianVersion,
   GUEST_PACKAGES,
   guestPackagesHash,
-  listPackagingSources,
+  listPackageSources,
   packageVersion,
 } from '../../src/guest/packages.js';
 import {
@@ -75,11 +75,35 @@ t.test('package key: any source or packaging file of guest-driver/, the kit and 
   t.not(h2, h, 'debian/control');
   fs.appendFileSync(path.join(src, 'kmod', 'mdgpu_drv.c'), '\n');
   t.not(await guestPackagesHash(src, kit, '0.1.0'), h2, 'the module source');
-  const files = await listPackagingSources(src);
-  t.ok(files.includes('Makefile') && files.includes('debian/control') && files.includes('debian/rules') && files.includes('debian/mdgpu-dkms.dkms'));
+  fs.mkdirSync(path.join(src, 'out'));
+  fs.writeFileSync(path.join(src, 'out', 'libmdgpu.so.1'), 'built');
+  fs.writeFileSync(path.join(src, 'kmod', 'mdgpu.ko'), 'built');
+  fs.writeFileSync(path.join(src, 'kmod', '.mdgpu.o.cmd'), 'built');
+  fs.mkdirSync(path.join(src, 'vulkan'));
+  fs.writeFileSync(path.join(src, 'vulkan', 'icd.c'), 'int x;');
+  const files = await listPackageSources(src);
+  for (const f of [
+    'Makefile',
+    'debian/control',
+    'debian/rules',
+    'debian/mdgpu-dkms.dkms',
+    'kmod/Kbuild',
+    'kmod/mdgpu_drv.c',
+    'lib/mdgpu.h',
+    'include/uapi/mdgpu.h',
+    'tools/mdgpu-run.c',
+    'kernels/saxpy.comp',
+  ]) {
+    t.ok(files.includes(f), f);
+  }
+  t.ok(files.includes('vulkan/icd.c'), 'a new directory is picked up without a list to update');
   t.notOk(
     files.some((f) => f === 'debian/changelog' || f === 'debian/files' || f.includes('.debhelper')),
-    'generated files are not sources',
+    'generated debian/ files are not sources',
+  );
+  t.notOk(
+    files.some((f) => f.startsWith('out/') || f.endsWith('.ko') || f.includes('/.') || f.endsWith('.md')),
+    'nor build outputs, dot files, docs',
   );
   for (const p of GUEST_PACKAGES) t.ok(p === 'mdgpu-dkms' || files.includes(`debian/${p}.install`), `debian/${p}.install`);
 });
