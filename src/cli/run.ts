@@ -229,9 +229,13 @@ rmmod mdgpu && step rmmod ok || step rmmod FAIL
   return `
 step() { echo "${STEP} $*"; }
 echo "${DEBIAN} kernel=$(uname -r)"
-for p in ${DEBIAN_REPORTED_PACKAGES.join(' ')}; do
-  echo "${DEBIAN} package=$p status=$(dpkg -s $p 2>/dev/null | sed -n 's/^Status: //p' | tr ' ' '-') version=$(dpkg -s $p 2>/dev/null | sed -n 's/^Version: //p')"
-done
+# One dpkg -s for all (each dpkg run reads its whole database: ~70 ms under TCG).
+dpkg -s ${DEBIAN_REPORTED_PACKAGES.join(' ')} 2>/dev/null | awk '
+  /^Package: / { if (p) print o; p = $2; s = ""; v = "" }
+  /^Status: / { s = $2 "-" $3 "-" $4 }
+  /^Version: / { v = $2 }
+  { o = "${DEBIAN} package=" p " status=" s " version=" v }
+  END { if (p) print o }'
 dkms status 2>&1 | sed 's/^/${DEBIAN} dkms /'
 modprobe mdgpu && step modprobe ok || step modprobe FAIL
 echo "${DEBIAN} module=$(modinfo -n mdgpu)"
