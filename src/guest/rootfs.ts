@@ -95,8 +95,7 @@ export function guestRootRecipe(kernelVersion: string): GuestRootRecipe {
     include: [...GUEST_ROOT_PACKAGES],
     kernelVersion,
     dpkgOptions: [
-      // No fsync per file: a half-built tree is thrown away anyway, and on a busy disk dpkg's
-      // syncs are most of the build time.
+      // No fsync per file (the kit's mmdebstrap arguments add it too): also for the layer's apt.
       'force-unsafe-io',
       'path-exclude=/usr/share/man/*',
       'path-exclude=/usr/share/info/*',
