@@ -64,7 +64,12 @@ t.test('mdgpu-dkms: the module sources under /usr/src/mdgpu-<version>, dkms.conf
   const deb = built.debs['mdgpu-dkms'];
   const base = `/usr/src/mdgpu-${version}`;
   const kmod = fs.readdirSync(path.join(src, 'kmod')).filter((n) => /\.[ch]$/.test(n) || n === 'Kbuild' || n === 'Makefile');
-  const want = ['dkms.conf', ...kmod.map((n) => `kmod/${n}`), 'include/mdgpu_hw.h', 'include/uapi/mdgpu.h'].map((f) => `${base}/${f}`).sort();
+  const headers = [
+    ...fs.readdirSync(path.join(src, 'include')).filter((n) => n.endsWith('.h')),
+    ...fs.readdirSync(path.join(src, 'include', 'uapi')).map((n) => `uapi/${n}`),
+  ];
+  t.ok(headers.includes('mdgpu_hw.h') && headers.includes('uapi/mdgpu.h'), 'the headers the module includes');
+  const want = ['dkms.conf', ...kmod.map((n) => `kmod/${n}`), ...headers.map((h) => `include/${h}`)].map((f) => `${base}/${f}`).sort();
   t.same(await files(deb), want, 'exactly the sources the module builds from');
   for (const f of kmod) t.same(await debFile(deb, `${base}/kmod/${f}`), fs.readFileSync(path.join(src, 'kmod', f)), `kmod/${f} as in the tree`);
   const conf = (await debFile(deb, `${base}/dkms.conf`)).toString();
