@@ -13,8 +13,10 @@ cd "$(dirname "$0")/.."
 #  xz-utils, zstd    unpack kernel modules for the guest initramfs
 #  libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools
 #                    Vulkan compute on the host (lavapipe when there is no GPU), kernels as SPIR-V
+#  e2fsprogs mount   the Debian guest image: mke2fs -d makes its ext4 disks, mount stacks the
+#                    mdgpu packages' layer on the base root (overlayfs) to install them
 PACKAGES=(mmdebstrap g++ make python3 pkg-config linux-libc-dev xz-utils zstd
-          libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools)
+          libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools e2fsprogs mount)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

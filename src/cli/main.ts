@@ -118,8 +118,9 @@ async function main(argv: string[]): Promise<number> {
         if (args.prune) {
           const { buildGuestDriver } = await import('../guest/build.js');
           const { pruneCache } = await import('../kit/prune.js');
+          const { debianImageEntries } = await import('../guest/rootfs.js');
           const guest = await buildGuestDriver(kit);
-          const r = await pruneCache(cacheDir(), [path.basename(kit.root), path.basename(guest.dir)]);
+          const r = await pruneCache(cacheDir(), [path.basename(kit.root), path.basename(guest.dir), ...(await debianImageEntries(kit))]);
           console.log(
             `pruned ${r.removed.length} entr${r.removed.length === 1 ? 'y' : 'ies'} (${(r.freedBytes / 2 ** 20).toFixed(0)} MiB) from ${cacheDir()}; kept ${r.kept.join(', ') || 'nothing'}`,
           );
@@ -132,6 +133,11 @@ async function main(argv: string[]): Promise<number> {
       (y) =>
         y
           .option('accel', { choices: ['tcg', 'kvm', 'auto'] as const, default: 'auto' as const })
+          .option('root', {
+            choices: ['initramfs', 'debian'] as const,
+            default: 'initramfs' as const,
+            describe: 'what the guest boots: a busybox initramfs, or Debian with the driver from its packages (built and cached on first use)',
+          })
           .option('aperture', { type: 'string', default: '256M' })
           .option('quota', { type: 'string', describe: 'memory the guest may allocate (default: half the aperture)' })
           .option('memory', { type: 'string', default: '512M', describe: 'guest RAM' })
@@ -148,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
         const job = args.vms > 1 || weights.length > 0 ? (o: Parameters<typeof runJob>[0]) => runVmsJob(o, args.vms, weights) : runJob;
         exitCode = await job({
           accel: args.accel,
+          root: args.root,
           apertureSize: parseSize(args.aperture),
           ...(args.quota !== undefined ? { quota: parseSize(args.quota) } : {}),
           memoryMiB: parseSize(args.memory) / 2 ** 20,

@@ -7,9 +7,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureKit } from '../kit/kit.js';
-import { runGuest, type AccelChoice, type GuestResult } from '../kit/qemu.js';
+import { runGuest, type AccelChoice, type GuestResult, type RunGuestOptions } from '../kit/qemu.js';
 import { buildGuestDriver } from '../guest/build.js';
 import { guestImage, GUEST_MODULE_PATH } from '../guest/image.js';
+import { debianGuest } from '../guest/debian-boot.js';
+import { ensureDebianImage } from '../guest/rootfs.js';
 import { startDaemon, type RunningVgpu } from './daemon.js';
 import type { Kit } from '../kit/kit.js';
 import type { GuestDriverBuild } from '../guest/build.js';
@@ -32,7 +34,7 @@ export const GUEST_SCRATCH_VALUE = 0x5eed_1234;
  * identity and BARs in machine-readable lines, enables it, reads the ID register through the
  * trapped register BAR, and writes/reads the directly mapped aperture with devmem.
  */
-export function deviceProbeScript(apertureSize: number, vendorId = DEFAULT_IDENTITY.vendorId, deviceId = DEFAULT_IDENTITY.deviceId): string {
+export function deviceProbeScript(apertureSize: number, vendorId = DEFAULT_IDENTITY.vendorId, deviceId = DEFAULT_IDENTITY.deviceId, devmem = 'devmem'): string {
   const patternOffset = guestPatternOffset(apertureSize);
   const hex4 = (n: number) => `0x${n.toString(16).padStart(4, '0')}`;
   return `
@@ -50,11 +52,11 @@ for d in /sys/bus/pci/devices/*; do
   echo 1 > $d/enable
   aperture=$(sed -n 1p $d/resource | cut -d' ' -f1)
   regs=$(sed -n 3p $d/resource | cut -d' ' -f1)
-  echo "MDGPU-REG ID=$(devmem $((regs + ${MDGPU_REGS.ID.offset})) 32) VERSION=$(devmem $((regs + ${MDGPU_REGS.VERSION.offset})) 32) APERTURE_SIZE_LO=$(devmem $((regs + ${MDGPU_REGS.APERTURE_SIZE_LO.offset})) 32)"
-  devmem $((regs + ${MDGPU_REGS.SCRATCH.offset})) 32 ${GUEST_SCRATCH_VALUE}
-  echo "MDGPU-SCRATCH $(devmem $((regs + ${MDGPU_REGS.SCRATCH.offset})) 32)"
-  devmem $((aperture + ${patternOffset})) 32 ${GUEST_PATTERN}
-  echo "MDGPU-APERTURE readback=$(devmem $((aperture + ${patternOffset})) 32)"
+  echo "MDGPU-REG ID=$(${devmem} $((regs + ${MDGPU_REGS.ID.offset})) 32) VERSION=$(${devmem} $((regs + ${MDGPU_REGS.VERSION.offset})) 32) APERTURE_SIZE_LO=$(${devmem} $((regs + ${MDGPU_REGS.APERTURE_SIZE_LO.offset})) 32)"
+  ${devmem} $((regs + ${MDGPU_REGS.SCRATCH.offset})) 32 ${GUEST_SCRATCH_VALUE}
+  echo "MDGPU-SCRATCH $(${devmem} $((regs + ${MDGPU_REGS.SCRATCH.offset})) 32)"
+  ${devmem} $((aperture + ${patternOffset})) 32 ${GUEST_PATTERN}
+  echo "MDGPU-APERTURE readback=$(${devmem} $((aperture + ${patternOffset})) 32)"
 done
 [ $found = 1 ] || echo "MDGPU-DEVICE none"
 `;
@@ -105,8 +107,18 @@ export function parseGuestView(output: string): GuestView {
   return view;
 }
 
+/**
+ * What the guest boots: the kit's busybox initramfs with the driver built in the kit
+ * (`initramfs`, the default), or the Debian image with the driver installed from its Debian
+ * packages and built by DKMS (`debian`, src/guest/rootfs.ts).
+ */
+export type GuestRootKind = 'initramfs' | 'debian';
+export const GUEST_ROOT_KINDS: readonly GuestRootKind[] = ['initramfs', 'debian'];
+
 export interface RunJobOptions {
   accel: AccelChoice;
+  /** What the guest boots (default `initramfs`). */
+  root?: GuestRootKind;
   apertureSize: number;
   /** Bytes the guest may allocate (default: half the aperture). */
   quota?: number;
@@ -135,8 +147,29 @@ export interface ComputeRow {
   ns: number;
 }
 
+/** What the Debian guest reported about its userland (`root: 'debian'`). */
+export interface DebianReport {
+  /** `uname -r` in the guest. */
+  kernel: string;
+  /** `dpkg -s` of mdgpu's packages: package → its Status and Version fields. */
+  packages: Record<string, { status: string; version: string }>;
+  /** `dkms status` lines. */
+  dkms: string[];
+  /** `modinfo -n mdgpu`: the module modprobe loaded. */
+  module: string;
+  /** `vulkaninfo --summary`: exit status and output. */
+  vulkaninfo: { rc: number | null; output: string[] };
+  /**
+   * Paths the Vulkan loader reported with `VK_LOADER_DEBUG=driver,layer`: the icd.d and layer.d
+   * directories it searched and the manifests it found there.
+   */
+  loaderFound: string[];
+}
+
 export interface RunJobResult {
   ok: boolean;
+  /** Set when the guest booted the Debian image. */
+  debian?: DebianReport;
   view: GuestView;
   guest: GuestResult;
   steps: Record<string, StepReport>;
@@ -165,16 +198,74 @@ export interface RunJobResult {
 const STEP = 'MDGPU-STEP';
 const PATTERN_MUL = 0x9e3779b1;
 
-/** The guest's job after the device probe: load the driver, run the tools, unload it. */
-function driverScript(compute: boolean): string {
-  return `
+/** The packages `mdgpu run --root debian` reports on (`dpkg -s`). */
+export const DEBIAN_REPORTED_PACKAGES = ['mdgpu-dkms', 'libmdgpu1', 'mdgpu-tools', 'libvulkan1', 'vulkan-tools', 'vulkan-validationlayers'];
+const DEBIAN = 'MDGPU-DEBIAN';
+const VULKANINFO = 'MDGPU-VULKANINFO';
+const VKLOADER = 'MDGPU-VKLOADER';
+
+/** The steps of the guest job, in order. */
+export function jobSteps(compute: boolean, root: GuestRootKind = 'initramfs'): string[] {
+  return [root === 'debian' ? 'modprobe' : 'insmod', 'info', 'smoke', ...(compute ? ['compute'] : []), 'rmmod'];
+}
+
+/**
+ * The guest's job after the device probe: load the driver, run the tools, unload it. In Debian
+ * the module is the one DKMS built (modprobe), the tools are the packages', and the job also
+ * reports the packages, DKMS and what the Vulkan loader finds.
+ */
+export function driverScript(compute: boolean, root: GuestRootKind = 'initramfs'): string {
+  const run = compute ? 'if [ -x /usr/bin/mdgpu-run ]; then mdgpu-run && step compute ok || step compute FAIL; else step compute FAIL missing-tool; fi' : '';
+  if (root === 'initramfs') {
+    return `
 step() { echo "${STEP} $*"; }
 insmod ${GUEST_MODULE_PATH} && step insmod ok || step insmod FAIL
 mdgpu-info && step info ok || step info FAIL
 mdgpu-smoke && step smoke ok || step smoke FAIL
-${compute ? 'if [ -x /usr/bin/mdgpu-run ]; then mdgpu-run && step compute ok || step compute FAIL; else step compute FAIL missing-tool; fi' : ''}
+${run}
 rmmod mdgpu && step rmmod ok || step rmmod FAIL
 `;
+  }
+  return `
+step() { echo "${STEP} $*"; }
+echo "${DEBIAN} kernel=$(uname -r)"
+# One dpkg -s for all (each dpkg run reads its whole database: ~70 ms under TCG).
+dpkg -s ${DEBIAN_REPORTED_PACKAGES.join(' ')} 2>/dev/null | awk '
+  /^Package: / { if (p) print o; p = $2; s = ""; v = "" }
+  /^Status: / { s = $2 "-" $3 "-" $4 }
+  /^Version: / { v = $2 }
+  { o = "${DEBIAN} package=" p " status=" s " version=" v }
+  END { if (p) print o }'
+dkms status 2>&1 | sed 's/^/${DEBIAN} dkms /'
+modprobe mdgpu && step modprobe ok || step modprobe FAIL
+echo "${DEBIAN} module=$(modinfo -n mdgpu)"
+mdgpu-info && step info ok || step info FAIL
+mdgpu-smoke && step smoke ok || step smoke FAIL
+${run}
+modprobe -r mdgpu && step rmmod ok || step rmmod FAIL
+vulkaninfo --summary > /tmp/vulkaninfo.txt 2>&1
+echo "${DEBIAN} vulkaninfo rc=$?"
+sed 's/^/${VULKANINFO} /' /tmp/vulkaninfo.txt
+VK_LOADER_DEBUG=driver,layer vulkaninfo --summary 2>&1 | grep -oE '/[^ ]*(icd|layer)[.]d[^ ]*' | sort -u | sed 's/^/${VKLOADER} /'
+`;
+}
+
+/** Parse the Debian lines of {@link driverScript}. */
+export function parseDebianReport(lines: string[]): DebianReport {
+  const report: DebianReport = { kernel: '', packages: {}, dkms: [], module: '', vulkaninfo: { rc: null, output: [] }, loaderFound: [] };
+  for (const line of lines) {
+    if (line.startsWith(`${VULKANINFO} `) || line === VULKANINFO) report.vulkaninfo.output.push(line.slice(VULKANINFO.length + 1));
+    else if (line.startsWith(`${VKLOADER} `)) report.loaderFound.push(line.slice(VKLOADER.length + 1));
+    else if (line.startsWith(`${DEBIAN} dkms `)) report.dkms.push(line.slice(`${DEBIAN} dkms `.length));
+    else if (line.startsWith(`${DEBIAN} kernel=`)) report.kernel = line.slice(`${DEBIAN} kernel=`.length);
+    else if (line.startsWith(`${DEBIAN} module=`)) report.module = line.slice(`${DEBIAN} module=`.length);
+    else if (line.startsWith(`${DEBIAN} vulkaninfo `)) report.vulkaninfo.rc = Number(field(line, 'rc') ?? Number.NaN);
+    else if (line.startsWith(`${DEBIAN} package=`)) {
+      const pkg = field(line, 'package')!;
+      report.packages[pkg] = { status: (field(line, 'status') ?? '').replace(/-/g, ' '), version: field(line, 'version') ?? '' };
+    }
+  }
+  return report;
 }
 
 function field(line: string, key: string): string | undefined {
@@ -213,7 +304,7 @@ export async function bootVms(options: RunJobOptions, count: number, weights: nu
   const print = options.print ?? ((line: string) => console.log(line));
   const compute = options.compute ?? true;
   const kit = await ensureKit({ log: (line) => print(`kit: ${line}`) });
-  const build = await buildGuestDriver(kit, { log: (line) => print(`guest driver: ${line}`) });
+  const boot = await guestBoot(kit, options.root ?? 'initramfs', print);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-run-'));
   const daemon = startDaemon({
     vgpus: Array.from({ length: count }, (_, i) => ({
@@ -230,7 +321,7 @@ export async function bootVms(options: RunJobOptions, count: number, weights: nu
     const vms = await Promise.all(
       daemon.vgpus.map(async (vgpu) => ({
         name: vgpu.config.name,
-        ...(await guestJob(kit, build, vgpu, options, compute, count > 1 ? `${vgpu.config.name}: ` : '')),
+        ...(await guestJob(kit, boot, vgpu, options, compute, count > 1 ? `${vgpu.config.name}: ` : '')),
       })),
     );
     const shares = Object.fromEntries(daemon.scheduler.stats().map((s) => [s.name, s.share]));
@@ -241,7 +332,21 @@ export async function bootVms(options: RunJobOptions, count: number, weights: nu
   }
 }
 
-async function guestJob(kit: Kit, build: GuestDriverBuild, vgpu: RunningVgpu, options: RunJobOptions, compute: boolean, prefix: string): Promise<RunJobResult> {
+/** How the job's init becomes what runGuest boots, for each kind of root. */
+type GuestBoot = (init: string) => Promise<Pick<RunGuestOptions, 'initrd'> & Partial<Pick<RunGuestOptions, 'kernel' | 'drives'>>>;
+
+/** Build (or reuse) what the guest boots: the driver for the initramfs, or the Debian image. */
+async function guestBoot(kit: Kit, root: GuestRootKind, print: (line: string) => void): Promise<GuestBoot> {
+  if (root === 'debian') {
+    const image = await ensureDebianImage(kit, { log: (line) => print(`debian image: ${line}`) });
+    return (init) => debianGuest(kit, image, init, { marker: GUEST_MARKER });
+  }
+  const build: GuestDriverBuild = await buildGuestDriver(kit, { log: (line) => print(`guest driver: ${line}`) });
+  return async (init) => ({ initrd: await guestImage(kit, build, init, { marker: GUEST_MARKER }) });
+}
+
+async function guestJob(kit: Kit, boot: GuestBoot, vgpu: RunningVgpu, options: RunJobOptions, compute: boolean, prefix: string): Promise<RunJobResult> {
+  const root = options.root ?? 'initramfs';
   const print = options.print ?? ((line: string) => console.log(line));
   const { device, server } = vgpu;
   const socket = vgpu.config.socket;
@@ -261,12 +366,13 @@ async function guestJob(kit: Kit, build: GuestDriverBuild, vgpu: RunningVgpu, op
       // Mailbox operations are synchronous: when a step's line arrives, mdgpu has seen it all.
       if (m) steps[m[1]!] = { status: m[2]!, contexts: device.memory.contextCount, buffers: device.memory.bufferCount };
     };
-    const init = deviceProbeScript(options.apertureSize) + driverScript(compute);
-    const initrd = await guestImage(kit, build, init, { marker: GUEST_MARKER });
+    // Debian has no devmem of its own: busybox's.
+    const devmem = root === 'debian' ? 'busybox devmem' : 'devmem';
+    const init = deviceProbeScript(options.apertureSize, DEFAULT_IDENTITY.vendorId, DEFAULT_IDENTITY.deviceId, devmem) + driverScript(compute, root);
     const guest = await runGuest(kit, {
+      ...(await boot(init)),
       accel: options.accel,
       memoryMiB: options.memoryMiB,
-      initrd,
       timeoutMs: options.timeoutMs,
       vfioUser: [{ socket, id: 'mdgpu0' }],
       onLine,
@@ -318,6 +424,7 @@ async function guestJob(kit: Kit, build: GuestDriverBuild, vgpu: RunningVgpu, op
         failed: smokeLines.filter((l) => / FAIL\b/.test(l)),
       },
       compute: computeResult,
+      ...(root === 'debian' ? { debian: parseDebianReport(lines) } : {}),
       patterns: { reported: patternsReported.length, verified },
       host: {
         trappedAccesses: pci.trappedAccesses,
@@ -334,13 +441,13 @@ async function guestJob(kit: Kit, build: GuestDriverBuild, vgpu: RunningVgpu, op
       },
       problems: [],
     };
-    result.problems = checkRun(result, options.apertureSize, compute);
+    result.problems = checkRun(result, options.apertureSize, compute, root);
     result.ok = result.problems.length === 0;
     return result;
   }
 }
 
-function checkRun(r: RunJobResult, apertureSize: number, compute: boolean): string[] {
+function checkRun(r: RunJobResult, apertureSize: number, compute: boolean, root: GuestRootKind): string[] {
   const problems: string[] = [];
   const v = r.view;
   const expect = (ok: boolean, what: string) => {
@@ -359,7 +466,7 @@ function checkRun(r: RunJobResult, apertureSize: number, compute: boolean): stri
   expect(v.scratch === GUEST_SCRATCH_VALUE, 'SCRATCH written by the guest did not read back');
   expect(v.apertureReadback === GUEST_PATTERN, 'the guest did not read back its aperture pattern');
   expect(r.host.patternInMemfd === GUEST_PATTERN, "the guest's aperture store is not in mdgpu's memfd");
-  for (const step of ['insmod', 'info', 'smoke', ...(compute ? ['compute'] : []), 'rmmod']) {
+  for (const step of jobSteps(compute, root)) {
     expect(r.steps[step]?.status === 'ok', `guest step ${step}: ${r.steps[step]?.status ?? 'did not run'}`);
   }
   expect(r.smoke.fail === 0 && r.smoke.pass > 0, `mdgpu-smoke: ${r.smoke.pass} passed, ${r.smoke.fail} failed ${r.smoke.failed.join('; ')}`);
@@ -374,11 +481,35 @@ function checkRun(r: RunJobResult, apertureSize: number, compute: boolean): stri
       `mdgpu-run: ${c ? `${c.pass} passed, ${c.fail} failed` : 'no result'}`,
     );
   }
+  if (root === 'debian') problems.push(...checkDebian(r.debian));
   expect(r.host.intxSignals === 0 && r.host.msixSignals > 0, `interrupts: ${r.host.msixSignals} MSI-X, ${r.host.intxSignals} INTx`);
   expect(
     r.host.contextsLeft === 0 && r.host.buffersLeft === 0,
     `left on the device after rmmod: ${r.host.contextsLeft} contexts, ${r.host.buffersLeft} buffers`,
   );
+  return problems;
+}
+
+/**
+ * What the Debian guest must show: mdgpu's packages installed, the module DKMS built for the
+ * running kernel and loaded from there, vulkaninfo run with the Khronos validation layer found.
+ * (Without an mdgpu ICD the loader finds no driver and vulkaninfo exits 1: that is not a problem.)
+ */
+export function checkDebian(d: DebianReport | undefined): string[] {
+  if (!d) return ['the Debian guest reported nothing'];
+  const problems: string[] = [];
+  for (const p of ['mdgpu-dkms', 'libmdgpu1', 'mdgpu-tools']) {
+    if (d.packages[p]?.status !== 'install ok installed') problems.push(`dpkg -s ${p}: ${d.packages[p]?.status || 'not installed'}`);
+  }
+  const version = d.packages['mdgpu-dkms']?.version ?? '';
+  if (!d.dkms.some((l) => l.startsWith(`mdgpu/${version}, ${d.kernel}, `) && l.endsWith(': installed'))) {
+    problems.push(`dkms status does not show mdgpu/${version} installed for ${d.kernel}: ${d.dkms.join('; ') || 'nothing'}`);
+  }
+  if (!d.module.startsWith(`/lib/modules/${d.kernel}/updates/dkms/mdgpu.ko`) && !d.module.startsWith(`/usr/lib/modules/${d.kernel}/updates/dkms/mdgpu.ko`)) {
+    problems.push(`modprobe's mdgpu is not DKMS's: ${d.module || 'none'}`);
+  }
+  if (d.vulkaninfo.rc === null || d.vulkaninfo.rc === 127 || d.vulkaninfo.output.length === 0) problems.push(`vulkaninfo did not run (rc ${d.vulkaninfo.rc})`);
+  if (!d.loaderFound.some((f) => f.endsWith('/VkLayer_khronos_validation.json'))) problems.push('the Vulkan loader found no Khronos validation layer');
   return problems;
 }
 
@@ -412,6 +543,17 @@ export async function runJob(options: RunJobOptions): Promise<number> {
     `  driver       contract ${r.info.version ?? '-'}, aperture ${formatSize(Number(r.info.aperture ?? 0))}, quota ${formatSize(Number(r.info.quota ?? 0))}`,
   );
   print(`  mdgpu-smoke  ${r.smoke.pass} checks passed, ${r.smoke.fail} failed`);
+  if (r.debian) {
+    const d = r.debian;
+    print('');
+    print(`Debian userland (kernel ${d.kernel})`);
+    for (const [p, { status, version }] of Object.entries(d.packages)) print(`  ${p.padEnd(24)} ${version.padEnd(20)} ${status}`);
+    for (const l of d.dkms) print(`  dkms status  ${l}`);
+    print(`  modprobe     ${d.module}`);
+    print(`  vulkaninfo --summary (exit ${d.vulkaninfo.rc}):`);
+    for (const l of d.vulkaninfo.output.slice(0, 12)) print(`    ${l}`);
+    print(`  Vulkan loader found: ${d.loaderFound.filter((f) => f.endsWith('.json')).join(', ') || 'no manifests'}`);
+  }
   if (r.compute !== null) {
     print('');
     print("compute in the guest (mediated queues, SPIR-V on the host's Vulkan device)");

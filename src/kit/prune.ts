@@ -1,6 +1,7 @@
 /**
- * `mdgpu kit --prune`: the cache keeps every kit (~630 MB) and guest-driver build (~4 MB) ever
- * made, one per recipe or source hash; this removes all but the ones in use now. Nothing is
+ * `mdgpu kit --prune`: the cache keeps every kit (~630 MB), guest-driver build (~4 MB) and Debian
+ * guest image part (base root ~1.3 GB, packages and layer a few MB) ever made, one per recipe or
+ * source hash; this removes all but the ones in use now. Nothing is
  * removed while a build holds a lock in the cache (another mdgpu may be using an older kit).
  */
 import * as fs from 'node:fs';
@@ -8,8 +9,11 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pidAlive, removeTree } from './kit.js';
 
-/** What the cache holds: kits, guest builds, their side files and leftovers of killed builds. */
-const CACHE_ENTRY = /^(kit|guest)-[0-9a-f]+($|\.|-)/;
+/**
+ * What the cache holds: kits, guest-driver builds, the Debian guest image's parts (base roots,
+ * guest packages, layers: src/guest/rootfs.ts), their side files and leftovers of killed builds.
+ */
+export const CACHE_ENTRY = /^(kit|guest|guestroot|guestdebs|guestlayer)-[0-9a-f]+($|\.|-)/;
 
 export interface PruneResult {
   removed: string[];

@@ -45,6 +45,20 @@ export interface VfioUserDevice {
   props?: Record<string, unknown>;
 }
 
+/**
+ * A raw disk image as a virtio-blk PCIe device (after the other devices, one root port each).
+ * It is opened read-only (`-blockdev` with `read-only`), so any number of guests can share it
+ * and none can change it; the guest sees a read-only disk (`/sys/block/vdX/ro` = 1).
+ */
+export interface VirtioDisk {
+  /** The raw image file. */
+  file: string;
+  /** The device's serial number: the guest finds the disk by it (`/sys/block/vdX/serial`). */
+  serial: string;
+  /** QEMU id (default `disk<i>`); the block node is `<id>-node`. */
+  id?: string;
+}
+
 export interface QemuArgsOptions {
   /** Default `tcg`. */
   accel?: Accel;
@@ -64,6 +78,8 @@ export interface QemuArgsOptions {
   vfioUser?: VfioUserDevice[];
   /** Other PCIe devices, one root port each, after the vfio-user ones. */
   devices?: PcieDevice[];
+  /** Read-only virtio-blk disks, one root port each, after `devices`. */
+  drives?: VirtioDisk[];
   /** Extra empty root ports (e.g. for hotplug). */
   spareRootPorts?: number;
   /** PCI slot of the first root port on pcie.0 (default 0x10); port i gets slot first+i, function 0. */
@@ -128,11 +144,21 @@ export function qemuArgs(opts: QemuArgsOptions = {}): string[] {
     const i = base + j;
     devs.push(JSON.stringify({ driver: d.driver, bus: rootPortId(i), addr: '0', id: d.id ?? `dev${i}`, ...d.props }));
   });
+  const blockdevs: string[] = [];
+  (opts.drives ?? []).forEach((d, k) => {
+    const i = devs.length;
+    const id = d.id ?? `disk${k}`;
+    blockdevs.push(
+      JSON.stringify({ driver: 'raw', 'node-name': `${id}-node`, 'read-only': true, file: { driver: 'file', filename: d.file, 'read-only': true } }),
+    );
+    devs.push(JSON.stringify({ driver: 'virtio-blk-pci', bus: rootPortId(i), addr: '0', id, drive: `${id}-node`, serial: d.serial }));
+  });
   const ports = devs.length + (opts.spareRootPorts ?? 0);
   if (first + ports > 0x1f) throw new RangeError(`Too many root ports (${ports}) from slot 0x${first.toString(16)}`);
   for (let i = 0; i < ports; i++) {
     args.push('-device', `pcie-root-port,id=${rootPortId(i)},bus=pcie.0,chassis=${i + 1},addr=0x${(first + i).toString(16)}.0`);
   }
+  for (const b of blockdevs) args.push('-blockdev', b);
   for (const d of devs) args.push('-device', d);
   if (opts.kernel) args.push('-kernel', opts.kernel);
   if (opts.initrd) args.push('-initrd', opts.initrd);
