@@ -12,7 +12,7 @@
  * client waits for ever waits on a server → client request (VFIO-USER.md §5 deadlock).
  */
 import { constants } from 'node:os';
-import { guestError, info, tracer, warn } from '../log.js';
+import { clientInfo, clientWarning, guestError, tracer, warn } from '../log.js';
 import type { Frame } from '../transport/framer.js';
 import type { Connection } from '../transport/connection.js';
 import { Command, commandName, DeviceInfoFlag, HeaderFlag, IrqInfoFlag, MessageType, RegionInfoFlag, DmaMapFlag, DmaUnmapFlag } from '../protocol/commands.js';
@@ -275,7 +275,8 @@ export class Session {
       case Command.DeviceReset:
         decodeDeviceResetRequest(payload);
         device.reset();
-        info(`${device.name}: device reset`);
+        // Rate-limited: a client can send DEVICE_RESET in a loop.
+        clientInfo(`${device.name}-reset`, `${device.name}: device reset`);
         return { payload: encodeDeviceResetReply() };
 
       case Command.DeviceFeature: {
@@ -323,7 +324,10 @@ export class Session {
       reply = encodeVersionReply({ major: 0, minor: 0 });
     }
     this.state = 'ready';
-    info(`${this.device.name}: client connected (protocol 0.0, client max_data_xfer_size ${this.clientCaps.maxDataXferSize ?? 'default'})`);
+    clientInfo(
+      `${this.device.name}-connection`,
+      `${this.device.name}: client connected (protocol 0.0, client max_data_xfer_size ${this.clientCaps.maxDataXferSize ?? 'default'})`,
+    );
     return reply;
   }
 
@@ -442,7 +446,7 @@ export class Session {
   }
 
   private fatal(err: FatalProtocolError): void {
-    warn(`${this.device.name}: closing connection: ${err.message}`);
+    clientWarning(`${this.device.name}-connection`, `${this.device.name}: closing connection: ${err.message}`);
     this.conn.close(err);
   }
 
