@@ -1,0 +1,78 @@
+/**
+ * Runs the session fuzz target under Jazzer.js (libFuzzer), for the tap test's fixed budget or for
+ * a longer local run:
+ *
+ *   npm run build && node build/test/fuzz/run.js [seconds]   # default 300; new inputs go to the corpus
+ *
+ * Jazzer.js 4.0.0's prebuilt fuzzer needs glibc 2.38 and GLIBCXX_3.4.32; Debian 12 has 2.36. When
+ * it does not load with the system's libraries, this runs Node under the guest kit's dynamic
+ * loader and libraries (Debian 13, built and cached by the kit layer), the way the kit runs QEMU.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureKit } from '../../src/kit/kit.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The package root (build/test/fuzz → ../../..). */
+export const ROOT = path.resolve(here, '../../..');
+export const TARGET = path.join(ROOT, 'build/test/fuzz/session.fuzz.js');
+export const CORPUS = path.join(ROOT, 'test/fuzz/corpus/session');
+const CLI = path.join(ROOT, 'node_modules/@jazzer.js/core/dist/cli.js');
+
+/** How to start a Node that can load the fuzzer addon. */
+export async function fuzzerNode(): Promise<{ command: string; prefix: string[] }> {
+  const probe = spawnSync(process.execPath, ['-e', "require('@jazzer.js/fuzzer')"], { cwd: ROOT, encoding: 'utf8' });
+  if (probe.status === 0) return { command: process.execPath, prefix: [] };
+  if (!/GLIBC|GLIBCXX/.test(probe.stderr)) throw new Error(`@jazzer.js/fuzzer does not load: ${probe.stderr}`);
+  const kit = await ensureKit();
+  const libs = [path.join(kit.root, 'usr/lib/x86_64-linux-gnu'), path.join(kit.root, 'lib/x86_64-linux-gnu')].join(':');
+  return { command: path.join(kit.root, 'lib64/ld-linux-x86-64.so.2'), prefix: ['--library-path', libs, process.execPath] };
+}
+
+export interface FuzzRun {
+  /** libFuzzer's -runs (inputs to try), or... */
+  runs?: number;
+  /** ...-max_total_time in seconds. */
+  seconds?: number;
+  /** Where new interesting inputs go (first corpus directory); the committed corpus is read too. */
+  corpusOut: string;
+  /** Where a crashing input is written. */
+  artifacts: string;
+  /** libFuzzer -seed (fixed in CI so a run is repeatable). */
+  seed?: number;
+}
+
+export async function runFuzzer(run: FuzzRun): Promise<{ code: number | null; output: string }> {
+  const { command, prefix } = await fuzzerNode();
+  fs.mkdirSync(run.corpusOut, { recursive: true });
+  fs.mkdirSync(run.artifacts, { recursive: true });
+  const corpora = path.resolve(run.corpusOut) === path.resolve(CORPUS) ? [CORPUS] : [run.corpusOut, CORPUS];
+  const libFuzzer = [
+    `-artifact_prefix=${run.artifacts}${path.sep}`,
+    '-max_len=8192',
+    ...(run.runs !== undefined ? [`-runs=${run.runs}`] : []),
+    ...(run.seconds !== undefined ? [`-max_total_time=${run.seconds}`] : []),
+    ...(run.seed !== undefined ? [`-seed=${run.seed}`] : []),
+  ];
+  const args = [...prefix, CLI, TARGET, ...corpora, '--sync', '-i', 'build/src/', '-i', 'build/test/fuzz/', '--', ...libFuzzer];
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+if (process.argv[1] !== undefined && import.meta.url.endsWith(path.basename(process.argv[1]))) {
+  const seconds = Number(process.argv[2] ?? 300);
+  const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-fuzz-'));
+  const { code, output } = await runFuzzer({ seconds, corpusOut: CORPUS, artifacts });
+  process.stdout.write(output.split('\n').slice(-25).join('\n'));
+  process.stdout.write(`\nexit ${code}; crashing inputs (if any) in ${artifacts}\n`);
+  process.exitCode = code ?? 1;
+}
