@@ -10,7 +10,7 @@
  * period ends, the new one is refused; a third client meanwhile is refused at once.
  */
 import * as fs from 'node:fs';
-import { clientInfo, clientWarning, info, tracer, warn } from '../log.js';
+import { clientInfo, clientWarning, info, tracer } from '../log.js';
 import { isErrno, type NativeBinding, type PollerInstance } from '../native/binding.js';
 import { Connection, type ConnectionOptions } from '../transport/connection.js';
 import type { PciFunction } from '../pci/pci-function.js';
@@ -21,6 +21,16 @@ const traceServer = tracer('server');
 
 /** How long a client that connects while another is served may wait for that one to end. */
 export const RECONNECT_GRACE_MS = 1000;
+
+/**
+ * Connections accepted per wakeup of the listener. Only one is served at a time, so more are
+ * only refusals; a local process that connects in a loop gets its turn like every other socket
+ * (the listener's poller is level-triggered: the rest are accepted on the next loop turn).
+ */
+export const ACCEPT_BUDGET = 16;
+
+/** After a failed accept (out of fds), how long the listener rests before trying again. */
+const ACCEPT_RETRY_MS = 100;
 
 export interface VfioUserServerOptions extends SocketFileOptions {
   socketPath: string;
@@ -85,14 +95,17 @@ export class VfioUserServer {
 
   private acceptPending(): void {
     const native = this.options.native;
-    for (;;) {
+    for (let accepted = 0; accepted < ACCEPT_BUDGET; accepted++) {
       let fd: number;
       try {
         fd = native.accept(this.listenFd);
       } catch (err) {
         if (isErrno(err, 'EAGAIN') || isErrno(err, 'EWOULDBLOCK')) return;
         if (isErrno(err, 'ECONNABORTED') || isErrno(err, 'EINTR')) continue;
-        warn(`${this.options.device.name}: accept failed: ${(err as Error).message}`);
+        // EMFILE and the like: the pending connection stays, and a level-triggered listener would
+        // spin on it; look again a little later, and say so at a bounded rate.
+        clientWarning(`${this.options.device.name}-connection`, `${this.options.device.name}: accept failed: ${(err as Error).message}`);
+        this.pauseListener(ACCEPT_RETRY_MS);
         return;
       }
       if (this.active === null) {
@@ -106,6 +119,15 @@ export class VfioUserServer {
         this.refuse(fd);
       }
     }
+  }
+
+  private pauseListener(ms: number): void {
+    const listener = this.listener;
+    if (listener === null) return;
+    listener.stop();
+    setTimeout(() => {
+      if (this.listener === listener) listener.start(this.options.native.POLL_READABLE);
+    }, ms).unref();
   }
 
   private refuse(fd: number): void {

@@ -129,3 +129,36 @@ t.test('a client that reconnects right after closing is served, not refused (the
   t.equal(readU32(await client.regionRead(REGISTER_BAR, MDGPU_REGS.SCRATCH.offset, 4)), 49, "every departed client's posted writes were applied, in order");
   client.close();
 });
+
+t.test('accept failing (out of fds) backs off instead of spinning, then serves the client', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-'));
+  const socketPath = path.join(dir, 'vgpu.sock');
+  const device = new MdgpuDevice({ name: 'emfile', apertureSize: 1 << 20, host: nativeHostOps(native) });
+  let failures = 3;
+  let attempts = 0;
+  const flaky = Object.create(native) as typeof native;
+  flaky.accept = (fd: number) => {
+    attempts++;
+    if (failures > 0 && failures--) throw Object.assign(new Error('EMFILE: too many open files, accept4'), { code: 'EMFILE', errno: -24, syscall: 'accept4' });
+    return native.accept(fd);
+  };
+  const server = new VfioUserServer({ socketPath, device: device.pci, native: flaky });
+  server.listen();
+  t.teardown(() => {
+    server.close();
+    device.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const client = VfioUserClient.connect(native, socketPath);
+  t.teardown(() => client.close());
+  await client.version();
+  t.ok(attempts < 10, `the listener rested after each failure instead of spinning on it (${attempts} accept calls)`);
+  t.equal(failures, 0, 'three failed accepts, then the client was served');
+
+  // More clients while one is served (no more than the backlog: connectUnix blocks beyond it, and
+  // this thread is also the server): one waits and is refused, the others at once.
+  const others = Array.from({ length: 3 }, () => VfioUserClient.connect(native, socketPath));
+  await Promise.all(others.map((c) => c.waitClosed()));
+  t.ok(await client.deviceInfo(), 'the served client is unaffected');
+  for (const c of others) c.close();
+});
