@@ -45,7 +45,19 @@ export interface FuzzRun {
   seed?: number;
 }
 
-export async function runFuzzer(run: FuzzRun): Promise<{ code: number | null; output: string }> {
+/**
+ * The environment without what a test runner injects into Node (tap's `--import` hooks and V8
+ * coverage directory): the fuzzer's Node must run only the fuzzer.
+ */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) {
+    if (key === 'NODE_OPTIONS' || key === 'NODE_V8_COVERAGE' || key.startsWith('TAP') || key.startsWith('_TAPJS')) delete env[key];
+  }
+  return env;
+}
+
+export async function runFuzzer(run: FuzzRun): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
   const { command, prefix } = await fuzzerNode();
   fs.mkdirSync(run.corpusOut, { recursive: true });
   fs.mkdirSync(run.artifacts, { recursive: true });
@@ -59,12 +71,12 @@ export async function runFuzzer(run: FuzzRun): Promise<{ code: number | null; ou
   ];
   const args = [...prefix, CLI, TARGET, ...corpora, '--sync', '-i', 'build/src/', '-i', 'build/test/fuzz/', '--', ...libFuzzer];
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
     child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, output }));
+    child.on('exit', (code, signal) => resolve({ code, signal, output }));
   });
 }
 

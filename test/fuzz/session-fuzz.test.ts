@@ -37,11 +37,11 @@ t.test('the committed corpus and every past crash replay cleanly in-process', (t
 t.test(`Jazzer.js: the corpus, then mutated inputs, ${RUNS} in all, find no crash`, { timeout: 300_000 }, async (t) => {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-fuzz-'));
   t.teardown(() => fs.rmSync(scratch, { recursive: true, force: true }));
-  const { code, output } = await runFuzzer({ runs: RUNS, seed: 1, corpusOut: path.join(scratch, 'new'), artifacts: path.join(scratch, 'artifacts') });
+  const { code, signal, output } = await runFuzzer({ runs: RUNS, seed: 1, corpusOut: path.join(scratch, 'new'), artifacts: path.join(scratch, 'artifacts') });
   const done = /#(\d+)\s+DONE\s+cov: (\d+)/.exec(output);
   const crashes = fs.existsSync(path.join(scratch, 'artifacts')) ? fs.readdirSync(path.join(scratch, 'artifacts')) : [];
   const tail = output.split('\n').slice(-30).join('\n');
-  t.equal(code, 0, `the fuzzer exits 0${code === 0 ? '' : `:\n${tail}`}`);
+  t.equal(code, 0, `the fuzzer exits 0${code === 0 ? '' : ` (${signal ?? code}):\n${tail}`}`);
   t.same(crashes, [], 'no crashing input');
   for (const crash of crashes) t.comment(`${crash}: ${fs.readFileSync(path.join(scratch, 'artifacts', crash)).toString('base64')}`);
   t.ok(done, `libFuzzer finished its runs${done ? `: ${done[1]} inputs, ${done[2]} coverage points` : `:\n${tail}`}`);
