@@ -41,7 +41,7 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 t.test('defaults', (t) => {
   t.equal(MAX_QUEUED_SEND_BYTES, 4 << 20);
-  t.same(READ_BUDGET, { messages: 64, bytes: 1 << 20 });
+  t.same(READ_BUDGET, { messages: 16, bytes: 1 << 20 });
   const [a, b] = native.socketpair();
   t.throws(() => new Connection(native, a, { maxMessageSize: 64, maxFds: 0, readBudget: { messages: 0, bytes: 1 }, onFrame() {}, onClose() {} }), RangeError);
   native.close(a);
