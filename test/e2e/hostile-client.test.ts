@@ -89,6 +89,14 @@ async function underAttack(t: Test, attack: Attack) {
   return summary;
 }
 
+t.test('baseline: the victim alone, for comparison', async (t) => {
+  const watcher = await VictimWatcher.start({ native, socket: victim!.config.socket, device: victim!.device, submissions: true });
+  await new Promise((resolve) => setTimeout(resolve, ATTACK_SECONDS * 1000));
+  const report = await watcher.stop();
+  t.comment(formatReport('alone', report));
+  t.ok(report.reads > 50 && report.readFailures === 0 && report.submissions > 0, 'the victim is served');
+});
+
 t.test('F4(a) reply flood: 400 one-MiB REGION_READs whose replies are never read', async (t) => {
   const summary = await underAttack(t, 'reply-flood');
   t.ok(summary.blockedWrites > 0 || summary.disconnects > 0, 'the attacker was held back: its writes blocked, or it was disconnected');
