@@ -1,8 +1,8 @@
 /**
  * Coverage-guided fuzzing of the session dispatcher (Jazzer.js, libFuzzer) for a fixed budget:
  * the committed corpus (test/fuzz/corpus/session) is replayed, then a fixed number of mutated
- * inputs with a fixed seed. Fails if the fuzzer finds a crash (see session.fuzz.ts for what
- * counts as one); longer runs are `node build/test/fuzz/run.js [seconds]`.
+ * inputs with a fixed seed. Fails if the fuzzer finds a crash (what counts as one:
+ * test/helpers/fuzz-session-target.ts); longer runs are `npm run fuzz [-- seconds]`.
  *
  * Also replays every input that once crashed it (test/fuzz/regressions), in this process, so
  * a regression shows its stack directly.
@@ -11,8 +11,8 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fuzz } from './session.fuzz.js';
-import { CORPUS, ROOT, runFuzzer } from './run.js';
+import { fuzz } from '../helpers/fuzz-session-target.js';
+import { CORPUS, ROOT, runFuzzer } from '../helpers/fuzz-runner.js';
 
 /**
  * Inputs in all, the corpus included: ~2 s at the ~2,000 inputs a second of an idle core, ~10 s

@@ -12,10 +12,10 @@
  * Fds cannot travel in the input, so the harness attaches fake ones the way QEMU would: one
  * guest-RAM file to a DMA_MAP with an odd message id, and `msgId % 17` eventfds to a SET_IRQS.
  *
- * Run by test/fuzz/session-fuzz.test.ts (fixed budget, in `npm test`) and by hand:
- *   npm run build && node build/test/fuzz/run.js [seconds]
+ * Run by test/fuzz/session-fuzz.test.ts (fixed budget, in `npm test`) and by hand with
+ * `npm run fuzz [-- seconds]` (test/helpers/fuzz-runner.ts).
  */
-import { FakeHost } from '../helpers/fake-host.js';
+import { FakeHost } from './fake-host.js';
 import { MdgpuDevice } from '../../src/vgpu/device.js';
 import { Session, DEFAULT_LIMITS, maxMessageSize } from '../../src/server/session.js';
 import { Framer } from '../../src/transport/framer.js';

@@ -3,7 +3,7 @@
  * stream per request of the fixture table (VERSION first, as a client must), and a QEMU-like
  * session that reaches the mailbox. The fuzzer starts from these instead of from nothing.
  *
- *   npm run build && node build/test/fuzz/make-corpus.js
+ *   npm run build && node build/test/helpers/fuzz-corpus.js
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

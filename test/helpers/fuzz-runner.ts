@@ -2,7 +2,7 @@
  * Runs the session fuzz target under Jazzer.js (libFuzzer), for the tap test's fixed budget or for
  * a longer local run:
  *
- *   npm run build && node build/test/fuzz/run.js [seconds]   # default 300; new inputs go to the corpus
+ *   npm run fuzz [-- seconds]   # default 300; new inputs go to the committed corpus
  *
  * Jazzer.js 4.0.0's prebuilt fuzzer needs glibc 2.38 and GLIBCXX_3.4.32; Debian 12 has 2.36. When
  * it does not load with the system's libraries, this runs Node under the guest kit's dynamic
@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { ensureKit } from '../../src/kit/kit.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** The package root (build/test/fuzz → ../../..). */
+/** The package root (build/test/helpers → ../../..). */
 export const ROOT = path.resolve(here, '../../..');
-export const TARGET = path.join(ROOT, 'build/test/fuzz/session.fuzz.js');
+export const TARGET = path.join(ROOT, 'build/test/helpers/fuzz-session-target.js');
 export const CORPUS = path.join(ROOT, 'test/fuzz/corpus/session');
 const CLI = path.join(ROOT, 'node_modules/@jazzer.js/core/dist/cli.js');
 
@@ -69,7 +69,23 @@ export async function runFuzzer(run: FuzzRun): Promise<{ code: number | null; si
     ...(run.seconds !== undefined ? [`-max_total_time=${run.seconds}`] : []),
     ...(run.seed !== undefined ? [`-seed=${run.seed}`] : []),
   ];
-  const args = [...prefix, CLI, TARGET, ...corpora, '--sync', '-i', 'build/src/', '-i', 'build/test/fuzz/', '--', ...libFuzzer];
+  // --timeout is per input; libFuzzer enforces it with SIGALRM, which under load was seen to
+  // arrive after the last run and kill the process. A hang is caught by the caller's deadline.
+  const args = [
+    ...prefix,
+    CLI,
+    TARGET,
+    ...corpora,
+    '--sync',
+    '--timeout',
+    '600000',
+    '-i',
+    'build/src/',
+    '-i',
+    'build/test/helpers/fuzz-session-target',
+    '--',
+    ...libFuzzer,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
