@@ -210,7 +210,9 @@ export class DmaSpace {
     let backing: Backing | null = null;
     let keptFd = false;
     if (req.fd !== null) {
-      if (size > MAX_MMAP_MAPPING || iova % PAGE !== 0n || size % PAGE !== 0n || req.fdOffset % PAGE !== 0n) {
+      // Page alignment is mmap's rule; the 4 GiB bound is checked on first use, so a VM with more
+      // RAM above 4 GiB than that still connects (the device never touches that RAM today).
+      if (iova % PAGE !== 0n || size % PAGE !== 0n || req.fdOffset % PAGE !== 0n) {
         throw new DmaError(`DMA region not mappable: iova 0x${iova.toString(16)} size 0x${size.toString(16)} offset 0x${req.fdOffset.toString(16)}`, 'EINVAL');
       }
       this.checkInsideFile(req.fd, req.fdOffset, size);
@@ -342,6 +344,9 @@ export class DmaSpace {
   /** mmap an fd-backed mapping on its first use; null for a message-only one. */
   private materialize(mapping: Mapping): Uint8Array | null {
     if (mapping.memory !== null || mapping.backing === null) return mapping.memory;
+    if (mapping.size > MAX_MMAP_MAPPING) {
+      throw new DmaError(`DMA region too large to map: 0x${mapping.size.toString(16)} bytes at iova 0x${mapping.iova.toString(16)}`, 'EFAULT');
+    }
     // The client may have shrunk the file since DMA_MAP: check again right before mapping.
     this.checkInsideFile(mapping.backing.fd, mapping.fdOffset, mapping.size);
     let buffer: ArrayBuffer;

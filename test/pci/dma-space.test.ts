@@ -268,3 +268,22 @@ t.test('property: any sequence of maps and unmaps keeps the space sorted, disjoi
   t.pass('300 random sequences');
   t.end();
 });
+
+t.test('a region larger than one mapping (4 GiB) is accepted, and refused only if the device touches it', (t) => {
+  const { host } = setup();
+  const fd = host.clientFile(0x1000);
+  // A VM with 6 GiB above 4 GiB: the fake file is small, so no size check here (real fds are).
+  const big = new DmaSpace({ mmap: (f, o, l) => host.mmap(f, o, l), munmap: () => host.munmap(), close: (f) => host.close(f) }, () => true);
+  t.equal(
+    errnoOf(() => big.map({ iova: 1n << 32n, size: 6n << 30n, fdOffset: 0n, readable: true, writable: true, fd })),
+    'none',
+  );
+  t.equal(
+    errnoOf(() => big.view(1n << 32n, 4, 'read')),
+    'EFAULT',
+  );
+  t.equal(host.mapped, 0);
+  big.unmapAll();
+  t.notOk(host.open.has(fd));
+  t.end();
+});
