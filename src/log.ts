@@ -57,29 +57,58 @@ export function warn(message: string): void {
   sink(`warning: ${message}`);
 }
 
-const GUEST_ERROR_BURST = 10;
-const GUEST_ERROR_WINDOW_MS = 1000;
-const guestErrorBuckets = new Map<string, { windowStart: number; count: number; dropped: number }>();
+/** How many lines one key may log per window; the rest are counted and reported as suppressed. */
+export interface LogRate {
+  burst: number;
+  windowMs: number;
+}
+
+/** Guest and client errors: 10 lines per second per key. */
+export const GUEST_ERROR_RATE: Readonly<LogRate> = Object.freeze({ burst: 10, windowMs: 1000 });
 
 /**
- * Log something a guest or client did wrong. At most GUEST_ERROR_BURST lines per key per second;
- * the number dropped is reported when the window rolls over (QEMU's LOG_GUEST_ERROR, mbochs'
- * dev_info_ratelimited).
+ * Client connection events per vGPU (connected, disconnected, stream closed, refused): 10 a
+ * minute. A VM's QEMU connects once and disconnects once; a client that reconnects in a loop
+ * with malformed streams once wrote 67,773 lines in three minutes.
  */
-export function guestError(key: string, message: string): void {
+export const CONNECTION_LOG_RATE: Readonly<LogRate> = Object.freeze({ burst: 10, windowMs: 60_000 });
+
+const buckets = new Map<string, { windowStart: number; count: number; dropped: number }>();
+
+/** Emit `prefix + message` unless `key` used up its `rate`; report what was dropped when the window rolls over. */
+function limited(key: string, rate: LogRate, prefix: string, message: string): void {
   const now = Date.now();
-  let bucket = guestErrorBuckets.get(key);
-  if (bucket === undefined || now - bucket.windowStart >= GUEST_ERROR_WINDOW_MS) {
+  let bucket = buckets.get(key);
+  if (bucket === undefined || now - bucket.windowStart >= rate.windowMs) {
     if (bucket !== undefined && bucket.dropped > 0) {
-      sink(`guest error: ${key}: ${bucket.dropped} similar messages suppressed`);
+      sink(`${prefix}${key}: ${bucket.dropped} similar messages suppressed`);
     }
     bucket = { windowStart: now, count: 0, dropped: 0 };
-    guestErrorBuckets.set(key, bucket);
+    buckets.set(key, bucket);
   }
-  if (bucket.count < GUEST_ERROR_BURST) {
+  if (bucket.count < rate.burst) {
     bucket.count++;
-    sink(`guest error: ${message}`);
+    sink(`${prefix}${message}`);
   } else {
     bucket.dropped++;
   }
+}
+
+/**
+ * Log something a guest or client did wrong. At most `rate.burst` lines per key per window
+ * (default {@link GUEST_ERROR_RATE}); the number dropped is reported when the window rolls over
+ * (QEMU's LOG_GUEST_ERROR, mbochs' dev_info_ratelimited).
+ */
+export function guestError(key: string, message: string, rate: LogRate = GUEST_ERROR_RATE): void {
+  limited(key, rate, 'guest error: ', message);
+}
+
+/** A warning a client can cause over and over (keyed per vGPU), rate-limited like {@link guestError}. */
+export function clientWarning(key: string, message: string, rate: LogRate = CONNECTION_LOG_RATE): void {
+  limited(key, rate, 'warning: ', message);
+}
+
+/** An info line a client can cause over and over (keyed per vGPU); shares its key's budget with warnings. */
+export function clientInfo(key: string, message: string, rate: LogRate = CONNECTION_LOG_RATE): void {
+  if (logLevel !== 'quiet') limited(key, rate, '', message);
 }

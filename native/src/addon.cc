@@ -4,7 +4,8 @@
 // syscall-shaped primitive with no policy and no vfio-user knowledge; the
 // TypeScript interface is src/native/binding.ts and must list exactly these.
 //
-//   sock.cc    listenUnix, accept, connectUnix, socketpair, recvmsg, sendmsg
+//   sock.cc    listenUnix, accept, connectUnix, unixSocketListening, socketpair,
+//              recvmsg, sendmsg
 //   fd.cc      close, memfdCreate, ftruncate, punchHole, fstatSize,
 //              eventfd, eventfdWrite, eventfdRead, MFD_ALLOW_SEALING, EFD_SEMAPHORE
 //   mmap.cc    mmap, munmap, liveMappings, PROT_READ, PROT_WRITE

@@ -122,6 +122,32 @@ Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
   return Napi::Number::New(a.Env(), fd);
 }
 
+// unixSocketListening(path) -> bool
+// Whether a server accepts connections on the Unix socket at `path`: a
+// non-blocking connect(2) that never waits. Success, or EAGAIN (its backlog is
+// full), means a live server; ECONNREFUSED means a stale socket file left by
+// one that is gone. Other errors (ENOENT, EACCES, ENOTSOCK...) are thrown.
+Napi::Value UnixSocketListening(const Napi::CallbackInfo& info) {
+  Args a(info, "unixSocketListening", 1, "(path)");
+  std::string path = a.String(0, "path");
+  sockaddr_un addr;
+  socklen_t len = UnixAddress(a.Env(), path, "connect", &addr);
+
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno(a.Env(), errno, "socket");
+  int r;
+  do {
+    r = connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  } while (r < 0 && errno == EINTR);
+  int err = r < 0 ? errno : 0;
+  close(fd);
+  if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
+    return Napi::Boolean::New(a.Env(), true);
+  }
+  if (err == ECONNREFUSED) return Napi::Boolean::New(a.Env(), false);
+  ThrowErrno(a.Env(), err, "connect", path.c_str());
+}
+
 // socketpair() -> [fd, fd]
 // socketpair(2): two connected AF_UNIX stream sockets, for tests and for
 // handing one end to a child.
@@ -270,6 +296,9 @@ void InitSock(Napi::Env env, Napi::Object exports) {
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("connectUnix",
               Napi::Function::New(env, ConnectUnix, "connectUnix"));
+  exports.Set(
+      "unixSocketListening",
+      Napi::Function::New(env, UnixSocketListening, "unixSocketListening"));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
   exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));

@@ -2,12 +2,13 @@
  * Observability: the daemon's state per vGPU, served as JSON on a local control socket (for
  * `mdgpu status`) and as Prometheus text on an optional HTTP listener bound to localhost.
  */
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { info, warn } from '../log.js';
 import { IsolatedDevice } from '../backend/isolated.js';
 import type { KernelBuilderStats } from '../backend/kernel-builder.js';
+import { loadNative } from '../native/binding.js';
+import { claimSocketPath, createSocketFile, type SocketFileOptions } from '../server/socket-file.js';
 import type { RunningDaemon } from './daemon.js';
 
 export interface VgpuStatus {
@@ -169,8 +170,10 @@ export function prometheusText(status: DaemonStatus): string {
 }
 
 export interface ControlOptions {
-  /** Unix socket for `mdgpu status` (null: none). */
+  /** Unix socket for `mdgpu status` (null: none); created 0600 unless `socketFile` says otherwise. */
   socket: string | null;
+  /** Mode and group of the control socket file. */
+  socketFile?: SocketFileOptions;
   /** Port for Prometheus text on 127.0.0.1 (null: none; 0: any free port). */
   metricsPort: number | null;
 }
@@ -184,11 +187,8 @@ export async function startControl(daemon: RunningDaemon, options: ControlOption
   const closers: (() => Promise<void>)[] = [];
   if (options.socket !== null) {
     const path = options.socket;
-    try {
-      if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);
-    } catch {
-      // Nothing there.
-    }
+    // Never take over a running daemon's control socket; replace a stale one.
+    claimSocketPath(path, (p) => loadNative().unixSocketListening(p));
     const server = net.createServer((conn) => {
       let buffered = '';
       conn.setEncoding('utf8');
@@ -220,9 +220,9 @@ export async function startControl(daemon: RunningDaemon, options: ControlOption
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => resolve());
+      // listen(path) binds synchronously, so the file is created under createSocketFile's umask.
+      createSocketFile(path, options.socketFile ?? {}, () => server.listen(path, () => resolve()));
     });
-    fs.chmodSync(path, 0o600);
     info(`control socket ${path}`);
     closers.push(() => new Promise((resolve) => server.close(() => resolve())));
   }

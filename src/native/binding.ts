@@ -80,6 +80,12 @@ export interface NativeBinding {
    * Returns an fd owned by the caller.
    */
   connectUnix(path: string): number;
+  /**
+   * Whether a server accepts connections on the Unix socket at `path`, without ever waiting (a
+   * non-blocking connect): true when the connect succeeds or the backlog is full (EAGAIN), false
+   * for ECONNREFUSED (a stale socket file). Other errors throw (ENOENT, EACCES, ENOTSOCK...).
+   */
+  unixSocketListening(path: string): boolean;
   /** socketpair: two connected non-blocking AF_UNIX stream sockets, both owned by the caller. */
   socketpair(): [number, number];
   /**
@@ -186,6 +192,7 @@ const EXPORTS: readonly (keyof NativeBinding)[] = [
   'listenUnix',
   'accept',
   'connectUnix',
+  'unixSocketListening',
   'socketpair',
   'recvmsg',
   'sendmsg',

@@ -2,6 +2,7 @@
  * The device model's host facilities (memfd, mmap, eventfd, fd readiness) implemented with the
  * native addon. This is the only place that binds the model's injected interfaces to syscalls.
  */
+import * as fs from 'node:fs';
 import type { DeviceHostOps } from '../vgpu/device.js';
 import { isErrno, type NativeBinding } from './binding.js';
 
@@ -28,6 +29,14 @@ export function nativeHostOps(native: NativeBinding): DeviceHostOps {
     },
     close(fd) {
       native.close(fd);
+    },
+    fileSize(fd) {
+      return native.fstatSize(fd);
+    },
+    fileId(fd) {
+      // bigint: inode numbers need not fit a double.
+      const st = fs.fstatSync(fd, { bigint: true });
+      return `${st.dev}:${st.ino}`;
     },
     signal(fd) {
       native.eventfdWrite(fd, 1);

@@ -12,7 +12,7 @@
  * client waits for ever waits on a server → client request (VFIO-USER.md §5 deadlock).
  */
 import { constants } from 'node:os';
-import { guestError, info, tracer, warn } from '../log.js';
+import { clientInfo, clientWarning, guestError, tracer, warn } from '../log.js';
 import type { Frame } from '../transport/framer.js';
 import type { Connection } from '../transport/connection.js';
 import { Command, commandName, DeviceInfoFlag, HeaderFlag, IrqInfoFlag, MessageType, RegionInfoFlag, DmaMapFlag, DmaUnmapFlag } from '../protocol/commands.js';
@@ -36,11 +36,14 @@ import { encodeDmaReadRequest, decodeDmaReadReply } from '../protocol/codec/dma-
 import { encodeDmaWriteRequest, decodeDmaWriteReply } from '../protocol/codec/dma-write.js';
 import { RegionError, RegionIndex, type PciFunction } from '../pci/pci-function.js';
 import { IrqError, IRQ_INDEX_COUNT, IrqIndex } from '../pci/irqs.js';
-import { DmaError, type MessageDma } from '../pci/dma-space.js';
+import { DEFAULT_DMA_LIMITS, DmaError, type DmaLimits, type MessageDma } from '../pci/dma-space.js';
 
 const traceProtocol = tracer('protocol');
 
-/** What we advertise in VERSION. No write_multiple (QEMU would send NO_REPLY batches), no twin_socket. */
+/**
+ * What we advertise in VERSION and enforce. No write_multiple (QEMU would send NO_REPLY batches),
+ * no twin_socket.
+ */
 export interface SessionLimits {
   /** Most fds the client may send with one message (QEMU splits SET_IRQS by it); ≤ 16. */
   maxMsgFds: number;
@@ -48,12 +51,15 @@ export interface SessionLimits {
   maxDataXferSize: number;
   /** Milliseconds to wait for the client's reply to our DMA_READ/WRITE. */
   dmaReplyTimeoutMs: number;
+  /** Bounds on the client's DMA mappings; `maxMappings` is advertised as `max_dma_maps`. */
+  dma: DmaLimits;
 }
 
 export const DEFAULT_LIMITS: SessionLimits = {
   maxMsgFds: 16,
   maxDataXferSize: 1024 * 1024,
   dmaReplyTimeoutMs: 5000,
+  dma: DEFAULT_DMA_LIMITS,
 };
 
 /** Largest message we accept: a REGION_WRITE of maxDataXferSize plus its header and access struct. */
@@ -103,6 +109,8 @@ export class Session {
       write: (address, data) => this.dmaWrite(address, data),
     };
     device.dma.setMessageDma(messageDma);
+    // What VERSION advertises is what DMA_MAP enforces.
+    device.dma.setLimits(limits.dma);
   }
 
   get isReady(): boolean {
@@ -267,7 +275,8 @@ export class Session {
       case Command.DeviceReset:
         decodeDeviceResetRequest(payload);
         device.reset();
-        info(`${device.name}: device reset`);
+        // Rate-limited: a client can send DEVICE_RESET in a loop.
+        clientInfo(`${device.name}-reset`, `${device.name}: device reset`);
         return { payload: encodeDeviceResetReply() };
 
       case Command.DeviceFeature: {
@@ -302,7 +311,7 @@ export class Session {
         maxMsgFds: this.limits.maxMsgFds,
         maxDataXferSize: this.limits.maxDataXferSize,
         pgsizes: 4096,
-        maxDmaMaps: QEMU_LIMITS.maxDmaMaps,
+        maxDmaMaps: Math.min(this.limits.dma.maxMappings, QEMU_LIMITS.maxDmaMaps),
       },
     });
     // QEMU reads the reply into a buffer the size of its request: a longer reply kills the device.
@@ -315,7 +324,10 @@ export class Session {
       reply = encodeVersionReply({ major: 0, minor: 0 });
     }
     this.state = 'ready';
-    info(`${this.device.name}: client connected (protocol 0.0, client max_data_xfer_size ${this.clientCaps.maxDataXferSize ?? 'default'})`);
+    clientInfo(
+      `${this.device.name}-connection`,
+      `${this.device.name}: client connected (protocol 0.0, client max_data_xfer_size ${this.clientCaps.maxDataXferSize ?? 'default'})`,
+    );
     return reply;
   }
 
@@ -434,7 +446,7 @@ export class Session {
   }
 
   private fatal(err: FatalProtocolError): void {
-    warn(`${this.device.name}: closing connection: ${err.message}`);
+    clientWarning(`${this.device.name}-connection`, `${this.device.name}: closing connection: ${err.message}`);
     this.conn.close(err);
   }
 
