@@ -145,7 +145,7 @@ t.test('a batch past the time limit loses its context; another vGPU on the same 
       { name: 'polite', socket: path.join(dir, 'polite.sock'), apertureSize: 16 << 20 },
     ],
     compute: {},
-    scheduler: { batchTimeLimitNs: 30e6 },
+    scheduler: { batchTimeLimitNs: 100e6 },
   });
   t.teardown(async () => {
     await daemon.close();
