@@ -27,6 +27,23 @@
 
 #include "mdgpu_drv.h"
 
+/*
+ * The limits the uAPI promises userspace are the device's: include/uapi/mdgpu.h spells them
+ * out (userspace installs it alone), mdgpu_hw.h has them generated from the device's tables.
+ */
+static_assert(MDGPU_WINDOW_SIZE == MDGPU_TRAPPED_WINDOW_SIZE);
+static_assert(MDGPU_BO_FLAGS_KNOWN == MDGPU_HW_BO_FLAGS_KNOWN);
+static_assert(MDGPU_BO_ALIGN_MIN_LOG2 == MDGPU_MIN_ALIGN_LOG2);
+static_assert(MDGPU_BO_ALIGN_MAX_LOG2 == MDGPU_MAX_ALIGN_LOG2);
+static_assert(MDGPU_QUEUE_CONTROL_SIZE == MDGPU_HW_QUEUE_CONTROL_SIZE);
+static_assert(MDGPU_QUEUE_RING_MIN == MDGPU_HW_QUEUE_RING_MIN);
+static_assert(MDGPU_QUEUE_RING_MAX == MDGPU_HW_QUEUE_RING_MAX);
+static_assert(MDGPU_QUEUE_PRIORITY_MAX == MDGPU_HW_QUEUE_PRIORITY_MAX);
+static_assert(MDGPU_KERNEL_MAX_SPIRV == MDGPU_HW_KERNEL_MAX_SPIRV);
+static_assert(MDGPU_KERNEL_MAX_BINDINGS == MDGPU_HW_KERNEL_MAX_BINDINGS);
+static_assert(MDGPU_KERNEL_MAX_PUSH_BYTES == MDGPU_HW_KERNEL_MAX_PUSH_BYTES);
+static_assert(MDGPU_FENCE_ERROR == MDGPU_HW_FENCE_ERROR);
+
 static unsigned int fence_poll_ms = 10;
 module_param(fence_poll_ms, uint, 0644);
 MODULE_PARM_DESC(
