@@ -62,8 +62,8 @@ function define(name: string, value: string, comment?: string): string {
   return comment ? `${line.padEnd(64)} /* ${comment} */` : line;
 }
 
-/** A C literal for a limit: hex for round numbers, a shift for single high bits (fits u64). */
-function cValue(value: number | bigint): string {
+/** A C literal for a limit: hex from 256 up, a shift for a single bit above 32 bits (fits u64). */
+export function cValue(value: number | bigint): string {
   const v = BigInt(value);
   if (v >= 1n << 32n) {
     const bit = v.toString(2).length - 1;

@@ -204,3 +204,14 @@ t.test("libmdgpu's encoder places command fields through the generated structs, 
   t.match(code, /MDGPU_SUBMIT_ERROR_NAMES/, 'submission error names from the generated table');
   t.end();
 });
+
+t.test('docs/device.md lists every limit with its value and its names', async (t) => {
+  const { DEVICE_LIMITS, cValue } = await import('../../src/vgpu/c-header.js');
+  for (const l of DEVICE_LIMITS) {
+    const line = lines.find((x) => x.startsWith('| ') && x.includes(`| \`${l.name}\` |`)) ?? '';
+    t.ok(line, `${l.name} has a row`);
+    t.ok(line.includes(`| ${cValue(l.value)} |`), `${l.name}: ${cValue(l.value)}`);
+    if (l.uapi) t.ok(line.includes(`| \`${l.uapi}\` |`), `${l.name}: the uapi calls it ${l.uapi}`);
+  }
+  t.end();
+});
