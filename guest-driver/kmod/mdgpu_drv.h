@@ -12,6 +12,8 @@
  *   mdgpu_kernel.c  compute kernels and the wait for their build
  *   mdgpu_fence.c   fence waits
  *
+ * This header has what they all use; mdgpu_<area>.h has an area's structures and entry points.
+ *
  * Locking, outermost first:
  *
  *   mmap_lock (mm)  ->  mdgpu_file.lock  ->  mdgpu_device.window_lock  ->  mdgpu_device.mbox_lock
