@@ -4,7 +4,7 @@
  *
  * The device (docs/device.md, the contract) has two BARs. BAR2 holds the trapped registers
  * and the MSI-X table; the driver maps it. BAR0 is the aperture, device memory that QEMU maps
- * straight into the guest: the driver hands pages of it to userspace (mdgpu_file.c), after the
+ * straight into the guest: the driver hands pages of it to userspace (mdgpu_bo.c), after the
  * device's mailbox has allocated them to the file's context, and maps the allocatable part
  * itself (write-combined, as userspace does) only to read fences for MDGPU_IOCTL_WAIT_FENCE.
  *
@@ -34,9 +34,12 @@
 
 static DEFINE_IDA(mdgpu_ida);
 
-static const char *const mdgpu_irq_names[MDGPU_IRQ_USED] = { "mailbox", "fence",
-							     "error",
-							     "kernel" };
+static const char *const mdgpu_irq_names[MDGPU_IRQ_USED] = {
+	[MDGPU_IRQ_SOURCE_MAILBOX] = "mailbox",
+	[MDGPU_IRQ_SOURCE_FENCE] = "fence",
+	[MDGPU_IRQ_SOURCE_ERROR] = "error",
+	[MDGPU_IRQ_SOURCE_KERNEL] = "kernel",
+};
 
 static irqreturn_t mdgpu_irq_handler(int irq, void *arg)
 {

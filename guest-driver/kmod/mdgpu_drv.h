@@ -1,7 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * mdgpu guest driver: private definitions shared by mdgpu_drv.c (probe, remove, interrupts),
- * mdgpu_mbox.c (the mediation mailbox) and mdgpu_file.c (/dev/mdgpuN, ioctls, mmap).
+ * mdgpu guest driver: private definitions shared by every area of the driver, split as
+ * drivers/accel/ivpu is (one file and header per area):
+ *
+ *   mdgpu_drv.c     probe, remove, interrupts, module init
+ *   mdgpu_mbox.c    the mediation mailbox (device operations, result codes to errno)
+ *   mdgpu_file.c    /dev/mdgpuN: open, release, the ioctl table and dispatcher, mmap
+ *   mdgpu_bo.c      buffers and their mappings
+ *   mdgpu_window.c  the trapped window
+ *   mdgpu_queue.c   queues and doorbells
+ *   mdgpu_kernel.c  compute kernels and the wait for their build
+ *   mdgpu_fence.c   fence waits
+ *
+ * This header has what they all use; mdgpu_<area>.h has an area's structures and entry points.
  *
  * Locking, outermost first:
  *
@@ -41,7 +52,7 @@
  * arrives on MSI-X vector n, so the driver asks for this many vectors (the device has 4 by
  * default).
  */
-#define MDGPU_IRQ_USED 4
+#define MDGPU_IRQ_USED (MDGPU_IRQ_SOURCE_KERNEL + 1)
 #define MDGPU_IRQ_USED_MASK                                                    \
 	(MDGPU_REG_IRQ_ENABLE_MAILBOX_MASK | MDGPU_REG_IRQ_ENABLE_FENCE_MASK | \
 	 MDGPU_REG_IRQ_ENABLE_ERROR_MASK | MDGPU_REG_IRQ_ENABLE_KERNEL_MASK)
@@ -169,48 +180,6 @@ struct mdgpu_device {
 };
 
 /**
- * struct mdgpu_bo - a buffer of one file
- * @handle: device handle (also the key in &mdgpu_file.bos)
- * @offset: aperture offset, which is also the mmap offset
- * @size: size in bytes (a multiple of PAGE_SIZE)
- * @map_count: VMAs mapping this buffer (vm_ops open/close); guarded by &mdgpu_file.lock
- * @queue: the queue this buffer holds, or 0; guarded by &mdgpu_file.lock
- * @waiters: fence waits sleeping on this buffer; guarded by &mdgpu_file.lock
- *
- * A buffer that is mapped, holds a queue or has waiters cannot be destroyed (-EBUSY).
- */
-struct mdgpu_bo {
-	u32 handle;
-	u64 offset;
-	u64 size;
-	unsigned int map_count;
-	u32 queue;
-	unsigned int waiters;
-};
-
-/**
- * struct mdgpu_queue - a queue of one file
- * @id: device queue id (also the key in &mdgpu_file.queues)
- * @bo: the buffer holding its control block and ring
- */
-struct mdgpu_queue {
-	u32 id;
-	struct mdgpu_bo *bo;
-};
-
-/**
- * struct mdgpu_kernel - a compute kernel of one file
- * @id: device kernel id (also the key in &mdgpu_file.kernels)
- * @bindings: storage buffers it binds
- * @push_bytes: push-constant bytes it takes
- */
-struct mdgpu_kernel {
-	u32 id;
-	u32 bindings;
-	u32 push_bytes;
-};
-
-/**
  * struct mdgpu_file - one open file of /dev/mdgpuN, one device context
  * @mdev: the device (holds a reference)
  * @lock: guards @ctx, @bos, @queues, @kernels and the buffers' counts
@@ -283,6 +252,7 @@ int mdgpu_mbox_result_to_errno(u32 result);
 /* mdgpu_file.c */
 extern const struct file_operations mdgpu_fops;
 void mdgpu_file_revoke_all(struct mdgpu_device *mdev);
-int mdgpu_window_write(struct mdgpu_device *mdev, u64 base);
+int mdgpu_mmap_aperture(struct mdgpu_device *mdev, struct vm_area_struct *vma,
+			pgprot_t prot);
 
 #endif /* __MDGPU_DRV_H__ */

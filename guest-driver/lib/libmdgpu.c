@@ -15,7 +15,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mdgpu_hw.h"
 #include "mdgpu_priv.h"
+
+/*
+ * The limits the uAPI promises are the device's (mdgpu_hw.h, generated from its tables); the
+ * kernel module asserts the same (mdgpu_file.c).
+ */
+_Static_assert(MDGPU_WINDOW_SIZE == MDGPU_TRAPPED_WINDOW_SIZE, "uapi limit");
+_Static_assert(MDGPU_BO_FLAGS_KNOWN == MDGPU_HW_BO_FLAGS_KNOWN, "uapi limit");
+_Static_assert(MDGPU_BO_ALIGN_MIN_LOG2 == MDGPU_MIN_ALIGN_LOG2, "uapi limit");
+_Static_assert(MDGPU_BO_ALIGN_MAX_LOG2 == MDGPU_MAX_ALIGN_LOG2, "uapi limit");
+_Static_assert(MDGPU_QUEUE_CONTROL_SIZE == MDGPU_HW_QUEUE_CONTROL_SIZE, "uapi limit");
+_Static_assert(MDGPU_QUEUE_RING_MIN == MDGPU_HW_QUEUE_RING_MIN, "uapi limit");
+_Static_assert(MDGPU_QUEUE_RING_MAX == MDGPU_HW_QUEUE_RING_MAX, "uapi limit");
+_Static_assert(MDGPU_QUEUE_PRIORITY_MAX == MDGPU_HW_QUEUE_PRIORITY_MAX, "uapi limit");
+_Static_assert(MDGPU_KERNEL_MAX_SPIRV == MDGPU_HW_KERNEL_MAX_SPIRV, "uapi limit");
+_Static_assert(MDGPU_KERNEL_MAX_BINDINGS == MDGPU_HW_KERNEL_MAX_BINDINGS, "uapi limit");
+_Static_assert(MDGPU_KERNEL_MAX_PUSH_BYTES == MDGPU_HW_KERNEL_MAX_PUSH_BYTES, "uapi limit");
+_Static_assert(MDGPU_FENCE_ERROR == MDGPU_HW_FENCE_ERROR, "uapi limit");
+_Static_assert(sizeof(struct mdgpu_queue_control) <= MDGPU_QUEUE_CONTROL_SIZE, "control block");
 
 /* The uAPI layout must not depend on the ABI: no implicit padding anywhere. */
 _Static_assert(sizeof(struct mdgpu_info) == 88, "struct mdgpu_info layout");

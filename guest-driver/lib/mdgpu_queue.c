@@ -22,25 +22,41 @@
 
 #include "mdgpu_priv.h"
 
-/* ---- the encoder: explicit little-endian stores, independent of the host's layout ---- */
+/*
+ * ---- the encoder ----
+ *
+ * Fields go where the generated command structs of mdgpu_cmd.h put them (offsetof) and are as
+ * wide as they are there (sizeof), stored byte by byte in little-endian order, so the bytes do
+ * not depend on the CPU's byte order or on how it would lay out the struct.
+ */
 
-static void put_le16(uint8_t *p, uint16_t v)
+static inline void put_le(uint8_t *p, size_t size, uint64_t v)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
+	size_t i;
+
+	for (i = 0; i < size; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
+static inline uint64_t get_le(const uint8_t *p, size_t size)
 {
-	put_le16(p, (uint16_t)v);
-	put_le16(p + 2, (uint16_t)(v >> 16));
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < size; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
 }
 
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
+#define field_size(type, field) sizeof(((struct type *)0)->field)
+
+/* Store @v into @field of the command (struct @type) at @p. */
+#define put_field(p, type, field, v) \
+	put_le((p) + offsetof(struct type, field), field_size(type, field), (v))
+
+/* Load @field of the command (struct @type) at @p. */
+#define get_field(p, type, field) \
+	get_le((p) + offsetof(struct type, field), field_size(type, field))
 
 void mdgpu_sub_init(struct mdgpu_submission *s)
 {
@@ -91,9 +107,9 @@ static uint8_t *sub_cmd(struct mdgpu_submission *s, uint16_t opcode, uint16_t fl
 
 	if (!p)
 		return NULL;
-	put_le16(p, opcode);
-	put_le16(p + 2, flags);
-	put_le32(p + 4, length);
+	put_field(p, mdgpu_cmd_header, opcode, opcode);
+	put_field(p, mdgpu_cmd_header, flags, flags);
+	put_field(p, mdgpu_cmd_header, length, length);
 	s->commands++;
 	return p;
 }
@@ -109,13 +125,13 @@ int mdgpu_sub_begin(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t 
 	p = sub_reserve(s, MDGPU_CMD_SUBMIT_SIZE);
 	if (!p)
 		return s->error;
-	put_le16(p, MDGPU_CMD_SUBMIT);
-	put_le16(p + 2, (uint16_t)flags);
-	put_le32(p + 4, MDGPU_CMD_SUBMIT_SIZE); /* mdgpu_sub_end() writes the total */
-	put_le64(p + 8, fence_value);
-	put_le32(p + 16, fence_handle);
-	/* p + 20: reserved */
-	put_le64(p + 24, fence_offset);
+	put_field(p, mdgpu_cmd_submit, opcode, MDGPU_CMD_SUBMIT);
+	put_field(p, mdgpu_cmd_submit, flags, (uint16_t)flags);
+	/* mdgpu_sub_end() writes the total */
+	put_field(p, mdgpu_cmd_submit, length, MDGPU_CMD_SUBMIT_SIZE);
+	put_field(p, mdgpu_cmd_submit, fence_value, fence_value);
+	put_field(p, mdgpu_cmd_submit, fence_buffer, fence_handle);
+	put_field(p, mdgpu_cmd_submit, fence_offset, fence_offset);
 	return 0;
 }
 
@@ -126,11 +142,11 @@ int mdgpu_sub_copy(struct mdgpu_submission *s, uint32_t src_handle, uint64_t src
 
 	if (!p)
 		return s->error;
-	put_le32(p + 8, src_handle);
-	put_le32(p + 12, dst_handle);
-	put_le64(p + 16, src_offset);
-	put_le64(p + 24, dst_offset);
-	put_le64(p + 32, size);
+	put_field(p, mdgpu_cmd_copy, src_buffer, src_handle);
+	put_field(p, mdgpu_cmd_copy, dst_buffer, dst_handle);
+	put_field(p, mdgpu_cmd_copy, src_offset, src_offset);
+	put_field(p, mdgpu_cmd_copy, dst_offset, dst_offset);
+	put_field(p, mdgpu_cmd_copy, size, size);
 	return 0;
 }
 
@@ -141,10 +157,10 @@ int mdgpu_sub_fill(struct mdgpu_submission *s, uint32_t handle, uint64_t offset,
 
 	if (!p)
 		return s->error;
-	put_le32(p + 8, handle);
-	put_le32(p + 12, value);
-	put_le64(p + 16, offset);
-	put_le64(p + 24, size);
+	put_field(p, mdgpu_cmd_fill, buffer, handle);
+	put_field(p, mdgpu_cmd_fill, value, value);
+	put_field(p, mdgpu_cmd_fill, offset, offset);
+	put_field(p, mdgpu_cmd_fill, size, size);
 	return 0;
 }
 
@@ -163,23 +179,23 @@ int mdgpu_sub_dispatch(struct mdgpu_submission *s, uint32_t kernel, uint32_t gro
 		return s->error;
 	}
 	push_at = MDGPU_CMD_DISPATCH_SIZE + nbindings * MDGPU_CMD_BINDING_SIZE;
-	length = push_at + (push_size + 7) / 8 * 8;
+	length = push_at + (push_size + MDGPU_CMD_ALIGN - 1) / MDGPU_CMD_ALIGN * MDGPU_CMD_ALIGN;
 	p = sub_cmd(s, MDGPU_CMD_DISPATCH, 0, length);
 	if (!p)
 		return s->error;
-	put_le32(p + 8, kernel);
-	put_le32(p + 12, nbindings);
-	put_le32(p + 16, groups_x);
-	put_le32(p + 20, groups_y);
-	put_le32(p + 24, groups_z);
-	put_le32(p + 28, push_size);
+	put_field(p, mdgpu_cmd_dispatch, kernel, kernel);
+	put_field(p, mdgpu_cmd_dispatch, bindings, nbindings);
+	put_field(p, mdgpu_cmd_dispatch, groups_x, groups_x);
+	put_field(p, mdgpu_cmd_dispatch, groups_y, groups_y);
+	put_field(p, mdgpu_cmd_dispatch, groups_z, groups_z);
+	put_field(p, mdgpu_cmd_dispatch, push_size, push_size);
 	for (i = 0; i < nbindings; i++) {
 		uint8_t *b = p + MDGPU_CMD_DISPATCH_SIZE + i * MDGPU_CMD_BINDING_SIZE;
 
-		put_le32(b, bindings[i].handle);
-		put_le32(b + 4, bindings[i].pad);
-		put_le64(b + 8, bindings[i].offset);
-		put_le64(b + 16, bindings[i].size);
+		put_field(b, mdgpu_dispatch_binding, buffer, bindings[i].handle);
+		put_field(b, mdgpu_dispatch_binding, reserved, bindings[i].pad);
+		put_field(b, mdgpu_dispatch_binding, offset, bindings[i].offset);
+		put_field(b, mdgpu_dispatch_binding, size, bindings[i].size);
 	}
 	if (push_size)
 		memcpy(p + push_at, push, push_size);
@@ -193,9 +209,9 @@ int mdgpu_sub_fence(struct mdgpu_submission *s, uint32_t handle, uint64_t offset
 
 	if (!p)
 		return s->error;
-	put_le32(p + 8, handle);
-	put_le64(p + 16, offset);
-	put_le64(p + 24, value);
+	put_field(p, mdgpu_cmd_fence, buffer, handle);
+	put_field(p, mdgpu_cmd_fence, offset, offset);
+	put_field(p, mdgpu_cmd_fence, value, value);
 	return 0;
 }
 
@@ -206,10 +222,10 @@ int mdgpu_sub_wait(struct mdgpu_submission *s, uint32_t handle, uint64_t offset,
 
 	if (!p)
 		return s->error;
-	put_le32(p + 8, handle);
-	put_le64(p + 16, offset);
-	put_le64(p + 24, value);
-	put_le64(p + 32, timeout_ns);
+	put_field(p, mdgpu_cmd_wait, buffer, handle);
+	put_field(p, mdgpu_cmd_wait, offset, offset);
+	put_field(p, mdgpu_cmd_wait, value, value);
+	put_field(p, mdgpu_cmd_wait, timeout_ns, timeout_ns);
 	return 0;
 }
 
@@ -219,8 +235,8 @@ int mdgpu_sub_timestamp(struct mdgpu_submission *s, uint32_t handle, uint64_t of
 
 	if (!p)
 		return s->error;
-	put_le32(p + 8, handle);
-	put_le64(p + 16, offset);
+	put_field(p, mdgpu_cmd_timestamp, buffer, handle);
+	put_field(p, mdgpu_cmd_timestamp, offset, offset);
 	return 0;
 }
 
@@ -231,7 +247,7 @@ int mdgpu_sub_barrier(struct mdgpu_submission *s)
 
 int mdgpu_sub_nop(struct mdgpu_submission *s, uint32_t length)
 {
-	if (!s->error && (length < MDGPU_CMD_HEADER_SIZE || length % 8))
+	if (!s->error && (length < MDGPU_CMD_HEADER_SIZE || length % MDGPU_CMD_ALIGN))
 		s->error = -EINVAL;
 	return sub_cmd(s, MDGPU_CMD_NOP, 0, length) ? 0 : s->error;
 }
@@ -240,11 +256,12 @@ int mdgpu_sub_end(struct mdgpu_submission *s)
 {
 	if (s->error)
 		return s->error;
-	if (s->len < MDGPU_CMD_SUBMIT_SIZE || s->data[0] != MDGPU_CMD_SUBMIT || s->data[1] != 0)
+	if (s->len < MDGPU_CMD_SUBMIT_SIZE ||
+	    get_field(s->data, mdgpu_cmd_submit, opcode) != MDGPU_CMD_SUBMIT)
 		return -EINVAL;
 	if (s->commands > MDGPU_SUBMIT_MAX_COMMANDS)
 		return -E2BIG;
-	put_le32(s->data + 4, (uint32_t)s->len);
+	put_field(s->data, mdgpu_cmd_submit, length, s->len);
 	return 0;
 }
 
@@ -412,7 +429,7 @@ int mdgpu_queue_write(struct mdgpu_queue *q, const void *bytes, size_t len)
 	uint64_t pos, first;
 	int ret;
 
-	if (!len || len % 8)
+	if (!len || len % MDGPU_CMD_ALIGN)
 		return -EINVAL;
 	if (len > q->ring_size)
 		return -E2BIG;
@@ -595,26 +612,7 @@ int mdgpu_kernel_destroy(struct mdgpu *dev, uint32_t kernel)
 	return mdgpu_priv_ioctl(dev, MDGPU_IOCTL_KERNEL_DESTROY, &args);
 }
 
-static const char *const mdgpu_submit_errors[] = {
-	[MDGPU_SUBMIT_OK] = "OK",
-	[MDGPU_SUBMIT_BAD_OPCODE] = "BAD_OPCODE",
-	[MDGPU_SUBMIT_BAD_LENGTH] = "BAD_LENGTH",
-	[MDGPU_SUBMIT_TRUNCATED] = "TRUNCATED",
-	[MDGPU_SUBMIT_BAD_BUFFER] = "BAD_BUFFER",
-	[MDGPU_SUBMIT_OUT_OF_BOUNDS] = "OUT_OF_BOUNDS",
-	[MDGPU_SUBMIT_BAD_ALIGNMENT] = "BAD_ALIGNMENT",
-	[MDGPU_SUBMIT_BAD_KERNEL] = "BAD_KERNEL",
-	[MDGPU_SUBMIT_BAD_WORKGROUPS] = "BAD_WORKGROUPS",
-	[MDGPU_SUBMIT_BAD_BINDINGS] = "BAD_BINDINGS",
-	[MDGPU_SUBMIT_BAD_PUSH_CONSTANTS] = "BAD_PUSH_CONSTANTS",
-	[MDGPU_SUBMIT_BAD_FLAGS] = "BAD_FLAGS",
-	[MDGPU_SUBMIT_TOO_LARGE] = "TOO_LARGE",
-	[MDGPU_SUBMIT_WAIT_TIMEOUT] = "WAIT_TIMEOUT",
-	[MDGPU_SUBMIT_EXEC_FAILED] = "EXEC_FAILED",
-	[MDGPU_SUBMIT_BAD_RING] = "BAD_RING",
-	[MDGPU_SUBMIT_CONTEXT_LOST] = "CONTEXT_LOST",
-	[MDGPU_SUBMIT_OVERLAP] = "OVERLAP",
-};
+static const char *const mdgpu_submit_errors[] = MDGPU_SUBMIT_ERROR_NAMES;
 
 const char *mdgpu_submit_error_name(uint32_t code)
 {

@@ -1,18 +1,46 @@
 /**
  * Generates the guest driver's C headers from the TypeScript tables, so C and TypeScript cannot
- * drift apart: the hardware header (guest-driver/include/mdgpu_hw.h: registers, mailbox) and the
- * queue-format header of libmdgpu (guest-driver/lib/mdgpu_cmd.h: command opcodes and sizes,
- * submission errors, the queue control block). A test fails when a committed header differs
- * from what this writes; `npm run gen-header` rewrites both.
+ * drift apart: the hardware header (guest-driver/include/mdgpu_hw.h: registers, interrupt
+ * sources, mailbox, the device's limits) and the queue-format header of libmdgpu
+ * (guest-driver/lib/mdgpu_cmd.h: command opcodes, sizes and layouts, submission errors, the
+ * queue control block). Every struct comes with `_Static_assert`s on its size and field offsets,
+ * so a C compiler that lays it out differently refuses to build. A test fails when a committed
+ * header differs from what this writes; `npm run gen-header` rewrites both.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fieldMask } from '../pci/reg-file.js';
-import { MDGPU_CONTRACT_MAJOR, MDGPU_CONTRACT_MINOR, MDGPU_ID, MDGPU_IRQ_SOURCES, MDGPU_REGS, MAILBOX_ARGS, MAILBOX_RETS } from './regs.js';
-import { KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESERVED, MAILBOX_RESULTS, MAX_ALIGN_LOG2, QUERY_PARAMS } from './mailbox-ops.js';
-import { CMD, CMD_FLAG_IRQ, CMD_LAYOUTS, CommandHeader, DEFAULT_COMMAND_LIMITS, DispatchBinding, SUBMIT_ERRORS } from './commands.js';
-import { QUEUE_CONTROL_DOCS, QueueControl } from './queues.js';
+import type { Fields, Layout } from '../layout/struct.js';
+import {
+  IRQ_SOURCE_ERROR,
+  IRQ_SOURCE_FENCE,
+  IRQ_SOURCE_KERNEL,
+  IRQ_SOURCE_MAILBOX,
+  MDGPU_CONTRACT_MAJOR,
+  MDGPU_CONTRACT_MINOR,
+  MDGPU_ID,
+  MDGPU_IRQ_SOURCES,
+  MDGPU_REGS,
+  MAILBOX_ARGS,
+  MAILBOX_RETS,
+} from './regs.js';
+import { BO_FLAGS_KNOWN, KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESERVED, MAILBOX_RESULTS, MAX_ALIGN_LOG2, MIN_ALIGN_LOG2, QUERY_PARAMS } from './mailbox-ops.js';
+import {
+  CMD,
+  CMD_ALIGN,
+  CMD_FLAG_IRQ,
+  CMD_LAYOUTS,
+  CommandHeader,
+  DEFAULT_COMMAND_LIMITS,
+  DispatchBinding,
+  FENCE_ERROR_BIT,
+  MAX_BINDINGS,
+  MAX_PUSH_CONSTANT_BYTES,
+  SUBMIT_ERRORS,
+} from './commands.js';
+import { QUEUE_CONTROL_DOCS, QUEUE_CONTROL_SIZE, QUEUE_MAX_PRIORITY, QUEUE_MAX_RING, QUEUE_MIN_RING, QueueControl } from './queues.js';
+import { MAX_SPIRV_BYTES } from './kernels.js';
 import {
   ALLOC_BASE,
   DEFAULT_IDENTITY,
@@ -34,13 +62,69 @@ function define(name: string, value: string, comment?: string): string {
   return comment ? `${line.padEnd(64)} /* ${comment} */` : line;
 }
 
+/** A C literal for a limit: hex from 256 up, a shift for a single bit above 32 bits (fits u64). */
+export function cValue(value: number | bigint): string {
+  const v = BigInt(value);
+  if (v >= 1n << 32n) {
+    const bit = v.toString(2).length - 1;
+    if (v === 1n << BigInt(bit)) return `(1ULL << ${bit})`;
+    return `0x${v.toString(16)}ULL`;
+  }
+  return v >= 256n ? `0x${v.toString(16)}` : v.toString();
+}
+
+/**
+ * A limit of the device that the guest driver needs: its generated name in mdgpu_hw.h, its value
+ * from the TypeScript tables, and the name under which include/uapi/mdgpu.h promises it to
+ * userspace. The uapi header is self-contained (userspace installs it alone), so it spells the
+ * value out; the kernel module and libmdgpu `_Static_assert` that the two agree.
+ */
+export interface DeviceLimit {
+  /** Macro in mdgpu_hw.h. */
+  readonly name: string;
+  readonly value: number | bigint;
+  readonly doc: string;
+  /** The uapi header's macro that must equal it, if the uapi repeats it. */
+  readonly uapi?: string;
+}
+
+/**
+ * The device's limits, each declared once in the TypeScript tables. Where the uapi header uses
+ * the plain name for its own promise, the device's value is MDGPU_HW_*.
+ */
+export const DEVICE_LIMITS: readonly DeviceLimit[] = [
+  { name: 'MDGPU_TRAPPED_WINDOW_SIZE', value: TRAPPED_WINDOW_SIZE, doc: 'BAR0[0, this) is trapped', uapi: 'MDGPU_WINDOW_SIZE' },
+  { name: 'MDGPU_ALLOC_BASE', value: ALLOC_BASE, doc: 'buffers start here in the aperture' },
+  { name: 'MDGPU_HW_BO_FLAGS_KNOWN', value: BO_FLAGS_KNOWN, doc: 'BO_ALLOC flags the device knows', uapi: 'MDGPU_BO_FLAGS_KNOWN' },
+  { name: 'MDGPU_MIN_ALIGN_LOG2', value: MIN_ALIGN_LOG2, doc: 'smallest explicit BO_ALLOC alignment (0: the granule)', uapi: 'MDGPU_BO_ALIGN_MIN_LOG2' },
+  { name: 'MDGPU_MAX_ALIGN_LOG2', value: MAX_ALIGN_LOG2, doc: 'largest BO_ALLOC alignment', uapi: 'MDGPU_BO_ALIGN_MAX_LOG2' },
+  { name: 'MDGPU_HW_QUEUE_CONTROL_SIZE', value: QUEUE_CONTROL_SIZE, doc: 'control block at the start of a queue buffer', uapi: 'MDGPU_QUEUE_CONTROL_SIZE' },
+  { name: 'MDGPU_HW_QUEUE_RING_MIN', value: QUEUE_MIN_RING, doc: 'smallest ring (a power of two)', uapi: 'MDGPU_QUEUE_RING_MIN' },
+  { name: 'MDGPU_HW_QUEUE_RING_MAX', value: QUEUE_MAX_RING, doc: 'largest ring', uapi: 'MDGPU_QUEUE_RING_MAX' },
+  { name: 'MDGPU_HW_QUEUE_PRIORITY_MAX', value: QUEUE_MAX_PRIORITY, doc: 'queue priorities are 0..this', uapi: 'MDGPU_QUEUE_PRIORITY_MAX' },
+  { name: 'MDGPU_HW_KERNEL_MAX_SPIRV', value: MAX_SPIRV_BYTES, doc: 'largest SPIR-V module, bytes', uapi: 'MDGPU_KERNEL_MAX_SPIRV' },
+  { name: 'MDGPU_HW_KERNEL_MAX_BINDINGS', value: MAX_BINDINGS, doc: 'most bindings of a kernel', uapi: 'MDGPU_KERNEL_MAX_BINDINGS' },
+  { name: 'MDGPU_HW_KERNEL_MAX_PUSH_BYTES', value: MAX_PUSH_CONSTANT_BYTES, doc: 'most push-constant bytes of a kernel', uapi: 'MDGPU_KERNEL_MAX_PUSH_BYTES' },
+  { name: 'MDGPU_HW_FENCE_ERROR', value: FENCE_ERROR_BIT, doc: 'set in the fence value of a failed submission', uapi: 'MDGPU_FENCE_ERROR' },
+];
+
+/** Interrupt sources (IRQ_STATUS bit n, MSI-X vector n). */
+export const IRQ_SOURCE_DEFINES = {
+  MDGPU_IRQ_SOURCE_MAILBOX: IRQ_SOURCE_MAILBOX,
+  MDGPU_IRQ_SOURCE_FENCE: IRQ_SOURCE_FENCE,
+  MDGPU_IRQ_SOURCE_ERROR: IRQ_SOURCE_ERROR,
+  MDGPU_IRQ_SOURCE_KERNEL: IRQ_SOURCE_KERNEL,
+} as const;
+
 export function generateHeader(): string {
   const out: string[] = [];
   out.push('/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */');
   out.push('/*');
-  out.push(' * mdgpu virtual GPGPU: hardware interface (registers, mailbox operations, result codes).');
+  out.push(' * mdgpu virtual GPGPU: hardware interface (registers, interrupt sources, mailbox operations,');
+  out.push(" * result codes, the device's limits).");
   out.push(' *');
-  out.push(' * GENERATED by src/vgpu/c-header.ts from src/vgpu/regs.ts and src/vgpu/mailbox-ops.ts.');
+  out.push(' * GENERATED by src/vgpu/c-header.ts from src/vgpu/regs.ts, src/vgpu/mailbox-ops.ts,');
+  out.push(' * src/vgpu/device.ts, src/vgpu/queues.ts, src/vgpu/kernels.ts and src/vgpu/commands.ts.');
   out.push(' * Do not edit: run `npm run gen-header`. The contract is docs/device.md.');
   out.push(' */');
   out.push('#ifndef MDGPU_HW_H');
@@ -57,12 +141,18 @@ export function generateHeader(): string {
   out.push(define('MDGPU_REGISTER_BAR_SIZE', hex(REGISTER_BAR_SIZE)));
   out.push(define('MDGPU_MSIX_TABLE_OFFSET', hex(MSIX_TABLE_OFFSET)));
   out.push(define('MDGPU_MSIX_PBA_OFFSET', hex(MSIX_PBA_OFFSET)));
-  out.push(define('MDGPU_TRAPPED_WINDOW_SIZE', hex(TRAPPED_WINDOW_SIZE), 'BAR0[0, this) is trapped'));
-  out.push(define('MDGPU_ALLOC_BASE', hex(ALLOC_BASE), 'buffers start here in the aperture'));
   out.push(define('MDGPU_IRQ_SOURCES', String(MDGPU_IRQ_SOURCES)));
   out.push(define('MDGPU_MAILBOX_ARGS', String(MAILBOX_ARGS)));
   out.push(define('MDGPU_MAILBOX_RETS', String(MAILBOX_RETS)));
-  out.push(define('MDGPU_MAX_ALIGN_LOG2', String(MAX_ALIGN_LOG2)));
+  out.push('');
+  out.push('/* Interrupt sources: IRQ_STATUS bit n, delivered on MSI-X vector n. */');
+  for (const [name, source] of Object.entries(IRQ_SOURCE_DEFINES)) out.push(define(name, String(source)));
+  out.push('');
+  out.push('/*');
+  out.push(" * The device's limits. include/uapi/mdgpu.h repeats those it promises userspace (MDGPU_HW_X");
+  out.push(' * there is MDGPU_X); the kernel module and libmdgpu assert that the two agree.');
+  out.push(' */');
+  for (const l of DEVICE_LIMITS) out.push(define(l.name, cValue(l.value), l.doc));
   out.push('');
   out.push('/* Registers in BAR2, all 32 bits wide. */');
   for (const [name, reg] of Object.entries(MDGPU_REGS)) {
@@ -96,6 +186,40 @@ export function generateHeader(): string {
 
 const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
+/** C type of a layout field (every command field is a fixed-width little-endian integer). */
+function cType(kind: string): string {
+  const m = /^u(8|16|32|64)$/.exec(kind);
+  if (!m) throw new Error(`no C type for a ${kind} field`);
+  return `uint${m[1]}_t`;
+}
+
+/**
+ * The command structs of mdgpu_cmd.h, in order: the header, every command with a fixed layout
+ * (NOP has none: any length from the header's up), and the DISPATCH binding. Exported for the
+ * contract test, which compiles the header and compares every size and offset with these.
+ */
+export const COMMAND_STRUCTS: readonly Layout<Fields>[] = [
+  CommandHeader,
+  ...Object.entries(CMD_LAYOUTS)
+    .filter(([name]) => name !== 'NOP')
+    .map(([, layout]) => layout as Layout<Fields>),
+  DispatchBinding,
+];
+
+/** A packed struct for `layout`, with asserts on its size and every offset. */
+function commandStruct(layout: Layout<Fields>, sizeMacro: string | undefined): string[] {
+  const out: string[] = [];
+  const fields = Object.entries(layout.fields);
+  out.push(`struct ${layout.name} {`);
+  for (const [name, f] of fields) out.push(`\t${cType(f.type.kind)} ${snake(name)};`);
+  out.push('} __attribute__((packed));');
+  out.push(`_Static_assert(sizeof(struct ${layout.name}) == ${sizeMacro ?? layout.size}, "${layout.name} layout");`);
+  for (const [name, f] of fields) {
+    out.push(`_Static_assert(offsetof(struct ${layout.name}, ${snake(name)}) == ${f.offset}, "${layout.name} layout");`);
+  }
+  return out;
+}
+
 /** libmdgpu's queue-format header: what userspace writes into rings and reads back. */
 export function generateCommandHeader(): string {
   const out: string[] = [];
@@ -105,17 +229,18 @@ export function generateCommandHeader(): string {
   };
   out.push('/* SPDX-License-Identifier: MIT */');
   out.push('/*');
-  out.push(' * mdgpu virtual GPGPU: the queue format (docs/device.md, "Queues"): command opcodes and');
-  out.push(' * sizes, the submission error codes the device writes into the control block, and the');
+  out.push(' * mdgpu virtual GPGPU: the queue format (docs/device.md, "Queues"): command opcodes, sizes and');
+  out.push(' * layouts, the submission error codes the device writes into the control block, and the');
   out.push(' * control block at the start of a queue buffer.');
   out.push(' *');
   out.push(' * GENERATED by src/vgpu/c-header.ts from src/vgpu/commands.ts and src/vgpu/queues.ts.');
   out.push(' * Do not edit: run `npm run gen-header`.');
   out.push(' *');
   out.push(" * These are the device's, not the kernel driver's: userspace writes commands straight into");
-  out.push(' * the ring in the aperture and the driver never sees them. libmdgpu encodes commands byte by');
-  out.push(" * byte in little-endian order (mdgpu_queue.c), so nothing here depends on the host's struct");
-  out.push(' * layout except struct mdgpu_queue_control, whose offsets are asserted below.');
+  out.push(' * the ring in the aperture and the driver never sees them. The command structs give each');
+  out.push(' * field its offset and width; the format is little-endian whatever the CPU, so libmdgpu');
+  out.push(' * (mdgpu_queue.c) stores fields byte by byte at offsetof() rather than through the structs.');
+  out.push(' * Every struct is asserted against the layouts of the TypeScript tables.');
   out.push(' */');
   out.push('#ifndef MDGPU_CMD_H');
   out.push('#define MDGPU_CMD_H');
@@ -128,6 +253,9 @@ export function generateCommandHeader(): string {
   out.push('');
   out.push('/* SUBMIT and FENCE flag: raise the FENCE interrupt source when the fence value is written. */');
   d('MDGPU_CMD_FLAG_IRQ', hex(CMD_FLAG_IRQ));
+  out.push('');
+  out.push('/* Every command length (so every submission) is a multiple of this; DISPATCH pads its push. */');
+  d('MDGPU_CMD_ALIGN', CMD_ALIGN);
   out.push('');
   out.push('/* Command sizes in bytes, header included. DISPATCH is followed by its bindings and push. */');
   d('MDGPU_CMD_HEADER_SIZE', CommandHeader.size);
@@ -144,6 +272,31 @@ export function generateCommandHeader(): string {
   out.push('/* Submission error codes (control block error_code, docs/device.md "Submission errors"). */');
   for (const [name, e] of Object.entries(SUBMIT_ERRORS)) d(`MDGPU_SUBMIT_${name}`, e.code, e.doc);
   out.push('');
+  out.push('/* Their names, as an initializer: static const char *const names[] = MDGPU_SUBMIT_ERROR_NAMES; */');
+  out.push('#define MDGPU_SUBMIT_ERROR_NAMES \\');
+  out.push('\t{ \\');
+  for (const name of Object.keys(SUBMIT_ERRORS)) out.push(`\t\t[MDGPU_SUBMIT_${name}] = "${name}", \\`);
+  out.push('\t}');
+  out.push('');
+  out.push('/*');
+  out.push(' * Command layouts: packed, fixed-width, little-endian (fields are stored in that byte order');
+  out.push(" * whatever the CPU). The size macros above are each struct's size; DISPATCH is followed by");
+  out.push(' * its bindings (struct mdgpu_dispatch_binding) and its push constants, padded to');
+  out.push(' * MDGPU_CMD_ALIGN. NOP is a header with any length.');
+  out.push(' */');
+  for (const layout of COMMAND_STRUCTS) {
+    const entry = Object.entries(CMD_LAYOUTS).find(([, l]) => l === layout);
+    const sizeMacro =
+      layout === CommandHeader
+        ? 'MDGPU_CMD_HEADER_SIZE'
+        : layout === DispatchBinding
+          ? 'MDGPU_CMD_BINDING_SIZE'
+          : entry
+            ? `MDGPU_CMD_${entry[0]}_SIZE`
+            : undefined;
+    out.push(...commandStruct(layout, sizeMacro));
+    out.push('');
+  }
   const fields = Object.entries(QueueControl.fields);
   out.push('/**');
   out.push(' * struct mdgpu_queue_control - the control block, the first 4 KiB of a queue buffer');
@@ -154,7 +307,7 @@ export function generateCommandHeader(): string {
   out.push(' * one access).');
   out.push(' */');
   out.push('struct mdgpu_queue_control {');
-  for (const [name, f] of fields) out.push(`\tuint${f.size * 8}_t ${snake(name)};`);
+  for (const [name, f] of fields) out.push(`\t${cType(f.type.kind)} ${snake(name)};`);
   out.push('};');
   out.push('');
   for (const [name, f] of fields) {

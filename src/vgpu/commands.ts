@@ -69,6 +69,15 @@ export const CommandHeader = struct('mdgpu_cmd_header', { opcode: u16, flags: u1
 /** Flags of SUBMIT and FENCE: raise the FENCE interrupt source when the fence value is written. */
 export const CMD_FLAG_IRQ = 0x1;
 
+/** Every command's length, and so every submission's, is a multiple of this many bytes. */
+export const CMD_ALIGN = 8;
+/** Most storage-buffer bindings a kernel may declare (and a DISPATCH pass). */
+export const MAX_BINDINGS = 16;
+/** Most push-constant bytes a kernel may take (and a DISPATCH pass). */
+export const MAX_PUSH_CONSTANT_BYTES = 128;
+/** Bit 63 of a fence value: set in the value a failed submission writes (an error fence). */
+export const FENCE_ERROR_BIT = 1n << 63n;
+
 export const CMD_LAYOUTS = {
   /** The head of a submission: its length covers the header and every command in it. */
   SUBMIT: struct('mdgpu_cmd_submit', {
@@ -162,8 +171,8 @@ export interface CommandLimits {
 export const DEFAULT_COMMAND_LIMITS: CommandLimits = {
   maxSubmissionBytes: 1 << 20,
   maxCommands: 4096,
-  maxBindings: 16,
-  maxPushConstantBytes: 128,
+  maxBindings: MAX_BINDINGS,
+  maxPushConstantBytes: MAX_PUSH_CONSTANT_BYTES,
   maxWorkgroups: [65535, 65535, 65535],
   maxWorkgroupsTotal: 1 << 24,
   maxWaitNs: 10_000_000_000n,
@@ -205,10 +214,9 @@ export interface ValidSubmission {
   commands: ValidCommand[];
 }
 
-const ERROR_BIT = 1n << 63n;
 /** A failed submission's fence value: the value it asked for with bit 63 set. */
 export function errorFenceValue(value: bigint): bigint {
-  return value | ERROR_BIT;
+  return value | FENCE_ERROR_BIT;
 }
 
 function range(scope: SubmissionScope, handle: number, offset: bigint, size: bigint, at: number, align = 1n): ApertureRange {
@@ -239,7 +247,7 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
   const head = CMD_LAYOUTS.SUBMIT.decode(bytes);
   if (head.opcode !== CMD.SUBMIT) throw new CommandError('BAD_OPCODE', `a submission must start with SUBMIT, found opcode ${head.opcode}`);
   noFlags(head.flags, CMD_FLAG_IRQ, 0, head.reserved);
-  if (head.length % 8 !== 0 || head.length < CMD_LAYOUTS.SUBMIT.size) throw new CommandError('BAD_LENGTH', `submission length ${head.length}`);
+  if (head.length % CMD_ALIGN !== 0 || head.length < CMD_LAYOUTS.SUBMIT.size) throw new CommandError('BAD_LENGTH', `submission length ${head.length}`);
   if (head.length > limits.maxSubmissionBytes) throw new CommandError('TOO_LARGE', `submission of ${head.length} bytes > ${limits.maxSubmissionBytes}`);
   if (head.length > bytes.length) throw new CommandError('TRUNCATED', `submission of ${head.length} bytes, only ${bytes.length} published`);
   const fence =
@@ -252,7 +260,7 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
     if (commands.length >= limits.maxCommands) throw new CommandError('TOO_LARGE', `more than ${limits.maxCommands} commands`, at);
     if (head.length - at < CommandHeader.size) throw new CommandError('BAD_LENGTH', 'command header past the submission', at);
     const header = CommandHeader.decode(bytes, at);
-    if (header.length % 8 !== 0 || header.length < CommandHeader.size || at + header.length > head.length) {
+    if (header.length % CMD_ALIGN !== 0 || header.length < CommandHeader.size || at + header.length > head.length) {
       throw new CommandError('BAD_LENGTH', `command length ${header.length} at ${at}`, at);
     }
     const body = bytes.subarray(at, at + header.length);
@@ -303,7 +311,7 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
           throw new CommandError('BAD_PUSH_CONSTANTS', `${c.pushSize} push-constant bytes, kernel ${c.kernel} takes ${kernel.pushConstantBytes}`, at);
         }
         const pushAt = CMD_LAYOUTS.DISPATCH.size + c.bindings * DispatchBinding.size;
-        const expected = pushAt + Math.ceil(c.pushSize / 8) * 8;
+        const expected = pushAt + Math.ceil(c.pushSize / CMD_ALIGN) * CMD_ALIGN;
         if (header.length !== expected) throw new CommandError('BAD_LENGTH', `DISPATCH length ${header.length}, expected ${expected}`, at);
         const bindings: ApertureRange[] = [];
         for (let i = 0; i < c.bindings; i++) {

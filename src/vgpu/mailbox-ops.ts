@@ -114,5 +114,7 @@ export const QUERY_PARAMS = {
 /** BO_ALLOC flags; none are defined yet, so any bit set is BAD_FLAGS. */
 export const BO_FLAGS = {} as const;
 export const BO_FLAGS_KNOWN = 0;
+/** Smallest explicit alignment a buffer may ask for: 2^12 bytes (0 asks for the granule). */
+export const MIN_ALIGN_LOG2 = 12;
 /** Largest alignment a buffer may ask for: 2^30 bytes. */
 export const MAX_ALIGN_LOG2 = 30;

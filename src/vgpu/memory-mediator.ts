@@ -6,7 +6,7 @@
  */
 import { guestError, tracer } from '../log.js';
 import type { ApertureAllocator } from './allocator.js';
-import { BO_FLAGS_KNOWN, MAX_ALIGN_LOG2, type MailboxResult } from './mailbox-ops.js';
+import { BO_FLAGS_KNOWN, MAX_ALIGN_LOG2, MIN_ALIGN_LOG2, type MailboxResult } from './mailbox-ops.js';
 
 const traceMem = tracer('mem');
 
@@ -142,7 +142,7 @@ export class MemoryMediator {
     const owned = this.context(ctx);
     const allocator = this.options.allocator;
     if ((flags & ~BO_FLAGS_KNOWN) !== 0) this.fail('BAD_FLAGS', `unknown buffer flags 0x${flags.toString(16)}`);
-    if (alignLog2 !== 0 && (alignLog2 < 12 || alignLog2 > MAX_ALIGN_LOG2)) this.fail('BAD_FLAGS', `alignment 2^${alignLog2} out of range`);
+    if (alignLog2 !== 0 && (alignLog2 < MIN_ALIGN_LOG2 || alignLog2 > MAX_ALIGN_LOG2)) this.fail('BAD_FLAGS', `alignment 2^${alignLog2} out of range`);
     if (size <= 0n || size > BigInt(allocator.capacity)) this.fail('BAD_SIZE', `buffer size ${size} (allocatable: ${allocator.capacity})`);
     const rounded = allocator.roundSize(Number(size))!;
     if (this.buffers.size >= this.options.maxBuffers) this.fail('TOO_MANY', `buffer limit ${this.options.maxBuffers} reached`);

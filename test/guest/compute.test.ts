@@ -1,7 +1,8 @@
 /**
  * Compute through mediated queues in a real guest, in one boot: the kit kernel under TCG
  * against a real mdgpu with the Vulkan backend (lavapipe on the host), mdgpu.ko loaded, then
- * mdgpu-run, a short mdgpu-submit-bench and mdgpu-bench, then rmmod. Checked from both sides:
+ * mdgpu-run, a short mdgpu-submit-bench and mdgpu-bench, a short loop of each kernel with
+ * mdgpu-compute-bench, then rmmod. Checked from both sides:
  *
  * - in the guest: every kernel's result matches the CPU reference; the hostile submissions come
  *   back as error fences with BAD_BUFFER and the queue goes on; a fence wait sleeps and is woken
@@ -34,7 +35,7 @@ const MARKER = 'MDGPU-CMP';
 const LATENCY_N = 100;
 const THROUGHPUT_N = 1000;
 const KERNELS = ['saxpy', 'gemm', 'reduce', 'memcpy', 'copy'];
-/** Loop mode (the benchmarks' steady state): each kernel LOOP_N times on the same buffers. */
+/** mdgpu-compute-bench (the benchmarks' steady state): each kernel LOOP_N times on the same buffers. */
 const LOOP_KERNELS = ['saxpy', 'gemm', 'reduce', 'memcpy'];
 const LOOP_N = 5;
 
@@ -50,7 +51,7 @@ insmod ${GUEST_MODULE_PATH} && step insmod ok || step insmod FAIL
 mdgpu-run; step run rc=$?
 mdgpu-submit-bench -n ${LATENCY_N} -m ${THROUGHPUT_N}; step submit rc=$?
 mdgpu-bench -s 4M -t 16K; step bench rc=$?
-for k in ${LOOP_KERNELS.join(' ')}; do mdgpu-run -L $k -s 64K -g 64 -r 64K -m 256K -n ${LOOP_N}; step loop-$k rc=$?; done
+for k in ${LOOP_KERNELS.join(' ')}; do mdgpu-compute-bench -s 64K -g 64 -r 64K -m 256K -n ${LOOP_N} $k; step loop-$k rc=$?; done
 rmmod mdgpu && step rmmod ok || step rmmod FAIL
 dmesg | grep -i mdgpu
 step dmesg-problems "$(dmesg | grep -c -E 'BUG|WARNING|Oops|Call Trace|general protection')"
@@ -251,7 +252,7 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   }
   t.ok(lines.includes(`${MARKER} bench rc=0`), 'mdgpu-bench exit status 0');
 
-  // ---- mdgpu-run's loop mode (what bench:compute measures) ----
+  // ---- mdgpu-compute-bench (what bench:compute measures) ----
   for (const k of LOOP_KERNELS) {
     const l = lines.find((x) => x.startsWith('MDGPU-RUN-LOOP ') && field(x, 'kernel') === k) ?? '';
     t.ok(
@@ -260,6 +261,11 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
     );
     t.ok(lines.includes(`${MARKER} loop-${k} rc=0`), `loop ${k}: exit status 0`);
   }
+  const loopMarks = LOOP_KERNELS.map((_, i) => marks.find((m) => m.value === 0x400 + i));
+  t.ok(
+    loopMarks.every((m) => m !== undefined && m.queues === 1 && m.kernels === 4),
+    'each loop marked its phase (0x400 + kernel), with its one queue and the four kernels on the device',
+  );
 
   // ---- interrupts and the end ----
   t.ok(device.pci.irqs.signalled[IrqIndex.MSIX]! > 0, `mdgpu signalled MSI-X (${device.pci.irqs.signalled[IrqIndex.MSIX]} times)`);

@@ -44,7 +44,14 @@ extern "C" {
 /** MDGPU_IOCTL_BASE: ioctl type letter ('M', numbers 0x40.. to stay clear of other 'M' users). */
 #define MDGPU_IOCTL_BASE 'M'
 
-/** MDGPU_WINDOW_SIZE: size of the trapped window page (BAR0[0, 4 KiB)). */
+/*
+ * The limits below are the device's. This header spells them out so that it stands alone in
+ * userspace; the kernel module and libmdgpu _Static_assert that each equals its generated twin
+ * in mdgpu_hw.h (MDGPU_X here is MDGPU_HW_X there, or the name the comment gives), which
+ * src/vgpu/c-header.ts writes from the device's TypeScript tables.
+ */
+
+/** MDGPU_WINDOW_SIZE: the trapped window page, BAR0[0, 4 KiB) (MDGPU_TRAPPED_WINDOW_SIZE). */
 #define MDGPU_WINDOW_SIZE 0x1000
 
 /**
@@ -56,10 +63,10 @@ extern "C" {
 /** MDGPU_BO_FLAGS_KNOWN: BO_CREATE flags this interface defines (none yet). */
 #define MDGPU_BO_FLAGS_KNOWN 0u
 
-/** MDGPU_BO_ALIGN_MIN_LOG2: smallest explicit alignment (4 KiB); 0 also means 4 KiB. */
+/** MDGPU_BO_ALIGN_MIN_LOG2: smallest explicit alignment, 4 KiB (MDGPU_MIN_ALIGN_LOG2); 0 too. */
 #define MDGPU_BO_ALIGN_MIN_LOG2 12
 
-/** MDGPU_BO_ALIGN_MAX_LOG2: largest alignment a buffer may ask for (1 GiB). */
+/** MDGPU_BO_ALIGN_MAX_LOG2: largest alignment a buffer may ask for, 1 GiB (MDGPU_MAX_ALIGN_LOG2) */
 #define MDGPU_BO_ALIGN_MAX_LOG2 30
 
 /**
@@ -361,9 +368,10 @@ struct mdgpu_kernel_destroy {
  * MDGPU_FENCE_ERROR masked off, is >= @value: it returns 0, or -EIO if MDGPU_FENCE_ERROR is set
  * (an error fence: the submission that wrote it failed). After @timeout_ns it returns -ETIME.
  * The error bit is masked for the comparison so that the error fence of an earlier submission
- * does not end a wait for a later value; an error at or after @value does. A sleeping waiter is woken by the device's FENCE and ERROR interrupts, so fences
- * it waits for should be written with the IRQ flag; other fences are still noticed, at the
- * latest one fence_poll_ms (module parameter) later. Interrupted by a signal, the ioctl
+ * does not end a wait for a later value; an error at or after @value does. A sleeping waiter
+ * is woken by the device's FENCE and ERROR interrupts, so fences it waits for should be written
+ * with the IRQ flag; other fences are still noticed, at the latest one fence_poll_ms (module
+ * parameter) later. Interrupted by a signal, the ioctl
  * returns -EINTR (or restarts) with @timeout_ns lowered to the time left. The buffer cannot be
  * destroyed while a wait on it sleeps (-EBUSY).
  */
