@@ -4,7 +4,7 @@
  * ratio native/guest of wall time (submit → completion seen) is what virtualization costs.
  *
  * Like for like: native runs each kernel once, then `--iters` timed times on the same buffers
- * and reports medians; the guest does the same with `mdgpu-run -L <kernel> -n <iters + 1>` (the
+ * and reports medians; the guest does the same with `mdgpu-compute-bench -n <iters + 1> <kernel>` (the
  * first submission checked against the CPU, medians over all). A cold column shows one
  * `mdgpu-run` in full: fresh buffers, each kernel once.
  *
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     .filter((l) => l.startsWith('MDGPU-NATIVE '))
     .map(fields);
 
-  const command = [`mdgpu-run ${SIZES} -t 120`, ...KERNELS.map((k) => `mdgpu-run -L ${k} ${SIZES} -n ${iters + 1} -t 120`)].join('; ');
+  const command = [`mdgpu-run ${SIZES} -t 120`, ...KERNELS.map((k) => `mdgpu-compute-bench ${SIZES} -n ${iters + 1} -t 120 ${k}`)].join('; ');
   const r = await runGuestBench({ command, apertureSize: 1 << 30, memoryMiB: 512, timeoutMs: 1_500_000 });
   const cold = r.lines.filter((l) => l.startsWith('MDGPU-RUN kernel=')).map(fields);
   const warm = r.lines.filter((l) => l.startsWith('MDGPU-RUN-LOOP kernel=')).map(fields);

@@ -6,7 +6,7 @@
  *                             [--weights 1,2] [--flood-dim 512] [--lat-n 200] [--kernel-n 100]
  *                             [--memory 256] [--accel tcg]
  *
- * 1. scaling   N guests each run the same gemm loop (`mdgpu-run -L gemm`, --procs processes per
+ * 1. scaling   N guests each run the same gemm loop (`mdgpu-compute-bench gemm`, --procs processes per
  *              guest, one queue each, so every vGPU keeps a batch waiting); over a window in
  *              which all N loop: aggregate kernels/s and device-seconds/s relative to one VM,
  *              each VM's share of device time (the scheduler's), Jain's fairness index.
@@ -135,7 +135,7 @@ function field(line: string, key: string): string | undefined {
 
 /** The guest init for a looping guest: `procs` gemm loops at once, each on its own queue. */
 function loopInit(dim: number, procs: number): string {
-  const loops = Array.from({ length: procs }, () => `mdgpu-run -L gemm -g ${dim} -T ${LOOP_CAP_S} &`).join('\n');
+  const loops = Array.from({ length: procs }, () => `mdgpu-compute-bench -g ${dim} -T ${LOOP_CAP_S} gemm &`).join('\n');
   return `insmod ${GUEST_MODULE_PATH}\n${loops}\nwait\nrmmod mdgpu`;
 }
 
@@ -268,7 +268,7 @@ async function latency(env: Env, o: Options, flood: boolean): Promise<LatencyRun
       await flooder.waitFor(/^MDGPU-RUN-LOOP-START /, o.procs, 300_000);
       await sleep(2000);
     }
-    const init = `insmod ${GUEST_MODULE_PATH}\nmdgpu-submit-bench -n ${o.latN} -m 200\nmdgpu-run -L saxpy -s 4096 -n ${o.kernN}\nrmmod mdgpu`;
+    const init = `insmod ${GUEST_MODULE_PATH}\nmdgpu-submit-bench -n ${o.latN} -m 200\nmdgpu-compute-bench -s 4096 -n ${o.kernN} saxpy\nrmmod mdgpu`;
     const before = daemon.scheduler.stats();
     const g = await bootGuest(env, 'latency', lat!.config.socket, init);
     await g.waitFor(/^MDGPU-MV-END /, 1, 600_000);

@@ -5,7 +5,7 @@
  * - `mdgpu-dkms`: the kernel module's sources in /usr/src/mdgpu-<version> with dkms.conf; its
  *   postinst (written by dh_dkms) adds, builds and installs the module through DKMS;
  * - `libmdgpu1` (libmdgpu.so.1) and `libmdgpu-dev` (headers, static library, pkg-config);
- * - `mdgpu-tools`: mdgpu-info, mdgpu-smoke, mdgpu-run, mdgpu-bench, mdgpu-submit-bench linked
+ * - `mdgpu-tools`: mdgpu-info, mdgpu-smoke, mdgpu-run, mdgpu-compute-bench, mdgpu-bench, mdgpu-submit-bench linked
  *   against libmdgpu1, and the SPIR-V kernels in /usr/share/mdgpu.
  *
  * The version is package.json's (a native package: no Debian revision); debian/changelog is
