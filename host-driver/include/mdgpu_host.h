@@ -43,7 +43,7 @@ extern "C" {
  * the same major and a minor at least the one it was written for.
  */
 #define MDGPU_HOST_ABI_MAJOR 2u
-#define MDGPU_HOST_ABI_MINOR 0u
+#define MDGPU_HOST_ABI_MINOR 1u
 #define MDGPU_HOST_ABI_VERSION ((MDGPU_HOST_ABI_MAJOR << 16) | MDGPU_HOST_ABI_MINOR)
 
 /* Limits the library enforces on every device (a device may report lower ones in its info). */
@@ -581,6 +581,261 @@ MDGPU_HOST_API int32_t mdgpu_host_poll(uint32_t device, uint64_t submission,
  */
 MDGPU_HOST_API int32_t mdgpu_host_wait(uint32_t device, uint64_t submission, uint64_t timeout_ns,
 				       struct mdgpu_host_status *status);
+
+/* ---- ABI 2.1: what a guest Vulkan driver needs (device contract 1.3) ---- */
+
+/* MDGPU_HOST_FEATURE_* bits of mdgpu_host_caps.features: what kernels may use. */
+#define MDGPU_HOST_FEATURE_SHADER_INT64 (1u << 0)
+#define MDGPU_HOST_FEATURE_SHADER_FLOAT64 (1u << 1)
+#define MDGPU_HOST_FEATURE_SHADER_INT16 (1u << 2)
+#define MDGPU_HOST_FEATURE_SHADER_INT8 (1u << 3)
+#define MDGPU_HOST_FEATURE_SHADER_FLOAT16 (1u << 4)
+#define MDGPU_HOST_FEATURE_STORAGE_BUFFER_16BIT (1u << 5)
+#define MDGPU_HOST_FEATURE_UNIFORM_16BIT (1u << 6)
+#define MDGPU_HOST_FEATURE_PUSH_CONSTANT_16BIT (1u << 7)
+#define MDGPU_HOST_FEATURE_STORAGE_BUFFER_8BIT (1u << 8)
+#define MDGPU_HOST_FEATURE_UNIFORM_8BIT (1u << 9)
+#define MDGPU_HOST_FEATURE_PUSH_CONSTANT_8BIT (1u << 10)
+#define MDGPU_HOST_FEATURE_VARIABLE_POINTERS (1u << 12)
+
+/**
+ * struct mdgpu_host_caps - more of what a device can do (for a guest Vulkan driver).
+ * @size: in: sizeof(struct mdgpu_host_caps) as the caller knows it; out: as the library filled
+ * @features: MDGPU_HOST_FEATURE_* the device has and the library enables and lets kernels use
+ * @pipeline_cache_uuid: the device's pipelineCacheUUID
+ * @driver_version: the device's driverVersion
+ * @max_bound_descriptor_sets: maxBoundDescriptorSets
+ * @max_per_stage_storage_buffers: maxPerStageDescriptorStorageBuffers
+ * @max_per_stage_uniform_buffers: maxPerStageDescriptorUniformBuffers
+ * @max_set_storage_buffers: maxDescriptorSetStorageBuffers
+ * @max_set_uniform_buffers: maxDescriptorSetUniformBuffers
+ * @max_storage_buffer_range: maxStorageBufferRange
+ * @max_uniform_buffer_range: maxUniformBufferRange
+ * @min_storage_offset_alignment: minStorageBufferOffsetAlignment
+ * @min_uniform_offset_alignment: minUniformBufferOffsetAlignment
+ * @subgroup_size: subgroupSize
+ * @subgroup_operations: VkSubgroupFeatureFlags supported in the compute stage
+ * @pad: zero
+ * @max_memory_allocation_size: maxMemoryAllocationSize
+ * @reserved: zero
+ */
+struct mdgpu_host_caps {
+	uint32_t size;
+	uint32_t features;
+	uint8_t pipeline_cache_uuid[16];
+	uint32_t driver_version;
+	uint32_t max_bound_descriptor_sets;
+	uint32_t max_per_stage_storage_buffers;
+	uint32_t max_per_stage_uniform_buffers;
+	uint32_t max_set_storage_buffers;
+	uint32_t max_set_uniform_buffers;
+	uint32_t max_storage_buffer_range;
+	uint32_t max_uniform_buffer_range;
+	uint32_t min_storage_offset_alignment;
+	uint32_t min_uniform_offset_alignment;
+	uint32_t subgroup_size;
+	uint32_t subgroup_operations;
+	uint64_t max_memory_allocation_size;
+	uint32_t reserved[16];
+};
+
+/**
+ * mdgpu_host_enumerate_caps() - the capabilities of the device at @index, without opening it.
+ * Return: 0, -ENOENT past the last device, -ENODEV without Vulkan, -EINVAL for a bad @caps->size.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_enumerate_caps(uint32_t index, struct mdgpu_host_caps *caps);
+
+/* Descriptor types of struct mdgpu_host_descriptor and struct mdgpu_host_kernel_binding. */
+enum mdgpu_host_descriptor_type {
+	MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER = 0,
+	MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER = 1,
+};
+
+/** struct mdgpu_host_spec_entry - one specialization constant (VkSpecializationMapEntry). */
+struct mdgpu_host_spec_entry {
+	uint32_t constant_id;
+	uint32_t offset;
+	uint32_t size;
+	uint32_t pad;
+};
+
+/* mdgpu_host_kernel_desc.flags */
+#define MDGPU_HOST_KERNEL_DISPATCH_BASE \
+	(1u << 0) /* dispatches may give a non-zero base (VK_PIPELINE_CREATE_DISPATCH_BASE) */
+
+/**
+ * struct mdgpu_host_kernel_desc - what mdgpu_host_kernel_create2() builds.
+ * @words: SPIR-V words (copied before the call returns)
+ * @word_count: number of words
+ * @flags: MDGPU_HOST_KERNEL_* bits
+ * @entry: NUL-terminated entry point name (at most 255 bytes); NULL for "main"
+ * @spec_entries: @spec_entry_count specialization constants (at most 256); NULL when 0
+ * @spec_entry_count: number of @spec_entries
+ * @spec_data_size: bytes of @spec_data (at most 4096); every entry lies inside it
+ * @spec_data: specialization data; NULL when @spec_data_size is 0
+ * @push_size: push-constant bytes dispatches pass; the module's push block must fit in it
+ * @legacy_bindings: >= 0: the module must declare exactly this many storage buffers, set 0,
+ *                   bindings 0..n-1 (contract 1.1 kernels); -1: any layout, reflected
+ * @reserved: zero
+ *
+ * The module is checked as by mdgpu_host_kernel_create() (and its local size, shared and
+ * private memory again after specialization), its descriptor bindings are reflected (storage
+ * and uniform buffers, in any set, arrays included: anything else is refused), and one
+ * descriptor set layout per set up to the highest it uses is made (empty ones in the gaps).
+ */
+struct mdgpu_host_kernel_desc {
+	const uint32_t *words;
+	uint32_t word_count;
+	uint32_t flags;
+	const char *entry;
+	const struct mdgpu_host_spec_entry *spec_entries;
+	uint32_t spec_entry_count;
+	uint32_t spec_data_size;
+	const void *spec_data;
+	uint32_t push_size;
+	int32_t legacy_bindings;
+	uint32_t reserved[4];
+};
+
+/** struct mdgpu_host_kernel_binding - a descriptor binding a kernel declares. */
+struct mdgpu_host_kernel_binding {
+	uint32_t set;
+	uint32_t binding;
+	uint32_t type;
+	uint32_t count;
+};
+
+/**
+ * struct mdgpu_host_kernel_info - what a kernel declares.
+ * @binding_count: descriptor bindings it declares (mdgpu_host_kernel_info() fills at most
+ *                 its @capacity of them)
+ * @local_size: workgroup size after specialization
+ * @push_size: push-constant bytes dispatches pass
+ * @flags: MDGPU_HOST_KERNEL_* bits it was created with
+ * @reserved: zero
+ */
+struct mdgpu_host_kernel_info {
+	uint32_t binding_count;
+	uint32_t local_size[3];
+	uint32_t push_size;
+	uint32_t flags;
+	uint32_t reserved[6];
+};
+
+/**
+ * mdgpu_host_kernel_create2() - mdgpu_host_kernel_create() with an entry point, specialization
+ * and a reflected layout (struct mdgpu_host_kernel_desc). Thread-safe like kernel_create; on
+ * failure @error (if not NULL) receives the message, as kernel_create_errbuf.
+ * Return: 0; -EINVAL (refused), -E2BIG (over a limit), -EIO (the driver failed), -ENOENT.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_kernel_create2(uint32_t device,
+						 const struct mdgpu_host_kernel_desc *desc,
+						 uint32_t *out_kernel, char *error,
+						 uint32_t error_size);
+
+/**
+ * mdgpu_host_kernel_info() - what a kernel declares: @info, and its first @capacity descriptor
+ * bindings in @bindings (sorted by set, then binding). Return: 0 or -ENOENT.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_kernel_info(uint32_t device, uint32_t kernel,
+					      struct mdgpu_host_kernel_info *info,
+					      struct mdgpu_host_kernel_binding *bindings,
+					      uint32_t capacity);
+
+/*
+ * Commands of mdgpu_host_submit2(): COPY (any alignment), FILL, BARRIER and TIMESTAMP as in
+ * mdgpu_host_submit(), plus these.
+ * @MDGPU_HOST_OP_UPDATE: write @u.update.size bytes (a multiple of 4, at most 65536) of the
+ *                        submission's data at a 4-aligned offset (vkCmdUpdateBuffer)
+ * @MDGPU_HOST_OP_DISPATCH2: run a kernel on workgroups base .. base + groups - 1 with
+ *                           descriptors in any set; declared bindings the command leaves out
+ *                           are bound to a small zeroed buffer of the library's
+ */
+#define MDGPU_HOST_OP_UPDATE 6u
+#define MDGPU_HOST_OP_DISPATCH2 7u
+
+/**
+ * struct mdgpu_host_descriptor - one descriptor of a DISPATCH2 (40 bytes).
+ * @mem: memory handle
+ * @set: descriptor set
+ * @binding: binding in the set
+ * @index: array element
+ * @type: enum mdgpu_host_descriptor_type; must match the kernel's binding
+ * @pad: zero
+ * @offset: offset into the memory, a multiple of the type's minimum offset alignment
+ * @range: bytes visible to the kernel, > 0, at most the type's maximum range
+ */
+struct mdgpu_host_descriptor {
+	uint32_t mem;
+	uint32_t set;
+	uint32_t binding;
+	uint32_t index;
+	uint32_t type;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t range;
+};
+
+/** struct mdgpu_host_cmd_update - MDGPU_HOST_OP_UPDATE arguments (offsets in bytes). */
+struct mdgpu_host_cmd_update {
+	uint32_t mem;
+	uint32_t size;
+	uint64_t offset;
+	uint32_t data_offset;
+	uint32_t pad;
+};
+
+/**
+ * struct mdgpu_host_cmd_dispatch2 - MDGPU_HOST_OP_DISPATCH2 arguments.
+ * @kernel: kernel handle
+ * @first_descriptor: index of its first descriptor in the submission's descriptor array
+ * @descriptor_count: descriptors it passes
+ * @push_offset: offset of its push constants in the submission's data
+ * @push_size: must equal the kernel's push-constant size
+ * @base: first workgroup id (non-zero needs MDGPU_HOST_KERNEL_DISPATCH_BASE)
+ * @groups: workgroup counts (0 in any: nothing runs)
+ * @pad: zero
+ */
+struct mdgpu_host_cmd_dispatch2 {
+	uint32_t kernel;
+	uint32_t first_descriptor;
+	uint32_t descriptor_count;
+	uint32_t push_offset;
+	uint32_t push_size;
+	uint32_t base[3];
+	uint32_t groups[3];
+	uint32_t pad;
+};
+
+/**
+ * struct mdgpu_host_cmd2 - one command of mdgpu_host_submit2() (64 bytes).
+ * @op: MDGPU_HOST_OP_*
+ * @flags: zero
+ * @u: arguments of @op (BARRIER has none)
+ */
+struct mdgpu_host_cmd2 {
+	uint32_t op;
+	uint32_t flags;
+	union {
+		struct mdgpu_host_cmd_copy copy;
+		struct mdgpu_host_cmd_fill fill;
+		struct mdgpu_host_cmd_timestamp timestamp;
+		struct mdgpu_host_cmd_update update;
+		struct mdgpu_host_cmd_dispatch2 dispatch2;
+		uint8_t raw[56];
+	} u;
+};
+
+/**
+ * mdgpu_host_submit2() - start a batch of struct mdgpu_host_cmd2 commands, as mdgpu_host_submit.
+ * @descriptors: @descriptor_count descriptors the DISPATCH2 commands index
+ * @data: @data_size bytes of push constants and UPDATE data the commands index
+ */
+MDGPU_HOST_API int32_t mdgpu_host_submit2(uint32_t device, const struct mdgpu_host_cmd2 *cmds,
+					  uint32_t cmd_count,
+					  const struct mdgpu_host_descriptor *descriptors,
+					  uint32_t descriptor_count, const void *data,
+					  uint32_t data_size, uint64_t *out_submission);
 
 #ifdef __cplusplus
 }

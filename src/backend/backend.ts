@@ -15,6 +15,10 @@
  *   guest-facing error, so a BackendError from `submit` is a bug or a device failure.
  */
 
+import type { DeviceCommand, KernelBinding } from '../device-commands.js';
+
+export type { KernelBinding } from '../device-commands.js';
+
 /** Kind of device (the Vulkan numbering). */
 export enum DeviceType {
   Other = 0,
@@ -90,6 +94,45 @@ export interface DeviceInfo {
   maxBindingSize: number;
   /** Largest single imported memory. */
   maxMemorySize: number;
+  /** What a guest Vulkan driver needs beyond the above (contract 1.3's capability record). */
+  caps: DeviceCaps;
+}
+
+/** Features of the host device that kernels may use (`MDGPU_HOST_FEATURE_*`). */
+export interface DeviceFeatures {
+  shaderInt64: boolean;
+  shaderFloat64: boolean;
+  shaderInt16: boolean;
+  shaderInt8: boolean;
+  shaderFloat16: boolean;
+  storageBuffer16BitAccess: boolean;
+  uniformAndStorageBuffer16BitAccess: boolean;
+  storagePushConstant16: boolean;
+  storageBuffer8BitAccess: boolean;
+  uniformAndStorageBuffer8BitAccess: boolean;
+  storagePushConstant8: boolean;
+  variablePointersStorageBuffer: boolean;
+}
+
+/** The host device's properties a guest Vulkan driver reports (`struct mdgpu_host_caps`). */
+export interface DeviceCaps {
+  features: DeviceFeatures;
+  /** 16 bytes as 32 hex digits. */
+  pipelineCacheUuid: string;
+  driverVersion: number;
+  maxBoundDescriptorSets: number;
+  maxPerStageDescriptorStorageBuffers: number;
+  maxPerStageDescriptorUniformBuffers: number;
+  maxDescriptorSetStorageBuffers: number;
+  maxDescriptorSetUniformBuffers: number;
+  maxStorageBufferRange: number;
+  maxUniformBufferRange: number;
+  minStorageBufferOffsetAlignment: number;
+  minUniformBufferOffsetAlignment: number;
+  subgroupSize: number;
+  /** VkSubgroupFeatureFlags supported in compute shaders. */
+  subgroupSupportedOperations: number;
+  maxMemoryAllocationSize: number;
 }
 
 /** Imported memory: a range of host memory (e.g. of mdgpu's aperture) that commands may use. */
@@ -107,20 +150,46 @@ export interface BackendMemory {
 
 /** A compute kernel built from SPIR-V. */
 export interface BackendKernel {
-  /** Storage buffers in descriptor set 0, bindings 0..bindings-1. */
-  readonly bindings: number;
+  /** Every descriptor binding it declares (reflected from its SPIR-V by the host driver). */
+  readonly layout: readonly KernelBinding[];
   /** Bytes of push constants. */
   readonly pushConstantSize: number;
+  /** Its workgroup size, after specialization. */
+  readonly localSize: readonly [number, number, number];
+  /** Built with {@link KernelOptions.dispatchBase}: dispatches may give a non-zero base. */
+  readonly dispatchBase: boolean;
   /** Forget the kernel; batches already submitted with it still complete. */
   destroy(): void;
 }
 
+/** A specialization constant's place in {@link Specialization.data} (VkSpecializationMapEntry). */
+export interface SpecEntry {
+  constantId: number;
+  offset: number;
+  size: number;
+}
+
+/** Specialization constants applied when the kernel is built (VkSpecializationInfo). */
+export interface Specialization {
+  entries: readonly SpecEntry[];
+  data: Uint8Array;
+}
+
 /** Options of kernel creation ({@link ComputeBackend.buildKernel}). */
 export interface KernelOptions {
-  /** Storage buffers the kernel uses: set 0, bindings 0..bindings-1. */
-  bindings: number;
   /** Bytes of push constants, a multiple of 4 up to `maxPushConstantSize` (128). */
   pushConstantSize: number;
+  /**
+   * Contract 1.1 kernels: the module must declare exactly this many storage buffers, set 0,
+   * bindings 0..n-1. Leave it out for a kernel whose layout is whatever its SPIR-V declares
+   * (contract 1.3: reflected, see {@link BackendKernel.layout}).
+   */
+  bindings?: number;
+  /** The entry point (default `main`). */
+  entryPoint?: string;
+  specialization?: Specialization;
+  /** Allow dispatches with a non-zero base (VK_PIPELINE_CREATE_DISPATCH_BASE). */
+  dispatchBase?: boolean;
 }
 
 /** Options of memory imports. */
@@ -129,32 +198,11 @@ export interface ImportOptions {
   staged?: boolean;
 }
 
-/** A storage buffer bound to a kernel: `size` bytes at `offset` of `mem`. */
-export interface Binding {
-  mem: BackendMemory;
-  /** A multiple of `minBindingAlignment`. */
-  offset: number;
-  size: number;
-}
-
-/** One command of a batch (`struct mdgpu_host_cmd`). */
-export type Command =
-  /** Copy `size` bytes; the ranges must not overlap. */
-  | { op: 'copy'; src: BackendMemory; srcOffset: number; dst: BackendMemory; dstOffset: number; size: number }
-  /** Fill with a 32-bit value; offset and size multiples of 4. */
-  | { op: 'fill'; mem: BackendMemory; offset: number; size: number; value: number }
-  /** Run `kernel` on a grid of workgroups; one binding per kernel binding; push constants of the kernel's size. */
-  | {
-      op: 'dispatch';
-      kernel: BackendKernel;
-      groups: readonly [number, number?, number?];
-      bindings: readonly Binding[];
-      push?: ArrayBufferView;
-    }
-  /** Every earlier command's writes are visible to every later command. */
-  | { op: 'barrier' }
-  /** Write the device time (u64 ns) when all earlier commands completed to 8 bytes at an 8-aligned offset. */
-  | { op: 'timestamp'; mem: BackendMemory; offset: number };
+/**
+ * One command of a batch: the shape the validator produces (src/device-commands.ts), with the
+ * kernel of a dispatch a kernel of this device. Every range is a range of the batch's memory.
+ */
+export type Command = DeviceCommand<BackendKernel>;
 
 /** How a batch went (`struct mdgpu_host_status`). */
 export interface SubmissionStatus {
@@ -194,13 +242,13 @@ export interface ComputeBackend {
    */
   buildKernel(spirv: Uint32Array, options: KernelOptions, owner?: string): Promise<BackendKernel>;
   /**
-   * Start a batch. Resolves when the device has completed it (its writes are then visible in
-   * host memory); rejects with a {@link BackendError} if the batch is refused or the device
-   * fails, or with a ContextLostError (src/execution-errors.ts) if the device was reset under
-   * it. Never blocks the event loop while the device works. `hooks.started` is called when the
-   * batch's work really starts on the device.
+   * Start a batch on `memory`. Resolves when the device has completed it (its writes are then
+   * visible in host memory); rejects with a {@link BackendError} if the batch is refused or the
+   * device fails, or with a ContextLostError (src/execution-errors.ts) if the device was reset
+   * under it. Never blocks the event loop while the device works. `hooks.started` is called
+   * when the batch's work really starts on the device.
    */
-  submit(commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus>;
+  submit(memory: BackendMemory, commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus>;
   /** Batches submitted and not yet settled. */
   readonly pending: number;
   /** Wait for pending batches, then release the device and everything made on it. Idempotent. */

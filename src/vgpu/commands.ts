@@ -1,6 +1,7 @@
 /**
- * The command format of mdgpu queues (contract 1.1, unchanged in 1.2), declared once as layouts, and the validator
- * that turns the bytes a guest wrote into its ring into commands mdgpu may execute.
+ * The command format of mdgpu queues (contract 1.1; 1.3 adds DISPATCH2, DISPATCH_INDIRECT and
+ * UPDATE and byte-granular COPY), declared once as layouts, and the validator that turns the
+ * bytes a guest wrote into its ring into commands mdgpu may execute.
  *
  * A guest is hostile: every field is checked before anything reaches the host driver. Buffer
  * references are (handle, offset, size) of the submitting context's live buffers; they are
@@ -33,6 +34,14 @@ export const SUBMIT_ERRORS = {
     code: 18,
     doc: "Refused for a cool-off period: this VM's work caused too many device resets (contract 1.2)",
   },
+  BAD_DESCRIPTOR: {
+    code: 19,
+    doc: "A DISPATCH2 descriptor the kernel does not declare, of the wrong type, repeated, or past its array (contract 1.3)",
+  },
+  BAD_INDIRECT: {
+    code: 20,
+    doc: 'DISPATCH_INDIRECT arguments above the device limits, read when the dispatch was due (contract 1.3)',
+  },
 } as const;
 
 export type SubmitErrorName = keyof typeof SUBMIT_ERRORS;
@@ -61,6 +70,9 @@ export const CMD = {
   WAIT: 0x06,
   TIMESTAMP: 0x07,
   BARRIER: 0x08,
+  DISPATCH2: 0x09,
+  DISPATCH_INDIRECT: 0x0a,
+  UPDATE: 0x0b,
 } as const;
 
 /** Every command starts with this 8-byte header; `length` covers the whole command. */
@@ -77,6 +89,16 @@ export const MAX_BINDINGS = 16;
 export const MAX_PUSH_CONSTANT_BYTES = 128;
 /** Bit 63 of a fence value: set in the value a failed submission writes (an error fence). */
 export const FENCE_ERROR_BIT = 1n << 63n;
+/** Most descriptors one DISPATCH2 or DISPATCH_INDIRECT may carry (contract 1.3). */
+export const MAX_DISPATCH_DESCRIPTORS = 256;
+/** Most bytes one UPDATE may carry inline (vkCmdUpdateBuffer's limit, contract 1.3). */
+export const MAX_UPDATE_BYTES = 65536;
+/** Descriptor types of DISPATCH2 (contract 1.3). */
+export const DESCRIPTOR_TYPES = {
+  STORAGE_BUFFER: { code: 0, doc: 'A storage buffer (GLSL buffer block)' },
+  UNIFORM_BUFFER: { code: 1, doc: 'A uniform buffer (GLSL uniform block)' },
+} as const;
+export type DescriptorType = 'storage' | 'uniform';
 
 export const CMD_LAYOUTS = {
   /** The head of a submission: its length covers the header and every command in it. */
@@ -149,9 +171,64 @@ export const CMD_LAYOUTS = {
   }),
   BARRIER: struct('mdgpu_cmd_barrier', { opcode: u16, flags: u16, length: u32 }),
   NOP: struct('mdgpu_cmd_nop', { opcode: u16, flags: u16, length: u32 }),
+  /**
+   * Contract 1.3: a dispatch with a base and descriptors in any set, followed by `descriptors` ×
+   * DispatchDescriptor and `pushSize` bytes of push constants (padded to 8). Group counts of 0 make
+   * it a no-op; a non-zero base needs a kernel created with MDGPU_KERNEL_DISPATCH_BASE.
+   */
+  DISPATCH2: struct('mdgpu_cmd_dispatch2', {
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    kernel: u32,
+    descriptors: u32,
+    baseX: u32,
+    baseY: u32,
+    baseZ: u32,
+    groupsX: u32,
+    groupsY: u32,
+    groupsZ: u32,
+    pushSize: u32,
+    reserved: u32,
+  }),
+  /**
+   * Contract 1.3: DISPATCH2 whose group counts are three u32 at `argsOffset` of `argsBuffer`, read
+   * by the device when every earlier command of the submission has completed, and checked then.
+   */
+  DISPATCH_INDIRECT: struct('mdgpu_cmd_dispatch_indirect', {
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    kernel: u32,
+    descriptors: u32,
+    pushSize: u32,
+    argsBuffer: u32,
+    argsOffset: u64,
+  }),
+  /** Contract 1.3: write `size` bytes carried inline (padded to 8) at `offset` of `buffer`. */
+  UPDATE: struct('mdgpu_cmd_update', {
+    opcode: u16,
+    flags: u16,
+    length: u32,
+    buffer: u32,
+    size: u32,
+    offset: u64,
+  }),
 } as const satisfies Record<keyof typeof CMD, Layout<Fields>>;
 
 export const DispatchBinding = struct('mdgpu_dispatch_binding', { buffer: u32, reserved: u32, offset: u64, size: u64 });
+
+/** One descriptor of a DISPATCH2 or DISPATCH_INDIRECT: `range` bytes at `offset` of `buffer`. */
+export const DispatchDescriptor = struct('mdgpu_dispatch_descriptor', {
+  set: u32,
+  binding: u32,
+  index: u32,
+  type: u32,
+  buffer: u32,
+  reserved: u32,
+  offset: u64,
+  range: u64,
+});
 
 /** Limits a validator enforces; the device reports them through QUERY. */
 export interface CommandLimits {
@@ -166,6 +243,12 @@ export interface CommandLimits {
   bindingAlignment: number;
   /** Largest binding in bytes. */
   maxBindingBytes: number;
+  /** Descriptors one DISPATCH2 may carry. */
+  maxDescriptors: number;
+  /** Uniform-buffer descriptor offsets must be multiples of this (minUniformBufferOffsetAlignment). */
+  uniformAlignment: number;
+  /** Largest uniform-buffer descriptor range (maxUniformBufferRange). */
+  maxUniformBytes: number;
 }
 
 export const DEFAULT_COMMAND_LIMITS: CommandLimits = {
@@ -178,14 +261,37 @@ export const DEFAULT_COMMAND_LIMITS: CommandLimits = {
   maxWaitNs: 10_000_000_000n,
   bindingAlignment: 16,
   maxBindingBytes: 128 << 20,
+  maxDescriptors: MAX_DISPATCH_DESCRIPTORS,
+  uniformAlignment: 16,
+  maxUniformBytes: 65536,
 };
+
+/** A descriptor binding a kernel declares (reflected from its SPIR-V by the host). */
+export interface KernelBinding {
+  set: number;
+  binding: number;
+  type: DescriptorType;
+  /** Array size (1 for a single descriptor). */
+  count: number;
+}
+
+/** What the validator needs to know of a kernel. */
+export interface KernelShape {
+  /** Storage buffers in set 0, bindings 0..n-1, for DISPATCH (contract 1.1 kernels). */
+  bindings: number;
+  pushConstantBytes: number;
+  /** Every descriptor binding it declares (DISPATCH2, contract 1.3). */
+  layout: readonly KernelBinding[];
+  /** Created with MDGPU_KERNEL_DISPATCH_BASE: DISPATCH2 may give a non-zero base. */
+  dispatchBase: boolean;
+}
 
 /** What the validator needs to know about the submitting context. */
 export interface SubmissionScope {
   /** A live buffer of the submitting context (aperture offset and size), or undefined. */
   buffer(handle: number): { offset: number; size: number } | undefined;
-  /** A live kernel of the submitting context, or undefined. */
-  kernel(handle: number): { bindings: number; pushConstantBytes: number } | undefined;
+  /** A live, built kernel of the submitting context, or undefined. */
+  kernel(handle: number): KernelShape | undefined;
 }
 
 /** An aperture range a command may touch, resolved and bounds-checked. */
@@ -197,14 +303,40 @@ export interface ApertureRange {
   size: number;
 }
 
+/** A descriptor of a dispatch, resolved. DISPATCH's bindings are set 0, binding i, storage. */
+export interface ValidDescriptor {
+  set: number;
+  binding: number;
+  index: number;
+  type: DescriptorType;
+  range: ApertureRange;
+}
+
 export type ValidCommand =
   | { kind: 'copy'; src: ApertureRange; dst: ApertureRange }
   | { kind: 'fill'; dst: ApertureRange; value: number }
-  | { kind: 'dispatch'; kernel: number; groups: [number, number, number]; bindings: ApertureRange[]; pushConstants: Uint8Array }
+  | {
+      kind: 'dispatch';
+      kernel: number;
+      base: [number, number, number];
+      groups: [number, number, number];
+      descriptors: ValidDescriptor[];
+      pushConstants: Uint8Array;
+    }
+  /** Group counts read from `args` (12 bytes) when the dispatch is due, then checked. */
+  | { kind: 'dispatchIndirect'; kernel: number; args: ApertureRange; descriptors: ValidDescriptor[]; pushConstants: Uint8Array }
+  | { kind: 'update'; dst: ApertureRange; data: Uint8Array }
   | { kind: 'fence'; dst: ApertureRange; value: bigint; irq: boolean }
   | { kind: 'wait'; src: ApertureRange; value: bigint; timeoutNs: bigint }
   | { kind: 'timestamp'; dst: ApertureRange }
   | { kind: 'barrier' };
+
+/** The group counts of a dispatch are within the device's limits (0 is allowed by 1.3 commands). */
+export function checkGroups(groups: readonly number[], limits: CommandLimits, allowZero: boolean): string | null {
+  if (groups.some((g, i) => g > limits.maxWorkgroups[i]! || (!allowZero && g === 0))) return `workgroups ${groups.join('x')}`;
+  if (groups[0]! * groups[1]! * groups[2]! > limits.maxWorkgroupsTotal) return `workgroups ${groups.join('x')} > ${limits.maxWorkgroupsTotal} in all`;
+  return null;
+}
 
 export interface ValidSubmission {
   /** Bytes the submission occupies in the ring. */
@@ -279,8 +411,9 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
         need(CMD_LAYOUTS.COPY);
         const c = CMD_LAYOUTS.COPY.decode(body);
         noFlags(c.flags, 0, at);
-        const src = range(scope, c.srcBuffer, c.srcOffset, c.size, at, 4n);
-        const dst = range(scope, c.dstBuffer, c.dstOffset, c.size, at, 4n);
+        // Byte-granular since contract 1.3 (vkCmdCopyBuffer has no alignment rule).
+        const src = range(scope, c.srcBuffer, c.srcOffset, c.size, at);
+        const dst = range(scope, c.dstBuffer, c.dstOffset, c.size, at);
         if (src.offset < dst.offset + dst.size && dst.offset < src.offset + src.size) {
           throw new CommandError('OVERLAP', `COPY source and destination overlap`, at);
         }
@@ -301,9 +434,8 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
         const kernel = scope.kernel(c.kernel);
         if (kernel === undefined) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} is not a live kernel of this context`, at);
         const groups: [number, number, number] = [c.groupsX, c.groupsY, c.groupsZ];
-        if (groups.some((g, i) => g === 0 || g > limits.maxWorkgroups[i]!) || groups[0] * groups[1] * groups[2] > limits.maxWorkgroupsTotal) {
-          throw new CommandError('BAD_WORKGROUPS', `workgroups ${groups.join('x')}`, at);
-        }
+        const badGroups = checkGroups(groups, limits, false);
+        if (badGroups !== null) throw new CommandError('BAD_WORKGROUPS', badGroups, at);
         if (c.bindings !== kernel.bindings || c.bindings > limits.maxBindings) {
           throw new CommandError('BAD_BINDINGS', `${c.bindings} bindings, kernel ${c.kernel} takes ${kernel.bindings}`, at);
         }
@@ -313,7 +445,7 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
         const pushAt = CMD_LAYOUTS.DISPATCH.size + c.bindings * DispatchBinding.size;
         const expected = pushAt + Math.ceil(c.pushSize / CMD_ALIGN) * CMD_ALIGN;
         if (header.length !== expected) throw new CommandError('BAD_LENGTH', `DISPATCH length ${header.length}, expected ${expected}`, at);
-        const bindings: ApertureRange[] = [];
+        const descriptors: ValidDescriptor[] = [];
         for (let i = 0; i < c.bindings; i++) {
           const b = DispatchBinding.decode(body, CMD_LAYOUTS.DISPATCH.size + i * DispatchBinding.size);
           noFlags(0, 0, at, b.reserved);
@@ -322,9 +454,50 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
           }
           if (b.size > BigInt(limits.maxBindingBytes))
             throw new CommandError('OUT_OF_BOUNDS', `binding ${i} of ${b.size} bytes > ${limits.maxBindingBytes}`, at);
-          bindings.push(range(scope, b.buffer, b.offset, b.size, at, 4n));
+          descriptors.push({ set: 0, binding: i, index: 0, type: 'storage', range: range(scope, b.buffer, b.offset, b.size, at, 4n) });
         }
-        commands.push({ kind: 'dispatch', kernel: c.kernel, groups, bindings, pushConstants: body.slice(pushAt, pushAt + c.pushSize) });
+        commands.push({ kind: 'dispatch', kernel: c.kernel, base: [0, 0, 0], groups, descriptors, pushConstants: body.slice(pushAt, pushAt + c.pushSize) });
+        break;
+      }
+      case CMD.DISPATCH2: {
+        need(CMD_LAYOUTS.DISPATCH2);
+        const c = CMD_LAYOUTS.DISPATCH2.decode(body);
+        noFlags(c.flags, 0, at, c.reserved);
+        const kernel = scope.kernel(c.kernel);
+        if (kernel === undefined) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} is not a live kernel of this context`, at);
+        const groups: [number, number, number] = [c.groupsX, c.groupsY, c.groupsZ];
+        const badGroups = checkGroups(groups, limits, true);
+        if (badGroups !== null) throw new CommandError('BAD_WORKGROUPS', badGroups, at);
+        const base: [number, number, number] = [c.baseX, c.baseY, c.baseZ];
+        if (base.some((b) => b !== 0) && !kernel.dispatchBase) {
+          throw new CommandError('BAD_WORKGROUPS', `base ${base.join(',')}: kernel ${c.kernel} was not created for DispatchBase`, at);
+        }
+        // The workgroup ids base + count - 1 must be representable.
+        if (base.some((b, i) => b + groups[i]! > 0x1_0000_0000)) throw new CommandError('BAD_WORKGROUPS', `base ${base.join(',')} + ${groups.join('x')} overflows`, at);
+        const { descriptors, push } = dispatchTail(body, CMD_LAYOUTS.DISPATCH2.size, c.descriptors, c.pushSize, kernel, scope, limits, at);
+        if (groups.every((g) => g > 0)) commands.push({ kind: 'dispatch', kernel: c.kernel, base, groups, descriptors, pushConstants: push });
+        break;
+      }
+      case CMD.DISPATCH_INDIRECT: {
+        need(CMD_LAYOUTS.DISPATCH_INDIRECT);
+        const c = CMD_LAYOUTS.DISPATCH_INDIRECT.decode(body);
+        noFlags(c.flags, 0, at);
+        const kernel = scope.kernel(c.kernel);
+        if (kernel === undefined) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} is not a live kernel of this context`, at);
+        const args = range(scope, c.argsBuffer, c.argsOffset, 12n, at, 4n);
+        const { descriptors, push } = dispatchTail(body, CMD_LAYOUTS.DISPATCH_INDIRECT.size, c.descriptors, c.pushSize, kernel, scope, limits, at);
+        commands.push({ kind: 'dispatchIndirect', kernel: c.kernel, args, descriptors, pushConstants: push });
+        break;
+      }
+      case CMD.UPDATE: {
+        need(CMD_LAYOUTS.UPDATE);
+        const c = CMD_LAYOUTS.UPDATE.decode(body);
+        noFlags(c.flags, 0, at);
+        if (c.size === 0 || c.size > MAX_UPDATE_BYTES) throw new CommandError('TOO_LARGE', `UPDATE of ${c.size} bytes (1..${MAX_UPDATE_BYTES})`, at);
+        const expected = CMD_LAYOUTS.UPDATE.size + Math.ceil(c.size / CMD_ALIGN) * CMD_ALIGN;
+        if (header.length !== expected) throw new CommandError('BAD_LENGTH', `UPDATE length ${header.length}, expected ${expected}`, at);
+        const dst = range(scope, c.buffer, c.offset, BigInt(c.size), at, 4n);
+        commands.push({ kind: 'update', dst, data: body.slice(CMD_LAYOUTS.UPDATE.size, CMD_LAYOUTS.UPDATE.size + c.size) });
         break;
       }
       case CMD.FENCE: {
@@ -357,4 +530,52 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
     at += header.length;
   }
   return { length: head.length, fence, commands };
+}
+
+/**
+ * The descriptors and push constants after a DISPATCH2 or DISPATCH_INDIRECT header at `headSize`:
+ * every descriptor one the kernel declares (its set, binding and type), inside its array, not
+ * repeated, its range inside a live buffer of the context, aligned and no larger than the
+ * device allows for its type; the push constants exactly the kernel's; the command exactly as
+ * long as all of that. Descriptors the kernel declares and the dispatch leaves out bind a small
+ * zeroed buffer of the host's.
+ */
+function dispatchTail(
+  body: Uint8Array,
+  headSize: number,
+  count: number,
+  pushSize: number,
+  kernel: KernelShape,
+  scope: SubmissionScope,
+  limits: CommandLimits,
+  at: number,
+): { descriptors: ValidDescriptor[]; push: Uint8Array } {
+  if (count > limits.maxDescriptors) throw new CommandError('TOO_LARGE', `${count} descriptors > ${limits.maxDescriptors}`, at);
+  if (pushSize !== kernel.pushConstantBytes || pushSize > limits.maxPushConstantBytes || pushSize % 4 !== 0) {
+    throw new CommandError('BAD_PUSH_CONSTANTS', `${pushSize} push-constant bytes, the kernel takes ${kernel.pushConstantBytes}`, at);
+  }
+  const pushAt = headSize + count * DispatchDescriptor.size;
+  const expected = pushAt + Math.ceil(pushSize / CMD_ALIGN) * CMD_ALIGN;
+  if (body.length !== expected) throw new CommandError('BAD_LENGTH', `dispatch length ${body.length}, expected ${expected}`, at);
+  const seen = new Set<string>();
+  const descriptors: ValidDescriptor[] = [];
+  for (let i = 0; i < count; i++) {
+    const d = DispatchDescriptor.decode(body, headSize + i * DispatchDescriptor.size);
+    noFlags(0, 0, at, d.reserved);
+    const type: DescriptorType | undefined =
+      d.type === DESCRIPTOR_TYPES.STORAGE_BUFFER.code ? 'storage' : d.type === DESCRIPTOR_TYPES.UNIFORM_BUFFER.code ? 'uniform' : undefined;
+    const declared = kernel.layout.find((b) => b.set === d.set && b.binding === d.binding);
+    if (type === undefined || declared === undefined || declared.type !== type || d.index >= declared.count) {
+      throw new CommandError('BAD_DESCRIPTOR', `descriptor ${i} (set ${d.set}, binding ${d.binding}[${d.index}], type ${d.type}) is not one the kernel declares`, at);
+    }
+    const key = `${d.set}/${d.binding}/${d.index}`;
+    if (seen.has(key)) throw new CommandError('BAD_DESCRIPTOR', `descriptor ${i} repeats set ${d.set}, binding ${d.binding}[${d.index}]`, at);
+    seen.add(key);
+    const align = type === 'uniform' ? limits.uniformAlignment : limits.bindingAlignment;
+    const max = type === 'uniform' ? limits.maxUniformBytes : limits.maxBindingBytes;
+    if (d.offset % BigInt(align) !== 0n) throw new CommandError('BAD_ALIGNMENT', `descriptor ${i} offset ${d.offset} not a multiple of ${align}`, at);
+    if (d.range > BigInt(max)) throw new CommandError('OUT_OF_BOUNDS', `descriptor ${i} of ${d.range} bytes > ${max}`, at);
+    descriptors.push({ set: d.set, binding: d.binding, index: d.index, type, range: range(scope, d.buffer, d.offset, d.range, at) });
+  }
+  return { descriptors, push: body.slice(pushAt, pushAt + pushSize) };
 }
