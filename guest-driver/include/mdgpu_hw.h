@@ -14,7 +14,7 @@
 #define MDGPU_PCI_DEVICE_ID                      0x4750
 #define MDGPU_ID_VALUE                           0x4d444750      /* "MDGP" */
 #define MDGPU_CONTRACT_MAJOR                     1
-#define MDGPU_CONTRACT_MINOR                     2
+#define MDGPU_CONTRACT_MINOR                     3
 
 #define MDGPU_APERTURE_BAR                       0
 #define MDGPU_REGISTER_BAR                       2
@@ -37,7 +37,7 @@
  */
 #define MDGPU_TRAPPED_WINDOW_SIZE                0x1000          /* BAR0[0, this) is trapped */
 #define MDGPU_ALLOC_BASE                         0x1000          /* buffers start here in the aperture */
-#define MDGPU_HW_BO_FLAGS_KNOWN                  0               /* BO_ALLOC flags the device knows */
+#define MDGPU_HW_BO_FLAGS_KNOWN                  1               /* BO_ALLOC flags the device knows */
 #define MDGPU_MIN_ALIGN_LOG2                     12              /* smallest explicit BO_ALLOC alignment (0: the granule) */
 #define MDGPU_MAX_ALIGN_LOG2                     30              /* largest BO_ALLOC alignment */
 #define MDGPU_HW_QUEUE_CONTROL_SIZE              0x1000          /* control block at the start of a queue buffer */
@@ -48,6 +48,11 @@
 #define MDGPU_HW_KERNEL_MAX_BINDINGS             16              /* most bindings of a kernel */
 #define MDGPU_HW_KERNEL_MAX_PUSH_BYTES           128             /* most push-constant bytes of a kernel */
 #define MDGPU_HW_FENCE_ERROR                     (1ULL << 63)    /* set in the fence value of a failed submission */
+#define MDGPU_KERNEL_MAX_ENTRY_NAME              255             /* longest entry point name of a kernel record, bytes (1.3) */
+#define MDGPU_KERNEL_MAX_SPEC_ENTRIES            0x100           /* most specialization constants of a kernel record (1.3) */
+#define MDGPU_KERNEL_MAX_SPEC_DATA               0x1000          /* most specialization data bytes of a kernel record (1.3) */
+#define MDGPU_DISPATCH_MAX_DESCRIPTORS           0x100           /* most descriptors of a DISPATCH2 (1.3) */
+#define MDGPU_UPDATE_MAX_BYTES                   0x10000         /* most bytes one UPDATE carries (1.3) */
 
 /* Registers in BAR2, all 32 bits wide. */
 #define MDGPU_REG_ID                             0x000u          /* Device signature, "MDGP" */
@@ -115,6 +120,7 @@
 #define MDGPU_OP_QUERY                           0x0001          /* args: param; returns: value_lo, value_hi */
 #define MDGPU_OP_CTX_CREATE                      0x0002          /* args: -; returns: ctx */
 #define MDGPU_OP_CTX_DESTROY                     0x0003          /* args: ctx; returns: freed_buffers */
+#define MDGPU_OP_CAPS_READ                       0x0004          /* args: ctx, buffer, offset; returns: size */
 #define MDGPU_OP_BO_ALLOC                        0x0010          /* args: ctx, size_lo, size_hi, align_log2, flags; returns: handle, offset_lo, offset_hi */
 #define MDGPU_OP_BO_FREE                         0x0011          /* args: ctx, handle; returns: - */
 #define MDGPU_OP_BO_INFO                         0x0012          /* args: ctx, handle; returns: offset_lo, offset_hi, size_lo, size_hi */
@@ -122,9 +128,10 @@
 #define MDGPU_OP_QUEUE_DESTROY                   0x0101          /* args: ctx, queue; returns: - */
 #define MDGPU_OP_KERNEL_CREATE                   0x0200          /* args: ctx, buffer, offset, size, bindings, push_bytes; returns: kernel */
 #define MDGPU_OP_KERNEL_DESTROY                  0x0201          /* args: ctx, kernel; returns: - */
+#define MDGPU_OP_KERNEL_CREATE2                  0x0203          /* args: ctx, buffer, offset, size; returns: kernel */
 #define MDGPU_OP_KERNEL_STATUS                   0x0202          /* args: ctx, kernel; returns: state, result */
 /* 0x0102..0x01ff reserved: more queue operations */
-/* 0x0203..0x02ff reserved: more kernel operations */
+/* 0x0204..0x02ff reserved: more kernel operations */
 
 /* Mailbox results (MBOX_STATUS.RESULT). */
 #define MDGPU_RESULT_OK                          0               /* Success */
@@ -168,5 +175,29 @@
 #define MDGPU_QUERY_MAX_BINDING                  17              /* Largest DISPATCH binding in bytes */
 #define MDGPU_QUERY_KERNEL_BUILD_MS              18              /* Longest a kernel build may take before it fails with BAD_KERNEL, in ms (contract 1.2) */
 #define MDGPU_QUERY_MAX_KERNEL_BUILDS            19              /* Most kernel builds a VM may have in progress at once; more are THROTTLED (contract 1.2) */
+#define MDGPU_QUERY_CAPS_SIZE                    20              /* Bytes CAPS_READ writes (contract 1.3) */
+
+/* BO_ALLOC flags. */
+#define MDGPU_BO_FLAG_CACHED                     (1u << 0)       /* Map it write-back in the guest rather than write-combined (contract 1.3: the aperture is RAM on the host) */
+
+/* Kernel record flags (struct mdgpu_kernel_desc.flags, contract 1.3). */
+#define MDGPU_KERNEL_FLAG_DISPATCH_BASE          (1u << 0)       /* DISPATCH2 may give a non-zero base (vkCmdDispatchBase) */
+
+/* Capability record (struct mdgpu_caps in mdgpu_cmd.h, contract 1.3). */
+#define MDGPU_CAPS_VERSION                       1
+#define MDGPU_CAPS_SIZE                          660
+#define MDGPU_CAPS_FEATURE_SHADER_INT64          (1u << 0)       /* Int64 in kernels */
+#define MDGPU_CAPS_FEATURE_SHADER_FLOAT64        (1u << 1)       /* Float64 in kernels */
+#define MDGPU_CAPS_FEATURE_SHADER_INT16          (1u << 2)       /* Int16 in kernels */
+#define MDGPU_CAPS_FEATURE_SHADER_INT8           (1u << 3)       /* Int8 in kernels (shaderInt8) */
+#define MDGPU_CAPS_FEATURE_SHADER_FLOAT16        (1u << 4)       /* Float16 in kernels (shaderFloat16) */
+#define MDGPU_CAPS_FEATURE_STORAGE_BUFFER_16BIT  (1u << 5)       /* 16-bit types in storage buffers (storageBuffer16BitAccess) */
+#define MDGPU_CAPS_FEATURE_UNIFORM_16BIT         (1u << 6)       /* 16-bit types in uniform and storage buffers (uniformAndStorageBuffer16BitAccess) */
+#define MDGPU_CAPS_FEATURE_PUSH_CONSTANT_16BIT   (1u << 7)       /* 16-bit types in push constants (storagePushConstant16) */
+#define MDGPU_CAPS_FEATURE_STORAGE_BUFFER_8BIT   (1u << 8)       /* 8-bit types in storage buffers (storageBuffer8BitAccess) */
+#define MDGPU_CAPS_FEATURE_UNIFORM_8BIT          (1u << 9)       /* 8-bit types in uniform and storage buffers (uniformAndStorageBuffer8BitAccess) */
+#define MDGPU_CAPS_FEATURE_PUSH_CONSTANT_8BIT    (1u << 10)      /* 8-bit types in push constants (storagePushConstant8) */
+#define MDGPU_CAPS_FEATURE_ROBUST_BUFFER_ACCESS_2 (1u << 11)     /* Out-of-bounds accesses stay inside the descriptor's range (robustBufferAccess2) */
+#define MDGPU_CAPS_FEATURE_VARIABLE_POINTERS     (1u << 12)      /* Variable pointers to storage buffers (variablePointersStorageBuffer) */
 
 #endif /* MDGPU_HW_H */

@@ -29,6 +29,9 @@
 #define MDGPU_CMD_WAIT                   0x06
 #define MDGPU_CMD_TIMESTAMP              0x07
 #define MDGPU_CMD_BARRIER                0x08
+#define MDGPU_CMD_DISPATCH2              0x09
+#define MDGPU_CMD_DISPATCH_INDIRECT      0x0a
+#define MDGPU_CMD_UPDATE                 0x0b
 
 /* SUBMIT and FENCE flag: raise the FENCE interrupt source when the fence value is written. */
 #define MDGPU_CMD_FLAG_IRQ               0x1
@@ -46,7 +49,15 @@
 #define MDGPU_CMD_WAIT_SIZE              40
 #define MDGPU_CMD_TIMESTAMP_SIZE         24
 #define MDGPU_CMD_BARRIER_SIZE           8
+#define MDGPU_CMD_DISPATCH2_SIZE         48
+#define MDGPU_CMD_DISPATCH_INDIRECT_SIZE 32
+#define MDGPU_CMD_UPDATE_SIZE            24
 #define MDGPU_CMD_BINDING_SIZE           24
+#define MDGPU_CMD_DESCRIPTOR_SIZE        40
+
+/* Descriptor types of struct mdgpu_dispatch_descriptor (contract 1.3). */
+#define MDGPU_DESCRIPTOR_STORAGE_BUFFER  0       /* A storage buffer (GLSL buffer block) */
+#define MDGPU_DESCRIPTOR_UNIFORM_BUFFER  1       /* A uniform buffer (GLSL uniform block) */
 
 /* Device limits (QUERY MAX_SUBMISSION reports the first). */
 #define MDGPU_SUBMIT_MAX_BYTES           (1u << 20)
@@ -72,6 +83,8 @@
 #define MDGPU_SUBMIT_CONTEXT_LOST        16      /* The context was marked lost (a kernel ran past its time limit) */
 #define MDGPU_SUBMIT_OVERLAP             17      /* COPY source and destination overlap */
 #define MDGPU_SUBMIT_THROTTLED           18      /* Refused for a cool-off period: this VM's work caused too many device resets (contract 1.2) */
+#define MDGPU_SUBMIT_BAD_DESCRIPTOR      19      /* A DISPATCH2 descriptor the kernel does not declare, of the wrong type, repeated, or past its array (contract 1.3) */
+#define MDGPU_SUBMIT_BAD_INDIRECT        20      /* DISPATCH_INDIRECT arguments above the device limits, read when the dispatch was due (contract 1.3) */
 
 /* Their names, as an initializer: static const char *const names[] = MDGPU_SUBMIT_ERROR_NAMES; */
 #define MDGPU_SUBMIT_ERROR_NAMES \
@@ -95,6 +108,8 @@
 		[MDGPU_SUBMIT_CONTEXT_LOST] = "CONTEXT_LOST", \
 		[MDGPU_SUBMIT_OVERLAP] = "OVERLAP", \
 		[MDGPU_SUBMIT_THROTTLED] = "THROTTLED", \
+		[MDGPU_SUBMIT_BAD_DESCRIPTOR] = "BAD_DESCRIPTOR", \
+		[MDGPU_SUBMIT_BAD_INDIRECT] = "BAD_INDIRECT", \
 	}
 
 /*
@@ -255,6 +270,72 @@ _Static_assert(offsetof(struct mdgpu_cmd_barrier, opcode) == 0, "mdgpu_cmd_barri
 _Static_assert(offsetof(struct mdgpu_cmd_barrier, flags) == 2, "mdgpu_cmd_barrier layout");
 _Static_assert(offsetof(struct mdgpu_cmd_barrier, length) == 4, "mdgpu_cmd_barrier layout");
 
+struct mdgpu_cmd_dispatch2 {
+	uint16_t opcode;
+	uint16_t flags;
+	uint32_t length;
+	uint32_t kernel;
+	uint32_t descriptors;
+	uint32_t base_x;
+	uint32_t base_y;
+	uint32_t base_z;
+	uint32_t groups_x;
+	uint32_t groups_y;
+	uint32_t groups_z;
+	uint32_t push_size;
+	uint32_t reserved;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mdgpu_cmd_dispatch2) == MDGPU_CMD_DISPATCH2_SIZE, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, opcode) == 0, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, flags) == 2, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, length) == 4, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, kernel) == 8, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, descriptors) == 12, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, base_x) == 16, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, base_y) == 20, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, base_z) == 24, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, groups_x) == 28, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, groups_y) == 32, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, groups_z) == 36, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, push_size) == 40, "mdgpu_cmd_dispatch2 layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch2, reserved) == 44, "mdgpu_cmd_dispatch2 layout");
+
+struct mdgpu_cmd_dispatch_indirect {
+	uint16_t opcode;
+	uint16_t flags;
+	uint32_t length;
+	uint32_t kernel;
+	uint32_t descriptors;
+	uint32_t push_size;
+	uint32_t args_buffer;
+	uint64_t args_offset;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mdgpu_cmd_dispatch_indirect) == MDGPU_CMD_DISPATCH_INDIRECT_SIZE, "mdgpu_cmd_dispatch_indirect layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch_indirect, opcode) == 0, "mdgpu_cmd_dispatch_indirect layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch_indirect, flags) == 2, "mdgpu_cmd_dispatch_indirect layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch_indirect, length) == 4, "mdgpu_cmd_dispatch_indirect layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch_indirect, kernel) == 8, "mdgpu_cmd_dispatch_indirect layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch_indirect, descriptors) == 12, "mdgpu_cmd_dispatch_indirect layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch_indirect, push_size) == 16, "mdgpu_cmd_dispatch_indirect layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch_indirect, args_buffer) == 20, "mdgpu_cmd_dispatch_indirect layout");
+_Static_assert(offsetof(struct mdgpu_cmd_dispatch_indirect, args_offset) == 24, "mdgpu_cmd_dispatch_indirect layout");
+
+struct mdgpu_cmd_update {
+	uint16_t opcode;
+	uint16_t flags;
+	uint32_t length;
+	uint32_t buffer;
+	uint32_t size;
+	uint64_t offset;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mdgpu_cmd_update) == MDGPU_CMD_UPDATE_SIZE, "mdgpu_cmd_update layout");
+_Static_assert(offsetof(struct mdgpu_cmd_update, opcode) == 0, "mdgpu_cmd_update layout");
+_Static_assert(offsetof(struct mdgpu_cmd_update, flags) == 2, "mdgpu_cmd_update layout");
+_Static_assert(offsetof(struct mdgpu_cmd_update, length) == 4, "mdgpu_cmd_update layout");
+_Static_assert(offsetof(struct mdgpu_cmd_update, buffer) == 8, "mdgpu_cmd_update layout");
+_Static_assert(offsetof(struct mdgpu_cmd_update, size) == 12, "mdgpu_cmd_update layout");
+_Static_assert(offsetof(struct mdgpu_cmd_update, offset) == 16, "mdgpu_cmd_update layout");
+
 struct mdgpu_dispatch_binding {
 	uint32_t buffer;
 	uint32_t reserved;
@@ -266,6 +347,147 @@ _Static_assert(offsetof(struct mdgpu_dispatch_binding, buffer) == 0, "mdgpu_disp
 _Static_assert(offsetof(struct mdgpu_dispatch_binding, reserved) == 4, "mdgpu_dispatch_binding layout");
 _Static_assert(offsetof(struct mdgpu_dispatch_binding, offset) == 8, "mdgpu_dispatch_binding layout");
 _Static_assert(offsetof(struct mdgpu_dispatch_binding, size) == 16, "mdgpu_dispatch_binding layout");
+
+struct mdgpu_dispatch_descriptor {
+	uint32_t set;
+	uint32_t binding;
+	uint32_t index;
+	uint32_t type;
+	uint32_t buffer;
+	uint32_t reserved;
+	uint64_t offset;
+	uint64_t range;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mdgpu_dispatch_descriptor) == MDGPU_CMD_DESCRIPTOR_SIZE, "mdgpu_dispatch_descriptor layout");
+_Static_assert(offsetof(struct mdgpu_dispatch_descriptor, set) == 0, "mdgpu_dispatch_descriptor layout");
+_Static_assert(offsetof(struct mdgpu_dispatch_descriptor, binding) == 4, "mdgpu_dispatch_descriptor layout");
+_Static_assert(offsetof(struct mdgpu_dispatch_descriptor, index) == 8, "mdgpu_dispatch_descriptor layout");
+_Static_assert(offsetof(struct mdgpu_dispatch_descriptor, type) == 12, "mdgpu_dispatch_descriptor layout");
+_Static_assert(offsetof(struct mdgpu_dispatch_descriptor, buffer) == 16, "mdgpu_dispatch_descriptor layout");
+_Static_assert(offsetof(struct mdgpu_dispatch_descriptor, reserved) == 20, "mdgpu_dispatch_descriptor layout");
+_Static_assert(offsetof(struct mdgpu_dispatch_descriptor, offset) == 24, "mdgpu_dispatch_descriptor layout");
+_Static_assert(offsetof(struct mdgpu_dispatch_descriptor, range) == 32, "mdgpu_dispatch_descriptor layout");
+
+/*
+ * Records userspace places in a buffer for the device (contract 1.3): the capability record
+ * CAPS_READ writes (its size is MDGPU_CAPS_SIZE), and the kernel record of KERNEL_CREATE2 with
+ * its specialization map entries. Packed, little-endian like the commands.
+ */
+struct mdgpu_caps {
+	uint32_t version;
+	uint32_t size;
+	uint32_t host_api_version;
+	uint32_t host_driver_version;
+	uint32_t host_vendor_id;
+	uint32_t host_device_id;
+	uint32_t host_device_type;
+	uint32_t features;
+	uint8_t host_device_name[256];
+	uint8_t host_driver_name[64];
+	uint8_t host_driver_info[128];
+	uint8_t pipeline_cache_uuid[16];
+	uint32_t max_compute_shared_memory_size;
+	uint32_t max_compute_work_group_invocations;
+	uint32_t max_compute_work_group_count_x;
+	uint32_t max_compute_work_group_count_y;
+	uint32_t max_compute_work_group_count_z;
+	uint32_t max_compute_work_group_size_x;
+	uint32_t max_compute_work_group_size_y;
+	uint32_t max_compute_work_group_size_z;
+	uint32_t max_push_constants_size;
+	uint32_t max_bound_descriptor_sets;
+	uint32_t max_per_stage_descriptor_storage_buffers;
+	uint32_t max_per_stage_descriptor_uniform_buffers;
+	uint32_t max_descriptor_set_storage_buffers;
+	uint32_t max_descriptor_set_uniform_buffers;
+	uint32_t max_storage_buffer_range;
+	uint32_t max_uniform_buffer_range;
+	uint32_t min_storage_buffer_offset_alignment;
+	uint32_t min_uniform_buffer_offset_alignment;
+	uint32_t max_dispatch_descriptors;
+	uint32_t timestamp_period_bits;
+	uint32_t timestamp_valid_bits;
+	uint32_t subgroup_size;
+	uint32_t subgroup_supported_operations;
+	uint64_t max_memory_allocation_size;
+	uint8_t reserved[64];
+} __attribute__((packed));
+_Static_assert(sizeof(struct mdgpu_caps) == 660, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, version) == 0, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, size) == 4, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, host_api_version) == 8, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, host_driver_version) == 12, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, host_vendor_id) == 16, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, host_device_id) == 20, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, host_device_type) == 24, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, features) == 28, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, host_device_name) == 32, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, host_driver_name) == 288, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, host_driver_info) == 352, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, pipeline_cache_uuid) == 480, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_compute_shared_memory_size) == 496, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_compute_work_group_invocations) == 500, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_compute_work_group_count_x) == 504, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_compute_work_group_count_y) == 508, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_compute_work_group_count_z) == 512, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_compute_work_group_size_x) == 516, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_compute_work_group_size_y) == 520, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_compute_work_group_size_z) == 524, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_push_constants_size) == 528, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_bound_descriptor_sets) == 532, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_per_stage_descriptor_storage_buffers) == 536, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_per_stage_descriptor_uniform_buffers) == 540, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_descriptor_set_storage_buffers) == 544, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_descriptor_set_uniform_buffers) == 548, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_storage_buffer_range) == 552, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_uniform_buffer_range) == 556, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, min_storage_buffer_offset_alignment) == 560, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, min_uniform_buffer_offset_alignment) == 564, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_dispatch_descriptors) == 568, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, timestamp_period_bits) == 572, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, timestamp_valid_bits) == 576, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, subgroup_size) == 580, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, subgroup_supported_operations) == 584, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, max_memory_allocation_size) == 588, "mdgpu_caps layout");
+_Static_assert(offsetof(struct mdgpu_caps, reserved) == 596, "mdgpu_caps layout");
+
+struct mdgpu_kernel_desc {
+	uint32_t flags;
+	uint32_t push_bytes;
+	uint32_t spirv_size;
+	uint32_t entry_size;
+	uint64_t spirv_offset;
+	uint64_t entry_offset;
+	uint64_t spec_map_offset;
+	uint32_t spec_map_count;
+	uint32_t spec_data_size;
+	uint64_t spec_data_offset;
+	uint64_t reserved;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mdgpu_kernel_desc) == 64, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, flags) == 0, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, push_bytes) == 4, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, spirv_size) == 8, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, entry_size) == 12, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, spirv_offset) == 16, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, entry_offset) == 24, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, spec_map_offset) == 32, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, spec_map_count) == 40, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, spec_data_size) == 44, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, spec_data_offset) == 48, "mdgpu_kernel_desc layout");
+_Static_assert(offsetof(struct mdgpu_kernel_desc, reserved) == 56, "mdgpu_kernel_desc layout");
+
+struct mdgpu_spec_map_entry {
+	uint32_t constant_id;
+	uint32_t offset;
+	uint32_t size;
+	uint32_t reserved;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mdgpu_spec_map_entry) == 16, "mdgpu_spec_map_entry layout");
+_Static_assert(offsetof(struct mdgpu_spec_map_entry, constant_id) == 0, "mdgpu_spec_map_entry layout");
+_Static_assert(offsetof(struct mdgpu_spec_map_entry, offset) == 4, "mdgpu_spec_map_entry layout");
+_Static_assert(offsetof(struct mdgpu_spec_map_entry, size) == 8, "mdgpu_spec_map_entry layout");
+_Static_assert(offsetof(struct mdgpu_spec_map_entry, reserved) == 12, "mdgpu_spec_map_entry layout");
 
 /**
  * struct mdgpu_queue_control - the control block, the first 4 KiB of a queue buffer

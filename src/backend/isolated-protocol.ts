@@ -4,21 +4,11 @@
  * clone: typed arrays and bigints pass as they are). Memories and kernels are named by ids the
  * daemon chooses, so the same ids stay valid when a new worker replaces a killed one.
  */
-import type { DeviceInfo, SubmissionStatus } from './backend.js';
+import type { DeviceCommand } from '../device-commands.js';
+import type { DeviceInfo, KernelOptions, SubmissionStatus } from './backend.js';
 
-/** A command of a batch, with its memories and kernel named by id. */
-export type WireCommand =
-  | { op: 'copy'; src: number; srcOffset: number; dst: number; dstOffset: number; size: number }
-  | { op: 'fill'; mem: number; offset: number; size: number; value: number }
-  | {
-      op: 'dispatch';
-      kernel: number;
-      groups: readonly [number, number?, number?];
-      bindings: { mem: number; offset: number; size: number }[];
-      push?: Uint8Array;
-    }
-  | { op: 'timestamp'; mem: number; offset: number }
-  | { op: 'barrier' };
+/** A command of a batch, its kernel named by id (the batch's memory is named once per batch). */
+export type WireCommand = DeviceCommand<number>;
 
 /** Daemon → worker. */
 export type ToWorker =
@@ -30,10 +20,10 @@ export type ToWorker =
    * the background; otherwise (a replay after a reset) only when a batch needs it, so a reset
    * does not make every VM wait for every other VM's kernels.
    */
-  | { t: 'kernel'; id: number; spirv: Uint32Array; bindings: number; pushConstantSize: number; eager: boolean }
+  | { t: 'kernel'; id: number; spirv: Uint32Array; options: KernelOptions; eager: boolean }
   | { t: 'destroyMemory'; id: number }
   | { t: 'destroyKernel'; id: number }
-  | { t: 'submit'; req: number; commands: WireCommand[] }
+  | { t: 'submit'; req: number; memory: number; commands: WireCommand[] }
   | { t: 'exit' };
 
 /** A failure as the worker saw it (a BackendError's fields, or a plain message). */

@@ -14,7 +14,7 @@
  * daemon learns what the device can do without loading the driver itself.
  */
 import * as fs from 'node:fs';
-import { BackendError, type BackendKernel, type BackendMemory, type Command } from './backend.js';
+import { BackendError, type BackendKernel, type BackendMemory, type Command, type KernelOptions } from './backend.js';
 import { HostDevice } from './host-driver.js';
 import type { FromWorker, ToWorker, WireCommand, WireError } from './isolated-protocol.js';
 
@@ -34,8 +34,7 @@ function wireError(err: unknown): WireError {
 
 interface KernelEntry {
   spirv: Uint32Array;
-  bindings: number;
-  pushConstantSize: number;
+  options: KernelOptions;
   kernel: BackendKernel | null;
   failed: Error | null;
   building: boolean;
@@ -76,7 +75,7 @@ async function buildLoop(): Promise<void> {
       const k = kernels.get(id)!;
       k.building = true;
       try {
-        const built = await device!.buildKernel(k.spirv, { bindings: k.bindings, pushConstantSize: k.pushConstantSize });
+        const built = await device!.buildKernel(k.spirv, k.options);
         if (k.destroyed) built.destroy();
         else k.kernel = built;
       } catch (err) {
@@ -114,41 +113,10 @@ async function ensureBuilt(id: number, i: number): Promise<BackendKernel> {
   return k.kernel;
 }
 
-/** Ids back to objects; an unknown id is a stale handle, as the library would say (ENOENT). */
+/** Kernel ids back to kernels (built now if they are not yet); the commands stay as they are. */
 async function commandsOf(wire: WireCommand[]): Promise<Command[]> {
-  const mem = (id: number, i: number) => {
-    const m = memories.get(id);
-    if (m === undefined) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `command ${i}: no memory ${id} in the worker`);
-    return m;
-  };
   const out: Command[] = [];
-  for (const [i, c] of wire.entries()) {
-    switch (c.op) {
-      case 'copy':
-        out.push({ op: 'copy', src: mem(c.src, i), srcOffset: c.srcOffset, dst: mem(c.dst, i), dstOffset: c.dstOffset, size: c.size });
-        break;
-      case 'fill':
-        out.push({ op: 'fill', mem: mem(c.mem, i), offset: c.offset, size: c.size, value: c.value });
-        break;
-      case 'dispatch': {
-        const kernel = await ensureBuilt(c.kernel, i);
-        out.push({
-          op: 'dispatch',
-          kernel,
-          groups: c.groups,
-          bindings: c.bindings.map((b) => ({ mem: mem(b.mem, i), offset: b.offset, size: b.size })),
-          ...(c.push ? { push: c.push } : {}),
-        });
-        break;
-      }
-      case 'timestamp':
-        out.push({ op: 'timestamp', mem: mem(c.mem, i), offset: c.offset });
-        break;
-      case 'barrier':
-        out.push({ op: 'barrier' });
-        break;
-    }
-  }
+  for (const [i, c] of wire.entries()) out.push(c.kind === 'dispatch' ? { ...c, kernel: await ensureBuilt(c.kernel, i) } : c);
   return out;
 }
 
@@ -193,8 +161,7 @@ function handle(m: ToWorker): void {
     case 'kernel':
       kernels.set(m.id, {
         spirv: m.spirv,
-        bindings: m.bindings,
-        pushConstantSize: m.pushConstantSize,
+        options: m.options,
         kernel: null,
         failed: null,
         building: false,
@@ -226,13 +193,15 @@ function handle(m: ToWorker): void {
       lastStart = (async () => {
         await previous;
         let commands: Command[];
+        const memory = memories.get(m.memory);
         try {
+          if (memory === undefined) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `no memory ${m.memory} in the worker`);
           commands = await commandsOf(m.commands);
         } catch (err) {
           send({ t: 'failed', req: m.req, error: wireError(err) });
           return;
         }
-        dev.submit(commands, { started: () => send({ t: 'started', req: m.req }) }).then(
+        dev.submit(memory, commands, { started: () => send({ t: 'started', req: m.req }) }).then(
           (status) => send({ t: 'done', req: m.req, status }),
           (err: unknown) => send({ t: 'failed', req: m.req, error: wireError(err) }),
         );

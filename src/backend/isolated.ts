@@ -41,6 +41,8 @@ import {
 } from './backend.js';
 import type { FromWorker, ToWorker, WireCommand, WireError } from './isolated-protocol.js';
 import { KernelBuilder, type KernelBuilderOptions } from './kernel-builder.js';
+import type { BuiltKernelInfo } from './kernel-builder-protocol.js';
+import type { KernelBinding } from '../device-commands.js';
 import { lowerPriority } from './priority.js';
 
 const WORKER = fileURLToPath(new URL('./isolated-worker.js', import.meta.url));
@@ -81,13 +83,21 @@ export class IsolatedMemory implements BackendMemory {
 /** A kernel built on an {@link IsolatedDevice}. */
 export class IsolatedKernel implements BackendKernel {
   #destroyed = false;
+  readonly layout: readonly KernelBinding[];
+  readonly localSize: readonly [number, number, number];
+  readonly pushConstantSize: number;
+  readonly dispatchBase: boolean;
   /** @internal */
   constructor(
     readonly device: IsolatedDevice,
     readonly id: number,
-    readonly bindings: number,
-    readonly pushConstantSize: number,
-  ) {}
+    info: BuiltKernelInfo,
+  ) {
+    this.layout = info.layout;
+    this.localSize = info.localSize;
+    this.pushConstantSize = info.pushConstantSize;
+    this.dispatchBase = info.dispatchBase;
+  }
 
   get destroyed(): boolean {
     return this.#destroyed;
@@ -387,13 +397,13 @@ export class IsolatedDevice implements ComputeBackend {
   /** Build a kernel: first in the builder process (checked, bounded), then in the worker. */
   async buildKernel(spirv: Uint32Array, options: KernelOptions, owner = 'device'): Promise<BackendKernel> {
     this.#alive('mdgpu_host_kernel_create');
-    await this.builder.build(owner, spirv, options);
+    const built = await this.builder.build(owner, spirv, options);
     this.#alive('mdgpu_host_kernel_create');
     const id = this.#nextId++;
-    const define = { t: 'kernel', id, spirv: spirv.slice(), bindings: options.bindings, pushConstantSize: options.pushConstantSize } as const;
+    const define = { t: 'kernel', id, spirv: spirv.slice(), options: structuredClone(options) } as const;
     this.#kernels.set(id, { ...define, eager: false });
     this.#send({ ...define, eager: true });
-    return new IsolatedKernel(this, id, options.bindings, options.pushConstantSize);
+    return new IsolatedKernel(this, id, built);
   }
 
   /** @internal Forget a memory or kernel (IsolatedMemory/IsolatedKernel.destroy). */
@@ -414,40 +424,21 @@ export class IsolatedDevice implements ComputeBackend {
     if (this.#broken !== null) throw this.#broken;
   }
 
+  /** The batch as the worker gets it: the same commands, each kernel named by its id. */
   #wire(c: Command, i: number): WireCommand {
-    const mem = (m: BackendMemory, what: string) => {
-      if (!(m instanceof IsolatedMemory) || m.device !== this) throw new TypeError(`submit: command ${i}: ${what} is not memory of this device`);
-      return m.id;
-    };
-    switch (c?.op) {
-      case 'copy':
-        return { op: 'copy', src: mem(c.src, 'src'), srcOffset: c.srcOffset, dst: mem(c.dst, 'dst'), dstOffset: c.dstOffset, size: c.size };
-      case 'fill':
-        return { op: 'fill', mem: mem(c.mem, 'mem'), offset: c.offset, size: c.size, value: c.value };
-      case 'dispatch': {
-        if (!(c.kernel instanceof IsolatedKernel) || c.kernel.device !== this)
-          throw new TypeError(`submit: command ${i}: the kernel is not a kernel of this device`);
-        const push = c.push === undefined ? undefined : new Uint8Array(c.push.buffer, c.push.byteOffset, c.push.byteLength).slice();
-        return {
-          op: 'dispatch',
-          kernel: c.kernel.id,
-          groups: c.groups,
-          bindings: c.bindings.map((b) => ({ mem: mem(b.mem, 'binding'), offset: b.offset, size: b.size })),
-          ...(push ? { push } : {}),
-        };
-      }
-      case 'timestamp':
-        return { op: 'timestamp', mem: mem(c.mem, 'mem'), offset: c.offset };
-      case 'barrier':
-        return { op: 'barrier' };
-      default:
-        throw new TypeError(`submit: command ${i}: unknown op ${String((c as { op?: unknown })?.op)}`);
+    if (c?.kind !== 'dispatch') {
+      if (c?.kind === 'copy' || c?.kind === 'fill' || c?.kind === 'update' || c?.kind === 'timestamp' || c?.kind === 'barrier') return c;
+      throw new TypeError(`submit: command ${i}: unknown kind ${String((c as { kind?: unknown })?.kind)}`);
     }
+    if (!(c.kernel instanceof IsolatedKernel) || c.kernel.device !== this)
+      throw new TypeError(`submit: command ${i}: the kernel is not a kernel of this device`);
+    return { ...c, kernel: c.kernel.id };
   }
 
-  submit(commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus> {
+  submit(memory: BackendMemory, commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus> {
     try {
       this.#alive('mdgpu_host_submit');
+      if (!(memory instanceof IsolatedMemory) || memory.device !== this) throw new TypeError('submit: the memory is not memory of this device');
       if (!Array.isArray(commands)) throw new TypeError('submit: commands must be an array');
       const wire = commands.map((c, i) => this.#wire(c, i));
       const req = this.#nextId++;
@@ -458,7 +449,7 @@ export class IsolatedDevice implements ComputeBackend {
         reject = rej;
       });
       this.#requests.set(req, { resolve, reject, promise, hooks, delivered: false, watchdog: null });
-      this.#send({ t: 'submit', req, commands: wire });
+      this.#send({ t: 'submit', req, memory: memory.id, commands: wire });
       return promise;
     } catch (err) {
       return Promise.reject(err as Error);

@@ -27,8 +27,15 @@ process.on('message', (m: ToBuilder) => {
   const dev = device;
   if (dev === null) return;
   try {
-    dev.createKernel(m.spirv, { bindings: m.bindings, pushConstantSize: m.pushConstantSize }).destroy();
-    send({ t: 'built', id: m.id });
+    const kernel = dev.createKernel(m.spirv, m.options);
+    const info = {
+      layout: [...kernel.layout],
+      localSize: [...kernel.localSize] as [number, number, number],
+      pushConstantSize: kernel.pushConstantSize,
+      dispatchBase: kernel.dispatchBase,
+    };
+    kernel.destroy();
+    send({ t: 'built', id: m.id, info });
   } catch (err) {
     const e = err as Error;
     send({ t: 'refused', id: m.id, code: err instanceof BackendError ? err.code : 'EINVAL', message: e.message });

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { CancelledError } from '../execution-errors.js';
 import { info, warn } from '../log.js';
 import { KernelBuildError, type KernelOptions } from './backend.js';
-import type { FromBuilder, ToBuilder } from './kernel-builder-protocol.js';
+import type { BuiltKernelInfo, FromBuilder, ToBuilder } from './kernel-builder-protocol.js';
 import { lowerPriority } from './priority.js';
 
 const BUILDER = fileURLToPath(new URL('./kernel-builder-worker.js', import.meta.url));
@@ -52,7 +52,7 @@ interface Build {
   owner: string;
   spirv: Uint32Array;
   options: KernelOptions;
-  resolve: () => void;
+  resolve: (info: BuiltKernelInfo) => void;
   reject: (err: Error) => void;
 }
 
@@ -100,8 +100,8 @@ export class KernelBuilder {
     return (this.#queues.get(owner)?.length ?? 0) + (this.#current?.owner === owner ? 1 : 0);
   }
 
-  /** Validate and compile `spirv` in the builder; resolves when it would build on the device. */
-  build(owner: string, spirv: Uint32Array, options: KernelOptions): Promise<void> {
+  /** Validate and compile `spirv` in the builder; resolves, with what it declares, when it would build on the device. */
+  build(owner: string, spirv: Uint32Array, options: KernelOptions): Promise<BuiltKernelInfo> {
     if (this.#destroyed || this.#broken !== null) {
       return Promise.reject(new KernelBuildError('unavailable', 'EIO', -constants.errno.EIO, `Kernel builder unavailable: ${this.#broken ?? 'destroyed'}`));
     }
@@ -110,10 +110,10 @@ export class KernelBuilder {
         new KernelBuildError('busy', 'EBUSY', -constants.errno.EBUSY, `${owner} already has ${this.maxPendingPerOwner} kernel builds in progress`),
       );
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<BuiltKernelInfo>((resolve, reject) => {
       const queue = this.#queues.get(owner) ?? [];
       if (queue.length === 0) this.#queues.set(owner, queue);
-      queue.push({ id: this.#nextId++, owner, spirv: spirv.slice(), options: { ...options }, resolve, reject });
+      queue.push({ id: this.#nextId++, owner, spirv: spirv.slice(), options: structuredClone(options), resolve, reject });
       this.#pump();
     });
   }
@@ -171,7 +171,7 @@ export class KernelBuilder {
         this.#finish();
         if (m.t === 'built') {
           this.stats.built++;
-          b.resolve();
+          b.resolve(m.info);
         } else {
           this.stats.refused++;
           const errno = -(constants.errno[m.code as keyof typeof constants.errno] ?? constants.errno.EINVAL);
@@ -242,7 +242,7 @@ export class KernelBuilder {
       this.stats.restarts++;
       this.#pump();
     }, this.timeLimitMs);
-    child.send({ t: 'build', id: b.id, spirv: b.spirv, bindings: b.options.bindings, pushConstantSize: b.options.pushConstantSize } satisfies ToBuilder);
+    child.send({ t: 'build', id: b.id, spirv: b.spirv, options: b.options } satisfies ToBuilder);
   }
 
   /** Stop the builder; waiting builds fail. */

@@ -11,11 +11,13 @@
  * batches are still on the device (the aperture stays mapped until they are), and who pays when
  * a kernel build fails by time or memory.
  */
-import type { BackendKernel, BackendMemory, Command, ComputeBackend } from '../backend/backend.js';
+import type { BackendKernel, BackendMemory, Command, ComputeBackend, KernelOptions } from '../backend/backend.js';
 import { KernelBuildError } from '../backend/backend.js';
 import { info } from '../log.js';
 import type { FairScheduler } from '../sched/scheduler.js';
+import { CAPS_FEATURES, type CapsRecord, float32Bits, textField } from '../vgpu/caps.js';
 import type { CommandLimits } from '../vgpu/commands.js';
+import type { BuiltKernel, KernelBuildRequest } from '../vgpu/kernels.js';
 import { MailboxFailure } from '../vgpu/memory-mediator.js';
 import type { BackendCommand, BatchMeta, ExecutionBackend } from '../vgpu/queues.js';
 
@@ -27,10 +29,10 @@ export interface SharedDevice {
 
 export class ApertureExecutor implements ExecutionBackend {
   private readonly memory: BackendMemory;
-  private readonly kernels = new Map<number, BackendKernel>();
+  /** Kernels built for this vGPU and not yet destroyed (released with it). */
+  private readonly kernels = new Set<BackendKernel>();
   /** Batches submitted and not settled: the aperture must stay mapped until they are. */
   private readonly inFlight = new Set<Promise<unknown>>();
-  private nextKernel = 1;
   private closed = false;
 
   constructor(
@@ -60,6 +62,7 @@ export class ApertureExecutor implements ExecutionBackend {
   /** Limits the validator must enforce so that nothing valid is refused by the device. */
   limits(base: CommandLimits): CommandLimits {
     const i = this.device.info;
+    const c = i.caps;
     return {
       ...base,
       maxBindings: Math.min(base.maxBindings, i.maxBindings),
@@ -69,20 +72,85 @@ export class ApertureExecutor implements ExecutionBackend {
         Math.min(base.maxWorkgroups[1], i.maxWorkgroupCount[1]),
         Math.min(base.maxWorkgroups[2], i.maxWorkgroupCount[2]),
       ],
-      bindingAlignment: Math.max(base.bindingAlignment, i.minBindingAlignment),
-      maxBindingBytes: Math.min(base.maxBindingBytes, i.maxBindingSize),
+      bindingAlignment: Math.max(base.bindingAlignment, i.minBindingAlignment, c.minStorageBufferOffsetAlignment),
+      maxBindingBytes: Math.min(base.maxBindingBytes, i.maxBindingSize, c.maxStorageBufferRange),
+      uniformAlignment: Math.max(base.uniformAlignment, c.minUniformBufferOffsetAlignment),
+      maxUniformBytes: Math.min(base.maxUniformBytes, c.maxUniformBufferRange),
     };
   }
 
-  run(commands: BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
-    let mapped: Command[];
-    try {
-      mapped = this.map(commands);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+  /** The capability record's device part: the host device's, within what the validator allows. */
+  caps(limits: CommandLimits): Omit<CapsRecord, 'maxMemoryAllocationSize'> {
+    const i = this.device.info;
+    const c = i.caps;
+    const f = c.features;
+    const has: Record<keyof typeof CAPS_FEATURES, boolean> = {
+      SHADER_INT64: f.shaderInt64,
+      SHADER_FLOAT64: f.shaderFloat64,
+      SHADER_INT16: f.shaderInt16,
+      SHADER_INT8: f.shaderInt8,
+      SHADER_FLOAT16: f.shaderFloat16,
+      STORAGE_BUFFER_16BIT: f.storageBuffer16BitAccess,
+      UNIFORM_16BIT: f.uniformAndStorageBuffer16BitAccess,
+      PUSH_CONSTANT_16BIT: f.storagePushConstant16,
+      STORAGE_BUFFER_8BIT: f.storageBuffer8BitAccess,
+      UNIFORM_8BIT: f.uniformAndStorageBuffer8BitAccess,
+      PUSH_CONSTANT_8BIT: f.storagePushConstant8,
+      ROBUST_BUFFER_ACCESS_2: i.robustness === 'robustBufferAccess2',
+      VARIABLE_POINTERS: f.variablePointersStorageBuffer,
+    };
+    let features = 0;
+    for (const [name, def] of Object.entries(CAPS_FEATURES)) if (has[name as keyof typeof CAPS_FEATURES]) features |= 1 << def.bit;
+    const [major = 0, minor = 0, patch = 0] = i.apiVersion.split('.').map(Number);
+    const uuid = new Uint8Array(16);
+    for (let b = 0; b < 16; b++) uuid[b] = Number.parseInt(c.pipelineCacheUuid.slice(2 * b, 2 * b + 2), 16) || 0;
+    const storage = Math.min(c.maxPerStageDescriptorStorageBuffers, limits.maxDescriptors);
+    const uniform = Math.min(c.maxPerStageDescriptorUniformBuffers, limits.maxDescriptors);
+    return {
+      hostApiVersion: ((major << 22) | (minor << 12) | patch) >>> 0,
+      hostDriverVersion: c.driverVersion >>> 0,
+      hostVendorId: i.vendorId,
+      hostDeviceId: i.deviceId,
+      hostDeviceType: i.deviceType,
+      features: features >>> 0,
+      hostDeviceName: textField(i.name, 256),
+      hostDriverName: textField(i.driverName, 64),
+      hostDriverInfo: textField(i.driverInfo, 128),
+      pipelineCacheUuid: uuid,
+      maxComputeSharedMemorySize: i.maxComputeSharedMemorySize,
+      maxComputeWorkGroupInvocations: i.maxComputeWorkGroupInvocations,
+      maxComputeWorkGroupCountX: limits.maxWorkgroups[0],
+      maxComputeWorkGroupCountY: limits.maxWorkgroups[1],
+      maxComputeWorkGroupCountZ: limits.maxWorkgroups[2],
+      maxComputeWorkGroupSizeX: i.maxComputeWorkGroupSize[0],
+      maxComputeWorkGroupSizeY: i.maxComputeWorkGroupSize[1],
+      maxComputeWorkGroupSizeZ: i.maxComputeWorkGroupSize[2],
+      maxPushConstantsSize: limits.maxPushConstantBytes,
+      maxBoundDescriptorSets: c.maxBoundDescriptorSets,
+      maxPerStageDescriptorStorageBuffers: storage,
+      maxPerStageDescriptorUniformBuffers: uniform,
+      maxDescriptorSetStorageBuffers: Math.min(c.maxDescriptorSetStorageBuffers, storage),
+      maxDescriptorSetUniformBuffers: Math.min(c.maxDescriptorSetUniformBuffers, uniform),
+      maxStorageBufferRange: Math.min(limits.maxBindingBytes, 0xffff_ffff),
+      maxUniformBufferRange: limits.maxUniformBytes,
+      minStorageBufferOffsetAlignment: limits.bindingAlignment,
+      minUniformBufferOffsetAlignment: limits.uniformAlignment,
+      maxDispatchDescriptors: limits.maxDescriptors,
+      // TIMESTAMP writes nanoseconds whatever the host device's tick.
+      timestampPeriodBits: float32Bits(1),
+      timestampValidBits: i.timestamps ? 64 : 0,
+      subgroupSize: c.subgroupSize,
+      subgroupSupportedOperations: c.subgroupSupportedOperations >>> 0,
+      reserved: new Uint8Array(64),
+    };
+  }
+
+  run(commands: readonly BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
+    // The validator's commands go to the device as they are: ranges of this vGPU's aperture
+    // (the one memory this executor imported), kernels the device's own objects.
+    const batch = commands as readonly Command[];
     const submit = async (started?: () => void) => {
-      const onDevice = this.device.submit(mapped, started !== undefined ? { started } : {});
+      const onDevice = this.device.submit(this.memory, batch, started !== undefined ? { started } : {});
       // Track the device's own completion: the aperture must stay mapped until the device is
       // done writing into it.
       const settled = onDevice.then(
@@ -98,37 +166,17 @@ export class ApertureExecutor implements ExecutionBackend {
     return this.share.scheduler.submit(this.share.vgpu, meta.priority, ({ started }) => submit(started), { signal, awaitStart: true });
   }
 
-  private map(commands: BackendCommand[]): Command[] {
-    const mem = this.memory;
-    return commands.map((c): Command => {
-      switch (c.kind) {
-        case 'copy':
-          return { op: 'copy', src: mem, srcOffset: c.src.offset, dst: mem, dstOffset: c.dst.offset, size: c.src.size };
-        case 'fill':
-          return { op: 'fill', mem, offset: c.dst.offset, size: c.dst.size, value: c.value };
-        case 'dispatch': {
-          const kernel = this.kernels.get(c.kernel);
-          if (kernel === undefined) throw new Error(`kernel ${c.kernel} is gone`);
-          return {
-            op: 'dispatch',
-            kernel,
-            groups: c.groups,
-            bindings: c.bindings.map((b) => ({ mem, offset: b.offset, size: b.size })),
-            ...(c.pushConstants.length > 0 ? { push: c.pushConstants } : {}),
-          };
-        }
-        case 'timestamp':
-          return { op: 'timestamp', mem, offset: c.dst.offset };
-        case 'barrier':
-          return { op: 'barrier' };
-      }
-    });
-  }
-
-  async buildKernel(spirv: Uint32Array, bindings: number, pushConstantBytes: number): Promise<number> {
+  async buildKernel(request: KernelBuildRequest): Promise<BuiltKernel> {
+    const options: KernelOptions = {
+      pushConstantSize: request.pushConstantBytes,
+      dispatchBase: request.dispatchBase,
+      ...(request.bindings !== undefined ? { bindings: request.bindings } : {}),
+      ...(request.entryPoint !== undefined ? { entryPoint: request.entryPoint } : {}),
+      ...(request.specialization !== undefined ? { specialization: request.specialization } : {}),
+    };
     let kernel: BackendKernel;
     try {
-      kernel = await this.device.buildKernel(spirv, { bindings, pushConstantSize: pushConstantBytes }, this.share?.vgpu);
+      kernel = await this.device.buildKernel(request.spirv, options, this.share?.vgpu);
     } catch (err) {
       const message = (err as Error)?.message ?? String(err);
       if (err instanceof KernelBuildError && (err.fault === 'timeout' || err.fault === 'crash') && this.share !== null) {
@@ -142,14 +190,14 @@ export class ApertureExecutor implements ExecutionBackend {
       kernel.destroy();
       throw new MailboxFailure('UNSUPPORTED', 'the execution backend was closed');
     }
-    const id = this.nextKernel++;
-    this.kernels.set(id, kernel);
-    return id;
+    this.kernels.add(kernel);
+    return { handle: kernel, layout: kernel.layout };
   }
 
-  destroyKernel(id: number): void {
-    this.kernels.get(id)?.destroy();
-    this.kernels.delete(id);
+  destroyKernel(handle: unknown): void {
+    const kernel = handle as BackendKernel;
+    if (!this.kernels.delete(kernel)) return;
+    kernel.destroy();
   }
 
   buildsThrottledUntil(): number | null {

@@ -25,7 +25,18 @@ import {
   MAILBOX_ARGS,
   MAILBOX_RETS,
 } from './regs.js';
-import { BO_FLAGS_KNOWN, KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESERVED, MAILBOX_RESULTS, MAX_ALIGN_LOG2, MIN_ALIGN_LOG2, QUERY_PARAMS } from './mailbox-ops.js';
+import {
+  BO_FLAGS,
+  BO_FLAGS_KNOWN,
+  KERNEL_STATES,
+  MAILBOX_OPS,
+  MAILBOX_RESERVED,
+  MAILBOX_RESULTS,
+  MAX_ALIGN_LOG2,
+  MIN_ALIGN_LOG2,
+  QUERY_PARAMS,
+} from './mailbox-ops.js';
+import { CAPS_FEATURES, CAPS_VERSION, Caps } from './caps.js';
 import {
   CMD,
   CMD_ALIGN,
@@ -33,14 +44,18 @@ import {
   CMD_LAYOUTS,
   CommandHeader,
   DEFAULT_COMMAND_LIMITS,
+  DESCRIPTOR_TYPES,
   DispatchBinding,
+  DispatchDescriptor,
   FENCE_ERROR_BIT,
   MAX_BINDINGS,
+  MAX_DISPATCH_DESCRIPTORS,
   MAX_PUSH_CONSTANT_BYTES,
+  MAX_UPDATE_BYTES,
   SUBMIT_ERRORS,
 } from './commands.js';
 import { QUEUE_CONTROL_DOCS, QUEUE_CONTROL_SIZE, QUEUE_MAX_PRIORITY, QUEUE_MAX_RING, QUEUE_MIN_RING, QueueControl } from './queues.js';
-import { MAX_SPIRV_BYTES } from './kernels.js';
+import { KERNEL_FLAGS, KernelDesc, MAX_ENTRY_NAME, MAX_SPEC_DATA, MAX_SPEC_ENTRIES, MAX_SPIRV_BYTES, SpecMapEntry } from './kernels.js';
 import {
   ALLOC_BASE,
   DEFAULT_IDENTITY,
@@ -106,6 +121,11 @@ export const DEVICE_LIMITS: readonly DeviceLimit[] = [
   { name: 'MDGPU_HW_KERNEL_MAX_BINDINGS', value: MAX_BINDINGS, doc: 'most bindings of a kernel', uapi: 'MDGPU_KERNEL_MAX_BINDINGS' },
   { name: 'MDGPU_HW_KERNEL_MAX_PUSH_BYTES', value: MAX_PUSH_CONSTANT_BYTES, doc: 'most push-constant bytes of a kernel', uapi: 'MDGPU_KERNEL_MAX_PUSH_BYTES' },
   { name: 'MDGPU_HW_FENCE_ERROR', value: FENCE_ERROR_BIT, doc: 'set in the fence value of a failed submission', uapi: 'MDGPU_FENCE_ERROR' },
+  { name: 'MDGPU_KERNEL_MAX_ENTRY_NAME', value: MAX_ENTRY_NAME, doc: 'longest entry point name of a kernel record, bytes (1.3)' },
+  { name: 'MDGPU_KERNEL_MAX_SPEC_ENTRIES', value: MAX_SPEC_ENTRIES, doc: 'most specialization constants of a kernel record (1.3)' },
+  { name: 'MDGPU_KERNEL_MAX_SPEC_DATA', value: MAX_SPEC_DATA, doc: 'most specialization data bytes of a kernel record (1.3)' },
+  { name: 'MDGPU_DISPATCH_MAX_DESCRIPTORS', value: MAX_DISPATCH_DESCRIPTORS, doc: 'most descriptors of a DISPATCH2 (1.3)' },
+  { name: 'MDGPU_UPDATE_MAX_BYTES', value: MAX_UPDATE_BYTES, doc: 'most bytes one UPDATE carries (1.3)' },
 ];
 
 /** Interrupt sources (IRQ_STATUS bit n, MSI-X vector n). */
@@ -179,6 +199,17 @@ export function generateHeader(): string {
   out.push('/* QUERY parameters. */');
   for (const [name, p] of Object.entries(QUERY_PARAMS)) out.push(define(`MDGPU_QUERY_${name}`, String(p.code), p.doc));
   out.push('');
+  out.push('/* BO_ALLOC flags. */');
+  for (const [name, f] of Object.entries(BO_FLAGS)) out.push(define(`MDGPU_BO_FLAG_${name}`, `(1u << ${f.bit})`, f.doc));
+  out.push('');
+  out.push('/* Kernel record flags (struct mdgpu_kernel_desc.flags, contract 1.3). */');
+  for (const [name, f] of Object.entries(KERNEL_FLAGS)) out.push(define(`MDGPU_KERNEL_FLAG_${name}`, `(1u << ${f.bit})`, f.doc));
+  out.push('');
+  out.push('/* Capability record (struct mdgpu_caps in mdgpu_cmd.h, contract 1.3). */');
+  out.push(define('MDGPU_CAPS_VERSION', String(CAPS_VERSION)));
+  out.push(define('MDGPU_CAPS_SIZE', String(Caps.size)));
+  for (const [name, f] of Object.entries(CAPS_FEATURES)) out.push(define(`MDGPU_CAPS_FEATURE_${name}`, `(1u << ${f.bit})`, f.doc));
+  out.push('');
   out.push('#endif /* MDGPU_HW_H */');
   out.push('');
   return out.join('\n');
@@ -186,11 +217,13 @@ export function generateHeader(): string {
 
 const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
-/** C type of a layout field (every command field is a fixed-width little-endian integer). */
-function cType(kind: string): string {
+/** C declaration of a layout field: fixed-width little-endian integers and byte arrays. */
+function cField(kind: string, name: string): string {
   const m = /^u(8|16|32|64)$/.exec(kind);
-  if (!m) throw new Error(`no C type for a ${kind} field`);
-  return `uint${m[1]}_t`;
+  if (m) return `uint${m[1]}_t ${name}`;
+  const a = /^u8\[(\d+)\]$/.exec(kind);
+  if (a) return `uint8_t ${name}[${a[1]}]`;
+  throw new Error(`no C type for a ${kind} field`);
 }
 
 /**
@@ -204,14 +237,18 @@ export const COMMAND_STRUCTS: readonly Layout<Fields>[] = [
     .filter(([name]) => name !== 'NOP')
     .map(([, layout]) => layout as Layout<Fields>),
   DispatchBinding,
+  DispatchDescriptor,
 ];
+
+/** Records userspace writes into buffers or reads from them (contract 1.3), in mdgpu_cmd.h too. */
+export const RECORD_STRUCTS: readonly Layout<Fields>[] = [Caps, KernelDesc, SpecMapEntry];
 
 /** A packed struct for `layout`, with asserts on its size and every offset. */
 function commandStruct(layout: Layout<Fields>, sizeMacro: string | undefined): string[] {
   const out: string[] = [];
   const fields = Object.entries(layout.fields);
   out.push(`struct ${layout.name} {`);
-  for (const [name, f] of fields) out.push(`\t${cType(f.type.kind)} ${snake(name)};`);
+  for (const [name, f] of fields) out.push(`\t${cField(f.type.kind, snake(name))};`);
   out.push('} __attribute__((packed));');
   out.push(`_Static_assert(sizeof(struct ${layout.name}) == ${sizeMacro ?? layout.size}, "${layout.name} layout");`);
   for (const [name, f] of fields) {
@@ -262,6 +299,10 @@ export function generateCommandHeader(): string {
   // NOP has no fixed size: any length from the header's up skips that many bytes.
   for (const [name, layout] of Object.entries(CMD_LAYOUTS)) if (name !== 'NOP') d(`MDGPU_CMD_${name}_SIZE`, layout.size);
   d('MDGPU_CMD_BINDING_SIZE', DispatchBinding.size);
+  d('MDGPU_CMD_DESCRIPTOR_SIZE', DispatchDescriptor.size);
+  out.push('');
+  out.push('/* Descriptor types of struct mdgpu_dispatch_descriptor (contract 1.3). */');
+  for (const [name, t] of Object.entries(DESCRIPTOR_TYPES)) d(`MDGPU_DESCRIPTOR_${name}`, t.code, t.doc);
   out.push('');
   out.push('/* Device limits (QUERY MAX_SUBMISSION reports the first). */');
   const maxBytes = DEFAULT_COMMAND_LIMITS.maxSubmissionBytes;
@@ -291,10 +332,21 @@ export function generateCommandHeader(): string {
         ? 'MDGPU_CMD_HEADER_SIZE'
         : layout === DispatchBinding
           ? 'MDGPU_CMD_BINDING_SIZE'
-          : entry
-            ? `MDGPU_CMD_${entry[0]}_SIZE`
-            : undefined;
+          : layout === DispatchDescriptor
+            ? 'MDGPU_CMD_DESCRIPTOR_SIZE'
+            : entry
+              ? `MDGPU_CMD_${entry[0]}_SIZE`
+              : undefined;
     out.push(...commandStruct(layout, sizeMacro));
+    out.push('');
+  }
+  out.push('/*');
+  out.push(' * Records userspace places in a buffer for the device (contract 1.3): the capability record');
+  out.push(' * CAPS_READ writes (its size is MDGPU_CAPS_SIZE), and the kernel record of KERNEL_CREATE2 with');
+  out.push(' * its specialization map entries. Packed, little-endian like the commands.');
+  out.push(' */');
+  for (const layout of RECORD_STRUCTS) {
+    out.push(...commandStruct(layout, undefined));
     out.push('');
   }
   const fields = Object.entries(QueueControl.fields);
@@ -307,7 +359,7 @@ export function generateCommandHeader(): string {
   out.push(' * one access).');
   out.push(' */');
   out.push('struct mdgpu_queue_control {');
-  for (const [name, f] of fields) out.push(`\t${cType(f.type.kind)} ${snake(name)};`);
+  for (const [name, f] of fields) out.push(`\t${cField(f.type.kind, snake(name))};`);
   out.push('};');
   out.push('');
   for (const [name, f] of fields) {

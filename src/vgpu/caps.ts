@@ -81,3 +81,25 @@ export const CAPS_FEATURES = {
 } as const;
 
 export type CapsFeature = keyof typeof CAPS_FEATURES;
+
+/** The record's values; `version` and `size` are filled when it is written. */
+export type CapsRecord = Omit<Parameters<typeof Caps.encode>[0], 'version' | 'size'>;
+
+/** NUL-padded UTF-8 text in a field of `length` bytes (truncated to leave at least one NUL). */
+export function textField(text: string, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  out.set(new TextEncoder().encode(text).subarray(0, length - 1));
+  return out;
+}
+
+/** IEEE-754 binary32 bits of `value`, as `timestampPeriodBits` carries it. */
+export function float32Bits(value: number): number {
+  const view = new DataView(new ArrayBuffer(4));
+  view.setFloat32(0, value, true);
+  return view.getUint32(0, true);
+}
+
+/** The record as `CAPS_READ` writes it. */
+export function encodeCaps(record: CapsRecord): Uint8Array {
+  return Caps.encode({ version: CAPS_VERSION, size: Caps.size, ...record });
+}

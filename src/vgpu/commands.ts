@@ -8,6 +8,7 @@
  * resolved to aperture ranges here, after overflow-safe bounds checks. A submission that fails
  * validation is not executed at all; the queue reports it with an error fence and goes on.
  */
+import type { Descriptor, DescriptorType, DeviceCommand, KernelBinding } from '../device-commands.js';
 import { structWith, u16, u32, u64, type Layout, type Fields } from '../layout/struct.js';
 
 /** Why a submission was refused; written to the queue's error record (docs/device.md). */
@@ -36,7 +37,7 @@ export const SUBMIT_ERRORS = {
   },
   BAD_DESCRIPTOR: {
     code: 19,
-    doc: "A DISPATCH2 descriptor the kernel does not declare, of the wrong type, repeated, or past its array (contract 1.3)",
+    doc: 'A DISPATCH2 descriptor the kernel does not declare, of the wrong type, repeated, or past its array (contract 1.3)',
   },
   BAD_INDIRECT: {
     code: 20,
@@ -98,7 +99,7 @@ export const DESCRIPTOR_TYPES = {
   STORAGE_BUFFER: { code: 0, doc: 'A storage buffer (GLSL buffer block)' },
   UNIFORM_BUFFER: { code: 1, doc: 'A uniform buffer (GLSL uniform block)' },
 } as const;
-export type DescriptorType = 'storage' | 'uniform';
+export type { DescriptorType, KernelBinding } from '../device-commands.js';
 
 export const CMD_LAYOUTS = {
   /** The head of a submission: its length covers the header and every command in it. */
@@ -266,15 +267,6 @@ export const DEFAULT_COMMAND_LIMITS: CommandLimits = {
   maxUniformBytes: 65536,
 };
 
-/** A descriptor binding a kernel declares (reflected from its SPIR-V by the host). */
-export interface KernelBinding {
-  set: number;
-  binding: number;
-  type: DescriptorType;
-  /** Array size (1 for a single descriptor). */
-  count: number;
-}
-
 /** What the validator needs to know of a kernel. */
 export interface KernelShape {
   /** Storage buffers in set 0, bindings 0..n-1, for DISPATCH (contract 1.1 kernels). */
@@ -304,32 +296,19 @@ export interface ApertureRange {
 }
 
 /** A descriptor of a dispatch, resolved. DISPATCH's bindings are set 0, binding i, storage. */
-export interface ValidDescriptor {
-  set: number;
-  binding: number;
-  index: number;
-  type: DescriptorType;
-  range: ApertureRange;
-}
+export type ValidDescriptor = Descriptor<ApertureRange>;
 
+/**
+ * A validated command: the device commands (src/device-commands.ts) with the guest's kernel
+ * handle and ranges that remember their buffer (for pinning), plus what the queue engine does
+ * itself between device batches: FENCE, WAIT, and reading DISPATCH_INDIRECT's arguments.
+ */
 export type ValidCommand =
-  | { kind: 'copy'; src: ApertureRange; dst: ApertureRange }
-  | { kind: 'fill'; dst: ApertureRange; value: number }
-  | {
-      kind: 'dispatch';
-      kernel: number;
-      base: [number, number, number];
-      groups: [number, number, number];
-      descriptors: ValidDescriptor[];
-      pushConstants: Uint8Array;
-    }
+  | DeviceCommand<number, ApertureRange>
   /** Group counts read from `args` (12 bytes) when the dispatch is due, then checked. */
   | { kind: 'dispatchIndirect'; kernel: number; args: ApertureRange; descriptors: ValidDescriptor[]; pushConstants: Uint8Array }
-  | { kind: 'update'; dst: ApertureRange; data: Uint8Array }
   | { kind: 'fence'; dst: ApertureRange; value: bigint; irq: boolean }
-  | { kind: 'wait'; src: ApertureRange; value: bigint; timeoutNs: bigint }
-  | { kind: 'timestamp'; dst: ApertureRange }
-  | { kind: 'barrier' };
+  | { kind: 'wait'; src: ApertureRange; value: bigint; timeoutNs: bigint };
 
 /** The group counts of a dispatch are within the device's limits (0 is allowed by 1.3 commands). */
 export function checkGroups(groups: readonly number[], limits: CommandLimits, allowZero: boolean): string | null {
@@ -473,7 +452,8 @@ export function validateSubmission(bytes: Uint8Array, scope: SubmissionScope, li
           throw new CommandError('BAD_WORKGROUPS', `base ${base.join(',')}: kernel ${c.kernel} was not created for DispatchBase`, at);
         }
         // The workgroup ids base + count - 1 must be representable.
-        if (base.some((b, i) => b + groups[i]! > 0x1_0000_0000)) throw new CommandError('BAD_WORKGROUPS', `base ${base.join(',')} + ${groups.join('x')} overflows`, at);
+        if (base.some((b, i) => b + groups[i]! > 0x1_0000_0000))
+          throw new CommandError('BAD_WORKGROUPS', `base ${base.join(',')} + ${groups.join('x')} overflows`, at);
         const { descriptors, push } = dispatchTail(body, CMD_LAYOUTS.DISPATCH2.size, c.descriptors, c.pushSize, kernel, scope, limits, at);
         if (groups.every((g) => g > 0)) commands.push({ kind: 'dispatch', kernel: c.kernel, base, groups, descriptors, pushConstants: push });
         break;
@@ -566,7 +546,11 @@ function dispatchTail(
       d.type === DESCRIPTOR_TYPES.STORAGE_BUFFER.code ? 'storage' : d.type === DESCRIPTOR_TYPES.UNIFORM_BUFFER.code ? 'uniform' : undefined;
     const declared = kernel.layout.find((b) => b.set === d.set && b.binding === d.binding);
     if (type === undefined || declared === undefined || declared.type !== type || d.index >= declared.count) {
-      throw new CommandError('BAD_DESCRIPTOR', `descriptor ${i} (set ${d.set}, binding ${d.binding}[${d.index}], type ${d.type}) is not one the kernel declares`, at);
+      throw new CommandError(
+        'BAD_DESCRIPTOR',
+        `descriptor ${i} (set ${d.set}, binding ${d.binding}[${d.index}], type ${d.type}) is not one the kernel declares`,
+        at,
+      );
     }
     const key = `${d.set}/${d.binding}/${d.index}`;
     if (seen.has(key)) throw new CommandError('BAD_DESCRIPTOR', `descriptor ${i} repeats set ${d.set}, binding ${d.binding}[${d.index}]`, at);

@@ -28,6 +28,7 @@ import { MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from './mailbox-ops.js';
 import { ApertureAllocator } from './allocator.js';
 import { MailboxFailure, MemoryMediator } from './memory-mediator.js';
 import { QueueEngine, type ExecutionBackend } from './queues.js';
+import { Caps, encodeCaps } from './caps.js';
 
 /** Not assigned by the PCI-SIG: "MD" / "GP". Override with --vendor-id / --device-id. */
 export const DEFAULT_IDENTITY: PciIdentity = {
@@ -300,6 +301,15 @@ export class MdgpuDevice implements RegContext {
         return split(this.query(a(0)));
       case MAILBOX_OPS.CTX_CREATE.code:
         return [mem.createContext()];
+      case MAILBOX_OPS.CAPS_READ.code: {
+        const buffer = mem.buffer(a(0), a(1));
+        const record = this.capsRecord();
+        if (a(2) > buffer.size || record.length > buffer.size - a(2)) {
+          throw new MailboxFailure('BAD_SIZE', `the ${record.length}-byte capability record does not fit at ${a(2)} in a buffer of ${buffer.size}`);
+        }
+        this.aperture.set(record, buffer.offset + a(2));
+        return [record.length];
+      }
       case MAILBOX_OPS.CTX_DESTROY.code:
         if (mem.hasContext(a(0))) this.queues.destroyContext(a(0));
         return [mem.destroyContext(a(0))];
@@ -326,6 +336,8 @@ export class MdgpuDevice implements RegContext {
         this.requireContext(a(0));
         this.queues.destroyKernel(a(0), a(1));
         return [];
+      case MAILBOX_OPS.KERNEL_CREATE2.code:
+        return [this.queues.createKernelFromDesc(a(0), a(1), a(2), a(3))];
       case MAILBOX_OPS.KERNEL_STATUS.code:
         this.requireContext(a(0));
         return this.queues.kernels.status(a(0), a(1));
@@ -382,9 +394,23 @@ export class MdgpuDevice implements RegContext {
         return this.options.kernelBuildMs ?? 0;
       case QUERY_PARAMS.MAX_KERNEL_BUILDS.code:
         return this.queues.kernels.maxBuilds;
+      case QUERY_PARAMS.CAPS_SIZE.code:
+        return Caps.size;
       default:
         throw new MailboxFailure('BAD_PARAM', `unknown query parameter ${param}`);
     }
+  }
+
+  /**
+   * The capability record (contract 1.3): the execution backend's (the host device's, minus what
+   * mdgpu does not mediate, within the validator's limits), with this VM's memory limits; without
+   * a backend there is nothing a kernel could do.
+   */
+  private capsRecord(): Uint8Array {
+    const backend = this.backend;
+    if (backend === null) throw new MailboxFailure('UNSUPPORTED', 'no execution backend on this device');
+    const record = backend.caps(this.queues.limits);
+    return encodeCaps({ ...record, maxMemoryAllocationSize: BigInt(Math.min(this.memory.quota, this.memory.allocator.capacity)) });
   }
 
   /** Device reset: registers to reset values, no contexts or buffers, a fresh (zeroed) aperture. */

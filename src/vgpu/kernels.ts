@@ -1,23 +1,29 @@
 /**
- * Kernels of a vGPU (contract 1.2): created from SPIR-V a guest placed in one of its buffers,
- * built off the device's control path, and named by handles that DISPATCH commands use.
+ * Kernels of a vGPU: created from SPIR-V a guest placed in one of its buffers, built off the
+ * device's control path (contract 1.2), and named by handles that dispatches use.
  *
- * KERNEL_CREATE does only what is cheap and bounded while the guest's trapped write waits:
- * argument checks, a copy of the SPIR-V out of guest memory (the guest may change it at any
- * time; only the copy is used), the magic number, quota and limits. The build itself — validation
- * and compilation, which a hostile module can make arbitrarily expensive — is the execution
- * backend's, asynchronously: the kernel is BUILDING until it ends, then READY or FAILED, and
- * the KERNEL interrupt source tells the guest to look (KERNEL_STATUS).
+ * KERNEL_CREATE (1.1: storage buffers in set 0, push constants) and KERNEL_CREATE2 (1.3: a
+ * `struct mdgpu_kernel_desc` naming the SPIR-V, the entry point and specialization constants in
+ * the same buffer; the layout is whatever the SPIR-V declares) do only what is cheap and bounded
+ * while the guest's trapped write waits: argument checks, a copy of everything out of guest
+ * memory (the guest may change it at any time; only the copy is used), the magic number, quota
+ * and limits. The build itself — validation and compilation, which a hostile module can make
+ * arbitrarily expensive — is the execution backend's, asynchronously: the kernel is BUILDING
+ * until it ends, then READY (with the descriptor layout the host reflected) or FAILED, and the
+ * KERNEL interrupt source tells the guest to look (KERNEL_STATUS).
  *
- * What a kernel costs is counted against the VM's quota: the SPIR-V kept for rebuilding it
- * after a device reset, and a fixed estimate of its compiled pipeline.
+ * What a kernel costs is counted against the VM's quota: what is kept to rebuild it after a
+ * device reset (its SPIR-V and specialization), and a fixed estimate of its compiled pipeline.
  */
+import type { KernelBinding } from '../device-commands.js';
+import { structWith, u32, u64 } from '../layout/struct.js';
 import { guestError, tracer } from '../log.js';
 import { KERNEL_STATES, MAILBOX_RESULTS, type MailboxResult } from './mailbox-ops.js';
 import { MailboxFailure, type MemoryMediator } from './memory-mediator.js';
 import { IRQ_SOURCE_KERNEL } from './regs.js';
 
 const traceKernel = tracer('kernel');
+const struct = structWith((message) => new MailboxFailure('BAD_SIZE', message));
 
 /** SPIR-V words start with this (little-endian, as the guest wrote it). */
 export const SPIRV_MAGIC = 0x0723_0203;
@@ -25,19 +31,65 @@ export const SPIRV_MAGIC = 0x0723_0203;
 export const MAX_SPIRV_BYTES = 1 << 20;
 /** What a compiled pipeline is assumed to cost, bytes, charged to the VM's quota with its SPIR-V. */
 export const KERNEL_PIPELINE_CHARGE = 64 << 10;
-export const DEFAULT_MAX_KERNELS = 256;
+/** Kernels a VM may have at once (contract 1.3: thousands, each charged to its quota). */
+export const DEFAULT_MAX_KERNELS = 4096;
 /** Builds a VM may have in progress at once; more are refused THROTTLED. */
 export const DEFAULT_MAX_KERNEL_BUILDS = 4;
+/** Longest entry point name, bytes (contract 1.3). */
+export const MAX_ENTRY_NAME = 255;
+/** Most specialization constants and bytes of specialization data of one kernel (contract 1.3). */
+export const MAX_SPEC_ENTRIES = 256;
+export const MAX_SPEC_DATA = 4096;
+
+/** KERNEL_CREATE2's record (contract 1.3); every offset is into the buffer that holds it. */
+export const KernelDesc = struct('mdgpu_kernel_desc', {
+  flags: u32,
+  pushBytes: u32,
+  spirvSize: u32,
+  entrySize: u32,
+  spirvOffset: u64,
+  entryOffset: u64,
+  specMapOffset: u64,
+  specMapCount: u32,
+  specDataSize: u32,
+  specDataOffset: u64,
+  reserved: u64,
+});
+
+/** One specialization constant of a kernel record (VkSpecializationMapEntry with a u32 size). */
+export const SpecMapEntry = struct('mdgpu_spec_map_entry', { constantId: u32, offset: u32, size: u32, reserved: u32 });
+
+/** Flags of a kernel record. */
+export const KERNEL_FLAGS = {
+  DISPATCH_BASE: { bit: 0, doc: 'DISPATCH2 may give a non-zero base (vkCmdDispatchBase)' },
+} as const;
+const KERNEL_FLAGS_KNOWN = 0x1;
+
+/** What the backend is asked to build: everything copied out of guest memory. */
+export interface KernelBuildRequest {
+  spirv: Uint32Array;
+  pushConstantBytes: number;
+  /** Contract 1.1 kernels: exactly this many storage buffers, set 0, bindings 0..n-1. */
+  bindings?: number;
+  entryPoint?: string;
+  specialization?: { entries: { constantId: number; offset: number; size: number }[]; data: Uint8Array };
+  dispatchBase: boolean;
+}
+
+/** A built kernel: the backend's handle for it (opaque here) and what it declares. */
+export interface BuiltKernel {
+  readonly handle: unknown;
+  readonly layout: readonly KernelBinding[];
+}
 
 /** How kernels are built and destroyed: the execution backend's side (src/exec). */
 export interface KernelBuilderPort {
   /**
-   * Validate and compile; resolves with the backend's id of the kernel. Rejects with a
-   * {@link MailboxFailure} whose result the guest gets (BAD_KERNEL, THROTTLED), or with any
-   * other error (then BAD_KERNEL).
+   * Validate and compile. Rejects with a {@link MailboxFailure} whose result the guest gets
+   * (BAD_KERNEL, THROTTLED), or with any other error (then BAD_KERNEL).
    */
-  buildKernel(spirv: Uint32Array, bindings: number, pushConstantBytes: number): Promise<number>;
-  destroyKernel(id: number): void;
+  buildKernel(request: KernelBuildRequest): Promise<BuiltKernel>;
+  destroyKernel(handle: unknown): void;
   /** While kernel builds are refused (the vGPU is cooling off): until when, ms since the epoch. */
   buildsThrottledUntil?(): number | null;
 }
@@ -58,19 +110,28 @@ interface Kernel {
   state: KernelState;
   /** Why it FAILED. */
   failure: Exclude<MailboxResult, 'OK'> | null;
-  readonly bindings: number;
   readonly pushConstantBytes: number;
-  /** The backend's id, once built. */
-  backendId: number | null;
+  readonly dispatchBase: boolean;
+  built: BuiltKernel | null;
   /** Bytes charged to the VM's quota while the kernel exists. */
   charge: number;
 }
 
 /** What the validator and the queue engine need of a READY kernel. */
 export interface ReadyKernel {
+  /** For DISPATCH (1.1): the count of storage buffers at set 0, bindings 0..n-1, or -1 if its layout is not that. */
   readonly bindings: number;
   readonly pushConstantBytes: number;
-  readonly backendId: number;
+  readonly layout: readonly KernelBinding[];
+  readonly dispatchBase: boolean;
+  /** The backend's kernel, carried through to the device. */
+  readonly handle: unknown;
+}
+
+/** A 1.1-shaped layout (storage buffers at set 0, bindings 0..n-1): n; otherwise -1. */
+function legacyBindings(layout: readonly KernelBinding[]): number {
+  const ok = layout.every((b, i) => b.set === 0 && b.binding === i && b.type === 'storage' && b.count === 1);
+  return ok ? layout.length : -1;
 }
 
 export class KernelRegistry {
@@ -98,7 +159,33 @@ export class KernelRegistry {
     throw new MailboxFailure(result, message);
   }
 
-  /** KERNEL_CREATE: checks, a copy of the SPIR-V, and a build started; returns the new handle. */
+  /** Checks every creation shares: room, a backend, no cool-off, not too many builds at once. */
+  private admit(): KernelBuilderPort {
+    if (this.kernels.size >= this.maxKernels) this.fail('TOO_MANY', `kernel limit ${this.maxKernels} reached`);
+    const backend = this.host.backend;
+    if (backend === null) this.fail('UNSUPPORTED', 'no execution backend on this device');
+    const until = backend.buildsThrottledUntil?.() ?? null;
+    if (until !== null) this.fail('THROTTLED', `kernel builds refused until ${new Date(until).toISOString()}: too many builds failed by time or memory`);
+    if (this.building >= this.maxBuilds) this.fail('THROTTLED', `${this.building} kernel builds already in progress (at most ${this.maxBuilds})`);
+    return backend;
+  }
+
+  /** A copy of `size` bytes at `offset` of a buffer, checked to lie inside it (bigint bounds). */
+  private copyOut(buffer: { offset: number; size: number }, offset: bigint, size: number, what: string): Uint8Array {
+    if (offset < 0n || offset + BigInt(size) > BigInt(buffer.size))
+      this.fail('BAD_SIZE', `${what} of ${size} bytes at ${offset} outside a buffer of ${buffer.size}`);
+    const at = buffer.offset + Number(offset);
+    return this.host.aperture.slice(at, at + size);
+  }
+
+  private spirvOf(bytes: Uint8Array): Uint32Array {
+    if (bytes.length === 0 || bytes.length % 4 !== 0 || bytes.length > MAX_SPIRV_BYTES) this.fail('BAD_SIZE', `SPIR-V of ${bytes.length} bytes`);
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    if (words[0] !== SPIRV_MAGIC) this.fail('BAD_KERNEL', 'not SPIR-V (bad magic number)');
+    return words;
+  }
+
+  /** KERNEL_CREATE (contract 1.1 layout): checks, a copy of the SPIR-V, and a build started. */
   create(
     ctx: number,
     bufferHandle: number,
@@ -109,49 +196,101 @@ export class KernelRegistry {
     limits: { maxBindings: number; maxPushConstantBytes: number },
   ): number {
     const buffer = this.host.memory.buffer(ctx, bufferHandle);
-    if (this.kernels.size >= this.maxKernels) this.fail('TOO_MANY', `kernel limit ${this.maxKernels} reached`);
+    const backend = this.admit();
     if (size === 0 || size % 4 !== 0 || size > MAX_SPIRV_BYTES || offset % 4 !== 0 || offset + size > buffer.size) {
       this.fail('BAD_SIZE', `SPIR-V of ${size} bytes at ${offset} in a buffer of ${buffer.size}`);
     }
     if (bindings > limits.maxBindings || pushConstantBytes > limits.maxPushConstantBytes || pushConstantBytes % 4 !== 0) {
       this.fail('BAD_FLAGS', `kernel with ${bindings} bindings and ${pushConstantBytes} push-constant bytes`);
     }
-    const backend = this.host.backend;
-    if (backend === null) this.fail('UNSUPPORTED', 'no execution backend on this device');
-    const until = backend.buildsThrottledUntil?.() ?? null;
-    if (until !== null) this.fail('THROTTLED', `kernel builds refused until ${new Date(until).toISOString()}: too many builds failed by time or memory`);
-    if (this.building >= this.maxBuilds) this.fail('THROTTLED', `${this.building} kernel builds already in progress (at most ${this.maxBuilds})`);
     // Copy the words out of guest memory first: the guest may change them at any time.
-    const words = new Uint32Array(size / 4);
-    new Uint8Array(words.buffer).set(this.host.aperture.subarray(buffer.offset + offset, buffer.offset + offset + size));
-    if (words[0] !== SPIRV_MAGIC) this.fail('BAD_KERNEL', 'not SPIR-V (bad magic number)');
-    const charge = size + KERNEL_PIPELINE_CHARGE;
-    if (!this.host.memory.charge(charge)) this.fail('OVER_QUOTA', `a kernel of ${size} bytes (${charge} with its pipeline) would exceed the quota`);
+    const spirv = this.spirvOf(this.copyOut(buffer, BigInt(offset), size, 'SPIR-V'));
+    return this.start(ctx, backend, { spirv, pushConstantBytes, bindings, dispatchBase: false }, size);
+  }
+
+  /** KERNEL_CREATE2 (contract 1.3): the record, its SPIR-V, entry point and specialization copied out and checked. */
+  createFromDesc(ctx: number, bufferHandle: number, offset: number, size: number, limits: { maxPushConstantBytes: number }): number {
+    const buffer = this.host.memory.buffer(ctx, bufferHandle);
+    const backend = this.admit();
+    if (size < KernelDesc.size || size > 4096) this.fail('BAD_SIZE', `a kernel record of ${size} bytes (${KernelDesc.size} expected)`);
+    const desc = KernelDesc.decode(this.copyOut(buffer, BigInt(offset), KernelDesc.size, 'kernel record'));
+    if ((desc.flags & ~KERNEL_FLAGS_KNOWN) !== 0 || desc.reserved !== 0n) this.fail('BAD_FLAGS', `kernel record flags 0x${desc.flags.toString(16)}`);
+    if (desc.pushBytes > limits.maxPushConstantBytes || desc.pushBytes % 4 !== 0) this.fail('BAD_FLAGS', `${desc.pushBytes} push-constant bytes`);
+    if (desc.spirvSize % 4 !== 0 || desc.spirvOffset % 4n !== 0n) this.fail('BAD_SIZE', `SPIR-V of ${desc.spirvSize} bytes at ${desc.spirvOffset}`);
+    const spirv = this.spirvOf(this.copyOut(buffer, desc.spirvOffset, desc.spirvSize, 'SPIR-V'));
+    let entryPoint: string | undefined;
+    if (desc.entrySize > 0) {
+      if (desc.entrySize > MAX_ENTRY_NAME) this.fail('BAD_SIZE', `an entry point name of ${desc.entrySize} bytes`);
+      const name = this.copyOut(buffer, desc.entryOffset, desc.entrySize, 'entry point name');
+      if (name.some((b) => b === 0)) this.fail('BAD_FLAGS', 'an entry point name with a NUL in it');
+      entryPoint = new TextDecoder('utf-8', { fatal: true }).decode(name);
+    }
+    let specialization: KernelBuildRequest['specialization'];
+    if (desc.specMapCount > 0 || desc.specDataSize > 0) {
+      if (desc.specMapCount > MAX_SPEC_ENTRIES || desc.specDataSize > MAX_SPEC_DATA) {
+        this.fail('BAD_SIZE', `${desc.specMapCount} specialization constants and ${desc.specDataSize} bytes of data`);
+      }
+      const map = this.copyOut(buffer, desc.specMapOffset, desc.specMapCount * SpecMapEntry.size, 'specialization map');
+      const data = this.copyOut(buffer, desc.specDataOffset, desc.specDataSize, 'specialization data');
+      const ids = new Set<number>();
+      const entries = Array.from({ length: desc.specMapCount }, (_, i) => {
+        const e = SpecMapEntry.decode(map, i * SpecMapEntry.size);
+        if (e.reserved !== 0 || ![1, 2, 4, 8].includes(e.size) || e.offset + e.size > desc.specDataSize || ids.has(e.constantId)) {
+          this.fail('BAD_FLAGS', `specialization constant ${i}: id ${e.constantId}, ${e.size} bytes at ${e.offset}`);
+        }
+        ids.add(e.constantId);
+        return { constantId: e.constantId, offset: e.offset, size: e.size };
+      });
+      specialization = { entries, data };
+    }
+    const request: KernelBuildRequest = {
+      spirv,
+      pushConstantBytes: desc.pushBytes,
+      dispatchBase: (desc.flags & (1 << KERNEL_FLAGS.DISPATCH_BASE.bit)) !== 0,
+      ...(entryPoint !== undefined ? { entryPoint } : {}),
+      ...(specialization !== undefined ? { specialization } : {}),
+    };
+    return this.start(ctx, backend, request, desc.spirvSize + desc.entrySize + desc.specDataSize + desc.specMapCount * SpecMapEntry.size);
+  }
+
+  /** Charge the quota, name the kernel, and start its build. */
+  private start(ctx: number, backend: KernelBuilderPort, request: KernelBuildRequest, keptBytes: number): number {
+    const charge = keptBytes + KERNEL_PIPELINE_CHARGE;
+    if (!this.host.memory.charge(charge)) this.fail('OVER_QUOTA', `a kernel of ${keptBytes} bytes (${charge} with its pipeline) would exceed the quota`);
     let id = this.nextKernel;
     while (id === 0 || this.kernels.has(id)) id = (id + 1) >>> 0;
     this.nextKernel = (id + 1) >>> 0;
-    const kernel: Kernel = { id, ctx, state: 'BUILDING', failure: null, bindings, pushConstantBytes, backendId: null, charge };
+    const kernel: Kernel = {
+      id,
+      ctx,
+      state: 'BUILDING',
+      failure: null,
+      pushConstantBytes: request.pushConstantBytes,
+      dispatchBase: request.dispatchBase,
+      built: null,
+      charge,
+    };
     this.kernels.set(id, kernel);
     this.building++;
-    traceKernel(() => `${this.host.name}: ctx ${ctx} kernel ${id}: building ${size} bytes of SPIR-V`);
-    backend.buildKernel(words, bindings, pushConstantBytes).then(
-      (backendId) => this.built(kernel, backendId),
+    traceKernel(() => `${this.host.name}: ctx ${ctx} kernel ${id}: building ${request.spirv.byteLength} bytes of SPIR-V`);
+    backend.buildKernel(request).then(
+      (built) => this.built(kernel, built),
       (err: unknown) => this.failed(kernel, err),
     );
     return id;
   }
 
-  private built(kernel: Kernel, backendId: number): void {
+  private built(kernel: Kernel, built: BuiltKernel): void {
     this.building--;
     this.stats.built++;
     if (this.kernels.get(kernel.id) !== kernel) {
       // Destroyed (or the device reset) while it was being built: nobody wants it.
-      this.host.backend?.destroyKernel(backendId);
+      this.host.backend?.destroyKernel(built.handle);
       return;
     }
-    kernel.backendId = backendId;
+    kernel.built = built;
     kernel.state = 'READY';
-    traceKernel(() => `${this.host.name}: kernel ${kernel.id} ready`);
+    traceKernel(() => `${this.host.name}: kernel ${kernel.id} ready (${built.layout.length} descriptor bindings)`);
     this.host.raiseIrq(1 << IRQ_SOURCE_KERNEL);
   }
 
@@ -191,7 +330,7 @@ export class KernelRegistry {
     this.kernels.delete(k.id);
     this.host.memory.uncharge(k.charge);
     k.charge = 0;
-    if (k.backendId !== null) this.host.backend?.destroyKernel(k.backendId);
+    if (k.built !== null) this.host.backend?.destroyKernel(k.built.handle);
   }
 
   /** A context is going away: its kernels go with it (builds in progress are abandoned). */
@@ -207,7 +346,13 @@ export class KernelRegistry {
   /** A READY kernel of `ctx`, for the validator and for execution; undefined otherwise. */
   ready(ctx: number, id: number): ReadyKernel | undefined {
     const k = this.kernels.get(id);
-    if (k === undefined || k.ctx !== ctx || k.state !== 'READY' || k.backendId === null) return undefined;
-    return { bindings: k.bindings, pushConstantBytes: k.pushConstantBytes, backendId: k.backendId };
+    if (k === undefined || k.ctx !== ctx || k.state !== 'READY' || k.built === null) return undefined;
+    return {
+      bindings: legacyBindings(k.built.layout),
+      pushConstantBytes: k.pushConstantBytes,
+      layout: k.built.layout,
+      dispatchBase: k.dispatchBase,
+      handle: k.built.handle,
+    };
   }
 }

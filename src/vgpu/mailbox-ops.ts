@@ -18,6 +18,12 @@ export const MAILBOX_OPS = {
   QUERY: { code: 0x0001, args: ['param'], rets: ['value_lo', 'value_hi'], doc: 'Read a device parameter (see the query table)' },
   CTX_CREATE: { code: 0x0002, args: [], rets: ['ctx'], doc: 'Create a context (one per open file in the guest driver); ids are never 0' },
   CTX_DESTROY: { code: 0x0003, args: ['ctx'], rets: ['freed_buffers'], doc: 'Destroy a context and free every buffer it owns' },
+  CAPS_READ: {
+    code: 0x0004,
+    args: ['ctx', 'buffer', 'offset'],
+    rets: ['size'],
+    doc: 'Write the capability record (struct mdgpu_caps) at offset in a buffer of this context; returns its size (contract 1.3)',
+  },
   BO_ALLOC: {
     code: 0x0010,
     args: ['ctx', 'size_lo', 'size_hi', 'align_log2', 'flags'],
@@ -45,6 +51,12 @@ export const MAILBOX_OPS = {
     doc: "Start building a compute kernel from SPIR-V placed in a buffer (copied out at once, then validated and compiled off the device's control path); the kernel is BUILDING until KERNEL_STATUS says otherwise (contract 1.2: the KERNEL interrupt source fires when a build ends); bindings storage buffers in set 0, push_bytes of push constants",
   },
   KERNEL_DESTROY: { code: 0x0201, args: ['ctx', 'kernel'], rets: [], doc: 'Destroy a kernel of this context (a build in progress is abandoned)' },
+  KERNEL_CREATE2: {
+    code: 0x0203,
+    args: ['ctx', 'buffer', 'offset', 'size'],
+    rets: ['kernel'],
+    doc: 'Start building a kernel described by a struct mdgpu_kernel_desc at offset in a buffer (its SPIR-V, entry point and specialization in the same buffer); the layout is what the SPIR-V declares (contract 1.3)',
+  },
   KERNEL_STATUS: {
     code: 0x0202,
     args: ['ctx', 'kernel'],
@@ -56,7 +68,7 @@ export const MAILBOX_OPS = {
 /** Operation codes kept for later contract versions; they complete with UNKNOWN_OPCODE today. */
 export const MAILBOX_RESERVED = [
   { from: 0x0102, to: 0x01ff, use: 'more queue operations' },
-  { from: 0x0203, to: 0x02ff, use: 'more kernel operations' },
+  { from: 0x0204, to: 0x02ff, use: 'more kernel operations' },
 ] as const;
 
 export const MAILBOX_RESULTS = {
@@ -109,11 +121,14 @@ export const QUERY_PARAMS = {
   MAX_BINDING: { code: 17, doc: 'Largest DISPATCH binding in bytes' },
   KERNEL_BUILD_MS: { code: 18, doc: 'Longest a kernel build may take before it fails with BAD_KERNEL, in ms (contract 1.2)' },
   MAX_KERNEL_BUILDS: { code: 19, doc: 'Most kernel builds a VM may have in progress at once; more are THROTTLED (contract 1.2)' },
+  CAPS_SIZE: { code: 20, doc: 'Bytes CAPS_READ writes (contract 1.3)' },
 } as const;
 
 /** BO_ALLOC flags; none are defined yet, so any bit set is BAD_FLAGS. */
-export const BO_FLAGS = {} as const;
-export const BO_FLAGS_KNOWN = 0;
+export const BO_FLAGS = {
+  CACHED: { bit: 0, doc: 'Map it write-back in the guest rather than write-combined (contract 1.3: the aperture is RAM on the host)' },
+} as const;
+export const BO_FLAGS_KNOWN = 0x1;
 /** Smallest explicit alignment a buffer may ask for: 2^12 bytes (0 asks for the granule). */
 export const MIN_ALIGN_LOG2 = 12;
 /** Largest alignment a buffer may ask for: 2^30 bytes. */

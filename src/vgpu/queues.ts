@@ -19,8 +19,10 @@
 import { CancelledError, ContextLostError, ThrottledError } from '../execution-errors.js';
 import { guestError, tracer } from '../log.js';
 import { structWith, u32, u64 } from '../layout/struct.js';
+import type { DeviceCommand } from '../device-commands.js';
 import {
   CMD_LAYOUTS,
+  checkGroups,
   CommandError,
   DEFAULT_COMMAND_LIMITS,
   errorFenceValue,
@@ -32,6 +34,7 @@ import {
   type ValidCommand,
   type ValidSubmission,
 } from './commands.js';
+import type { CapsRecord } from './caps.js';
 import { KernelRegistry, type KernelBuilderPort } from './kernels.js';
 import { MailboxFailure, type MemoryMediator } from './memory-mediator.js';
 import { IRQ_SOURCE_ERROR, IRQ_SOURCE_FENCE } from './regs.js';
@@ -68,13 +71,12 @@ export const QUEUE_CONTROL_SIZE = 4096;
 export const QUEUE_MIN_RING = 4096;
 export const QUEUE_MAX_RING = 16 << 20;
 
-/** GPU-side work, with aperture offsets resolved and kernels named by the backend's ids. */
-export type BackendCommand =
-  | { kind: 'copy'; src: ApertureRange; dst: ApertureRange }
-  | { kind: 'fill'; dst: ApertureRange; value: number }
-  | { kind: 'dispatch'; kernel: number; groups: [number, number, number]; bindings: ApertureRange[]; pushConstants: Uint8Array }
-  | { kind: 'timestamp'; dst: ApertureRange }
-  | { kind: 'barrier' };
+/**
+ * GPU-side work as the execution backend gets it: the validator's commands (aperture offsets
+ * resolved) with each dispatch's kernel the backend's own handle (what it returned when the
+ * kernel was built), carried through unchanged.
+ */
+export type BackendCommand = DeviceCommand<unknown, ApertureRange>;
 
 /** Who a batch is for: the scheduler orders by priority and charges the context's vGPU. */
 export interface BatchMeta {
@@ -92,7 +94,12 @@ export interface ExecutionBackend extends KernelBuilderPort {
    * under it (the context is then lost), a ThrottledError when the vGPU is cooling off, a
    * CancelledError when `signal` withdrew it before it ran.
    */
-  run(commands: BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }>;
+  run(commands: readonly BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }>;
+  /**
+   * The capability record's device part (contract 1.3, src/vgpu/caps.ts) for a device that
+   * validates with `limits`; the device adds the VM's memory limits.
+   */
+  caps(limits: CommandLimits): Omit<CapsRecord, 'maxMemoryAllocationSize'>;
 }
 
 /** How the queue engine talks to the rest of the device. */
@@ -256,6 +263,11 @@ export class QueueEngine {
   /** KERNEL_CREATE (the build goes on after this returns; see kernels.ts). */
   createKernel(ctx: number, bufferHandle: number, offset: number, size: number, bindings: number, pushConstantBytes: number): number {
     return this.kernels.create(ctx, bufferHandle, offset, size, bindings, pushConstantBytes, this.limits);
+  }
+
+  /** KERNEL_CREATE2 (contract 1.3): a kernel record in a buffer. */
+  createKernelFromDesc(ctx: number, bufferHandle: number, offset: number, size: number): number {
+    return this.kernels.createFromDesc(ctx, bufferHandle, offset, size, this.limits);
   }
 
   destroyKernel(ctx: number, id: number): void {
@@ -659,7 +671,23 @@ export class QueueEngine {
         case 'dispatch': {
           const kernel = this.kernels.ready(q.ctx, c.kernel);
           if (kernel === undefined) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} destroyed before it ran`);
-          batch.push({ ...c, kernel: kernel.backendId });
+          batch.push({ ...c, kernel: kernel.handle });
+          break;
+        }
+        case 'dispatchIndirect': {
+          const kernel = this.kernels.ready(q.ctx, c.kernel);
+          if (kernel === undefined) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} destroyed before it ran`);
+          // The arguments may be written by the commands before this one: read them only once
+          // those have completed, and check them then, as the guest could not be trusted with
+          // handing the host device indirect arguments itself.
+          await flush();
+          withdrawn();
+          const groups: [number, number, number] = [0, 4, 8].map((at) => this.view.getUint32(c.args.offset + at, true)) as [number, number, number];
+          const bad = checkGroups(groups, this.limits, true);
+          if (bad !== null) throw new CommandError('BAD_INDIRECT', `DISPATCH_INDIRECT read ${bad}`);
+          if (groups.every((g) => g > 0)) {
+            batch.push({ kind: 'dispatch', kernel: kernel.handle, base: [0, 0, 0], groups, descriptors: c.descriptors, pushConstants: c.pushConstants });
+          }
           break;
         }
         default:
@@ -688,9 +716,12 @@ function rangesOf(c: ValidCommand): ApertureRange[] {
     case 'fill':
     case 'fence':
     case 'timestamp':
+    case 'update':
       return [c.dst];
     case 'dispatch':
-      return c.bindings;
+      return c.descriptors.map((d) => d.range);
+    case 'dispatchIndirect':
+      return [c.args, ...c.descriptors.map((d) => d.range)];
     case 'wait':
       return [c.src];
     case 'barrier':

@@ -29,7 +29,7 @@ export interface RegContext {
 /** "MDGP" in ASCII, so a dump of the page identifies the device. */
 export const MDGPU_ID = 0x4d44_4750;
 export const MDGPU_CONTRACT_MAJOR = 1;
-export const MDGPU_CONTRACT_MINOR = 2;
+export const MDGPU_CONTRACT_MINOR = 3;
 /** Interrupt sources; source n is delivered on MSI-X vector n. */
 export const MDGPU_IRQ_SOURCES = 8;
 const IRQ_BITS = (1 << MDGPU_IRQ_SOURCES) - 1;

@@ -60,8 +60,15 @@ extern "C" {
  */
 #define MDGPU_MMAP_WINDOW_OFFSET 0
 
-/** MDGPU_BO_FLAGS_KNOWN: BO_CREATE flags this interface defines (none yet). */
-#define MDGPU_BO_FLAGS_KNOWN 0u
+/**
+ * MDGPU_BO_CACHED: BO_CREATE flag (contract 1.3): map the buffer write-back rather than
+ * write-combined, for buffers the CPU reads (the aperture is RAM on the host, so the device
+ * sees the same data either way).
+ */
+#define MDGPU_BO_CACHED (1u << 0)
+
+/** MDGPU_BO_FLAGS_KNOWN: BO_CREATE flags this interface defines. */
+#define MDGPU_BO_FLAGS_KNOWN 0x1u
 
 /** MDGPU_BO_ALIGN_MIN_LOG2: smallest explicit alignment, 4 KiB (MDGPU_MIN_ALIGN_LOG2); 0 too. */
 #define MDGPU_BO_ALIGN_MIN_LOG2 12
