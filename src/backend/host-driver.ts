@@ -276,8 +276,10 @@ export enum Op {
   Dispatch2 = 7, // MDGPU_HOST_OP_DISPATCH2
 }
 
-/** `enum mdgpu_host_descriptor_type`. */
-const DESCRIPTOR_TYPES: Record<DescriptorType, number> = { storage: 0, uniform: 1 };
+/** `enum mdgpu_host_descriptor_type` of a {@link DescriptorType}; undefined for anything else. */
+function descriptorType(type: unknown): number | undefined {
+  return type === 'storage' ? 0 : type === 'uniform' ? 1 : undefined;
+}
 const DESCRIPTOR_TYPE_NAMES: readonly DescriptorType[] = ['storage', 'uniform'];
 
 /** Library limits of ABI 2.1 (`mdgpu_host.h`). */
@@ -1125,7 +1127,7 @@ export class HostDevice implements ComputeBackend {
           for (let j = 0; j < c.descriptors.length; j++, d++) {
             const desc = c.descriptors[j]!;
             const dat = descAt + d * DESCRIPTOR_SIZE;
-            const type = desc?.type === 'storage' || desc?.type === 'uniform' ? DESCRIPTOR_TYPES[desc.type] : undefined;
+            const type = descriptorType(desc?.type);
             if (type === undefined) throw new TypeError(`submit: command ${i}: descriptor ${j}: type must be 'storage' or 'uniform'`);
             v.setUint32(dat + DESCRIPTOR.mem, mem, true);
             v.setUint32(dat + DESCRIPTOR.set, checkIndex(`command ${i}: descriptor ${j}: set`, desc.set, 0xffff_ffff), true);
