@@ -13,7 +13,7 @@ import { guestImage, GUEST_MODULE_PATH } from '../guest/image.js';
 import { debianGuest } from '../guest/debian-boot.js';
 import { ensureDebianImage } from '../guest/rootfs.js';
 import { startDaemon, type RunningVgpu } from './daemon.js';
-import type { Kit } from '../kit/kit.js';
+import type { Kit } from '../kit/kit-tree.js';
 import type { GuestDriverBuild } from '../guest/build.js';
 import { formatSize } from './sizes.js';
 import { DEFAULT_IDENTITY, TRAPPED_WINDOW_SIZE } from '../vgpu/device.js';
