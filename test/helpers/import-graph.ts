@@ -19,7 +19,7 @@ export interface ImportGraph {
 
 /** Leading `//` lines and block comments that begin a line: doc comments may mention imports. */
 function stripComments(text: string): string {
-  return text.replace(/^\s*\/\*[^]*?\*\//gm, '').replace(/^\s*\/\/.*$/gm, '');
+  return text.replace(/^\s*\/\*[\s\S]*?\*\//gm, '').replace(/^\s*\/\/.*$/gm, '');
 }
 
 const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)'(\.{1,2}\/[^']+)'/g;
