@@ -24,6 +24,9 @@ import { type Kit, type KitInfo, type KitRecipe, kitAt, kitQemu, loadKit, treeKe
 import { dpkgVersions, mmdebstrapArgs, runMmdebstrap, trimTree } from './mmdebstrap.js';
 import { parseQemuVersion, qemuAtLeast, qemuOutput } from './qemu.js';
 
+/** What a built kit is (kit-tree.ts), for callers of {@link ensureKit}. */
+export type { Kit } from './kit-tree.js';
+
 const execFileP = promisify(execFile);
 
 export interface EnsureKitOptions {
