@@ -27,7 +27,7 @@ MEM=${MEM:-1024}
 SMP=${SMP:-2}
 KERNEL=${KERNEL:-$(ls "$KIT"/boot/vmlinuz-* | tail -n 1)}
 : "${INITRD:?set INITRD to a guest initramfs}"
-APPEND=${APPEND:-console=ttyS0 panic=-1}
+APPEND=${APPEND:-console=ttyS0 panic=-1 no_timer_check}
 
 case "$ACCEL" in
 tcg) cpu= ;;
