@@ -36,6 +36,7 @@ import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DescriptorType, KernelBinding, MemoryRange } from '../device-commands.js';
+import { errnoName } from '../errno.js';
 import {
   BackendError,
   type BackendKernel,
@@ -400,18 +401,8 @@ export function loadHostDriver(): HostDriverLibrary {
 
 // ---- errors ----
 
-const errnoNames = new Map<number, string>();
-for (const [name, value] of Object.entries(constants.errno)) {
-  if (!errnoNames.has(value)) errnoNames.set(value, name); // first alias: EAGAIN, ENOTSUP
-}
-
-/** The errno name of a negative errno, e.g. -22 → `EINVAL`. */
-export function errnoName(errno: number): string {
-  return errnoNames.get(-errno) ?? `E${-errno}`;
-}
-
 function fail(lib: HostDriverLibrary, call: string, ret: number, detail?: string): BackendError {
-  const code = errnoName(ret);
+  const code = errnoName(-ret); // the C ABI returns -errno
   const why = detail ?? ((lib.fn.lastError() as string | null) || 'no detail');
   return new BackendError(code, ret, call, `Host driver ${call} failed with ${code}: ${why}`);
 }
