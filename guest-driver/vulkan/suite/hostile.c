@@ -24,7 +24,9 @@
  *   hostile.spin             a kernel that never ends unless the host sets a flag
  *   hostile.wait_semaphore   vkWaitSemaphores on a value nobody signals (200 ms timeout)
  *   hostile.wait_queue       a submission waiting on a value nobody signals, then released
- *   hostile.wait_event       a submission waiting on an event nobody sets, then released
+ *   hostile.wait_event       a submission waiting on an event nobody sets, then released by
+ *                            vkSetEvent (itself invalid while a command buffer waits on it:
+ *                            VUID-vkSetEvent-event-09543, so hostile)
  *   hostile.wait_abandoned   a submission waiting forever when the process exits
  *   hostile.alloc_huge       vkAllocateMemory far beyond the heap
  */

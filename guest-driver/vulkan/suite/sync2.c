@@ -4,7 +4,7 @@
  *
  *   sync2.barrier2: a chain of dependent dispatches separated by vkCmdPipelineBarrier2 with
  *     VkMemoryBarrier2 and VkBufferMemoryBarrier2, and vkCmdWriteTimestamp2 around it.
- *   sync2.event2: vkCmdSetEvent2 / vkCmdWaitEvents2 with a VkDependencyInfo.
+ *   sync2.event2: vkCmdSetEvent2 / vkCmdWaitEvents2 with a VkDependencyInfo between steps.
  *   sync2.submit2: vkQueueSubmit2 with VkCommandBufferSubmitInfo and timeline
  *     VkSemaphoreSubmitInfo waits and signals (stage masks), released by a host signal.
  */
@@ -75,8 +75,9 @@ static void chain(struct vks *v, struct vks_pipe *ab, struct vks_pipe *ba, struc
 	for (uint32_t i = 0; i < N; i++)
 		want[i] = pa[i] = i * 5;
 	const VkEventCreateInfo ei = { .sType = VK_STRUCTURE_TYPE_EVENT_CREATE_INFO };
-	VkEvent e;
-	VKS_CHECK(v, vkCreateEvent(v->dev, &ei, NULL, &e));
+	VkEvent e[6];
+	for (int k = 0; k < 6; k++)
+		VKS_CHECK(v, vkCreateEvent(v->dev, &ei, NULL, &e[k]));
 	VkCommandBuffer cmd = vks_cmd_begin(v);
 	vkCmdResetQueryPool(cmd, v->timer, 0, 2);
 	vkCmdWriteTimestamp2(cmd, VK_PIPELINE_STAGE_2_TOP_OF_PIPE_BIT, v->timer, 0);
@@ -103,17 +104,26 @@ static void chain(struct vks *v, struct vks_pipe *ab, struct vks_pipe *ba, struc
 			.memoryBarrierCount = 1,
 			.pMemoryBarriers = &mb,
 		};
-		vkCmdSetEvent2(cmd, e, &dep);
-		vkCmdWaitEvents2(cmd, 1, &e, &dep);
-		vkCmdResetEvent2(cmd, e, VK_PIPELINE_STAGE_2_COMPUTE_SHADER_BIT);
+		/* One event per step: a set after a reset of the same event would need a barrier
+		 * of its own, which would make the events pointless. */
+		vkCmdSetEvent2(cmd, e[s], &dep);
+		vkCmdWaitEvents2(cmd, 1, &e[s], &dep);
 	}
 	host_barrier2(cmd);
 	vkCmdWriteTimestamp2(cmd, VK_PIPELINE_STAGE_2_ALL_COMMANDS_BIT, v->timer, 1);
 	vks_cmd_submit_wait(v, cmd);
-	/* Six steps: the last (s = 5, ba) wrote a. */
+	/* Six steps: the last (s = 5, ba) wrote a; the events the device set are set. */
 	bool ok = vks_compare_u32(v, "a", a->map, want, N) == 0;
+	for (int k = 0; k < 6 && events; k++) {
+		VkResult st = vkGetEventStatus(v->dev, e[k]);
+		if (st != VK_EVENT_SET) {
+			vks_note(v, "event %d: %s", k, vks_result_name(st));
+			ok = false;
+		}
+	}
 	vks_report(v, name, ok, vks_hash(VKS_HASH_INIT, a->map, N * 4), vks_timer_ms(v), "steps=6");
-	vkDestroyEvent(v->dev, e, NULL);
+	for (int k = 0; k < 6; k++)
+		vkDestroyEvent(v->dev, e[k], NULL);
 }
 
 static void submit2(struct vks *v, struct vks_pipe *inc, struct vks_buf *state)

@@ -4,8 +4,9 @@
 #
 #   vksuite [--validation] [--no-hostile] [--only PROGRAM] [--list] [-- PROGRAM-OPTIONS...]
 #
-#   --validation   enable the Khronos validation layer (VK_INSTANCE_LAYERS) and count its
-#                  errors; the hostile program, invalid on purpose, is left out
+#   --validation   enable the Khronos validation layer (VK_INSTANCE_LAYERS), with its
+#                  synchronization checks, and count its errors; the hostile program,
+#                  invalid on purpose, is left out
 #   --no-hostile   leave out vks-hostile
 #   --only P       run only program P (e.g. saxpy or vks-saxpy)
 #   --list         print the programs and exit
@@ -72,7 +73,9 @@ extra="$*"
 
 if [ "$validation" = 1 ]; then
 	VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation${VK_INSTANCE_LAYERS:+:$VK_INSTANCE_LAYERS}
-	export VK_INSTANCE_LAYERS
+	# Synchronization validation too (hazards between commands), unless the caller chose.
+	VK_KHRONOS_VALIDATION_VALIDATE_SYNC=${VK_KHRONOS_VALIDATION_VALIDATE_SYNC:-true}
+	export VK_INSTANCE_LAYERS VK_KHRONOS_VALIDATION_VALIDATE_SYNC
 	hostile=0
 fi
 
