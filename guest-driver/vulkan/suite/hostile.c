@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -444,6 +445,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		if (pid == 0) {
+			/* A crash here is an outcome, not something to keep a core file of. */
+			const struct rlimit no_core = { 0, 0 };
+			setrlimit(RLIMIT_CORE, &no_core);
 			struct vks v;
 			vks_init(&v, "vks-hostile", argc, argv, c->want);
 			v.current = c->name;

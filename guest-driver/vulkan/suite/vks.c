@@ -14,6 +14,7 @@
 /* Validation messages counted by the debug messenger (called from any thread). */
 static atomic_uint validation_errors, validation_warnings;
 static bool messenger_active;
+static atomic_bool validation_layer_active;
 
 const char *vks_result_name(VkResult r)
 {
@@ -261,7 +262,11 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
 	(void)user;
 	/* Only the validation layer's messages count; the loader's and drivers' are shown. */
 	bool validation = types & VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT;
+	const char *id = data->pMessageIdName ? data->pMessageIdName : "-";
 	const char *what = "info";
+	/* The Khronos layer says it is active when the instance is created: proof it ran. */
+	if (validation && strstr(id, "CreateInstance-status-message"))
+		atomic_store(&validation_layer_active, true);
 	if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
 		if (validation)
 			atomic_fetch_add(&validation_errors, 1);
@@ -270,10 +275,11 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
 		if (validation)
 			atomic_fetch_add(&validation_warnings, 1);
 		what = "warning";
+	} else if (!getenv("VKSUITE_VERBOSE")) {
+		return VK_FALSE; /* information: only when asked for */
 	}
 	fprintf(stderr, "VKSUITE-MESSAGE %s severity=%s id=%s: %s\n",
-		validation ? "validation" : "general", what,
-		data->pMessageIdName ? data->pMessageIdName : "-",
+		validation ? "validation" : "general", what, id,
 		data->pMessage ? data->pMessage : "");
 	return VK_FALSE;
 }
@@ -332,7 +338,8 @@ static void create_instance(struct vks *v)
 	};
 	const VkDebugUtilsMessengerCreateInfoEXT messenger = {
 		.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
-		.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
+		.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_INFO_BIT_EXT |
+				   VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
 				   VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
 		.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
 			       VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT,
@@ -555,8 +562,9 @@ int vks_finish(struct vks *v)
 	vkDestroyInstance(v->instance, NULL);
 	unsigned errors = atomic_load(&validation_errors);
 	if (messenger_active)
-		printf("VKSUITE-VALIDATION prog=%s errors=%u warnings=%u\n", v->prog, errors,
-		       atomic_load(&validation_warnings));
+		printf("VKSUITE-VALIDATION prog=%s errors=%u warnings=%u layer=%d\n", v->prog,
+		       errors, atomic_load(&validation_warnings),
+		       atomic_load(&validation_layer_active) ? 1 : 0);
 	fflush(stdout);
 	return v->failures || errors ? 1 : 0;
 }

@@ -16,7 +16,10 @@
  * a feature prints ok=1 skipped=feature digest=- and names the feature. Other lines:
  *
  *   VKSUITE-DEVICE prog=<program> name="<device>" api=<x.y.z> driver=<id> ...
- *   VKSUITE-VALIDATION prog=<program> errors=<n> warnings=<n>   (when a debug messenger ran)
+ *   VKSUITE-VALIDATION prog=<program> errors=<n> warnings=<n> layer=<0|1>
+ *       (when a debug messenger ran: the validation layer's errors and warnings, and whether
+ *       the Khronos validation layer announced itself; VKSUITE_VERBOSE=1 prints its and the
+ *       loader's information messages too)
  *
  * The exit status is 0 when every check of the program passed, 1 otherwise.
  */

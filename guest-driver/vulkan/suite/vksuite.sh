@@ -17,7 +17,10 @@
 # saying so, and ends with one line:
 #
 #   VKSUITE-SUMMARY programs=N checks=N passed=N failed=N skipped=N validation=0|1
-#                   validation_errors=N validation_warnings=N vuid_lines=N hostile=0|1
+#                   validation_errors=N validation_warnings=N validation_layer_runs=N
+#                   vuid_lines=N hostile=0|1
+#
+# (validation_layer_runs: program runs in which the Khronos layer announced itself.)
 #
 # Exit status 0 when nothing failed and the validation layer reported no error.
 #
@@ -122,7 +125,8 @@ sum() {
 verrors=$(sum errors)
 vwarnings=$(sum warnings)
 vuid=$(cat "$tmp/all" "$tmp/all-err" | grep -c 'VUID-')
+layer=$(grep -c '^VKSUITE-VALIDATION .* layer=1' "$tmp/all")
 echo "VKSUITE-SUMMARY programs=$programs checks=$checks passed=$passed failed=$failed" \
 	"skipped=$skipped validation=$validation validation_errors=$verrors" \
-	"validation_warnings=$vwarnings vuid_lines=$vuid hostile=$hostile"
+	"validation_warnings=$vwarnings validation_layer_runs=$layer vuid_lines=$vuid hostile=$hostile"
 [ "$failed" = 0 ] && [ "$verrors" = 0 ]
