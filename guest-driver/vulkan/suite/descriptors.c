@@ -12,9 +12,9 @@
  */
 #include "vks.h"
 
-#include "spv_desc.h"
-#include "spv_desc_dynamic.h"
-#include "spv_dynoffset.h"
+#include "spv_desc.inc"
+#include "spv_desc_dynamic.inc"
+#include "spv_dynoffset.inc"
 
 #include <stdlib.h>
 #include <string.h>

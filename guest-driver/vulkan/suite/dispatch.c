@@ -10,8 +10,8 @@
  */
 #include "vks.h"
 
-#include "spv_dispatch.h"
-#include "spv_indirect_gen.h"
+#include "spv_dispatch.inc"
+#include "spv_indirect_gen.inc"
 
 #include <string.h>
 

@@ -10,7 +10,7 @@
  */
 #include "vks.h"
 
-#include "spv_twice_plus.h"
+#include "spv_twice_plus.inc"
 
 #include <string.h>
 

@@ -6,7 +6,7 @@
  */
 #include "vks.h"
 
-#include "spv_gemm.h"
+#include "spv_gemm.inc"
 
 #include <stdlib.h>
 

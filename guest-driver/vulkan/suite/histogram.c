@@ -6,7 +6,7 @@
  */
 #include "vks.h"
 
-#include "spv_histogram.h"
+#include "spv_histogram.inc"
 
 #include <stdlib.h>
 #include <string.h>

@@ -33,9 +33,9 @@
 #define _GNU_SOURCE
 #include "vks.h"
 
-#include "spv_hostile_count.h"
-#include "spv_hostile_spin.h"
-#include "spv_hostile_write.h"
+#include "spv_hostile_count.inc"
+#include "spv_hostile_spin.inc"
+#include "spv_hostile_write.inc"
 
 #include <signal.h>
 #include <stdio.h>

@@ -16,7 +16,7 @@
  */
 #include "vks.h"
 
-#include "spv_twice_plus.h"
+#include "spv_twice_plus.inc"
 
 #include <stdio.h>
 #include <string.h>

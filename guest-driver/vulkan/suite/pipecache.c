@@ -19,7 +19,7 @@
 #define _GNU_SOURCE
 #include "vks.h"
 
-#include "spv_spec.h"
+#include "spv_spec.inc"
 
 #include <stdio.h>
 #include <stdlib.h>

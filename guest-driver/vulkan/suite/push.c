@@ -9,7 +9,7 @@
  */
 #include "vks.h"
 
-#include "spv_push.h"
+#include "spv_push.inc"
 
 #include <string.h>
 

@@ -13,7 +13,7 @@
  */
 #include "vks.h"
 
-#include "spv_saxpy.h"
+#include "spv_saxpy.inc"
 
 #include <string.h>
 

@@ -6,7 +6,7 @@
  */
 #include "vks.h"
 
-#include "spv_reduce.h"
+#include "spv_reduce.inc"
 
 #include <stdlib.h>
 #include <string.h>

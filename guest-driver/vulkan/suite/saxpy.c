@@ -6,7 +6,7 @@
  */
 #include "vks.h"
 
-#include "spv_saxpy.h"
+#include "spv_saxpy.inc"
 
 #include <stdlib.h>
 #include <string.h>

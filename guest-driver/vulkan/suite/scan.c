@@ -7,8 +7,8 @@
  */
 #include "vks.h"
 
-#include "spv_scan_add.h"
-#include "spv_scan_block.h"
+#include "spv_scan_add.inc"
+#include "spv_scan_block.inc"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,8 +9,8 @@
  */
 #include "vks.h"
 
-#include "spv_spec.h"
-#include "spv_spec_v13.h"
+#include "spv_spec.inc"
+#include "spv_spec_v13.inc"
 
 #include <string.h>
 

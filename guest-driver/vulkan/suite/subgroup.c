@@ -13,8 +13,8 @@
  */
 #include "vks.h"
 
-#include "spv_subgroup_arith.h"
-#include "spv_subgroup_ballot.h"
+#include "spv_subgroup_arith.inc"
+#include "spv_subgroup_ballot.inc"
 
 #include <stdlib.h>
 #include <string.h>

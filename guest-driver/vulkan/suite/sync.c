@@ -15,7 +15,7 @@
 #define _GNU_SOURCE
 #include "vks.h"
 
-#include "spv_increment.h"
+#include "spv_increment.inc"
 
 #include <pthread.h>
 #include <string.h>

@@ -10,8 +10,8 @@
  */
 #include "vks.h"
 
-#include "spv_increment.h"
-#include "spv_twice_plus.h"
+#include "spv_increment.inc"
+#include "spv_twice_plus.inc"
 
 #include <string.h>
 

@@ -12,7 +12,7 @@
 #define _GNU_SOURCE
 #include "vks.h"
 
-#include "spv_spec.h"
+#include "spv_spec.inc"
 
 #include <pthread.h>
 #include <string.h>

@@ -12,7 +12,7 @@
  */
 #include "vks.h"
 
-#include "spv_twice_plus.h"
+#include "spv_twice_plus.inc"
 
 #include <stdlib.h>
 #include <string.h>

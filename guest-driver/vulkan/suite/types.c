@@ -11,13 +11,13 @@
  */
 #include "vks.h"
 
-#include "spv_types_float16.h"
-#include "spv_types_float64.h"
-#include "spv_types_int16.h"
-#include "spv_types_int64.h"
-#include "spv_types_int8.h"
-#include "spv_types_storage16.h"
-#include "spv_types_storage8.h"
+#include "spv_types_float16.inc"
+#include "spv_types_float64.inc"
+#include "spv_types_int16.inc"
+#include "spv_types_int64.inc"
+#include "spv_types_int8.inc"
+#include "spv_types_storage16.inc"
+#include "spv_types_storage8.inc"
 
 #include <string.h>
 
