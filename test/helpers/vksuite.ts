@@ -222,12 +222,21 @@ export async function vksuiteBinaries(kit: Kit, opts: { cacheDir?: string; log?:
   const deb = (packages.debs as Record<string, string>)[SUITE_PACKAGE];
   if (!deb) throw new Error(`The guest packages have no ${SUITE_PACKAGE}`);
   const root = path.join(opts.cacheDir ?? path.dirname(kit.root), `vksuite-${packages.hash}`);
-  if (!fs.existsSync(path.join(root, 'usr/bin/vksuite'))) {
+  const complete = () => fs.existsSync(path.join(root, 'usr/bin/vksuite'));
+  if (!complete()) {
+    // Test files run two at a time: extract aside, rename into place, and if another process
+    // got there first, use its copy (never remove a complete one: it may be running).
     const tmp = `${root}.tmp-${process.pid}`;
     await fsp.rm(tmp, { recursive: true, force: true });
     await execFileP('dpkg-deb', ['-x', deb, tmp]);
-    await fsp.rm(root, { recursive: true, force: true });
-    await fsp.rename(tmp, root);
+    if (fs.existsSync(root) && !complete()) await fsp.rm(root, { recursive: true, force: true });
+    try {
+      await fsp.rename(tmp, root);
+    } catch (e) {
+      if (!complete()) throw e;
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
   }
   return { root, libexec: path.join(root, SUITE_LIBEXEC), runner: path.join(root, SUITE_RUNNER), deb, packages };
 }
