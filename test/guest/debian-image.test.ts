@@ -42,7 +42,13 @@ t.test('the image: a trixie root for the kit kernel, mdgpu installed from its pa
   t.ok(image.root.info.stage1.indexOf('jbd2.ko') < image.root.info.stage1.indexOf('ext4.ko'), 'jbd2 before ext4');
   t.equal(image.layer.info.dkmsStatus, `mdgpu/${version}, ${kver}, x86_64: installed`, 'dkms status at build time');
   t.equal(image.layer.info.module, `/usr/lib/modules/${kver}/updates/dkms/mdgpu.ko.xz`);
-  t.same(image.layer.info.packages, { 'libmdgpu-dev': version, libmdgpu1: version, 'mdgpu-dkms': version, 'mdgpu-tools': version });
+  t.same(image.layer.info.packages, {
+    'libmdgpu-dev': version,
+    libmdgpu1: version,
+    'mdgpu-dkms': version,
+    'mdgpu-tools': version,
+    'mdgpu-vulkan-suite': version,
+  });
   t.ok(fs.statSync(image.layer.image).size * 10 < fs.statSync(image.root.image).size, 'the layer is small next to the base');
   t.equal(image.layer.info.rootHash, image.root.hash);
   t.equal(image.layer.info.debsHash, image.debs.hash);
