@@ -23,7 +23,7 @@ import { loadNative, type NativeBinding } from '../../src/native/binding.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
-import { arrayVariable, nestedModule, slowKernel } from '../../test/fixtures/spirv.js';
+import { arrayVariable, nestedModule, unrollBomb } from '../../test/fixtures/spirv.js';
 import { SocketGuest } from '../../test/helpers/socket-guest.js';
 import { percentile, Victim } from '../../test/helpers/victim.js';
 import { table } from '../guest-bench.js';
@@ -156,10 +156,10 @@ const ATTACKS: Attack[] = [
   },
   {
     id: 'F1b',
-    what: 'kernels slow to compile, past a 200 ms build limit x6',
-    serve: ['--kernel-build-limit', '200'],
+    what: 'compile bomb (1.7 KB, minutes to compile), past a 2 s build limit x6',
+    serve: ['--kernel-build-limit', '2000'],
     async run({ attacker }) {
-      return `${await refusals(attacker, words(slowKernel(20000)), 1, 0, 6)} of 6 refused (3 timed out, then THROTTLED)`;
+      return `${await refusals(attacker, words(unrollBomb(64)), 1, 0, 6)} of 6 refused (3 timed out, then THROTTLED)`;
     },
   },
   {
