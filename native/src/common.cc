@@ -161,6 +161,15 @@ Napi::Uint8Array Args::Bytes(size_t i, const char* name) const {
   return v.As<Napi::Uint8Array>();
 }
 
+Napi::Int32Array Args::Int32s(size_t i, const char* name) const {
+  Napi::Value v = info_[i];
+  if (!v.IsTypedArray() ||
+      v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    TypeError(i, name, "an Int32Array");
+  }
+  return v.As<Napi::Int32Array>();
+}
+
 Napi::ArrayBuffer Args::ArrayBuf(size_t i, const char* name) const {
   Napi::Value v = info_[i];
   if (!v.IsArrayBuffer()) TypeError(i, name, "an ArrayBuffer");

@@ -49,6 +49,8 @@ class Args {
   std::string String(size_t i, const char* name) const;
   // A Uint8Array (a Buffer is one).
   Napi::Uint8Array Bytes(size_t i, const char* name) const;
+  // An Int32Array.
+  Napi::Int32Array Int32s(size_t i, const char* name) const;
   Napi::ArrayBuffer ArrayBuf(size_t i, const char* name) const;
   Napi::Function Function(size_t i, const char* name) const;
   // An array of file descriptors, at most `max` long.
