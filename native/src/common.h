@@ -56,6 +56,18 @@ class Args {
   // An array of file descriptors, at most `max` long.
   Napi::Array FdArray(size_t i, const char* name, uint32_t max) const;
 
+  // The same checks for the per-message calls (recvmsgInto, sendmsgFrom): one
+  // raw napi call per argument on the common path, no handle wrappers; an
+  // argument that fails it goes through the checks above for the same error.
+  int FastFd(size_t i, const char* name) const;
+  uint64_t FastSafeUint(size_t i, const char* name) const;
+  // A Uint8Array's bytes (data already at its byteOffset) and length.
+  void FastBytes(size_t i, const char* name, uint8_t** data,
+                 size_t* length) const;
+  // An Int32Array's elements and count.
+  void FastInt32s(size_t i, const char* name, int32_t** data,
+                  size_t* count) const;
+
   [[noreturn]] void TypeError(size_t i, const char* name,
                               const char* expected) const;
   [[noreturn]] void RangeError(const std::string& what) const;

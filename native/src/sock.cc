@@ -326,12 +326,15 @@ void CheckSpan(const Args& a, uint64_t offset, uint64_t length,
 Napi::Value RecvMsgInto(const Napi::CallbackInfo& info) {
   Args a(info, "recvmsgInto", 5, "(fd, buf, offset, length, fds)");
   Napi::Env env = a.Env();
-  int fd = a.Fd(0, "fd");
-  Napi::Uint8Array buf = a.Bytes(1, "buf");
-  uint64_t offset = a.SafeUint(2, "offset");
-  uint64_t length = a.SafeUint(3, "length");
-  Napi::Int32Array out = a.Int32s(4, "fds");
-  size_t slots = out.ElementLength();
+  int fd = a.FastFd(0, "fd");
+  uint8_t* data;
+  size_t byteLength;
+  a.FastBytes(1, "buf", &data, &byteLength);
+  uint64_t offset = a.FastSafeUint(2, "offset");
+  uint64_t length = a.FastSafeUint(3, "length");
+  int32_t* result;
+  size_t slots;
+  a.FastInt32s(4, "fds", &result, &slots);
   if (slots < kRecvFirstFd || slots > kRecvFirstFd + kMaxFds) {
     a.RangeError("expected fds to hold 2 to " +
                  std::to_string(kRecvFirstFd + kMaxFds) + " elements, got " +
@@ -340,11 +343,10 @@ Napi::Value RecvMsgInto(const Napi::CallbackInfo& info) {
   if (length == 0) {
     a.RangeError("expected length to be at least 1, got 0");
   }
-  CheckSpan(a, offset, length, buf.ByteLength());
+  CheckSpan(a, offset, length, byteLength);
   uint32_t maxFds = static_cast<uint32_t>(slots - kRecvFirstFd);
-  int32_t* result = out.Data();
 
-  iovec iov = {buf.Data() + offset, static_cast<size_t>(length)};
+  iovec iov = {data + offset, static_cast<size_t>(length)};
   ControlBuffer control;
   msghdr msg = {};
   msg.msg_iov = &iov;
@@ -396,19 +398,28 @@ Napi::Value RecvMsgInto(const Napi::CallbackInfo& info) {
 Napi::Value SendMsgFrom(const Napi::CallbackInfo& info) {
   Args a(info, "sendmsgFrom", 5, "(fd, buf, offset, length, fds)");
   Napi::Env env = a.Env();
-  int fd = a.Fd(0, "fd");
-  Napi::Uint8Array buf = a.Bytes(1, "buf");
-  uint64_t offset = a.SafeUint(2, "offset");
-  uint64_t length = a.SafeUint(3, "length");
-  Napi::Array fdArray = a.FdArray(4, "fds", kMaxFds);
-  CheckSpan(a, offset, length, buf.ByteLength());
-  uint32_t nfds = fdArray.Length();
+  int fd = a.FastFd(0, "fd");
+  uint8_t* data;
+  size_t byteLength;
+  a.FastBytes(1, "buf", &data, &byteLength);
+  uint64_t offset = a.FastSafeUint(2, "offset");
+  uint64_t length = a.FastSafeUint(3, "length");
+  // The common case, no fds, costs one napi call; anything else is checked in full.
+  bool isArray = false;
+  uint32_t nfds = 0;
+  Napi::Array fdArray;
+  if (napi_is_array(env, info[4], &isArray) != napi_ok || !isArray ||
+      napi_get_array_length(env, info[4], &nfds) != napi_ok || nfds > 0) {
+    fdArray = a.FdArray(4, "fds", kMaxFds);
+    nfds = fdArray.Length();
+  }
+  CheckSpan(a, offset, length, byteLength);
   if (nfds > 0 && length == 0) {
     // A stream socket only delivers ancillary data attached to a byte.
     a.RangeError("expected length to be at least 1 when sending fds");
   }
 
-  iovec iov = {buf.Data() + offset, static_cast<size_t>(length)};
+  iovec iov = {data + offset, static_cast<size_t>(length)};
   ControlBuffer control;
   msghdr msg = {};
   msg.msg_iov = &iov;
