@@ -135,9 +135,10 @@ export class Connection {
   private closed = false;
   /**
    * Bytes and messages moved, for metrics; `backpressurePauses` counts the times reading stopped
-   * because replies piled up, `budgetYields` the wakeups that ended with data still waiting.
+   * because replies piled up, `budgetYields` the wakeups that ended with data still waiting,
+   * `fastPathMessages` the messages the fast path took (included in `messagesIn`).
    */
-  readonly stats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, backpressurePauses: 0, budgetYields: 0 };
+  readonly stats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, backpressurePauses: 0, budgetYields: 0, fastPathMessages: 0 };
 
   constructor(
     private readonly ops: SocketOps,
@@ -289,6 +290,7 @@ export class Connection {
         this.inStart = start + size;
         if (this.fastPath(this.scratch, this.scratchView, start, size)) {
           this.stats.messagesIn++;
+          this.stats.fastPathMessages++;
           this.takenThisWakeup += size;
           return 1;
         }

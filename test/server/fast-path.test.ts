@@ -23,6 +23,7 @@ import {
 import { RegionIndex } from '../../src/pci/pci-function.js';
 import { setLogSink, setTrace } from '../../src/log.js';
 import { FakeHost } from '../helpers/fake-host.js';
+import { readU32, serveDevice, u32le } from '../helpers/served-device.js';
 
 const logged: string[] = [];
 setLogSink((line) => logged.push(line));
@@ -193,4 +194,28 @@ t.test('the fast path declines, without acting, anything but a plain register ac
   t.notOk(traced.s.handleFast(m, new DataView(m.buffer), 0, m.length), 'with protocol tracing on');
   traced.device.close();
   t.end();
+});
+
+t.test('the server wires the fast path: register accesses over a real socket take it, everything else does not', async (t) => {
+  const s = serveDevice();
+  t.teardown(() => s.close());
+  await s.client.version();
+  const stats = () => s.server.connection!.stats;
+  const before = stats().fastPathMessages;
+  await s.client.regionWrite(REGISTER_BAR, MDGPU_REGS.SCRATCH.offset, u32le(0x1234_5678));
+  t.equal(readU32(await s.client.regionRead(REGISTER_BAR, MDGPU_REGS.SCRATCH.offset, 4)), 0x1234_5678);
+  t.equal(
+    await s.client.regionRead(REGISTER_BAR, 0x3ffe, 4).then(
+      () => 'none',
+      (err: unknown) => (err as { code?: string }).code,
+    ),
+    'EINVAL',
+    'a refused access still gets its error reply',
+  );
+  t.equal(stats().fastPathMessages - before, 3, 'all three took the fast path');
+  await s.client.regionRead(RegionIndex.CONFIG, 0, 256);
+  await s.client.deviceInfo();
+  t.equal(stats().fastPathMessages - before, 3, 'a 256-byte config read and DEVICE_GET_INFO did not');
+  t.equal(s.server.commandCounts().get('RegionRead'), 3);
+  t.equal(s.server.commandCounts().get('RegionWrite'), 1);
 });
