@@ -28,6 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { loadNative } from '../../src/native/binding.js';
 import { MdgpuDevice, REGISTER_BAR } from '../../src/vgpu/device.js';
 import { FakeHost } from '../../test/helpers/fake-host.js';
+import { setLogSink } from '../../src/log.js';
 import { Session } from '../../src/server/session.js';
 import { encodeMessage } from '../../src/protocol/message.js';
 import { encodeVersion } from '../../src/protocol/codec/version.js';
@@ -342,7 +343,10 @@ function fastSession(): { read(): boolean; write(): boolean; close(): void } {
   const conn = { send() {}, sendCopy() {}, close() {}, isClosed: false };
   const session = new Session(conn, device.pci, () => {});
   const version = encodeMessage({ msgId: 0, command: Command.Version, flags: MessageType.Command }, encodeVersion({ major: 0, minor: 0 }));
+  // Negotiate quietly: the session logs each client that connects.
+  const restore = setLogSink(() => {});
   session.handleFrame({ header: HeaderLayout.decode(version), payload: version.subarray(16), fds: [] });
+  setLogSink(restore);
   const at = (message: Uint8Array) => {
     const bytes = new Uint8Array(new ArrayBuffer(64));
     bytes.set(message);
