@@ -96,6 +96,8 @@ export class Session {
   /** Messages handled per command name, for metrics and tests. */
   readonly commandCounts = new Map<string, number>();
   errorReplies = 0;
+  /** Called after each trapped access (REGION_READ/WRITE) served, with the ms from handling to reply sent (the daemon's metrics). */
+  onRegionAccess: ((ms: number) => void) | null = null;
 
   constructor(
     private readonly conn: Pick<Connection, 'send' | 'close' | 'isClosed'>,
@@ -140,6 +142,8 @@ export class Session {
       this.fatal(new FatalProtocolError('EINVAL', `Unexpected fds: ${frame.fds.length} with ${name}`));
       return;
     }
+    const timed = this.onRegionAccess !== null && (header.command === Command.RegionRead || header.command === Command.RegionWrite);
+    const start = timed ? performance.now() : 0;
     let reply: { payload: Uint8Array; fds?: number[] };
     try {
       reply = this.dispatch(frame);
@@ -162,6 +166,7 @@ export class Session {
       return;
     }
     if (!noReply) this.conn.send(replyMessage(header, reply.payload), reply.fds ?? []);
+    if (timed) this.onRegionAccess!(performance.now() - start);
   }
 
   private dispatch(frame: Frame): { payload: Uint8Array; fds?: number[] } {
