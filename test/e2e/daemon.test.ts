@@ -36,7 +36,7 @@ t.test('vGPU specs and config files', (t) => {
     maxQueues: 4,
   });
   t.throws(() => parseVgpuSpec('aperture=1M', 'v', d), /socket/);
-  t.throws(() => parseVgpuSpec('socket=/a,colour=red', 'v', d), /Unknown vGPU setting/);
+  t.throws(() => parseVgpuSpec('socket=/a,colour=red', 'v', d), /unknown vGPU setting/);
   t.throws(() => parseVgpuSpec('socket=/a,weight=0', 'v', d), /weight/);
   const file = path.join(os.tmpdir(), `mdgpu-config-${process.pid}.json`);
   fs.writeFileSync(file, JSON.stringify({ vgpus: [{ socket: '/x', name: 'vm1', weight: 3 }] }));
