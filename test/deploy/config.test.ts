@@ -268,6 +268,13 @@ t.test('mdgpu serve --check-config: prints the vGPUs, or every problem, and star
   const record = JSON.parse(json.stderr.trim()) as Record<string, string>;
   t.equal(record.level, 'error');
   t.equal(record.msg, 'mdgpu: --metrics: must be an integer from 0 to 65535, got 99999');
+  // The example configuration shipped with the systemd units.
+  const shipped = await mdgpu('serve', '--check-config', '--config', path.join(root, 'contrib/systemd/mdgpu.json'));
+  t.equal(shipped.code, 0, shipped.stderr);
+  t.match(
+    shipped.stdout,
+    /configuration OK, 2 vGPUs\n {2}vm1: socket from systemd \(FileDescriptorName=vm1\), aperture 256 MiB, quota 128 MiB, weight 1\n {2}vm2: .*weight 2/,
+  );
   const none = await mdgpu('serve', '--check-config');
   t.equal(none.code, 1);
   t.match(none.stderr, /no vGPU: give --socket, --vgpu or --config/);
