@@ -199,3 +199,36 @@ export function clientWarning(key: string, message: string, rate: LogRate = CONN
 export function clientInfo(key: string, message: string, rate: LogRate = CONNECTION_LOG_RATE): void {
   if (logLevel !== 'quiet') limited(key, rate, 'info', '', message);
 }
+
+/** Lines a child process may write to its stderr per second (the compute worker, the kernel builder). */
+export const CHILD_LOG_RATE: Readonly<LogRate> = Object.freeze({ burst: 20, windowMs: 1000 });
+
+/**
+ * Log what a child process writes to `stream` (its stderr, piped), one line per event in the
+ * daemon's format, prefixed and rate-limited under `key`: a line that says "error" is a warning,
+ * the rest info. So `--log-format json` stays one JSON object per line with the host driver's
+ * lines (`mdgpu-host: …`) in it.
+ */
+export function relayLines(stream: NodeJS.ReadableStream, key: string, prefix: string, rate: LogRate = CHILD_LOG_RATE): void {
+  let buffered = '';
+  const line = (text: string) => {
+    if (text.trim() === '') return;
+    if (/\berror\b/i.test(text)) limited(key, rate, 'warning', '', `${prefix}${text}`);
+    else if (logLevel !== 'quiet') limited(key, rate, 'info', '', `${prefix}${text}`);
+  };
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      line(buffered.slice(0, nl));
+      buffered = buffered.slice(nl + 1);
+    }
+    // A line without an end is cut rather than kept growing.
+    if (buffered.length > 4096) {
+      line(buffered);
+      buffered = '';
+    }
+  });
+  stream.on('end', () => line(buffered));
+}

@@ -87,7 +87,7 @@ t.test('what a guest can cause stays rate-limited, in json too', async (t) => {
 t.test('mdgpu serve as a process: json lines on stderr; journald priorities when stderr is the journal', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-logs-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const run = async (args: string[], journal: boolean): Promise<string[]> => {
+  const run = async (args: string[], journal: boolean, compute: boolean): Promise<string[]> => {
     const logFile = path.join(dir, `stderr-${journal}.log`);
     const fd = fs.openSync(logFile, 'w');
     const st = fs.fstatSync(fd);
@@ -100,7 +100,7 @@ t.test('mdgpu serve as a process: json lines on stderr; journald priorities when
         'serve',
         '--vgpu',
         `socket=${path.join(dir, `vm-${journal}.sock`)},name=vm1`,
-        '--no-compute',
+        ...(compute ? [] : ['--no-compute']),
         '--control',
         control,
       ],
@@ -108,13 +108,18 @@ t.test('mdgpu serve as a process: json lines on stderr; journald priorities when
     );
     fs.closeSync(fd);
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000;
     while (!fs.existsSync(control) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // The compute worker logs its device once it has opened it.
+    while (compute && !/compute worker: mdgpu-host: device:/.test(fs.readFileSync(logFile, 'utf8')) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     child.kill('SIGTERM');
     t.equal(await exit, 0, 'exit 0 on SIGTERM');
     return fs.readFileSync(logFile, 'utf8').trim().split('\n');
   };
-  const json = await run(['--log-format', 'json'], false);
+  // With the compute device: the worker's host-driver lines come through the daemon's log too.
+  const json = await run(['--log-format', 'json'], false, true);
   const records = json.map((l) => JSON.parse(l) as Record<string, unknown>);
   t.ok(records.length >= 3, `${records.length} lines, each a JSON object`);
   t.match(
@@ -123,7 +128,12 @@ t.test('mdgpu serve as a process: json lines on stderr; journald priorities when
     'the vGPU in its own field',
   );
   t.match(records.at(-1), { level: 'info', msg: /^SIGTERM: shutting down/ });
-  const journal = await run([], true);
+  t.match(
+    records.find((r) => /mdgpu-host: device:/.test(String(r.msg))),
+    { level: 'info', msg: /^compute worker: mdgpu-host: device: / },
+    "the compute worker's host driver line, as JSON",
+  );
+  const journal = await run([], true, false);
   t.ok(
     journal.every((l) => /^<[3-7]>(debug|info|warning|error): /.test(l)),
     `every line starts with its priority for journald: ${journal[0]}`,
