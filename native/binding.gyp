@@ -13,6 +13,7 @@
         'src/mmap.cc',
         'src/poller.cc',
         'src/sock.cc',
+        'src/systemd.cc',
       ],
       # node_addon_api_except: C++ exceptions on (NAPI_CPP_EXCEPTIONS, no -fno-exceptions).
       'dependencies': [

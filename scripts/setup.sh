@@ -51,8 +51,10 @@ fi
 #                    Vulkan compute on the host (lavapipe when there is no GPU), kernels as SPIR-V
 #  e2fsprogs mount   the Debian guest image: mke2fs -d makes its ext4 disks, mount stacks the
 #                    mdgpu packages' layer on the base root (overlayfs) to install them
+#  systemd           systemd-socket-activate and systemd-analyze test contrib/systemd/ (no
+#                    running systemd needed)
 PACKAGES=(mmdebstrap g++ make python3 pkg-config linux-libc-dev xz-utils zstd
-          libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools e2fsprogs mount)
+          libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools e2fsprogs mount systemd)
 
 # The addon is built against the headers under the running Node's prefix (scripts/build-addon.js).
 # Debian's nodejs (12 and 13) ships them separately, in libnode-dev; other Nodes bring their own.

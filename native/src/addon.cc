@@ -11,6 +11,7 @@
 //   mmap.cc    mmap, munmap, liveMappings, PROT_READ, PROT_WRITE
 //   poller.cc  Poller, POLL_READABLE, POLL_WRITABLE
 //   layout.cc  sizeofs, offsetofs (test-only <linux/vfio.h> cross-check)
+//   systemd.cc sdNotify, adoptSocket
 #include "common.h"
 
 namespace {
@@ -21,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   mdgpu::InitMmap(env, exports);
   mdgpu::InitPoller(env, exports);
   mdgpu::InitLayout(env, exports);
+  mdgpu::InitSystemd(env, exports);
   return exports;
 }
 

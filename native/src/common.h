@@ -87,5 +87,6 @@ void InitFd(Napi::Env env, Napi::Object exports);
 void InitMmap(Napi::Env env, Napi::Object exports);
 void InitPoller(Napi::Env env, Napi::Object exports);
 void InitLayout(Napi::Env env, Napi::Object exports);
+void InitSystemd(Napi::Env env, Napi::Object exports);
 
 }  // namespace mdgpu

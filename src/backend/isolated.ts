@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ContextLostError } from '../execution-errors.js';
-import { info, warn } from '../log.js';
+import { info, relayLines, warn } from '../log.js';
 import {
   BackendError,
   type BackendKernel,
@@ -205,8 +205,10 @@ export class IsolatedDevice implements ComputeBackend {
   }
 
   #start(): void {
-    const worker = fork(WORKER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const worker = fork(WORKER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     this.#worker = worker;
+    // Its stderr (the host driver's lines) goes through the daemon's log, in its format.
+    relayLines(worker.stderr!, 'compute-worker', 'compute worker: ');
     lowerPriority(worker, WORKER_NICE);
     this.#listening = false;
     this.#ready = false;

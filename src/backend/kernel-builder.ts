@@ -21,7 +21,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { CancelledError } from '../execution-errors.js';
-import { info, warn } from '../log.js';
+import { info, relayLines, warn } from '../log.js';
 import { KernelBuildError, type KernelOptions } from './backend.js';
 import type { BuiltKernelInfo, FromBuilder, ToBuilder } from './kernel-builder-protocol.js';
 import { lowerPriority } from './priority.js';
@@ -135,11 +135,12 @@ export class KernelBuilder {
     const limitKiB = Math.ceil(this.memoryLimitBytes / 1024);
     // The shell sets the limit and becomes the builder (exec), keeping the IPC descriptor.
     const child = spawn('/bin/sh', ['-c', `ulimit -d ${limitKiB} && exec "$0" "$@"`, process.execPath, BUILDER], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       serialization: 'advanced',
       env: { ...process.env, MDGPU_HOST_LOG: 'quiet' },
     });
     this.#child = child;
+    relayLines(child.stderr!, 'kernel-builder', 'kernel builder: ');
     this.#listening = false;
     this.#ready = false;
     // Builds are background work: below the daemon and the compute worker.

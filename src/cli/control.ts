@@ -4,12 +4,14 @@
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
+import { Counter, Gauge } from 'prom-client';
 import { info, warn } from '../log.js';
 import { IsolatedDevice } from '../backend/isolated.js';
 import type { KernelBuilderStats } from '../backend/kernel-builder.js';
 import { loadNative } from '../native/binding.js';
 import { claimSocketPath, createSocketFile, type SocketFileOptions } from '../server/socket-file.js';
 import type { RunningDaemon } from './daemon.js';
+import type { DaemonMetrics } from './metrics.js';
 
 export interface VgpuStatus {
   name: string;
@@ -124,49 +126,113 @@ function isoOrNull(ms: number): string | null {
   return ms > 0 ? new Date(ms).toISOString() : null;
 }
 
-/** Prometheus text exposition of the status. */
-export function prometheusText(status: DaemonStatus): string {
-  const metrics: [string, string, string, (v: VgpuStatus) => number][] = [
-    ['mdgpu_vgpu_connected', 'gauge', '1 while a VM is connected', (v) => (v.connected ? 1 : 0)],
-    ['mdgpu_vgpu_aperture_bytes', 'gauge', 'Aperture (device memory) size', (v) => v.apertureBytes],
-    ['mdgpu_vgpu_quota_bytes', 'gauge', 'Bytes the VM may allocate', (v) => v.quotaBytes],
-    ['mdgpu_vgpu_used_bytes', 'gauge', 'Bytes allocated', (v) => v.usedBytes],
-    ['mdgpu_vgpu_contexts', 'gauge', 'Live contexts', (v) => v.contexts],
-    ['mdgpu_vgpu_buffers', 'gauge', 'Live buffers', (v) => v.buffers],
-    ['mdgpu_vgpu_queues', 'gauge', 'Live queues', (v) => v.queues],
-    ['mdgpu_vgpu_submissions_total', 'counter', 'Submissions finished', (v) => v.submissions],
-    ['mdgpu_vgpu_submission_errors_total', 'counter', 'Submissions refused or failed', (v) => v.submissionErrors],
-    ['mdgpu_vgpu_mailbox_operations_total', 'counter', 'Mailbox operations', (v) => v.mailboxOperations],
-    ['mdgpu_vgpu_mailbox_failures_total', 'counter', 'Mailbox operations that failed', (v) => v.mailboxFailures],
-    ['mdgpu_vgpu_lost_contexts', 'gauge', 'Contexts marked lost', (v) => v.lostContexts],
-    ['mdgpu_vgpu_weight', 'gauge', 'Scheduling weight', (v) => v.weight],
-    ['mdgpu_vgpu_device_seconds_total', 'counter', 'Device time used', (v) => v.deviceNs / 1e9],
-    ['mdgpu_vgpu_device_share', 'gauge', 'Share of all device time used', (v) => v.deviceShare],
-    ['mdgpu_vgpu_batch_timeouts_total', 'counter', 'Batches past the time limit', (v) => v.timeouts],
-    ['mdgpu_vgpu_device_resets_caused_total', 'counter', "Device resets this VM's batches caused", (v) => v.resets],
-    ['mdgpu_vgpu_cooling_off', 'gauge', '1 while the VM is cooled off (its work refused)', (v) => (v.coolingOffUntil !== null ? 1 : 0)],
-    ['mdgpu_vgpu_throttled_total', 'counter', 'Batches refused while cooling off', (v) => v.throttled],
-    ['mdgpu_vgpu_kernel_build_faults_total', 'counter', 'Kernel builds that failed by time or memory', (v) => v.kernelBuildFaults],
-    ['mdgpu_vgpu_trapped_accesses_total', 'counter', 'Trapped register and BAR accesses (VM exits to mdgpu)', (v) => v.trappedAccesses],
-    ['mdgpu_vgpu_msix_interrupts_total', 'counter', 'MSI-X interrupts signalled', (v) => v.msixInterrupts],
-  ];
-  const out: string[] = [];
-  for (const [name, type, help, get] of metrics) {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const v of status.vgpus) out.push(`${name}{vgpu="${v.name}"} ${get(v)}`);
+/** A metric that mirrors a field of the status: name, type, help, value per vGPU. */
+type StatusMetric = [string, 'gauge' | 'counter', string, (v: VgpuStatus) => number];
+
+/** The status as metrics, under the names they always had. */
+export const VGPU_STATUS_METRICS: readonly StatusMetric[] = [
+  ['mdgpu_vgpu_connected', 'gauge', '1 while a VM is connected', (v) => (v.connected ? 1 : 0)],
+  ['mdgpu_vgpu_aperture_bytes', 'gauge', 'Aperture (device memory) size', (v) => v.apertureBytes],
+  ['mdgpu_vgpu_quota_bytes', 'gauge', 'Bytes the VM may allocate', (v) => v.quotaBytes],
+  ['mdgpu_vgpu_used_bytes', 'gauge', 'Bytes allocated', (v) => v.usedBytes],
+  ['mdgpu_vgpu_contexts', 'gauge', 'Live contexts', (v) => v.contexts],
+  ['mdgpu_vgpu_buffers', 'gauge', 'Live buffers', (v) => v.buffers],
+  ['mdgpu_vgpu_queues', 'gauge', 'Live queues', (v) => v.queues],
+  ['mdgpu_vgpu_submissions_total', 'counter', 'Submissions finished', (v) => v.submissions],
+  ['mdgpu_vgpu_submission_errors_total', 'counter', 'Submissions refused or failed', (v) => v.submissionErrors],
+  ['mdgpu_vgpu_mailbox_operations_total', 'counter', 'Mailbox operations', (v) => v.mailboxOperations],
+  ['mdgpu_vgpu_mailbox_failures_total', 'counter', 'Mailbox operations that failed', (v) => v.mailboxFailures],
+  ['mdgpu_vgpu_lost_contexts', 'gauge', 'Contexts marked lost', (v) => v.lostContexts],
+  ['mdgpu_vgpu_weight', 'gauge', 'Scheduling weight', (v) => v.weight],
+  ['mdgpu_vgpu_device_seconds_total', 'counter', 'Device time used', (v) => v.deviceNs / 1e9],
+  ['mdgpu_vgpu_device_share', 'gauge', 'Share of all device time used', (v) => v.deviceShare],
+  ['mdgpu_vgpu_batch_timeouts_total', 'counter', 'Batches past the time limit', (v) => v.timeouts],
+  ['mdgpu_vgpu_device_resets_caused_total', 'counter', "Device resets this VM's batches caused", (v) => v.resets],
+  ['mdgpu_vgpu_cooling_off', 'gauge', '1 while the VM is cooled off (its work refused)', (v) => (v.coolingOffUntil !== null ? 1 : 0)],
+  ['mdgpu_vgpu_throttled_total', 'counter', 'Batches refused while cooling off', (v) => v.throttled],
+  ['mdgpu_vgpu_kernel_build_faults_total', 'counter', 'Kernel builds that failed by time or memory', (v) => v.kernelBuildFaults],
+  ['mdgpu_vgpu_trapped_accesses_total', 'counter', 'Trapped register and BAR accesses (VM exits to mdgpu)', (v) => v.trappedAccesses],
+  ['mdgpu_vgpu_msix_interrupts_total', 'counter', 'MSI-X interrupts signalled', (v) => v.msixInterrupts],
+];
+
+/**
+ * Register the status metrics on the daemon's registry. Each reads the status taken once per
+ * scrape (`snapshot`); counters mirror totals the daemon already keeps, so each scrape sets them.
+ */
+export function registerStatusMetrics(metrics: DaemonMetrics, snapshot: () => DaemonStatus): void {
+  const registers = [metrics.registry];
+  for (const [name, type, help, get] of VGPU_STATUS_METRICS) {
+    if (type === 'gauge') {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['vgpu'],
+        registers,
+        collect() {
+          this.reset();
+          for (const v of snapshot().vgpus) this.set({ vgpu: v.name }, get(v));
+        },
+      });
+    } else {
+      new Counter({
+        name,
+        help,
+        labelNames: ['vgpu'],
+        registers,
+        collect() {
+          this.reset();
+          for (const v of snapshot().vgpus) this.inc({ vgpu: v.name }, get(v));
+        },
+      });
+    }
   }
-  out.push('# HELP mdgpu_uptime_seconds Daemon uptime', '# TYPE mdgpu_uptime_seconds gauge', `mdgpu_uptime_seconds ${status.uptimeSeconds}`);
-  out.push(
-    '# HELP mdgpu_device_resets_total Compute device resets (a batch past the time limit, or a worker that died)',
-    '# TYPE mdgpu_device_resets_total counter',
-    `mdgpu_device_resets_total ${status.computeResets}`,
-  );
-  out.push(
-    '# HELP mdgpu_event_loop_max_seconds Longest the daemon event loop was held (since start or the last reset-event-loop)',
-    '# TYPE mdgpu_event_loop_max_seconds gauge',
-    `mdgpu_event_loop_max_seconds ${status.eventLoop.maxMs / 1000}`,
-  );
-  return `${out.join('\n')}\n`;
+  new Gauge({
+    name: 'mdgpu_uptime_seconds',
+    help: 'Daemon uptime',
+    registers,
+    collect() {
+      this.set(snapshot().uptimeSeconds);
+    },
+  });
+  new Counter({
+    name: 'mdgpu_device_resets_total',
+    help: 'Compute device resets (a batch past the time limit, or a worker that died)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(snapshot().computeResets);
+    },
+  });
+  new Gauge({
+    name: 'mdgpu_event_loop_max_seconds',
+    help: 'Longest the daemon event loop was held (since start or the last reset-event-loop)',
+    registers,
+    collect() {
+      this.set(snapshot().eventLoop.maxMs / 1000);
+    },
+  });
+}
+
+/** Per registry: the status of the scrape in progress, which its status metrics read. */
+const scrapes = new WeakMap<DaemonMetrics, { status: DaemonStatus | null }>();
+
+/** The Prometheus exposition of a daemon started with `metrics: true` (one status taken per scrape). */
+export async function metricsText(daemon: RunningDaemon): Promise<string> {
+  const metrics = daemon.metrics;
+  if (metrics === null) throw new Error('The daemon keeps no metrics (start it with metrics: true)');
+  let scrape = scrapes.get(metrics);
+  if (scrape === undefined) {
+    const slot: { status: DaemonStatus | null } = { status: null };
+    registerStatusMetrics(metrics, () => (slot.status ??= daemonStatus(daemon)));
+    scrapes.set(metrics, slot);
+    scrape = slot;
+  }
+  scrape.status = null;
+  try {
+    return await metrics.text();
+  } finally {
+    scrape.status = null;
+  }
 }
 
 export interface ControlOptions {
@@ -174,8 +240,12 @@ export interface ControlOptions {
   socket: string | null;
   /** Mode and group of the control socket file. */
   socketFile?: SocketFileOptions;
-  /** Port for Prometheus text on 127.0.0.1 (null: none; 0: any free port). */
+  /** A listening socket to serve instead of creating `socket` (systemd's, FileDescriptorName=control). */
+  socketFd?: number;
+  /** Port for Prometheus metrics (null: none; 0: any free port); the daemon must keep metrics. */
   metricsPort: number | null;
+  /** Address the metrics listener binds (default 127.0.0.1: the host's own Prometheus or agent). */
+  metricsHost?: string;
 }
 
 export interface RunningControl {
@@ -185,10 +255,10 @@ export interface RunningControl {
 
 export async function startControl(daemon: RunningDaemon, options: ControlOptions): Promise<RunningControl> {
   const closers: (() => Promise<void>)[] = [];
-  if (options.socket !== null) {
-    const path = options.socket;
+  if (options.socket !== null || options.socketFd !== undefined) {
+    const path = options.socket ?? `fd ${options.socketFd}`;
     // Never take over a running daemon's control socket; replace a stale one.
-    claimSocketPath(path, (p) => loadNative().unixSocketListening(p));
+    if (options.socketFd === undefined) claimSocketPath(path, (p) => loadNative().unixSocketListening(p));
     const server = net.createServer((conn) => {
       let buffered = '';
       conn.setEncoding('utf8');
@@ -220,27 +290,37 @@ export async function startControl(daemon: RunningDaemon, options: ControlOption
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
+      if (options.socketFd !== undefined) server.listen({ fd: options.socketFd }, () => resolve());
       // listen(path) binds synchronously, so the file is created under createSocketFile's umask.
-      createSocketFile(path, options.socketFile ?? {}, () => server.listen(path, () => resolve()));
+      else createSocketFile(path, options.socketFile ?? {}, () => server.listen(path, () => resolve()));
     });
     info(`control socket ${path}`);
     closers.push(() => new Promise((resolve) => server.close(() => resolve())));
   }
   let metricsPort: number | null = null;
   if (options.metricsPort !== null) {
+    const metrics = daemon.metrics;
+    if (metrics === null) throw new Error('Metrics were asked for, but the daemon keeps none (start it with metrics: true)');
     const server = http.createServer((req, res) => {
-      if (req.url !== '/metrics') {
+      if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
         res.writeHead(404).end('not found\n');
         return;
       }
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(prometheusText(daemonStatus(daemon)));
+      metricsText(daemon).then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (err: unknown) => {
+          warn(`metrics: ${(err as Error).message}`);
+          res.writeHead(500).end('error\n');
+        },
+      );
     });
+    const host = options.metricsHost ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.metricsPort!, '127.0.0.1', () => resolve());
+      server.listen(options.metricsPort!, host, () => resolve());
     });
     metricsPort = (server.address() as net.AddressInfo).port;
-    info(`metrics on http://127.0.0.1:${metricsPort}/metrics`);
+    info(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${metricsPort}/metrics`);
     closers.push(() => new Promise((resolve) => server.close(() => resolve())));
   }
   return {

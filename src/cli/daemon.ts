@@ -11,7 +11,9 @@ import { VfioUserServer } from '../server/server.js';
 import { MdgpuDevice, type MdgpuDeviceOptions } from '../vgpu/device.js';
 import { FairScheduler, type SchedulerOptions } from '../sched/scheduler.js';
 import type { ComputeBackend } from '../backend/backend.js';
-import { info } from '../log.js';
+import { info, setLogVgpus } from '../log.js';
+import type { SocketFileOptions } from '../server/socket-file.js';
+import { DaemonMetrics } from './metrics.js';
 import { ApertureExecutor } from '../exec/aperture-executor.js';
 import { openCompute, type ComputeOptions } from '../exec/open-compute.js';
 import { DEFAULT_BUILD_TIME_LIMIT_MS } from '../backend/kernel-builder.js';
@@ -32,6 +34,8 @@ export interface VgpuConfig {
   maxKernels?: number;
   /** Batches this vGPU may have queued or running on the device at once (default 64). */
   maxInFlight?: number;
+  /** A listening socket to serve (from systemd) instead of creating one at `socket`. */
+  listenFd?: number;
 }
 
 export interface DaemonOptions {
@@ -39,6 +43,10 @@ export interface DaemonOptions {
   /** Attach the host compute device so guest queues can run kernels. */
   compute?: ComputeOptions;
   scheduler?: Partial<SchedulerOptions>;
+  /** Keep Prometheus metrics: latency histograms fed by every vGPU's events (see metrics.ts). */
+  metrics?: boolean;
+  /** Mode and group of the vGPU sockets the daemon creates (default 0600, its own group). */
+  socketFile?: SocketFileOptions;
 }
 
 export interface RunningVgpu {
@@ -54,6 +62,8 @@ export interface RunningDaemon {
   eventLoop: IntervalHistogram;
   scheduler: FairScheduler;
   compute: ComputeBackend | null;
+  /** The metrics registry and histograms (null unless `metrics` was asked for). */
+  metrics: DaemonMetrics | null;
   startedAt: number;
   /** Stop every vGPU and release everything (sockets, memfds, mappings, the compute device). */
   close(): Promise<void>;
@@ -69,12 +79,15 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     sockets.add(v.socket);
   }
   const native = loadNative();
+  setLogVgpus(names);
+  const metrics = options.metrics === true ? new DaemonMetrics() : null;
   const compute = options.compute !== undefined ? openCompute(options.compute) : null;
   // A batch past the time limit has its context lost; resetting the device stops it, so the
   // other vGPUs do not wait for a kernel that may never end.
   const scheduler = new FairScheduler({
     ...options.scheduler,
     onOverrun: (vgpu) => compute?.reset?.(`a batch of ${vgpu} ran past the time limit`),
+    ...(metrics !== null ? { onBatch: (vgpu: string, b: { waitNs: number; deviceNs: number }) => metrics.vgpu(vgpu).batch(b.waitNs, b.deviceNs) } : {}),
   });
   const vgpus: RunningVgpu[] = [];
   const closeAll = async () => {
@@ -101,7 +114,16 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
       if (config.maxQueues !== undefined) device.queues.maxQueues = config.maxQueues;
       if (config.maxKernels !== undefined) device.queues.maxKernels = config.maxKernels;
       let executor: ApertureExecutor | null = null;
-      const server = new VfioUserServer({ socketPath: config.socket, device: device.pci, native });
+      const observe = metrics?.vgpu(config.name);
+      if (observe !== undefined) device.queues.onSubmissionDone = (_q, _error, _ns, latencyMs) => observe.submission(latencyMs);
+      const server = new VfioUserServer({
+        socketPath: config.socket,
+        device: device.pci,
+        native,
+        ...options.socketFile,
+        ...(config.listenFd !== undefined ? { listenFd: config.listenFd } : {}),
+        ...(observe !== undefined ? { onRegionAccess: observe.access } : {}),
+      });
       vgpus.push({ config, device, server, executor });
       if (compute !== null) {
         scheduler.register(config.name, config.weight ?? 1, config.maxInFlight ?? 64);
@@ -125,6 +147,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     eventLoop,
     scheduler,
     compute,
+    metrics,
     startedAt: Date.now(),
     close() {
       eventLoop.disable();

@@ -1,13 +1,27 @@
 /**
  * The mdgpu command line (yargs): serve, run, kit.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { setLogLevel, setTrace } from '../log.js';
+import { error, LOG_FORMATS, setLogFormat, setLogLevel, setTrace } from '../log.js';
 import { parseSize } from './sizes.js';
-import { serveUntilSignal } from './serve.js';
-import { defaultControlSocket, parseResetBudget, parseVgpuSpec, readConfig } from './vgpu-config.js';
+import { bindActivatedSockets, describeVgpus, serveUntilSignal } from './serve.js';
+import { stderrIsJournal, SYSTEMD_CONTROL_SOCKET, takeListenFds } from './systemd.js';
+import type { VgpuConfig } from './daemon.js';
+import {
+  checkServeOptions,
+  checkUnique,
+  checkVgpuDefaults,
+  ConfigError,
+  defaultControlSocket,
+  gatherProblems,
+  parseResetBudget,
+  parseVgpuSpec,
+  readConfig,
+  resolveGroup,
+} from './vgpu-config.js';
 
 function parseId(text: string): number {
   const value = Number(text);
@@ -22,22 +36,28 @@ async function main(argv: string[]): Promise<number> {
     .usage('$0 <command> [options]\n\nmdgpu: a userspace vGPU backend for QEMU (vfio-user server)')
     .option('log-level', { choices: ['quiet', 'info', 'debug'] as const, default: 'info' as const, describe: 'debug also logs every vfio-user message' })
     .option('trace', { type: 'string', describe: 'tracers to enable: protocol,regs,config,irq,dma,transport,server or all' })
+    .option('log-format', { choices: LOG_FORMATS, default: 'text' as const, describe: 'one line per event on stderr: text, or json for log shippers' })
     .middleware((args) => {
+      setLogFormat(args['log-format'], { journal: stderrIsJournal() });
       setLogLevel(args['log-level']);
       if (args.trace !== undefined) setTrace(args.trace);
     })
     .command(
       'serve',
-      'serve vGPUs on vfio-user sockets until SIGINT/SIGTERM (one --socket, or several --vgpu)',
+      'serve vGPUs on vfio-user sockets until SIGINT/SIGTERM (one --socket, several --vgpu, a --config file, or sockets from systemd)',
       (y) =>
         y
           .option('socket', { type: 'string', describe: 'Unix socket path QEMU connects to (one vGPU)' })
           .option('vgpu', {
             type: 'string',
             array: true,
-            describe: 'a vGPU: socket=PATH[,name=N][,aperture=SIZE][,quota=SIZE][,weight=N][,max-queues=N][,max-kernels=N][,max-inflight=N] (repeatable)',
+            describe: `a vGPU: socket=PATH[,name=N][,aperture=SIZE][,quota=SIZE][,weight=N][,max-queues=N][,max-kernels=N][,max-inflight=N][,max-contexts=N][,max-buffers=N] (repeatable; ranges: docs/deploying.md)`,
           })
-          .option('config', { type: 'string', describe: 'JSON file: { "vgpus": [ { "socket": ..., "aperture": "256M", "quota": ..., "weight": 1 } ] }' })
+          .option('config', {
+            type: 'string',
+            describe: 'JSON file: { "vgpus": [ { "name": "vm1", "socket": ..., "aperture": "256M", "quota": ..., "weight": 1 } ] }',
+          })
+          .option('check-config', { type: 'boolean', default: false, describe: 'validate the vGPUs and options, print them, and exit without serving' })
           .option('aperture', { type: 'string', default: '256M', describe: 'device memory (BAR0) size per vGPU, a power of two' })
           .option('quota', { type: 'string', describe: 'memory a VM may allocate (default: the whole aperture)' })
           .option('msix-vectors', { type: 'number', default: 4 })
@@ -52,27 +72,55 @@ async function main(argv: string[]): Promise<number> {
             default: '3/60',
             describe: 'device resets a VM may cause per window before it is cooled off for the window: N/SECONDS (0 = never)',
           })
-          .option('control', { type: 'string', default: defaultControlSocket(), describe: 'control socket for mdgpu status' })
-          .option('metrics', { type: 'number', describe: 'serve Prometheus text on http://127.0.0.1:PORT/metrics' })
+          .option('control', {
+            type: 'string',
+            default: defaultControlSocket(),
+            describe: 'control socket for mdgpu status (systemd may pass it instead: FileDescriptorName=control)',
+          })
+          .option('socket-mode', { type: 'string', describe: 'mode of the sockets mdgpu creates, e.g. 0660 (default 0600)' })
+          .option('socket-group', { type: 'string', describe: "group of the sockets mdgpu creates: a name or a gid (e.g. QEMU's)" })
+          .option('metrics', { type: 'number', describe: 'serve Prometheus metrics on http://HOST:PORT/metrics' })
+          .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'address the metrics listener binds' })
           .option('vendor-id', { type: 'string', describe: 'PCI vendor id (default 0x4d44, not PCI-SIG assigned)' })
           .option('device-id', { type: 'string', describe: 'PCI device id (default 0x4750)' }),
       async (args) => {
+        const [ranges, perVgpu, resetPolicy, socketGroup] = gatherProblems<unknown>([
+          () =>
+            checkServeOptions({
+              'msix-vectors': args['msix-vectors'],
+              'time-slice': args['time-slice'],
+              'batch-limit': args['batch-limit'],
+              'kernel-build-limit': args['kernel-build-limit'],
+              'kernel-build-memory': args['kernel-build-memory'],
+              ...(args.metrics !== undefined ? { metrics: args.metrics } : {}),
+              ...(args['socket-mode'] !== undefined ? { 'socket-mode': args['socket-mode'] } : {}),
+            }),
+          () => checkVgpuDefaults(args.aperture, args.quota),
+          () => parseResetBudget(args['reset-budget']),
+          () => (args['socket-group'] !== undefined ? resolveGroup(args['socket-group']) : undefined),
+        ]) as [ReturnType<typeof checkServeOptions>, ReturnType<typeof checkVgpuDefaults>, ReturnType<typeof parseResetBudget>, number | undefined];
         const identity = {
           ...(args['vendor-id'] !== undefined ? { vendorId: parseId(args['vendor-id']) } : {}),
           ...(args['device-id'] !== undefined ? { deviceId: parseId(args['device-id']) } : {}),
         };
-        const defaults = {
-          apertureSize: parseSize(args.aperture),
-          ...(args.quota !== undefined ? { quota: parseSize(args.quota) } : {}),
-          msixVectors: args['msix-vectors'],
-          identity,
-        };
-        const vgpus = [
-          ...(args.socket !== undefined ? [{ name: 'vgpu0', socket: args.socket, ...defaults }] : []),
-          ...(args.vgpu ?? []).map((spec, i) => parseVgpuSpec(spec, `vgpu${i + (args.socket !== undefined ? 1 : 0)}`, defaults)),
-          ...(args.config !== undefined ? readConfig(args.config, defaults) : []),
-        ];
-        if (vgpus.length === 0) throw new Error('Give --socket, --vgpu or --config');
+        const defaults = { ...perVgpu, msixVectors: ranges['msix-vectors']!, identity };
+        let vgpus: VgpuConfig[] = gatherProblems<VgpuConfig[]>([
+          () => (args.socket !== undefined ? [parseVgpuSpec(`socket=${args.socket}`, 'vgpu0', defaults, '--socket')] : []),
+          ...(args.vgpu ?? []).map((spec, i) => () => [parseVgpuSpec(spec, `vgpu${i + (args.socket !== undefined ? 1 : 0)}`, defaults)]),
+          () => (args.config !== undefined ? readConfig(args.config, defaults) : []),
+        ]).flat();
+        checkUnique(vgpus);
+        if (args['check-config']) {
+          if (vgpus.length === 0) throw new ConfigError(['no vGPU: give --socket, --vgpu or --config (or sockets from systemd)']);
+          console.log(`mdgpu serve: configuration OK, ${vgpus.length} vGPU${vgpus.length === 1 ? '' : 's'}`);
+          for (const line of describeVgpus(vgpus)) console.log(`  ${line}`);
+          return;
+        }
+        const { loadNative } = await import('../native/binding.js');
+        const activated = bindActivatedSockets(vgpus, takeListenFds(loadNative()), defaults);
+        vgpus = activated.vgpus;
+        if (vgpus.length === 0) throw new ConfigError(['no vGPU: give --socket, --vgpu or --config (or sockets from systemd)']);
+        checkUnique(vgpus);
         exitCode = await serveUntilSignal(
           {
             vgpus,
@@ -80,17 +128,31 @@ async function main(argv: string[]): Promise<number> {
               ? {
                   compute: {
                     ...(args.device !== undefined ? { device: args.device } : {}),
-                    kernelBuild: { timeLimitMs: args['kernel-build-limit'], memoryLimitBytes: parseSize(args['kernel-build-memory']) },
+                    kernelBuild: { timeLimitMs: ranges['kernel-build-limit']!, memoryLimitBytes: ranges['kernel-build-memory']! },
                   },
                 }
               : {}),
             scheduler: {
-              timeSliceNs: args['time-slice'] * 1e6,
-              batchTimeLimitNs: args['batch-limit'] * 1e6,
-              resetPolicy: parseResetBudget(args['reset-budget']),
+              timeSliceNs: ranges['time-slice']! * 1e6,
+              batchTimeLimitNs: ranges['batch-limit']! * 1e6,
+              resetPolicy,
+            },
+            metrics: args.metrics !== undefined,
+            socketFile: {
+              ...(ranges['socket-mode'] !== undefined ? { mode: ranges['socket-mode'] } : {}),
+              ...(socketGroup !== undefined ? { group: socketGroup } : {}),
             },
           },
-          { socket: args.control, metricsPort: args.metrics ?? null },
+          {
+            socket: activated.controlFd !== undefined ? null : args.control,
+            ...(activated.controlFd !== undefined ? { socketFd: activated.controlFd } : {}),
+            socketFile: {
+              ...(ranges['socket-mode'] !== undefined ? { mode: ranges['socket-mode'] } : {}),
+              ...(socketGroup !== undefined ? { group: socketGroup } : {}),
+            },
+            metricsPort: ranges.metrics ?? null,
+            metricsHost: args['metrics-host'],
+          },
         );
       },
     )
@@ -99,11 +161,15 @@ async function main(argv: string[]): Promise<number> {
       "show the running daemon's vGPUs: memory, submissions, device share, VM exits, errors",
       (y) =>
         y
-          .option('control', { type: 'string', default: defaultControlSocket(), describe: "the daemon's control socket" })
+          .option('control', {
+            type: 'string',
+            describe: `the daemon's control socket (default ${defaultControlSocket()}, else systemd's ${SYSTEMD_CONTROL_SOCKET})`,
+          })
           .option('json', { type: 'boolean', default: false }),
       async (args) => {
         const { queryStatus, formatStatus } = await import('./control.js');
-        const status = await queryStatus(args.control);
+        const fallback = fs.existsSync(defaultControlSocket()) || !fs.existsSync(SYSTEMD_CONTROL_SOCKET) ? defaultControlSocket() : SYSTEMD_CONTROL_SOCKET;
+        const status = await queryStatus(args.control ?? fallback);
         console.log(args.json ? JSON.stringify(status, null, 2) : formatStatus(status));
       },
     )
@@ -174,6 +240,12 @@ async function main(argv: string[]): Promise<number> {
     )
     .demandCommand(1)
     .strict()
+    // Usage mistakes get the help; a refused configuration or a failed start gets its own message.
+    .fail((message, err, y) => {
+      if (err !== undefined && err !== null) throw err;
+      y.showHelp();
+      throw new Error(message);
+    })
     .help()
     .parseAsync();
   return exitCode;
@@ -184,7 +256,7 @@ main(hideBin(process.argv)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    console.error(`mdgpu: ${(err as Error).message}`);
+    for (const line of err instanceof ConfigError ? err.problems : [(err as Error).message]) error(`mdgpu: ${line}`);
     process.exitCode = 1;
   },
 );

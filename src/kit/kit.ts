@@ -76,8 +76,10 @@ export const KIT_RECIPE: KitRecipe = {
   ],
   // qemu-system-x86 11.x needs newer seabios/qemu-system-data/-common than trixie has: asking
   // for qemu-system-x86/trixie-backports alone does not pull those, `apt-get -t` does, while
-  // the kernel and toolchain stay trixie's.
-  backports: ['qemu-system-x86'],
+  // the kernel and toolchain stay trixie's. libvirt's QEMU driver (virt-qemu-run) runs the
+  // libvirt domain of qemu-configs/libvirt/ in a chroot of the kit (test/deploy/libvirt.test.ts):
+  // the backports' libvirt is the one made for that QEMU.
+  backports: ['qemu-system-x86', 'libvirt-daemon-driver-qemu'],
   backportsSuite: 'trixie-backports',
   dpkgFilters: [
     'path-exclude=/usr/share/man/*',

@@ -188,6 +188,27 @@ export interface NativeBinding {
   sizeofs(): Record<string, number>;
   /** Test-only: offsetof of every field, keyed `struct.field` (`vfio_region_info.cap_offset`), in bytes. */
   offsetofs(): Record<string, number>;
+
+  /**
+   * sd_notify(3): send `state` (e.g. `READY=1`) in one datagram to the AF_UNIX socket at
+   * `socketPath` (`NOTIFY_SOCKET`: a path, or `@name` in the abstract namespace).
+   */
+  sdNotify(socketPath: string, state: string): void;
+  /**
+   * Take an inherited socket (sd_listen_fds(3)): mark it close-on-exec, then say what it is.
+   * ENOTSOCK for an fd that is not a socket, EBADF for one that is not open.
+   */
+  adoptSocket(fd: number): SocketInfo;
+}
+
+/** What {@link NativeBinding.adoptSocket} found. */
+export interface SocketInfo {
+  domain: 'unix' | 'inet' | 'inet6' | 'other';
+  type: 'stream' | 'dgram' | 'seqpacket' | 'other';
+  /** listen(2) was called on it (SO_ACCEPTCONN). */
+  listening: boolean;
+  /** The bound path of a Unix socket (`@name`: abstract; empty: unnamed or not Unix). */
+  path: string;
 }
 
 /** An Error thrown by a failed syscall in the addon, shaped like Node's fs and net errors. */
@@ -241,6 +262,8 @@ const EXPORTS: readonly (keyof NativeBinding)[] = [
   'close',
   'sizeofs',
   'offsetofs',
+  'sdNotify',
+  'adoptSocket',
 ];
 
 /** The addon's path relative to the package root. */

@@ -57,6 +57,11 @@ export interface SchedulerOptions {
   resetPolicy?: StrikePolicy;
   /** Kernel builds failed by time or memory a vGPU may cause before its builds are refused. */
   buildPolicy?: StrikePolicy;
+  /**
+   * Called when a batch has settled (metrics): `waitNs` from when it was queued to when its work
+   * started on the device, `deviceNs` the device time it used.
+   */
+  onBatch?: (vgpu: string, batch: { waitNs: number; deviceNs: number }) => void;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -287,9 +292,12 @@ export class FairScheduler {
     let timedOut = false;
     let timer: NodeJS.Timeout | null = null;
     let startedAt = dispatched;
+    let clockStarted = false;
     const startClock = () => {
-      if (timer !== null || limit <= 0) return;
+      if (clockStarted) return;
+      clockStarted = true;
       startedAt = this.now();
+      if (limit <= 0) return;
       timer = setTimeout(() => {
         timedOut = true;
         account.timeouts++;
@@ -307,6 +315,7 @@ export class FairScheduler {
       this.totalDeviceNs += deviceNs;
       this.holderSliceUsed += deviceNs;
       this.busy = false;
+      this.options.onBatch?.(account.name, { waitNs: startedAt - job.queuedAt, deviceNs });
       this.dispatch();
     };
     if (!job.awaitStart) startClock();

@@ -41,6 +41,14 @@ export interface VfioUserServerOptions extends SocketFileOptions {
   connection?: Pick<ConnectionOptions, 'maxQueuedSendBytes' | 'readBudget'>;
   /** Milliseconds a second client may wait for the current one to end (default {@link RECONNECT_GRACE_MS}). */
   reconnectGraceMs?: number;
+  /**
+   * A listening socket to serve instead of creating one at `socketPath` (socket activation: the
+   * service manager made it, with its own mode and owner, and keeps its file). Owned by the
+   * server from `listen()` on; its file is left in place on close.
+   */
+  listenFd?: number;
+  /** Told how long each trapped access took to serve, ms (see Session.onRegionAccess). */
+  onRegionAccess?: (ms: number) => void;
 }
 
 export class VfioUserServer {
@@ -77,14 +85,18 @@ export class VfioUserServer {
   listen(): void {
     const path = this.options.socketPath;
     const native = this.options.native;
-    claimSocketPath(path, (p) => native.unixSocketListening(p));
-    try {
-      createSocketFile(path, this.options, () => {
-        this.listenFd = native.listenUnix(path, 4);
-      });
-    } catch (err) {
-      this.close();
-      throw err;
+    if (this.options.listenFd !== undefined) {
+      this.listenFd = this.options.listenFd;
+    } else {
+      claimSocketPath(path, (p) => native.unixSocketListening(p));
+      try {
+        createSocketFile(path, this.options, () => {
+          this.listenFd = native.listenUnix(path, 4);
+        });
+      } catch (err) {
+        this.close();
+        throw err;
+      }
     }
     this.listener = new native.Poller(this.listenFd, (err) => {
       if (err === null) this.acceptPending();
@@ -178,6 +190,7 @@ export class VfioUserServer {
       },
     });
     session = new Session(conn, device, (closeFd) => native.close(closeFd), limits);
+    if (this.options.onRegionAccess !== undefined) session.onRegionAccess = this.options.onRegionAccess;
     this.active = { conn, session };
     this.connections++;
     traceServer(() => `${device.name}: client connected on fd ${fd}`);
@@ -213,7 +226,7 @@ export class VfioUserServer {
       this.options.native.close(this.listenFd);
       this.listenFd = -1;
       try {
-        fs.unlinkSync(this.options.socketPath);
+        if (this.options.listenFd === undefined) fs.unlinkSync(this.options.socketPath);
       } catch {
         // Already gone.
       }

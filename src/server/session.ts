@@ -130,6 +130,8 @@ export class Session {
   /** The fast path's replies are encoded here, then sent (or copied into the queue) at once. */
   private readonly replyBytes = new Uint8Array(new ArrayBuffer(ACCESS_END + FAST_ACCESS_MAX));
   private readonly replyView = new DataView(this.replyBytes.buffer);
+  /** Called after each trapped access (REGION_READ/WRITE) served, with the ms from handling to reply sent (the daemon's metrics). */
+  onRegionAccess: ((ms: number) => void) | null = null;
 
   constructor(
     private readonly conn: Pick<Connection, 'send' | 'sendCopy' | 'close' | 'isClosed'>,
@@ -192,6 +194,7 @@ export class Session {
     const offset = view.getUint32(at + ACCESS_OFFSET, true);
     const region = view.getUint32(at + ACCESS_REGION, true);
     this.countCommand(command);
+    const start = this.onRegionAccess !== null ? performance.now() : 0;
     const reply = this.replyBytes;
     let replySize = ACCESS_END;
     try {
@@ -216,6 +219,7 @@ export class Session {
     out.setUint32(ACCESS_REGION, region, true);
     out.setUint32(ACCESS_COUNT, count, true);
     this.conn.sendCopy(reply, replySize);
+    if (this.onRegionAccess !== null) this.onRegionAccess(performance.now() - start);
     return true;
   }
 
@@ -242,6 +246,8 @@ export class Session {
       this.fatal(new FatalProtocolError('EINVAL', `Unexpected fds: ${frame.fds.length} with ${commandName(header.command)}`));
       return;
     }
+    const timed = this.onRegionAccess !== null && (header.command === Command.RegionRead || header.command === Command.RegionWrite);
+    const start = timed ? performance.now() : 0;
     let reply: { payload: Uint8Array; fds?: number[] };
     try {
       reply = this.dispatch(frame);
@@ -250,6 +256,7 @@ export class Session {
       return;
     }
     if (!noReply) this.conn.send(replyMessage(header, reply.payload), reply.fds ?? []);
+    if (timed) this.onRegionAccess!(performance.now() - start);
   }
 
   /** A request failed: close the session if the stream cannot be trusted, else log and reply with an errno. */

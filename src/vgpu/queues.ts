@@ -176,8 +176,11 @@ export class QueueEngine {
   readonly kernels: KernelRegistry;
   /** Totals over every queue this device ever had. */
   readonly totals = { submissions: 0, errors: 0, doorbells: 0, sleeps: 0, deviceNs: 0, yields: 0, pollBudgetExhausted: 0 };
-  /** Called after every finished submission (tests, metrics, the scheduler). */
-  onSubmissionDone: ((queue: number, error: SubmitErrorName | null, deviceNs: number) => void) | null = null;
+  /**
+   * Called after every finished submission (tests, metrics, the scheduler); `latencyMs`: from
+   * when it was taken off the ring to when its fence (or error) was written.
+   */
+  onSubmissionDone: ((queue: number, error: SubmitErrorName | null, deviceNs: number, latencyMs: number) => void) | null = null;
 
   constructor(private readonly host: QueueHost) {
     this.kernels = new KernelRegistry(host);
@@ -555,12 +558,13 @@ export class QueueEngine {
   }
 
   private async execute(q: Queue, work: Exclude<ReturnType<QueueEngine['take']>, 'empty' | 'stalled'>): Promise<void> {
+    const takenAt = performance.now();
     if ('error' in work) {
       // The fence first, then the record and the ERROR interrupt: a guest woken by the
       // interrupt must find the fence already written.
       if (work.fenceAt !== null && work.fence !== null) this.writeU64(work.fenceAt.offset, errorFenceValue(work.fence));
       this.recordError(q, work.error, work.fence, work.pos);
-      this.finish(q, work.error.error, 0);
+      this.finish(q, work.error.error, 0, takenAt);
       return;
     }
     const { submission } = work;
@@ -594,17 +598,17 @@ export class QueueEngine {
       const fence = submission.fence;
       if (fence !== null) this.writeU64(fence.dst.offset, errorFenceValue(fence.value));
       this.recordError(q, error, fence?.value ?? null, work.pos);
-      this.finish(q, error.error, deviceNs);
+      this.finish(q, error.error, deviceNs, takenAt);
       return;
     }
     if (submission.fence !== null) {
       this.writeU64(submission.fence.dst.offset, submission.fence.value);
       if (submission.fence.irq) this.host.raiseIrq(1 << IRQ_SOURCE_FENCE);
     }
-    this.finish(q, null, deviceNs);
+    this.finish(q, null, deviceNs, takenAt);
   }
 
-  private finish(q: Queue, error: SubmitErrorName | null, deviceNs: number): void {
+  private finish(q: Queue, error: SubmitErrorName | null, deviceNs: number, takenAt: number): void {
     q.stats.submissions++;
     q.stats.deviceNs += deviceNs;
     this.totals.submissions++;
@@ -612,7 +616,7 @@ export class QueueEngine {
     if (error !== null) this.totals.errors++;
     const completed = this.readControl(q).completed + 1n;
     this.writeControl(q, { completed });
-    this.onSubmissionDone?.(q.id, error, deviceNs);
+    this.onSubmissionDone?.(q.id, error, deviceNs, performance.now() - takenAt);
   }
 
   /** What a failed run means for the guest; a lost context is remembered. */

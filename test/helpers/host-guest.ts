@@ -22,8 +22,8 @@ export class HostGuest {
     this.ctx = this.op(MAILBOX_OPS.CTX_CREATE.code).ret;
     // Several guests may share a device (contexts of one VM): each counts its own queues only.
     const previous = dev.queues.onSubmissionDone;
-    dev.queues.onSubmissionDone = (q, error, ns) => {
-      previous?.(q, error, ns);
+    dev.queues.onSubmissionDone = (q, error, ns, latencyMs) => {
+      previous?.(q, error, ns, latencyMs);
       if (!this.queues.has(q)) return;
       this.done.push(error);
       this.waiters.splice(0).forEach((f) => f());

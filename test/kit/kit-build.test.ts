@@ -118,7 +118,7 @@ t.test('mmdebstrap command line', async (t) => {
   t.ok(a.includes(`--include=${KIT_RECIPE.include.join(',')}`));
   t.ok(a.includes('--dpkgopt=path-exclude=/usr/share/man/*'));
   const hook = a.find((x) => x.startsWith('--customize-hook='))!;
-  t.match(hook, /apt-get install -y -o APT::Install-Recommends=false -t trixie-backports qemu-system-x86$/);
+  t.match(hook, /apt-get install -y -o APT::Install-Recommends=false -t trixie-backports qemu-system-x86 libvirt-daemon-driver-qemu$/);
   t.same(a.slice(-4), ['trixie', '/tmp/x', 'deb http://m.example/debian trixie main', 'deb http://m.example/debian trixie-backports main']);
   t.notOk(mmdebstrapArgs({ ...KIT_RECIPE, backports: [] }, 'http://m', '/t').some((x) => x.startsWith('--customize-hook')));
   t.notOk(mmdebstrapArgs(KIT_RECIPE, 'http://m', '/t').some((x) => x.startsWith('--keyring')));

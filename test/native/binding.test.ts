@@ -46,7 +46,7 @@ t.test('an addon that fails to load or lacks exports says to rebuild', (t) => {
   // A CommonJS module standing in for an old build that lacks most exports.
   const stale = join(root, 'stale.cjs');
   writeFileSync(stale, 'module.exports = { close() {} };');
-  t.throws(() => loadNativeFrom(stale), { message: /is stale \(missing listenUnix, accept, .*offsetofs\); run `npm install`/ });
+  t.throws(() => loadNativeFrom(stale), { message: /is stale \(missing listenUnix, accept, .*offsetofs, sdNotify, adoptSocket\); run `npm install`/ });
   t.end();
 });
 
