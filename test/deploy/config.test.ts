@@ -23,6 +23,7 @@ import {
   resolveGroup,
 } from '../../src/cli/vgpu-config.js';
 import { bindActivatedSockets } from '../../src/cli/serve.js';
+import { DEFAULT_MAX_KERNELS } from '../../src/vgpu/kernels.js';
 
 const execFileP = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -63,7 +64,7 @@ t.test('--vgpu: each bad setting is named with its range and the value given', (
     ['socket=/a,aperture=64M,quota=128M', /quota: must be at most the aperture \(64M\), got 128M/],
     ['socket=/a,max-queues=0', /max-queues: must be an integer from 1 to 1024, got "0"/],
     ['socket=/a,max-queues=2.5', /max-queues: must be an integer from 1 to 1024, got "2\.5"/],
-    ['socket=/a,max-kernels=100000', /max-kernels: must be an integer from 1 to 4096/],
+    ['socket=/a,max-kernels=100000', new RegExp(`max-kernels: must be an integer from 1 to ${16 * DEFAULT_MAX_KERNELS}`)],
     ['socket=/a,max-inflight=0', /max-inflight: must be an integer from 1 to 4096/],
     ['socket=/a,max-contexts=-1', /max-contexts: must be an integer from 1 to 4096, got "-1"/],
     ['socket=/a,max-buffers=0', /max-buffers: must be an integer from 1 to 1048576/],
