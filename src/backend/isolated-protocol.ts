@@ -46,5 +46,8 @@ export type FromWorker =
   | { t: 'started'; req: number }
   | { t: 'done'; req: number; status: SubmissionStatus }
   | { t: 'failed'; req: number; error: WireError }
-  /** An import or kernel the daemon had already checked failed in the worker. */
-  | { t: 'problem'; message: string };
+  /**
+   * An import or kernel the daemon had already checked failed in the worker. `memory`: the
+   * import's id (an import the daemon released meanwhile fails harmlessly: its file is closed).
+   */
+  | { t: 'problem'; message: string; memory?: number };

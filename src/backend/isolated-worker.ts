@@ -152,7 +152,7 @@ function handle(m: ToWorker): void {
         fd = fs.openSync(m.path, 'r+');
         memories.set(m.id, dev.importFd(fd, m.offset, m.size, { staged: m.staged }));
       } catch (err) {
-        send({ t: 'problem', message: `memory ${m.id}: ${(err as Error).message}` });
+        send({ t: 'problem', message: `memory ${m.id}: ${(err as Error).message}`, memory: m.id });
       } finally {
         if (fd >= 0) fs.closeSync(fd);
       }

@@ -281,6 +281,9 @@ export class IsolatedDevice implements ComputeBackend {
         this.#broken = backendError(m.error);
         return;
       case 'problem':
+        // The daemon closes a released memory's file at once; a worker that gets to the import
+        // only after that cannot open it, and nobody needs it any more.
+        if (m.memory !== undefined && !this.#memories.has(m.memory)) return;
         warn(`compute worker: ${m.message}`);
         return;
       case 'started': {

@@ -97,6 +97,22 @@ t.test('batches run in a worker process, on memory shared with the daemon', asyn
   t.equal(s.dev.pending, 0, 'nothing pending');
 });
 
+t.test('a memory released before the worker imported it is no problem (its file is already closed)', async (t) => {
+  const s = setup(t);
+  const before = logs.length;
+  // Released at once: the worker reaches the import only after the daemon closed the file.
+  for (let i = 0; i < 8; i++) s.dev.importFd(s.fd, 0, SIZE).destroy();
+  // A batch after them: the worker has handled every import by the time it completes.
+  const fill: Command = { kind: 'fill', dst: { offset: 0, size: 4096 }, value: 7 };
+  await s.dev.submit(s.mem, [fill]);
+  t.same(
+    logs.slice(before).filter((l) => /compute worker: memory/.test(l)),
+    [],
+    'no warning about the released imports',
+  );
+  t.equal(s.view.getUint32(0, true), 7, 'the device works on');
+});
+
 t.test('kernels are refused by the builder process; bad imports and stale objects are refused', async (t) => {
   const s = setup(t);
   await t.rejects(s.dev.buildKernel(SAXPY.slice(0, 5), { bindings: 2, pushConstantSize: 8 }), KernelBuildError, 'truncated SPIR-V: refused by the builder');
