@@ -24,8 +24,13 @@ import { LoopWatch, Victim } from '../helpers/victim.js';
 
 setLogSink(() => {});
 const native = loadNative();
-/** Longest event-loop stall allowed under attack, ms: generous for a loaded 2-core machine. */
-const STALL_BOUND_MS = 500;
+/**
+ * Longest busy event-loop stall allowed under attack, ms: the main thread's CPU time within one
+ * gap (test/helpers/victim.ts LoopWatch), so waiting for a core on a loaded machine does not
+ * count — the wall-clock stall reached 822 ms at a load of 10 with nothing of the daemon's
+ * running. Generous against the 20 ms target of bench:hostile.
+ */
+const STALL_BOUND_MS = 150;
 const SPIN = fs.readFileSync(new URL('../../../guest-driver/kernels/build/spin.spv', import.meta.url));
 
 function daemonWith(
@@ -72,7 +77,8 @@ t.test('F1: SPIR-V that took SPIRV-Tools 50 s, sent over and over, costs the oth
   const outcomes = [];
   for (let i = 0; i < 10; i++) outcomes.push(await tryKernel(attacker, bomb, 0, 128));
   const report = await victim.stop();
-  const stall = watch.stop().maxStallMs;
+  const loop = watch.stop();
+  const stall = loop.maxBusyStallMs;
   t.ok(
     outcomes.every((o) => o.create === 0 && o.state === 2 && o.result === 11),
     `every attempt: accepted for building, then FAILED with BAD_KERNEL (${JSON.stringify(outcomes[0])})`,
@@ -80,7 +86,7 @@ t.test('F1: SPIR-V that took SPIRV-Tools 50 s, sent over and over, costs the oth
   t.same(report.failures, [], 'the victim lost no submission');
   t.ok(report.reads.length > 0, `${report.reads.length} victim reads answered meanwhile`);
   t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
-  t.ok(stall < STALL_BOUND_MS, `longest event-loop stall ${stall.toFixed(1)} ms`);
+  t.ok(stall < STALL_BOUND_MS, `longest busy event-loop stall ${stall.toFixed(1)} ms < ${STALL_BOUND_MS} ms (wall: ${loop.maxStallMs.toFixed(0)} ms)`);
   const compute = daemon.compute as import('../../src/backend/isolated.js').IsolatedDevice;
   t.equal(compute.builder.stats.refused, 10, 'refused by the builder process, never checked in the daemon');
   t.equal(compute.resets, 0, 'no device reset');
@@ -157,7 +163,8 @@ t.test('F2: a ring of 65,536 empty submissions published at once does not hold t
   const deadline = Date.now() + 120_000;
   while (completed() < BigInt(n) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const report = await victim.stop();
-  const stall = watch.stop().maxStallMs;
+  const loop = watch.stop();
+  const stall = loop.maxBusyStallMs;
   t.equal(completed(), BigInt(n), `the attacker's ${n} submissions were all consumed`);
   t.same(report.failures, [], 'the victim lost no submission');
   t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
@@ -166,7 +173,7 @@ t.test('F2: a ring of 65,536 empty submissions published at once does not hold t
     report.reads.length > 10 && report.submissions.length > 2,
     `the victim kept working: ${report.reads.length} reads, ${report.submissions.length} submissions`,
   );
-  t.ok(stall < STALL_BOUND_MS, `longest event-loop stall ${stall.toFixed(1)} ms (< ${STALL_BOUND_MS})`);
+  t.ok(stall < STALL_BOUND_MS, `longest busy event-loop stall ${stall.toFixed(1)} ms < ${STALL_BOUND_MS} ms (wall: ${loop.maxStallMs.toFixed(0)} ms)`);
   t.ok(daemon.vgpus[0]!.device.queues.totals.yields > 0, 'the flooded queue yielded to others');
 });
 
@@ -196,7 +203,8 @@ t.test('F3: device resets caused by one VM cost the other VM no submission and n
   const outcomes = [];
   for (let i = 0; i < 3; i++) outcomes.push(await overrun(daemon));
   const report = await victim.stop();
-  const stall = watch.stop().maxStallMs;
+  const loop = watch.stop();
+  const stall = loop.maxBusyStallMs;
   t.same(outcomes, ['CONTEXT_LOST', 'CONTEXT_LOST', 'CONTEXT_LOST'], "each overrun costs the attacker's context");
   const compute = daemon.compute as import('../../src/backend/isolated.js').IsolatedDevice;
   t.equal(compute.resets, 3, 'three device resets');
@@ -204,7 +212,7 @@ t.test('F3: device resets caused by one VM cost the other VM no submission and n
   t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
   t.equal(daemon.vgpus[1]!.device.queues.lostContextCount, 0, 'and no context');
   t.ok(report.submissions.length > 3, `${report.submissions.length} victim submissions completed meanwhile`);
-  t.ok(stall < STALL_BOUND_MS, `longest event-loop stall ${stall.toFixed(1)} ms`);
+  t.ok(stall < STALL_BOUND_MS, `longest busy event-loop stall ${stall.toFixed(1)} ms < ${STALL_BOUND_MS} ms (wall: ${loop.maxStallMs.toFixed(0)} ms)`);
 });
 
 t.test('F3: a VM whose work keeps resetting the device is cooled off (THROTTLED); the other is not', async (t) => {
