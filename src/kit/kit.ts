@@ -115,7 +115,10 @@ export const KIT_RECIPE: KitRecipe = {
   sources: ['trixie main', 'trixie-backports main'],
   // build-essential, dpkg-dev, debhelper and dh-dkms build the guest driver's Debian packages
   // (src/guest/packages.ts; dpkg-buildpackage checks for build-essential);
-  // glslang-tools and spirv-tools compile and check their SPIR-V kernels (their Build-Depends).
+  // glslang-tools and spirv-tools compile and check their SPIR-V kernels (their Build-Depends);
+  // libvulkan-dev builds the Vulkan suite (guest-driver/vulkan/suite) against trixie's loader,
+  // and vulkan-validationlayers lets the suite's kit-built binaries run under the Khronos
+  // validation layer on the host too (test/helpers/vksuite.ts).
   include: [
     'linux-image-amd64',
     'linux-headers-amd64',
@@ -130,6 +133,8 @@ export const KIT_RECIPE: KitRecipe = {
     'dh-dkms',
     'glslang-tools',
     'spirv-tools',
+    'libvulkan-dev',
+    'vulkan-validationlayers',
   ],
   // qemu-system-x86 11.x needs newer seabios/qemu-system-data/-common than trixie has: asking
   // for qemu-system-x86/trixie-backports alone does not pull those, `apt-get -t` does, while
