@@ -274,6 +274,21 @@ int mdgpu_sub_barrier(struct mdgpu_submission *s);
 int mdgpu_sub_nop(struct mdgpu_submission *s, uint32_t length);
 
 /**
+ * mdgpu_sub_set_fence() - change the completion fence of a begun submission
+ * @s: the submission
+ * @fence_handle: as mdgpu_sub_begin()
+ * @fence_offset: as mdgpu_sub_begin()
+ * @fence_value: as mdgpu_sub_begin()
+ * @flags: as mdgpu_sub_begin()
+ *
+ * For drivers that learn only when a submission is full whether it is the last of a batch.
+ *
+ * Return: the sticky error, or -EINVAL without mdgpu_sub_begin().
+ */
+int mdgpu_sub_set_fence(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t fence_offset,
+			uint64_t fence_value, uint32_t flags);
+
+/**
  * struct mdgpu_descriptor - one descriptor of a DISPATCH2 or DISPATCH_INDIRECT (contract 1.3)
  * @set: descriptor set
  * @binding: binding in the set

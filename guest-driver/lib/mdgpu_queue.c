@@ -137,6 +137,21 @@ int mdgpu_sub_begin(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t 
 	return 0;
 }
 
+int mdgpu_sub_set_fence(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t fence_offset,
+			uint64_t fence_value, uint32_t flags)
+{
+	if (s->error)
+		return s->error;
+	if (s->len < MDGPU_CMD_SUBMIT_SIZE ||
+	    get_field(s->data, mdgpu_cmd_submit, opcode) != MDGPU_CMD_SUBMIT)
+		return -EINVAL;
+	put_field(s->data, mdgpu_cmd_submit, flags, (uint16_t)flags);
+	put_field(s->data, mdgpu_cmd_submit, fence_value, fence_value);
+	put_field(s->data, mdgpu_cmd_submit, fence_buffer, fence_handle);
+	put_field(s->data, mdgpu_cmd_submit, fence_offset, fence_offset);
+	return 0;
+}
+
 int mdgpu_sub_copy(struct mdgpu_submission *s, uint32_t src_handle, uint64_t src_offset,
 		   uint32_t dst_handle, uint64_t dst_offset, uint64_t size)
 {

@@ -173,8 +173,8 @@ t.test('the C encoder writes contract 1.3 commands and kernel records as the dev
   ]);
   t.equal(got.get('dispatch2-indirect-update'), hex(first), `DISPATCH2, DISPATCH_INDIRECT, UPDATE, byte COPY: ${first.length} bytes, identical`);
   t.equal(got.get('append'), '0', 'a stream that fits is appended');
-  const appended = submit(9, 8n, 5n, false, [fill(1, 0n, 4n, 1), barrier(), update(2, 16n, update20.slice(0, 8)), fence(9, 16n, 6n, true)]);
-  t.equal(got.get('appended'), hex(appended), "an appended stream's commands follow, its header dropped");
+  const appended = submit(11, 24n, 7n, true, [fill(1, 0n, 4n, 1), barrier(), update(2, 16n, update20.slice(0, 8)), fence(9, 16n, 6n, true)]);
+  t.equal(got.get('appended'), hex(appended), "an appended stream's commands follow, its header dropped; the fence set afterwards");
 
   const spirv = new Uint8Array(new Uint32Array([0x07230203, 0x00010300, 0, 9, 0, 0x11223344]).buffer);
   const specData = new Uint8Array([0x40, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
