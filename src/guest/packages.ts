@@ -6,7 +6,9 @@
  *   postinst (written by dh_dkms) adds, builds and installs the module through DKMS;
  * - `libmdgpu1` (libmdgpu.so.1) and `libmdgpu-dev` (headers, static library, pkg-config);
  * - `mdgpu-tools`: mdgpu-info, mdgpu-smoke, mdgpu-run, mdgpu-compute-bench, mdgpu-bench, mdgpu-submit-bench linked
- *   against libmdgpu1, and the SPIR-V kernels in /usr/share/mdgpu.
+ *   against libmdgpu1, and the SPIR-V kernels in /usr/share/mdgpu;
+ * - `mdgpu-vulkan-icd`: libvulkan_mdgpu.so, the Vulkan driver (libmdgpu linked in), and its
+ *   manifest in /usr/share/vulkan/icd.d, where the Khronos loader looks.
  *
  * The version is package.json's (a native package: no Debian revision); debian/changelog is
  * written at build time from it. The .debs are cached in `<cache>/guestdebs-<hash>/`, the hash
@@ -31,7 +33,7 @@ import { defaultSourceDir } from './build.js';
 const execFileP = promisify(execFile);
 
 /** The binary packages debian/control declares, in the order they are installed. */
-export const GUEST_PACKAGES = ['mdgpu-dkms', 'libmdgpu1', 'libmdgpu-dev', 'mdgpu-tools'] as const;
+export const GUEST_PACKAGES = ['mdgpu-dkms', 'libmdgpu1', 'libmdgpu-dev', 'mdgpu-tools', 'mdgpu-vulkan-icd'] as const;
 export type GuestPackage = (typeof GUEST_PACKAGES)[number];
 
 /** Part of the cache key: bump when the way the packages are built changes. */
