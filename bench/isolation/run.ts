@@ -23,24 +23,23 @@ const SIZE = 64 << 20;
 const SAXPY = spirvWords(fs.readFileSync(fileURLToPath(new URL('../../../guest-driver/kernels/build/saxpy.spv', import.meta.url))));
 
 /** The batches measured: name → commands on `mem` with `saxpy`. */
-function batches(mem: BackendMemory, saxpy: BackendKernel): [string, Command[]][] {
+function batches(saxpy: BackendKernel): [string, Command[]][] {
   const saxpyOf = (n: number): Command => {
     const push = new Uint8Array(8);
     new DataView(push.buffer).setUint32(0, n, true);
     new DataView(push.buffer).setFloat32(4, 2, true);
+    const storage = (binding: number, offset: number) => ({ set: 0, binding, index: 0, type: 'storage' as const, range: { offset, size: n * 4 } });
     return {
-      op: 'dispatch',
+      kind: 'dispatch',
       kernel: saxpy,
-      groups: [Math.min(65535, n / 64), Math.max(1, Math.ceil(n / 64 / 65535))],
-      bindings: [
-        { mem, offset: 0, size: n * 4 },
-        { mem, offset: 32 << 20, size: n * 4 },
-      ],
-      push,
+      base: [0, 0, 0],
+      groups: [Math.min(65535, n / 64), Math.max(1, Math.ceil(n / 64 / 65535)), 1],
+      descriptors: [storage(0, 0), storage(1, 32 << 20)],
+      pushConstants: push,
     };
   };
   return [
-    ['fill 4 KiB', [{ op: 'fill', mem, offset: 0, size: 4096, value: 1 }]],
+    ['fill 4 KiB', [{ kind: 'fill', dst: { offset: 0, size: 4096 }, value: 1 }]],
     ['saxpy 64K', [saxpyOf(1 << 16)]],
     ['saxpy 4M', [saxpyOf(1 << 22)]],
   ];
@@ -51,13 +50,13 @@ async function measure(dev: ComputeBackend, fd: number, n: number): Promise<Map<
   const mem = dev.importFd(fd, 0, SIZE);
   const saxpy = await dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
   const out = new Map<string, number[]>();
-  for (const [name, commands] of batches(mem, saxpy)) {
+  for (const [name, commands] of batches(saxpy)) {
     const runs = name === 'saxpy 4M' ? Math.max(5, n / 20) : n;
-    await dev.submit(commands); // warm-up
+    await dev.submit(mem, commands); // warm-up
     const lat: number[] = [];
     for (let i = 0; i < runs; i++) {
       const t0 = process.hrtime.bigint();
-      await dev.submit(commands);
+      await dev.submit(mem, commands);
       lat.push(Number(process.hrtime.bigint() - t0) / 1000);
     }
     out.set(

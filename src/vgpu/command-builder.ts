@@ -2,7 +2,8 @@
  * Encodes submissions in the queue command format, from the same layouts the validator decodes.
  * Used by tests and host-side tools; the guest library has its own C encoder (libmdgpu).
  */
-import { CMD, CMD_LAYOUTS, DispatchBinding } from './commands.js';
+import { CMD, CMD_ALIGN, CMD_LAYOUTS, DESCRIPTOR_TYPES, DispatchBinding, DispatchDescriptor } from './commands.js';
+import { KERNEL_FLAGS, KernelDesc, SpecMapEntry } from './kernels.js';
 
 export type BufferRef = { buffer: number; offset: bigint | number };
 
@@ -14,7 +15,53 @@ export type CommandSpec =
   | { op: 'dispatch'; kernel: number; groups: [number, number, number]; bindings: (BufferRef & { size: bigint | number })[]; push?: Uint8Array }
   | { op: 'fence'; dst: BufferRef; value: bigint; irq?: boolean }
   | { op: 'wait'; src: BufferRef; value: bigint; timeoutNs?: bigint }
-  | { op: 'timestamp'; dst: BufferRef };
+  | { op: 'timestamp'; dst: BufferRef }
+  | {
+      op: 'dispatch2';
+      kernel: number;
+      base?: [number, number, number];
+      groups: [number, number, number];
+      descriptors: DescriptorSpec[];
+      push?: Uint8Array;
+    }
+  | { op: 'dispatchIndirect'; kernel: number; args: BufferRef; descriptors: DescriptorSpec[]; push?: Uint8Array }
+  | { op: 'update'; dst: BufferRef; data: Uint8Array };
+
+/** A DISPATCH2 descriptor (contract 1.3). */
+export interface DescriptorSpec {
+  set: number;
+  binding: number;
+  index?: number;
+  type: 'storage' | 'uniform';
+  buffer: number;
+  offset: bigint | number;
+  range: bigint | number;
+}
+
+/** Descriptors then push constants (padded to 8) after a header of `headSize` bytes. */
+function withTail(head: Uint8Array, descriptors: DescriptorSpec[], push: Uint8Array): Uint8Array {
+  const pushAt = head.length + descriptors.length * DispatchDescriptor.size;
+  const out = new Uint8Array(pushAt + Math.ceil(push.length / CMD_ALIGN) * CMD_ALIGN);
+  out.set(head);
+  descriptors.forEach((d, i) =>
+    DispatchDescriptor.encode(
+      {
+        set: d.set,
+        binding: d.binding,
+        index: d.index ?? 0,
+        type: d.type === 'uniform' ? DESCRIPTOR_TYPES.UNIFORM_BUFFER.code : DESCRIPTOR_TYPES.STORAGE_BUFFER.code,
+        buffer: d.buffer,
+        reserved: 0,
+        offset: big(d.offset),
+        range: big(d.range),
+      },
+      out,
+      head.length + i * DispatchDescriptor.size,
+    ),
+  );
+  out.set(push, pushAt);
+  return out;
+}
 
 const big = (v: bigint | number) => BigInt(v);
 
@@ -99,6 +146,52 @@ export function encodeCommand(spec: CommandSpec): Uint8Array {
         value: spec.value,
         timeoutNs: spec.timeoutNs ?? 0n,
       });
+    case 'dispatch2': {
+      const push = spec.push ?? new Uint8Array(0);
+      const length = CMD_LAYOUTS.DISPATCH2.size + spec.descriptors.length * DispatchDescriptor.size + Math.ceil(push.length / CMD_ALIGN) * CMD_ALIGN;
+      const base = spec.base ?? [0, 0, 0];
+      const head = CMD_LAYOUTS.DISPATCH2.encode({
+        opcode: CMD.DISPATCH2,
+        flags: 0,
+        length,
+        kernel: spec.kernel,
+        descriptors: spec.descriptors.length,
+        baseX: base[0],
+        baseY: base[1],
+        baseZ: base[2],
+        groupsX: spec.groups[0],
+        groupsY: spec.groups[1],
+        groupsZ: spec.groups[2],
+        pushSize: push.length,
+        reserved: 0,
+      });
+      return withTail(head, spec.descriptors, push);
+    }
+    case 'dispatchIndirect': {
+      const push = spec.push ?? new Uint8Array(0);
+      const length = CMD_LAYOUTS.DISPATCH_INDIRECT.size + spec.descriptors.length * DispatchDescriptor.size + Math.ceil(push.length / CMD_ALIGN) * CMD_ALIGN;
+      const head = CMD_LAYOUTS.DISPATCH_INDIRECT.encode({
+        opcode: CMD.DISPATCH_INDIRECT,
+        flags: 0,
+        length,
+        kernel: spec.kernel,
+        descriptors: spec.descriptors.length,
+        pushSize: push.length,
+        argsBuffer: spec.args.buffer,
+        argsOffset: big(spec.args.offset),
+      });
+      return withTail(head, spec.descriptors, push);
+    }
+    case 'update': {
+      const length = CMD_LAYOUTS.UPDATE.size + Math.ceil(spec.data.length / CMD_ALIGN) * CMD_ALIGN;
+      const out = new Uint8Array(length);
+      CMD_LAYOUTS.UPDATE.encode(
+        { opcode: CMD.UPDATE, flags: 0, length, buffer: spec.dst.buffer, size: spec.data.length, offset: big(spec.dst.offset) },
+        out,
+      );
+      out.set(spec.data, CMD_LAYOUTS.UPDATE.size);
+      return out;
+    }
     case 'timestamp':
       return CMD_LAYOUTS.TIMESTAMP.encode({
         opcode: CMD.TIMESTAMP,
@@ -133,5 +226,47 @@ export function encodeSubmission(commands: CommandSpec[], fence?: { dst: BufferR
     out.set(b, at);
     at += b.length;
   }
+  return out;
+}
+
+/**
+ * A KERNEL_CREATE2 record (contract 1.3) and what it names, laid out in one buffer image: the
+ * record at 0, then the SPIR-V, the entry point name and the specialization map and data.
+ */
+export function encodeKernelRecord(options: {
+  spirv: Uint8Array;
+  pushBytes: number;
+  entryPoint?: string;
+  spec?: { entries: { constantId: number; offset: number; size: number }[]; data: Uint8Array };
+  dispatchBase?: boolean;
+}): Uint8Array {
+  const entry = new TextEncoder().encode(options.entryPoint ?? '');
+  const spirvOffset = 256;
+  const entryOffset = spirvOffset + Math.ceil(options.spirv.length / 8) * 8;
+  const mapOffset = entryOffset + Math.ceil(entry.length / 8) * 8;
+  const entries = options.spec?.entries ?? [];
+  const dataOffset = mapOffset + entries.length * SpecMapEntry.size;
+  const data = options.spec?.data ?? new Uint8Array(0);
+  const out = new Uint8Array(dataOffset + data.length);
+  KernelDesc.encode(
+    {
+      flags: options.dispatchBase ? 1 << KERNEL_FLAGS.DISPATCH_BASE.bit : 0,
+      pushBytes: options.pushBytes,
+      spirvSize: options.spirv.length,
+      entrySize: entry.length,
+      spirvOffset: BigInt(spirvOffset),
+      entryOffset: BigInt(entryOffset),
+      specMapOffset: BigInt(mapOffset),
+      specMapCount: entries.length,
+      specDataSize: data.length,
+      specDataOffset: BigInt(dataOffset),
+      reserved: 0n,
+    },
+    out,
+  );
+  out.set(options.spirv, spirvOffset);
+  out.set(entry, entryOffset);
+  entries.forEach((e, i) => SpecMapEntry.encode({ ...e, reserved: 0 }, out, mapOffset + i * SpecMapEntry.size));
+  out.set(data, dataOffset);
   return out;
 }

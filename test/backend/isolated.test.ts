@@ -52,18 +52,7 @@ async function saxpy(t: Test, s: ReturnType<typeof setup>, kernel: BackendKernel
   const push = new Uint8Array(8);
   new DataView(push.buffer).setUint32(0, N, true);
   new DataView(push.buffer).setFloat32(4, 2.5, true);
-  const status = await s.dev.submit([
-    {
-      op: 'dispatch',
-      kernel,
-      groups: [N / 64],
-      bindings: [
-        { mem: s.mem, offset: 0, size: N * 4 },
-        { mem: s.mem, offset: 64 << 10, size: N * 4 },
-      ],
-      push,
-    },
-  ]);
+  const status = await s.dev.submit(s.mem, [dispatch(kernel, [N / 64, 1, 1], [0, N * 4], [64 << 10, N * 4], push)]);
   let bad = 0;
   for (let i = 0; i < N; i++) if (y[i] !== 2.5 * (i % 13) + (i % 7)) bad++;
   t.equal(bad, 0, `${what}: saxpy computed in the worker, visible in this process's mapping (batch ${status.id})`);
@@ -73,7 +62,20 @@ function spinBatch(s: ReturnType<typeof setup>, spin: BackendKernel): Command[] 
   const push = new Uint8Array(4);
   new DataView(push.buffer).setUint32(0, 1, true); // stop stays 0: hours of work (spin.comp)
   s.view.setUint32(128 << 10, 0, true);
-  return [{ op: 'dispatch', kernel: spin, groups: [4096, 4096], bindings: [{ mem: s.mem, offset: 128 << 10, size: 256 }], push }];
+  return [dispatch(spin, [4096, 4096, 1], [128 << 10, 256], null, push)];
+}
+
+/** A dispatch with storage buffers at set 0, bindings 0 and 1 ([offset, size] each). */
+function dispatch(kernel: BackendKernel, groups: [number, number, number], b0: [number, number], b1: [number, number] | null, push: Uint8Array): Command {
+  const storage = (binding: number, [offset, size]: [number, number]) => ({ set: 0, binding, index: 0, type: 'storage' as const, range: { offset, size } });
+  return {
+    kind: 'dispatch',
+    kernel,
+    base: [0, 0, 0],
+    groups,
+    descriptors: b1 === null ? [storage(0, b0)] : [storage(0, b0), storage(1, b1)],
+    pushConstants: push,
+  };
 }
 
 const alive = (pid: number) => {
@@ -107,22 +109,11 @@ t.test('kernels are refused by the builder process; bad imports and stale object
   const k = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
   k.destroy();
   await t.rejects(
-    s.dev.submit([
-      {
-        op: 'dispatch',
-        kernel: k,
-        groups: [1],
-        bindings: [
-          { mem: s.mem, offset: 0, size: 256 },
-          { mem: s.mem, offset: 4096, size: 256 },
-        ],
-        push: new Uint8Array(8),
-      },
-    ]),
+    s.dev.submit(s.mem, [dispatch(k, [1, 1, 1], [0, 256], [4096, 256], new Uint8Array(8))]),
     { code: 'ENOENT' },
     'a destroyed kernel: the worker says ENOENT',
   );
-  await t.rejects(s.dev.submit([{ op: 'fill', mem: {} as never, offset: 0, size: 4, value: 1 }]), TypeError, 'memory of another device: TypeError');
+  await t.rejects(s.dev.submit({} as never, [{ kind: 'fill', dst: { offset: 0, size: 4 }, value: 1 }]), TypeError, 'memory of another device: TypeError');
 });
 
 t.test('a kernel that would run for hours is stopped by a reset; everything made before works after it', async (t) => {
@@ -130,7 +121,7 @@ t.test('a kernel that would run for hours is stopped by a reset; everything made
   const saxpyKernel = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
   const spin = await s.dev.buildKernel(SPIN, { bindings: 1, pushConstantSize: 4 });
   const firstWorker = s.dev.workerPid!;
-  const hung = s.dev.submit(spinBatch(s, spin));
+  const hung = s.dev.submit(s.mem, spinBatch(s, spin));
   // It is running: its turn counter moves in our mapping.
   const deadline = Date.now() + 30_000;
   while (s.view.getUint32((128 << 10) + 4, true) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -157,7 +148,7 @@ t.test('a worker that dies on its own is replaced; its batch fails, the next run
   const spin = await s.dev.buildKernel(SPIN, { bindings: 1, pushConstantSize: 4 });
   await s.dev.whenReady();
   const pid = s.dev.workerPid!;
-  const hung = s.dev.submit(spinBatch(s, spin));
+  const hung = s.dev.submit(s.mem, spinBatch(s, spin));
   process.kill(pid, 'SIGKILL');
   await t.rejects(
     hung,
@@ -177,5 +168,5 @@ t.test('destroy ends the worker', async (t) => {
   t.notOk(alive(pid), 'and is gone after destroy');
   t.equal(dev.workerPid, null);
   await t.rejects(dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 }), { code: 'ENOENT' }, 'nothing more on a destroyed device');
-  await t.rejects(dev.submit([]), { code: 'ENOENT' });
+  await t.rejects(dev.submit({} as never, []), { code: 'ENOENT' });
 });

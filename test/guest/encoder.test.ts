@@ -7,6 +7,7 @@
  * Also checks what the C encoder refuses, and that the validator accepts what it wrote.
  */
 import t from 'tap';
+import { storageLayout } from '../helpers/layouts.js';
 import { execFile } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
@@ -99,7 +100,7 @@ t.test('the C encoder writes the bytes the TypeScript encoder writes', async (t)
   const scope = {
     buffer: (h: number) => ({ offset: 0x10000 * (h & 0xff), size: 0x2_0000_0000 }),
     kernel: (k: number) =>
-      k === 2 ? { bindings: 3, pushConstantBytes: 12 } : k === 1 ? { bindings: 2, pushConstantBytes: 8 } : { bindings: 0, pushConstantBytes: 0 },
+      k === 2 ? { bindings: 3, pushConstantBytes: 12, layout: storageLayout(3), dispatchBase: false } : k === 1 ? { bindings: 2, pushConstantBytes: 8, layout: storageLayout(2), dispatchBase: false } : { bindings: 0, pushConstantBytes: 0, layout: storageLayout(0), dispatchBase: false },
   };
   const v = validateSubmission(new Uint8Array(dispatch), scope);
   t.equal(v.length, dispatch.length, 'the validator accepts the whole C-encoded submission');

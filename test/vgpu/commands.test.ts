@@ -1,11 +1,12 @@
 import t from 'tap';
+import { storageLayout } from '../helpers/layouts.js';
 import { CMD, CMD_LAYOUTS, validateSubmission, CommandError, DEFAULT_COMMAND_LIMITS, errorFenceValue, type SubmissionScope } from '../../src/vgpu/commands.js';
 import { encodeCommand, encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
 
 // Context: buffers 1 (64 KiB at 0x10000), 2 (4 KiB at 0x40000); buffer 9 belongs to someone else.
 const scope: SubmissionScope = {
   buffer: (h) => (({ 1: { offset: 0x10000, size: 0x10000 }, 2: { offset: 0x40000, size: 0x1000 } }) as Record<number, { offset: number; size: number }>)[h],
-  kernel: (h) => (h === 5 ? { bindings: 2, pushConstantBytes: 8 } : undefined),
+  kernel: (h) => (h === 5 ? { bindings: 2, pushConstantBytes: 8, layout: storageLayout(2), dispatchBase: false } : undefined),
 };
 const fence = { dst: { buffer: 2, offset: 0 }, value: 42n };
 const push8 = new Uint8Array(8);
@@ -114,7 +115,8 @@ const hostile: [string, Uint8Array, string][] = [
     sub({ op: 'copy', src: { buffer: 1, offset: 0xffff_ffff_ffff_fff0n }, dst: { buffer: 1, offset: 0 }, size: 0x20 }),
     'OUT_OF_BOUNDS',
   ],
-  ['COPY misaligned', sub({ op: 'copy', src: { buffer: 1, offset: 2 }, dst: { buffer: 1, offset: 0 }, size: 4 }), 'BAD_ALIGNMENT'],
+  ['COPY overlapping by a byte (byte-granular since 1.3)', sub({ op: 'copy', src: { buffer: 1, offset: 3 }, dst: { buffer: 1, offset: 0 }, size: 4 }), 'OVERLAP'],
+  ['FILL misaligned', sub({ op: 'fill', dst: { buffer: 1, offset: 2 }, size: 4, value: 0 }), 'BAD_ALIGNMENT'],
   ['COPY onto itself', sub({ op: 'copy', src: { buffer: 1, offset: 0 }, dst: { buffer: 1, offset: 8 }, size: 16 }), 'OVERLAP'],
   ['DISPATCH binding offset not a multiple of 16', sub(bindingAt(4)), 'BAD_ALIGNMENT'],
   ['FILL beyond the buffer', sub({ op: 'fill', dst: { buffer: 1, offset: 0 }, size: 0x10004, value: 0 }), 'OUT_OF_BOUNDS'],

@@ -97,7 +97,7 @@ t.test('hostile mailbox arguments get their result code and change nothing', (t)
     ['size beyond the aperture', O.BO_ALLOC, [ctx, 0, 1, 0, 0], R.BAD_SIZE],
     ['size 2^64-1', O.BO_ALLOC, [ctx, 0xffffffff, 0xffffffff, 0, 0], R.BAD_SIZE],
     ['over quota', O.BO_ALLOC, [ctx, 0x10000, 0, 0, 0], R.OVER_QUOTA],
-    ['unknown flags', O.BO_ALLOC, [ctx, 0x1000, 0, 0, 1], R.BAD_FLAGS],
+    ['unknown flags', O.BO_ALLOC, [ctx, 0x1000, 0, 0, 2], R.BAD_FLAGS],
     ['alignment too small', O.BO_ALLOC, [ctx, 0x1000, 0, 5, 0], R.BAD_FLAGS],
     ['alignment too large', O.BO_ALLOC, [ctx, 0x1000, 0, 31, 0], R.BAD_FLAGS],
     ['context 0', O.BO_ALLOC, [0, 0x1000, 0, 0, 0], R.BAD_CONTEXT],

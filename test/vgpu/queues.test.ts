@@ -7,7 +7,7 @@ import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { SUBMIT_ERRORS } from '../../src/vgpu/commands.js';
 import { setLogSink } from '../../src/log.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import { ReferenceBackend } from '../helpers/reference-backend.js';
+import { ReferenceBackend, referenceCaps } from '../helpers/reference-backend.js';
 import { HostGuest } from '../helpers/host-guest.js';
 
 setLogSink(() => {});
@@ -23,8 +23,9 @@ async function setup() {
     host,
     backend: {
       run: (c, m, signal) => backend!.run(c, m, signal),
-      buildKernel: (spirv) => backend!.buildKernel(spirv),
+      buildKernel: (request) => backend!.buildKernel(request),
       destroyKernel: () => backend!.destroyKernel(),
+      caps: (limits) => backend!.caps(limits),
     },
   });
   backend = new ReferenceBackend(dev.aperture);
@@ -231,7 +232,7 @@ t.test('kernels and queue mailbox errors', async (t) => {
     ]),
   );
   await s.completions(1);
-  t.same(s.backend.dispatches, [{ kernel: 1, groups: [2, 1, 1] }], 'dispatched with the backend kernel id');
+  t.same(s.backend.dispatches, [{ kernel: 1, base: [0, 0, 0], groups: [2, 1, 1], descriptors: 2 }], 'dispatched with the backend kernel id');
   const R = MAILBOX_RESULTS;
   t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 4, 64, 2, 8).result, R.BAD_KERNEL.code, 'bad magic');
   t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 0x2000, 2, 8).result, R.BAD_SIZE.code, 'past the buffer');
@@ -362,7 +363,7 @@ t.test('a kernel destroyed while BUILDING is released when its build ends; build
 
 t.test('kernels count against the quota: OVER_QUOTA when the SPIR-V and pipeline would not fit', async (t) => {
   const host = new FakeHost();
-  const backend = { run: async () => ({ deviceNs: 0 }), buildKernel: async () => 1, destroyKernel: () => {} };
+  const backend = { run: async () => ({ deviceNs: 0 }), buildKernel: async () => ({ handle: 1, layout: [] }), destroyKernel: () => {}, caps: referenceCaps };
   const dev = new MdgpuDevice({ name: 'quota', apertureSize: APERTURE, host, backend, quota: 0x2000 + KERNEL_PIPELINE_CHARGE - 1 });
   const guest = new HostGuest(dev);
   const spv = guest.alloc(0x1000);

@@ -9,6 +9,7 @@
  */
 import fc from 'fast-check';
 import t from 'tap';
+import { storageLayout } from '../helpers/layouts.js';
 import { encodeCommand, encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
 import { type ApertureRange, CommandError, DEFAULT_COMMAND_LIMITS, type SubmissionScope, validateSubmission } from '../../src/vgpu/commands.js';
 
@@ -23,7 +24,7 @@ const OURS = new Map([
 const THEIRS = new Set([7, 8]);
 const scope: SubmissionScope = {
   buffer: (h) => OURS.get(h),
-  kernel: (h) => (h === 1 ? { bindings: 2, pushConstantBytes: 8 } : undefined),
+  kernel: (h) => (h === 1 ? { bindings: 2, pushConstantBytes: 8, layout: storageLayout(2), dispatchBase: false } : undefined),
 };
 
 function inside(r: ApertureRange): boolean {
@@ -50,7 +51,7 @@ function check(bytes: Uint8Array): string | null {
           : c.kind === 'wait'
             ? [c.src]
             : c.kind === 'dispatch'
-              ? c.bindings
+              ? c.descriptors.map((d) => d.range)
               : [];
     for (const r of ranges) if (!inside(r)) return `${c.kind} range outside its buffer or context: ${JSON.stringify(r)}`;
     if (c.kind === 'dispatch' && c.kernel !== 1) return `dispatch of kernel ${c.kernel}, not ours`;
