@@ -5,7 +5,7 @@
 # if nobody is listening (there is no reconnect). See README.md for why each option is here.
 #
 # Environment (all optional except INITRD):
-#   KIT      guest kit directory (default: `node build/src/kit/kit.js --root`, which builds
+#   KIT      guest kit directory (default: `node bin/mdgpu.js kit --root`, which builds
 #            the kit first if it is missing; that needs root)
 #   QEMU     a qemu-system-x86_64 >= 10.1 to use instead of the kit's
 #   SOCKET   the mdgpu server's vfio-user socket (default /run/mdgpu/mdgpu0.sock);
@@ -20,14 +20,14 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-KIT=${KIT:-$(node "$here/../build/src/kit/kit.js" --root)}
+KIT=${KIT:-$(node "$here/../bin/mdgpu.js" kit --root)}
 SOCKET=${SOCKET-/run/mdgpu/mdgpu0.sock}
 ACCEL=${ACCEL:-tcg}
 MEM=${MEM:-1024}
 SMP=${SMP:-2}
 KERNEL=${KERNEL:-$(ls "$KIT"/boot/vmlinuz-* | tail -n 1)}
 : "${INITRD:?set INITRD to a guest initramfs}"
-APPEND=${APPEND:-console=ttyS0 panic=-1}
+APPEND=${APPEND:-console=ttyS0 panic=-1 no_timer_check}
 
 case "$ACCEL" in
 tcg) cpu= ;;

@@ -3,7 +3,7 @@
  * (`mdgpu serve` in its own process, with its compute worker and kernel builder) from the
  * attacker's vGPU, while a victim VM on the other vGPU of the same daemon keeps doing trapped
  * register reads and small submissions — both played over real vfio-user sockets with the
- * aperture mapped from its fd (test/helpers/socket-guest.ts). Per attack: the victim's read and
+ * aperture mapped from its fd (test/helpers/victim.ts, socket-guest.ts). Per attack: the victim's read and
  * submission latency (p50/p99) during the attack next to alone, the daemon's longest event-loop
  * stall (its own perf_hooks histogram, reset before each attack), its RSS growth, device resets,
  * and the victim's failed submissions and lost contexts.
@@ -23,9 +23,9 @@ import { loadNative, type NativeBinding } from '../../src/native/binding.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
-import { percentile } from '../../test/helpers/victim.js';
 import { arrayVariable, nestedModule, slowKernel } from '../../test/fixtures/spirv.js';
 import { SocketGuest } from '../../test/helpers/socket-guest.js';
+import { percentile, Victim } from '../../test/helpers/victim.js';
 import { table } from '../guest-bench.js';
 
 const arg = (name: string, fallback: string) => {
@@ -114,77 +114,6 @@ class Daemon {
       await exited;
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** The victim's steady work, measured. */
-class VictimLoad {
-  private running = false;
-  private loops: Promise<void>[] = [];
-  reads: number[] = [];
-  submissions: number[] = [];
-  failures = 0;
-
-  private constructor(
-    readonly guest: SocketGuest,
-    private readonly q: Awaited<ReturnType<SocketGuest['queue']>>,
-    private readonly target: { handle: number; offset: number },
-    private readonly fence: { handle: number; offset: number },
-  ) {}
-
-  static async open(native: NativeBinding, socket: string): Promise<VictimLoad> {
-    const guest = await SocketGuest.connect(native, socket);
-    return new VictimLoad(guest, await guest.queue(), await guest.alloc(0x1000), await guest.alloc(0x1000));
-  }
-
-  private value = 0n;
-
-  async submitOnce(): Promise<number> {
-    const value = ++this.value;
-    const before = this.q.completed();
-    const t0 = performance.now();
-    await this.q.publish(SocketGuest.fillWithFence(this.target, this.fence, value));
-    await this.guest.waitCompleted(this.q.completed, before + 1n);
-    const seen = this.guest.view.getBigUint64(this.fence.offset, true);
-    if (seen !== value) throw new Error(`fence ${seen.toString(16)}, expected ${value}`);
-    return performance.now() - t0;
-  }
-
-  async readOnce(): Promise<number> {
-    const t0 = performance.now();
-    await this.guest.read('SCRATCH');
-    return performance.now() - t0;
-  }
-
-  start(): void {
-    this.reads = [];
-    this.submissions = [];
-    this.failures = 0;
-    this.running = true;
-    this.loops = [
-      (async () => {
-        while (this.running) {
-          this.reads.push(await this.readOnce());
-          await new Promise((r) => setTimeout(r, 2));
-        }
-      })(),
-      (async () => {
-        while (this.running) {
-          try {
-            this.submissions.push(await this.submitOnce());
-          } catch {
-            this.failures++;
-          }
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })(),
-    ];
-  }
-
-  async stop(): Promise<{ reads: number[]; submissions: number[]; failures: number }> {
-    this.running = false;
-    await Promise.all(this.loops);
-    return { reads: [...this.reads].sort((a, b) => a - b), submissions: [...this.submissions].sort((a, b) => a - b), failures: this.failures };
   }
 }
 
@@ -291,10 +220,10 @@ async function main(): Promise<void> {
     const daemon = new Daemon(attack.serve ?? []);
     try {
       await daemon.ready();
-      const victim = await VictimLoad.open(native, daemon.victim);
+      const victim = await Victim.connect(native, daemon.victim);
       const attacker = await SocketGuest.connect(native, daemon.attacker);
       // Alone: the victim's own latencies on this daemon.
-      for (let i = 0; i < 20; i++) await victim.submitOnce();
+      for (let i = 0; i < 20; i++) await victim.submit();
       victim.start();
       await new Promise((r) => setTimeout(r, 1500));
       const alone = await victim.stop();
@@ -328,11 +257,11 @@ async function main(): Promise<void> {
         (rssPeak - rssBefore).toFixed(0),
         String(after.computeResets - before.computeResets),
         String(va.lostContexts - vb.lostContexts),
-        String(during.failures),
+        String(during.failures.length + during.readFailures),
         `${seconds.toFixed(1)} s; ${note}${daemon.alive() ? '' : '; DAEMON DIED'}`,
       ]);
       attacker.close();
-      victim.guest.close();
+      victim.close();
     } finally {
       await daemon.stop();
     }

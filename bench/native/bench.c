@@ -57,6 +57,7 @@ static uint64_t now_ns(void)
 
 static uint32_t load_kernel(const char *name, uint32_t bindings, uint32_t push)
 {
+	struct mdgpu_host_kernel_desc desc;
 	char path[1024];
 	uint32_t *words, k;
 	FILE *f;
@@ -77,7 +78,14 @@ static uint32_t load_kernel(const char *name, uint32_t bindings, uint32_t push)
 	if (!words || fread(words, 1, (size_t)size, f) != (size_t)size)
 		exit(1);
 	fclose(f);
-	if (mdgpu_host_kernel_create(dev, words, (uint32_t)(size / 4), bindings, push, &k))
+	/* As mdgpu builds a contract 1.1 kernel: kernel_create2 with its bindings declared. */
+	desc = (struct mdgpu_host_kernel_desc){
+		.words = words,
+		.word_count = (uint32_t)(size / 4),
+		.push_size = push,
+		.legacy_bindings = (int32_t)bindings,
+	};
+	if (mdgpu_host_kernel_create2(dev, &desc, &k, NULL, 0))
 		die(name);
 	free(words);
 	return k;
@@ -115,14 +123,48 @@ struct batch {
 	uint32_t push_size;
 };
 
-/* Submit and wait: wall ns, device ns. */
+/*
+ * Submit and wait: wall ns, device ns. The batch goes through mdgpu_host_submit2, as mdgpu's
+ * do: each DISPATCH becomes a DISPATCH2 whose bindings are descriptors of set 0 (outside the
+ * timed part).
+ */
 static void run(const struct batch *b, uint64_t *wall, uint64_t *device)
 {
+	struct mdgpu_host_cmd2 cmds[4] = { 0 };
+	struct mdgpu_host_descriptor descs[4] = { 0 };
 	struct mdgpu_host_status st;
-	uint64_t id, t0 = now_ns();
+	uint64_t id, t0;
 
-	if (mdgpu_host_submit(dev, b->cmds, b->cmd_count, b->binds, b->bind_count, b->push,
-			      b->push_size, &id))
+	for (uint32_t i = 0; i < b->cmd_count; i++) {
+		const struct mdgpu_host_cmd_dispatch *a = &b->cmds[i].u.dispatch;
+
+		cmds[i].op = b->cmds[i].op;
+		if (b->cmds[i].op != MDGPU_HOST_OP_DISPATCH)
+			continue;
+		cmds[i].op = MDGPU_HOST_OP_DISPATCH2;
+		cmds[i].u.dispatch2 = (struct mdgpu_host_cmd_dispatch2){
+			.kernel = a->kernel,
+			.first_descriptor = a->first_binding,
+			.descriptor_count = a->binding_count,
+			.push_offset = a->push_offset,
+			.push_size = a->push_size,
+			.groups = { a->group_count_x, a->group_count_y, a->group_count_z },
+		};
+		for (uint32_t j = 0; j < a->binding_count; j++) {
+			const struct mdgpu_host_binding *bd = &b->binds[a->first_binding + j];
+
+			descs[a->first_binding + j] = (struct mdgpu_host_descriptor){
+				.mem = bd->mem,
+				.binding = j,
+				.type = MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER,
+				.offset = bd->offset,
+				.range = bd->size,
+			};
+		}
+	}
+	t0 = now_ns();
+	if (mdgpu_host_submit2(dev, cmds, b->cmd_count, descs, b->bind_count, b->push, b->push_size,
+			       &id))
 		die("submit");
 	if (mdgpu_host_wait(dev, id, UINT64_MAX, &st) || st.result)
 		die("wait");

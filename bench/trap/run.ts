@@ -24,8 +24,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureKit } from '../../src/kit/kit.js';
-import { Pci } from '../../src/kit/pci.js';
-import { startQtest, type Qtest } from '../../src/kit/qtest.js';
+import { PciFirmware } from '../../test/helpers/pci-firmware.js';
+import { startQtest, type Qtest } from '../../test/helpers/qtest.js';
 import { MDGPU_REGS } from '../../src/vgpu/regs.js';
 import { REGISTER_BAR } from '../../src/vgpu/device.js';
 import { table } from '../guest-bench.js';
@@ -104,7 +104,7 @@ async function qemuSection(
       memoryMiB: 128,
       timeoutMs: 600_000,
     });
-    const pci = new Pci(qt);
+    const pci = new PciFirmware(qt);
     await pci.init();
     const fns = (await pci.assignBars()).functions;
     const barOf = (vendor: number, device: number, bar: number) => {

@@ -584,6 +584,32 @@ MDGPU_HOST_API int32_t mdgpu_host_wait(uint32_t device, uint64_t submission, uin
 
 /* ---- ABI 2.1: what a guest Vulkan driver needs (device contract 1.3) ---- */
 
+/*
+ * Limits of ABI 2.1 the library enforces on every device. They bound the work one kernel or
+ * one submission can make (descriptor writes, set layouts, recorded data); struct
+ * mdgpu_host_caps reports the device's limits clamped to them.
+ */
+#define MDGPU_HOST_MAX_SETS 32u /* descriptor sets a kernel may use (set numbers below this) */
+/* Storage buffers, and separately uniform buffers, per kernel (array elements counted). */
+#define MDGPU_HOST_MAX_STAGE_DESCRIPTORS 128u
+/* Binding numbers are below this (drivers size set layouts by the highest binding number). */
+#define MDGPU_HOST_MAX_BINDING_NUMBER 1024u
+#define MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS 256u /* descriptors one DISPATCH2 may pass */
+#define MDGPU_HOST_MAX_SPEC_ENTRIES 256u /* specialization constants per kernel */
+#define MDGPU_HOST_MAX_SPEC_DATA 4096u /* bytes of specialization data per kernel */
+#define MDGPU_HOST_MAX_ENTRY_NAME 255u /* bytes of an entry point name, without its NUL */
+#define MDGPU_HOST_MAX_UPDATE 65536u /* bytes one UPDATE writes (vkCmdUpdateBuffer's limit) */
+/* Bytes of the data area of one mdgpu_host_submit2() (push constants and UPDATE data). */
+#define MDGPU_HOST_MAX_SUBMIT_DATA (16u << 20)
+/*
+ * Bytes of the zeroed buffer a descriptor a dispatch leaves out is bound to (the range bound
+ * is this, or the type's maximum range if smaller): the largest maxUniformBufferRange most
+ * devices have, so that a kernel reading a uniform block of any size the device allows reads
+ * zeros. Each submission has its own, zeroed before its first dispatch: a kernel writing
+ * through a storage descriptor it was not given writes only into its own batch's copy.
+ */
+#define MDGPU_HOST_ZERO_BUFFER_SIZE 65536u
+
 /* MDGPU_HOST_FEATURE_* bits of mdgpu_host_caps.features: what kernels may use. */
 #define MDGPU_HOST_FEATURE_SHADER_INT64 (1u << 0)
 #define MDGPU_HOST_FEATURE_SHADER_FLOAT64 (1u << 1)
@@ -601,23 +627,32 @@ MDGPU_HOST_API int32_t mdgpu_host_wait(uint32_t device, uint64_t submission, uin
 /**
  * struct mdgpu_host_caps - more of what a device can do (for a guest Vulkan driver).
  * @size: in: sizeof(struct mdgpu_host_caps) as the caller knows it; out: as the library filled
- * @features: MDGPU_HOST_FEATURE_* the device has and the library enables and lets kernels use
+ * @features: MDGPU_HOST_FEATURE_* the device has and the library enables and lets kernels use:
+ *            a kernel may declare exactly the SPIR-V capabilities these (and
+ *            @subgroup_operations) cover, and Shader and Matrix
  * @pipeline_cache_uuid: the device's pipelineCacheUUID
  * @driver_version: the device's driverVersion
- * @max_bound_descriptor_sets: maxBoundDescriptorSets
- * @max_per_stage_storage_buffers: maxPerStageDescriptorStorageBuffers
- * @max_per_stage_uniform_buffers: maxPerStageDescriptorUniformBuffers
- * @max_set_storage_buffers: maxDescriptorSetStorageBuffers
- * @max_set_uniform_buffers: maxDescriptorSetUniformBuffers
+ * @max_bound_descriptor_sets: maxBoundDescriptorSets, at most MDGPU_HOST_MAX_SETS
+ * @max_per_stage_storage_buffers: maxPerStageDescriptorStorageBuffers, at most
+ *                                 MDGPU_HOST_MAX_STAGE_DESCRIPTORS
+ * @max_per_stage_uniform_buffers: maxPerStageDescriptorUniformBuffers, likewise
+ * @max_set_storage_buffers: maxDescriptorSetStorageBuffers, likewise
+ * @max_set_uniform_buffers: maxDescriptorSetUniformBuffers, likewise
  * @max_storage_buffer_range: maxStorageBufferRange
  * @max_uniform_buffer_range: maxUniformBufferRange
  * @min_storage_offset_alignment: minStorageBufferOffsetAlignment
  * @min_uniform_offset_alignment: minUniformBufferOffsetAlignment
  * @subgroup_size: subgroupSize
- * @subgroup_operations: VkSubgroupFeatureFlags supported in the compute stage
- * @pad: zero
+ * @subgroup_operations: VkSubgroupFeatureFlags supported in the compute stage (BASIC .. QUAD,
+ *                       0xff at most; 0 where compute has no subgroup operations); group
+ *                       operations on 8-, 16- and 64-bit integers and 16-bit floats also need
+ *                       shaderSubgroupExtendedTypes, which the library enables where the
+ *                       device has it (kernels using them are refused otherwise)
  * @max_memory_allocation_size: maxMemoryAllocationSize
  * @reserved: zero
+ *
+ * A kernel's descriptors are also bounded by the device's maxPerStageResources, its binding
+ * numbers by MDGPU_HOST_MAX_BINDING_NUMBER.
  */
 struct mdgpu_host_caps {
 	uint32_t size;
@@ -641,6 +676,12 @@ struct mdgpu_host_caps {
 
 /**
  * mdgpu_host_enumerate_caps() - the capabilities of the device at @index, without opening it.
+ * @caps: @caps->size says how large the caller's struct is (at least this one); the library
+ *        fills its own sizeof(struct mdgpu_host_caps) bytes, sets @caps->size to that and
+ *        leaves any bytes after them alone
+ *
+ * What an opened device enables is the same (mdgpu_host_device_open() computes it alike).
+ *
  * Return: 0, -ENOENT past the last device, -ENODEV without Vulkan, -EINVAL for a bad @caps->size.
  */
 MDGPU_HOST_API int32_t mdgpu_host_enumerate_caps(uint32_t index, struct mdgpu_host_caps *caps);
@@ -665,7 +706,7 @@ struct mdgpu_host_spec_entry {
 
 /**
  * struct mdgpu_host_kernel_desc - what mdgpu_host_kernel_create2() builds.
- * @words: SPIR-V words (copied before the call returns)
+ * @words: SPIR-V words (read during the call only)
  * @word_count: number of words
  * @flags: MDGPU_HOST_KERNEL_* bits
  * @entry: NUL-terminated entry point name (at most 255 bytes); NULL for "main"
@@ -678,10 +719,19 @@ struct mdgpu_host_spec_entry {
  *                   bindings 0..n-1 (contract 1.1 kernels); -1: any layout, reflected
  * @reserved: zero
  *
- * The module is checked as by mdgpu_host_kernel_create() (and its local size, shared and
- * private memory again after specialization), its descriptor bindings are reflected (storage
- * and uniform buffers, in any set, arrays included: anything else is refused), and one
- * descriptor set layout per set up to the highest it uses is made (empty ones in the gaps).
+ * The module is checked as by mdgpu_host_kernel_create(), but with the specialization applied
+ * to every value the checks take from a specialization constant (local size, including
+ * LocalSizeId and a WorkgroupSize constant; array lengths, so shared and private memory and
+ * the push block; descriptor array sizes): the limits hold for what the driver compiles. Each
+ * entry given for a constant of the module must have that constant's size (4 for a boolean);
+ * entries for other ids are ignored, as by Vulkan. Its descriptor bindings are reflected:
+ * storage and uniform buffer blocks, or fixed-size arrays of them, in sets below
+ * max_bound_descriptor_sets, bindings below MDGPU_HOST_MAX_BINDING_NUMBER, at most the
+ * device's per-stage counts of each type and maxPerStageResources in all; variables sharing a
+ * binding must agree on its type and size. Images, samplers, runtime-sized and
+ * multi-dimensional descriptor arrays are refused with a message saying so. One descriptor
+ * set layout is made per set up to the highest used (empty ones in the gaps), and a pipeline
+ * layout with a push-constant range of @push_size bytes.
  */
 struct mdgpu_host_kernel_desc {
 	const uint32_t *words;
@@ -724,8 +774,14 @@ struct mdgpu_host_kernel_info {
 
 /**
  * mdgpu_host_kernel_create2() - mdgpu_host_kernel_create() with an entry point, specialization
- * and a reflected layout (struct mdgpu_host_kernel_desc). Thread-safe like kernel_create; on
- * failure @error (if not NULL) receives the message, as kernel_create_errbuf.
+ * and a reflected layout (struct mdgpu_host_kernel_desc). Thread-safe like kernel_create (no
+ * device lock while the module is checked and compiled); @error (if not NULL) receives the
+ * text of mdgpu_host_last_error() as kernel_create_errbuf ("" on success).
+ *
+ * The entry point must exist with the GLCompute model; other entry points may be in the
+ * module (the old call needs exactly one). Legacy kernels (@legacy_bindings >= 0) may use
+ * only storage buffers in set 0 below that count, and their layout is that many.
+ *
  * Return: 0; -EINVAL (refused), -E2BIG (over a limit), -EIO (the driver failed), -ENOENT.
  */
 MDGPU_HOST_API int32_t mdgpu_host_kernel_create2(uint32_t device,
@@ -735,7 +791,9 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create2(uint32_t device,
 
 /**
  * mdgpu_host_kernel_info() - what a kernel declares: @info, and its first @capacity descriptor
- * bindings in @bindings (sorted by set, then binding). Return: 0 or -ENOENT.
+ * bindings in @bindings (sorted by set, then binding; NULL when @capacity is 0). A kernel of
+ * the old call, or with @legacy_bindings, declares its storage buffers at set 0.
+ * Return: 0, -EINVAL (NULL @info), or -ENOENT.
  */
 MDGPU_HOST_API int32_t mdgpu_host_kernel_info(uint32_t device, uint32_t kernel,
 					      struct mdgpu_host_kernel_info *info,
@@ -744,12 +802,17 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_info(uint32_t device, uint32_t kernel,
 
 /*
  * Commands of mdgpu_host_submit2(): COPY (any alignment), FILL, BARRIER and TIMESTAMP as in
- * mdgpu_host_submit(), plus these.
- * @MDGPU_HOST_OP_UPDATE: write @u.update.size bytes (a multiple of 4, at most 65536) of the
- *                        submission's data at a 4-aligned offset (vkCmdUpdateBuffer)
+ * mdgpu_host_submit(), plus these (DISPATCH is refused: use DISPATCH2).
+ * @MDGPU_HOST_OP_UPDATE: write @u.update.size bytes (a multiple of 4, 4..MDGPU_HOST_MAX_UPDATE)
+ *                        of the submission's data from @u.update.data_offset (any alignment)
+ *                        at a 4-aligned offset (vkCmdUpdateBuffer: the data is copied when the
+ *                        call returns)
  * @MDGPU_HOST_OP_DISPATCH2: run a kernel on workgroups base .. base + groups - 1 with
- *                           descriptors in any set; declared bindings the command leaves out
- *                           are bound to a small zeroed buffer of the library's
+ *                           descriptors in any set; declared descriptors the command leaves
+ *                           out are bound to a zeroed buffer of MDGPU_HOST_ZERO_BUFFER_SIZE
+ *                           bytes, the submission's own (zeroed again before each batch that
+ *                           uses it, so a kernel writing through one cannot reach another
+ *                           batch)
  */
 #define MDGPU_HOST_OP_UPDATE 6u
 #define MDGPU_HOST_OP_DISPATCH2 7u
@@ -763,7 +826,12 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_info(uint32_t device, uint32_t kernel,
  * @type: enum mdgpu_host_descriptor_type; must match the kernel's binding
  * @pad: zero
  * @offset: offset into the memory, a multiple of the type's minimum offset alignment
- * @range: bytes visible to the kernel, > 0, at most the type's maximum range
+ *          (min_binding_alignment, min_uniform_offset_alignment)
+ * @range: bytes visible to the kernel, > 0, at most the type's maximum range (max_binding_size,
+ *         max_uniform_buffer_range); offset + range inside the memory
+ *
+ * Each (set, binding, index) must be one the kernel declares, of its type, at most once per
+ * dispatch.
  */
 struct mdgpu_host_descriptor {
 	uint32_t mem;
@@ -793,8 +861,12 @@ struct mdgpu_host_cmd_update {
  * @push_offset: offset of its push constants in the submission's data
  * @push_size: must equal the kernel's push-constant size
  * @base: first workgroup id (non-zero needs MDGPU_HOST_KERNEL_DISPATCH_BASE)
- * @groups: workgroup counts (0 in any: nothing runs)
+ * @groups: workgroup counts (0 in any: nothing runs; the command is checked all the same);
+ *          base + groups at most max_workgroup_count per dimension
  * @pad: zero
+ *
+ * @descriptor_count is at most MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS; dispatches may share
+ * descriptors of the array.
  */
 struct mdgpu_host_cmd_dispatch2 {
 	uint32_t kernel;
@@ -828,8 +900,15 @@ struct mdgpu_host_cmd2 {
 
 /**
  * mdgpu_host_submit2() - start a batch of struct mdgpu_host_cmd2 commands, as mdgpu_host_submit.
- * @descriptors: @descriptor_count descriptors the DISPATCH2 commands index
- * @data: @data_size bytes of push constants and UPDATE data the commands index
+ * @descriptors: @descriptor_count descriptors the DISPATCH2 commands index (NULL when 0; at
+ *               most MDGPU_HOST_MAX_COMMANDS * MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS)
+ * @data: @data_size bytes of push constants and UPDATE data the commands index (NULL when 0;
+ *        at most MDGPU_HOST_MAX_SUBMIT_DATA); read during the call only
+ *
+ * Every command is checked as by mdgpu_host_submit() before anything is recorded; a bad one
+ * fails the whole call and nothing runs. Memory of the batch's commands is staged as there.
+ *
+ * Return: as mdgpu_host_submit().
  */
 MDGPU_HOST_API int32_t mdgpu_host_submit2(uint32_t device, const struct mdgpu_host_cmd2 *cmds,
 					  uint32_t cmd_count,

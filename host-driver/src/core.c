@@ -41,6 +41,22 @@ _Static_assert(offsetof(struct mdgpu_host_device_info, min_import_alignment) == 
 _Static_assert(offsetof(struct mdgpu_host_device_info, max_shared_memory_size) == 888,
 	       "device_info.max_shared_memory_size at 888");
 _Static_assert(sizeof(struct mdgpu_host_device_info) == 992, "mdgpu_host_device_info is 992 bytes");
+/* ABI 2.1 */
+_Static_assert(sizeof(struct mdgpu_host_caps) == 144, "mdgpu_host_caps is 144 bytes");
+_Static_assert(offsetof(struct mdgpu_host_caps, max_memory_allocation_size) == 72,
+	       "caps.max_memory_allocation_size at 72");
+_Static_assert(sizeof(struct mdgpu_host_spec_entry) == 16, "mdgpu_host_spec_entry is 16 bytes");
+_Static_assert(sizeof(struct mdgpu_host_kernel_desc) == 72, "mdgpu_host_kernel_desc is 72 bytes");
+_Static_assert(offsetof(struct mdgpu_host_kernel_desc, push_size) == 48,
+	       "kernel_desc.push_size at 48");
+_Static_assert(sizeof(struct mdgpu_host_kernel_binding) == 16,
+	       "mdgpu_host_kernel_binding is 16 bytes");
+_Static_assert(sizeof(struct mdgpu_host_kernel_info) == 48, "mdgpu_host_kernel_info is 48 bytes");
+_Static_assert(sizeof(struct mdgpu_host_descriptor) == 40, "mdgpu_host_descriptor is 40 bytes");
+_Static_assert(sizeof(struct mdgpu_host_cmd_update) == 24, "update args are 24 bytes");
+_Static_assert(sizeof(struct mdgpu_host_cmd_dispatch2) == 48, "dispatch2 args are 48 bytes");
+_Static_assert(sizeof(struct mdgpu_host_cmd2) == 64, "mdgpu_host_cmd2 is 64 bytes");
+_Static_assert(offsetof(struct mdgpu_host_cmd2, u) == 8, "mdgpu_host_cmd2.u at 8");
 
 /* ---- logging, errors, time ---- */
 
@@ -201,10 +217,24 @@ struct memory {
 	struct mdgpu_be_memory *be;
 };
 
+/*
+ * A kernel's descriptors are numbered in "slots": its bindings sorted by set, then binding,
+ * each taking one slot per array element (slot_base[i] is binding i's first).
+ */
 struct kernel {
 	uint32_t refs;
-	uint32_t binding_count;
 	uint32_t push_size;
+	uint32_t flags; /* MDGPU_HOST_KERNEL_* */
+	uint32_t local_size[3];
+	/* Bindings of DISPATCH (mdgpu_host_submit): n storage buffers at set 0, bindings 0..n-1; -1 other layouts. */
+	int32_t legacy_count;
+	struct mdgpu_host_kernel_binding *bindings;
+	uint32_t *slot_base;
+	uint32_t binding_count;
+	uint32_t slots;
+	uint32_t storage_slots;
+	uint32_t uniform_slots;
+	uint32_t set_count; /* non-empty descriptor sets */
 	uint64_t stamp;
 	struct mdgpu_be_kernel *be;
 };
@@ -227,10 +257,11 @@ struct device {
 	pthread_mutex_t lock;
 	uint32_t refs; /* guarded by the global lock */
 	uint32_t handle;
-	uint32_t features;
+	struct mdgpu_feature_set features;
 	const struct mdgpu_backend_ops *ops;
 	struct mdgpu_be *be;
 	struct mdgpu_host_device_info info;
+	struct mdgpu_host_caps caps;
 	struct table mems;
 	struct table kernels;
 	struct submission *subs[MDGPU_HOST_MAX_INFLIGHT]; /* uncollected submissions */
@@ -269,6 +300,8 @@ static void kernel_put(struct device *dev, struct kernel *k)
 	if (--k->refs)
 		return;
 	dev->ops->kernel_release(dev->be, k->be);
+	free(k->bindings);
+	free(k->slot_base);
 	free(k);
 }
 
@@ -379,6 +412,26 @@ MDGPU_HOST_API int32_t mdgpu_host_enumerate(uint32_t index, struct mdgpu_host_de
 	return backends[0]->enumerate(index, info);
 }
 
+MDGPU_HOST_API int32_t mdgpu_host_enumerate_caps(uint32_t index, struct mdgpu_host_caps *caps)
+{
+	uint32_t size;
+	int ret;
+
+	ENTER();
+	if (!caps)
+		return mdgpu_error(-EINVAL, "enumerate_caps: caps is NULL");
+	size = caps->size;
+	if (size < sizeof(*caps))
+		return mdgpu_error(-EINVAL,
+				   "enumerate_caps: caps->size %u is smaller than struct"
+				   " mdgpu_host_caps (%zu bytes)",
+				   size, sizeof(*caps));
+	memset(caps, 0, sizeof(*caps));
+	ret = backends[0]->enumerate_caps(index, caps);
+	caps->size = sizeof(*caps); /* what the library filled, also on failure */
+	return ret;
+}
+
 /* For the device banner: how far an out-of-bounds access by a kernel can reach. */
 static const char *robustness_text(uint32_t robustness)
 {
@@ -411,7 +464,7 @@ MDGPU_HOST_API int32_t mdgpu_host_device_open(const char *selector, uint32_t fla
 	dev->ops = backends[0];
 	dev->next_id = 1;
 	dev->refs = 1; /* the table's reference */
-	ret = dev->ops->open(selector, flags, &dev->be, &dev->info, &dev->features);
+	ret = dev->ops->open(selector, flags, &dev->be, &dev->info, &dev->caps, &dev->features);
 	if (ret)
 		goto err_free;
 	mdgpu_log(MDGPU_LOG_INFO, "device: %s (%s %s, %s %u.%u.%u)%s, %s", dev->info.name,
@@ -646,20 +699,105 @@ MDGPU_HOST_API int32_t mdgpu_host_memory_destroy(uint32_t device, uint32_t mem)
 
 /* ---- kernels ---- */
 
-MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t *words,
-						uint32_t word_count, uint32_t binding_count,
-						uint32_t push_constant_size, uint32_t *out_kernel)
+static uint32_t min_u32(uint32_t a, uint32_t b)
 {
+	return a < b ? a : b;
+}
+
+static int spec_cmp(const void *a, const void *b)
+{
+	const struct mdgpu_host_spec_entry *x = a, *y = b;
+
+	return x->constant_id < y->constant_id ? -1 : x->constant_id > y->constant_id;
+}
+
+/*
+ * Check the caller's specialization (before anything reads the data through it) and sort a
+ * copy of its entries by id into @sorted (MDGPU_HOST_MAX_SPEC_ENTRIES of them).
+ */
+static int spec_check(const struct mdgpu_host_kernel_desc *d, struct mdgpu_host_spec_entry *sorted,
+		      struct mdgpu_spec *spec)
+{
+	if (d->spec_entry_count > MDGPU_HOST_MAX_SPEC_ENTRIES ||
+	    d->spec_data_size > MDGPU_HOST_MAX_SPEC_DATA)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: %u specialization constants and %u bytes of"
+				   " data; at most %u and %u",
+				   d->spec_entry_count, d->spec_data_size,
+				   MDGPU_HOST_MAX_SPEC_ENTRIES, MDGPU_HOST_MAX_SPEC_DATA);
+	if ((d->spec_entry_count && !d->spec_entries) || (d->spec_data_size && !d->spec_data))
+		return mdgpu_error(-EINVAL, "kernel_create: NULL specialization entries or data"
+					    " with a nonzero count");
+	for (uint32_t i = 0; i < d->spec_entry_count; i++) {
+		const struct mdgpu_host_spec_entry *e = &d->spec_entries[i];
+
+		if (e->pad)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: specialization entry %u: pad must be 0",
+					   i);
+		if (e->size != 1 && e->size != 2 && e->size != 4 && e->size != 8)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: specialization entry %u: size %u is not"
+					   " 1, 2, 4 or 8",
+					   i, e->size);
+		/* offset + size inside the data; size <= 8, so the sum cannot overflow. */
+		if (e->offset > d->spec_data_size || e->size > d->spec_data_size - e->offset)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: specialization entry %u: %u+%u is"
+					   " outside the %u bytes of data",
+					   i, e->offset, e->size, d->spec_data_size);
+		sorted[i] = *e;
+	}
+	qsort(sorted, d->spec_entry_count, sizeof(*sorted), spec_cmp);
+	for (uint32_t i = 1; i < d->spec_entry_count; i++)
+		if (sorted[i].constant_id == sorted[i - 1].constant_id)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: specialization constant %u is given"
+					   " twice",
+					   sorted[i].constant_id);
+	*spec = (struct mdgpu_spec){ sorted, d->spec_entry_count, d->spec_data, d->spec_data_size };
+	return 0;
+}
+
+/* The slots of a new kernel's bindings, and what DISPATCH (ABI 2.0) can bind of them. */
+static void kernel_slots(struct kernel *k)
+{
+	bool legacy = true;
+	uint32_t last_set = UINT32_MAX;
+
+	for (uint32_t i = 0; i < k->binding_count; i++) {
+		const struct mdgpu_host_kernel_binding *b = &k->bindings[i];
+
+		k->slot_base[i] = k->slots;
+		k->slots += b->count;
+		if (b->type == MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER)
+			k->storage_slots += b->count;
+		else
+			k->uniform_slots += b->count;
+		if (b->set != last_set)
+			k->set_count++;
+		last_set = b->set;
+		legacy &= b->set == 0 && b->binding == i && b->count == 1 &&
+			  b->type == MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER;
+	}
+	k->legacy_count = legacy ? (int32_t)k->binding_count : -1;
+}
+
+/*
+ * Check, reflect and build a kernel (mdgpu_host_kernel_create and _create2). @entry NULL: the
+ * module's only GLCompute entry point.
+ */
+static int kernel_build(uint32_t device, const uint32_t *words, uint32_t word_count,
+			const char *entry, const struct mdgpu_spec *spec, int32_t legacy_bindings,
+			uint32_t push_size, uint32_t flags, uint32_t *out_kernel)
+{
+	struct mdgpu_kernel_iface iface;
 	struct mdgpu_kernel_limits lim;
-	char entry[64];
+	struct mdgpu_kernel_layout layout;
 	struct device *dev;
 	struct kernel *k = NULL;
 	int ret;
 
-	ENTER();
-	if (!out_kernel)
-		return mdgpu_error(-EINVAL, "kernel_create: out_kernel is NULL");
-	*out_kernel = 0;
 	dev = device_get(device);
 	if (!dev)
 		return mdgpu_error(-ENOENT, "kernel_create: no device 0x%x", device);
@@ -672,27 +810,28 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t 
 				  MDGPU_HOST_MAX_SPIRV_WORDS);
 		goto out;
 	}
-	if (binding_count > dev->info.max_bindings) {
-		ret = mdgpu_error(-E2BIG, "kernel_create: %u bindings > %u", binding_count,
+	if (legacy_bindings > (int32_t)dev->info.max_bindings) {
+		ret = mdgpu_error(-E2BIG, "kernel_create: %d bindings > %u", legacy_bindings,
 				  dev->info.max_bindings);
 		goto out;
 	}
-	if (push_constant_size % 4 || push_constant_size > dev->info.max_push_constant_size) {
+	if (push_size % 4 || push_size > dev->info.max_push_constant_size) {
 		ret = mdgpu_error(-EINVAL,
 				  "kernel_create: push-constant size %u is not a multiple"
 				  " of 4 up to %u",
-				  push_constant_size, dev->info.max_push_constant_size);
+				  push_size, dev->info.max_push_constant_size);
 		goto out;
 	}
 	/*
 	 * Checking and compiling run without the device lock: they are the slow part (up to
-	 * seconds for a large module), touch no shared state (dev->info and dev->features are
-	 * immutable after open, and the backend builds a new object), and the device reference
-	 * taken above keeps the device alive. The lock is taken only to publish the handle.
+	 * seconds for a large module), touch no shared state (dev->info, dev->caps and
+	 * dev->features are immutable after open, and the backend builds a new object), and the
+	 * device reference taken above keeps the device alive. The lock is taken only to publish
+	 * the handle.
 	 */
 	lim = (struct mdgpu_kernel_limits){
-		.binding_count = binding_count,
-		.push_constant_size = push_constant_size,
+		.legacy_bindings = legacy_bindings,
+		.push_constant_size = push_size,
 		.api_version = dev->info.api_version,
 		.features = dev->features,
 		.max_shared_memory_size = dev->info.max_shared_memory_size,
@@ -700,21 +839,54 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t 
 					dev->info.max_workgroup_size[1],
 					dev->info.max_workgroup_size[2] },
 		.max_workgroup_invocations = dev->info.max_workgroup_invocations,
+		.max_sets = dev->caps.max_bound_descriptor_sets,
+		.max_storage = min_u32(dev->caps.max_per_stage_storage_buffers,
+				       dev->caps.max_set_storage_buffers),
+		.max_uniform = min_u32(dev->caps.max_per_stage_uniform_buffers,
+				       dev->caps.max_set_uniform_buffers),
+		.max_resources = dev->features.max_per_stage_resources,
 	};
-	ret = mdgpu_spirv_check(words, word_count, &lim, entry, sizeof(entry));
+	ret = mdgpu_spirv_check(words, word_count, &lim, entry, spec, &iface);
 	if (ret)
 		goto out;
 	k = calloc(1, sizeof(*k));
-	if (!k) {
+	if (k)
+		k->slot_base = calloc(iface.binding_count ? iface.binding_count : 1,
+				      sizeof(*k->slot_base));
+	if (!k || !k->slot_base) {
+		free(iface.bindings);
+		if (k)
+			free(k);
 		ret = mdgpu_error(-ENOMEM, "kernel_create: out of memory");
 		goto out;
 	}
 	k->refs = 1;
-	k->binding_count = binding_count;
-	k->push_size = push_constant_size;
-	ret = dev->ops->kernel_create(dev->be, words, word_count, entry, binding_count,
-				      push_constant_size, &k->be);
+	k->push_size = push_size;
+	k->flags = flags;
+	memcpy(k->local_size, iface.local_size, sizeof(k->local_size));
+	k->bindings = iface.bindings;
+	k->binding_count = iface.binding_count;
+	kernel_slots(k);
+	if (k->slots > 2 * MDGPU_HOST_MAX_STAGE_DESCRIPTORS) { /* the limits above prevent it */
+		ret = mdgpu_error(-E2BIG, "kernel_create: %u descriptors", k->slots);
+		free(k->bindings);
+		free(k->slot_base);
+		free(k);
+		goto out;
+	}
+	layout = (struct mdgpu_kernel_layout){
+		.bindings = k->bindings,
+		.binding_count = k->binding_count,
+		.set_count = k->binding_count ? k->bindings[k->binding_count - 1].set + 1 : 0,
+		.push_size = push_size,
+		.flags = flags,
+		.entry = iface.entry,
+		.spec = spec,
+	};
+	ret = dev->ops->kernel_create(dev->be, words, word_count, &layout, &k->be);
 	if (ret) {
+		free(k->bindings);
+		free(k->slot_base);
 		free(k);
 		goto out;
 	}
@@ -726,6 +898,21 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t 
 out:
 	device_put(dev);
 	return ret;
+}
+
+MDGPU_HOST_API int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t *words,
+						uint32_t word_count, uint32_t binding_count,
+						uint32_t push_constant_size, uint32_t *out_kernel)
+{
+	ENTER();
+	if (!out_kernel)
+		return mdgpu_error(-EINVAL, "kernel_create: out_kernel is NULL");
+	*out_kernel = 0;
+	if (binding_count > MDGPU_HOST_MAX_BINDINGS)
+		return mdgpu_error(-E2BIG, "kernel_create: %u bindings > %u", binding_count,
+				   MDGPU_HOST_MAX_BINDINGS);
+	return kernel_build(device, words, word_count, NULL, NULL, (int32_t)binding_count,
+			    push_constant_size, 0, out_kernel);
 }
 
 MDGPU_HOST_API int32_t mdgpu_host_kernel_create_errbuf(uint32_t device, const uint32_t *words,
@@ -740,6 +927,90 @@ MDGPU_HOST_API int32_t mdgpu_host_kernel_create_errbuf(uint32_t device, const ui
 	if (error && error_size)
 		snprintf(error, error_size, "%s", last_error);
 	return ret;
+}
+
+static int kernel_create2(uint32_t device, const struct mdgpu_host_kernel_desc *d,
+			  uint32_t *out_kernel)
+{
+	struct mdgpu_host_spec_entry sorted[MDGPU_HOST_MAX_SPEC_ENTRIES];
+	struct mdgpu_spec spec;
+	const char *entry = "main";
+	int ret;
+
+	if (!out_kernel)
+		return mdgpu_error(-EINVAL, "kernel_create: out_kernel is NULL");
+	*out_kernel = 0;
+	if (!d)
+		return mdgpu_error(-EINVAL, "kernel_create: desc is NULL");
+	if (d->flags & ~MDGPU_HOST_KERNEL_DISPATCH_BASE)
+		return mdgpu_error(-EINVAL, "kernel_create: unknown flags 0x%x", d->flags);
+	for (uint32_t i = 0; i < sizeof(d->reserved) / sizeof(d->reserved[0]); i++)
+		if (d->reserved[i])
+			return mdgpu_error(-EINVAL, "kernel_create: reserved fields must be 0");
+	if (d->legacy_bindings < -1)
+		return mdgpu_error(-EINVAL, "kernel_create: legacy_bindings %d (-1 or a count)",
+				   d->legacy_bindings);
+	if (d->legacy_bindings > (int32_t)MDGPU_HOST_MAX_BINDINGS)
+		return mdgpu_error(-E2BIG, "kernel_create: %d bindings > %u", d->legacy_bindings,
+				   MDGPU_HOST_MAX_BINDINGS);
+	if (d->entry) {
+		if (strnlen(d->entry, MDGPU_HOST_MAX_ENTRY_NAME + 1) > MDGPU_HOST_MAX_ENTRY_NAME)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: entry point name longer than %u bytes",
+					   MDGPU_HOST_MAX_ENTRY_NAME);
+		entry = d->entry;
+	}
+	ret = spec_check(d, sorted, &spec);
+	if (ret)
+		return ret;
+	return kernel_build(device, d->words, d->word_count, entry, &spec, d->legacy_bindings,
+			    d->push_size, d->flags, out_kernel);
+}
+
+MDGPU_HOST_API int32_t mdgpu_host_kernel_create2(uint32_t device,
+						 const struct mdgpu_host_kernel_desc *desc,
+						 uint32_t *out_kernel, char *error,
+						 uint32_t error_size)
+{
+	int32_t ret;
+
+	ENTER();
+	ret = kernel_create2(device, desc, out_kernel);
+	if (error && error_size)
+		snprintf(error, error_size, "%s", last_error);
+	return ret;
+}
+
+MDGPU_HOST_API int32_t mdgpu_host_kernel_info(uint32_t device, uint32_t kernel,
+					      struct mdgpu_host_kernel_info *info,
+					      struct mdgpu_host_kernel_binding *bindings,
+					      uint32_t capacity)
+{
+	struct device *dev;
+	struct kernel *k;
+
+	ENTER();
+	if (!info || (capacity && !bindings))
+		return mdgpu_error(-EINVAL, "kernel_info: info is NULL, or bindings with a"
+					    " nonzero capacity");
+	dev = device_get(device);
+	if (!dev)
+		return mdgpu_error(-ENOENT, "kernel_info: no device 0x%x", device);
+	pthread_mutex_lock(&dev->lock);
+	k = table_get(&dev->kernels, kernel);
+	if (k) {
+		memset(info, 0, sizeof(*info));
+		info->binding_count = k->binding_count;
+		memcpy(info->local_size, k->local_size, sizeof(info->local_size));
+		info->push_size = k->push_size;
+		info->flags = k->flags;
+		if (capacity && k->binding_count)
+			memcpy(bindings, k->bindings,
+			       sizeof(*bindings) * min_u32(capacity, k->binding_count));
+	}
+	pthread_mutex_unlock(&dev->lock);
+	device_put(dev);
+	return k ? 0 : mdgpu_error(-ENOENT, "kernel_info: no kernel 0x%x", kernel);
 }
 
 MDGPU_HOST_API int32_t mdgpu_host_kernel_destroy(uint32_t device, uint32_t kernel)
@@ -768,11 +1039,23 @@ static bool range_ok(uint64_t offset, uint64_t size, uint64_t mem_size)
 	return size > 0 && offset <= mem_size && size <= mem_size - offset;
 }
 
+/*
+ * One submission being checked (device lock held). Objects seen are stamped with the
+ * submission's id so that each is referenced once; descriptors resolved go to @descs.
+ */
 struct submit_ctx {
+	const char *fn;
 	struct device *dev;
 	struct submission *sub;
 	uint64_t stamp;
 	bool staged;
+	struct mdgpu_job *job;
+	struct mdgpu_job_cmd *cmds; /* job->cmd_count of them so far */
+	struct mdgpu_job_desc *descs;
+	uint32_t desc_count;
+	/* A dispatch's slots already given: seen[slot] == seen_stamp (duplicates). */
+	uint32_t seen[2 * MDGPU_HOST_MAX_STAGE_DESCRIPTORS];
+	uint32_t seen_stamp;
 };
 
 static int ref_memory(struct submit_ctx *c, uint32_t handle, uint64_t offset, uint64_t size,
@@ -781,13 +1064,13 @@ static int ref_memory(struct submit_ctx *c, uint32_t handle, uint64_t offset, ui
 	struct memory *m = table_get(&c->dev->mems, handle);
 
 	if (!m)
-		return mdgpu_error(-ENOENT, "submit: command %u: %s: no memory 0x%x", i, what,
+		return mdgpu_error(-ENOENT, "%s: command %u: %s: no memory 0x%x", c->fn, i, what,
 				   handle);
 	if (!range_ok(offset, size, m->size))
 		return mdgpu_error(-EINVAL,
-				   "submit: command %u: %s: range 0x%" PRIx64 "+0x%" PRIx64
+				   "%s: command %u: %s: range 0x%" PRIx64 "+0x%" PRIx64
 				   " outside memory 0x%x of 0x%" PRIx64 " bytes",
-				   i, what, offset, size, handle, m->size);
+				   c->fn, i, what, offset, size, handle, m->size);
 	if (m->stamp != c->stamp) {
 		m->stamp = c->stamp;
 		c->sub->mems[c->sub->mem_count++] = m;
@@ -798,148 +1081,497 @@ static int ref_memory(struct submit_ctx *c, uint32_t handle, uint64_t offset, ui
 	return 0;
 }
 
-static int check_cmd(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_cmd *cmd,
-		     struct mdgpu_job_cmd *jc, const struct mdgpu_host_binding *bindings,
-		     uint32_t binding_count, struct mdgpu_be_memory **binding_mem,
-		     const uint8_t *push, uint32_t push_size, struct mdgpu_job *job)
+static int check_copy(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_cmd_copy *a)
 {
-	const struct mdgpu_host_device_info *info = &c->dev->info;
+	struct mdgpu_job_cmd *jc = &c->cmds[c->job->cmd_count];
 	struct memory *m0, *m1;
 	int ret;
 
-	jc->cmd = cmd;
+	ret = ref_memory(c, a->src_mem, a->src_offset, a->size, "COPY source", i, &m0);
+	if (!ret)
+		ret = ref_memory(c, a->dst_mem, a->dst_offset, a->size, "COPY destination", i, &m1);
+	if (ret)
+		return ret;
+	/* Both ranges are inside one memory here, so no sum overflows. */
+	if (m0 == m1 && a->src_offset < a->dst_offset + a->size &&
+	    a->dst_offset < a->src_offset + a->size)
+		return mdgpu_error(-EINVAL, "%s: command %u: COPY ranges overlap", c->fn, i);
+	*jc = (struct mdgpu_job_cmd){ .op = MDGPU_HOST_OP_COPY,
+				      .mem = { m0->be, m1->be },
+				      .offset = { a->src_offset, a->dst_offset },
+				      .size = a->size };
+	c->job->cmd_count++;
+	return 0;
+}
+
+static int check_fill(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_cmd_fill *a)
+{
+	struct mdgpu_job_cmd *jc = &c->cmds[c->job->cmd_count];
+	struct memory *m;
+	int ret;
+
+	if (a->offset % 4 || a->size % 4)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: FILL offset 0x%" PRIx64 " and size 0x%" PRIx64
+				   " must be multiples of 4",
+				   c->fn, i, a->offset, a->size);
+	ret = ref_memory(c, a->mem, a->offset, a->size, "FILL", i, &m);
+	if (ret)
+		return ret;
+	*jc = (struct mdgpu_job_cmd){ .op = MDGPU_HOST_OP_FILL,
+				      .mem = { m->be },
+				      .offset = { a->offset },
+				      .size = a->size,
+				      .value = a->value };
+	c->job->cmd_count++;
+	return 0;
+}
+
+static int check_timestamp(struct submit_ctx *c, uint32_t i,
+			   const struct mdgpu_host_cmd_timestamp *a)
+{
+	struct mdgpu_job_cmd *jc = &c->cmds[c->job->cmd_count];
+	struct memory *m;
+	int ret;
+
+	if (!(c->dev->info.flags & MDGPU_HOST_DEVICE_TIMESTAMPS))
+		return mdgpu_error(-ENOTSUP,
+				   "%s: command %u: TIMESTAMP: the device has no timestamps", c->fn,
+				   i);
+	if (a->pad || a->offset % 8)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: TIMESTAMP offset 0x%" PRIx64
+				   " must be a multiple of 8 (and pad 0)",
+				   c->fn, i, a->offset);
+	ret = ref_memory(c, a->mem, a->offset, 8, "TIMESTAMP", i, &m);
+	if (ret)
+		return ret;
+	*jc = (struct mdgpu_job_cmd){ .op = MDGPU_HOST_OP_TIMESTAMP,
+				      .mem = { m->be },
+				      .offset = { a->offset } };
+	c->job->cmd_count++;
+	c->job->timestamp_count++;
+	return 0;
+}
+
+static int check_update(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_cmd_update *a,
+			const uint8_t *data, uint32_t data_size)
+{
+	struct mdgpu_job_cmd *jc = &c->cmds[c->job->cmd_count];
+	struct memory *m;
+	int ret;
+
+	if (a->pad)
+		return mdgpu_error(-EINVAL, "%s: command %u: UPDATE pad must be 0", c->fn, i);
+	if (a->offset % 4 || a->size % 4 || a->size == 0)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: UPDATE offset 0x%" PRIx64
+				   " and size %u must be multiples of 4, the size not 0",
+				   c->fn, i, a->offset, a->size);
+	if (a->size > MDGPU_HOST_MAX_UPDATE)
+		return mdgpu_error(-E2BIG, "%s: command %u: UPDATE of %u bytes > %u", c->fn, i,
+				   a->size, MDGPU_HOST_MAX_UPDATE);
+	if ((uint64_t)a->data_offset + a->size > data_size)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: UPDATE data at %u+%u past the %u bytes given",
+				   c->fn, i, a->data_offset, a->size, data_size);
+	ret = ref_memory(c, a->mem, a->offset, a->size, "UPDATE", i, &m);
+	if (ret)
+		return ret;
+	*jc = (struct mdgpu_job_cmd){ .op = MDGPU_HOST_OP_UPDATE,
+				      .mem = { m->be },
+				      .offset = { a->offset },
+				      .size = a->size,
+				      .data = data + a->data_offset };
+	c->job->cmd_count++;
+	return 0;
+}
+
+/*
+ * What DISPATCH and DISPATCH2 share: the kernel, its push constants, the grid. Fills the job
+ * command (not yet counted: check_dispatch_end() does once the descriptors are checked).
+ */
+static int check_dispatch_start(struct submit_ctx *c, uint32_t i, uint32_t kernel,
+				uint32_t push_offset, uint32_t push_size, const uint8_t *data,
+				uint32_t data_size, const uint32_t base[3],
+				const uint32_t groups[3], struct kernel **out)
+{
+	const struct mdgpu_host_device_info *info = &c->dev->info;
+	struct mdgpu_job_cmd *jc = &c->cmds[c->job->cmd_count];
+	struct kernel *k = table_get(&c->dev->kernels, kernel);
+
+	if (!k)
+		return mdgpu_error(-ENOENT, "%s: command %u: no kernel 0x%x", c->fn, i, kernel);
+	if (push_size != k->push_size)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: %u bytes of push constants for a kernel of %u",
+				   c->fn, i, push_size, k->push_size);
+	if ((uint64_t)push_offset + push_size > data_size)
+		return mdgpu_error(
+			-EINVAL, "%s: command %u: push constants at %u+%u past the %u bytes given",
+			c->fn, i, push_offset, push_size, data_size);
+	if ((base[0] || base[1] || base[2]) && !(k->flags & MDGPU_HOST_KERNEL_DISPATCH_BASE))
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: base %u,%u,%u for a kernel made without"
+				   " MDGPU_HOST_KERNEL_DISPATCH_BASE",
+				   c->fn, i, base[0], base[1], base[2]);
+	for (int d = 0; d < 3; d++)
+		if ((uint64_t)base[d] + groups[d] > info->max_workgroup_count[d] ||
+		    base[d] >= info->max_workgroup_count[d])
+			return mdgpu_error(
+				-E2BIG,
+				"%s: command %u: workgroups %u..%u+%u x %u..%u+%u x"
+				" %u..%u+%u over the device's %ux%ux%u",
+				c->fn, i, base[0], base[0], groups[0], base[1], base[1], groups[1],
+				base[2], base[2], groups[2], info->max_workgroup_count[0],
+				info->max_workgroup_count[1], info->max_workgroup_count[2]);
+	if (k->stamp != c->stamp) {
+		k->stamp = c->stamp;
+		c->sub->kernels[c->sub->kernel_count++] = k;
+	}
+	*jc = (struct mdgpu_job_cmd){
+		.op = MDGPU_HOST_OP_DISPATCH2,
+		.data = data ? data + push_offset : NULL,
+		.kernel = k->be,
+		.descs = c->descs + c->desc_count,
+		.base = { base[0], base[1], base[2] },
+		.groups = { groups[0], groups[1], groups[2] },
+	};
+	if (++c->seen_stamp == 0) { /* wrapped: forget every stamp */
+		memset(c->seen, 0, sizeof(c->seen));
+		c->seen_stamp = 1;
+	}
+	*out = k;
+	return 0;
+}
+
+/* One descriptor of a dispatch, resolved into the next of c->descs. */
+static int check_descriptor(struct submit_ctx *c, uint32_t i, const struct kernel *k, uint32_t d,
+			    const struct mdgpu_host_descriptor *desc)
+{
+	const struct mdgpu_host_caps *caps = &c->dev->caps;
+	const struct mdgpu_host_kernel_binding *b = NULL;
+	uint32_t lo = 0, hi = k->binding_count, slot, at = 0;
+	uint64_t align, max;
+	struct memory *m;
+	int ret;
+
+	if (desc->pad)
+		return mdgpu_error(-EINVAL, "%s: command %u: descriptor %u: pad must be 0", c->fn,
+				   i, d);
+	while (lo < hi) { /* bindings are sorted by (set, binding) */
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct mdgpu_host_kernel_binding *x = &k->bindings[mid];
+
+		if (x->set == desc->set && x->binding == desc->binding) {
+			b = x;
+			at = mid;
+			break;
+		}
+		if (x->set < desc->set || (x->set == desc->set && x->binding < desc->binding))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!b)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: descriptor %u: set %u, binding %u is not one"
+				   " the kernel declares",
+				   c->fn, i, d, desc->set, desc->binding);
+	if (desc->type != b->type)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: descriptor %u: type %u for a binding of type %u"
+				   " (0 storage, 1 uniform buffer)",
+				   c->fn, i, d, desc->type, b->type);
+	if (desc->index >= b->count)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: descriptor %u: index %u of an array of %u",
+				   c->fn, i, d, desc->index, b->count);
+	slot = k->slot_base[at] + desc->index;
+	if (c->seen[slot] == c->seen_stamp)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: descriptor %u: set %u, binding %u[%u] given"
+				   " twice",
+				   c->fn, i, d, desc->set, desc->binding, desc->index);
+	c->seen[slot] = c->seen_stamp;
+	if (b->type == MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER) {
+		align = c->dev->info.min_binding_alignment;
+		max = c->dev->info.max_binding_size;
+	} else {
+		align = caps->min_uniform_offset_alignment ? caps->min_uniform_offset_alignment : 1;
+		max = caps->max_uniform_buffer_range;
+	}
+	if (desc->offset % align)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: descriptor %u: offset 0x%" PRIx64
+				   " not a multiple of %" PRIu64,
+				   c->fn, i, d, desc->offset, align);
+	if (desc->range > max)
+		return mdgpu_error(-E2BIG,
+				   "%s: command %u: descriptor %u: range 0x%" PRIx64
+				   " > device maximum 0x%" PRIx64,
+				   c->fn, i, d, desc->range, max);
+	ret = ref_memory(c, desc->mem, desc->offset, desc->range, "descriptor", i, &m);
+	if (ret)
+		return ret;
+	c->descs[c->desc_count++] =
+		(struct mdgpu_job_desc){ slot, b->type, m->be, desc->offset, desc->range };
+	return 0;
+}
+
+/* A checked dispatch joins the job, unless a zero group count makes it run nothing. */
+static void check_dispatch_end(struct submit_ctx *c, const struct kernel *k)
+{
+	struct mdgpu_job_cmd *jc = &c->cmds[c->job->cmd_count];
+	struct mdgpu_job *job = c->job;
+
+	jc->desc_count = (uint32_t)(c->descs + c->desc_count - jc->descs);
+	if (!jc->groups[0] || !jc->groups[1] || !jc->groups[2])
+		return;
+	job->cmd_count++;
+	job->set_total += k->set_count;
+	job->storage_total += k->storage_slots;
+	job->uniform_total += k->uniform_slots;
+	if (k->slots > job->slot_max)
+		job->slot_max = k->slots;
+	if (jc->desc_count < k->slots)
+		job->zero_buffer = true;
+}
+
+/* DISPATCH (mdgpu_host_submit): the kernel's n storage buffers from the binding array. */
+static int check_dispatch(struct submit_ctx *c, uint32_t i, const struct mdgpu_host_cmd_dispatch *a,
+			  const struct mdgpu_host_binding *bindings, uint32_t binding_count,
+			  const uint8_t *push, uint32_t push_size)
+{
+	const struct mdgpu_host_device_info *info = &c->dev->info;
+	const uint32_t base[3] = { 0, 0, 0 };
+	const uint32_t groups[3] = { a->group_count_x, a->group_count_y, a->group_count_z };
+	struct kernel *k = table_get(&c->dev->kernels, a->kernel);
+	int ret;
+
+	if (!k)
+		return mdgpu_error(-ENOENT, "%s: command %u: no kernel 0x%x", c->fn, i, a->kernel);
+	if (k->legacy_count < 0)
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: kernel 0x%x has descriptors DISPATCH cannot"
+				   " bind (only storage buffers at set 0, bindings 0..n-1): use"
+				   " DISPATCH2 (mdgpu_host_submit2)",
+				   c->fn, i, a->kernel);
+	if (a->binding_count != (uint32_t)k->legacy_count)
+		return mdgpu_error(-EINVAL, "%s: command %u: %u bindings for a kernel of %d", c->fn,
+				   i, a->binding_count, k->legacy_count);
+	if ((uint64_t)a->first_binding + a->binding_count > binding_count)
+		return mdgpu_error(-EINVAL, "%s: command %u: bindings %u..%u past the %u given",
+				   c->fn, i, a->first_binding, a->first_binding + a->binding_count,
+				   binding_count);
+	ret = check_dispatch_start(c, i, a->kernel, a->push_offset, a->push_size, push, push_size,
+				   base, groups, &k);
+	if (ret)
+		return ret;
+	for (uint32_t b = 0; b < a->binding_count; b++) {
+		const struct mdgpu_host_binding *bd = &bindings[a->first_binding + b];
+		struct memory *m;
+
+		if (bd->pad)
+			return mdgpu_error(-EINVAL, "%s: command %u: binding %u: pad must be 0",
+					   c->fn, i, b);
+		if (bd->offset % info->min_binding_alignment)
+			return mdgpu_error(-EINVAL,
+					   "%s: command %u: binding %u: offset 0x%" PRIx64
+					   " not a multiple of %" PRIu64,
+					   c->fn, i, b, bd->offset, info->min_binding_alignment);
+		if (bd->size > info->max_binding_size)
+			return mdgpu_error(-E2BIG,
+					   "%s: command %u: binding %u: size 0x%" PRIx64
+					   " > device maximum 0x%" PRIx64,
+					   c->fn, i, b, bd->size, info->max_binding_size);
+		ret = ref_memory(c, bd->mem, bd->offset, bd->size, "binding", i, &m);
+		if (ret)
+			return ret;
+		c->descs[c->desc_count++] =
+			(struct mdgpu_job_desc){ b, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, m->be,
+						 bd->offset, bd->size };
+	}
+	check_dispatch_end(c, k);
+	return 0;
+}
+
+static int check_dispatch2(struct submit_ctx *c, uint32_t i,
+			   const struct mdgpu_host_cmd_dispatch2 *a,
+			   const struct mdgpu_host_descriptor *descs, uint32_t desc_count,
+			   const uint8_t *data, uint32_t data_size)
+{
+	struct kernel *k;
+	int ret;
+
+	if (a->pad)
+		return mdgpu_error(-EINVAL, "%s: command %u: DISPATCH2 pad must be 0", c->fn, i);
+	if (!table_get(&c->dev->kernels, a->kernel))
+		return mdgpu_error(-ENOENT, "%s: command %u: no kernel 0x%x", c->fn, i, a->kernel);
+	if (a->descriptor_count > MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS)
+		return mdgpu_error(-E2BIG, "%s: command %u: %u descriptors > %u", c->fn, i,
+				   a->descriptor_count, MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS);
+	if ((uint64_t)a->first_descriptor + a->descriptor_count > desc_count)
+		return mdgpu_error(-EINVAL, "%s: command %u: descriptors %u..%u past the %u given",
+				   c->fn, i, a->first_descriptor,
+				   a->first_descriptor + a->descriptor_count, desc_count);
+	ret = check_dispatch_start(c, i, a->kernel, a->push_offset, a->push_size, data, data_size,
+				   a->base, a->groups, &k);
+	if (ret)
+		return ret;
+	for (uint32_t d = 0; d < a->descriptor_count; d++) {
+		ret = check_descriptor(c, i, k, d, &descs[a->first_descriptor + d]);
+		if (ret)
+			return ret;
+	}
+	check_dispatch_end(c, k);
+	return 0;
+}
+
+/* The checks of submit and submit2 around their command loops (ctx->fn names the call). */
+struct submit_args {
+	const char *fn;
+	uint32_t device;
+	uint32_t cmd_count;
+	/* Descriptors the dispatches can resolve in all (ranges of the array may overlap). */
+	uint32_t desc_total;
+	int (*check)(struct submit_ctx *c, uint32_t i, const void *arg);
+	const void *arg;
+};
+
+static int submit_common(const struct submit_args *a, uint64_t *out_submission)
+{
+	struct mdgpu_job_cmd *jcmds = NULL;
+	struct mdgpu_job_desc *jdescs = NULL;
+	struct mdgpu_job job = { 0 };
+	struct submission *sub = NULL;
+	struct submit_ctx *c = NULL;
+	struct device *dev;
+	uint32_t slot;
+	int ret;
+
+	dev = device_get(a->device);
+	if (!dev)
+		return mdgpu_error(-ENOENT, "%s: no device 0x%x", a->fn, a->device);
+
+	c = calloc(1, sizeof(*c));
+	jcmds = calloc(a->cmd_count, sizeof(*jcmds));
+	jdescs = calloc(a->desc_total ? a->desc_total : 1, sizeof(*jdescs));
+	sub = calloc(1, sizeof(*sub));
+	if (sub) {
+		/* At most every command's memories and kernel, each counted once. */
+		sub->mems = calloc((size_t)a->cmd_count * 2 + a->desc_total, sizeof(*sub->mems));
+		sub->kernels = calloc(a->cmd_count, sizeof(*sub->kernels));
+	}
+	if (!c || !jcmds || !jdescs || !sub || !sub->mems || !sub->kernels) {
+		ret = mdgpu_error(-ENOMEM, "%s: out of memory", a->fn);
+		goto err_free;
+	}
+
+	pthread_mutex_lock(&dev->lock);
+	for (slot = 0; slot < MDGPU_HOST_MAX_INFLIGHT; slot++)
+		if (!dev->subs[slot])
+			break;
+	if (slot == MDGPU_HOST_MAX_INFLIGHT) {
+		ret = mdgpu_error(-EAGAIN, "%s: %u submissions are not collected yet", a->fn,
+				  MDGPU_HOST_MAX_INFLIGHT);
+		goto err_unlock;
+	}
+	c->fn = a->fn;
+	c->dev = dev;
+	c->sub = sub;
+	c->stamp = dev->next_id;
+	c->job = &job;
+	c->cmds = jcmds;
+	c->descs = jdescs;
+	for (uint32_t i = 0; i < a->cmd_count; i++) {
+		ret = a->check(c, i, a->arg);
+		if (ret)
+			goto err_unref;
+	}
+	/* Checked: now take the references the submission holds until it completes. */
+	for (uint32_t i = 0; i < sub->mem_count; i++)
+		sub->mems[i]->refs++;
+	for (uint32_t i = 0; i < sub->kernel_count; i++)
+		sub->kernels[i]->refs++;
+	if (c->staged)
+		drain(dev); /* staging buffers are shared: earlier batches finish first */
+	job.cmds = jcmds;
+	sub->id = dev->next_id;
+	sub->staged = c->staged;
+	sub->status.submit_ns = mdgpu_now_ns();
+	ret = dev->ops->submit(dev->be, &job, &sub->be);
+	if (ret) {
+		sub->completed = true; /* nothing runs: drop the references now */
+		for (uint32_t i = 0; i < sub->mem_count; i++)
+			memory_put(dev, sub->mems[i]);
+		for (uint32_t i = 0; i < sub->kernel_count; i++)
+			kernel_put(dev, sub->kernels[i]);
+		goto err_unref;
+	}
+	dev->next_id++;
+	dev->subs[slot] = sub;
+	*out_submission = sub->id;
+	pthread_mutex_unlock(&dev->lock);
+	free(jcmds);
+	free(jdescs);
+	free(c);
+	device_put(dev);
+	return 0;
+
+err_unref:
+	/* Stamps of objects seen by a failed check must not match the next submission's id. */
+	for (uint32_t i = 0; i < sub->mem_count; i++)
+		sub->mems[i]->stamp = 0;
+	for (uint32_t i = 0; i < sub->kernel_count; i++)
+		sub->kernels[i]->stamp = 0;
+err_unlock:
+	pthread_mutex_unlock(&dev->lock);
+err_free:
+	if (sub) {
+		free(sub->mems);
+		free(sub->kernels);
+		free(sub);
+	}
+	free(jcmds);
+	free(jdescs);
+	free(c);
+	device_put(dev);
+	return ret;
+}
+
+struct submit1_arg {
+	const struct mdgpu_host_cmd *cmds;
+	const struct mdgpu_host_binding *bindings;
+	uint32_t binding_count;
+	const uint8_t *push;
+	uint32_t push_size;
+};
+
+static int check_cmd1(struct submit_ctx *c, uint32_t i, const void *arg)
+{
+	const struct submit1_arg *a = arg;
+	const struct mdgpu_host_cmd *cmd = &a->cmds[i];
+
 	if (cmd->flags)
-		return mdgpu_error(-EINVAL, "submit: command %u: flags 0x%x must be 0", i,
+		return mdgpu_error(-EINVAL, "%s: command %u: flags 0x%x must be 0", c->fn, i,
 				   cmd->flags);
 	switch (cmd->op) {
-	case MDGPU_HOST_OP_COPY: {
-		const struct mdgpu_host_cmd_copy *a = &cmd->u.copy;
-
-		ret = ref_memory(c, a->src_mem, a->src_offset, a->size, "COPY source", i, &m0);
-		if (!ret)
-			ret = ref_memory(c, a->dst_mem, a->dst_offset, a->size, "COPY destination",
-					 i, &m1);
-		if (ret)
-			return ret;
-		/* Both ranges are inside one memory here, so no sum overflows. */
-		if (m0 == m1 && a->src_offset < a->dst_offset + a->size &&
-		    a->dst_offset < a->src_offset + a->size)
-			return mdgpu_error(-EINVAL, "submit: command %u: COPY ranges overlap", i);
-		jc->mem[0] = m0->be;
-		jc->mem[1] = m1->be;
-		return 0;
-	}
-	case MDGPU_HOST_OP_FILL: {
-		const struct mdgpu_host_cmd_fill *a = &cmd->u.fill;
-
-		if (a->offset % 4 || a->size % 4)
-			return mdgpu_error(-EINVAL,
-					   "submit: command %u: FILL offset 0x%" PRIx64
-					   " and size 0x%" PRIx64 " must be multiples of 4",
-					   i, a->offset, a->size);
-		ret = ref_memory(c, a->mem, a->offset, a->size, "FILL", i, &m0);
-		if (ret)
-			return ret;
-		jc->mem[0] = m0->be;
-		return 0;
-	}
-	case MDGPU_HOST_OP_DISPATCH: {
-		const struct mdgpu_host_cmd_dispatch *a = &cmd->u.dispatch;
-		struct kernel *k = table_get(&c->dev->kernels, a->kernel);
-
-		if (!k)
-			return mdgpu_error(-ENOENT, "submit: command %u: no kernel 0x%x", i,
-					   a->kernel);
-		if (a->binding_count != k->binding_count)
-			return mdgpu_error(-EINVAL,
-					   "submit: command %u: %u bindings for a kernel"
-					   " of %u",
-					   i, a->binding_count, k->binding_count);
-		if ((uint64_t)a->first_binding + a->binding_count > binding_count)
-			return mdgpu_error(-EINVAL,
-					   "submit: command %u: bindings %u..%u past the"
-					   " %u given",
-					   i, a->first_binding, a->first_binding + a->binding_count,
-					   binding_count);
-		if (a->push_size != k->push_size)
-			return mdgpu_error(-EINVAL,
-					   "submit: command %u: %u bytes of push constants"
-					   " for a kernel of %u",
-					   i, a->push_size, k->push_size);
-		if ((uint64_t)a->push_offset + a->push_size > push_size)
-			return mdgpu_error(-EINVAL,
-					   "submit: command %u: push constants at %u+%u"
-					   " past the %u bytes given",
-					   i, a->push_offset, a->push_size, push_size);
-		if (a->group_count_x > info->max_workgroup_count[0] ||
-		    a->group_count_y > info->max_workgroup_count[1] ||
-		    a->group_count_z > info->max_workgroup_count[2])
-			return mdgpu_error(-E2BIG,
-					   "submit: command %u: %ux%ux%u workgroups over the"
-					   " device's %ux%ux%u",
-					   i, a->group_count_x, a->group_count_y, a->group_count_z,
-					   info->max_workgroup_count[0],
-					   info->max_workgroup_count[1],
-					   info->max_workgroup_count[2]);
-		for (uint32_t b = 0; b < a->binding_count; b++) {
-			const struct mdgpu_host_binding *bd = &bindings[a->first_binding + b];
-
-			if (bd->pad)
-				return mdgpu_error(-EINVAL,
-						   "submit: command %u: binding %u: pad"
-						   " must be 0",
-						   i, b);
-			if (bd->offset % info->min_binding_alignment)
-				return mdgpu_error(-EINVAL,
-						   "submit: command %u: binding %u: offset"
-						   " 0x%" PRIx64 " not a multiple of %" PRIu64,
-						   i, b, bd->offset, info->min_binding_alignment);
-			if (bd->size > info->max_binding_size)
-				return mdgpu_error(-E2BIG,
-						   "submit: command %u: binding %u: size"
-						   " 0x%" PRIx64 " > device maximum 0x%" PRIx64,
-						   i, b, bd->size, info->max_binding_size);
-			ret = ref_memory(c, bd->mem, bd->offset, bd->size, "binding", i, &m0);
-			if (ret)
-				return ret;
-			binding_mem[a->first_binding + b] = m0->be;
-		}
-		if (k->stamp != c->stamp) {
-			k->stamp = c->stamp;
-			c->sub->kernels[c->sub->kernel_count++] = k;
-		}
-		jc->kernel = k->be;
-		jc->bindings = bindings + a->first_binding;
-		jc->binding_mem = binding_mem + a->first_binding;
-		jc->push = push ? push + a->push_offset : NULL;
-		job->dispatch_count++;
-		job->binding_total += a->binding_count;
-		return 0;
-	}
+	case MDGPU_HOST_OP_COPY:
+		return check_copy(c, i, &cmd->u.copy);
+	case MDGPU_HOST_OP_FILL:
+		return check_fill(c, i, &cmd->u.fill);
+	case MDGPU_HOST_OP_DISPATCH:
+		return check_dispatch(c, i, &cmd->u.dispatch, a->bindings, a->binding_count,
+				      a->push, a->push_size);
 	case MDGPU_HOST_OP_BARRIER:
+		c->cmds[c->job->cmd_count++] =
+			(struct mdgpu_job_cmd){ .op = MDGPU_HOST_OP_BARRIER };
 		return 0;
-	case MDGPU_HOST_OP_TIMESTAMP: {
-		const struct mdgpu_host_cmd_timestamp *a = &cmd->u.timestamp;
-
-		if (!(info->flags & MDGPU_HOST_DEVICE_TIMESTAMPS))
-			return mdgpu_error(-ENOTSUP,
-					   "submit: command %u: TIMESTAMP: the device has"
-					   " no timestamps",
-					   i);
-		if (a->pad || a->offset % 8)
-			return mdgpu_error(-EINVAL,
-					   "submit: command %u: TIMESTAMP offset 0x%" PRIx64
-					   " must be a multiple of 8 (and pad 0)",
-					   i, a->offset);
-		ret = ref_memory(c, a->mem, a->offset, 8, "TIMESTAMP", i, &m0);
-		if (ret)
-			return ret;
-		jc->mem[0] = m0->be;
-		job->timestamp_count++;
-		return 0;
-	}
+	case MDGPU_HOST_OP_TIMESTAMP:
+		return check_timestamp(c, i, &cmd->u.timestamp);
 	default:
-		return mdgpu_error(-EINVAL, "submit: command %u: unknown op %u", i, cmd->op);
+		return mdgpu_error(-EINVAL, "%s: command %u: unknown op %u", c->fn, i, cmd->op);
 	}
 }
 
@@ -949,14 +1581,8 @@ MDGPU_HOST_API int32_t mdgpu_host_submit(uint32_t device, const struct mdgpu_hos
 					 uint32_t binding_count, const void *push_data,
 					 uint32_t push_data_size, uint64_t *out_submission)
 {
-	struct mdgpu_be_memory **binding_mem = NULL;
-	struct mdgpu_job_cmd *jcmds = NULL;
-	struct mdgpu_job job = { 0 };
-	struct submission *sub = NULL;
-	struct submit_ctx c = { 0 };
-	struct device *dev;
-	uint32_t slot;
-	int ret;
+	struct submit1_arg arg = { cmds, bindings, binding_count, push_data, push_data_size };
+	struct submit_args a = { "submit", device, cmd_count, 0, check_cmd1, &arg };
 
 	ENTER();
 	if (!out_submission)
@@ -976,89 +1602,90 @@ MDGPU_HOST_API int32_t mdgpu_host_submit(uint32_t device, const struct mdgpu_hos
 				   "submit: %u bindings or %u bytes of push data are too"
 				   " many",
 				   binding_count, push_data_size);
-	dev = device_get(device);
-	if (!dev)
-		return mdgpu_error(-ENOENT, "submit: no device 0x%x", device);
+	/* A DISPATCH of more bindings than a kernel can have fails before it resolves any. */
+	for (uint32_t i = 0; i < cmd_count; i++)
+		if (cmds[i].op == MDGPU_HOST_OP_DISPATCH)
+			a.desc_total +=
+				min_u32(cmds[i].u.dispatch.binding_count, MDGPU_HOST_MAX_BINDINGS);
+	return submit_common(&a, out_submission);
+}
 
-	jcmds = calloc(cmd_count, sizeof(*jcmds));
-	binding_mem = calloc(binding_count ? binding_count : 1, sizeof(*binding_mem));
-	sub = calloc(1, sizeof(*sub));
-	if (sub) {
-		/* At most every command's memories and kernel, each counted once. */
-		sub->mems = calloc((size_t)cmd_count * 2 + binding_count, sizeof(*sub->mems));
-		sub->kernels = calloc(cmd_count, sizeof(*sub->kernels));
-	}
-	if (!jcmds || !binding_mem || !sub || !sub->mems || !sub->kernels) {
-		ret = mdgpu_error(-ENOMEM, "submit: out of memory");
-		goto err_free;
-	}
+struct submit2_arg {
+	const struct mdgpu_host_cmd2 *cmds;
+	const struct mdgpu_host_descriptor *descs;
+	uint32_t desc_count;
+	const uint8_t *data;
+	uint32_t data_size;
+};
 
-	pthread_mutex_lock(&dev->lock);
-	for (slot = 0; slot < MDGPU_HOST_MAX_INFLIGHT; slot++)
-		if (!dev->subs[slot])
-			break;
-	if (slot == MDGPU_HOST_MAX_INFLIGHT) {
-		ret = mdgpu_error(-EAGAIN, "submit: %u submissions are not collected yet",
-				  MDGPU_HOST_MAX_INFLIGHT);
-		goto err_unlock;
-	}
-	c.dev = dev;
-	c.sub = sub;
-	c.stamp = dev->next_id;
-	for (uint32_t i = 0; i < cmd_count; i++) {
-		ret = check_cmd(&c, i, &cmds[i], &jcmds[i], bindings, binding_count, binding_mem,
-				push_data, push_data_size, &job);
-		if (ret)
-			goto err_unref;
-	}
-	/* Checked: now take the references the submission holds until it completes. */
-	for (uint32_t i = 0; i < sub->mem_count; i++)
-		sub->mems[i]->refs++;
-	for (uint32_t i = 0; i < sub->kernel_count; i++)
-		sub->kernels[i]->refs++;
-	if (c.staged)
-		drain(dev); /* staging buffers are shared: earlier batches finish first */
-	job.cmds = jcmds;
-	job.cmd_count = cmd_count;
-	sub->id = dev->next_id;
-	sub->staged = c.staged;
-	sub->status.submit_ns = mdgpu_now_ns();
-	ret = dev->ops->submit(dev->be, &job, &sub->be);
-	if (ret) {
-		sub->completed = true; /* nothing runs: drop the references now */
-		for (uint32_t i = 0; i < sub->mem_count; i++)
-			memory_put(dev, sub->mems[i]);
-		for (uint32_t i = 0; i < sub->kernel_count; i++)
-			kernel_put(dev, sub->kernels[i]);
-		goto err_unref;
-	}
-	dev->next_id++;
-	dev->subs[slot] = sub;
-	*out_submission = sub->id;
-	pthread_mutex_unlock(&dev->lock);
-	free(jcmds);
-	free(binding_mem);
-	device_put(dev);
-	return 0;
+static int check_cmd2(struct submit_ctx *c, uint32_t i, const void *arg)
+{
+	const struct submit2_arg *a = arg;
+	const struct mdgpu_host_cmd2 *cmd = &a->cmds[i];
 
-err_unref:
-	/* Stamps of objects seen by a failed check must not match the next submission's id. */
-	for (uint32_t i = 0; i < sub->mem_count; i++)
-		sub->mems[i]->stamp = 0;
-	for (uint32_t i = 0; i < sub->kernel_count; i++)
-		sub->kernels[i]->stamp = 0;
-err_unlock:
-	pthread_mutex_unlock(&dev->lock);
-err_free:
-	if (sub) {
-		free(sub->mems);
-		free(sub->kernels);
-		free(sub);
+	if (cmd->flags)
+		return mdgpu_error(-EINVAL, "%s: command %u: flags 0x%x must be 0", c->fn, i,
+				   cmd->flags);
+	switch (cmd->op) {
+	case MDGPU_HOST_OP_COPY:
+		return check_copy(c, i, &cmd->u.copy);
+	case MDGPU_HOST_OP_FILL:
+		return check_fill(c, i, &cmd->u.fill);
+	case MDGPU_HOST_OP_UPDATE:
+		return check_update(c, i, &cmd->u.update, a->data, a->data_size);
+	case MDGPU_HOST_OP_DISPATCH2:
+		return check_dispatch2(c, i, &cmd->u.dispatch2, a->descs, a->desc_count, a->data,
+				       a->data_size);
+	case MDGPU_HOST_OP_BARRIER:
+		c->cmds[c->job->cmd_count++] =
+			(struct mdgpu_job_cmd){ .op = MDGPU_HOST_OP_BARRIER };
+		return 0;
+	case MDGPU_HOST_OP_TIMESTAMP:
+		return check_timestamp(c, i, &cmd->u.timestamp);
+	case MDGPU_HOST_OP_DISPATCH:
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: DISPATCH is a command of mdgpu_host_submit;"
+				   " use DISPATCH2",
+				   c->fn, i);
+	default:
+		return mdgpu_error(-EINVAL, "%s: command %u: unknown op %u", c->fn, i, cmd->op);
 	}
-	free(jcmds);
-	free(binding_mem);
-	device_put(dev);
-	return ret;
+}
+
+MDGPU_HOST_API int32_t mdgpu_host_submit2(uint32_t device, const struct mdgpu_host_cmd2 *cmds,
+					  uint32_t cmd_count,
+					  const struct mdgpu_host_descriptor *descriptors,
+					  uint32_t descriptor_count, const void *data,
+					  uint32_t data_size, uint64_t *out_submission)
+{
+	struct submit2_arg arg = { cmds, descriptors, descriptor_count, data, data_size };
+	struct submit_args a = { "submit2", device, cmd_count, 0, check_cmd2, &arg };
+
+	ENTER();
+	if (!out_submission)
+		return mdgpu_error(-EINVAL, "submit2: out_submission is NULL");
+	*out_submission = 0;
+	if (!cmds || cmd_count == 0)
+		return mdgpu_error(-EINVAL, "submit2: no commands");
+	if (cmd_count > MDGPU_HOST_MAX_COMMANDS)
+		return mdgpu_error(-E2BIG, "submit2: %u commands > %u", cmd_count,
+				   MDGPU_HOST_MAX_COMMANDS);
+	if ((descriptor_count && !descriptors) || (data_size && !data))
+		return mdgpu_error(-EINVAL,
+				   "submit2: NULL descriptors or data with a nonzero size");
+	if (descriptor_count > MDGPU_HOST_MAX_COMMANDS * MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS ||
+	    data_size > MDGPU_HOST_MAX_SUBMIT_DATA)
+		return mdgpu_error(-E2BIG,
+				   "submit2: %u descriptors or %u bytes of data are too many"
+				   " (at most %u and %u)",
+				   descriptor_count, data_size,
+				   MDGPU_HOST_MAX_COMMANDS * MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS,
+				   MDGPU_HOST_MAX_SUBMIT_DATA);
+	for (uint32_t i = 0; i < cmd_count; i++)
+		if (cmds[i].op == MDGPU_HOST_OP_DISPATCH2)
+			a.desc_total += min_u32(cmds[i].u.dispatch2.descriptor_count,
+						MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS);
+	return submit_common(&a, out_submission);
 }
 
 static struct submission *sub_find(struct device *dev, uint64_t id)

@@ -29,57 +29,133 @@ struct mdgpu_be_memory;
 struct mdgpu_be_kernel;
 struct mdgpu_be_submission;
 
-/* Optional device features a kernel's SPIR-V capabilities may need (mdgpu_be_caps). */
-#define MDGPU_FEAT_INT64 (1u << 0)
-#define MDGPU_FEAT_FLOAT64 (1u << 1)
-#define MDGPU_FEAT_INT16 (1u << 2)
-/* Subgroup operations supported in compute, bits 8..15 (VkSubgroupFeatureFlagBits << 8). */
-#define MDGPU_FEAT_SUBGROUP_SHIFT 8
+/**
+ * struct mdgpu_feature_set - what kernels on a device may use: the SPIR-V capabilities a
+ * module may declare follow from it (spirv.c).
+ * @features: MDGPU_HOST_FEATURE_* the device has and the backend enabled
+ * @subgroup_ops: VkSubgroupFeatureFlags supported in compute shaders (0: none)
+ * @subgroup_extended_types: shaderSubgroupExtendedTypes enabled (group operations on 8-, 16-
+ *                           and 64-bit integers and 16-bit floats)
+ * @max_per_stage_resources: maxPerStageResources (a limit struct mdgpu_host_caps lacks)
+ */
+struct mdgpu_feature_set {
+	uint32_t features;
+	uint32_t subgroup_ops;
+	bool subgroup_extended_types;
+	uint32_t max_per_stage_resources;
+};
 
 /**
- * struct mdgpu_job_cmd - a checked command with its handles resolved to backend objects.
- * @cmd: the caller's command
- * @mem: COPY: source and destination; FILL, TIMESTAMP: @mem[0]
- * @kernel: DISPATCH: the kernel
- * @bindings: DISPATCH: the kernel's bindings (cmd->u.dispatch.binding_count of them)
- * @binding_mem: DISPATCH: the memory of each binding
- * @push: DISPATCH: the push constants (cmd->u.dispatch.push_size bytes)
+ * struct mdgpu_spec - checked specialization data of a kernel.
+ * @entries: @count entries sorted by constant_id, ids unique, each inside @data
+ * @data: @size bytes
+ */
+struct mdgpu_spec {
+	const struct mdgpu_host_spec_entry *entries;
+	uint32_t count;
+	const uint8_t *data;
+	uint32_t size;
+};
+
+/**
+ * struct mdgpu_job_desc - one descriptor of a dispatch, checked and resolved.
+ * @slot: its place among the kernel's descriptors: the first slot of its binding (bindings
+ *        sorted by set, then binding; an array takes one slot per element) plus its index
+ * @type: enum mdgpu_host_descriptor_type (the kernel's for the slot)
+ * @mem: the memory it is a range of
+ * @offset: offset into @mem
+ * @range: bytes
+ */
+struct mdgpu_job_desc {
+	uint32_t slot;
+	uint32_t type;
+	struct mdgpu_be_memory *mem;
+	uint64_t offset;
+	uint64_t range;
+};
+
+/**
+ * struct mdgpu_job_cmd - a checked command with its handles resolved to backend objects; the
+ * same for mdgpu_host_submit() and mdgpu_host_submit2() (DISPATCH becomes DISPATCH2 with its
+ * bindings as descriptors of set 0).
+ * @op: MDGPU_HOST_OP_* (never MDGPU_HOST_OP_DISPATCH)
+ * @mem: COPY: source, destination; FILL, UPDATE, TIMESTAMP: @mem[0]
+ * @offset: COPY: source, destination offsets; FILL, UPDATE, TIMESTAMP: @offset[0]
+ * @size: COPY, FILL, UPDATE: bytes
+ * @value: FILL: the 32-bit pattern
+ * @data: UPDATE: the @size bytes to write; DISPATCH2: the push constants (the kernel's size)
+ * @kernel: DISPATCH2: the kernel
+ * @descs: DISPATCH2: @desc_count descriptors, each slot at most once
+ * @base: DISPATCH2: first workgroup
+ * @groups: DISPATCH2: workgroups (none 0: the core drops dispatches that run nothing)
  */
 struct mdgpu_job_cmd {
-	const struct mdgpu_host_cmd *cmd;
+	uint32_t op;
 	struct mdgpu_be_memory *mem[2];
+	uint64_t offset[2];
+	uint64_t size;
+	uint32_t value;
+	const void *data;
 	struct mdgpu_be_kernel *kernel;
-	const struct mdgpu_host_binding *bindings;
-	struct mdgpu_be_memory *const *binding_mem;
-	const void *push;
+	const struct mdgpu_job_desc *descs;
+	uint32_t desc_count;
+	uint32_t base[3];
+	uint32_t groups[3];
 };
 
 /**
  * struct mdgpu_job - a checked submission.
  * @cmds: @cmd_count commands
- * @dispatch_count: DISPATCH commands in @cmds
- * @binding_total: sum of their binding counts
  * @timestamp_count: TIMESTAMP commands in @cmds
+ * @set_total: descriptor sets the dispatches allocate (their kernels' non-empty sets)
+ * @storage_total: storage-buffer descriptors they write (every one their kernels declare)
+ * @uniform_total: uniform-buffer descriptors they write
+ * @slot_max: the largest number of descriptors one of their kernels declares
+ * @zero_buffer: some dispatch leaves a declared descriptor out (bound to the zero buffer)
  */
 struct mdgpu_job {
 	const struct mdgpu_job_cmd *cmds;
 	uint32_t cmd_count;
-	uint32_t dispatch_count;
-	uint32_t binding_total;
 	uint32_t timestamp_count;
+	uint32_t set_total;
+	uint32_t storage_total;
+	uint32_t uniform_total;
+	uint32_t slot_max;
+	bool zero_buffer;
+};
+
+/**
+ * struct mdgpu_kernel_layout - what a kernel declares, as the core checked it.
+ * @bindings: @binding_count descriptor bindings sorted by set, then binding (set < @set_count)
+ * @set_count: descriptor set layouts: one per set up to the highest used (0 without bindings)
+ * @push_size: bytes of push constants
+ * @flags: MDGPU_HOST_KERNEL_* bits
+ * @entry: the entry point's name
+ * @spec: the specialization applied
+ */
+struct mdgpu_kernel_layout {
+	const struct mdgpu_host_kernel_binding *bindings;
+	uint32_t binding_count;
+	uint32_t set_count;
+	uint32_t push_size;
+	uint32_t flags;
+	const char *entry;
+	const struct mdgpu_spec *spec;
 };
 
 /**
  * struct mdgpu_backend_ops - one execution backend (ivpu_hw_ops style).
  * @name: "vulkan"
  * @enumerate: describe device @index; -ENOENT past the end, -ENODEV without a usable API
- * @open: open the device @selector names (see mdgpu_host_device_open()); fill @info and
- *        @features (MDGPU_FEAT_*)
+ * @enumerate_caps: the capabilities of device @index (all of struct mdgpu_host_caps but
+ *                  @size); -ENOENT past the end, -ENODEV without a usable API
+ * @open: open the device @selector names (see mdgpu_host_device_open()); fill @info, @caps
+ *        and @features (what the backend enabled: @caps->features is @features->features)
  * @close: wait for the device to go idle and release it (every object is released already)
  * @memory_import: make @size bytes at @ptr usable; @flags may ask for STAGED; set
  *                 *@out_flags to STAGED or ZERO_COPY
  * @memory_release: release an imported memory no submission uses any more
- * @kernel_create: build a kernel from checked SPIR-V with entry point @entry (without the
+ * @kernel_create: build a kernel from checked SPIR-V with the checked @layout (without the
  *                 device lock, see above)
  * @kernel_release: release a kernel no submission uses any more
  * @submit: record and start @job; a job using STAGED memory is submitted only when no earlier
@@ -93,14 +169,16 @@ struct mdgpu_job {
 struct mdgpu_backend_ops {
 	const char *name;
 	int (*enumerate)(uint32_t index, struct mdgpu_host_device_info *info);
+	int (*enumerate_caps)(uint32_t index, struct mdgpu_host_caps *caps);
 	int (*open)(const char *selector, uint32_t flags, struct mdgpu_be **out,
-		    struct mdgpu_host_device_info *info, uint32_t *features);
+		    struct mdgpu_host_device_info *info, struct mdgpu_host_caps *caps,
+		    struct mdgpu_feature_set *features);
 	void (*close)(struct mdgpu_be *be);
 	int (*memory_import)(struct mdgpu_be *be, void *ptr, uint64_t size, uint32_t flags,
 			     struct mdgpu_be_memory **out, uint32_t *out_flags);
 	void (*memory_release)(struct mdgpu_be *be, struct mdgpu_be_memory *mem);
 	int (*kernel_create)(struct mdgpu_be *be, const uint32_t *words, uint32_t word_count,
-			     const char *entry, uint32_t binding_count, uint32_t push_size,
+			     const struct mdgpu_kernel_layout *layout,
 			     struct mdgpu_be_kernel **out);
 	void (*kernel_release)(struct mdgpu_be *be, struct mdgpu_be_kernel *kernel);
 	int (*submit)(struct mdgpu_be *be, const struct mdgpu_job *job,
@@ -131,34 +209,62 @@ uint64_t mdgpu_now_ns(void);
 
 /**
  * struct mdgpu_kernel_limits - what a kernel's SPIR-V is checked against.
- * @binding_count: storage buffers the caller declared (set 0, bindings 0..count-1)
+ * @legacy_bindings: >= 0: the module may use only storage buffers in set 0 below this binding
+ *                   (contract 1.1 kernels; the layout is that many, whatever the module
+ *                   uses); -1: its layout is what it declares (reflected)
  * @push_constant_size: bytes of push constants the caller declared
  * @api_version: the device's API version (which SPIR-V versions it takes)
- * @features: MDGPU_FEAT_* the device has enabled
+ * @features: what the device enabled
  * @max_shared_memory_size: maxComputeSharedMemorySize
  * @max_workgroup_size: maxComputeWorkGroupSize
  * @max_workgroup_invocations: maxComputeWorkGroupInvocations
+ * @max_sets: set numbers a kernel may use are below this (maxBoundDescriptorSets, clamped)
+ * @max_storage: storage-buffer descriptors per kernel (maxPerStageDescriptorStorageBuffers,
+ *               clamped), also at most maxDescriptorSetStorageBuffers
+ * @max_uniform: uniform-buffer descriptors per kernel, likewise
+ * @max_resources: both together (maxPerStageResources)
  */
 struct mdgpu_kernel_limits {
-	uint32_t binding_count;
+	int32_t legacy_bindings;
 	uint32_t push_constant_size;
 	uint32_t api_version;
-	uint32_t features;
+	struct mdgpu_feature_set features;
 	uint32_t max_shared_memory_size;
 	uint32_t max_workgroup_size[3];
 	uint32_t max_workgroup_invocations;
+	uint32_t max_sets;
+	uint32_t max_storage;
+	uint32_t max_uniform;
+	uint32_t max_resources;
+};
+
+/**
+ * struct mdgpu_kernel_iface - what mdgpu_spirv_check() found.
+ * @entry: the entry point's name
+ * @local_size: its workgroup size, after specialization
+ * @bindings: @binding_count descriptor bindings (malloc'd; the caller frees), sorted by set,
+ *            then binding; for a legacy kernel, its @legacy_bindings storage buffers
+ */
+struct mdgpu_kernel_iface {
+	char entry[MDGPU_HOST_MAX_ENTRY_NAME + 1];
+	uint32_t local_size[3];
+	struct mdgpu_host_kernel_binding *bindings;
+	uint32_t binding_count;
 };
 
 /**
  * mdgpu_spirv_check() - check a kernel's SPIR-V (spirv.c): linear pre-checks and device
- * limits, then spvValidate, then its interface against @lim.
- * @entry: receives the GLCompute entry point's name
+ * limits (after @spec is applied), then spvValidate, then its interface against @lim.
+ * @entry: the GLCompute entry point to use; NULL: the module must have exactly one
+ * @spec: the checked specialization (entries sorted by id, unique, inside the data)
+ * @out: what the module declares (on success)
  *
  * Touches no device state: safe to call from any thread, without locks.
  *
  * Return: 0 or -EINVAL / -E2BIG / -ENOMEM with mdgpu_error() set.
  */
 int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
-		      const struct mdgpu_kernel_limits *lim, char *entry, size_t entry_size);
+		      const struct mdgpu_kernel_limits *lim, const char *entry,
+		      const struct mdgpu_spec *spec, struct mdgpu_kernel_iface *out);
 
 #endif /* MDGPU_HOST_INTERNAL_H */

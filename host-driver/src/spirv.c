@@ -10,7 +10,13 @@
  *    by the validator over the whole module, and the device's limits on a kernel (local
  *    size, workgroup shared memory, per-invocation Private/Function memory).
  * 2. spvValidate (SPIRV-Tools), for the Vulkan environment the module's version needs.
- * 3. The interface: what the module declares against what the caller declared.
+ * 3. The interface: what the module declares against what the caller declared, and its
+ *    descriptor bindings reflected (set, binding, storage or uniform buffer, array size).
+ *
+ * Specialization: every value this file takes from a specialization constant (local sizes,
+ * array lengths, so shared and private memory and the push-constant block's size) is the
+ * specialized one where the caller's data gives it, else the module's default: the limits are
+ * checked on what the driver will compile.
  *
  * Why pre-checks before the validator: a kernel comes from a guest, and the validator is not
  * linear in the size of a module. It walks every member path of a struct type, without
@@ -84,6 +90,7 @@ enum {
 	OP_EXECUTION_MODE_ID = 331,
 };
 enum {
+	DEC_SPEC_ID = 1,
 	DEC_BLOCK = 2,
 	DEC_BUFFER_BLOCK = 3,
 	DEC_ARRAY_STRIDE = 6,
@@ -123,6 +130,14 @@ enum {
 #define F_TYPE (1u << 4) /* defined by one of the type instructions handled below */
 #define F_WORKGROUP_SIZE (1u << 5) /* decorated BuiltIn WorkgroupSize */
 #define F_SIZE_UNKNOWN (1u << 6) /* types: no natural size (runtime array, spec-op length) */
+#define F_SPEC_ID (1u << 7) /* decorated SpecId */
+
+/* Group operations (SPIR-V 1.3) whose operand 3 is a literal GroupOperation, not an id. */
+#define OP_GROUP_FIRST 333 /* OpGroupNonUniformElect */
+#define OP_GROUP_LAST 366 /* OpGroupNonUniformQuadSwap */
+#define OP_GROUP_BALLOT_BIT_COUNT 342
+#define OP_GROUP_IADD 349
+#define OP_GROUP_LOGICAL_XOR 364
 
 struct id_info {
 	uint32_t def; /* word index of the instruction defining the id (0: none seen) */
@@ -133,6 +148,7 @@ struct id_info {
 	uint32_t paths; /* types: member paths of the type, expanded (arrays count once) */
 	uint32_t aux; /* structs: index into walk.structs */
 	uint32_t type; /* values: the type of the value (its result type), 0 unknown */
+	uint32_t spec_id; /* with F_SPEC_ID */
 	uint16_t depth; /* types: structs and arrays nested */
 };
 
@@ -151,9 +167,14 @@ struct member_info {
 	uint8_t has_offset;
 };
 
-/* A LocalSizeId execution mode: its ids name constants defined after it; checked at the end. */
-struct local_size_id {
-	uint32_t ids[3];
+/*
+ * A LocalSize or LocalSizeId execution mode of function @fn: literals, or ids of constants
+ * defined after it. Checked once the whole module has been read.
+ */
+struct local_size_mode {
+	uint32_t fn;
+	bool ids;
+	uint32_t v[3];
 };
 
 struct walk {
@@ -161,19 +182,24 @@ struct walk {
 	uint32_t count;
 	uint32_t bound;
 	const struct mdgpu_kernel_limits *lim;
+	const struct mdgpu_spec *spec;
+	const char *want_entry; /* NULL: the only GLCompute entry point */
 	struct id_info *ids;
 	struct struct_info *structs;
 	uint32_t struct_count;
 	uint32_t struct_cap;
 	struct member_info *members;
 	uint32_t member_count;
-	struct local_size_id *size_ids;
-	uint32_t size_id_count;
-	uint32_t size_id_cap;
+	struct local_size_mode *modes;
+	uint32_t mode_count;
+	uint32_t mode_cap;
 	uint64_t shared_bytes; /* Workgroup variables */
 	uint64_t private_bytes; /* Private and Function variables */
 	uint64_t path_cost; /* member paths the validator will walk, see count_paths() */
-	uint32_t entries; /* GLCompute entry points */
+	uint32_t entries; /* GLCompute entry points (NULL want_entry), or those named want_entry */
+	bool entry_other_model; /* want_entry names an entry point of another model */
+	uint32_t entry_fn; /* the chosen entry point's function */
+	char *entry; /* receives its name */
 	bool in_functions; /* past the first OpFunction */
 };
 
@@ -240,21 +266,28 @@ static const char *storage_class_name(uint32_t sc)
 	}
 }
 
-/* Capabilities a compute kernel may declare, given the device's enabled features. */
-static bool capability_allowed(uint32_t cap, uint32_t features)
+/*
+ * Capabilities a compute kernel may declare: exactly those the device's enabled features
+ * cover (a capability whose feature is off would be undefined behaviour in the driver).
+ */
+static bool capability_allowed(uint32_t cap, const struct mdgpu_feature_set *fs)
 {
-	uint32_t subgroup = features >> MDGPU_FEAT_SUBGROUP_SHIFT;
+	uint32_t f = fs->features, subgroup = fs->subgroup_ops;
 
 	switch (cap) {
 	case 0: /* Matrix */
 	case 1: /* Shader */
 		return true;
+	case 9:
+		return f & MDGPU_HOST_FEATURE_SHADER_FLOAT16;
 	case 10:
-		return features & MDGPU_FEAT_FLOAT64;
+		return f & MDGPU_HOST_FEATURE_SHADER_FLOAT64;
 	case 11:
-		return features & MDGPU_FEAT_INT64;
+		return f & MDGPU_HOST_FEATURE_SHADER_INT64;
 	case 22:
-		return features & MDGPU_FEAT_INT16;
+		return f & MDGPU_HOST_FEATURE_SHADER_INT16;
+	case 39:
+		return f & MDGPU_HOST_FEATURE_SHADER_INT8;
 	case 61:
 		return subgroup & 0x01; /* GroupNonUniform: BASIC */
 	case 62:
@@ -271,19 +304,56 @@ static bool capability_allowed(uint32_t cap, uint32_t features)
 		return subgroup & 0x40; /* Clustered */
 	case 68:
 		return subgroup & 0x80; /* Quad */
+	case 4433:
+		return f & MDGPU_HOST_FEATURE_STORAGE_BUFFER_16BIT;
+	case 4434:
+		return f & MDGPU_HOST_FEATURE_UNIFORM_16BIT;
+	case 4435:
+		return f & MDGPU_HOST_FEATURE_PUSH_CONSTANT_16BIT;
+	case 4441:
+		return f & MDGPU_HOST_FEATURE_VARIABLE_POINTERS; /* VariablePointersStorageBuffer */
+	case 4448:
+		return f & MDGPU_HOST_FEATURE_STORAGE_BUFFER_8BIT;
+	case 4449:
+		return f & MDGPU_HOST_FEATURE_UNIFORM_8BIT;
+	case 4450:
+		return f & MDGPU_HOST_FEATURE_PUSH_CONSTANT_8BIT;
 	default:
 		return false;
 	}
 }
 
+/* The specialization entry for SpecId @id, or NULL (entries are sorted by id). */
+static const struct mdgpu_host_spec_entry *spec_entry(const struct walk *w, uint32_t id)
+{
+	uint32_t lo = 0, hi = w->spec ? w->spec->count : 0;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct mdgpu_host_spec_entry *e = &w->spec->entries[mid];
+
+		if (e->constant_id == id)
+			return e;
+		if (e->constant_id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 /*
- * The value of an integer OpConstant or OpSpecConstant (its default: mdgpu passes no
- * specialization). Returns false for anything else, e.g. an OpSpecConstantOp.
+ * The value of an integer OpConstant or OpSpecConstant: for a specialization constant the
+ * caller gives a value for, that value (little endian, the entry's size), else its default.
+ * Returns false for anything else, e.g. an OpSpecConstantOp.
  */
 static bool const_value(const struct walk *w, uint32_t id, uint64_t *value)
 {
 	const uint32_t *in, *type;
+	const struct id_info *d = id_get(w, id);
+	const struct mdgpu_host_spec_entry *e = NULL;
 	uint32_t len, tlen;
+	uint64_t v;
 
 	in = inst_at(w, id, &len);
 	if (!in || ((in[0] & 0xffff) != OP_CONSTANT && (in[0] & 0xffff) != OP_SPEC_CONSTANT) ||
@@ -292,12 +362,21 @@ static bool const_value(const struct walk *w, uint32_t id, uint64_t *value)
 	type = inst_at(w, in[1], &tlen);
 	if (!type || (type[0] & 0xffff) != OP_TYPE_INT || tlen < 4)
 		return false;
-	if (type[2] > 32)
-		*value = len >= 5 ? ((uint64_t)in[4] << 32) | in[3] : in[3];
-	else if (type[2] < 32)
-		*value = in[3] & ((1u << type[2]) - 1);
+	if ((in[0] & 0xffff) == OP_SPEC_CONSTANT && (d->flags & F_SPEC_ID))
+		e = spec_entry(w, d->spec_id);
+	if (e) {
+		v = 0;
+		for (uint32_t i = 0; i < e->size; i++) /* inside the data: checked by the core */
+			v |= (uint64_t)w->spec->data[e->offset + i] << (8 * i);
+	} else {
+		v = type[2] > 32 && len >= 5 ? ((uint64_t)in[4] << 32) | in[3] : in[3];
+	}
+	if (type[2] < 32)
+		*value = v & ((1u << type[2]) - 1);
+	else if (type[2] == 32)
+		*value = v & 0xffffffffu;
 	else
-		*value = in[3];
+		*value = v;
 	return true;
 }
 
@@ -504,6 +583,12 @@ static int define_type(struct walk *w, uint32_t at)
 
 		if (!const_value(w, in[3], &n) || (el->flags & F_SIZE_UNKNOWN))
 			d->flags |= F_SIZE_UNKNOWN;
+		else if (n == 0)
+			/* Only specialization can do this (the validator refuses a 0 default). */
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: SPIR-V array type %u has length 0 (after"
+					   " specialization)",
+					   in[1]);
 	}
 	d->def = at;
 	d->flags |= F_TYPE;
@@ -603,6 +688,12 @@ static int decorate(struct walk *w, const uint32_t *in, uint32_t len)
 				   " %u",
 				   in[1], w->bound);
 	switch (in[2]) {
+	case DEC_SPEC_ID:
+		if (len >= 4) {
+			d->spec_id = in[3];
+			d->flags |= F_SPEC_ID;
+		}
+		break;
 	case DEC_BLOCK:
 		d->flags |= F_BLOCK;
 		break;
@@ -679,8 +770,101 @@ static int count_paths(struct walk *w, const uint32_t *in, uint32_t len, uint32_
 	return 0;
 }
 
+/*
+ * An OpEntryPoint: without a wanted name, count the GLCompute ones and keep the first one's
+ * name and function; with one, find the GLCompute entry point of that name.
+ */
+static int entry_point(struct walk *w, const uint32_t *in, uint32_t len)
+{
+	const char *name = (const char *)&in[3];
+	size_t n = 0, max = (size_t)(len - 3) * 4;
+
+	while (n < max && name[n])
+		n++;
+	if (n == max)
+		return mdgpu_error(-EINVAL, "kernel_create: entry point name not terminated");
+	if (w->want_entry) {
+		if (strcmp(name, w->want_entry))
+			return 0;
+		if (in[1] != EXEC_MODEL_GLCOMPUTE) {
+			w->entry_other_model = true;
+			return 0;
+		}
+		if (w->entries++)
+			return 0; /* two of one name and model: the validator refuses it */
+	} else {
+		if (in[1] != EXEC_MODEL_GLCOMPUTE || w->entries++)
+			return 0;
+		if (n > MDGPU_HOST_MAX_ENTRY_NAME)
+			return mdgpu_error(-EINVAL, "kernel_create: entry point name too long");
+	}
+	memcpy(w->entry, name, n + 1);
+	w->entry_fn = in[2];
+	return 0;
+}
+
+/* A LocalSize or LocalSizeId execution mode, checked once the module is read. */
+static int add_local_size(struct walk *w, const uint32_t *in, bool ids)
+{
+	if (w->mode_count == w->mode_cap) {
+		uint32_t cap = w->mode_cap ? w->mode_cap * 2 : 4;
+		struct local_size_mode *n = realloc(w->modes, cap * sizeof(*n));
+
+		if (!n)
+			return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+		w->modes = n;
+		w->mode_cap = cap;
+	}
+	w->modes[w->mode_count++] = (struct local_size_mode){ in[1], ids, { in[3], in[4], in[5] } };
+	return 0;
+}
+
+/* An integer of other than 32 bits or a 16-bit float, or a vector of them. */
+static bool extended_type(const struct walk *w, uint32_t type)
+{
+	const struct id_info *d = type_get(w, type);
+	const uint32_t *in;
+
+	if (!d)
+		return false;
+	in = &w->w[d->def];
+	if ((in[0] & 0xffff) == OP_TYPE_VECTOR && (d = type_get(w, in[2])))
+		in = &w->w[d->def];
+	return ((in[0] & 0xffff) == OP_TYPE_INT && in[2] != 32) ||
+	       ((in[0] & 0xffff) == OP_TYPE_FLOAT && in[2] == 16);
+}
+
+/*
+ * A group (subgroup) operation: on 8-, 16- and 64-bit integers and 16-bit floats only with
+ * shaderSubgroupExtendedTypes (the validator does not know what the device enabled). Looks
+ * at the result type and at the type of every value operand.
+ */
+static int group_operation(const struct walk *w, const uint32_t *in, uint32_t len)
+{
+	uint32_t op = in[0] & 0xffff;
+
+	if (w->lim->features.subgroup_extended_types || len < 3)
+		return 0;
+	for (uint32_t i = 1; i < len; i++) {
+		const struct id_info *d;
+
+		if (i == 2)
+			continue; /* the result id */
+		if (i == 4 && (op == OP_GROUP_BALLOT_BIT_COUNT ||
+			       (op >= OP_GROUP_IADD && op <= OP_GROUP_LOGICAL_XOR)))
+			continue; /* a literal GroupOperation */
+		d = id_get(w, in[i]);
+		if (d && extended_type(w, i == 1 ? in[1] : d->type))
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: a subgroup operation on 8-, 16- or"
+					   " 64-bit integers or 16-bit floats needs"
+					   " shaderSubgroupExtendedTypes, which this device lacks");
+	}
+	return 0;
+}
+
 /* Pass 1: the pre-checks of one walk over every instruction (see the top of the file). */
-static int gather(struct walk *w, char *entry, size_t entry_size)
+static int gather(struct walk *w)
 {
 	for (uint32_t at = HEADER_WORDS; at < w->count;) {
 		uint32_t len = w->w[at] >> 16, op = w->w[at] & 0xffff;
@@ -694,51 +878,23 @@ static int gather(struct walk *w, char *entry, size_t entry_size)
 					   at);
 		switch (op) {
 		case OP_CAPABILITY:
-			if (len >= 2 && !capability_allowed(in[1], w->lim->features))
+			if (len >= 2 && !capability_allowed(in[1], &w->lim->features))
 				return mdgpu_error(-EINVAL,
 						   "kernel_create: SPIR-V capability %u is not"
 						   " supported on this device",
 						   in[1]);
 			break;
 		case OP_ENTRY_POINT:
-			if (len >= 4 && in[1] == EXEC_MODEL_GLCOMPUTE) {
-				size_t n = 0;
-				const char *name = (const char *)&in[3];
-				size_t max = (size_t)(len - 3) * 4;
-
-				while (n < max && name[n])
-					n++;
-				if (n == max || n >= entry_size)
-					return mdgpu_error(-EINVAL,
-							   "kernel_create: entry point name"
-							   " too long");
-				memcpy(entry, name, n + 1);
-				w->entries++;
-			}
+			if (len >= 4)
+				ret = entry_point(w, in, len);
 			break;
 		case OP_EXECUTION_MODE:
-			if (len >= 6 && in[2] == EXEC_MODE_LOCAL_SIZE) {
-				uint64_t size[3] = { in[3], in[4], in[5] };
-
-				ret = check_local_size(w, "LocalSize", size);
-			}
+			if (len >= 6 && in[2] == EXEC_MODE_LOCAL_SIZE)
+				ret = add_local_size(w, in, false);
 			break;
 		case OP_EXECUTION_MODE_ID:
-			if (len >= 6 && in[2] == EXEC_MODE_LOCAL_SIZE_ID) {
-				if (w->size_id_count == w->size_id_cap) {
-					uint32_t cap = w->size_id_cap ? w->size_id_cap * 2 : 4;
-					struct local_size_id *n =
-						realloc(w->size_ids, cap * sizeof(*n));
-
-					if (!n)
-						return mdgpu_error(-ENOMEM, "kernel_create: out of"
-									    " memory");
-					w->size_ids = n;
-					w->size_id_cap = cap;
-				}
-				w->size_ids[w->size_id_count++] =
-					(struct local_size_id){ { in[3], in[4], in[5] } };
-			}
+			if (len >= 6 && in[2] == EXEC_MODE_LOCAL_SIZE_ID)
+				ret = add_local_size(w, in, true);
 			break;
 		case OP_GROUP_DECORATE:
 		case OP_GROUP_MEMBER_DECORATE:
@@ -814,6 +970,10 @@ static int gather(struct walk *w, char *entry, size_t entry_size)
 		case OP_FUNCTION:
 			w->in_functions = true;
 			break;
+		default:
+			if (op >= OP_GROUP_FIRST && op <= OP_GROUP_LAST)
+				ret = group_operation(w, in, len);
+			break;
 		}
 		if (!ret && op != OP_VARIABLE &&
 		    (w->in_functions || (op >= OP_CONSTANT_TRUE && op <= OP_SPEC_CONSTANT_OP)))
@@ -822,31 +982,52 @@ static int gather(struct walk *w, char *entry, size_t entry_size)
 			return ret;
 		at += len;
 	}
-	if (w->entries != 1)
+	if (!w->want_entry && w->entries != 1)
 		return mdgpu_error(-EINVAL,
 				   "kernel_create: SPIR-V has %u GLCompute entry points,"
 				   " needs exactly 1",
 				   w->entries);
+	if (w->want_entry && !w->entries)
+		return mdgpu_error(-EINVAL,
+				   w->entry_other_model ?
+					   "kernel_create: entry point \"%s\" is not a GLCompute"
+					   " (compute) entry point" :
+					   "kernel_create: SPIR-V has no entry point \"%s\"",
+				   w->want_entry);
 	return 0;
 }
 
-/* After pass 1 (the constants they name are defined by now): LocalSizeId and WorkgroupSize. */
-static int check_local_size_ids(const struct walk *w)
+/*
+ * After pass 1 (the constants they name are defined by now): every LocalSize, LocalSizeId and
+ * BuiltIn WorkgroupSize against the device, specialized. @local_size receives the entry
+ * point's: its LocalSize or LocalSizeId, unless a WorkgroupSize constant overrides it.
+ */
+static int check_local_sizes(const struct walk *w, uint32_t local_size[3])
 {
+	bool found = false;
 	int ret;
 
-	for (uint32_t i = 0; i < w->size_id_count; i++) {
+	for (uint32_t i = 0; i < w->mode_count; i++) {
+		const struct local_size_mode *m = &w->modes[i];
 		uint64_t size[3];
 
-		for (int j = 0; j < 3; j++)
-			if (!const_value(w, w->size_ids[i].ids[j], &size[j]))
+		for (int j = 0; j < 3; j++) {
+			size[j] = m->v[j];
+			if (m->ids && !const_value(w, m->v[j], &size[j]))
 				return mdgpu_error(-EINVAL,
 						   "kernel_create: LocalSizeId operand %u is not"
 						   " an integer constant",
-						   w->size_ids[i].ids[j]);
-		ret = check_local_size(w, "LocalSizeId", size);
+						   m->v[j]);
+		}
+		ret = check_local_size(w, m->ids ? "LocalSizeId" : "LocalSize", size);
 		if (ret)
 			return ret;
+		if (m->fn == w->entry_fn && !found) {
+			for (int j = 0; j < 3; j++)
+				local_size[j] =
+					(uint32_t)size[j]; /* checked: within the device's */
+			found = true;
+		}
 	}
 	for (uint32_t id = 1; id < w->bound; id++) {
 		const uint32_t *in;
@@ -870,6 +1051,48 @@ static int check_local_size_ids(const struct walk *w)
 		ret = check_local_size(w, "WorkgroupSize", size);
 		if (ret)
 			return ret;
+		for (int j = 0; j < 3; j++)
+			local_size[j] = (uint32_t)size[j];
+		found = true;
+	}
+	if (!found)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: the entry point has no LocalSize, LocalSizeId or"
+				   " WorkgroupSize");
+	return 0;
+}
+
+/*
+ * Every specialization constant the caller gives a value for must get as many bytes as the
+ * module's constant has (VkSpecializationMapEntry: sizeof(VkBool32) for a boolean): the
+ * driver reads that many.
+ */
+static int check_spec_sizes(const struct walk *w)
+{
+	for (uint32_t id = 1; id < w->bound && w->spec && w->spec->count; id++) {
+		const struct mdgpu_host_spec_entry *e;
+		const uint32_t *in, *type;
+		uint32_t len, tlen, op, want;
+
+		if (!(w->ids[id].flags & F_SPEC_ID) || !(e = spec_entry(w, w->ids[id].spec_id)))
+			continue;
+		in = inst_at(w, id, &len);
+		op = in ? in[0] & 0xffff : 0;
+		if (op == OP_SPEC_CONSTANT_TRUE || op == OP_SPEC_CONSTANT_FALSE) {
+			want = 4;
+		} else if (op == OP_SPEC_CONSTANT && len >= 4 &&
+			   (type = inst_at(w, in[1], &tlen)) && tlen >= 3 &&
+			   ((type[0] & 0xffff) == OP_TYPE_INT ||
+			    (type[0] & 0xffff) == OP_TYPE_FLOAT)) {
+			want = type[2] / 8;
+		} else {
+			continue; /* SpecId on something else: the validator refuses it */
+		}
+		if (e->size != want)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: specialization constant %u is given %u"
+					   " bytes, the module's constant is %u",
+					   e->constant_id, e->size, want);
 	}
 	return 0;
 }
@@ -969,15 +1192,213 @@ static uint64_t layout_size(struct walk *w, uint32_t type, uint32_t matrix_strid
 	}
 }
 
-/* Step 3: the module's resources against what the caller declared. */
-static int check_variables(struct walk *w)
-{
-	uint32_t push_blocks = 0;
+/* A descriptor binding found on a variable, for the reflection. */
+struct found_binding {
+	struct mdgpu_host_kernel_binding b;
+	uint32_t var;
+};
 
-	for (uint32_t at = HEADER_WORDS; at < w->count; at += w->w[at] >> 16) {
+static int binding_cmp(const void *a, const void *b)
+{
+	const struct found_binding *x = a, *y = b;
+
+	if (x->b.set != y->b.set)
+		return x->b.set < y->b.set ? -1 : 1;
+	if (x->b.binding != y->b.binding)
+		return x->b.binding < y->b.binding ? -1 : 1;
+	return x->var < y->var ? -1 : x->var > y->var;
+}
+
+/*
+ * A buffer variable of a legacy kernel (contract 1.1): a storage buffer, not an array, in
+ * set 0 below the declared binding count.
+ */
+static int legacy_buffer(const struct walk *w, uint32_t var, uint32_t sc, const uint32_t *pointee,
+			 const struct id_info *pd)
+{
+	const struct id_info *d = id_get(w, var);
+
+	if ((pointee[0] & 0xffff) != OP_TYPE_STRUCT)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: variable %%%u: arrays of buffers"
+				   " are not supported",
+				   var);
+	if (sc == SC_UNIFORM && !(pd->flags & F_BUFFER_BLOCK))
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: variable %%%u: uniform buffers are"
+				   " not supported (use storage buffers)",
+				   var);
+	if (!d || !(d->flags & F_HAS_SET) || !(d->flags & F_HAS_BINDING) || d->set != 0)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: storage buffer %%%u is not in"
+				   " descriptor set 0",
+				   var);
+	if (d->binding >= (uint32_t)w->lim->legacy_bindings)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: storage buffer at binding %u, but"
+				   " binding_count is %u",
+				   d->binding, (uint32_t)w->lim->legacy_bindings);
+	return 0;
+}
+
+/*
+ * A buffer variable, reflected: a storage or uniform buffer block, or a fixed-size array of
+ * them, with a set and a binding within the limits.
+ */
+static int reflect_buffer(const struct walk *w, uint32_t var, uint32_t sc, uint32_t pointee_id,
+			  struct found_binding *out)
+{
+	const struct id_info *d = id_get(w, var), *ed;
+	const uint32_t *t;
+	uint32_t len;
+	uint64_t count = 1;
+
+	t = inst_at(w, pointee_id, &len);
+	if ((t[0] & 0xffff) == OP_TYPE_RUNTIME_ARRAY)
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: variable %%%u: runtime-sized descriptor arrays"
+				   " are not supported",
+				   var);
+	if ((t[0] & 0xffff) == OP_TYPE_ARRAY && len >= 4) {
+		if (!const_value(w, t[3], &count))
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: variable %%%u: the length of a"
+					   " descriptor array must be a constant",
+					   var);
+		pointee_id = t[2];
+		t = inst_at(w, pointee_id, &len);
+		if (!t || (t[0] & 0xffff) == OP_TYPE_ARRAY ||
+		    (t[0] & 0xffff) == OP_TYPE_RUNTIME_ARRAY)
+			return mdgpu_error(-EINVAL,
+					   "kernel_create: variable %%%u: arrays of arrays of"
+					   " buffers are not supported",
+					   var);
+	}
+	ed = id_get(w, pointee_id);
+	if (!t || !ed || (t[0] & 0xffff) != OP_TYPE_STRUCT)
+		return mdgpu_error(-EINVAL, "kernel_create: variable %%%u: not a buffer block",
+				   var);
+	if (sc == SC_STORAGE_BUFFER || (ed->flags & F_BUFFER_BLOCK))
+		out->b.type = MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER;
+	else if (ed->flags & F_BLOCK)
+		out->b.type = MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER;
+	else
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: variable %%%u: a Uniform variable that is not"
+				   " a Block or BufferBlock",
+				   var);
+	if (!d || !(d->flags & F_HAS_SET) || !(d->flags & F_HAS_BINDING))
+		return mdgpu_error(-EINVAL,
+				   "kernel_create: variable %%%u has no DescriptorSet or Binding",
+				   var);
+	if (d->set >= w->lim->max_sets)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: variable %%%u is in descriptor set %u; sets"
+				   " must be below %u (maxBoundDescriptorSets)",
+				   var, d->set, w->lim->max_sets);
+	if (d->binding >= MDGPU_HOST_MAX_BINDING_NUMBER)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: variable %%%u has binding %u; bindings must be"
+				   " below %u (MDGPU_HOST_MAX_BINDING_NUMBER)",
+				   var, d->binding, MDGPU_HOST_MAX_BINDING_NUMBER);
+	if (count > MDGPU_HOST_MAX_STAGE_DESCRIPTORS)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: variable %%%u is an array of %llu buffers, more"
+				   " than %u (MDGPU_HOST_MAX_STAGE_DESCRIPTORS)",
+				   var, (unsigned long long)count,
+				   MDGPU_HOST_MAX_STAGE_DESCRIPTORS);
+	out->b.set = d->set;
+	out->b.binding = d->binding;
+	out->b.count = (uint32_t)count;
+	out->var = var;
+	return 0;
+}
+
+/*
+ * The reflected bindings: sorted, variables sharing a binding merged (they must agree on its
+ * type and size: aliases of one descriptor), counted against the device's per-kernel limits.
+ */
+static int reflect_layout(const struct walk *w, struct found_binding *found, uint32_t n,
+			  struct mdgpu_kernel_iface *out)
+{
+	uint64_t storage = 0, uniform = 0;
+	uint32_t kept = 0;
+
+	if (n > 1)
+		qsort(found, n, sizeof(*found), binding_cmp);
+	for (uint32_t i = 0; i < n; i++) {
+		struct found_binding *f = &found[i];
+
+		if (kept && found[kept - 1].b.set == f->b.set &&
+		    found[kept - 1].b.binding == f->b.binding) {
+			if (found[kept - 1].b.type != f->b.type ||
+			    found[kept - 1].b.count != f->b.count)
+				return mdgpu_error(-EINVAL,
+						   "kernel_create: variables %%%u and %%%u are both"
+						   " set %u, binding %u, with different types or"
+						   " array sizes",
+						   found[kept - 1].var, f->var, f->b.set,
+						   f->b.binding);
+			continue;
+		}
+		if (f->b.type == MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER)
+			storage += f->b.count;
+		else
+			uniform += f->b.count;
+		found[kept++] = *f;
+	}
+	if (storage > w->lim->max_storage)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: %llu storage-buffer descriptors, over the %u"
+				   " allowed (maxPerStageDescriptorStorageBuffers)",
+				   (unsigned long long)storage, w->lim->max_storage);
+	if (uniform > w->lim->max_uniform)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: %llu uniform-buffer descriptors, over the %u"
+				   " allowed (maxPerStageDescriptorUniformBuffers)",
+				   (unsigned long long)uniform, w->lim->max_uniform);
+	if (storage + uniform > w->lim->max_resources)
+		return mdgpu_error(-E2BIG,
+				   "kernel_create: %llu descriptors, over the %u allowed"
+				   " (maxPerStageResources)",
+				   (unsigned long long)(storage + uniform), w->lim->max_resources);
+	out->bindings = calloc(kept ? kept : 1, sizeof(*out->bindings));
+	if (!out->bindings)
+		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+	for (uint32_t i = 0; i < kept; i++)
+		out->bindings[i] = found[i].b;
+	out->binding_count = kept;
+	return 0;
+}
+
+/* A legacy kernel's layout: @legacy_bindings storage buffers in set 0. */
+static int legacy_layout(const struct walk *w, struct mdgpu_kernel_iface *out)
+{
+	uint32_t n = (uint32_t)w->lim->legacy_bindings;
+
+	out->bindings = calloc(n ? n : 1, sizeof(*out->bindings));
+	if (!out->bindings)
+		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+	for (uint32_t i = 0; i < n; i++)
+		out->bindings[i] = (struct mdgpu_host_kernel_binding){
+			0, i, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 1
+		};
+	out->binding_count = n;
+	return 0;
+}
+
+/* Step 3: the module's resources against what the caller declared; the bindings reflected. */
+static int check_variables(struct walk *w, struct mdgpu_kernel_iface *out)
+{
+	struct found_binding *found = NULL;
+	uint32_t push_blocks = 0, n = 0, cap = 0;
+	bool legacy = w->lim->legacy_bindings >= 0;
+	int ret = 0;
+
+	for (uint32_t at = HEADER_WORDS; at < w->count && !ret; at += w->w[at] >> 16) {
 		const uint32_t *in = &w->w[at], *ptr, *pointee;
 		uint32_t len = in[0] >> 16, plen, tlen, sc, var;
-		const struct id_info *d, *pd;
+		const struct id_info *pd;
 
 		if ((in[0] & 0xffff) != OP_VARIABLE || len < 4)
 			continue;
@@ -995,57 +1416,70 @@ static int check_variables(struct walk *w)
 		case SC_UNIFORM:
 			break;
 		default:
-			return mdgpu_error(-EINVAL,
-					   "kernel_create: variable %%%u: %s %u is not"
-					   " supported (storage buffers and push constants only)",
-					   var, storage_class_name(sc), sc);
+			ret = mdgpu_error(-EINVAL,
+					  "kernel_create: variable %%%u: %s %u is not"
+					  " supported (%s buffers and push constants only)",
+					  var, storage_class_name(sc), sc,
+					  legacy ? "storage" : "storage and uniform");
+			continue;
 		}
 		ptr = inst_at(w, in[1], &plen);
-		if (!ptr || (ptr[0] & 0xffff) != OP_TYPE_POINTER || plen < 4)
-			return mdgpu_error(-EINVAL, "kernel_create: variable %%%u: bad type", var);
+		if (!ptr || (ptr[0] & 0xffff) != OP_TYPE_POINTER || plen < 4) {
+			ret = mdgpu_error(-EINVAL, "kernel_create: variable %%%u: bad type", var);
+			continue;
+		}
 		pointee = inst_at(w, ptr[3], &tlen);
 		pd = id_get(w, ptr[3]);
-		if (!pointee || !pd || (pointee[0] & 0xffff) != OP_TYPE_STRUCT)
-			return mdgpu_error(-EINVAL,
-					   "kernel_create: variable %%%u: arrays of buffers"
-					   " are not supported",
-					   var);
+		if (!pointee || !pd) {
+			ret = mdgpu_error(-EINVAL, "kernel_create: variable %%%u: bad type", var);
+			continue;
+		}
 		if (sc == SC_PUSH_CONSTANT) {
 			uint64_t size = layout_size(w, ptr[3], 0);
 
-			if (++push_blocks > 1)
-				return mdgpu_error(-EINVAL, "kernel_create: more than one"
-							    " push-constant block");
-			if (size == 0)
-				return mdgpu_error(-EINVAL,
-						   "kernel_create: cannot tell the size of the"
-						   " push-constant block");
-			if (size > w->lim->push_constant_size)
-				return mdgpu_error(-EINVAL,
-						   "kernel_create: push-constant block is %llu"
-						   " bytes, push_constant_size is %u",
-						   (unsigned long long)size,
-						   w->lim->push_constant_size);
+			if ((pointee[0] & 0xffff) != OP_TYPE_STRUCT)
+				ret = mdgpu_error(-EINVAL,
+						  "kernel_create: variable %%%u: a push-constant"
+						  " variable that is not a block",
+						  var);
+			else if (++push_blocks > 1)
+				ret = mdgpu_error(-EINVAL, "kernel_create: more than one"
+							   " push-constant block");
+			else if (size == 0)
+				ret = mdgpu_error(-EINVAL,
+						  "kernel_create: cannot tell the size of the"
+						  " push-constant block");
+			else if (size > w->lim->push_constant_size)
+				ret = mdgpu_error(-EINVAL,
+						  "kernel_create: push-constant block is %llu"
+						  " bytes, push_constant_size is %u",
+						  (unsigned long long)size,
+						  w->lim->push_constant_size);
 			continue;
 		}
-		if (sc == SC_UNIFORM && !(pd->flags & F_BUFFER_BLOCK))
-			return mdgpu_error(-EINVAL,
-					   "kernel_create: variable %%%u: uniform buffers are"
-					   " not supported (use storage buffers)",
-					   var);
-		d = id_get(w, var);
-		if (!d || !(d->flags & F_HAS_SET) || !(d->flags & F_HAS_BINDING) || d->set != 0)
-			return mdgpu_error(-EINVAL,
-					   "kernel_create: storage buffer %%%u is not in"
-					   " descriptor set 0",
-					   var);
-		if (d->binding >= w->lim->binding_count)
-			return mdgpu_error(-EINVAL,
-					   "kernel_create: storage buffer at binding %u, but"
-					   " binding_count is %u",
-					   d->binding, w->lim->binding_count);
+		if (legacy) {
+			ret = legacy_buffer(w, var, sc, pointee, pd);
+			continue;
+		}
+		if (n == cap) {
+			struct found_binding *f;
+
+			cap = cap ? cap * 2 : 16;
+			f = realloc(found, cap * sizeof(*f));
+			if (!f) {
+				ret = mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+				continue;
+			}
+			found = f;
+		}
+		ret = reflect_buffer(w, var, sc, ptr[3], &found[n]);
+		if (!ret)
+			n++;
 	}
-	return 0;
+	if (!ret)
+		ret = legacy ? legacy_layout(w, out) : reflect_layout(w, found, n, out);
+	free(found);
+	return ret;
 }
 
 static spv_target_env target_env(uint32_t version, uint32_t api_version, int *ok)
@@ -1089,12 +1523,14 @@ static int validate(const uint32_t *words, uint32_t word_count, spv_target_env e
 }
 
 int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
-		      const struct mdgpu_kernel_limits *lim, char *entry, size_t entry_size)
+		      const struct mdgpu_kernel_limits *lim, const char *entry,
+		      const struct mdgpu_spec *spec, struct mdgpu_kernel_iface *out)
 {
 	spv_target_env env;
 	struct walk w = { 0 };
 	int ok, ret;
 
+	memset(out, 0, sizeof(*out));
 	if (word_count < HEADER_WORDS || words[0] != SPIRV_MAGIC)
 		return mdgpu_error(-EINVAL, "kernel_create: not SPIR-V (bad magic or shorter than"
 					    " a header)");
@@ -1110,6 +1546,9 @@ int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
 	w.count = word_count;
 	w.bound = words[3];
 	w.lim = lim;
+	w.spec = spec;
+	w.want_entry = entry;
+	w.entry = out->entry;
 	if (w.bound > word_count + 1024)
 		return mdgpu_error(-EINVAL,
 				   "kernel_create: SPIR-V id bound %u is implausible for"
@@ -1118,18 +1557,25 @@ int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
 	w.ids = calloc(w.bound ? w.bound : 1, sizeof(*w.ids));
 	if (!w.ids)
 		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
-	ret = gather(&w, entry, entry_size);
+	ret = gather(&w);
 	if (!ret)
-		ret = check_local_size_ids(&w);
+		ret = check_spec_sizes(&w);
+	if (!ret)
+		ret = check_local_sizes(&w, out->local_size);
 	if (!ret)
 		ret = validate(words, word_count, env);
 	if (!ret)
 		ret = index_members(&w);
 	if (!ret)
-		ret = check_variables(&w);
+		ret = check_variables(&w, out);
+	if (ret) {
+		free(out->bindings);
+		out->bindings = NULL;
+		out->binding_count = 0;
+	}
 	free(w.ids);
 	free(w.structs);
 	free(w.members);
-	free(w.size_ids);
+	free(w.modes);
 	return ret;
 }

@@ -38,6 +38,8 @@ struct mdgpu_be {
 	uint64_t ts_mask;
 	VkCommandPool cmd_pool;
 	VkPipelineCache pipeline_cache;
+	uint32_t max_storage_range; /* maxStorageBufferRange */
+	uint32_t max_uniform_range; /* maxUniformBufferRange */
 	struct mdgpu_be_submission *free_subs;
 };
 
@@ -52,12 +54,28 @@ struct mdgpu_be_memory {
 	uint8_t *stage_map;
 };
 
+/*
+ * A kernel: its pipeline and layouts. Its descriptors are numbered in slots (see
+ * struct mdgpu_job_desc); sets[i] says which bindings, and so which slots, set i holds.
+ */
+struct kernel_set {
+	uint32_t set; /* its number */
+	uint32_t first_binding; /* into bindings[] */
+	uint32_t binding_count;
+	VkDescriptorSetLayout layout;
+};
+
 struct mdgpu_be_kernel {
 	VkShaderModule module;
-	VkDescriptorSetLayout set_layout;
+	VkDescriptorSetLayout empty_layout; /* the sets between used ones */
 	VkPipelineLayout layout;
 	VkPipeline pipeline;
+	struct mdgpu_host_kernel_binding *bindings;
+	uint32_t *slot_base; /* first slot of each binding */
 	uint32_t binding_count;
+	uint32_t slots;
+	struct kernel_set *sets; /* the non-empty sets */
+	uint32_t set_count;
 	uint32_t push_size;
 };
 
@@ -82,8 +100,16 @@ struct mdgpu_be_submission {
 	VkQueryPool query_pool;
 	uint32_t query_cap;
 	VkDescriptorPool desc_pool;
-	uint32_t desc_sets_cap;
-	uint32_t descs_cap;
+	uint32_t sets_cap; /* what desc_pool holds */
+	uint32_t storage_cap;
+	uint32_t uniform_cap;
+	/* MDGPU_HOST_ZERO_BUFFER_SIZE zeroed bytes, for descriptors a dispatch leaves out. */
+	VkBuffer zero_buf;
+	VkDeviceMemory zero_mem;
+	/* Scratch for one dispatch's descriptor writes (the largest kernel's slots). */
+	VkDescriptorBufferInfo *infos;
+	VkWriteDescriptorSet *writes;
+	uint32_t scratch_cap;
 	struct stage_range *ranges;
 	uint32_t range_count;
 	uint32_t range_cap;
@@ -124,13 +150,30 @@ static int vk_fail(VkResult r, const char *what)
 
 /* ---- instance and device selection ---- */
 
+/*
+ * The Vulkan version the library asks for: the loader's, up to 1.3 (at least 1.1, which it
+ * needs). A device is then used at the lower of this and its own version (info.api_version).
+ */
+static uint32_t instance_version(void)
+{
+	PFN_vkEnumerateInstanceVersion get = (PFN_vkEnumerateInstanceVersion)vkGetInstanceProcAddr(
+		VK_NULL_HANDLE, "vkEnumerateInstanceVersion");
+	uint32_t v = VK_API_VERSION_1_1;
+
+	if (get && get(&v) != VK_SUCCESS)
+		v = VK_API_VERSION_1_1;
+	if (v > VK_API_VERSION_1_3)
+		v = VK_API_VERSION_1_3;
+	return v < VK_API_VERSION_1_1 ? VK_API_VERSION_1_1 : v;
+}
+
 static int create_instance(VkInstance *out)
 {
 	VkApplicationInfo app = {
 		.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
 		.pApplicationName = "mdgpu",
 		.pEngineName = "libmdgpu-host",
-		.apiVersion = VK_API_VERSION_1_1,
+		.apiVersion = instance_version(),
 	};
 	VkInstanceCreateInfo ci = {
 		.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
@@ -201,6 +244,196 @@ static bool robust_buffer_access_2(VkPhysicalDevice pdev)
 	return features.features.robustBufferAccess && robust2.robustBufferAccess2;
 }
 
+/*
+ * The version a device is used at: its own (with its patch level), at most the major and
+ * minor version the instance asked for.
+ */
+static uint32_t device_version(VkPhysicalDevice pdev)
+{
+	VkPhysicalDeviceProperties p;
+	uint32_t inst = instance_version();
+
+	vkGetPhysicalDeviceProperties(pdev, &p);
+	if (VK_MAKE_API_VERSION(0, VK_API_VERSION_MAJOR(p.apiVersion),
+				VK_API_VERSION_MINOR(p.apiVersion), 0) > inst)
+		return inst;
+	return p.apiVersion;
+}
+
+/*
+ * Features kernels may use: queried into one chain and enabled from another (only what
+ * mdgpu lets kernels use, so that spirv.c's capability allow-list and the device agree).
+ * Structs of Vulkan 1.2 or extensions are in the chain where the device has them.
+ */
+struct feature_chain {
+	VkPhysicalDeviceFeatures2 f2;
+	VkPhysicalDevice16BitStorageFeatures s16;
+	VkPhysicalDeviceVariablePointersFeatures vp;
+	VkPhysicalDeviceShaderFloat16Int8Features f16i8;
+	VkPhysicalDevice8BitStorageFeatures s8;
+	VkPhysicalDeviceShaderSubgroupExtendedTypesFeatures sgx;
+	VkPhysicalDeviceRobustness2FeaturesEXT robust2;
+};
+
+/* Which optional structs a device's chain has, and the extensions they need. */
+struct feature_exts {
+	bool f16i8, s8, sgx, robust2;
+	bool core12; /* the three above are core (no extension to enable) */
+};
+
+static void chain_link(struct feature_chain *c, const struct feature_exts *x)
+{
+	void **next = &c->f2.pNext;
+
+	c->f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+	c->s16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
+	c->vp.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VARIABLE_POINTERS_FEATURES;
+	c->f16i8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES;
+	c->s8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES;
+	c->sgx.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SUBGROUP_EXTENDED_TYPES_FEATURES;
+	c->robust2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT;
+	*next = &c->s16;
+	next = &c->s16.pNext;
+	*next = &c->vp;
+	next = &c->vp.pNext;
+	if (x->f16i8) {
+		*next = &c->f16i8;
+		next = &c->f16i8.pNext;
+	}
+	if (x->s8) {
+		*next = &c->s8;
+		next = &c->s8.pNext;
+	}
+	if (x->sgx) {
+		*next = &c->sgx;
+		next = &c->sgx.pNext;
+	}
+	if (x->robust2) {
+		*next = &c->robust2;
+		next = &c->robust2.pNext;
+	}
+	*next = NULL;
+}
+
+/*
+ * What mdgpu enables on @pdev (@en, and @x for its extensions) and so lets kernels use (@fs;
+ * its subgroup fields are the caller's). robustBufferAccess and robustBufferAccess2 are
+ * enabled wherever the device has them (see vk_open()).
+ */
+static void device_features(VkPhysicalDevice pdev, struct feature_chain *en, struct feature_exts *x,
+			    struct mdgpu_feature_set *fs)
+{
+	struct feature_chain have = { 0 };
+	uint32_t f = 0;
+
+	*x = (struct feature_exts){ .core12 = device_version(pdev) >= VK_API_VERSION_1_2 };
+	x->f16i8 = x->core12 || has_extension(pdev, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
+	x->s8 = x->core12 || has_extension(pdev, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
+	x->sgx = x->core12 ||
+		 has_extension(pdev, VK_KHR_SHADER_SUBGROUP_EXTENDED_TYPES_EXTENSION_NAME);
+	x->robust2 = has_extension(pdev, VK_EXT_ROBUSTNESS_2_EXTENSION_NAME);
+	chain_link(&have, x);
+	vkGetPhysicalDeviceFeatures2(pdev, &have.f2);
+
+	memset(en, 0, sizeof(*en));
+	en->f2.features.robustBufferAccess = have.f2.features.robustBufferAccess;
+	en->f2.features.shaderInt64 = have.f2.features.shaderInt64;
+	en->f2.features.shaderFloat64 = have.f2.features.shaderFloat64;
+	en->f2.features.shaderInt16 = have.f2.features.shaderInt16;
+	en->s16.storageBuffer16BitAccess = have.s16.storageBuffer16BitAccess;
+	en->s16.uniformAndStorageBuffer16BitAccess = have.s16.uniformAndStorageBuffer16BitAccess;
+	en->s16.storagePushConstant16 = have.s16.storagePushConstant16;
+	en->vp.variablePointersStorageBuffer = have.vp.variablePointersStorageBuffer;
+	en->f16i8.shaderFloat16 = have.f16i8.shaderFloat16;
+	en->f16i8.shaderInt8 = have.f16i8.shaderInt8;
+	en->s8.storageBuffer8BitAccess = have.s8.storageBuffer8BitAccess;
+	en->s8.uniformAndStorageBuffer8BitAccess = have.s8.uniformAndStorageBuffer8BitAccess;
+	en->s8.storagePushConstant8 = have.s8.storagePushConstant8;
+	en->sgx.shaderSubgroupExtendedTypes = have.sgx.shaderSubgroupExtendedTypes;
+	x->robust2 = x->robust2 && have.f2.features.robustBufferAccess &&
+		     have.robust2.robustBufferAccess2;
+	en->robust2.robustBufferAccess2 = x->robust2;
+	/* Extensions only for what is enabled: nothing else in the chain then. */
+	x->f16i8 = x->f16i8 && (en->f16i8.shaderFloat16 || en->f16i8.shaderInt8);
+	x->s8 = x->s8 && (en->s8.storageBuffer8BitAccess ||
+			  en->s8.uniformAndStorageBuffer8BitAccess || en->s8.storagePushConstant8);
+	x->sgx = x->sgx && en->sgx.shaderSubgroupExtendedTypes;
+	chain_link(en, x);
+
+	f |= en->f2.features.shaderInt64 ? MDGPU_HOST_FEATURE_SHADER_INT64 : 0;
+	f |= en->f2.features.shaderFloat64 ? MDGPU_HOST_FEATURE_SHADER_FLOAT64 : 0;
+	f |= en->f2.features.shaderInt16 ? MDGPU_HOST_FEATURE_SHADER_INT16 : 0;
+	f |= en->f16i8.shaderInt8 ? MDGPU_HOST_FEATURE_SHADER_INT8 : 0;
+	f |= en->f16i8.shaderFloat16 ? MDGPU_HOST_FEATURE_SHADER_FLOAT16 : 0;
+	f |= en->s16.storageBuffer16BitAccess ? MDGPU_HOST_FEATURE_STORAGE_BUFFER_16BIT : 0;
+	f |= en->s16.uniformAndStorageBuffer16BitAccess ? MDGPU_HOST_FEATURE_UNIFORM_16BIT : 0;
+	f |= en->s16.storagePushConstant16 ? MDGPU_HOST_FEATURE_PUSH_CONSTANT_16BIT : 0;
+	f |= en->s8.storageBuffer8BitAccess ? MDGPU_HOST_FEATURE_STORAGE_BUFFER_8BIT : 0;
+	f |= en->s8.uniformAndStorageBuffer8BitAccess ? MDGPU_HOST_FEATURE_UNIFORM_8BIT : 0;
+	f |= en->s8.storagePushConstant8 ? MDGPU_HOST_FEATURE_PUSH_CONSTANT_8BIT : 0;
+	f |= en->vp.variablePointersStorageBuffer ? MDGPU_HOST_FEATURE_VARIABLE_POINTERS : 0;
+	fs->features = f;
+	fs->subgroup_extended_types = en->sgx.shaderSubgroupExtendedTypes;
+}
+
+static uint32_t clamp_u32(uint32_t v, uint32_t max)
+{
+	return v < max ? v : max;
+}
+
+/*
+ * struct mdgpu_host_caps of @pdev (but its size) and the feature set kernels get: the
+ * device's limits clamped to the library's (MDGPU_HOST_MAX_SETS, _STAGE_DESCRIPTORS).
+ */
+static void describe_caps(VkPhysicalDevice pdev, struct mdgpu_host_caps *caps,
+			  struct mdgpu_feature_set *fs, struct feature_chain *en,
+			  struct feature_exts *x)
+{
+	VkPhysicalDeviceSubgroupProperties sg = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
+	};
+	VkPhysicalDeviceMaintenance3Properties m3 = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES,
+		.pNext = &sg,
+	};
+	VkPhysicalDeviceProperties2 props = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+		.pNext = &m3,
+	};
+	const VkPhysicalDeviceLimits *lim = &props.properties.limits;
+	uint32_t size = caps->size;
+
+	vkGetPhysicalDeviceProperties2(pdev, &props);
+	device_features(pdev, en, x, fs);
+	fs->subgroup_ops = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ?
+				   sg.supportedOperations & 0xffu :
+				   0;
+	fs->max_per_stage_resources = lim->maxPerStageResources;
+	memset(caps, 0, sizeof(*caps));
+	caps->size = size;
+	caps->features = fs->features;
+	memcpy(caps->pipeline_cache_uuid, props.properties.pipelineCacheUUID,
+	       sizeof(caps->pipeline_cache_uuid));
+	caps->driver_version = props.properties.driverVersion;
+	caps->max_bound_descriptor_sets =
+		clamp_u32(lim->maxBoundDescriptorSets, MDGPU_HOST_MAX_SETS);
+	caps->max_per_stage_storage_buffers = clamp_u32(lim->maxPerStageDescriptorStorageBuffers,
+							MDGPU_HOST_MAX_STAGE_DESCRIPTORS);
+	caps->max_per_stage_uniform_buffers = clamp_u32(lim->maxPerStageDescriptorUniformBuffers,
+							MDGPU_HOST_MAX_STAGE_DESCRIPTORS);
+	caps->max_set_storage_buffers =
+		clamp_u32(lim->maxDescriptorSetStorageBuffers, MDGPU_HOST_MAX_STAGE_DESCRIPTORS);
+	caps->max_set_uniform_buffers =
+		clamp_u32(lim->maxDescriptorSetUniformBuffers, MDGPU_HOST_MAX_STAGE_DESCRIPTORS);
+	caps->max_storage_buffer_range = lim->maxStorageBufferRange;
+	caps->max_uniform_buffer_range = lim->maxUniformBufferRange;
+	caps->min_storage_offset_alignment = (uint32_t)lim->minStorageBufferOffsetAlignment;
+	caps->min_uniform_offset_alignment = (uint32_t)lim->minUniformBufferOffsetAlignment;
+	caps->subgroup_size = sg.subgroupSize;
+	caps->subgroup_operations = fs->subgroup_ops;
+	caps->max_memory_allocation_size = m3.maxMemoryAllocationSize;
+}
+
 static void copy_str(char *dst, size_t size, const char *src)
 {
 	snprintf(dst, size, "%s", src);
@@ -261,7 +494,7 @@ static bool describe(VkPhysicalDevice pdev, uint32_t index, struct mdgpu_host_de
 	info->device_type = (uint32_t)props.properties.deviceType;
 	info->vendor_id = props.properties.vendorID;
 	info->device_id = props.properties.deviceID;
-	info->api_version = props.properties.apiVersion;
+	info->api_version = device_version(pdev);
 	info->driver_version = props.properties.driverVersion;
 	info->flags = (host_import ? MDGPU_HOST_DEVICE_HOST_IMPORT : 0) |
 		      (features.robustBufferAccess ? MDGPU_HOST_DEVICE_ROBUST_ACCESS : 0) |
@@ -342,6 +575,32 @@ static int vk_enumerate(uint32_t index, struct mdgpu_host_device_info *info)
 		else if (!describe(pdevs[index], index, info))
 			/* Listed, but not usable: say so rather than hide it. */
 			copy_str(info->backend, sizeof(info->backend), "unusable");
+		free(pdevs);
+	}
+	vkDestroyInstance(instance, NULL);
+	return ret;
+}
+
+static int vk_enumerate_caps(uint32_t index, struct mdgpu_host_caps *caps)
+{
+	struct mdgpu_feature_set fs;
+	struct feature_chain en;
+	struct feature_exts x;
+	VkPhysicalDevice *pdevs;
+	VkInstance instance;
+	uint32_t count;
+	int ret;
+
+	ret = create_instance(&instance);
+	if (ret)
+		return ret;
+	ret = physical_devices(instance, &pdevs, &count);
+	if (!ret) {
+		if (index >= count)
+			ret = mdgpu_error(-ENOENT, "enumerate_caps: no device %u (%u devices)",
+					  index, count);
+		else
+			describe_caps(pdevs[index], caps, &fs, &en, &x);
 		free(pdevs);
 	}
 	vkDestroyInstance(instance, NULL);
@@ -429,6 +688,12 @@ static void vk_close(struct mdgpu_be *be)
 				vkDestroyQueryPool(be->dev, s->query_pool, NULL);
 			if (s->desc_pool)
 				vkDestroyDescriptorPool(be->dev, s->desc_pool, NULL);
+			if (s->zero_buf)
+				vkDestroyBuffer(be->dev, s->zero_buf, NULL);
+			if (s->zero_mem)
+				vkFreeMemory(be->dev, s->zero_mem, NULL);
+			free(s->infos);
+			free(s->writes);
 			free(s->ranges);
 			free(s->cpu_ts);
 			free(s); /* command buffers go with the pool */
@@ -445,22 +710,13 @@ static void vk_close(struct mdgpu_be *be)
 }
 
 static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
-		   struct mdgpu_host_device_info *info, uint32_t *features_out)
+		   struct mdgpu_host_device_info *info, struct mdgpu_host_caps *caps,
+		   struct mdgpu_feature_set *features)
 {
-	VkPhysicalDeviceSubgroupProperties subgroup = {
-		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
-	};
-	VkPhysicalDeviceProperties2 props = {
-		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
-		.pNext = &subgroup,
-	};
-	VkPhysicalDeviceRobustness2FeaturesEXT robust2 = {
-		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT,
-		.robustBufferAccess2 = VK_TRUE,
-	};
-	VkPhysicalDeviceFeatures have, enable = { 0 };
-	const char *exts[2];
-	uint32_t ext_count = 0, ts_bits = 0, features = 0;
+	struct feature_chain enable;
+	struct feature_exts x;
+	const char *exts[8];
+	uint32_t ext_count = 0, ts_bits = 0;
 	float priority = 1.0f;
 	struct mdgpu_be *be;
 	VkResult r;
@@ -478,24 +734,16 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 
 	be->queue_family = compute_family(be->pdev, &ts_bits);
 	vkGetPhysicalDeviceMemoryProperties(be->pdev, &be->mem_props);
-	vkGetPhysicalDeviceProperties2(be->pdev, &props);
-	vkGetPhysicalDeviceFeatures(be->pdev, &have);
 	/*
 	 * robustBufferAccess keeps every kernel access inside the VkBuffer its binding is a range
 	 * of (the whole imported memory): a guest kernel indexing past its buffer cannot reach
-	 * host memory. robustBufferAccess2 (below) narrows that to the binding's own range.
-	 * Enabled whenever the device has them (lavapipe has both).
+	 * host memory. robustBufferAccess2 narrows that to the binding's own range. Enabled
+	 * whenever the device has them (lavapipe has both), with the features kernels may use
+	 * (describe_caps(): the same for mdgpu_host_enumerate_caps()).
 	 */
-	enable.robustBufferAccess = have.robustBufferAccess;
-	enable.shaderInt64 = have.shaderInt64;
-	enable.shaderFloat64 = have.shaderFloat64;
-	enable.shaderInt16 = have.shaderInt16;
-	features = (have.shaderInt64 ? MDGPU_FEAT_INT64 : 0) |
-		   (have.shaderFloat64 ? MDGPU_FEAT_FLOAT64 : 0) |
-		   (have.shaderInt16 ? MDGPU_FEAT_INT16 : 0);
-	if (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT)
-		features |= (subgroup.supportedOperations & 0xffu) << MDGPU_FEAT_SUBGROUP_SHIFT;
-	*features_out = features;
+	describe_caps(be->pdev, caps, features, &enable, &x);
+	be->max_storage_range = caps->max_storage_buffer_range;
+	be->max_uniform_range = caps->max_uniform_buffer_range;
 
 	be->host_import = info->flags & MDGPU_HOST_DEVICE_HOST_IMPORT;
 	be->import_align = info->min_import_alignment;
@@ -503,6 +751,16 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 		exts[ext_count++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
 	if (info->robustness == MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2)
 		exts[ext_count++] = VK_EXT_ROBUSTNESS_2_EXTENSION_NAME;
+	else
+		enable.robust2.robustBufferAccess2 = VK_FALSE; /* in the chain only if enabled */
+	if (!x.core12) {
+		if (x.f16i8)
+			exts[ext_count++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
+		if (x.s8)
+			exts[ext_count++] = VK_KHR_8BIT_STORAGE_EXTENSION_NAME;
+		if (x.sgx)
+			exts[ext_count++] = VK_KHR_SHADER_SUBGROUP_EXTENDED_TYPES_EXTENSION_NAME;
+	}
 	{
 		VkDeviceQueueCreateInfo qci = {
 			.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
@@ -512,14 +770,11 @@ static int vk_open(const char *selector, uint32_t flags, struct mdgpu_be **out,
 		};
 		VkDeviceCreateInfo dci = {
 			.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
-			.pNext = info->robustness == MDGPU_HOST_ROBUSTNESS_BUFFER_ACCESS_2 ?
-					 &robust2 :
-					 NULL,
+			.pNext = &enable.f2, /* features in the chain, not pEnabledFeatures */
 			.queueCreateInfoCount = 1,
 			.pQueueCreateInfos = &qci,
 			.enabledExtensionCount = ext_count,
 			.ppEnabledExtensionNames = exts,
-			.pEnabledFeatures = &enable,
 		};
 
 		r = vkCreateDevice(be->pdev, &dci, NULL, &be->dev);
@@ -592,9 +847,9 @@ static uint32_t pick_memory_type(const struct mdgpu_be *be, uint32_t bits,
 	return fallback;
 }
 
-static const VkBufferUsageFlags BUFFER_USAGE = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-					       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-					       VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+static const VkBufferUsageFlags BUFFER_USAGE =
+	VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT |
+	VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 
 static void memory_free(struct mdgpu_be *be, struct mdgpu_be_memory *m)
 {
@@ -772,81 +1027,142 @@ static void vk_kernel_release(struct mdgpu_be *be, struct mdgpu_be_kernel *k)
 		vkDestroyPipeline(be->dev, k->pipeline, NULL);
 	if (k->layout)
 		vkDestroyPipelineLayout(be->dev, k->layout, NULL);
-	if (k->set_layout)
-		vkDestroyDescriptorSetLayout(be->dev, k->set_layout, NULL);
+	for (uint32_t i = 0; i < k->set_count; i++)
+		if (k->sets[i].layout)
+			vkDestroyDescriptorSetLayout(be->dev, k->sets[i].layout, NULL);
+	if (k->empty_layout)
+		vkDestroyDescriptorSetLayout(be->dev, k->empty_layout, NULL);
 	if (k->module)
 		vkDestroyShaderModule(be->dev, k->module, NULL);
+	free(k->bindings);
+	free(k->slot_base);
+	free(k->sets);
 	free(k);
 }
 
-static int vk_kernel_create(struct mdgpu_be *be, const uint32_t *words, uint32_t word_count,
-			    const char *entry, uint32_t binding_count, uint32_t push_size,
-			    struct mdgpu_be_kernel **out)
+static VkDescriptorType descriptor_type(uint32_t type)
 {
-	VkDescriptorSetLayoutBinding binds[MDGPU_HOST_MAX_BINDINGS];
+	return type == MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER :
+							      VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
+/* One descriptor set layout per used set (bindings sorted by set), and an empty one. */
+static VkResult kernel_set_layouts(struct mdgpu_be *be, struct mdgpu_be_kernel *k,
+				   VkDescriptorSetLayoutBinding *binds)
+{
+	VkDescriptorSetLayoutCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+	};
+	VkResult r;
+
+	r = vkCreateDescriptorSetLayout(be->dev, &ci, NULL, &k->empty_layout);
+	for (uint32_t i = 0; i < k->binding_count && r == VK_SUCCESS; i++) {
+		const struct mdgpu_host_kernel_binding *b = &k->bindings[i];
+
+		k->slot_base[i] = k->slots;
+		k->slots += b->count;
+		binds[i] = (VkDescriptorSetLayoutBinding){
+			.binding = b->binding,
+			.descriptorType = descriptor_type(b->type),
+			.descriptorCount = b->count,
+			.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+		};
+		if (!k->set_count || k->sets[k->set_count - 1].set != b->set)
+			k->sets[k->set_count++] =
+				(struct kernel_set){ b->set, i, 0, VK_NULL_HANDLE };
+		k->sets[k->set_count - 1].binding_count++;
+	}
+	for (uint32_t i = 0; i < k->set_count && r == VK_SUCCESS; i++) {
+		ci.bindingCount = k->sets[i].binding_count;
+		ci.pBindings = &binds[k->sets[i].first_binding];
+		r = vkCreateDescriptorSetLayout(be->dev, &ci, NULL, &k->sets[i].layout);
+	}
+	return r;
+}
+
+static int vk_kernel_create(struct mdgpu_be *be, const uint32_t *words, uint32_t word_count,
+			    const struct mdgpu_kernel_layout *l, struct mdgpu_be_kernel **out)
+{
+	VkDescriptorSetLayout set_layouts[MDGPU_HOST_MAX_SETS];
+	VkSpecializationMapEntry map[MDGPU_HOST_MAX_SPEC_ENTRIES];
+	VkDescriptorSetLayoutBinding *binds;
 	VkShaderModuleCreateInfo smci = {
 		.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
 		.codeSize = (size_t)word_count * 4,
 		.pCode = words,
 	};
-	VkDescriptorSetLayoutCreateInfo dslci = {
-		.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-		.bindingCount = binding_count,
-		.pBindings = binds,
-	};
 	VkPushConstantRange push = {
 		.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
 		.offset = 0,
-		.size = push_size,
+		.size = l->push_size,
 	};
 	VkPipelineLayoutCreateInfo plci = {
 		.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
-		.pushConstantRangeCount = push_size ? 1 : 0,
+		.setLayoutCount = l->set_count,
+		.pSetLayouts = set_layouts,
+		.pushConstantRangeCount = l->push_size ? 1 : 0,
 		.pPushConstantRanges = &push,
 	};
+	VkSpecializationInfo spec = { 0 };
 	VkComputePipelineCreateInfo cpci = {
 		.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+		.flags = (l->flags & MDGPU_HOST_KERNEL_DISPATCH_BASE) ?
+				 VK_PIPELINE_CREATE_DISPATCH_BASE_BIT :
+				 0,
 		.stage = {
 			.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
 			.stage = VK_SHADER_STAGE_COMPUTE_BIT,
-			.pName = entry,
+			.pName = l->entry,
 		},
 	};
+	uint32_t n = l->binding_count ? l->binding_count : 1;
 	struct mdgpu_be_kernel *k;
-	VkResult r;
+	VkResult r = VK_ERROR_OUT_OF_HOST_MEMORY;
 
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
-	k->binding_count = binding_count;
-	k->push_size = push_size;
-	for (uint32_t i = 0; i < binding_count; i++)
-		binds[i] = (VkDescriptorSetLayoutBinding){
-			.binding = i,
-			.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-			.descriptorCount = 1,
-			.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
-		};
+	k->push_size = l->push_size;
+	k->binding_count = l->binding_count;
+	k->bindings = malloc(n * sizeof(*k->bindings));
+	k->slot_base = malloc(n * sizeof(*k->slot_base));
+	k->sets = calloc(n, sizeof(*k->sets));
+	binds = malloc(n * sizeof(*binds));
+	if (!k->bindings || !k->slot_base || !k->sets || !binds)
+		goto err;
+	memcpy(k->bindings, l->bindings, l->binding_count * sizeof(*k->bindings));
 	r = vkCreateShaderModule(be->dev, &smci, NULL, &k->module);
+	if (r == VK_SUCCESS)
+		r = kernel_set_layouts(be, k, binds);
 	if (r != VK_SUCCESS)
 		goto err;
-	r = vkCreateDescriptorSetLayout(be->dev, &dslci, NULL, &k->set_layout);
-	if (r != VK_SUCCESS)
-		goto err;
-	plci.setLayoutCount = binding_count ? 1 : 0;
-	plci.pSetLayouts = &k->set_layout;
+	/* Sets between the used ones get the empty layout (the core bounds set_count). */
+	for (uint32_t i = 0; i < l->set_count; i++)
+		set_layouts[i] = k->empty_layout;
+	for (uint32_t i = 0; i < k->set_count; i++)
+		set_layouts[k->sets[i].set] = k->sets[i].layout;
 	r = vkCreatePipelineLayout(be->dev, &plci, NULL, &k->layout);
 	if (r != VK_SUCCESS)
 		goto err;
+	if (l->spec && l->spec->count) {
+		for (uint32_t i = 0; i < l->spec->count; i++)
+			map[i] = (VkSpecializationMapEntry){ l->spec->entries[i].constant_id,
+							     l->spec->entries[i].offset,
+							     l->spec->entries[i].size };
+		spec = (VkSpecializationInfo){ l->spec->count, map, l->spec->size, l->spec->data };
+		cpci.stage.pSpecializationInfo = &spec;
+	}
 	cpci.stage.module = k->module;
 	cpci.layout = k->layout;
 	r = vkCreateComputePipelines(be->dev, be->pipeline_cache, 1, &cpci, NULL, &k->pipeline);
 	if (r != VK_SUCCESS)
 		goto err;
+	free(binds);
 	*out = k;
 	return 0;
 
 err:
+	free(binds);
 	vk_kernel_release(be, k);
 	return vk_fail(r, "kernel_create: building the pipeline");
 }
@@ -871,9 +1187,19 @@ static int grow(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 	return 0;
 }
 
+/* Descriptor pools larger than this are not kept for the next batch (memory of idle records). */
+#define POOL_KEEP_SETS 1024u
+#define POOL_KEEP_DESCRIPTORS 4096u
+
 static void vk_submission_release(struct mdgpu_be *be, struct mdgpu_be_submission *s)
 {
 	/* Recycled: the command buffer, fence and pools are reset on the next use. */
+	if (s->desc_pool && (s->sets_cap > POOL_KEEP_SETS ||
+			     s->storage_cap + s->uniform_cap > POOL_KEEP_DESCRIPTORS)) {
+		vkDestroyDescriptorPool(be->dev, s->desc_pool, NULL);
+		s->desc_pool = VK_NULL_HANDLE;
+		s->sets_cap = s->storage_cap = s->uniform_cap = 0;
+	}
 	s->next = be->free_subs;
 	be->free_subs = s;
 }
@@ -932,31 +1258,62 @@ static int sub_get(struct mdgpu_be *be, const struct mdgpu_job *job, uint32_t qu
 			return vk_fail(r, "submit: vkCreateQueryPool");
 		s->query_cap = qci.queryCount;
 	}
-	if (job->dispatch_count > s->desc_sets_cap || job->binding_total > s->descs_cap) {
-		uint32_t sets = job->dispatch_count < 16 ? 16 : job->dispatch_count;
-		uint32_t descs = job->binding_total < 64 ? 64 : job->binding_total;
-		VkDescriptorPoolSize size = {
-			.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-			.descriptorCount = descs,
+	if (job->set_total > s->sets_cap || job->storage_total > s->storage_cap ||
+	    job->uniform_total > s->uniform_cap) {
+		uint32_t sets = job->set_total < 16 ? 16 : job->set_total;
+		uint32_t storage = job->storage_total < 64 ? 64 : job->storage_total;
+		uint32_t uniform = job->uniform_total < 16 ? 16 : job->uniform_total;
+		VkDescriptorPoolSize sizes[2] = {
+			{ VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, storage },
+			{ VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, uniform },
 		};
 		VkDescriptorPoolCreateInfo dpci = {
 			.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
 			.maxSets = sets,
-			.poolSizeCount = 1,
-			.pPoolSizes = &size,
+			.poolSizeCount = 2,
+			.pPoolSizes = sizes,
 		};
 
 		if (s->desc_pool)
 			vkDestroyDescriptorPool(be->dev, s->desc_pool, NULL);
 		s->desc_pool = VK_NULL_HANDLE;
-		s->desc_sets_cap = s->descs_cap = 0;
+		s->sets_cap = s->storage_cap = s->uniform_cap = 0;
 		r = vkCreateDescriptorPool(be->dev, &dpci, NULL, &s->desc_pool);
 		if (r != VK_SUCCESS)
 			return vk_fail(r, "submit: vkCreateDescriptorPool");
-		s->desc_sets_cap = sets;
-		s->descs_cap = descs;
+		s->sets_cap = sets;
+		s->storage_cap = storage;
+		s->uniform_cap = uniform;
 	} else if (s->desc_pool) {
 		vkResetDescriptorPool(be->dev, s->desc_pool, 0);
+	}
+	if (job->slot_max > s->scratch_cap) {
+		VkDescriptorBufferInfo *infos = realloc(s->infos, job->slot_max * sizeof(*infos));
+		VkWriteDescriptorSet *writes;
+
+		if (infos)
+			s->infos = infos;
+		writes = realloc(s->writes, job->slot_max * sizeof(*writes));
+		if (writes)
+			s->writes = writes;
+		if (!infos || !writes)
+			return mdgpu_error(-ENOMEM, "submit: out of memory");
+		s->scratch_cap = job->slot_max;
+	}
+	if (job->zero_buffer && !s->zero_buf) {
+		int ret = make_buffer(be, MDGPU_HOST_ZERO_BUFFER_SIZE, 0,
+				      VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &s->zero_buf,
+				      &s->zero_mem);
+
+		if (ret) {
+			if (s->zero_buf)
+				vkDestroyBuffer(be->dev, s->zero_buf, NULL);
+			if (s->zero_mem)
+				vkFreeMemory(be->dev, s->zero_mem, NULL);
+			s->zero_buf = VK_NULL_HANDLE;
+			s->zero_mem = VK_NULL_HANDLE;
+			return ret;
+		}
 	}
 	return 0;
 }
@@ -1029,54 +1386,88 @@ static void full_barrier(VkCommandBuffer cmd, VkPipelineStageFlags src, VkAccess
 	(VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT | \
 	 VK_ACCESS_TRANSFER_WRITE_BIT)
 
+/*
+ * A dispatch: its descriptor sets allocated from the batch's pool and written (descriptors
+ * it leaves out: the zero buffer), bound, its push constants, the grid.
+ */
 static int record_dispatch(struct mdgpu_be *be, struct mdgpu_be_submission *s,
 			   const struct mdgpu_job_cmd *jc, VkPipeline *bound)
 {
-	const struct mdgpu_host_cmd_dispatch *a = &jc->cmd->u.dispatch;
 	const struct mdgpu_be_kernel *k = jc->kernel;
-	VkDescriptorBufferInfo infos[MDGPU_HOST_MAX_BINDINGS];
-	VkWriteDescriptorSet writes[MDGPU_HOST_MAX_BINDINGS];
-	VkDescriptorSet set;
+	VkDescriptorSetLayout layouts[MDGPU_HOST_MAX_SETS];
+	VkDescriptorSet sets[MDGPU_HOST_MAX_SETS];
 	VkResult r;
 
 	if (*bound != k->pipeline) {
 		vkCmdBindPipeline(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);
 		*bound = k->pipeline;
 	}
-	if (k->binding_count) {
+	if (k->set_count) {
 		VkDescriptorSetAllocateInfo dsai = {
 			.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
 			.descriptorPool = s->desc_pool,
-			.descriptorSetCount = 1,
-			.pSetLayouts = &k->set_layout,
+			.descriptorSetCount = k->set_count,
+			.pSetLayouts = layouts,
 		};
+		uint32_t nw = 0;
 
-		r = vkAllocateDescriptorSets(be->dev, &dsai, &set);
+		for (uint32_t i = 0; i < k->set_count; i++)
+			layouts[i] = k->sets[i].layout;
+		r = vkAllocateDescriptorSets(be->dev, &dsai, sets);
 		if (r != VK_SUCCESS)
 			return vk_fail(r, "submit: vkAllocateDescriptorSets");
-		for (uint32_t i = 0; i < k->binding_count; i++) {
-			infos[i] = (VkDescriptorBufferInfo){
-				.buffer = jc->binding_mem[i]->buf,
-				.offset = jc->bindings[i].offset,
-				.range = jc->bindings[i].size,
-			};
-			writes[i] = (VkWriteDescriptorSet){
-				.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-				.dstSet = set,
-				.dstBinding = i,
-				.descriptorCount = 1,
-				.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-				.pBufferInfo = &infos[i],
-			};
+		if (jc->desc_count < k->slots) {
+			/* Left out: the zero buffer, up to the type's maximum range. */
+			for (uint32_t b = 0; b < k->binding_count; b++) {
+				bool uniform =
+					k->bindings[b].type == MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER;
+				uint32_t max =
+					uniform ? be->max_uniform_range : be->max_storage_range;
+				VkDescriptorBufferInfo zero = {
+					.buffer = s->zero_buf,
+					.offset = 0,
+					.range = max < MDGPU_HOST_ZERO_BUFFER_SIZE ?
+							 max :
+							 MDGPU_HOST_ZERO_BUFFER_SIZE,
+				};
+
+				for (uint32_t e = 0; e < k->bindings[b].count; e++)
+					s->infos[k->slot_base[b] + e] = zero;
+			}
 		}
-		vkUpdateDescriptorSets(be->dev, k->binding_count, writes, 0, NULL);
-		vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1,
-					&set, 0, NULL);
+		for (uint32_t d = 0; d < jc->desc_count; d++)
+			s->infos[jc->descs[d].slot] = (VkDescriptorBufferInfo){
+				.buffer = jc->descs[d].mem->buf,
+				.offset = jc->descs[d].offset,
+				.range = jc->descs[d].range,
+			};
+		for (uint32_t i = 0; i < k->set_count; i++) {
+			const struct kernel_set *ks = &k->sets[i];
+
+			for (uint32_t b = ks->first_binding;
+			     b < ks->first_binding + ks->binding_count; b++)
+				s->writes[nw++] = (VkWriteDescriptorSet){
+					.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+					.dstSet = sets[i],
+					.dstBinding = k->bindings[b].binding,
+					.descriptorCount = k->bindings[b].count,
+					.descriptorType = descriptor_type(k->bindings[b].type),
+					.pBufferInfo = &s->infos[k->slot_base[b]],
+				};
+		}
+		vkUpdateDescriptorSets(be->dev, nw, s->writes, 0, NULL);
+		for (uint32_t i = 0; i < k->set_count; i++)
+			vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout,
+						k->sets[i].set, 1, &sets[i], 0, NULL);
 	}
 	if (k->push_size)
 		vkCmdPushConstants(s->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k->push_size,
-				   jc->push);
-	vkCmdDispatch(s->cmd, a->group_count_x, a->group_count_y, a->group_count_z);
+				   jc->data);
+	if (jc->base[0] || jc->base[1] || jc->base[2])
+		vkCmdDispatchBase(s->cmd, jc->base[0], jc->base[1], jc->base[2], jc->groups[0],
+				  jc->groups[1], jc->groups[2]);
+	else
+		vkCmdDispatch(s->cmd, jc->groups[0], jc->groups[1], jc->groups[2]);
 	return 0;
 }
 
@@ -1094,27 +1485,28 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 	/* Staged ranges first: which parts of which memories this batch touches. */
 	for (uint32_t i = 0; i < job->cmd_count; i++) {
 		const struct mdgpu_job_cmd *jc = &job->cmds[i];
-		const struct mdgpu_host_cmd *c = jc->cmd;
 
 		ret = 0;
-		switch (c->op) {
+		switch (jc->op) {
 		case MDGPU_HOST_OP_COPY:
-			ret = add_range(s, jc->mem[0], c->u.copy.src_offset, c->u.copy.size, false);
+			ret = add_range(s, jc->mem[0], jc->offset[0], jc->size, false);
 			if (!ret)
-				ret = add_range(s, jc->mem[1], c->u.copy.dst_offset, c->u.copy.size,
-						true);
+				ret = add_range(s, jc->mem[1], jc->offset[1], jc->size, true);
 			break;
 		case MDGPU_HOST_OP_FILL:
-			ret = add_range(s, jc->mem[0], c->u.fill.offset, c->u.fill.size, true);
+		case MDGPU_HOST_OP_UPDATE:
+			ret = add_range(s, jc->mem[0], jc->offset[0], jc->size, true);
 			break;
 		case MDGPU_HOST_OP_TIMESTAMP:
-			ret = add_range(s, jc->mem[0], c->u.timestamp.offset, 8, true);
+			ret = add_range(s, jc->mem[0], jc->offset[0], 8, true);
 			break;
-		case MDGPU_HOST_OP_DISPATCH:
-			/* Kernels may write any binding. */
-			for (uint32_t b = 0; b < c->u.dispatch.binding_count && !ret; b++)
-				ret = add_range(s, jc->binding_mem[b], jc->bindings[b].offset,
-						jc->bindings[b].size, true);
+		case MDGPU_HOST_OP_DISPATCH2:
+			/* Kernels may write any storage buffer; uniform buffers are read only. */
+			for (uint32_t d = 0; d < jc->desc_count && !ret; d++)
+				ret = add_range(s, jc->descs[d].mem, jc->descs[d].offset,
+						jc->descs[d].range,
+						jc->descs[d].type ==
+							MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER);
 			break;
 		}
 		if (ret)
@@ -1129,6 +1521,9 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 		vkCmdResetQueryPool(s->cmd, s->query_pool, 0, 2 + job->timestamp_count);
 		vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s->query_pool, 0);
 	}
+	/* The zero buffer: zeroed again (an earlier batch's kernel may have written it). */
+	if (job->zero_buffer)
+		vkCmdFillBuffer(s->cmd, s->zero_buf, 0, VK_WHOLE_SIZE, 0);
 	if (s->range_count) {
 		/* host -> staging (memcpy now, the core made sure nothing else uses it) -> device */
 		for (uint32_t i = 0; i < s->range_count; i++) {
@@ -1139,30 +1534,31 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 			       rg->size);
 			vkCmdCopyBuffer(s->cmd, rg->mem->stage_buf, rg->mem->buf, 1, &region);
 		}
+	}
+	if (s->range_count || job->zero_buffer)
 		full_barrier(s->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
 			     WORK_STAGES, WORK_ACCESS);
-	}
 
 	for (uint32_t i = 0; i < job->cmd_count; i++) {
 		const struct mdgpu_job_cmd *jc = &job->cmds[i];
-		const struct mdgpu_host_cmd *c = jc->cmd;
 
-		switch (c->op) {
+		switch (jc->op) {
 		case MDGPU_HOST_OP_COPY: {
-			VkBufferCopy region = {
-				c->u.copy.src_offset,
-				c->u.copy.dst_offset,
-				c->u.copy.size,
-			};
+			VkBufferCopy region = { jc->offset[0], jc->offset[1], jc->size };
 
 			vkCmdCopyBuffer(s->cmd, jc->mem[0]->buf, jc->mem[1]->buf, 1, &region);
 			break;
 		}
 		case MDGPU_HOST_OP_FILL:
-			vkCmdFillBuffer(s->cmd, jc->mem[0]->buf, c->u.fill.offset, c->u.fill.size,
-					c->u.fill.value);
+			vkCmdFillBuffer(s->cmd, jc->mem[0]->buf, jc->offset[0], jc->size,
+					jc->value);
 			break;
-		case MDGPU_HOST_OP_DISPATCH:
+		case MDGPU_HOST_OP_UPDATE:
+			/* The data is copied into the command buffer here. */
+			vkCmdUpdateBuffer(s->cmd, jc->mem[0]->buf, jc->offset[0], jc->size,
+					  jc->data);
+			break;
+		case MDGPU_HOST_OP_DISPATCH2:
 			ret = record_dispatch(be, s, jc, &bound);
 			if (ret)
 				return ret;
@@ -1181,13 +1577,13 @@ static int record(struct mdgpu_be *be, const struct mdgpu_job *job, struct mdgpu
 					return ret;
 				s->cpu_ts[s->cpu_ts_count++] = (struct cpu_timestamp){
 					jc->mem[0],
-					c->u.timestamp.offset,
+					jc->offset[0],
 					query,
 				};
 			} else {
 				/* Tick == 1 ns: the device copies the value into place itself. */
 				vkCmdCopyQueryPoolResults(s->cmd, s->query_pool, query, 1,
-							  jc->mem[0]->buf, c->u.timestamp.offset, 8,
+							  jc->mem[0]->buf, jc->offset[0], 8,
 							  VK_QUERY_RESULT_64_BIT |
 								  VK_QUERY_RESULT_WAIT_BIT);
 			}
@@ -1308,6 +1704,7 @@ static void vk_complete(struct mdgpu_be *be, struct mdgpu_be_submission *s, int 
 const struct mdgpu_backend_ops mdgpu_vulkan_ops = {
 	.name = "vulkan",
 	.enumerate = vk_enumerate,
+	.enumerate_caps = vk_enumerate_caps,
 	.open = vk_open,
 	.close = vk_close,
 	.memory_import = vk_memory_import,

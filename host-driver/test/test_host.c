@@ -1589,6 +1589,1179 @@ static void test_concurrent_create(uint32_t dev)
 	aperture_free(&ap);
 }
 
+/* ---- ABI 2.1: capabilities, kernel_create2, kernel_info, submit2 ---- */
+
+/* Compile GLSL compute source with glslangValidator (Vulkan 1.1: SPIR-V 1.3); @args extra. */
+static struct spirv glsl(const char *src, const char *args)
+{
+	char dir[] = "/tmp/mdgpu-test-XXXXXX", path[256], cmd[1024];
+	struct spirv s = { 0 };
+	FILE *f;
+	long size;
+
+	if (!mkdtemp(dir)) {
+		perror("test-host: mkdtemp");
+		exit(2);
+	}
+	snprintf(path, sizeof(path), "%s/k.comp", dir);
+	f = fopen(path, "w");
+	if (!f || fputs(src, f) < 0 || fclose(f)) {
+		perror("test-host: writing GLSL");
+		exit(2);
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "glslangValidator -V --target-env vulkan1.1 %s -o %s/k.spv %s >%s/log 2>&1", args,
+		 dir, path, dir);
+	if (system(cmd) != 0) {
+		snprintf(cmd, sizeof(cmd), "cat %s/log", dir);
+		if (system(cmd)) {
+		}
+		fprintf(stderr, "test-host: glslangValidator failed (install glslang-tools)\n");
+		exit(2);
+	}
+	snprintf(path, sizeof(path), "%s/k.spv", dir);
+	f = fopen(path, "rb");
+	if (!f) {
+		perror("test-host: k.spv");
+		exit(2);
+	}
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	s.words = malloc((size_t)size);
+	if (!s.words || fread(s.words, 1, (size_t)size, f) != (size_t)size) {
+		fprintf(stderr, "test-host: cannot read %s\n", path);
+		exit(2);
+	}
+	fclose(f);
+	s.count = (uint32_t)(size / 4);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd)) {
+	}
+	return s;
+}
+
+/* uniform Params {n, scale} at (0,0); 3 storage inputs at (0,2); the output at (2,1). */
+static const char sets_glsl[] =
+	"#version 450\n"
+	"layout(local_size_x = 64) in;\n"
+	"layout(set = 0, binding = 0) uniform Params { uint n; uint scale; } params;\n"
+	"layout(set = 0, binding = 2) readonly buffer In { uint v[]; } inputs[3];\n"
+	"layout(set = 2, binding = 1) buffer Out { uint v[]; } outp;\n"
+	"void main() {\n"
+	"	uint i = gl_GlobalInvocationID.x;\n"
+	"	if (i >= params.n) return;\n"
+	"	outp.v[i] = (inputs[0].v[i] + inputs[1].v[i] * 2u + inputs[2].v[i] * 3u) *"
+	" params.scale;\n"
+	"}\n";
+
+/* Local size x, a multiplier, an addend and a shared array length: specialization ids 0..3. */
+static const char spec_glsl[] =
+	"#version 450\n"
+	"layout(local_size_x_id = 0) in;\n"
+	"layout(constant_id = 1) const uint MUL = 1;\n"
+	"layout(constant_id = 2) const int ADD = 0;\n"
+	"layout(constant_id = 3) const uint SHARED_N = 16;\n"
+	"shared uint tmp[SHARED_N];\n"
+	"layout(set = 0, binding = 0) buffer Out { uint v[]; } o;\n"
+	"void main() {\n"
+	"	uint i = gl_GlobalInvocationID.x;\n"
+	"	tmp[gl_LocalInvocationID.x % SHARED_N] = i;\n"
+	"	barrier();\n"
+	"	o.v[i] = tmp[gl_LocalInvocationID.x % SHARED_N] * MUL + uint(ADD) +"
+	" gl_WorkGroupSize.x * 1000000u;\n"
+	"}\n";
+
+/* Each workgroup writes (its id, the x count) at y * width + x. */
+static const char base_glsl[] = "#version 450\n"
+				"layout(local_size_x = 1) in;\n"
+				"layout(set = 0, binding = 0) buffer Out { uvec4 v[]; } o;\n"
+				"layout(push_constant) uniform P { uint width; } p;\n"
+				"void main() {\n"
+				"	uvec3 g = gl_WorkGroupID;\n"
+				"	o.v[g.y * p.width + g.x] = uvec4(g, gl_NumWorkGroups.x);\n"
+				"}\n";
+
+/* 8-bit and 16-bit storage, Int64 and Float64 types, subgroup arithmetic. */
+static const char narrow_glsl[] =
+	"#version 450\n"
+	"#extension GL_EXT_shader_16bit_storage : require\n"
+	"#extension GL_EXT_shader_8bit_storage : require\n"
+	"#extension GL_EXT_shader_explicit_arithmetic_types : require\n"
+	"#extension GL_KHR_shader_subgroup_arithmetic : require\n"
+	"layout(local_size_x = 64) in;\n"
+	"layout(set = 0, binding = 0) readonly buffer A { uint8_t a[]; };\n"
+	"layout(set = 0, binding = 1) readonly buffer B { float16_t b[]; };\n"
+	"layout(set = 0, binding = 2) buffer C { uint c[]; };\n"
+	"layout(set = 0, binding = 3) buffer S { uvec2 s[]; };\n"
+	"layout(set = 0, binding = 4) buffer L { int64_t l[]; };\n"
+	"void main() {\n"
+	"	uint i = gl_GlobalInvocationID.x;\n"
+	"	uint y = uint(a[i]);\n"
+	"	c[i] = uint(float(b[i])) + y;\n"
+	"	s[i] = uvec2(subgroupAdd(y), gl_SubgroupID + gl_WorkGroupID.x * gl_NumSubgroups);\n"
+	"	l[i] = int64_t(y) * -4294967296l;\n"
+	"}\n";
+
+/* Reads binding 0's first word into binding 1's, then writes binding 0's. */
+static const char leak_glsl[] = "#version 450\n"
+				"layout(local_size_x = 1) in;\n"
+				"layout(set = 0, binding = 0) buffer S { uint v[]; } s;\n"
+				"layout(set = 0, binding = 1) buffer O { uint v[]; } o;\n"
+				"void main() {\n"
+				"	o.v[0] = s.v[0];\n"
+				"	s.v[0] = 0xdeadbeefu;\n"
+				"}\n";
+
+/* A submit2 batch being built (static: it is large). */
+static struct batch {
+	struct mdgpu_host_cmd2 cmds[64];
+	uint32_t n;
+	struct mdgpu_host_descriptor descs[MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS + 8];
+	uint32_t nd;
+	uint8_t data[4 * MDGPU_HOST_MAX_UPDATE];
+	uint32_t size;
+} B;
+
+static void b_reset(void)
+{
+	memset(&B, 0, sizeof(B));
+}
+
+/* Append @n bytes to the data area (4-aligned); returns their offset. */
+static uint32_t b_data(const void *p, uint32_t n)
+{
+	uint32_t at = B.size;
+
+	memcpy(B.data + at, p, n);
+	B.size += (n + 3) & ~3u;
+	return at;
+}
+
+static void b_desc(uint32_t mem, uint32_t set, uint32_t binding, uint32_t index, uint32_t type,
+		   uint64_t offset, uint64_t range)
+{
+	B.descs[B.nd++] = (struct mdgpu_host_descriptor){ .mem = mem,
+							  .set = set,
+							  .binding = binding,
+							  .index = index,
+							  .type = type,
+							  .offset = offset,
+							  .range = range };
+}
+
+/* A DISPATCH2 of the descriptors from @first on; @push (@push_size bytes) into the data. */
+static struct mdgpu_host_cmd2 *b_dispatch(uint32_t kernel, uint32_t first, const void *push,
+					  uint32_t push_size, uint32_t bx, uint32_t by, uint32_t bz,
+					  uint32_t gx, uint32_t gy, uint32_t gz)
+{
+	struct mdgpu_host_cmd2 *c = &B.cmds[B.n++];
+
+	c->op = MDGPU_HOST_OP_DISPATCH2;
+	c->u.dispatch2 = (struct mdgpu_host_cmd_dispatch2){
+		.kernel = kernel,
+		.first_descriptor = first,
+		.descriptor_count = B.nd - first,
+		.push_offset = push_size ? b_data(push, push_size) : 0,
+		.push_size = push_size,
+		.base = { bx, by, bz },
+		.groups = { gx, gy, gz },
+	};
+	return c;
+}
+
+static struct mdgpu_host_cmd2 *b_cmd(uint32_t op)
+{
+	struct mdgpu_host_cmd2 *c = &B.cmds[B.n++];
+
+	c->op = op;
+	return c;
+}
+
+static void b_update(uint32_t mem, uint64_t offset, const void *p, uint32_t n)
+{
+	b_cmd(MDGPU_HOST_OP_UPDATE)->u.update = (struct mdgpu_host_cmd_update){
+		.mem = mem, .size = n, .offset = offset, .data_offset = b_data(p, n)
+	};
+}
+
+static int b_submit(uint32_t dev, uint64_t *id)
+{
+	return mdgpu_host_submit2(dev, B.cmds, B.n, B.nd ? B.descs : NULL, B.nd,
+				  B.size ? B.data : NULL, B.size, id);
+}
+
+/* Submit B and wait; the submit error or the status result. */
+static int b_run(uint32_t dev)
+{
+	struct mdgpu_host_status st;
+	uint64_t id;
+	int r = b_submit(dev, &id);
+
+	if (r)
+		return r;
+	r = mdgpu_host_wait(dev, id, UINT64_MAX, &st);
+	return r ? r : st.result;
+}
+
+/* kernel_create2 with the common fields; returns its result and the handle in @k. */
+static int create2(uint32_t dev, const struct spirv *s, const char *entry,
+		   const struct mdgpu_host_spec_entry *spec, uint32_t nspec, const void *data,
+		   uint32_t data_size, uint32_t push, int32_t legacy, uint32_t flags, uint32_t *k)
+{
+	struct mdgpu_host_kernel_desc d = {
+		.words = s->words,
+		.word_count = s->count,
+		.flags = flags,
+		.entry = entry,
+		.spec_entries = spec,
+		.spec_entry_count = nspec,
+		.spec_data_size = data_size,
+		.spec_data = data,
+		.push_size = push,
+		.legacy_bindings = legacy,
+	};
+	char error[256] = "x";
+	int32_t r = mdgpu_host_kernel_create2(dev, &d, k, error, sizeof(error));
+
+	CHECK(strncmp(error, mdgpu_host_last_error(), sizeof(error) - 1) == 0,
+	      "error buffer holds the last error");
+	CHECK(r != 0 || error[0] == '\0', "no error text on success: %s", error);
+	return r;
+}
+
+/* create2 expecting a refusal with @needle in the message. */
+static void refuse2(uint32_t dev, const struct spirv *s, const char *entry,
+		    const struct mdgpu_host_spec_entry *spec, uint32_t nspec, const void *data,
+		    uint32_t data_size, uint32_t push, int32_t legacy, int want, const char *needle,
+		    const char *what)
+{
+	uint32_t k = 77;
+	int32_t r = create2(dev, s, entry, spec, nspec, data, data_size, push, legacy, 0, &k);
+
+	CHECK(r == want, "%s: kernel_create2 returned %d, want %d", what, r, want);
+	CHECK(k == 0, "%s: handle zeroed", what);
+	if (r == 0)
+		mdgpu_host_kernel_destroy(dev, k);
+	else
+		CHECK(!needle || strstr(mdgpu_host_last_error(), needle),
+		      "%s: message lacks \"%s\"", what, needle ? needle : "");
+}
+
+static void test_caps(uint32_t dev, struct mdgpu_host_caps *caps)
+{
+	struct mdgpu_host_device_info info;
+	struct mdgpu_host_caps big[2];
+
+	CHECK_RET(mdgpu_host_device_info(dev, &info), 0);
+	memset(caps, 0xff, sizeof(*caps));
+	caps->size = sizeof(*caps);
+	CHECK_RET(mdgpu_host_enumerate_caps(info.index, caps), 0);
+	CHECK(caps->size == sizeof(*caps), "size %u", caps->size);
+	printf("caps: features 0x%x, subgroup size %u, operations 0x%x, sets %u, storage %u/%u,"
+	       " uniform %u/%u per stage/set, ranges %u/%u, alignments %u/%u, max allocation"
+	       " %llu\n",
+	       caps->features, caps->subgroup_size, caps->subgroup_operations,
+	       caps->max_bound_descriptor_sets, caps->max_per_stage_storage_buffers,
+	       caps->max_set_storage_buffers, caps->max_per_stage_uniform_buffers,
+	       caps->max_set_uniform_buffers, caps->max_storage_buffer_range,
+	       caps->max_uniform_buffer_range, caps->min_storage_offset_alignment,
+	       caps->min_uniform_offset_alignment,
+	       (unsigned long long)caps->max_memory_allocation_size);
+	CHECK(caps->max_bound_descriptor_sets >= 4 &&
+		      caps->max_bound_descriptor_sets <= MDGPU_HOST_MAX_SETS,
+	      "sets %u", caps->max_bound_descriptor_sets);
+	CHECK(caps->max_per_stage_storage_buffers >= 4 &&
+		      caps->max_per_stage_storage_buffers <= MDGPU_HOST_MAX_STAGE_DESCRIPTORS,
+	      "storage %u", caps->max_per_stage_storage_buffers);
+	CHECK(caps->max_per_stage_uniform_buffers >= 12 &&
+		      caps->max_per_stage_uniform_buffers <= MDGPU_HOST_MAX_STAGE_DESCRIPTORS,
+	      "uniform %u", caps->max_per_stage_uniform_buffers);
+	CHECK(caps->max_storage_buffer_range == info.max_binding_size, "storage range");
+	CHECK(caps->min_storage_offset_alignment == info.min_binding_alignment,
+	      "storage alignment");
+	CHECK(caps->max_uniform_buffer_range >= 16384, "uniform range %u",
+	      caps->max_uniform_buffer_range);
+	CHECK(caps->max_memory_allocation_size == info.max_memory_size, "max allocation");
+	CHECK(caps->driver_version == info.driver_version, "driver version");
+	CHECK(caps->reserved[0] == 0 && caps->reserved[15] == 0, "reserved zeroed");
+	if (!strcmp(info.driver_name, "llvmpipe")) {
+		const uint32_t want =
+			MDGPU_HOST_FEATURE_SHADER_INT64 | MDGPU_HOST_FEATURE_SHADER_FLOAT64 |
+			MDGPU_HOST_FEATURE_SHADER_INT16 | MDGPU_HOST_FEATURE_SHADER_INT8 |
+			MDGPU_HOST_FEATURE_SHADER_FLOAT16 |
+			MDGPU_HOST_FEATURE_STORAGE_BUFFER_16BIT |
+			MDGPU_HOST_FEATURE_STORAGE_BUFFER_8BIT |
+			MDGPU_HOST_FEATURE_VARIABLE_POINTERS;
+
+		CHECK((caps->features & want) == want, "lavapipe features 0x%x", caps->features);
+		CHECK(caps->subgroup_size >= 4 && (caps->subgroup_operations & 0x0f) == 0x0f,
+		      "lavapipe subgroups: size %u, operations 0x%x", caps->subgroup_size,
+		      caps->subgroup_operations);
+	}
+	/* A bigger struct of a later minor version: filled as far as this one knows. */
+	memset(big, 0xee, sizeof(big));
+	big[0].size = sizeof(big);
+	CHECK_RET(mdgpu_host_enumerate_caps(info.index, &big[0]), 0);
+	CHECK(big[0].size == sizeof(*caps) && big[0].features == caps->features,
+	      "larger struct: size %u", big[0].size);
+	CHECK(((uint8_t *)&big[1])[0] == 0xee, "nothing written past the library's struct");
+	caps->size = 8;
+	CHECK_RET(mdgpu_host_enumerate_caps(info.index, caps), -EINVAL);
+	caps->size = sizeof(*caps);
+	CHECK_RET(mdgpu_host_enumerate_caps(info.index, NULL), -EINVAL);
+	CHECK_RET(mdgpu_host_enumerate_caps(1000, caps), -ENOENT);
+	caps->size = sizeof(*caps);
+	CHECK_RET(mdgpu_host_enumerate_caps(info.index, caps), 0);
+}
+
+/* The reflected layout and local size of a kernel, against @want. */
+static void check_info(uint32_t dev, uint32_t k, const struct mdgpu_host_kernel_binding *want,
+		       uint32_t n, uint32_t lx, uint32_t ly, uint32_t lz, const char *what)
+{
+	struct mdgpu_host_kernel_binding got[16];
+	struct mdgpu_host_kernel_info info;
+	uint32_t bad = 0;
+
+	CHECK_RET(mdgpu_host_kernel_info(dev, k, &info, got, 16), 0);
+	CHECK(info.binding_count == n, "%s: %u bindings, want %u", what, info.binding_count, n);
+	for (uint32_t i = 0; i < n && i < info.binding_count; i++)
+		bad += memcmp(&got[i], &want[i], sizeof(got[i])) != 0;
+	CHECK(bad == 0, "%s: %u bindings differ", what, bad);
+	CHECK(info.local_size[0] == lx && info.local_size[1] == ly && info.local_size[2] == lz,
+	      "%s: local size %ux%ux%u", what, info.local_size[0], info.local_size[1],
+	      info.local_size[2]);
+}
+
+/* Several sets (set 1 empty), a descriptor array, a uniform buffer; descriptors left out. */
+static void test_sets(uint32_t dev, uint32_t mem, uint32_t staged, uint8_t *base,
+		      uint8_t *staged_base)
+{
+	const struct mdgpu_host_kernel_binding want[3] = {
+		{ 0, 0, MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER, 1 },
+		{ 0, 2, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 3 },
+		{ 2, 1, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 1 },
+	};
+	struct spirv s = glsl(sets_glsl, "");
+	struct mdgpu_host_kernel_binding got[2];
+	struct mdgpu_host_kernel_info info;
+	const uint32_t n = 1000, params[2] = { n, 7 };
+	uint32_t k, bad;
+
+	CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, 0, &k), 0);
+	check_info(dev, k, want, 3, 64, 1, 1, "sets");
+	/* Fewer bindings than there are: the first ones, and the count of all. */
+	CHECK_RET(mdgpu_host_kernel_info(dev, k, &info, got, 2), 0);
+	CHECK(info.binding_count == 3 && got[1].count == 3, "capacity 2");
+	CHECK_RET(mdgpu_host_kernel_info(dev, k, &info, NULL, 0), 0);
+	CHECK_RET(mdgpu_host_kernel_info(dev, k, NULL, NULL, 0), -EINVAL);
+	CHECK_RET(mdgpu_host_kernel_info(dev, k, &info, NULL, 1), -EINVAL);
+	CHECK_RET(mdgpu_host_kernel_info(dev, 0, &info, NULL, 0), -ENOENT);
+	CHECK_RET(mdgpu_host_kernel_info(0, k, &info, NULL, 0), -ENOENT);
+
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t m = pass ? staged : mem;
+		uint8_t *at = pass ? staged_base : base;
+		uint32_t *in[3], *out = (uint32_t *)(at + 0x10000);
+		const char *what = pass ? "staged" : "zero copy";
+
+		memcpy(at, params, sizeof(params));
+		for (int j = 0; j < 3; j++) {
+			in[j] = (uint32_t *)(at + 0x1000 + 0x1000 * j);
+			for (uint32_t i = 0; i < n; i++)
+				in[j][i] = i + 1000u * (uint32_t)j;
+		}
+		memset(out, 0xcc, (n + 16) * 4);
+		/* Every descriptor, in no particular order. */
+		b_reset();
+		b_desc(m, 2, 1, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x10000, n * 4);
+		for (uint32_t j = 0; j < 3; j++)
+			b_desc(m, 0, 2, 2 - j, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER,
+			       0x1000 + 0x1000 * (2 - j), n * 4);
+		b_desc(m, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER, 0, 16);
+		b_dispatch(k, 0, NULL, 0, 0, 0, 0, (n + 63) / 64, 1, 1);
+		CHECK_RET(b_run(dev), 0);
+		bad = 0;
+		for (uint32_t i = 0; i < n; i++)
+			bad += out[i] != (in[0][i] + in[1][i] * 2 + in[2][i] * 3) * 7;
+		CHECK(bad == 0 && out[n] == 0xcccccccc, "%s: sets, arrays, uniform: %u wrong", what,
+		      bad);
+		CHECK(memcmp(at, params, sizeof(params)) == 0, "%s: the uniform buffer unchanged",
+		      what);
+
+		/* inputs[1] left out: it reads zeros. */
+		b_reset();
+		b_desc(m, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER, 0, 16);
+		b_desc(m, 0, 2, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x1000, n * 4);
+		b_desc(m, 0, 2, 2, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x3000, n * 4);
+		b_desc(m, 2, 1, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x10000, n * 4);
+		b_dispatch(k, 0, NULL, 0, 0, 0, 0, (n + 63) / 64, 1, 1);
+		CHECK_RET(b_run(dev), 0);
+		bad = 0;
+		for (uint32_t i = 0; i < n; i++)
+			bad += out[i] != (in[0][i] + in[2][i] * 3) * 7;
+		CHECK(bad == 0, "%s: a missing array element reads zeros: %u wrong", what, bad);
+
+		/* The uniform buffer left out: n reads 0, nothing is written. */
+		memset(out, 0xcc, n * 4);
+		b_reset();
+		b_desc(m, 2, 1, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x10000, n * 4);
+		b_dispatch(k, 0, NULL, 0, 0, 0, 0, (n + 63) / 64, 1, 1);
+		CHECK_RET(b_run(dev), 0);
+		bad = 0;
+		for (uint32_t i = 0; i < n; i++)
+			bad += out[i] != 0xcccccccc;
+		CHECK(bad == 0, "%s: a missing uniform buffer reads zeros: %u written", what, bad);
+	}
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	free(s.words);
+}
+
+/*
+ * A kernel writing through a storage descriptor it was not given writes the zero buffer of
+ * its own batch: the next batch (another VM's, say) reads zeros again.
+ */
+static void test_zero_buffer_reset(uint32_t dev, uint32_t mem, uint8_t *base)
+{
+	struct spirv s = glsl(leak_glsl, "");
+	uint32_t k, *out = (uint32_t *)(base + 0x20000);
+
+	CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, 0, &k), 0);
+	for (int round = 0; round < 3; round++) {
+		out[0] = out[4] = 0x12345678;
+		b_reset();
+		b_desc(mem, 0, 1, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x20000, 16);
+		b_dispatch(k, 0, NULL, 0, 0, 0, 0, 1, 1, 1);
+		b_cmd(MDGPU_HOST_OP_BARRIER);
+		b_desc(mem, 0, 1, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x20010, 16);
+		b_dispatch(k, 1, NULL, 0, 0, 0, 0, 1, 1, 1);
+		CHECK_RET(b_run(dev), 0);
+		CHECK(out[0] == 0, "round %d: the left-out binding read 0x%x, want 0", round,
+		      out[0]);
+		/* The second dispatch of the same batch may see the first one's write. */
+		CHECK(out[4] == 0 || out[4] == 0xdeadbeef, "round %d: 0x%x", round, out[4]);
+	}
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	free(s.words);
+}
+
+/* Specialization: values applied, the workgroup size among them, and every refusal. */
+static void test_specialization(uint32_t dev, uint32_t mem, uint8_t *base,
+				const struct mdgpu_host_device_info *info)
+{
+	struct spirv s = glsl(spec_glsl, "");
+	const struct mdgpu_host_kernel_binding want[1] = {
+		{ 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 1 },
+	};
+	struct mdgpu_host_spec_entry e[5] = {
+		{ 0, 0, 4, 0 }, /* local size x */
+		{ 1, 4, 4, 0 }, /* MUL */
+		{ 2, 8, 4, 0 }, /* ADD */
+		{ 3, 12, 4, 0 }, /* SHARED_N */
+		{ 99, 16, 2, 0 }, /* no such constant: ignored */
+	};
+	uint32_t data[5] = { 128, 3, (uint32_t)-5, 128, 0 }, k, bad = 0;
+	uint32_t *out = (uint32_t *)(base + 0x30000);
+	const uint32_t n = 512;
+
+	/* Defaults: local size 1. */
+	CHECK_RET(create2(dev, &s, "main", NULL, 0, NULL, 0, 0, -1, 0, &k), 0);
+	check_info(dev, k, want, 1, 1, 1, 1, "spec defaults");
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	CHECK_RET(create2(dev, &s, NULL, e, 5, data, 20, 0, -1, 0, &k), 0);
+	check_info(dev, k, want, 1, 128, 1, 1, "specialized");
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x30000, n * 4);
+	b_dispatch(k, 0, NULL, 0, 0, 0, 0, n / 128, 1, 1);
+	CHECK_RET(b_run(dev), 0);
+	for (uint32_t i = 0; i < n; i++)
+		bad += out[i] != i * 3 - 5 + 128 * 1000000u;
+	CHECK(bad == 0, "specialized results: %u wrong (out[1] = %u)", bad, out[1]);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+
+	/* Limits after specialization. */
+	data[0] = info->max_workgroup_invocations + 1;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -E2BIG, "WorkgroupSize",
+		"specialized local size over the device's");
+	data[0] = 0;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL, "zero dimension",
+		"specialized local size 0");
+	data[0] = 64;
+	data[3] = info->max_shared_memory_size / 4 + 1;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -E2BIG, "maxComputeSharedMemorySize",
+		"specialized shared array over the device's");
+	data[3] = 0;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL, "length 0",
+		"specialized shared array of length 0");
+	data[3] = 128;
+	/* The entries themselves. */
+	e[1].size = 2;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL,
+		"specialization constant 1 is given 2 bytes", "wrong size for the constant");
+	e[1].size = 3;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL, "size 3", "size 3");
+	e[1].size = 4;
+	e[1].offset = 14;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL, "outside the 16 bytes",
+		"entry past the data");
+	e[1].offset = UINT32_MAX - 1;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL, "outside", "offset near 2^32");
+	e[1].offset = 4;
+	e[1].pad = 1;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL, "pad", "entry pad");
+	e[1].pad = 0;
+	e[2].constant_id = 1;
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL, "given twice", "duplicate id");
+	e[2].constant_id = 2;
+	refuse2(dev, &s, NULL, e, MDGPU_HOST_MAX_SPEC_ENTRIES + 1, data, 16, 0, -1, -E2BIG,
+		"specialization constants", "too many entries");
+	refuse2(dev, &s, NULL, e, 4, data, MDGPU_HOST_MAX_SPEC_DATA + 1, 0, -1, -E2BIG,
+		"bytes of data", "too much data");
+	refuse2(dev, &s, NULL, NULL, 4, data, 16, 0, -1, -EINVAL, "NULL", "NULL entries");
+	refuse2(dev, &s, NULL, e, 4, NULL, 16, 0, -1, -EINVAL, "NULL", "NULL data");
+	free(s.words);
+}
+
+/* DISPATCH2 with a base: workgroup ids base..base+groups-1, the counts are the groups. */
+static void test_dispatch_base(uint32_t dev, uint32_t mem, uint8_t *base)
+{
+	struct spirv s = glsl(base_glsl, "");
+	uint32_t k, plain, width = 8, bad = 0, *v = (uint32_t *)(base + 0x40000);
+	uint64_t id;
+
+	CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 4, -1, MDGPU_HOST_KERNEL_DISPATCH_BASE,
+			  &k),
+		  0);
+	CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 4, -1, 0, &plain), 0);
+	memset(v, 0xff, 8 * 4 * 16);
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x40000, 8 * 4 * 16);
+	b_dispatch(k, 0, &width, 4, 2, 1, 0, 3, 2, 1);
+	CHECK_RET(b_run(dev), 0);
+	for (uint32_t y = 0; y < 4; y++)
+		for (uint32_t x = 0; x < 8; x++) {
+			const uint32_t *e = &v[(y * 8 + x) * 4];
+			bool inside = x >= 2 && x < 5 && y >= 1 && y < 3;
+
+			if (inside)
+				bad += e[0] != x || e[1] != y || e[2] != 0 || e[3] != 3;
+			else
+				bad += e[0] != 0xffffffff;
+		}
+	CHECK(bad == 0, "dispatch base: %u workgroup records wrong", bad);
+	/* A base needs the flag; base + groups within the device's counts. */
+	B.cmds[0].u.dispatch2.kernel = plain;
+	CHECK_RET(b_submit(dev, &id), -EINVAL);
+	CHECK(strstr(mdgpu_host_last_error(), "MDGPU_HOST_KERNEL_DISPATCH_BASE") != NULL, "%s",
+	      mdgpu_host_last_error());
+	B.cmds[0].u.dispatch2.kernel = k;
+	B.cmds[0].u.dispatch2.base[0] = 65535;
+	CHECK_RET(b_submit(dev, &id), -E2BIG);
+	B.cmds[0].u.dispatch2.base[0] = UINT32_MAX;
+	B.cmds[0].u.dispatch2.groups[0] = 1;
+	CHECK_RET(b_submit(dev, &id), -E2BIG);
+	/* No base: the plain kernel runs with vkCmdDispatch. */
+	memset(v, 0xff, 8 * 4 * 16);
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x40000, 8 * 4 * 16);
+	b_dispatch(plain, 0, &width, 4, 0, 0, 0, 1, 1, 1);
+	CHECK_RET(b_run(dev), 0);
+	CHECK(v[0] == 0 && v[3] == 1 && v[4] == 0xffffffff, "no base: group 0 only");
+	/* A zero count runs nothing (and is checked all the same). */
+	memset(v, 0xff, 8 * 4 * 16);
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x40000, 8 * 4 * 16);
+	b_dispatch(k, 0, &width, 4, 1, 1, 1, 4, 0, 2);
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x40000, 8 * 4 * 16);
+	b_dispatch(plain, 1, &width, 4, 0, 0, 0, 0, 0, 0);
+	CHECK_RET(b_run(dev), 0);
+	CHECK(v[0] == 0xffffffff && v[8 * 4 * 4 - 1] == 0xffffffff, "zero groups: nothing ran");
+	B.cmds[1].u.dispatch2.push_size = 8;
+	CHECK_RET(b_submit(dev, &id), -EINVAL);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, plain), 0);
+	free(s.words);
+}
+
+/* 8- and 16-bit storage, Int64, subgroup arithmetic, on a device that has them. */
+static void test_narrow_types(uint32_t dev, uint32_t mem, uint8_t *base,
+			      const struct mdgpu_host_caps *caps)
+{
+	const uint32_t need = MDGPU_HOST_FEATURE_STORAGE_BUFFER_8BIT |
+			      MDGPU_HOST_FEATURE_STORAGE_BUFFER_16BIT |
+			      MDGPU_HOST_FEATURE_SHADER_INT64 | MDGPU_HOST_FEATURE_SHADER_FLOAT64;
+	const uint32_t n = 256;
+	uint8_t *a = base + 0x50000;
+	uint16_t *b = (uint16_t *)(base + 0x51000);
+	uint32_t *c = (uint32_t *)(base + 0x52000), *sg = (uint32_t *)(base + 0x53000);
+	int64_t *l = (int64_t *)(base + 0x54000);
+	struct spirv s;
+	uint32_t k, bad = 0, groups_bad = 0;
+
+	if ((caps->features & need) != need || (caps->subgroup_operations & 0x05) != 0x05) {
+		printf("note: the device lacks 8/16-bit storage, Int64 or subgroup arithmetic\n");
+		return;
+	}
+	s = glsl(narrow_glsl, "");
+	CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, 0, &k), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		a[i] = (uint8_t)(i * 7);
+		b[i] = (uint16_t)(0x4000 + (i % 4) * 0x100); /* 2.0, 2.5, 3.0, 3.5 as float16 */
+	}
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x50000, n);
+	b_desc(mem, 0, 1, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x51000, n * 2);
+	b_desc(mem, 0, 2, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x52000, n * 4);
+	b_desc(mem, 0, 3, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x53000, n * 8);
+	b_desc(mem, 0, 4, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x54000, n * 8);
+	b_dispatch(k, 0, NULL, 0, 0, 0, 0, n / 64, 1, 1);
+	CHECK_RET(b_run(dev), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t half = 2 + (i % 4) / 2; /* uint(2.0, 2.5, 3.0, 3.5) */
+
+		bad += c[i] != half + a[i] || l[i] != (int64_t)a[i] * -4294967296ll;
+	}
+	CHECK(bad == 0, "8/16-bit storage and Int64: %u wrong", bad);
+	/* Each subgroup's sum, by (subgroup id): every member has the same. */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t sum = 0;
+
+		for (uint32_t j = 0; j < n; j++)
+			if (sg[2 * j + 1] == sg[2 * i + 1])
+				sum += a[j];
+		groups_bad += sg[2 * i] != sum;
+	}
+	CHECK(groups_bad == 0, "subgroupAdd: %u sums wrong (subgroup size %u)", groups_bad,
+	      caps->subgroup_size);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	free(s.words);
+}
+
+/*
+ * COPY at any alignment, UPDATE, FILL, TIMESTAMP through submit2 (zero copy and staged);
+ * @base is where @mem starts.
+ */
+static void test_transfer2(uint32_t dev, uint32_t mem, uint8_t *base, const char *what)
+{
+	struct mdgpu_host_status st;
+	uint8_t update[256], *big = malloc(MDGPU_HOST_MAX_UPDATE);
+	uint32_t bad = 0;
+	uint64_t id, t0;
+
+	for (uint32_t i = 0; i < sizeof(update); i++)
+		update[i] = (uint8_t)(i * 3 + 1);
+	for (uint32_t i = 0; i < MDGPU_HOST_MAX_UPDATE; i++)
+		big[i] = (uint8_t)(i ^ 0x5a);
+	for (uint32_t i = 0; i < 0x8000; i++)
+		base[i] = (uint8_t)i;
+	memset(base + 0x10000, 0x11, 0x12000);
+	b_reset();
+	/* Byte-granular copies: odd offsets and sizes. */
+	b_cmd(MDGPU_HOST_OP_COPY)->u.copy = (struct mdgpu_host_cmd_copy){ mem, mem, 1, 0x4003, 5 };
+	b_cmd(MDGPU_HOST_OP_COPY)->u.copy =
+		(struct mdgpu_host_cmd_copy){ mem, mem, 0x101, 0x5002, 0x333 };
+	b_update(mem, 0x6000, update, sizeof(update));
+	b_update(mem, 0x10000, big, MDGPU_HOST_MAX_UPDATE);
+	b_cmd(MDGPU_HOST_OP_FILL)->u.fill =
+		(struct mdgpu_host_cmd_fill){ mem, 0x01020304, 0x7000, 8 };
+	b_cmd(MDGPU_HOST_OP_BARRIER);
+	/* After the barrier: a copy of what UPDATE wrote. */
+	b_cmd(MDGPU_HOST_OP_COPY)->u.copy =
+		(struct mdgpu_host_cmd_copy){ mem, mem, 0x6001, 0x7011, 7 };
+	b_cmd(MDGPU_HOST_OP_TIMESTAMP)->u.timestamp =
+		(struct mdgpu_host_cmd_timestamp){ .mem = mem, .offset = 0x7100 };
+	CHECK_RET(b_submit(dev, &id), 0);
+	CHECK_RET(mdgpu_host_wait(dev, id, UINT64_MAX, &st), 0);
+	CHECK(st.result == 0, "%s: result %d", what, st.result);
+	for (uint32_t i = 0; i < 5; i++)
+		bad += base[0x4003 + i] != (uint8_t)(1 + i);
+	for (uint32_t i = 0; i < 0x333; i++)
+		bad += base[0x5002 + i] != (uint8_t)(0x101 + i);
+	CHECK(bad == 0 && base[0x4002] == 0x02 && base[0x4008] == 0x08 && base[0x5001] == 0x01 &&
+		      base[0x5335] == 0x35,
+	      "%s: unaligned COPY (%u wrong, neighbours kept)", what, bad);
+	CHECK(memcmp(base + 0x6000, update, sizeof(update)) == 0 && base[0x6100] == 0x00,
+	      "%s: UPDATE", what);
+	CHECK(memcmp(base + 0x10000, big, MDGPU_HOST_MAX_UPDATE) == 0 &&
+		      base[0x10000 + MDGPU_HOST_MAX_UPDATE] == 0x11,
+	      "%s: UPDATE of 64 KiB", what);
+	CHECK(base[0x7000] == 0x04 && base[0x7007] == 0x01, "%s: FILL", what);
+	CHECK(memcmp(base + 0x7011, update + 1, 7) == 0, "%s: COPY after UPDATE and BARRIER", what);
+	memcpy(&t0, base + 0x7100, 8);
+	CHECK(t0 >= st.device_begin_ns && t0 <= st.device_end_ns, "%s: TIMESTAMP", what);
+	free(big);
+}
+
+/* Entry points by name, and legacy layouts through both submit calls. */
+static void test_entry_points(uint32_t dev, uint32_t mem, uint8_t *base)
+{
+	static const char two_entries[] =
+		"OpCapability Shader\n"
+		"OpMemoryModel Logical GLSL450\n"
+		"OpEntryPoint GLCompute %one \"one\"\n"
+		"OpEntryPoint GLCompute %two \"two\"\n"
+		"OpEntryPoint Vertex %vs \"vs\"\n"
+		"OpExecutionMode %one LocalSize 4 1 1\n"
+		"OpExecutionMode %two LocalSize 2 3 1\n"
+		"OpDecorate %rt ArrayStride 4\n"
+		"OpMemberDecorate %B 0 Offset 0\n"
+		"OpDecorate %B Block\n"
+		"OpDecorate %buf DescriptorSet 0\n"
+		"OpDecorate %buf Binding 0\n"
+		"%void = OpTypeVoid\n%fn = OpTypeFunction %void\n%uint = OpTypeInt 32 0\n"
+		"%rt = OpTypeRuntimeArray %uint\n%B = OpTypeStruct %rt\n"
+		"%pB = OpTypePointer StorageBuffer %B\n%pu = OpTypePointer StorageBuffer %uint\n"
+		"%buf = OpVariable %pB StorageBuffer\n"
+		"%c0 = OpConstant %uint 0\n%c1 = OpConstant %uint 1\n%c2 = OpConstant %uint 2\n"
+		"%one = OpFunction %void None %fn\n%l1 = OpLabel\n"
+		"%p1 = OpAccessChain %pu %buf %c0 %c0\nOpStore %p1 %c1\nOpReturn\nOpFunctionEnd\n"
+		"%two = OpFunction %void None %fn\n%l2 = OpLabel\n"
+		"%p2 = OpAccessChain %pu %buf %c0 %c0\nOpStore %p2 %c2\nOpReturn\nOpFunctionEnd\n"
+		"%vs = OpFunction %void None %fn\n%l3 = OpLabel\nOpReturn\nOpFunctionEnd\n";
+	const struct mdgpu_host_kernel_binding one_buffer = { 0, 0,
+							      MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER,
+							      1 };
+	struct spirv s = assemble_str(two_entries), m = load_spirv("memcpy");
+	char long_name[MDGPU_HOST_MAX_ENTRY_NAME + 2];
+	uint32_t k1, k2, legacy, *w = (uint32_t *)(base + 0x60000), n = 64;
+	struct mdgpu_host_binding b[2];
+	struct mdgpu_host_cmd c;
+	uint64_t id;
+
+	CHECK_RET(create2(dev, &s, "one", NULL, 0, NULL, 0, 0, -1, 0, &k1), 0);
+	CHECK_RET(create2(dev, &s, "two", NULL, 0, NULL, 0, 0, -1, 0, &k2), 0);
+	check_info(dev, k1, &one_buffer, 1, 4, 1, 1, "entry one");
+	check_info(dev, k2, &one_buffer, 1, 2, 3, 1, "entry two");
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x60000, 16);
+	b_dispatch(k1, 0, NULL, 0, 0, 0, 0, 1, 1, 1);
+	b_cmd(MDGPU_HOST_OP_BARRIER);
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x60010, 16);
+	b_dispatch(k2, 1, NULL, 0, 0, 0, 0, 1, 1, 1);
+	CHECK_RET(b_run(dev), 0);
+	CHECK(w[0] == 1 && w[4] == 2, "each entry point ran its own function (%u, %u)", w[0], w[4]);
+	refuse2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, -EINVAL, "no entry point \"main\"",
+		"default main missing");
+	refuse2(dev, &s, "vs", NULL, 0, NULL, 0, 0, -1, -EINVAL, "not a GLCompute",
+		"a vertex entry point");
+	refuse2(dev, &s, "three", NULL, 0, NULL, 0, 0, -1, -EINVAL, "no entry point \"three\"",
+		"unknown entry point");
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	refuse2(dev, &s, long_name, NULL, 0, NULL, 0, 0, -1, -EINVAL, "longer than",
+		"entry name too long");
+	/* The old call needs exactly one GLCompute entry point. */
+	try_kernel(dev, assemble_str(two_entries), 1, 0, -EINVAL, "needs exactly 1",
+		   "kernel_create with two entry points");
+
+	/* A legacy kernel through kernel_create2, dispatched by both calls. */
+	CHECK_RET(create2(dev, &m, NULL, NULL, 0, NULL, 0, 4, 2, 0, &legacy), 0);
+	{
+		const struct mdgpu_host_kernel_binding want[2] = {
+			{ 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 1 },
+			{ 0, 1, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 1 },
+		};
+
+		check_info(dev, legacy, want, 2, 64, 1, 1, "legacy memcpy");
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		w[i] = i * 11;
+		w[64 + i] = 0;
+	}
+	b_reset();
+	b_desc(mem, 0, 1, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x60100, n * 4);
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x60000, n * 4);
+	b_dispatch(legacy, 0, &n, 4, 0, 0, 0, 1, 1, 1);
+	CHECK_RET(b_run(dev), 0);
+	CHECK(w[64 + n - 1] == (n - 1) * 11, "legacy kernel through DISPATCH2");
+	b[0] = bind(mem, 0x60000, n * 4);
+	b[1] = bind(mem, 0x60100, n * 4);
+	c = dispatch(legacy, 1, 1, 1, 0, 2, 0, 4);
+	CHECK_RET(run(dev, &c, 1, b, 2, &n, 4, NULL), 0);
+	/* A reflected kernel of one storage buffer at set 0, binding 0 is DISPATCH-able too. */
+	c = dispatch(k1, 1, 1, 1, 0, 1, 0, 0);
+	CHECK_RET(run(dev, &c, 1, b, 1, NULL, 0, NULL), 0);
+	CHECK(w[0] == 1, "reflected kernel through DISPATCH");
+	/* Not one with other descriptors. */
+	{
+		struct spirv sets = glsl(sets_glsl, "");
+		uint32_t ks;
+
+		CHECK_RET(create2(dev, &sets, NULL, NULL, 0, NULL, 0, 0, -1, 0, &ks), 0);
+		c = dispatch(ks, 1, 1, 1, 0, 0, 0, 0);
+		CHECK_RET(mdgpu_host_submit(dev, &c, 1, NULL, 0, NULL, 0, &id), -EINVAL);
+		CHECK(strstr(mdgpu_host_last_error(), "use DISPATCH2") != NULL, "%s",
+		      mdgpu_host_last_error());
+		/* A legacy layout refuses what it cannot hold. */
+		refuse2(dev, &sets, NULL, NULL, 0, NULL, 0, 0, 4, -EINVAL,
+			"uniform buffers are not supported", "legacy layout, uniform buffer");
+		CHECK_RET(mdgpu_host_kernel_destroy(dev, ks), 0);
+		free(sets.words);
+	}
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k1), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k2), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, legacy), 0);
+	free(s.words);
+	free(m.words);
+}
+
+/* Layouts the reflection refuses, capabilities the device lacks, bad descriptors. */
+static void test_reflection_refusals(uint32_t dev, const struct mdgpu_host_caps *caps)
+{
+	char src[1024], decl[256];
+	struct spirv s = glsl(sets_glsl, "");
+	struct mdgpu_host_kernel_desc d = { .words = s.words, .word_count = s.count };
+	uint32_t k = 5;
+
+	/* The descriptor struct. */
+	CHECK_RET(mdgpu_host_kernel_create2(dev, NULL, &k, NULL, 0), -EINVAL);
+	CHECK_RET(mdgpu_host_kernel_create2(dev, &d, NULL, NULL, 0), -EINVAL);
+	d.legacy_bindings = -1;
+	d.flags = 2;
+	CHECK_RET(mdgpu_host_kernel_create2(dev, &d, &k, NULL, 0), -EINVAL);
+	d.flags = 0;
+	d.reserved[3] = 1;
+	CHECK_RET(mdgpu_host_kernel_create2(dev, &d, &k, NULL, 0), -EINVAL);
+	d.reserved[3] = 0;
+	d.legacy_bindings = -2;
+	CHECK_RET(mdgpu_host_kernel_create2(dev, &d, &k, NULL, 0), -EINVAL);
+	d.legacy_bindings = 17;
+	CHECK_RET(mdgpu_host_kernel_create2(dev, &d, &k, NULL, 0), -E2BIG);
+	d.legacy_bindings = -1;
+	d.push_size = 6;
+	CHECK_RET(mdgpu_host_kernel_create2(dev, &d, &k, NULL, 0), -EINVAL);
+	d.push_size = 0;
+	CHECK_RET(mdgpu_host_kernel_create2(0, &d, &k, NULL, 0), -ENOENT);
+	d.word_count = 0;
+	CHECK_RET(mdgpu_host_kernel_create2(dev, &d, &k, NULL, 0), -EINVAL);
+	CHECK(k == 0, "handle zeroed");
+	free(s.words);
+
+#define LAYOUT(d, want, needle, what)                                                            \
+	do {                                                                                     \
+		snprintf(src, sizeof(src),                                                       \
+			 "#version 450\nlayout(local_size_x = 1) in;\n%s\nvoid main() {}\n", d); \
+		s = glsl(src, "");                                                               \
+		refuse2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, want, needle, what);             \
+		free(s.words);                                                                   \
+	} while (0)
+
+	LAYOUT("layout(set = 0, binding = 0) uniform sampler2D t;\n"
+	       "void f() { texture(t, vec2(0)); }",
+	       -EINVAL, "is not supported (storage and uniform buffers", "a sampler");
+	LAYOUT("layout(set = 0, binding = 0, r32f) uniform image2D img;", -EINVAL,
+	       "is not supported", "an image");
+	snprintf(decl, sizeof(decl), "layout(set = %u, binding = 0) buffer B { uint v; } b;",
+		 caps->max_bound_descriptor_sets);
+	LAYOUT(decl, -E2BIG, "maxBoundDescriptorSets", "a set past the device's");
+	LAYOUT("layout(set = 0, binding = 1024) buffer B { uint v; } b;", -E2BIG,
+	       "MDGPU_HOST_MAX_BINDING_NUMBER", "a binding number too large");
+	snprintf(decl, sizeof(decl), "layout(set = 0, binding = 0) buffer B { uint v; } b[%u];",
+		 caps->max_per_stage_storage_buffers + 1);
+	LAYOUT(decl, -E2BIG, "maxPerStageDescriptorStorageBuffers", "too many storage buffers");
+	snprintf(decl, sizeof(decl), "layout(set = 0, binding = 0) uniform B { uint v; } b[%u];",
+		 caps->max_per_stage_uniform_buffers + 1);
+	LAYOUT(decl, -E2BIG, "maxPerStageDescriptorUniformBuffers", "too many uniform buffers");
+	LAYOUT("layout(set = 0, binding = 0) buffer B { uint v; } b[200];", -E2BIG, "buffers",
+	       "an array over the library's limit");
+
+	/* Runtime-sized arrays, arrays of arrays, two variables of one binding. */
+	s = assemble_str("OpCapability Shader\nOpCapability RuntimeDescriptorArray\n"
+			 "OpExtension \"SPV_EXT_descriptor_indexing\"\n"
+			 "OpMemoryModel Logical GLSL450\n"
+			 "OpEntryPoint GLCompute %main \"main\"\n"
+			 "OpExecutionMode %main LocalSize 1 1 1\n"
+			 "OpMemberDecorate %B 0 Offset 0\nOpDecorate %B Block\n"
+			 "OpDecorate %v DescriptorSet 0\nOpDecorate %v Binding 0\n"
+			 "%void = OpTypeVoid\n%fn = OpTypeFunction %void\n"
+			 "%uint = OpTypeInt 32 0\n%B = OpTypeStruct %uint\n"
+			 "%ra = OpTypeRuntimeArray %B\n%p = OpTypePointer StorageBuffer %ra\n"
+			 "%v = OpVariable %p StorageBuffer\n"
+			 "%main = OpFunction %void None %fn\n%e = OpLabel\nOpReturn\n"
+			 "OpFunctionEnd\n");
+	refuse2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, -EINVAL, "capability",
+		"runtime descriptor array capability");
+	free(s.words);
+	s = kernel_text(NULL, NULL,
+			"OpMemberDecorate %B 0 Offset 0\nOpDecorate %B Block\n"
+			"OpDecorate %v DescriptorSet 0\nOpDecorate %v Binding 0",
+			"%B = OpTypeStruct %uint\n%a1 = OpTypeArray %B %c2\n"
+			"%a2 = OpTypeArray %a1 %c2\n%p = OpTypePointer StorageBuffer %a2\n"
+			"%v = OpVariable %p StorageBuffer",
+			NULL);
+	refuse2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, -EINVAL, "SPIR-V invalid",
+		"arrays of arrays of buffers");
+	free(s.words);
+	s = kernel_text(
+		NULL, NULL,
+		"OpMemberDecorate %B 0 Offset 0\nOpDecorate %B Block\n"
+		"OpDecorate %v DescriptorSet 0\nOpDecorate %v Binding 0\n"
+		"OpDecorate %w DescriptorSet 0\nOpDecorate %w Binding 0",
+		"%B = OpTypeStruct %uint\n%a = OpTypeArray %B %c2\n"
+		"%p = OpTypePointer StorageBuffer %B\n%pa = OpTypePointer StorageBuffer %a\n"
+		"%v = OpVariable %p StorageBuffer\n%w = OpVariable %pa StorageBuffer",
+		NULL);
+	refuse2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, -EINVAL, "different types or array sizes",
+		"two variables of one binding, different sizes");
+	free(s.words);
+	/* Two variables of one binding that agree: one descriptor (aliases). */
+	s = kernel_text(
+		NULL, NULL,
+		"OpMemberDecorate %B 0 Offset 0\nOpDecorate %B Block\n"
+		"OpMemberDecorate %F 0 Offset 0\nOpDecorate %F Block\n"
+		"OpDecorate %v DescriptorSet 1\nOpDecorate %v Binding 3\n"
+		"OpDecorate %w DescriptorSet 1\nOpDecorate %w Binding 3",
+		"%B = OpTypeStruct %uint\n%F = OpTypeStruct %float\n"
+		"%p = OpTypePointer StorageBuffer %B\n%pf = OpTypePointer StorageBuffer %F\n"
+		"%v = OpVariable %p StorageBuffer\n%w = OpVariable %pf StorageBuffer",
+		NULL);
+	{
+		const struct mdgpu_host_kernel_binding want = {
+			1, 3, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 1
+		};
+
+		CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, 0, &k), 0);
+		check_info(dev, k, &want, 1, 1, 1, 1, "aliased binding");
+		CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	}
+	free(s.words);
+	/* A descriptor array whose length is a specialization constant: specialized. */
+	s = kernel_text(NULL, NULL,
+			"OpMemberDecorate %B 0 Offset 0\nOpDecorate %B Block\n"
+			"OpDecorate %v DescriptorSet 0\nOpDecorate %v Binding 0\n"
+			"OpDecorate %len SpecId 7",
+			"%B = OpTypeStruct %uint\n%len = OpSpecConstant %uint 2\n"
+			"%a = OpTypeArray %B %len\n%p = OpTypePointer StorageBuffer %a\n"
+			"%v = OpVariable %p StorageBuffer",
+			NULL);
+	{
+		const struct mdgpu_host_kernel_binding want = {
+			0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 5
+		};
+		const struct mdgpu_host_spec_entry e = { 7, 0, 4, 0 };
+		const uint32_t five = 5;
+
+		CHECK_RET(create2(dev, &s, NULL, &e, 1, &five, 4, 0, -1, 0, &k), 0);
+		check_info(dev, k, &want, 1, 1, 1, 1, "specialized descriptor array");
+		CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	}
+	free(s.words);
+
+	/* Capabilities: the device's features allow some, never what it lacks. */
+	s = kernel_text("OpCapability VariablePointersStorageBuffer\n"
+			"OpExtension \"SPV_KHR_variable_pointers\"\n",
+			NULL, NULL, NULL, NULL);
+	CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, 0, &k),
+		  (caps->features & MDGPU_HOST_FEATURE_VARIABLE_POINTERS) ? 0 : -EINVAL);
+	if (caps->features & MDGPU_HOST_FEATURE_VARIABLE_POINTERS)
+		mdgpu_host_kernel_destroy(dev, k);
+	free(s.words);
+	for (int i = 0; i < 3; i++) {
+		static const char *const never[] = {
+			"OpCapability VariablePointers\nOpExtension \"SPV_KHR_variable_pointers\"\n",
+			"OpCapability Int64Atomics\nOpCapability Int64\n",
+			"OpCapability StorageInputOutput16\n"
+			"OpExtension \"SPV_KHR_16bit_storage\"\n",
+		};
+
+		s = kernel_text(never[i], NULL, NULL, NULL, NULL);
+		refuse2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, -EINVAL, "capability",
+			"a capability mdgpu does not enable");
+		free(s.words);
+	}
+	/* A push block larger than push_size. */
+	s = glsl("#version 450\nlayout(local_size_x = 1) in;\n"
+		 "layout(push_constant) uniform P { uint a[8]; } p;\n"
+		 "layout(set = 0, binding = 0) buffer O { uint v; } o;\n"
+		 "void main() { o.v = p.a[7]; }\n",
+		 "");
+	refuse2(dev, &s, NULL, NULL, 0, NULL, 0, 16, -1, -EINVAL, "push-constant block is 32",
+		"push block over push_size");
+	CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 32, -1, 0, &k), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	free(s.words);
+#undef LAYOUT
+}
+
+/* A good DISPATCH2 of the sets kernel @k (its 5 descriptors), to spoil. */
+static void sets_dispatch(uint32_t mem, uint32_t k)
+{
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER, 0, 16);
+	for (uint32_t j = 0; j < 3; j++)
+		b_desc(mem, 0, 2, j, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x1000, 64);
+	b_desc(mem, 2, 1, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x2000, 64);
+	b_dispatch(k, 0, NULL, 0, 0, 0, 0, 1, 1, 1);
+}
+
+/* Every submit2 refusal: nothing of a refused batch runs. */
+static void test_bad_submit2(uint32_t dev, const struct mdgpu_host_caps *caps)
+{
+	struct aperture ap = aperture_new(1 << 20);
+	struct spirv s = glsl(sets_glsl, ""), b = glsl(base_glsl, "");
+	uint32_t mem, gone, k, kb, *canary = (uint32_t *)(ap.base + 0x8000), width = 1;
+	uint64_t id = 7;
+
+	CHECK_RET(mdgpu_host_memory_import(dev, ap.base, ap.size, 0, &mem), 0);
+	CHECK_RET(mdgpu_host_memory_import(dev, ap.base, 4096, 0, &gone), 0);
+	CHECK_RET(mdgpu_host_memory_destroy(dev, gone), 0);
+	CHECK_RET(create2(dev, &s, NULL, NULL, 0, NULL, 0, 0, -1, 0, &k), 0);
+	CHECK_RET(create2(dev, &b, NULL, NULL, 0, NULL, 0, 4, -1, 0, &kb), 0);
+	*canary = 0x600d;
+
+/* A batch that FILLs the canary, then the command @setup adds: refused with @want. */
+#define BAD2(want, setup)                                                                     \
+	do {                                                                                  \
+		b_reset();                                                                    \
+		b_cmd(MDGPU_HOST_OP_FILL)->u.fill =                                           \
+			(struct mdgpu_host_cmd_fill){ mem, 0xbad, 0x8000, 4 };                \
+		setup;                                                                        \
+		id = 7;                                                                       \
+		CHECK_RET(b_submit(dev, &id), want);                                          \
+		CHECK(id == 0 && *canary == 0x600d, "refused batch ran (line %d)", __LINE__); \
+	} while (0)
+	BAD2(-EINVAL, b_cmd(99));
+	BAD2(-EINVAL, b_cmd(0));
+	BAD2(-EINVAL, b_cmd(MDGPU_HOST_OP_DISPATCH));
+	BAD2(-EINVAL, b_cmd(MDGPU_HOST_OP_BARRIER)->flags = 1);
+	/* COPY */
+	BAD2(-EINVAL, b_cmd(MDGPU_HOST_OP_COPY)->u.copy =
+			      ((struct mdgpu_host_cmd_copy){ mem, mem, 1, 3, 5 }));
+	BAD2(-EINVAL, b_cmd(MDGPU_HOST_OP_COPY)->u.copy =
+			      ((struct mdgpu_host_cmd_copy){ mem, mem, ap.size - 3, 0, 5 }));
+	BAD2(-EINVAL, b_cmd(MDGPU_HOST_OP_COPY)->u.copy =
+			      ((struct mdgpu_host_cmd_copy){ mem, mem, 0, 9, 0 }));
+	BAD2(-ENOENT, b_cmd(MDGPU_HOST_OP_COPY)->u.copy =
+			      ((struct mdgpu_host_cmd_copy){ gone, mem, 0, 9, 1 }));
+	/* FILL, TIMESTAMP */
+	BAD2(-EINVAL,
+	     b_cmd(MDGPU_HOST_OP_FILL)->u.fill = ((struct mdgpu_host_cmd_fill){ mem, 0, 1, 4 }));
+	BAD2(-EINVAL, b_cmd(MDGPU_HOST_OP_TIMESTAMP)->u.timestamp =
+			      ((struct mdgpu_host_cmd_timestamp){ mem, 0, 12 }));
+	/* UPDATE */
+	{
+		uint32_t zero[4] = { 0 };
+
+		BAD2(-EINVAL, b_update(mem, 2, zero, 16));
+		BAD2(-EINVAL, b_update(mem, 0, zero, 6));
+		BAD2(-EINVAL, b_update(mem, 0, zero, 0));
+		BAD2(-EINVAL, b_update(mem, ap.size - 8, zero, 16));
+		BAD2(-ENOENT, b_update(gone, 0, zero, 16));
+		BAD2(-EINVAL, (b_update(mem, 0, zero, 16), B.cmds[1].u.update.pad = 1));
+		BAD2(-EINVAL, (b_update(mem, 0, zero, 16), B.cmds[1].u.update.data_offset = 4));
+		BAD2(-EINVAL,
+		     (b_update(mem, 0, zero, 16), B.cmds[1].u.update.data_offset = UINT32_MAX - 4));
+		BAD2(-E2BIG, (b_update(mem, 0, zero, 16),
+			      B.cmds[1].u.update.size = MDGPU_HOST_MAX_UPDATE + 4));
+	}
+	/* DISPATCH2 */
+	BAD2(-ENOENT, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.kernel = 0));
+	BAD2(-ENOENT, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.kernel = k ^ (1u << 25)));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.pad = 1));
+	BAD2(-E2BIG, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.descriptor_count =
+						     MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS + 1));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.first_descriptor = 1));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.first_descriptor = UINT32_MAX));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.push_size = 4));
+	BAD2(-E2BIG, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.groups[1] = 1u << 20));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[2].pad = 1));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[2].type = 2));
+	BAD2(-EINVAL,
+	     (sets_dispatch(mem, k), B.descs[0].type = MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER));
+	BAD2(-EINVAL,
+	     (sets_dispatch(mem, k), B.descs[1].type = MDGPU_HOST_DESCRIPTOR_UNIFORM_BUFFER));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[1].set = 1)); /* the empty set */
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[1].binding = 1));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[1].set = 40));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[3].index = 3));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[3].index = 0)); /* twice */
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[1].offset = 0x1004));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[0].offset = 4));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[1].range = 0));
+	BAD2(-E2BIG,
+	     (sets_dispatch(mem, k), B.descs[0].range = caps->max_uniform_buffer_range + 16ull));
+	BAD2(-E2BIG,
+	     (sets_dispatch(mem, k), B.descs[1].range = caps->max_storage_buffer_range + 16ull));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[1].offset = ap.size));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.descs[1].offset = UINT64_MAX - 15));
+	BAD2(-ENOENT, (sets_dispatch(mem, k), B.descs[4].mem = gone));
+	BAD2(-ENOENT, (sets_dispatch(mem, k), B.descs[4].mem = 0));
+	/* Push constants of the base kernel, and its grid. */
+	BAD2(-EINVAL, (b_dispatch(kb, 0, &width, 4, 0, 0, 0, 1, 1, 1),
+		       B.cmds[1].u.dispatch2.push_offset = B.size - 2));
+	BAD2(-EINVAL, (b_dispatch(kb, 0, &width, 4, 0, 0, 0, 1, 1, 1),
+		       B.cmds[1].u.dispatch2.push_offset = UINT32_MAX - 2));
+	BAD2(-EINVAL, b_dispatch(kb, 0, &width, 4, 0, 1, 0, 1, 1, 1)); /* no DISPATCH_BASE */
+	BAD2(-E2BIG, b_dispatch(kb, 0, &width, 4, 0, 0, 0, 1, 1, 1u << 31));
+	/* A zero-group dispatch is checked like any other. */
+	BAD2(-EINVAL,
+	     (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.groups[0] = 0, B.descs[2].pad = 1));
+
+	/* Call-level errors. */
+	b_reset();
+	b_cmd(MDGPU_HOST_OP_BARRIER);
+	CHECK_RET(mdgpu_host_submit2(dev, B.cmds, 0, NULL, 0, NULL, 0, &id), -EINVAL);
+	CHECK_RET(mdgpu_host_submit2(dev, NULL, 1, NULL, 0, NULL, 0, &id), -EINVAL);
+	CHECK_RET(mdgpu_host_submit2(dev, B.cmds, 1, NULL, 1, NULL, 0, &id), -EINVAL);
+	CHECK_RET(mdgpu_host_submit2(dev, B.cmds, 1, NULL, 0, NULL, 4, &id), -EINVAL);
+	CHECK_RET(mdgpu_host_submit2(dev, B.cmds, 1, NULL, 0, NULL, 0, NULL), -EINVAL);
+	CHECK_RET(
+		mdgpu_host_submit2(dev, B.cmds, MDGPU_HOST_MAX_COMMANDS + 1, NULL, 0, NULL, 0, &id),
+		-E2BIG);
+	CHECK_RET(mdgpu_host_submit2(dev, B.cmds, 1, B.descs,
+				     MDGPU_HOST_MAX_COMMANDS * MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS +
+					     1,
+				     NULL, 0, &id),
+		  -E2BIG);
+	CHECK_RET(mdgpu_host_submit2(dev, B.cmds, 1, NULL, 0, B.data,
+				     MDGPU_HOST_MAX_SUBMIT_DATA + 4, &id),
+		  -E2BIG);
+	CHECK_RET(mdgpu_host_submit2(0, B.cmds, 1, NULL, 0, NULL, 0, &id), -ENOENT);
+
+	/* After all that, a good batch runs; several dispatches may share descriptors. */
+	b_reset();
+	sets_dispatch(mem, k);
+	b_dispatch(k, 0, NULL, 0, 0, 0, 0, 1, 1, 1);
+	B.cmds[1].u.dispatch2.descriptor_count = 5;
+	b_cmd(MDGPU_HOST_OP_FILL)->u.fill = (struct mdgpu_host_cmd_fill){ mem, 0x1234, 0x8000, 4 };
+	CHECK_RET(b_run(dev), 0);
+	CHECK(*canary == 0x1234, "a good batch after the refused ones");
+#undef BAD2
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, kb), 0);
+	CHECK_RET(mdgpu_host_memory_destroy(dev, mem), 0);
+	free(s.words);
+	free(b.words);
+	aperture_free(&ap);
+}
+
+static void test_abi21(uint32_t dev)
+{
+	struct mdgpu_host_device_info info;
+	struct mdgpu_host_caps caps;
+	struct aperture ap = aperture_new(16 << 20);
+	uint32_t mem, staged;
+
+	CHECK_RET(mdgpu_host_device_info(dev, &info), 0);
+	test_caps(dev, &caps);
+	CHECK_RET(mdgpu_host_memory_import(dev, ap.base, 8 << 20, 0, &mem), 0);
+	CHECK_RET(mdgpu_host_memory_import(dev, ap.base + (8 << 20), 8 << 20,
+					   MDGPU_HOST_MEMORY_STAGED, &staged),
+		  0);
+	test_sets(dev, mem, staged, ap.base, ap.base + (8 << 20));
+	test_zero_buffer_reset(dev, mem, ap.base);
+	test_specialization(dev, mem, ap.base, &info);
+	test_dispatch_base(dev, mem, ap.base);
+	test_narrow_types(dev, mem, ap.base, &caps);
+	test_transfer2(dev, mem, ap.base, "zero copy");
+	test_transfer2(dev, staged, ap.base + (8 << 20), "staged");
+	test_entry_points(dev, mem, ap.base);
+	test_reflection_refusals(dev, &caps);
+	test_bad_submit2(dev, &caps);
+	CHECK_RET(mdgpu_host_memory_destroy(dev, mem), 0);
+	CHECK_RET(mdgpu_host_memory_destroy(dev, staged), 0);
+	aperture_free(&ap);
+}
+
 int main(int argc, char **argv)
 {
 	const char *selector = argc > 2 ? argv[2] : NULL;
@@ -1642,6 +2815,7 @@ int main(int argc, char **argv)
 	test_lifetimes(dev);
 	test_threads(dev);
 	test_destroy_in_flight();
+	test_abi21(dev);
 
 	CHECK_RET(mdgpu_host_device_destroy(dev), 0);
 	CHECK_RET(mdgpu_host_device_destroy(dev), -ENOENT);

@@ -7,10 +7,12 @@
  * ships prebuilt binaries in its npm package and costs ~0.1 µs a call (50–200× less).
  *
  * The structs of `host-driver/include/mdgpu_host.h` are declared once, below, as koffi types.
- * Outputs (device info, status) are decoded by koffi. Commands and bindings are encoded by
- * hand into one byte buffer at offsets read from those same declarations: koffi's conversion
- * of an array of objects with unions costs ~2 µs per command, the byte buffer ~0.1 µs. The C
- * library asserts the sizes statically and the tests compare them with these declarations.
+ * Outputs (device info, capabilities, status) are decoded by koffi. A batch's commands,
+ * descriptors and data (push constants, UPDATE data) are encoded by hand into one byte buffer
+ * per device, reused from batch to batch, at offsets read from those same declarations:
+ * koffi's conversion of an array of objects with unions costs ~2 µs per command, the byte
+ * buffer ~0.1 µs, and no object is made per command. The C library asserts the sizes
+ * statically and the tests compare them with these declarations.
  *
  * Completion without blocking the JS thread: `submit` returns at once; each device then keeps
  * at most one `mdgpu_host_wait` running on a koffi worker thread (`.async`), for the oldest
@@ -21,22 +23,27 @@
  * is seen as soon as the fence signals, not at the next tick of a polling timer (which would
  * add up to a timer period of latency, or burn the CPU when the period is short).
  *
- * Kernels without blocking the JS thread: `createKernelAsync` runs `mdgpu_host_kernel_create_errbuf`
+ * Kernels without blocking the JS thread: `createKernelAsync` runs `mdgpu_host_kernel_create2`
  * on a koffi worker thread (checking and compiling a large module takes seconds); the library
  * does not hold the device lock meanwhile, so batches keep completing. The error text comes
- * back in a buffer, since the worker thread's `mdgpu_host_last_error` is out of reach.
+ * back in a buffer, since the worker thread's `mdgpu_host_last_error` is out of reach. Every
+ * kernel, contract 1.1's included (`bindings` given), is made by `mdgpu_host_kernel_create2`;
+ * what it declares (its descriptor layout, local size) comes back from `mdgpu_host_kernel_info`.
  */
 import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DescriptorType, KernelBinding, MemoryRange } from '../device-commands.js';
+import { errnoName } from '../errno.js';
 import {
   BackendError,
   type BackendKernel,
   type BackendMemory,
   type Command,
   type ComputeBackend,
+  type DeviceCaps,
   type DeviceInfo,
   type ImportOptions,
   type KernelOptions,
@@ -49,6 +56,8 @@ import {
 export const HOST_DRIVER_PATH = 'host-driver/build/libmdgpu-host.so';
 /** The ABI major version this binding speaks (`MDGPU_HOST_ABI_MAJOR`). */
 export const ABI_MAJOR = 2;
+/** The least ABI minor version it needs (2.1: capabilities, kernel_create2, submit2). */
+export const ABI_MINOR = 1;
 /** How long one worker-thread wait lasts before it is re-armed, ns. */
 export const WAIT_SLICE_NS = 200_000_000n;
 /**
@@ -58,7 +67,7 @@ export const WAIT_SLICE_NS = 200_000_000n;
  * take them all.
  */
 export const COMPILE_THREADS = 2;
-/** Bytes of the error text `mdgpu_host_kernel_create_errbuf` copies back (as `last_error`). */
+/** Bytes of the error text `mdgpu_host_kernel_create2` copies back (as `last_error`). */
 const ERROR_TEXT_SIZE = 1024;
 
 // ---- the ABI, declared once (host-driver/include/mdgpu_host.h) ----
@@ -107,20 +116,7 @@ const CopyT = koffi.struct('mdgpu_host_cmd_copy', {
   size: u64,
 });
 const FillT = koffi.struct('mdgpu_host_cmd_fill', { mem: u32, value: u32, offset: u64, size: u64 });
-const DispatchT = koffi.struct('mdgpu_host_cmd_dispatch', {
-  kernel: u32,
-  group_count_x: u32,
-  group_count_y: u32,
-  group_count_z: u32,
-  first_binding: u32,
-  binding_count: u32,
-  push_offset: u32,
-  push_size: u32,
-});
 const TimestampT = koffi.struct('mdgpu_host_cmd_timestamp', { mem: u32, pad: u32, offset: u64 });
-const CmdArgsT = koffi.union('mdgpu_host_cmd_args', { copy: CopyT, fill: FillT, dispatch: DispatchT, timestamp: TimestampT });
-const CmdT = koffi.struct('mdgpu_host_cmd', { op: u32, flags: u32, u: CmdArgsT });
-const BindingT = koffi.struct('mdgpu_host_binding', { mem: u32, pad: u32, offset: u64, size: u64 });
 const StatusT = koffi.struct('mdgpu_host_status', {
   submission: u64,
   result: 'int32_t',
@@ -131,6 +127,79 @@ const StatusT = koffi.struct('mdgpu_host_status', {
   submit_ns: u64,
   complete_ns: u64,
 });
+// ---- ABI 2.1 ----
+const CapsT = koffi.struct('mdgpu_host_caps', {
+  size: u32,
+  features: u32,
+  pipeline_cache_uuid: koffi.array('uint8_t', 16),
+  driver_version: u32,
+  max_bound_descriptor_sets: u32,
+  max_per_stage_storage_buffers: u32,
+  max_per_stage_uniform_buffers: u32,
+  max_set_storage_buffers: u32,
+  max_set_uniform_buffers: u32,
+  max_storage_buffer_range: u32,
+  max_uniform_buffer_range: u32,
+  min_storage_offset_alignment: u32,
+  min_uniform_offset_alignment: u32,
+  subgroup_size: u32,
+  subgroup_operations: u32,
+  max_memory_allocation_size: u64,
+  reserved: koffi.array(u32, 16, 'Array'),
+});
+const SpecEntryT = koffi.struct('mdgpu_host_spec_entry', { constant_id: u32, offset: u32, size: u32, pad: u32 });
+// Pointers as `const void *`: koffi passes a TypedArray's own memory for them, no copy.
+const KernelDescT = koffi.struct('mdgpu_host_kernel_desc', {
+  words: 'const void *',
+  word_count: u32,
+  flags: u32,
+  entry: 'const char *',
+  spec_entries: 'const void *',
+  spec_entry_count: u32,
+  spec_data_size: u32,
+  spec_data: 'const void *',
+  push_size: u32,
+  legacy_bindings: 'int32_t',
+  reserved: koffi.array(u32, 4, 'Array'),
+});
+const KernelBindingT = koffi.struct('mdgpu_host_kernel_binding', { set: u32, binding: u32, type: u32, count: u32 });
+const KernelInfoT = koffi.struct('mdgpu_host_kernel_info', {
+  binding_count: u32,
+  local_size: koffi.array(u32, 3, 'Array'),
+  push_size: u32,
+  flags: u32,
+  reserved: koffi.array(u32, 6, 'Array'),
+});
+const DescriptorT = koffi.struct('mdgpu_host_descriptor', {
+  mem: u32,
+  set: u32,
+  binding: u32,
+  index: u32,
+  type: u32,
+  pad: u32,
+  offset: u64,
+  range: u64,
+});
+const UpdateT = koffi.struct('mdgpu_host_cmd_update', { mem: u32, size: u32, offset: u64, data_offset: u32, pad: u32 });
+const Dispatch2T = koffi.struct('mdgpu_host_cmd_dispatch2', {
+  kernel: u32,
+  first_descriptor: u32,
+  descriptor_count: u32,
+  push_offset: u32,
+  push_size: u32,
+  base: koffi.array(u32, 3, 'Array'),
+  groups: koffi.array(u32, 3, 'Array'),
+  pad: u32,
+});
+const Cmd2ArgsT = koffi.union('mdgpu_host_cmd2_args', {
+  copy: CopyT,
+  fill: FillT,
+  timestamp: TimestampT,
+  update: UpdateT,
+  dispatch2: Dispatch2T,
+  raw: koffi.array('uint8_t', 56),
+});
+const Cmd2T = koffi.struct('mdgpu_host_cmd2', { op: u32, flags: u32, u: Cmd2ArgsT });
 
 /** The koffi struct types, for layout tests. */
 export const abiTypes = {
@@ -138,12 +207,18 @@ export const abiTypes = {
   MemoryInfoT,
   CopyT,
   FillT,
-  DispatchT,
   TimestampT,
-  CmdArgsT,
-  CmdT,
-  BindingT,
   StatusT,
+  CapsT,
+  SpecEntryT,
+  KernelDescT,
+  KernelBindingT,
+  KernelInfoT,
+  DescriptorT,
+  UpdateT,
+  Dispatch2T,
+  Cmd2ArgsT,
+  Cmd2T,
 } as const;
 
 /** Byte offset of `field` of `type` (from the declaration above). */
@@ -151,9 +226,9 @@ function off(type: TypeObject, field: string): number {
   return koffi.offsetof(type, field);
 }
 
-const CMD_SIZE = koffi.sizeof(CmdT);
-const U = off(CmdT, 'u');
-const CMD = { op: off(CmdT, 'op'), flags: off(CmdT, 'flags') };
+const CMD_SIZE = koffi.sizeof(Cmd2T);
+const U = off(Cmd2T, 'u');
+const CMD = { op: off(Cmd2T, 'op') };
 const COPY = {
   srcMem: U + off(CopyT, 'src_mem'),
   dstMem: U + off(CopyT, 'dst_mem'),
@@ -162,29 +237,58 @@ const COPY = {
   size: U + off(CopyT, 'size'),
 };
 const FILL = { mem: U + off(FillT, 'mem'), value: U + off(FillT, 'value'), offset: U + off(FillT, 'offset'), size: U + off(FillT, 'size') };
-const DISPATCH = {
-  kernel: U + off(DispatchT, 'kernel'),
-  x: U + off(DispatchT, 'group_count_x'),
-  y: U + off(DispatchT, 'group_count_y'),
-  z: U + off(DispatchT, 'group_count_z'),
-  firstBinding: U + off(DispatchT, 'first_binding'),
-  bindingCount: U + off(DispatchT, 'binding_count'),
-  pushOffset: U + off(DispatchT, 'push_offset'),
-  pushSize: U + off(DispatchT, 'push_size'),
-};
 const TIMESTAMP = { mem: U + off(TimestampT, 'mem'), offset: U + off(TimestampT, 'offset') };
-const BINDING_SIZE = koffi.sizeof(BindingT);
-const BINDING = { mem: off(BindingT, 'mem'), offset: off(BindingT, 'offset'), size: off(BindingT, 'size') };
+const UPDATE = {
+  mem: U + off(UpdateT, 'mem'),
+  size: U + off(UpdateT, 'size'),
+  offset: U + off(UpdateT, 'offset'),
+  dataOffset: U + off(UpdateT, 'data_offset'),
+};
+const DISPATCH2 = {
+  kernel: U + off(Dispatch2T, 'kernel'),
+  firstDescriptor: U + off(Dispatch2T, 'first_descriptor'),
+  descriptorCount: U + off(Dispatch2T, 'descriptor_count'),
+  pushOffset: U + off(Dispatch2T, 'push_offset'),
+  pushSize: U + off(Dispatch2T, 'push_size'),
+  base: U + off(Dispatch2T, 'base'),
+  groups: U + off(Dispatch2T, 'groups'),
+};
+const DESCRIPTOR_SIZE = koffi.sizeof(DescriptorT);
+const DESCRIPTOR = {
+  mem: off(DescriptorT, 'mem'),
+  set: off(DescriptorT, 'set'),
+  binding: off(DescriptorT, 'binding'),
+  index: off(DescriptorT, 'index'),
+  type: off(DescriptorT, 'type'),
+  offset: off(DescriptorT, 'offset'),
+  range: off(DescriptorT, 'range'),
+};
+const SPEC_ENTRY_SIZE = koffi.sizeof(SpecEntryT);
+const KERNEL_BINDING_SIZE = koffi.sizeof(KernelBindingT);
+const CAPS_SIZE = koffi.sizeof(CapsT);
 
-/** `enum mdgpu_host_op`. */
+/** `MDGPU_HOST_OP_*`: the commands of `mdgpu_host_submit2`. */
 export enum Op {
   Copy = 1, // MDGPU_HOST_OP_COPY
   Fill = 2, // MDGPU_HOST_OP_FILL
-  Dispatch = 3, // MDGPU_HOST_OP_DISPATCH
   Barrier = 4, // MDGPU_HOST_OP_BARRIER
   Timestamp = 5, // MDGPU_HOST_OP_TIMESTAMP
+  Update = 6, // MDGPU_HOST_OP_UPDATE
+  Dispatch2 = 7, // MDGPU_HOST_OP_DISPATCH2
 }
 
+/** `enum mdgpu_host_descriptor_type` of a {@link DescriptorType}; undefined for anything else. */
+function descriptorType(type: unknown): number | undefined {
+  return type === 'storage' ? 0 : type === 'uniform' ? 1 : undefined;
+}
+const DESCRIPTOR_TYPE_NAMES: readonly DescriptorType[] = ['storage', 'uniform'];
+
+/** Library limits of ABI 2.1 (`mdgpu_host.h`). */
+export const MAX_ENTRY_NAME = 255; // MDGPU_HOST_MAX_ENTRY_NAME
+/** Descriptors a kernel may declare at most (storage plus uniform, MDGPU_HOST_MAX_STAGE_DESCRIPTORS each). */
+const MAX_KERNEL_DESCRIPTORS = 256;
+
+const KERNEL_DISPATCH_BASE = 1 << 0;
 const DEVICE_HOST_IMPORT = 1 << 0;
 const DEVICE_ROBUST_ACCESS = 1 << 1;
 const DEVICE_TIMESTAMPS = 1 << 2;
@@ -210,12 +314,13 @@ export interface HostDriverLibrary {
     memoryImportFd: Fn;
     memoryInfo: Fn;
     memoryDestroy: Fn;
-    kernelCreate: Fn;
-    kernelCreateErrbuf: Fn;
     kernelDestroy: Fn;
-    submit: Fn;
     poll: Fn;
     wait: Fn;
+    enumerateCaps: Fn;
+    kernelCreate2: Fn;
+    kernelInfo: Fn;
+    submit2: Fn;
   };
 }
 
@@ -246,8 +351,10 @@ export function loadHostDriverFrom(file: string): HostDriverLibrary {
   } catch (cause) {
     throw new Error(`mdgpu host driver at ${file} lacks mdgpu_host_abi_version; ${hint}`, { cause });
   }
-  if (abiVersion >>> 16 !== ABI_MAJOR) {
-    throw new Error(`mdgpu host driver at ${file} has ABI ${abiVersion >>> 16}.${abiVersion & 0xffff}, need ${ABI_MAJOR}.x; ${hint}`);
+  if (abiVersion >>> 16 !== ABI_MAJOR || (abiVersion & 0xffff) < ABI_MINOR) {
+    throw new Error(
+      `mdgpu host driver at ${file} has ABI ${abiVersion >>> 16}.${abiVersion & 0xffff}, need ${ABI_MAJOR}.${ABI_MINOR} or a later ${ABI_MAJOR}.x; ${hint}`,
+    );
   }
   const fn = {
     lastError: lib.func('const char *mdgpu_host_last_error(void)'),
@@ -261,20 +368,22 @@ export function loadHostDriverFrom(file: string): HostDriverLibrary {
     ),
     memoryInfo: lib.func('int32_t mdgpu_host_memory_info(uint32_t device, uint32_t mem, _Out_ mdgpu_host_memory_info *info)'),
     memoryDestroy: lib.func('int32_t mdgpu_host_memory_destroy(uint32_t device, uint32_t mem)'),
-    kernelCreate: lib.func(
-      'int32_t mdgpu_host_kernel_create(uint32_t device, const uint32_t *words, uint32_t word_count, uint32_t binding_count, uint32_t push_constant_size, _Out_ uint32_t *out)',
-    ),
-    // For async calls (a koffi worker thread): the error text comes back in a buffer of ours.
-    kernelCreateErrbuf: lib.func(
-      'int32_t mdgpu_host_kernel_create_errbuf(uint32_t device, const uint32_t *words, uint32_t word_count, uint32_t binding_count, uint32_t push_constant_size, _Out_ uint32_t *out, void *error, uint32_t error_size)',
-    ),
     kernelDestroy: lib.func('int32_t mdgpu_host_kernel_destroy(uint32_t device, uint32_t kernel)'),
-    // Commands and bindings go in as bytes (see the top of this file); out is a BigUint64Array.
-    submit: lib.func(
-      'int32_t mdgpu_host_submit(uint32_t device, const void *cmds, uint32_t cmd_count, const void *bindings, uint32_t binding_count, const void *push, uint32_t push_size, void *out)',
-    ),
     poll: lib.func('int32_t mdgpu_host_poll(uint32_t device, uint64_t submission, _Out_ mdgpu_host_status *status)'),
     wait: lib.func('int32_t mdgpu_host_wait(uint32_t device, uint64_t submission, uint64_t timeout_ns, _Out_ mdgpu_host_status *status)'),
+    // caps goes in as bytes: its size field is read by the library (koffi.decode afterwards).
+    enumerateCaps: lib.func('int32_t mdgpu_host_enumerate_caps(uint32_t index, void *caps)'),
+    // Also for async calls (a koffi worker thread): the error text comes back in a buffer of ours.
+    kernelCreate2: lib.func(
+      'int32_t mdgpu_host_kernel_create2(uint32_t device, const mdgpu_host_kernel_desc *desc, _Out_ uint32_t *out, void *error, uint32_t error_size)',
+    ),
+    kernelInfo: lib.func(
+      'int32_t mdgpu_host_kernel_info(uint32_t device, uint32_t kernel, _Out_ mdgpu_host_kernel_info *info, void *bindings, uint32_t capacity)',
+    ),
+    // Commands, descriptors and data go in as bytes (see the top of this file); out is a BigUint64Array.
+    submit2: lib.func(
+      'int32_t mdgpu_host_submit2(uint32_t device, const void *cmds, uint32_t cmd_count, const void *descriptors, uint32_t descriptor_count, const void *data, uint32_t data_size, void *out)',
+    ),
   };
   return { path: file, abiVersion, fn };
 }
@@ -292,18 +401,8 @@ export function loadHostDriver(): HostDriverLibrary {
 
 // ---- errors ----
 
-const errnoNames = new Map<number, string>();
-for (const [name, value] of Object.entries(constants.errno)) {
-  if (!errnoNames.has(value)) errnoNames.set(value, name); // first alias: EAGAIN, ENOTSUP
-}
-
-/** The errno name of a negative errno, e.g. -22 → `EINVAL`. */
-export function errnoName(errno: number): string {
-  return errnoNames.get(-errno) ?? `E${-errno}`;
-}
-
 function fail(lib: HostDriverLibrary, call: string, ret: number, detail?: string): BackendError {
-  const code = errnoName(ret);
+  const code = errnoName(-ret); // the C ABI returns -errno
   const why = detail ?? ((lib.fn.lastError() as string | null) || 'no detail');
   return new BackendError(code, ret, call, `Host driver ${call} failed with ${code}: ${why}`);
 }
@@ -320,6 +419,25 @@ function checkIndex(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER)
     throw Object.assign(new RangeError(`${name} must be 0..${max}, got ${value}`), { code: 'ERR_OUT_OF_RANGE' });
   }
   return value;
+}
+
+/** Write a safe integer `value` (checked) as a little-endian u64, without a BigInt. */
+function put64(v: DataView, at: number, i: number, name: string, value: unknown): void {
+  const n = checkIndex(`command ${i}: ${name}`, value);
+  v.setUint32(at, n >>> 0, true);
+  v.setUint32(at + 4, Math.floor(n / 0x1_0000_0000), true);
+}
+
+/** A command's range `what`: checked to be an object; its offset (checked by the caller). */
+function rangeOffset(i: number, what: string, r: MemoryRange | undefined): unknown {
+  if (typeof r !== 'object' || r === null) throw new TypeError(`submit: command ${i}: ${what} must be a range { offset, size }`);
+  return r.offset;
+}
+
+/** A command's range `what`: its size, checked. */
+function rangeSize(i: number, what: string, r: MemoryRange | undefined): number {
+  rangeOffset(i, what, r);
+  return checkIndex(`command ${i}: ${what}.size`, r!.size);
 }
 
 // ---- decoding ----
@@ -373,7 +491,68 @@ function triple(a: number[]): [number, number, number] {
   return [a[0] ?? 0, a[1] ?? 0, a[2] ?? 0];
 }
 
-function decodeInfo(raw: RawInfo): DeviceInfo {
+interface RawCaps {
+  features: number;
+  pipeline_cache_uuid: Uint8Array;
+  driver_version: number;
+  max_bound_descriptor_sets: number;
+  max_per_stage_storage_buffers: number;
+  max_per_stage_uniform_buffers: number;
+  max_set_storage_buffers: number;
+  max_set_uniform_buffers: number;
+  max_storage_buffer_range: number;
+  max_uniform_buffer_range: number;
+  min_storage_offset_alignment: number;
+  min_uniform_offset_alignment: number;
+  subgroup_size: number;
+  subgroup_operations: number;
+  max_memory_allocation_size: number | bigint;
+}
+
+/** `MDGPU_HOST_FEATURE_*` bits by their Vulkan feature names. */
+const FEATURE_BITS = {
+  shaderInt64: 1 << 0,
+  shaderFloat64: 1 << 1,
+  shaderInt16: 1 << 2,
+  shaderInt8: 1 << 3,
+  shaderFloat16: 1 << 4,
+  storageBuffer16BitAccess: 1 << 5,
+  uniformAndStorageBuffer16BitAccess: 1 << 6,
+  storagePushConstant16: 1 << 7,
+  storageBuffer8BitAccess: 1 << 8,
+  uniformAndStorageBuffer8BitAccess: 1 << 9,
+  storagePushConstant8: 1 << 10,
+  variablePointersStorageBuffer: 1 << 12,
+} as const;
+
+/** The capabilities of the device at `index` (`mdgpu_host_enumerate_caps`). */
+function enumerateCaps(lib: HostDriverLibrary, index: number): DeviceCaps {
+  const bytes = new Uint8Array(CAPS_SIZE);
+  new DataView(bytes.buffer).setUint32(0, CAPS_SIZE, true); // caps.size: the struct this binding knows
+  const ret = lib.fn.enumerateCaps(index, bytes) as number;
+  if (ret !== 0) throw fail(lib, 'mdgpu_host_enumerate_caps', ret);
+  const raw = koffi.decode(bytes, CapsT) as RawCaps;
+  const features = Object.fromEntries(Object.entries(FEATURE_BITS).map(([name, bit]) => [name, (raw.features & bit) !== 0]));
+  return {
+    features: features as unknown as DeviceCaps['features'],
+    pipelineCacheUuid: Buffer.from(raw.pipeline_cache_uuid).toString('hex'),
+    driverVersion: raw.driver_version,
+    maxBoundDescriptorSets: raw.max_bound_descriptor_sets,
+    maxPerStageDescriptorStorageBuffers: raw.max_per_stage_storage_buffers,
+    maxPerStageDescriptorUniformBuffers: raw.max_per_stage_uniform_buffers,
+    maxDescriptorSetStorageBuffers: raw.max_set_storage_buffers,
+    maxDescriptorSetUniformBuffers: raw.max_set_uniform_buffers,
+    maxStorageBufferRange: raw.max_storage_buffer_range,
+    maxUniformBufferRange: raw.max_uniform_buffer_range,
+    minStorageBufferOffsetAlignment: raw.min_storage_offset_alignment,
+    minUniformBufferOffsetAlignment: raw.min_uniform_offset_alignment,
+    subgroupSize: raw.subgroup_size,
+    subgroupSupportedOperations: raw.subgroup_operations,
+    maxMemoryAllocationSize: Number(raw.max_memory_allocation_size),
+  };
+}
+
+function decodeInfo(raw: RawInfo, caps: DeviceCaps): DeviceInfo {
   const v = raw.api_version;
   return {
     name: raw.name,
@@ -407,6 +586,7 @@ function decodeInfo(raw: RawInfo): DeviceInfo {
     minBindingAlignment: Number(raw.min_binding_alignment),
     maxBindingSize: Number(raw.max_binding_size),
     maxMemorySize: Number(raw.max_memory_size),
+    caps,
   };
 }
 
@@ -430,7 +610,7 @@ export function listDevices(lib: HostDriverLibrary = loadHostDriver()): DeviceIn
     const ret = lib.fn.enumerate(i, raw) as number;
     if (ret === -constants.errno.ENOENT) return out;
     if (ret !== 0) throw fail(lib, 'mdgpu_host_enumerate', ret);
-    out.push(decodeInfo(raw));
+    out.push(decodeInfo(raw, enumerateCaps(lib, i)));
   }
 }
 
@@ -471,7 +651,7 @@ export class HostMemory implements BackendMemory {
   }
 }
 
-/** A kernel built on a {@link HostDevice}. */
+/** A kernel built on a {@link HostDevice}: what it declares comes from `mdgpu_host_kernel_info`. */
 export class HostKernel implements BackendKernel {
   #destroyed = false;
 
@@ -479,8 +659,10 @@ export class HostKernel implements BackendKernel {
   constructor(
     readonly device: HostDevice,
     readonly handle: number,
-    readonly bindings: number,
+    readonly layout: readonly KernelBinding[],
     readonly pushConstantSize: number,
+    readonly localSize: readonly [number, number, number],
+    readonly dispatchBase: boolean,
   ) {}
 
   get destroyed(): boolean {
@@ -496,11 +678,92 @@ export class HostKernel implements BackendKernel {
 
 /** A kernel waiting for, or on, a compile thread. */
 interface CompileJob {
-  words: Uint32Array;
-  bindings: number;
-  push: number;
+  desc: KernelDesc;
   resolve: (kernel: HostKernel) => void;
   reject: (err: Error) => void;
+}
+
+/**
+ * `struct mdgpu_host_kernel_desc` as koffi converts it; its arrays (the SPIR-V words, the
+ * specialization entries and data) stay referenced by it until the call returns.
+ */
+interface KernelDesc {
+  words: Uint32Array;
+  word_count: number;
+  flags: number;
+  entry: string | null;
+  spec_entries: Uint8Array | null;
+  spec_entry_count: number;
+  spec_data_size: number;
+  spec_data: Uint8Array | null;
+  push_size: number;
+  legacy_bindings: number;
+  reserved: number[];
+}
+
+const utf8 = new TextEncoder();
+
+/** Check {@link KernelOptions} (TypeError, RangeError) and encode them with `spirv`. */
+function kernelDesc(call: string, spirv: Uint32Array, options: KernelOptions, copy: boolean): KernelDesc {
+  if (!(spirv instanceof Uint32Array)) {
+    throw Object.assign(new TypeError(`${call}: spirv must be a Uint32Array (see spirvWords)`), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw Object.assign(new TypeError(`${call}: options must be an object`), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  const push = checkIndex('pushConstantSize', options.pushConstantSize, 0xffff_ffff);
+  const legacy = options.bindings === undefined ? -1 : checkIndex('bindings', options.bindings, 0x7fff_ffff);
+  let entry: string | null = null;
+  if (options.entryPoint !== undefined) {
+    if (typeof options.entryPoint !== 'string') {
+      throw Object.assign(new TypeError(`${call}: entryPoint must be a string`), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    const bytes = utf8.encode(options.entryPoint).length;
+    if (bytes === 0 || bytes > MAX_ENTRY_NAME || options.entryPoint.includes('\0')) {
+      throw Object.assign(new RangeError(`${call}: entryPoint must be 1..${MAX_ENTRY_NAME} bytes of UTF-8 without NUL, got ${bytes} bytes`), {
+        code: 'ERR_OUT_OF_RANGE',
+      });
+    }
+    entry = options.entryPoint;
+  }
+  let entries: Uint8Array | null = null;
+  let data: Uint8Array | null = null;
+  let count = 0;
+  const spec = options.specialization;
+  if (spec !== undefined) {
+    if (typeof spec !== 'object' || spec === null || !Array.isArray(spec.entries) || !(spec.data instanceof Uint8Array)) {
+      throw Object.assign(new TypeError(`${call}: specialization must be { entries: SpecEntry[], data: Uint8Array }`), {
+        code: 'ERR_INVALID_ARG_TYPE',
+      });
+    }
+    count = spec.entries.length;
+    entries = new Uint8Array(Math.max(count, 1) * SPEC_ENTRY_SIZE);
+    const dv = new DataView(entries.buffer);
+    spec.entries.forEach((e, i) => {
+      const at = i * SPEC_ENTRY_SIZE;
+      dv.setUint32(at, checkIndex(`specialization.entries[${i}].constantId`, e?.constantId, 0xffff_ffff), true);
+      dv.setUint32(at + 4, checkIndex(`specialization.entries[${i}].offset`, e?.offset, 0xffff_ffff), true);
+      dv.setUint32(at + 8, checkIndex(`specialization.entries[${i}].size`, e?.size, 0xffff_ffff), true);
+    });
+    checkIndex('specialization.data.byteLength', spec.data.byteLength, 0xffff_ffff);
+    data = spec.data.byteLength > 0 ? spec.data.slice() : null;
+  }
+  if (options.dispatchBase !== undefined && typeof options.dispatchBase !== 'boolean') {
+    throw Object.assign(new TypeError(`${call}: dispatchBase must be a boolean`), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  return {
+    words: copy ? spirv.slice() : spirv,
+    word_count: spirv.length,
+    flags: options.dispatchBase === true ? KERNEL_DISPATCH_BASE : 0,
+    entry,
+    spec_entries: count > 0 ? entries : null,
+    spec_entry_count: count,
+    spec_data_size: data?.byteLength ?? 0,
+    spec_data: data,
+    push_size: push,
+    legacy_bindings: legacy,
+    reserved: [0, 0, 0, 0],
+  };
 }
 
 interface Waiter {
@@ -536,6 +799,12 @@ export class HostDevice implements ComputeBackend {
   readonly #compileThreads: number;
   readonly #compileQueue: CompileJob[] = [];
   readonly #compiles = new Set<Promise<void>>(); // settle when their compile returns
+  /** Where batches are encoded (commands, descriptors, data), reused: see the top of the file. */
+  #scratch = new Uint8Array(4096);
+  #scratchView = new DataView(this.#scratch.buffer);
+  readonly #submission = new BigUint64Array(1);
+  /** mdgpu_host_kernel_info's bindings, for the largest layout a kernel can have. */
+  readonly #kernelBindings = new Uint8Array(MAX_KERNEL_DESCRIPTORS * KERNEL_BINDING_SIZE);
 
   private constructor(lib: HostDriverLibrary, handle: number, waitSliceNs: bigint, compileThreads: number) {
     this.#lib = lib;
@@ -544,7 +813,8 @@ export class HostDevice implements ComputeBackend {
     this.#compileThreads = compileThreads;
     const raw = {} as RawInfo;
     this.#check('mdgpu_host_device_info', lib.fn.deviceInfo(handle, raw) as number);
-    this.info = decodeInfo(raw);
+    // What the device enables is what enumerate_caps reports for its index.
+    this.info = decodeInfo(raw, enumerateCaps(lib, raw.index));
   }
 
   /** Open a device (logs one line naming it, from the library, on stderr). */
@@ -605,17 +875,52 @@ export class HostDevice implements ComputeBackend {
     return this.#memory('mdgpu_host_memory_info', out[0]!, undefined);
   }
 
+  /**
+   * Validate SPIR-V and build a kernel on this thread (see {@link createKernelAsync} for the
+   * event loop's sake). `options.bindings` makes a contract 1.1 kernel (that many storage
+   * buffers, set 0); without it the layout is what the module declares. Throws a BackendError
+   * (EINVAL, E2BIG, EIO…) for what the library refuses, a TypeError or RangeError for options
+   * of the wrong type.
+   */
   createKernel(spirv: Uint32Array, options: KernelOptions): HostKernel {
-    this.#alive('mdgpu_host_kernel_create');
-    if (!(spirv instanceof Uint32Array)) {
-      throw Object.assign(new TypeError('createKernel: spirv must be a Uint32Array (see spirvWords)'), { code: 'ERR_INVALID_ARG_TYPE' });
-    }
-    const bindings = checkIndex('bindings', options.bindings, 0xffff_ffff);
-    const push = checkIndex('pushConstantSize', options.pushConstantSize, 0xffff_ffff);
+    this.#alive('mdgpu_host_kernel_create2');
+    const desc = kernelDesc('createKernel', spirv, options, false);
     const out = [0];
-    const ret = this.#lib.fn.kernelCreate(this.#handle, spirv, spirv.length, bindings, push, out) as number;
-    this.#check('mdgpu_host_kernel_create', ret);
-    return new HostKernel(this, out[0]!, bindings, push);
+    const ret = this.#lib.fn.kernelCreate2(this.#handle, desc, out, null, 0) as number;
+    this.#check('mdgpu_host_kernel_create2', ret);
+    return this.#kernel(out[0]!);
+  }
+
+  /** A new kernel handle as a {@link HostKernel}: what it declares, from `mdgpu_host_kernel_info`. */
+  #kernel(handle: number): HostKernel {
+    const info = {} as { binding_count: number; local_size: number[]; push_size: number; flags: number };
+    const bytes = this.#kernelBindings;
+    const ret = this.#lib.fn.kernelInfo(this.#handle, handle, info, bytes, MAX_KERNEL_DESCRIPTORS) as number;
+    if (ret !== 0) {
+      this.#lib.fn.kernelDestroy(this.#handle, handle);
+      throw fail(this.#lib, 'mdgpu_host_kernel_info', ret);
+    }
+    const dv = new DataView(bytes.buffer, bytes.byteOffset);
+    const layout: KernelBinding[] = [];
+    for (let i = 0; i < Math.min(info.binding_count, MAX_KERNEL_DESCRIPTORS); i++) {
+      const at = i * KERNEL_BINDING_SIZE;
+      layout.push(
+        Object.freeze({
+          set: dv.getUint32(at, true),
+          binding: dv.getUint32(at + 4, true),
+          type: DESCRIPTOR_TYPE_NAMES[dv.getUint32(at + 8, true)] ?? 'storage',
+          count: dv.getUint32(at + 12, true),
+        }),
+      );
+    }
+    return new HostKernel(
+      this,
+      handle,
+      Object.freeze(layout),
+      info.push_size,
+      Object.freeze(triple(info.local_size)),
+      (info.flags & KERNEL_DISPATCH_BASE) !== 0,
+    );
   }
 
   /**
@@ -630,19 +935,8 @@ export class HostDevice implements ComputeBackend {
   createKernelAsync(spirv: Uint32Array, options: KernelOptions): Promise<HostKernel> {
     // A throw in the executor rejects the promise.
     return new Promise<HostKernel>((resolve, reject) => {
-      this.#alive('mdgpu_host_kernel_create');
-      if (!(spirv instanceof Uint32Array)) {
-        throw Object.assign(new TypeError('createKernelAsync: spirv must be a Uint32Array (see spirvWords)'), {
-          code: 'ERR_INVALID_ARG_TYPE',
-        });
-      }
-      this.#compileQueue.push({
-        words: spirv.slice(),
-        bindings: checkIndex('bindings', options.bindings, 0xffff_ffff),
-        push: checkIndex('pushConstantSize', options.pushConstantSize, 0xffff_ffff),
-        resolve,
-        reject,
-      });
+      this.#alive('mdgpu_host_kernel_create2');
+      this.#compileQueue.push({ desc: kernelDesc('createKernelAsync', spirv, options, true), resolve, reject });
       this.#nextCompile();
     });
   }
@@ -666,16 +960,20 @@ export class HostDevice implements ComputeBackend {
           } else if (ret !== 0) {
             const end = error.indexOf(0);
             const why = new TextDecoder().decode(error.subarray(0, end < 0 ? error.length : end));
-            job.reject(fail(this.#lib, 'mdgpu_host_kernel_create', ret, why || 'no detail'));
+            job.reject(fail(this.#lib, 'mdgpu_host_kernel_create2', ret, why || 'no detail'));
           } else {
-            job.resolve(new HostKernel(this, out[0]!, job.bindings, job.push));
+            try {
+              job.resolve(this.#kernel(out[0]!));
+            } catch (e) {
+              job.reject(e as Error);
+            }
           }
           done();
           this.#nextCompile();
         };
         try {
-          // job.words and error stay referenced by this closure until the call returns.
-          this.#lib.fn.kernelCreateErrbuf.async(this.#handle, job.words, job.words.length, job.bindings, job.push, out, error, ERROR_TEXT_SIZE, finish);
+          // job.desc (its arrays) and error stay referenced by this closure until the call returns.
+          this.#lib.fn.kernelCreate2.async(this.#handle, job.desc, out, error, ERROR_TEXT_SIZE, finish);
         } catch (err) {
           // koffi refused the async call (its queue of async calls is full).
           queueMicrotask(() => finish(err, -1));
@@ -685,35 +983,28 @@ export class HostDevice implements ComputeBackend {
     }
   }
 
-  /** @internal Destroy a memory or kernel handle (HostMemory/HostKernel.destroy). */
   /** The {@link ComputeBackend} way to build: {@link createKernelAsync}, off the event loop. */
-  buildKernel(spirv: Uint32Array, options: KernelOptions): Promise<HostKernel> {
+  buildKernel(spirv: Uint32Array, options: KernelOptions, _owner?: string): Promise<HostKernel> {
     return this.createKernelAsync(spirv, options);
   }
 
+  /** @internal Destroy a memory or kernel handle (HostMemory/HostKernel.destroy). */
   release(call: 'mdgpu_host_memory_destroy' | 'mdgpu_host_kernel_destroy', handle: number): void {
     if (this.#destroyed) return; // the device took everything with it
     const fn = call === 'mdgpu_host_memory_destroy' ? this.#lib.fn.memoryDestroy : this.#lib.fn.kernelDestroy;
     this.#check(call, fn(this.#handle, handle) as number);
   }
 
-  #mem(m: BackendMemory, what: string): number {
-    if (!(m instanceof HostMemory) || m.device !== this) {
-      throw new TypeError(`submit: ${what} is not memory of this device`);
-    }
-    // A destroyed handle is still sent: the library answers ENOENT, as for any stale handle.
-    return m.handle;
-  }
-
   /**
-   * Encode `commands` (types checked here, everything else by the library) and submit them.
-   * Bad commands reject the Promise with a BackendError (EINVAL, ENOENT, E2BIG…) and run
-   * nothing. With staged memory the call waits for earlier batches first (see the C header).
+   * Encode `commands` on `memory` (types checked here, everything else by the library) and
+   * submit them. Bad commands reject the Promise with a BackendError (EINVAL, ENOENT, E2BIG…)
+   * and run nothing; arguments of the wrong type reject it with a TypeError or RangeError.
+   * With staged memory the call waits for earlier batches first (see the C header).
    */
-  submit(commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus> {
+  submit(memory: BackendMemory, commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus> {
     try {
-      this.#alive('mdgpu_host_submit');
-      const id = this.#submit(commands);
+      this.#alive('mdgpu_host_submit2');
+      const id = this.#submit(memory, commands);
       // In process, the batch is on the device as soon as the library took it.
       hooks?.started?.();
       let resolve!: (s: SubmissionStatus) => void;
@@ -730,91 +1021,144 @@ export class HostDevice implements ComputeBackend {
     }
   }
 
-  #submit(commands: readonly Command[]): bigint {
+  /** The per-device encoding buffer, at least `bytes` long (grown by doubling, never shrunk). */
+  #scratchOf(bytes: number): DataView {
+    if (this.#scratch.byteLength < bytes) {
+      let size = this.#scratch.byteLength;
+      while (size < bytes) size *= 2;
+      this.#scratch = new Uint8Array(size);
+      this.#scratchView = new DataView(this.#scratch.buffer);
+    }
+    return this.#scratchView;
+  }
+
+  #submit(memory: BackendMemory, commands: readonly Command[]): bigint {
+    if (!(memory instanceof HostMemory) || memory.device !== this) throw new TypeError('submit: memory is not memory of this device');
     if (!Array.isArray(commands)) throw new TypeError('submit: commands must be an array');
-    let bindingCount = 0;
-    let pushBytes = 0;
-    for (const c of commands) {
-      if (c?.op === 'dispatch') {
-        bindingCount += c.bindings.length;
-        pushBytes += ((c.push?.byteLength ?? 0) + 3) & ~3;
+    // Pass 1: how many descriptors and data bytes (each piece of data 4-aligned).
+    let descriptorCount = 0;
+    let dataBytes = 0;
+    for (let i = 0; i < commands.length; i++) {
+      const c = commands[i];
+      if (c?.kind === 'dispatch') {
+        if (!Array.isArray(c.descriptors)) throw new TypeError(`submit: command ${i}: descriptors must be an array`);
+        if (!(c.pushConstants instanceof Uint8Array)) throw new TypeError(`submit: command ${i}: pushConstants must be a Uint8Array`);
+        descriptorCount += c.descriptors.length;
+        dataBytes += (c.pushConstants.byteLength + 3) & ~3;
+      } else if (c?.kind === 'update') {
+        if (!(c.data instanceof Uint8Array)) throw new TypeError(`submit: command ${i}: data must be a Uint8Array`);
+        dataBytes += (c.data.byteLength + 3) & ~3;
       }
     }
-    const cmds = new Uint8Array(Math.max(commands.length, 1) * CMD_SIZE);
-    const bindings = new Uint8Array(Math.max(bindingCount, 1) * BINDING_SIZE);
-    const push = new Uint8Array(Math.max(pushBytes, 4));
-    const cv = new DataView(cmds.buffer);
-    const bv = new DataView(bindings.buffer);
-    let b = 0;
-    let p = 0;
-    commands.forEach((c, i) => {
+    const cmdBytes = commands.length * CMD_SIZE;
+    const descAt = cmdBytes;
+    const dataAt = descAt + descriptorCount * DESCRIPTOR_SIZE;
+    const total = dataAt + dataBytes;
+    const v = this.#scratchOf(total);
+    const bytes = this.#scratch;
+    bytes.fill(0, 0, total); // pads and reserved fields are 0
+    const mem = memory.handle; // a destroyed one too: the library answers ENOENT
+    let d = 0; // descriptors so far
+    let p = 0; // data bytes so far
+    for (let i = 0; i < commands.length; i++) {
+      const c = commands[i]!;
       const at = i * CMD_SIZE;
-      const put64 = (field: number, name: string, value: number) => cv.setBigUint64(at + field, BigInt(checkIndex(`command ${i}: ${name}`, value)), true);
-      const put32 = (field: number, name: string, value: number) => cv.setUint32(at + field, checkIndex(`command ${i}: ${name}`, value, 0xffff_ffff), true);
-      switch (c?.op) {
-        case 'copy':
-          cv.setUint32(at + CMD.op, Op.Copy, true);
-          cv.setUint32(at + COPY.srcMem, this.#mem(c.src, `command ${i}: src`), true);
-          cv.setUint32(at + COPY.dstMem, this.#mem(c.dst, `command ${i}: dst`), true);
-          put64(COPY.srcOffset, 'srcOffset', c.srcOffset);
-          put64(COPY.dstOffset, 'dstOffset', c.dstOffset);
-          put64(COPY.size, 'size', c.size);
+      switch (c?.kind) {
+        case 'copy': {
+          const size = rangeSize(i, 'src', c.src);
+          if (rangeSize(i, 'dst', c.dst) !== size) {
+            throw Object.assign(new RangeError(`command ${i}: COPY src.size ${size} and dst.size ${c.dst.size} differ`), { code: 'ERR_OUT_OF_RANGE' });
+          }
+          v.setUint32(at + CMD.op, Op.Copy, true);
+          v.setUint32(at + COPY.srcMem, mem, true);
+          v.setUint32(at + COPY.dstMem, mem, true);
+          put64(v, at + COPY.srcOffset, i, 'src.offset', c.src.offset);
+          put64(v, at + COPY.dstOffset, i, 'dst.offset', c.dst.offset);
+          put64(v, at + COPY.size, i, 'src.size', size);
           break;
+        }
         case 'fill':
-          cv.setUint32(at + CMD.op, Op.Fill, true);
-          cv.setUint32(at + FILL.mem, this.#mem(c.mem, `command ${i}: mem`), true);
+          v.setUint32(at + CMD.op, Op.Fill, true);
+          v.setUint32(at + FILL.mem, mem, true);
           // Any 32-bit pattern: 0..0xffffffff, or a negative int32 (-1 is 0xffffffff).
           if (typeof c.value !== 'number' || !Number.isInteger(c.value) || c.value < -0x8000_0000 || c.value > 0xffff_ffff) {
             throw Object.assign(new RangeError(`command ${i}: value must be a 32-bit integer, got ${String(c.value)}`), {
               code: 'ERR_OUT_OF_RANGE',
             });
           }
-          cv.setUint32(at + FILL.value, c.value >>> 0, true);
-          put64(FILL.offset, 'offset', c.offset);
-          put64(FILL.size, 'size', c.size);
+          v.setUint32(at + FILL.value, c.value >>> 0, true);
+          put64(v, at + FILL.offset, i, 'dst.offset', rangeOffset(i, 'dst', c.dst));
+          put64(v, at + FILL.size, i, 'dst.size', c.dst.size);
           break;
+        case 'update': {
+          const n = c.data.byteLength;
+          if (rangeSize(i, 'dst', c.dst) !== n) {
+            throw Object.assign(new RangeError(`command ${i}: UPDATE dst.size ${c.dst.size} is not data.byteLength ${n}`), { code: 'ERR_OUT_OF_RANGE' });
+          }
+          v.setUint32(at + CMD.op, Op.Update, true);
+          v.setUint32(at + UPDATE.mem, mem, true);
+          v.setUint32(at + UPDATE.size, n, true);
+          put64(v, at + UPDATE.offset, i, 'dst.offset', c.dst.offset);
+          v.setUint32(at + UPDATE.dataOffset, p, true);
+          bytes.set(c.data, dataAt + p);
+          p += (n + 3) & ~3;
+          break;
+        }
         case 'dispatch': {
-          if (!(c.kernel instanceof HostKernel) || c.kernel.device !== this) {
-            throw new TypeError(`submit: command ${i}: kernel is not a kernel of this device`);
+          const k = c.kernel;
+          if (!(k instanceof HostKernel) || k.device !== this) throw new TypeError(`submit: command ${i}: kernel is not a kernel of this device`);
+          v.setUint32(at + CMD.op, Op.Dispatch2, true);
+          v.setUint32(at + DISPATCH2.kernel, k.handle, true);
+          v.setUint32(at + DISPATCH2.firstDescriptor, d, true);
+          v.setUint32(at + DISPATCH2.descriptorCount, c.descriptors.length, true);
+          for (let j = 0; j < 3; j++) {
+            v.setUint32(at + DISPATCH2.base + 4 * j, checkIndex(`command ${i}: base[${j}]`, c.base?.[j], 0xffff_ffff), true);
+            v.setUint32(at + DISPATCH2.groups + 4 * j, checkIndex(`command ${i}: groups[${j}]`, c.groups?.[j], 0xffff_ffff), true);
           }
-          cv.setUint32(at + CMD.op, Op.Dispatch, true);
-          cv.setUint32(at + DISPATCH.kernel, c.kernel.handle, true);
-          put32(DISPATCH.x, 'groups[0]', c.groups[0]);
-          put32(DISPATCH.y, 'groups[1]', c.groups[1] ?? 1);
-          put32(DISPATCH.z, 'groups[2]', c.groups[2] ?? 1);
-          cv.setUint32(at + DISPATCH.firstBinding, b, true);
-          cv.setUint32(at + DISPATCH.bindingCount, c.bindings.length, true);
-          for (const [j, bd] of c.bindings.entries()) {
-            const bat = b * BINDING_SIZE;
-            bv.setUint32(bat + BINDING.mem, this.#mem(bd.mem, `command ${i}: binding ${j}`), true);
-            bv.setBigUint64(bat + BINDING.offset, BigInt(checkIndex(`command ${i}: binding ${j}: offset`, bd.offset)), true);
-            bv.setBigUint64(bat + BINDING.size, BigInt(checkIndex(`command ${i}: binding ${j}: size`, bd.size)), true);
-            b++;
+          for (let j = 0; j < c.descriptors.length; j++, d++) {
+            const desc = c.descriptors[j]!;
+            const dat = descAt + d * DESCRIPTOR_SIZE;
+            const type = descriptorType(desc?.type);
+            if (type === undefined) throw new TypeError(`submit: command ${i}: descriptor ${j}: type must be 'storage' or 'uniform'`);
+            v.setUint32(dat + DESCRIPTOR.mem, mem, true);
+            v.setUint32(dat + DESCRIPTOR.set, checkIndex(`command ${i}: descriptor ${j}: set`, desc.set, 0xffff_ffff), true);
+            v.setUint32(dat + DESCRIPTOR.binding, checkIndex(`command ${i}: descriptor ${j}: binding`, desc.binding, 0xffff_ffff), true);
+            v.setUint32(dat + DESCRIPTOR.index, checkIndex(`command ${i}: descriptor ${j}: index`, desc.index, 0xffff_ffff), true);
+            v.setUint32(dat + DESCRIPTOR.type, type, true);
+            put64(v, dat + DESCRIPTOR.offset, i, `descriptor ${j}: range.offset`, rangeOffset(i, `descriptor ${j}: range`, desc.range));
+            put64(v, dat + DESCRIPTOR.range, i, `descriptor ${j}: range.size`, desc.range.size);
           }
-          const data = c.push;
-          cv.setUint32(at + DISPATCH.pushOffset, p, true);
-          cv.setUint32(at + DISPATCH.pushSize, data?.byteLength ?? 0, true);
-          if (data !== undefined) {
-            push.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), p);
-            p += (data.byteLength + 3) & ~3;
-          }
+          const push = c.pushConstants;
+          v.setUint32(at + DISPATCH2.pushOffset, p, true);
+          v.setUint32(at + DISPATCH2.pushSize, push.byteLength, true);
+          bytes.set(push, dataAt + p);
+          p += (push.byteLength + 3) & ~3;
           break;
         }
         case 'barrier':
-          cv.setUint32(at + CMD.op, Op.Barrier, true);
+          v.setUint32(at + CMD.op, Op.Barrier, true);
           break;
         case 'timestamp':
-          cv.setUint32(at + CMD.op, Op.Timestamp, true);
-          cv.setUint32(at + TIMESTAMP.mem, this.#mem(c.mem, `command ${i}: mem`), true);
-          put64(TIMESTAMP.offset, 'offset', c.offset);
+          v.setUint32(at + CMD.op, Op.Timestamp, true);
+          v.setUint32(at + TIMESTAMP.mem, mem, true);
+          put64(v, at + TIMESTAMP.offset, i, 'dst.offset', rangeOffset(i, 'dst', c.dst));
           break;
         default:
-          throw new TypeError(`submit: command ${i}: unknown op ${String((c as { op?: unknown })?.op)}`);
+          throw new TypeError(`submit: command ${i}: unknown kind ${String((c as { kind?: unknown })?.kind)}`);
       }
-    });
-    const out = new BigUint64Array(1);
-    const ret = this.#lib.fn.submit(this.#handle, cmds, commands.length, bindings, bindingCount, push, pushBytes, out) as number;
-    this.#check('mdgpu_host_submit', ret);
+    }
+    const out = this.#submission;
+    const ret = this.#lib.fn.submit2(
+      this.#handle,
+      bytes.subarray(0, cmdBytes),
+      commands.length,
+      bytes.subarray(descAt, dataAt),
+      descriptorCount,
+      bytes.subarray(dataAt, total),
+      dataBytes,
+      out,
+    ) as number;
+    this.#check('mdgpu_host_submit2', ret);
     return out[0]!;
   }
 

@@ -6,7 +6,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { loadNative } from '../native/binding.js';
-import { nativeHostOps } from '../native/host-ops.js';
+import { nativeHostOps } from './host-ops.js';
 import { VfioUserServer } from '../server/server.js';
 import { MdgpuDevice, type MdgpuDeviceOptions } from '../vgpu/device.js';
 import { FairScheduler, type SchedulerOptions } from '../sched/scheduler.js';

@@ -110,11 +110,18 @@ async function main(argv: string[]): Promise<number> {
     .command(
       'kit',
       'build (or reuse) the cached guest kit: QEMU with vfio-user-pci, a guest kernel, busybox',
-      (y) => y.option('prune', { type: 'boolean', default: false, describe: 'then remove older kits and guest-driver builds from the cache' }),
+      (y) =>
+        y
+          .option('prune', { type: 'boolean', default: false, describe: 'then remove older kits and guest-driver builds from the cache' })
+          .option('root', { type: 'boolean', describe: "print only the kit's directory (for shell scripts)" })
+          .option('json', { type: 'boolean', describe: "print the kit's kit.json" })
+          .conflicts('root', 'json'),
       async (args) => {
-        const { ensureKit, describeKit, cacheDir } = await import('../kit/kit.js');
+        const { ensureKit } = await import('../kit/kit.js');
+        const { describeKit } = await import('../kit/kit-tree.js');
+        const { cacheDir } = await import('../kit/cache.js');
         const kit = await ensureKit();
-        console.log(describeKit(kit));
+        console.log(args.root ? kit.root : args.json ? JSON.stringify(kit.info, null, 2) : describeKit(kit));
         if (args.prune) {
           const { buildGuestDriver } = await import('../guest/build.js');
           const { pruneCache } = await import('../kit/prune.js');

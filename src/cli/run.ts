@@ -6,114 +6,38 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureKit } from '../kit/kit.js';
-import { runGuest, type AccelChoice, type GuestResult, type RunGuestOptions } from '../kit/qemu.js';
-import { buildGuestDriver } from '../guest/build.js';
-import { guestImage, GUEST_MODULE_PATH } from '../guest/image.js';
+import { buildGuestDriver, type GuestDriverBuild } from '../guest/build.js';
 import { debianGuest } from '../guest/debian-boot.js';
+import { guestImage } from '../guest/image.js';
 import { ensureDebianImage } from '../guest/rootfs.js';
-import { startDaemon, type RunningVgpu } from './daemon.js';
-import type { Kit } from '../kit/kit.js';
-import type { GuestDriverBuild } from '../guest/build.js';
-import { formatSize } from './sizes.js';
-import { DEFAULT_IDENTITY, TRAPPED_WINDOW_SIZE } from '../vgpu/device.js';
-import { MDGPU_REGS } from '../vgpu/regs.js';
+import { ensureKit } from '../kit/kit.js';
+import type { Kit } from '../kit/kit-tree.js';
+import { runGuest, type AccelChoice, type GuestResult, type RunGuestOptions } from '../kit/qemu.js';
 import { setLogSink } from '../log.js';
-
-export const GUEST_MARKER = 'MDGPU-RUN';
-/** A pattern the guest writes into the directly mapped part of the aperture. */
-export const GUEST_PATTERN = 0x6d646770; // "pgdm" little-endian
-/** Where the probe stores its pattern: the aperture's last page, which buffers reach last. */
-export function guestPatternOffset(apertureSize: number): number {
-  return apertureSize - TRAPPED_WINDOW_SIZE + 0x10;
-}
-export const GUEST_SCRATCH_VALUE = 0x5eed_1234;
-
-/**
- * The guest side of the job, a busybox shell script. It finds the device in sysfs, prints its
- * identity and BARs in machine-readable lines, enables it, reads the ID register through the
- * trapped register BAR, and writes/reads the directly mapped aperture with devmem.
- */
-export function deviceProbeScript(apertureSize: number, vendorId = DEFAULT_IDENTITY.vendorId, deviceId = DEFAULT_IDENTITY.deviceId, devmem = 'devmem'): string {
-  const patternOffset = guestPatternOffset(apertureSize);
-  const hex4 = (n: number) => `0x${n.toString(16).padStart(4, '0')}`;
-  return `
-found=0
-for d in /sys/bus/pci/devices/*; do
-  [ "$(cat $d/vendor)" = "${hex4(vendorId)}" ] && [ "$(cat $d/device)" = "${hex4(deviceId)}" ] || continue
-  found=1
-  echo "MDGPU-DEVICE bdf=$(basename $d) vendor=$(cat $d/vendor) device=$(cat $d/device) class=$(cat $d/class) subsystem=$(cat $d/subsystem_vendor):$(cat $d/subsystem_device) revision=$(cat $d/revision)"
-  i=0
-  while read start end flags; do
-    if [ $((start)) -ne 0 ]; then echo "MDGPU-BAR index=$i start=$start size=$((end - start + 1)) flags=$flags"; fi
-    i=$((i + 1))
-  done < $d/resource
-  caps=""
-  echo 1 > $d/enable
-  aperture=$(sed -n 1p $d/resource | cut -d' ' -f1)
-  regs=$(sed -n 3p $d/resource | cut -d' ' -f1)
-  echo "MDGPU-REG ID=$(${devmem} $((regs + ${MDGPU_REGS.ID.offset})) 32) VERSION=$(${devmem} $((regs + ${MDGPU_REGS.VERSION.offset})) 32) APERTURE_SIZE_LO=$(${devmem} $((regs + ${MDGPU_REGS.APERTURE_SIZE_LO.offset})) 32)"
-  ${devmem} $((regs + ${MDGPU_REGS.SCRATCH.offset})) 32 ${GUEST_SCRATCH_VALUE}
-  echo "MDGPU-SCRATCH $(${devmem} $((regs + ${MDGPU_REGS.SCRATCH.offset})) 32)"
-  ${devmem} $((aperture + ${patternOffset})) 32 ${GUEST_PATTERN}
-  echo "MDGPU-APERTURE readback=$(${devmem} $((aperture + ${patternOffset})) 32)"
-done
-[ $found = 1 ] || echo "MDGPU-DEVICE none"
-`;
-}
-
-export interface GuestView {
-  bdf?: string;
-  vendor?: string;
-  device?: string;
-  class?: string;
-  bars: { index: number; start: bigint; size: bigint; flags: number }[];
-  regs: Record<string, number>;
-  scratch?: number;
-  apertureReadback?: number;
-  /** `rc=` of the init body, when it finished. */
-  initStatus?: number;
-}
-
-/** Parse the machine-readable lines of {@link deviceProbeScript}. */
-export function parseGuestView(output: string): GuestView {
-  const view: GuestView = { bars: [], regs: {} };
-  const fields = (line: string) =>
-    Object.fromEntries(
-      line
-        .split(/\s+/)
-        .slice(1)
-        .map((kv) => kv.split('=') as [string, string]),
-    );
-  for (const raw of output.split('\n')) {
-    const line = raw.trim();
-    if (line.startsWith('MDGPU-DEVICE ')) {
-      const f = fields(line);
-      Object.assign(view, { bdf: f.bdf, vendor: f.vendor, device: f.device, class: f.class });
-    } else if (line.startsWith('MDGPU-BAR ')) {
-      const f = fields(line);
-      view.bars.push({ index: Number(f.index), start: BigInt(f.start ?? 0), size: BigInt(f.size ?? 0), flags: Number(f.flags) });
-    } else if (line.startsWith('MDGPU-REG ')) {
-      for (const [k, v] of Object.entries(fields(line))) view.regs[k] = Number(v);
-    } else if (line.startsWith('MDGPU-SCRATCH ')) {
-      view.scratch = Number(line.split(/\s+/)[1]);
-    } else if (line.startsWith('MDGPU-APERTURE ')) {
-      view.apertureReadback = Number(fields(line).readback);
-    } else {
-      const m = new RegExp(`${GUEST_MARKER}-END rc=(\\d+)`).exec(line);
-      if (m) view.initStatus = Number(m[1]);
-    }
-  }
-  return view;
-}
-
-/**
- * What the guest boots: the kit's busybox initramfs with the driver built in the kit
- * (`initramfs`, the default), or the Debian image with the driver installed from its Debian
- * packages and built by DKMS (`debian`, src/guest/rootfs.ts).
- */
-export type GuestRootKind = 'initramfs' | 'debian';
-export const GUEST_ROOT_KINDS: readonly GuestRootKind[] = ['initramfs', 'debian'];
+import { DEFAULT_IDENTITY } from '../vgpu/device.js';
+import { MDGPU_REGS } from '../vgpu/regs.js';
+import { startDaemon, type RunningVgpu } from './daemon.js';
+import {
+  type ComputeRow,
+  type DebianReport,
+  type GuestView,
+  matchesPattern,
+  parseDebianReport,
+  parseGuestView,
+  parseStepLine,
+  parseToolResults,
+} from './guest-output.js';
+import {
+  deviceProbeScript,
+  driverScript,
+  GUEST_MARKER,
+  GUEST_PATTERN,
+  GUEST_SCRATCH_VALUE,
+  type GuestRootKind,
+  guestPatternOffset,
+  jobSteps,
+} from './guest-script.js';
+import { formatSize } from './sizes.js';
 
 export interface RunJobOptions {
   accel: AccelChoice;
@@ -138,32 +62,6 @@ export interface StepReport {
   status: string;
   contexts: number;
   buffers: number;
-}
-
-export interface ComputeRow {
-  kernel: string;
-  size: string;
-  ok: boolean;
-  ns: number;
-}
-
-/** What the Debian guest reported about its userland (`root: 'debian'`). */
-export interface DebianReport {
-  /** `uname -r` in the guest. */
-  kernel: string;
-  /** `dpkg -s` of mdgpu's packages: package → its Status and Version fields. */
-  packages: Record<string, { status: string; version: string }>;
-  /** `dkms status` lines. */
-  dkms: string[];
-  /** `modinfo -n mdgpu`: the module modprobe loaded. */
-  module: string;
-  /** `vulkaninfo --summary`: exit status and output. */
-  vulkaninfo: { rc: number | null; output: string[] };
-  /**
-   * Paths the Vulkan loader reported with `VK_LOADER_DEBUG=driver,layer`: the icd.d and layer.d
-   * directories it searched and the manifests it found there.
-   */
-  loaderFound: string[];
 }
 
 export interface RunJobResult {
@@ -193,90 +91,6 @@ export interface RunJobResult {
     messages: Record<string, number>;
   };
   problems: string[];
-}
-
-const STEP = 'MDGPU-STEP';
-const PATTERN_MUL = 0x9e3779b1;
-
-/** The packages `mdgpu run --root debian` reports on (`dpkg -s`). */
-export const DEBIAN_REPORTED_PACKAGES = ['mdgpu-dkms', 'libmdgpu1', 'mdgpu-tools', 'libvulkan1', 'vulkan-tools', 'vulkan-validationlayers'];
-const DEBIAN = 'MDGPU-DEBIAN';
-const VULKANINFO = 'MDGPU-VULKANINFO';
-const VKLOADER = 'MDGPU-VKLOADER';
-
-/** The steps of the guest job, in order. */
-export function jobSteps(compute: boolean, root: GuestRootKind = 'initramfs'): string[] {
-  return [root === 'debian' ? 'modprobe' : 'insmod', 'info', 'smoke', ...(compute ? ['compute'] : []), 'rmmod'];
-}
-
-/**
- * The guest's job after the device probe: load the driver, run the tools, unload it. In Debian
- * the module is the one DKMS built (modprobe), the tools are the packages', and the job also
- * reports the packages, DKMS and what the Vulkan loader finds.
- */
-export function driverScript(compute: boolean, root: GuestRootKind = 'initramfs'): string {
-  const run = compute ? 'if [ -x /usr/bin/mdgpu-run ]; then mdgpu-run && step compute ok || step compute FAIL; else step compute FAIL missing-tool; fi' : '';
-  if (root === 'initramfs') {
-    return `
-step() { echo "${STEP} $*"; }
-insmod ${GUEST_MODULE_PATH} && step insmod ok || step insmod FAIL
-mdgpu-info && step info ok || step info FAIL
-mdgpu-smoke && step smoke ok || step smoke FAIL
-${run}
-rmmod mdgpu && step rmmod ok || step rmmod FAIL
-`;
-  }
-  return `
-step() { echo "${STEP} $*"; }
-echo "${DEBIAN} kernel=$(uname -r)"
-# One dpkg -s for all (each dpkg run reads its whole database: ~70 ms under TCG).
-dpkg -s ${DEBIAN_REPORTED_PACKAGES.join(' ')} 2>/dev/null | awk '
-  /^Package: / { if (p) print o; p = $2; s = ""; v = "" }
-  /^Status: / { s = $2 "-" $3 "-" $4 }
-  /^Version: / { v = $2 }
-  { o = "${DEBIAN} package=" p " status=" s " version=" v }
-  END { if (p) print o }'
-dkms status 2>&1 | sed 's/^/${DEBIAN} dkms /'
-modprobe mdgpu && step modprobe ok || step modprobe FAIL
-echo "${DEBIAN} module=$(modinfo -n mdgpu)"
-mdgpu-info && step info ok || step info FAIL
-mdgpu-smoke && step smoke ok || step smoke FAIL
-${run}
-modprobe -r mdgpu && step rmmod ok || step rmmod FAIL
-vulkaninfo --summary > /tmp/vulkaninfo.txt 2>&1
-echo "${DEBIAN} vulkaninfo rc=$?"
-sed 's/^/${VULKANINFO} /' /tmp/vulkaninfo.txt
-VK_LOADER_DEBUG=driver,layer vulkaninfo --summary 2>&1 | grep -oE '/[^ ]*(icd|layer)[.]d[^ ]*' | sort -u | sed 's/^/${VKLOADER} /'
-`;
-}
-
-/** Parse the Debian lines of {@link driverScript}. */
-export function parseDebianReport(lines: string[]): DebianReport {
-  const report: DebianReport = { kernel: '', packages: {}, dkms: [], module: '', vulkaninfo: { rc: null, output: [] }, loaderFound: [] };
-  for (const line of lines) {
-    if (line.startsWith(`${VULKANINFO} `) || line === VULKANINFO) report.vulkaninfo.output.push(line.slice(VULKANINFO.length + 1));
-    else if (line.startsWith(`${VKLOADER} `)) report.loaderFound.push(line.slice(VKLOADER.length + 1));
-    else if (line.startsWith(`${DEBIAN} dkms `)) report.dkms.push(line.slice(`${DEBIAN} dkms `.length));
-    else if (line.startsWith(`${DEBIAN} kernel=`)) report.kernel = line.slice(`${DEBIAN} kernel=`.length);
-    else if (line.startsWith(`${DEBIAN} module=`)) report.module = line.slice(`${DEBIAN} module=`.length);
-    else if (line.startsWith(`${DEBIAN} vulkaninfo `)) report.vulkaninfo.rc = Number(field(line, 'rc') ?? Number.NaN);
-    else if (line.startsWith(`${DEBIAN} package=`)) {
-      const pkg = field(line, 'package')!;
-      report.packages[pkg] = { status: (field(line, 'status') ?? '').replace(/-/g, ' '), version: field(line, 'version') ?? '' };
-    }
-  }
-  return report;
-}
-
-function field(line: string, key: string): string | undefined {
-  return new RegExp(`(?:^|\\s)${key}=(\\S+)`).exec(line)?.[1];
-}
-
-function matchesPattern(bytes: Uint8Array, seed: number): boolean {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const base = Math.imul(seed, PATTERN_MUL) >>> 0;
-  for (let i = 0; i < bytes.byteLength / 4; i++) if (view.getUint32(4 * i, true) !== (base + i) >>> 0) return false;
-  return true;
 }
 
 /**
@@ -350,101 +164,65 @@ async function guestJob(kit: Kit, boot: GuestBoot, vgpu: RunningVgpu, options: R
   const print = options.print ?? ((line: string) => console.log(line));
   const { device, server } = vgpu;
   const socket = vgpu.config.socket;
-  {
-    const captures: { offset: number; size: number; bytes: Uint8Array }[] = [];
-    device.memory.onRelease = (b) => captures.push({ offset: b.offset, size: b.size, bytes: device.aperture.slice(b.offset, b.offset + b.size) });
-    let submissions = 0;
-    let submissionErrors = 0;
-    device.queues.onSubmissionDone = (_q, error) => {
-      submissions++;
-      if (error !== null) submissionErrors++;
-    };
-    const steps: Record<string, StepReport> = {};
-    const onLine = (line: string) => {
-      if (options.echoConsole) print(`${prefix}guest: ${line}`);
-      const m = new RegExp(`^${STEP} (\\S+) (\\S+)`).exec(line);
-      // Mailbox operations are synchronous: when a step's line arrives, mdgpu has seen it all.
-      if (m) steps[m[1]!] = { status: m[2]!, contexts: device.memory.contextCount, buffers: device.memory.bufferCount };
-    };
-    // Debian has no devmem of its own: busybox's.
-    const devmem = root === 'debian' ? 'busybox devmem' : 'devmem';
-    const init = deviceProbeScript(options.apertureSize, DEFAULT_IDENTITY.vendorId, DEFAULT_IDENTITY.deviceId, devmem) + driverScript(compute, root);
-    const guest = await runGuest(kit, {
-      ...(await boot(init)),
-      accel: options.accel,
-      memoryMiB: options.memoryMiB,
-      timeoutMs: options.timeoutMs,
-      vfioUser: [{ socket, id: 'mdgpu0' }],
-      onLine,
-    });
-    const lines = guest.output.split('\n').map((l) => l.trim());
-    const view = parseGuestView(guest.output);
-    const infoLine = lines.find((l) => l.startsWith('MDGPU-INFO ')) ?? '';
-    const info = Object.fromEntries(
-      infoLine
-        .split(/\s+/)
-        .slice(1)
-        .map((kv) => kv.split('=') as [string, string]),
-    );
-    const smokeLines = lines.filter((l) => /^MDGPU-SMOKE \S+ (ok|FAIL)\b/.test(l));
-    const smokeResult = lines.find((l) => l.startsWith('MDGPU-SMOKE-RESULT ')) ?? '';
-    const patternsReported = lines.filter((l) => l.startsWith('MDGPU-SMOKE-PATTERN '));
-    let verified = 0;
-    for (const line of patternsReported) {
-      const offset = Number(field(line, 'offset'));
-      const size = Number(field(line, 'size'));
-      const seed = Number(field(line, 'seed'));
-      if (captures.some((c) => c.offset === offset && c.size === size && matchesPattern(c.bytes, seed))) verified++;
-    }
-    let computeResult: RunJobResult['compute'] = null;
-    if (compute) {
-      const runLines = lines.filter((l) => l.startsWith('MDGPU-RUN '));
-      const rows = runLines
-        .filter((l) => field(l, 'kernel') !== undefined)
-        .map((l) => ({
-          kernel: field(l, 'kernel')!,
-          size: field(l, 'size') ?? '',
-          ok: field(l, 'ok') === '1',
-          ns: Number(field(l, 'ns') ?? 0),
-        }));
-      const checks = Object.fromEntries(runLines.filter((l) => field(l, 'check') !== undefined).map((l) => [field(l, 'check')!, field(l, 'ok') === '1']));
-      const result = lines.find((l) => l.startsWith('MDGPU-RUN-RESULT ')) ?? '';
-      computeResult = { rows, checks, pass: Number(field(result, 'pass') ?? 0), fail: Number(field(result, 'fail') ?? -1) };
-    }
-    const pci = device.pci;
-    const result: RunJobResult = {
-      ok: false,
-      view,
-      guest,
-      steps,
-      info,
-      smoke: {
-        pass: Number(field(smokeResult, 'pass') ?? 0),
-        fail: Number(field(smokeResult, 'fail') ?? -1),
-        failed: smokeLines.filter((l) => / FAIL\b/.test(l)),
-      },
-      compute: computeResult,
-      ...(root === 'debian' ? { debian: parseDebianReport(lines) } : {}),
-      patterns: { reported: patternsReported.length, verified },
-      host: {
-        trappedAccesses: pci.trappedAccesses,
-        trappedApertureAccesses: pci.trappedReads[0]! + pci.trappedWrites[0]!,
-        patternInMemfd: new DataView(device.aperture.buffer).getUint32(guestPatternOffset(options.apertureSize), true),
-        scratchRegister: device.regs.get('SCRATCH'),
-        msixSignals: pci.irqs.signalled[2]!,
-        intxSignals: pci.irqs.signalled[0]!,
-        submissions,
-        submissionErrors,
-        contextsLeft: device.memory.contextCount,
-        buffersLeft: device.memory.bufferCount,
-        messages: Object.fromEntries(server.commandCounts()),
-      },
-      problems: [],
-    };
-    result.problems = checkRun(result, options.apertureSize, compute, root);
-    result.ok = result.problems.length === 0;
-    return result;
-  }
+  const captures: { offset: number; size: number; bytes: Uint8Array }[] = [];
+  device.memory.onRelease = (b) => captures.push({ offset: b.offset, size: b.size, bytes: device.aperture.slice(b.offset, b.offset + b.size) });
+  let submissions = 0;
+  let submissionErrors = 0;
+  device.queues.onSubmissionDone = (_q, error) => {
+    submissions++;
+    if (error !== null) submissionErrors++;
+  };
+  const steps: Record<string, StepReport> = {};
+  const onLine = (line: string) => {
+    if (options.echoConsole) print(`${prefix}guest: ${line}`);
+    const step = parseStepLine(line);
+    // Mailbox operations are synchronous: when a step's line arrives, mdgpu has seen it all.
+    if (step) steps[step.step] = { status: step.status, contexts: device.memory.contextCount, buffers: device.memory.bufferCount };
+  };
+  // Debian has no devmem of its own: busybox's.
+  const devmem = root === 'debian' ? 'busybox devmem' : 'devmem';
+  const init = deviceProbeScript(options.apertureSize, DEFAULT_IDENTITY.vendorId, DEFAULT_IDENTITY.deviceId, devmem) + driverScript(compute, root);
+  const guest = await runGuest(kit, {
+    ...(await boot(init)),
+    accel: options.accel,
+    memoryMiB: options.memoryMiB,
+    timeoutMs: options.timeoutMs,
+    vfioUser: [{ socket, id: 'mdgpu0' }],
+    onLine,
+  });
+  const lines = guest.output.split('\n').map((l) => l.trim());
+  const view = parseGuestView(guest.output);
+  const tools = parseToolResults(lines);
+  const verified = tools.patterns.filter((p) => captures.some((c) => c.offset === p.offset && c.size === p.size && matchesPattern(c.bytes, p.seed))).length;
+  const pci = device.pci;
+  const result: RunJobResult = {
+    ok: false,
+    view,
+    guest,
+    steps,
+    info: tools.info,
+    smoke: tools.smoke,
+    compute: compute ? tools.compute : null,
+    ...(root === 'debian' ? { debian: parseDebianReport(lines) } : {}),
+    patterns: { reported: tools.patterns.length, verified },
+    host: {
+      trappedAccesses: pci.trappedAccesses,
+      trappedApertureAccesses: pci.trappedReads[0]! + pci.trappedWrites[0]!,
+      patternInMemfd: new DataView(device.aperture.buffer).getUint32(guestPatternOffset(options.apertureSize), true),
+      scratchRegister: device.regs.get('SCRATCH'),
+      msixSignals: pci.irqs.signalled[2]!,
+      intxSignals: pci.irqs.signalled[0]!,
+      submissions,
+      submissionErrors,
+      contextsLeft: device.memory.contextCount,
+      buffersLeft: device.memory.bufferCount,
+      messages: Object.fromEntries(server.commandCounts()),
+    },
+    problems: [],
+  };
+  result.problems = checkRun(result, options.apertureSize, compute, root);
+  result.ok = result.problems.length === 0;
+  return result;
 }
 
 function checkRun(r: RunJobResult, apertureSize: number, compute: boolean, root: GuestRootKind): string[] {

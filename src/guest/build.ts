@@ -19,7 +19,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { acquireLock, type Kit } from '../kit/kit.js';
+import type { Kit } from '../kit/kit-tree.js';
+import { acquireLock } from '../kit/locks.js';
 import { isStaticExecutable, readModinfo } from './elf.js';
 
 const execFileP = promisify(execFile);

@@ -6,7 +6,7 @@
  * None of the kit kernel's own modules go in: mdgpu.ko needs only built-in symbols, and the
  * init loads it by path with busybox `insmod` (no modules.dep, no modprobe).
  */
-import type { Kit } from '../kit/kit.js';
+import type { Kit } from '../kit/kit-tree.js';
 import { guestInitramfs, initScript, type GuestFile } from '../kit/initramfs.js';
 import { GUEST_KERNELS, GUEST_TOOLS, type GuestDriverBuild } from './build.js';
 

@@ -27,7 +27,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runInChroot, withMounts } from '../kit/chroot.js';
-import { acquireLock, type Kit } from '../kit/kit.js';
+import type { Kit } from '../kit/kit-tree.js';
+import { acquireLock } from '../kit/locks.js';
 import { defaultSourceDir } from './build.js';
 
 const execFileP = promisify(execFile);

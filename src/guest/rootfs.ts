@@ -27,18 +27,11 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runInChroot, withMounts } from '../kit/chroot.js';
-import {
-  acquireLock,
-  dpkgVersions,
-  hostMirror,
-  type Kit,
-  type KitRecipe,
-  mmdebstrapArgs,
-  pidAlive,
-  removeTree,
-  runMmdebstrap,
-  suiteKeyrings,
-} from '../kit/kit.js';
+import { hostMirror, suiteKeyrings } from '../kit/apt-sources.js';
+import { removeDeadBuilds } from '../kit/cache.js';
+import type { Kit } from '../kit/kit-tree.js';
+import { acquireLock, removeTree } from '../kit/locks.js';
+import { dpkgVersions, mmdebstrapArgs, runMmdebstrap, type TreeRecipe } from '../kit/mmdebstrap.js';
 import { defaultSourceDir } from './build.js';
 import { buildGuestPackages, debianVersion, GUEST_PACKAGES, guestPackagesHash, type GuestPackages, packageVersion } from './packages.js';
 
@@ -230,19 +223,6 @@ export async function loadGuestRoot(dir: string): Promise<GuestRoot | undefined>
   return root;
 }
 
-/** Remove `<base>.tmp-<pid>` leftovers of builds whose process is gone. */
-async function removeDeadBuilds(final: string, log: (l: string) => void): Promise<void> {
-  const parent = path.dirname(final);
-  const base = path.basename(final);
-  for (const n of await fsp.readdir(parent).catch(() => [] as string[])) {
-    const m = new RegExp(`^${base}\\.tmp-(\\d+)$`).exec(n);
-    if (m && !pidAlive(Number(m[1]))) {
-      log(`removing the half-built ${n} left by a dead build`);
-      await removeTree(path.join(parent, n));
-    }
-  }
-}
-
 async function duBytes(dir: string): Promise<number> {
   const { stdout } = await execFileP('du', ['-sxB1', dir]);
   return Number.parseInt(stdout, 10);
@@ -349,8 +329,8 @@ async function extractStage1(kit: Pick<Kit, 'busybox'>, tree: string, recipe: Gu
   return names;
 }
 
-/** The base root recipe as the kit's mmdebstrap argument builder takes it. */
-function asKitRecipe(r: GuestRootRecipe): KitRecipe {
+/** The base root recipe as mmdebstrap's argument builder takes it. */
+function asTreeRecipe(r: GuestRootRecipe): TreeRecipe {
   return {
     format: r.format,
     arch: r.arch,
@@ -392,8 +372,8 @@ async function buildGuestRoot(
   await removeTree(tmp);
   await fsp.mkdir(tmp, { recursive: true });
   const tree = path.join(tmp, 'root');
-  const args = mmdebstrapArgs(asKitRecipe(recipe), mirror, tree, keyring);
-  log(`building ${final}: ${recipe.suite} from ${mirror}: ${asKitRecipe(recipe).include.join(' ')}`);
+  const args = mmdebstrapArgs(asTreeRecipe(recipe), mirror, tree, keyring);
+  log(`building ${final}: ${recipe.suite} from ${mirror}: ${asTreeRecipe(recipe).include.join(' ')}`);
   log(`${o.mmdebstrap} ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
   try {
     // INITRD=No: the kernel's postinst hooks make no initramfs-tools image (~20 s, never booted).

@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import type { Kit } from './kit.js';
+import type { Kit } from './kit-tree.js';
 
 const execFileP = promisify(execFile);
 

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { pidAlive, removeTree } from './kit.js';
+import { pidAlive, removeTree } from './locks.js';
 
 /**
  * What the cache holds: kits, guest-driver builds, the Debian guest image's parts (base roots,

@@ -15,27 +15,11 @@
  */
 
 import { constants } from 'node:os';
+import { type ErrnoName, errno, errnoName } from '../errno.js';
 
-/** Symbolic errno names known to Node on this platform (`EINVAL`, `E2BIG`, ...). */
-export type ErrnoName = keyof typeof constants.errno;
+export { type ErrnoName, errno, errnoName };
 
 const errnoByName: Readonly<Record<string, number>> = constants.errno;
-/** Aliases share a number (EAGAIN/EWOULDBLOCK, ENOTSUP/EOPNOTSUPP): keep the first name, as libuv's err.code does. */
-const nameByErrno: ReadonlyMap<number, string> = new Map(
-  Object.entries(constants.errno)
-    .reverse()
-    .map(([name, value]) => [value, name]),
-);
-
-/** Positive errno value for `name`, from `node:os` `constants.errno`. */
-export function errno(name: ErrnoName): number {
-  return constants.errno[name];
-}
-
-/** Symbolic name of a positive errno value (`22` → `EINVAL`), or `E<n>` if unknown. */
-export function errnoName(value: number): string {
-  return nameByErrno.get(value) ?? `E${value}`;
-}
 
 /** A message the peer sent is invalid or unsupported; answer it with an error reply carrying {@link errno}. */
 export class ProtocolError extends Error {

@@ -185,10 +185,7 @@ export function encodeCommand(spec: CommandSpec): Uint8Array {
     case 'update': {
       const length = CMD_LAYOUTS.UPDATE.size + Math.ceil(spec.data.length / CMD_ALIGN) * CMD_ALIGN;
       const out = new Uint8Array(length);
-      CMD_LAYOUTS.UPDATE.encode(
-        { opcode: CMD.UPDATE, flags: 0, length, buffer: spec.dst.buffer, size: spec.data.length, offset: big(spec.dst.offset) },
-        out,
-      );
+      CMD_LAYOUTS.UPDATE.encode({ opcode: CMD.UPDATE, flags: 0, length, buffer: spec.dst.buffer, size: spec.data.length, offset: big(spec.dst.offset) }, out);
       out.set(spec.data, CMD_LAYOUTS.UPDATE.size);
       return out;
     }

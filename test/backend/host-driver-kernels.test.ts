@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { HostDevice, type HostKernel, spirvWords } from '../../src/backend/host-driver.js';
+import type { Descriptor } from '../../src/device-commands.js';
 import { loadNative } from '../../src/native/binding.js';
 import { arrayVariable, assemble, kernel, localSize, nestedModule, ROBUSTNESS_KERNEL, slowKernel } from '../fixtures/spirv.js';
 
@@ -51,6 +52,11 @@ function aperture(t: Test, dev: HostDevice, size: number): ArrayBuffer {
 }
 
 const NONE = { bindings: 0, pushConstantSize: 0 };
+
+/** A storage-buffer descriptor of set 0. */
+function storage(binding: number, offset: number, size: number): Descriptor {
+  return { set: 0, binding, index: 0, type: 'storage', range: { offset, size } };
+}
 
 t.test('F1: types that expand to millions of member paths are refused before validation', async (t) => {
   const dev = openDevice(t);
@@ -185,16 +191,14 @@ t.test('F7: a kernel reading and writing outside its bindings touches nothing ou
     for (let i = 0; i < all.length; i++) all[i] = (0xa500_0000 | i) >>> 0; // every word tells its place
     dst.fill(0xdddd_dddd);
     const before = all.slice();
-    await dev.submit([
+    await dev.submit(mem, [
       {
-        op: 'dispatch',
+        kind: 'dispatch',
         kernel: k,
-        groups: [Math.ceil(n / 64)],
-        bindings: [
-          { mem, offset: SRC, size: WORDS * 4 },
-          { mem, offset: DST, size: WORDS * 4 },
-        ],
-        push: new Uint32Array([n, rshift >>> 0, wshift >>> 0]),
+        base: [0, 0, 0],
+        groups: [Math.ceil(n / 64), 1, 1],
+        descriptors: [storage(0, SRC, WORDS * 4), storage(1, DST, WORDS * 4)],
+        pushConstants: new Uint8Array(new Uint32Array([n, rshift >>> 0, wshift >>> 0]).buffer),
       },
     ]);
     let outside = 0;
@@ -237,7 +241,7 @@ t.test('createKernelAsync: a slow compile leaves the event loop and the device r
   t.equal(dev.compiling, 1, 'one kernel compiling');
   // FILLs one after another, a few ms apart (not to starve the compile of the CPU).
   while (fillsWhenBuilt < 0) {
-    await dev.submit([{ op: 'fill', mem, offset: 0, size: 4096, value: fills }]);
+    await dev.submit(mem, [{ kind: 'fill', dst: { offset: 0, size: 4096 }, value: fills }]);
     if (fills++ === 0) order.push('first FILL completed');
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
@@ -247,12 +251,14 @@ t.test('createKernelAsync: a slow compile leaves the event loop and the device r
   t.ok(fillsWhenBuilt >= 1, `${fillsWhenBuilt} FILLs completed during the compile`);
   t.ok(ticksWhenBuilt >= 1, `the event loop ticked ${ticksWhenBuilt} times during the compile`);
   t.equal(dev.compiling, 0);
-  t.equal(k.bindings, 1);
+  t.equal(k.layout.length, 1);
   // The kernel works: each of 64 words goes through the chain of 20,000 multiply-adds.
   const buf = aperture(t, dev, 4096);
   const words = new Float32Array(buf, 0, 64);
   words.fill(1);
-  await dev.submit([{ op: 'dispatch', kernel: k, groups: [1], bindings: [{ mem: dev.importMemory(buf), offset: 0, size: 256 }] }]);
+  await dev.submit(dev.importMemory(buf), [
+    { kind: 'dispatch', kernel: k, base: [0, 0, 0], groups: [1, 1, 1], descriptors: [storage(0, 0, 256)], pushConstants: new Uint8Array(0) },
+  ]);
   let want = 1;
   for (let i = 0; i < 20_000; i++) want = Math.fround(Math.fround(want * Math.fround(1.0001)) + 0.5);
   t.ok(
@@ -286,16 +292,14 @@ t.test('createKernelAsync: several at once; errors, destroy', async (t) => {
   const push = new DataView(new ArrayBuffer(8));
   push.setUint32(0, 1000, true);
   push.setFloat32(4, 2, true);
-  await dev.submit([
+  await dev.submit(mem, [
     {
-      op: 'dispatch',
+      kind: 'dispatch',
       kernel: kernels[0]!,
-      groups: [Math.ceil(1000 / 64)],
-      bindings: [
-        { mem, offset: 0, size: 4000 },
-        { mem, offset: 4096, size: 4000 },
-      ],
-      push,
+      base: [0, 0, 0],
+      groups: [Math.ceil(1000 / 64), 1, 1],
+      descriptors: [storage(0, 0, 4000), storage(1, 4096, 4000)],
+      pushConstants: new Uint8Array(push.buffer),
     },
   ]);
   t.equal(y[999], 2 * 999 + 1, 'saxpy ran');
@@ -304,7 +308,7 @@ t.test('createKernelAsync: several at once; errors, destroy', async (t) => {
   await t.rejects(dev.createKernelAsync(kernelWords('saxpy'), { bindings: 1, pushConstantSize: 8 }), {
     name: 'BackendError',
     code: 'EINVAL',
-    call: 'mdgpu_host_kernel_create',
+    call: 'mdgpu_host_kernel_create2',
     message: /storage buffer at binding 1, but binding_count is 1/,
   });
   await t.rejects(dev.createKernelAsync(new Uint32Array(3), NONE), { code: 'EINVAL', message: /not SPIR-V/ });

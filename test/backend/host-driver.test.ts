@@ -11,10 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { BackendError, DeviceType, type Command, type SubmissionStatus } from '../../src/backend/backend.js';
+import { BackendError, type BackendKernel, type Command, DeviceType, type SubmissionStatus } from '../../src/backend/backend.js';
 import {
   abiTypes,
-  errnoName,
   HOST_DRIVER_PATH,
   HostDevice,
   type HostMemory,
@@ -23,6 +22,8 @@ import {
   loadHostDriverFrom,
   spirvWords,
 } from '../../src/backend/host-driver.js';
+import type { Descriptor } from '../../src/device-commands.js';
+import { errnoName } from '../../src/errno.js';
 import { loadNative } from '../../src/native/binding.js';
 import { kernel } from '../fixtures/spirv.js';
 
@@ -75,23 +76,48 @@ function grid(n: number): [number, number, number] {
   return [x, Math.ceil(groups / x), 1];
 }
 
+/** A storage-buffer descriptor of set 0 (the guest kernels' bindings). */
+function storage(binding: number, offset: number, size: number): Descriptor {
+  return { set: 0, binding, index: 0, type: 'storage', range: { offset, size } };
+}
+
+/** A dispatch command with no base. */
+function dispatch(kernel: BackendKernel, groups: readonly number[], descriptors: Descriptor[], push: Uint8Array = new Uint8Array(0)): Command {
+  return { kind: 'dispatch', kernel, base: [0, 0, 0], groups: [groups[0] ?? 1, groups[1] ?? 1, groups[2] ?? 1], descriptors, pushConstants: push };
+}
+
+/** A range of the batch's memory. */
+function at(offset: number, size: number): { offset: number; size: number } {
+  return { offset, size };
+}
+
 t.test('the koffi declarations match the C ABI', (t) => {
-  const { DeviceInfoT, MemoryInfoT, CopyT, FillT, DispatchT, TimestampT, CmdT, BindingT, StatusT } = abiTypes;
+  const { DeviceInfoT, MemoryInfoT, CopyT, FillT, TimestampT, StatusT } = abiTypes;
+  const { CapsT, SpecEntryT, KernelDescT, KernelBindingT, KernelInfoT, DescriptorT, UpdateT, Dispatch2T, Cmd2T } = abiTypes;
   // The same numbers as the library's _Static_asserts (host-driver/src/core.c).
-  t.equal(koffi.sizeof(CmdT), 40);
-  t.equal(koffi.offsetof(CmdT, 'u'), 8);
+  t.equal(koffi.sizeof(Cmd2T), 64);
+  t.equal(koffi.offsetof(Cmd2T, 'u'), 8);
   t.equal(koffi.sizeof(CopyT), 32);
   t.equal(koffi.sizeof(FillT), 24);
-  t.equal(koffi.sizeof(DispatchT), 32);
+  t.equal(koffi.sizeof(UpdateT), 24);
+  t.equal(koffi.sizeof(Dispatch2T), 48);
   t.equal(koffi.sizeof(TimestampT), 16);
-  t.equal(koffi.sizeof(BindingT), 24);
+  t.equal(koffi.sizeof(DescriptorT), 40);
   t.equal(koffi.sizeof(StatusT), 56);
+  t.equal(koffi.sizeof(CapsT), 144);
+  t.equal(koffi.offsetof(CapsT, 'max_memory_allocation_size'), 72);
+  t.equal(koffi.sizeof(SpecEntryT), 16);
+  t.equal(koffi.sizeof(KernelDescT), 72);
+  t.equal(koffi.offsetof(KernelDescT, 'push_size'), 48);
+  t.equal(koffi.sizeof(KernelBindingT), 16);
+  t.equal(koffi.sizeof(KernelInfoT), 48);
   t.equal(koffi.sizeof(MemoryInfoT), 24);
   t.equal(koffi.sizeof(DeviceInfoT), 992);
   t.equal(koffi.offsetof(DeviceInfoT, 'index'), 784);
   t.equal(koffi.offsetof(DeviceInfoT, 'min_import_alignment'), 856);
   t.equal(koffi.offsetof(DeviceInfoT, 'max_shared_memory_size'), 888);
   t.equal(lib.abiVersion >>> 16, 2, 'ABI major 2');
+  t.ok((lib.abiVersion & 0xffff) >= 1, 'ABI minor 1 or later');
   t.ok(lib.path.endsWith(HOST_DRIVER_PATH));
   t.end();
 });
@@ -110,12 +136,12 @@ t.test('a missing or broken library is an error that says to run make', (t) => {
   t.end();
 });
 
-t.test('errno names', (t) => {
-  t.equal(errnoName(-22), 'EINVAL');
-  t.equal(errnoName(-11), 'EAGAIN');
-  t.equal(errnoName(-95), 'ENOTSUP');
-  t.equal(errnoName(-110), 'ETIMEDOUT');
-  t.equal(errnoName(-9999), 'E9999');
+t.test('errno names (the C ABI returns -errno; the one errnoName takes it positive)', (t) => {
+  t.equal(errnoName(22), 'EINVAL');
+  t.equal(errnoName(11), 'EAGAIN');
+  t.equal(errnoName(95), 'ENOTSUP');
+  t.equal(errnoName(110), 'ETIMEDOUT');
+  t.equal(errnoName(9999), 'E9999');
   t.end();
 });
 
@@ -140,6 +166,23 @@ t.test('devices: listed, opened by default, by name and by index; no match is EN
   t.equal(info.robustAccess, info.robustness !== 'none');
   t.same([info.maxKernelPrivateSize, info.maxKernelTypeDepth, info.maxKernelTypePaths, info.maxKernelModulePaths], [16384, 16, 256, 1 << 22]);
   if (info.hostImport) t.ok(info.minImportAlignment >= 1, `import alignment ${info.minImportAlignment}`);
+  // The capability record, the same from the open device and from the list.
+  const caps = info.caps;
+  t.same(devices.find((d) => d.index === info.index)?.caps, caps, 'listDevices has the same capabilities');
+  t.match(caps.pipelineCacheUuid, /^[0-9a-f]{32}$/);
+  t.equal(caps.maxStorageBufferRange, info.maxBindingSize);
+  t.equal(caps.minStorageBufferOffsetAlignment, info.minBindingAlignment);
+  t.equal(caps.maxMemoryAllocationSize, info.maxMemorySize);
+  t.ok(caps.maxBoundDescriptorSets >= 4 && caps.maxBoundDescriptorSets <= 32, `sets ${caps.maxBoundDescriptorSets}`);
+  t.ok(caps.maxPerStageDescriptorStorageBuffers >= 4 && caps.maxPerStageDescriptorUniformBuffers >= 12);
+  t.ok(caps.maxUniformBufferRange >= 16384 && caps.minUniformBufferOffsetAlignment >= 1);
+  if (info.driverName === 'llvmpipe') {
+    t.ok(
+      Object.values(caps.features).every((f) => f),
+      `lavapipe: every feature kernels may use (${JSON.stringify(caps.features)})`,
+    );
+    t.ok(caps.subgroupSize >= 4 && (caps.subgroupSupportedOperations & 0x0f) === 0x0f, `subgroups of ${caps.subgroupSize}`);
+  }
   t.ok(
     devices.some((d) => d.name === info.name),
     'the default is one of the listed devices',
@@ -178,18 +221,7 @@ t.test('saxpy and memcpy on memfd-mapped memory, zero copy', async (t) => {
     y[i] = Math.cos(i) * 3;
     want[i] = Math.fround(1.5 * x[i]! + y[i]!);
   }
-  const status = await dev.submit([
-    {
-      op: 'dispatch',
-      kernel: saxpy,
-      groups: grid(n),
-      bindings: [
-        { mem, offset: 0, size: n * 4 },
-        { mem, offset: 1 << 20, size: n * 4 },
-      ],
-      push: pushOf(['u32', n], ['f32', 1.5]),
-    },
-  ]);
+  const status = await dev.submit(mem, [dispatch(saxpy, grid(n), [storage(0, 0, n * 4), storage(1, 1 << 20, n * 4)], pushOf(['u32', n], ['f32', 1.5]))]);
   let bad = 0;
   for (let i = 0; i < n; i++) if (Math.abs(y[i]! - want[i]!) > 1e-6 * (1 + Math.abs(want[i]!))) bad++;
   t.equal(bad, 0, `saxpy: all ${n} elements match the CPU`);
@@ -203,18 +235,7 @@ t.test('saxpy and memcpy on memfd-mapped memory, zero copy', async (t) => {
   const dst = new Uint32Array(buf, 8 << 20, words + 1);
   for (let i = 0; i < words; i++) src[i] = (i * 2654435761) >>> 0;
   dst[words] = 0x600dcafe;
-  await dev.submit([
-    {
-      op: 'dispatch',
-      kernel: memcpy,
-      groups: grid(words),
-      bindings: [
-        { mem, offset: 4 << 20, size: words * 4 },
-        { mem, offset: 8 << 20, size: words * 4 },
-      ],
-      push: pushOf(['u32', words]),
-    },
-  ]);
+  await dev.submit(mem, [dispatch(memcpy, grid(words), [storage(0, 4 << 20, words * 4), storage(1, 8 << 20, words * 4)], pushOf(['u32', words]))]);
   t.same(dst.subarray(0, words), src, 'memcpy copied every word');
   t.equal(dst[words], 0x600dcafe, 'and nothing past the end');
 });
@@ -232,14 +253,14 @@ t.test('COPY, FILL, BARRIER and TIMESTAMP on zero-copy, staged and fd-imported m
   t.not(cases[2]![1].hostAddress, cases[0]![1].hostAddress + BigInt(2 << 20), 'the fd import has its own mapping');
   for (const [what, mem, base] of cases) {
     bytes.fill(0x11, base, base + 0x4000);
-    const status = await dev.submit([
-      { op: 'timestamp', mem, offset: 0x3000 },
-      { op: 'fill', mem, offset: 0x1000, size: 0x800, value: 0xa5a5a5a5 },
-      { op: 'barrier' },
-      { op: 'copy', src: mem, srcOffset: 0x1000, dst: mem, dstOffset: 0x2004, size: 0x400 },
-      { op: 'barrier' },
-      { op: 'timestamp', mem, offset: 0x3008 },
-      { op: 'fill', mem, offset: 0x3800, size: 8, value: -1 },
+    const status = await dev.submit(mem, [
+      { kind: 'timestamp', dst: at(0x3000, 8) },
+      { kind: 'fill', dst: at(0x1000, 0x800), value: 0xa5a5a5a5 },
+      { kind: 'barrier' },
+      { kind: 'copy', src: at(0x1000, 0x400), dst: at(0x2004, 0x400) },
+      { kind: 'barrier' },
+      { kind: 'timestamp', dst: at(0x3008, 8) },
+      { kind: 'fill', dst: at(0x3800, 8), value: -1 },
     ]);
     const view = bytes.subarray(base, base + 0x4000);
     t.ok(
@@ -270,7 +291,7 @@ t.test('invalid SPIR-V and mismatched kernels are rejected with EINVAL and a rea
   t.throws(() => dev.createKernel(garbage, { bindings: 2, pushConstantSize: 8 }), {
     name: 'BackendError',
     code: 'EINVAL',
-    call: 'mdgpu_host_kernel_create',
+    call: 'mdgpu_host_kernel_create2',
     message: /not SPIR-V/,
   });
   garbage[0] = 0x07230203;
@@ -291,7 +312,7 @@ t.test('invalid SPIR-V and mismatched kernels are rejected with EINVAL and a rea
     code: 'ERR_INVALID_ARG_TYPE',
   });
   const k = dev.createKernel(saxpy, { bindings: 2, pushConstantSize: 8 });
-  t.equal(k.bindings, 2);
+  t.equal(k.layout.length, 2);
   k.destroy();
   k.destroy(); // idempotent
   t.ok(k.destroyed);
@@ -309,85 +330,49 @@ t.test('bad commands reject with the errno of the library and run nothing', asyn
   const memcpy = dev.createKernel(kernelWords('memcpy'), { bindings: 2, pushConstantSize: 4 });
   const bytes = new Uint8Array(buf);
   bytes.fill(0x33, 0, 64);
-  const reject = async (cmds: Command[], expected: { code: string; [k: string]: unknown } | { name: string; [k: string]: unknown }, what: string) =>
-    t.rejects(dev.submit(cmds), expected, what);
+  const reject = async (cmds: Command[], expected: { code: string; [k: string]: unknown } | { name: string; [k: string]: unknown }, what: string, on = mem) =>
+    t.rejects(dev.submit(on, cmds), expected, what);
 
   await reject(
     [
-      { op: 'fill', mem, offset: 0, size: 64, value: 0 },
-      { op: 'fill', mem, offset: 2, size: 4, value: 0 },
+      { kind: 'fill', dst: at(0, 64), value: 0 },
+      { kind: 'fill', dst: at(2, 4), value: 0 },
     ],
     {
       name: 'BackendError',
       code: 'EINVAL',
-      call: 'mdgpu_host_submit',
+      call: 'mdgpu_host_submit2',
       message: /command 1: FILL offset/,
     },
     'misaligned FILL',
   );
   t.equal(bytes[0], 0x33, 'the good FILL before it did not run either');
-  await reject([{ op: 'copy', src: mem, srcOffset: (1 << 20) - 4, dst: mem, dstOffset: 0, size: 8 }], { code: 'EINVAL' }, 'COPY past the end');
-  await reject([{ op: 'copy', src: mem, srcOffset: 0, dst: mem, dstOffset: 8, size: 16 }], { code: 'EINVAL', message: /overlap/ }, 'overlap');
-  await reject([{ op: 'fill', mem: gone, offset: 0, size: 4, value: 0 }], { code: 'ENOENT' }, 'destroyed memory');
-  await reject([{ op: 'timestamp', mem, offset: 4 }], { code: 'EINVAL' }, 'misaligned TIMESTAMP');
+  await reject([{ kind: 'copy', src: at((1 << 20) - 4, 8), dst: at(0, 8) }], { code: 'EINVAL' }, 'COPY past the end');
+  await reject([{ kind: 'copy', src: at(0, 16), dst: at(8, 16) }], { code: 'EINVAL', message: /overlap/ }, 'overlap');
+  await reject([{ kind: 'fill', dst: at(0, 4), value: 0 }], { code: 'ENOENT' }, 'destroyed memory', gone);
+  await reject([{ kind: 'timestamp', dst: at(4, 8) }], { code: 'EINVAL' }, 'misaligned TIMESTAMP');
   await reject(
-    [{ op: 'dispatch', kernel: memcpy, groups: [1], bindings: [{ mem, offset: 0, size: 64 }], push: pushOf(['u32', 16]) }],
-    { code: 'EINVAL', message: /1 bindings for a kernel of 2/ },
-    'binding count',
+    [dispatch(memcpy, [1], [storage(0, 0, 64), storage(2, 64, 64)], pushOf(['u32', 16]))],
+    { code: 'EINVAL', message: /set 0, binding 2 is not one the kernel declares/ },
+    'a binding the kernel does not have',
   );
   await reject(
-    [
-      {
-        op: 'dispatch',
-        kernel: memcpy,
-        groups: [1],
-        bindings: [
-          { mem, offset: 0, size: 64 },
-          { mem, offset: 8, size: 64 },
-        ],
-        push: pushOf(['u32', 16]),
-      },
-    ],
+    [dispatch(memcpy, [1], [storage(0, 0, 64), storage(1, 8, 64)], pushOf(['u32', 16]))],
     { code: 'EINVAL', message: /not a multiple of/ },
     'binding alignment',
   );
   await reject(
-    [
-      {
-        op: 'dispatch',
-        kernel: memcpy,
-        groups: [1],
-        bindings: [
-          { mem, offset: 0, size: 64 },
-          { mem, offset: 64, size: 64 },
-        ],
-      },
-    ],
+    [dispatch(memcpy, [1], [storage(0, 0, 64), storage(1, 64, 64)])],
     { code: 'EINVAL', message: /0 bytes of push constants for a kernel of 4/ },
     'missing push constants',
   );
-  await reject(
-    [
-      {
-        op: 'dispatch',
-        kernel: memcpy,
-        groups: [1 << 30],
-        bindings: [
-          { mem, offset: 0, size: 64 },
-          { mem, offset: 64, size: 64 },
-        ],
-        push: pushOf(['u32', 16]),
-      },
-    ],
-    { code: 'E2BIG' },
-    'too many groups',
-  );
+  await reject([dispatch(memcpy, [1 << 30], [storage(0, 0, 64), storage(1, 64, 64)], pushOf(['u32', 16]))], { code: 'E2BIG' }, 'too many groups');
   // Caught in TypeScript before the library: wrong objects and non-integers.
-  await reject([{ op: 'fill', mem: foreign, offset: 0, size: 4, value: 0 }], { name: 'TypeError', message: /not memory of this device/ }, 'foreign memory');
-  await reject([{ op: 'fill', mem, offset: -4, size: 4, value: 0 }], { code: 'ERR_OUT_OF_RANGE' }, 'negative offset');
-  await reject([{ op: 'fill', mem, offset: 0.5, size: 4, value: 0 }], { code: 'ERR_INVALID_ARG_TYPE' }, 'fractional offset');
-  await reject([{ op: 'fill', mem, offset: 0, size: 4, value: 2 ** 32 }], { code: 'ERR_OUT_OF_RANGE' }, 'value over 32 bits');
-  await reject([{ op: 'nope' } as unknown as Command], { name: 'TypeError', message: /unknown op nope/ }, 'unknown op');
+  await reject([{ kind: 'fill', dst: at(0, 4), value: 0 }], { name: 'TypeError', message: /not memory of this device/ }, 'foreign memory', foreign);
+  await reject([{ kind: 'fill', dst: at(-4, 4), value: 0 }], { code: 'ERR_OUT_OF_RANGE' }, 'negative offset');
+  await reject([{ kind: 'fill', dst: at(0.5, 4), value: 0 }], { code: 'ERR_INVALID_ARG_TYPE' }, 'fractional offset');
+  await reject([{ kind: 'fill', dst: at(0, 4), value: 2 ** 32 }], { code: 'ERR_OUT_OF_RANGE' }, 'value over 32 bits');
+  await reject([{ kind: 'nope' } as unknown as Command], { name: 'TypeError', message: /unknown kind nope/ }, 'unknown kind');
   await reject([], { code: 'EINVAL', message: /no commands/ }, 'empty batch');
   t.throws(() => dev.importMemory('x' as unknown as ArrayBuffer), { code: 'ERR_INVALID_ARG_TYPE' });
   t.throws(() => dev.importMemory(new ArrayBuffer(0)), { code: 'EINVAL' });
@@ -395,7 +380,7 @@ t.test('bad commands reject with the errno of the library and run nothing', asyn
   t.throws(() => dev.importFd(999_999, 0, PAGE), { code: 'EBADF' });
   t.equal(dev.pending, 0, 'nothing left pending');
   // The device still works after all that.
-  await dev.submit([{ op: 'fill', mem, offset: 0, size: 64, value: 0x01010101 }]);
+  await dev.submit(mem, [{ kind: 'fill', dst: at(0, 64), value: 0x01010101 }]);
   t.equal(bytes[63], 1);
 });
 
@@ -417,18 +402,8 @@ t.test('a long gemm completes while the event loop keeps running', async (t) => 
   let ticks = 0;
   const timer = setInterval(() => ticks++, 2);
   const before = process.hrtime.bigint();
-  const done = dev.submit([
-    {
-      op: 'dispatch',
-      kernel: gemm,
-      groups: [m / 16, m / 16],
-      bindings: [
-        { mem, offset: 0, size },
-        { mem, offset: 1 << 20, size },
-        { mem, offset: 2 << 20, size },
-      ],
-      push: pushOf(['u32', m], ['u32', m], ['u32', m]),
-    },
+  const done = dev.submit(mem, [
+    dispatch(gemm, [m / 16, m / 16], [storage(0, 0, size), storage(1, 1 << 20, size), storage(2, 2 << 20, size)], pushOf(['u32', m], ['u32', m], ['u32', m])),
   ]);
   const returned = process.hrtime.bigint();
   const submitMs = Number(returned - before) / 1e6;
@@ -462,7 +437,7 @@ t.test('many batches in flight settle in submission order with one waiting threa
   const mem = dev.importMemory(buf);
   const order: bigint[] = [];
   const all = Array.from({ length: 64 }, (_, i) =>
-    dev.submit([{ op: 'fill', mem, offset: i * 64, size: 64, value: i }]).then((s) => {
+    dev.submit(mem, [{ kind: 'fill', dst: at(i * 64, 64), value: i }]).then((s) => {
       order.push(s.id);
       return s;
     }),
@@ -494,18 +469,8 @@ t.test('destroy waits for pending work, then everything is gone', async (t) => {
   new Float32Array(buf, 0, m * m).fill(1);
   new Float32Array(buf, 1 << 20, m * m).fill(2);
   const size = m * m * 4;
-  const work = dev.submit([
-    {
-      op: 'dispatch',
-      kernel: gemm,
-      groups: [m / 16, m / 16],
-      bindings: [
-        { mem, offset: 0, size },
-        { mem, offset: 1 << 20, size },
-        { mem, offset: 2 << 20, size },
-      ],
-      push: pushOf(['u32', m], ['u32', m], ['u32', m]),
-    },
+  const work = dev.submit(mem, [
+    dispatch(gemm, [m / 16, m / 16], [storage(0, 0, size), storage(1, 1 << 20, size), storage(2, 2 << 20, size)], pushOf(['u32', m], ['u32', m], ['u32', m])),
   ]);
   let workDone = false;
   void work.then(() => (workDone = true));
@@ -516,7 +481,7 @@ t.test('destroy waits for pending work, then everything is gone', async (t) => {
   t.equal(new Float32Array(buf, 2 << 20, m * m)[m * m - 1], 2 * m, 'and it ran to completion');
   t.ok(dev.destroyed);
   await dev.destroy(); // idempotent
-  await t.rejects(dev.submit([{ op: 'barrier' }]), { name: 'BackendError', code: 'ENOENT', message: /destroyed/ });
+  await t.rejects(dev.submit(mem, [{ kind: 'barrier' }]), { name: 'BackendError', code: 'ENOENT', message: /destroyed/ });
   t.throws(() => dev.importMemory(buf), { code: 'ENOENT' });
   t.throws(() => dev.createKernel(kernelWords('memcpy'), { bindings: 2, pushConstantSize: 4 }), { code: 'ENOENT' });
   mem.destroy(); // no-ops after the device is gone

@@ -5,7 +5,8 @@
  * unloads the driver. Runs under TCG (KVM is not dependable on these machines; see DESIGN.md).
  */
 import t from 'tap';
-import { bootAndProbe, GUEST_PATTERN, GUEST_SCRATCH_VALUE } from '../../src/cli/run.js';
+import { GUEST_PATTERN, GUEST_SCRATCH_VALUE } from '../../src/cli/guest-script.js';
+import { bootAndProbe } from '../../src/cli/run.js';
 import { setLogSink } from '../../src/log.js';
 
 setLogSink(() => {});

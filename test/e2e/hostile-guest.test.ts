@@ -20,7 +20,7 @@ import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
 import { arrayVariable, nestedModule, slowKernel } from '../fixtures/spirv.js';
 import { HostGuest } from '../helpers/host-guest.js';
-import { StallMonitor, Victim } from '../helpers/victim.js';
+import { LoopWatch, Victim } from '../helpers/victim.js';
 
 setLogSink(() => {});
 const native = loadNative();
@@ -67,18 +67,19 @@ t.test('F1: SPIR-V that took SPIRV-Tools 50 s, sent over and over, costs the oth
   const attacker = new HostGuest(daemon.vgpus[0]!.device);
   const bomb = nestedModule(16, 3, { push: true });
   await victim.submit();
-  const monitor = new StallMonitor();
+  const watch = new LoopWatch();
   victim.start();
   const outcomes = [];
   for (let i = 0; i < 10; i++) outcomes.push(await tryKernel(attacker, bomb, 0, 128));
   const report = await victim.stop();
-  const stall = monitor.stop();
+  const stall = watch.stop().maxStallMs;
   t.ok(
     outcomes.every((o) => o.create === 0 && o.state === 2 && o.result === 11),
     `every attempt: accepted for building, then FAILED with BAD_KERNEL (${JSON.stringify(outcomes[0])})`,
   );
   t.same(report.failures, [], 'the victim lost no submission');
   t.ok(report.reads.length > 0, `${report.reads.length} victim reads answered meanwhile`);
+  t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
   t.ok(stall < STALL_BOUND_MS, `longest event-loop stall ${stall.toFixed(1)} ms`);
   const compute = daemon.compute as import('../../src/backend/isolated.js').IsolatedDevice;
   t.equal(compute.builder.stats.refused, 10, 'refused by the builder process, never checked in the daemon');
@@ -111,6 +112,7 @@ t.test('F1: builds that run past the time limit are killed and throttled; the ot
   t.equal(outcomes[3]!.create, 13, 'the fourth is THROTTLED at once: the VM is cooled off');
   t.same([saxpy.create, saxpy.state], [0, 1], `the victim's kernel built (${JSON.stringify(saxpy)})`);
   t.same(report.failures, [], 'the victim lost no submission');
+  t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
   const compute = daemon.compute as import('../../src/backend/isolated.js').IsolatedDevice;
   t.equal(compute.builder.stats.timeouts, 3, 'the builder was killed three times');
   t.equal(compute.resets, 0, 'the compute device never noticed');
@@ -126,6 +128,7 @@ t.test('F6: a kernel over the device limits (2 GiB of shared memory) is refused 
   const report = await victim.stop();
   t.same([shared.create, shared.state, shared.result], [0, 2, 11], 'FAILED with BAD_KERNEL');
   t.same(report.failures, [], 'the victim lost nothing');
+  t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
   const compute = daemon.compute as import('../../src/backend/isolated.js').IsolatedDevice;
   t.equal(compute.resets, 0, 'no device reset');
 });
@@ -143,7 +146,7 @@ t.test('F2: a ring of 65,536 empty submissions published at once does not hold t
   const n = RING / one.length;
   for (let i = 0; i < n; i++) daemon.vgpus[0]!.device.aperture.set(one, ring.offset + QUEUE_CONTROL_SIZE + i * one.length);
   await victim.submit(); // warm: the victim's path is up before the attack starts
-  const monitor = new StallMonitor();
+  const watch = new LoopWatch();
   victim.start();
   // One store and one doorbell publish all of it.
   attacker.view.setBigUint64(ring.offset + QueueControl.fields.tail.offset, BigInt(RING), true);
@@ -152,10 +155,11 @@ t.test('F2: a ring of 65,536 empty submissions published at once does not hold t
   const deadline = Date.now() + 120_000;
   while (completed() < BigInt(n) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const report = await victim.stop();
-  const stall = monitor.stop();
+  const stall = watch.stop().maxStallMs;
   t.equal(completed(), BigInt(n), `the attacker's ${n} submissions were all consumed`);
   t.same(report.failures, [], 'the victim lost no submission');
-  t.notOk(report.lost, 'and no context');
+  t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
+  t.equal(daemon.vgpus[1]!.device.queues.lostContextCount, 0, 'and no context');
   t.ok(
     report.reads.length > 10 && report.submissions.length > 2,
     `the victim kept working: ${report.reads.length} reads, ${report.submissions.length} submissions`,
@@ -185,17 +189,18 @@ t.test('F3: device resets caused by one VM cost the other VM no submission and n
   const victim = await Victim.open(daemon.vgpus[1]!, native);
   t.teardown(() => victim.close());
   await victim.submit();
-  const monitor = new StallMonitor();
+  const watch = new LoopWatch();
   victim.start();
   const outcomes = [];
   for (let i = 0; i < 3; i++) outcomes.push(await overrun(daemon));
   const report = await victim.stop();
-  const stall = monitor.stop();
+  const stall = watch.stop().maxStallMs;
   t.same(outcomes, ['CONTEXT_LOST', 'CONTEXT_LOST', 'CONTEXT_LOST'], "each overrun costs the attacker's context");
   const compute = daemon.compute as import('../../src/backend/isolated.js').IsolatedDevice;
   t.equal(compute.resets, 3, 'three device resets');
   t.same(report.failures, [], 'the victim lost no submission across them');
-  t.notOk(report.lost, 'and no context');
+  t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
+  t.equal(daemon.vgpus[1]!.device.queues.lostContextCount, 0, 'and no context');
   t.ok(report.submissions.length > 3, `${report.submissions.length} victim submissions completed meanwhile`);
   t.ok(stall < STALL_BOUND_MS, `longest event-loop stall ${stall.toFixed(1)} ms`);
 });
@@ -210,6 +215,7 @@ t.test('F3: a VM whose work keeps resetting the device is cooled off (THROTTLED)
   t.equal(await overrun(daemon), 'THROTTLED', 'third: refused without running');
   const report = await victim.stop();
   t.same(report.failures, [], 'the victim is not throttled and lost nothing');
+  t.equal(report.readFailures, 0, `no victim read failed: ${report.firstErrors.join('; ')}`);
   const stats = daemon.scheduler.stats().find((s) => s.name === 'attacker')!;
   t.equal(stats.coolOffs, 1);
   t.ok(stats.coolingOffUntil !== null, 'cooling off');

@@ -9,8 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureKit } from '../../src/kit/kit.js';
-import { CAP_MSIX, formatBdf, Pci, PCI } from '../../src/kit/pci.js';
-import { startQtest } from '../../src/kit/qtest.js';
+import { PciCapId, PciCommand, PciReg } from '../../src/pci/config-space.js';
+import { formatBdf, PciFirmware } from '../helpers/pci-firmware.js';
+import { startQtest } from '../helpers/qtest.js';
 import { startServer } from '../../src/cli/serve.js';
 import { IrqIndex } from '../../src/pci/irqs.js';
 import { MDGPU_ID, MDGPU_REGS } from '../../src/vgpu/regs.js';
@@ -53,7 +54,7 @@ t.test('QEMU realizes mdgpu; config, BARs, trapped and mapped accesses, MSI-X en
     '...with a memfd, kept to be mapped on first use',
   );
 
-  const pci = new Pci(qt);
+  const pci = new PciFirmware(qt);
   await pci.init();
   const fn = (await pci.findDevice(0x4d44, 0x4750))!;
   t.ok(fn, 'mdgpu enumerated behind the root port');
@@ -78,7 +79,7 @@ t.test('QEMU realizes mdgpu; config, BARs, trapped and mapped accesses, MSI-X en
   const assigned = (await pci.assignBars()).functions.find((f) => f.vendor === 0x4d44)!;
   const bar0 = assigned.bars.find((b) => b.index === 0)!.address;
   const bar2 = assigned.bars.find((b) => b.index === 2)!.address;
-  t.ok((await pci.cfgRead(fn.bdf, PCI.COMMAND, 2)) & PCI.COMMAND_MEMORY, 'memory decoding on');
+  t.ok((await pci.cfgRead(fn.bdf, PciReg.COMMAND, 2)) & PciCommand.MEMORY, 'memory decoding on');
 
   // Trapped register BAR.
   t.equal(await qt.readl(bar2 + BigInt(MDGPU_REGS.ID.offset)), MDGPU_ID, 'ID register through a trapped read');
@@ -110,7 +111,7 @@ t.test('QEMU realizes mdgpu; config, BARs, trapped and mapped accesses, MSI-X en
   t.ok((counts().get('DeviceSetIrqs') ?? 0) > setIrqsBefore, 'enabling MSI-X sent SET_IRQS');
   await waitFor(() => dev.pci.irqs.hasMsixVector(1), 'the eventfd for vector 1');
   t.ok(dev.pci.msixEnabled, 'MSI-X enabled in our config space');
-  t.ok((await pci.findCapability(fn.bdf, CAP_MSIX)) !== undefined);
+  t.ok((await pci.findCapability(fn.bdf, PciCapId.MSIX)) !== undefined);
   await qt.writel(bar2 + BigInt(MDGPU_REGS.IRQ_ENABLE.offset), 0xff);
   await qt.writel(bar2 + BigInt(MDGPU_REGS.IRQ_RAISE.offset), 0x2);
   t.equal(dev.pci.irqs.signalled[IrqIndex.MSIX], 1, 'mdgpu signalled the MSI-X eventfd');

@@ -100,7 +100,11 @@ t.test('the C encoder writes the bytes the TypeScript encoder writes', async (t)
   const scope = {
     buffer: (h: number) => ({ offset: 0x10000 * (h & 0xff), size: 0x2_0000_0000 }),
     kernel: (k: number) =>
-      k === 2 ? { bindings: 3, pushConstantBytes: 12, layout: storageLayout(3), dispatchBase: false } : k === 1 ? { bindings: 2, pushConstantBytes: 8, layout: storageLayout(2), dispatchBase: false } : { bindings: 0, pushConstantBytes: 0, layout: storageLayout(0), dispatchBase: false },
+      k === 2
+        ? { bindings: 3, pushConstantBytes: 12, layout: storageLayout(3), dispatchBase: false }
+        : k === 1
+          ? { bindings: 2, pushConstantBytes: 8, layout: storageLayout(2), dispatchBase: false }
+          : { bindings: 0, pushConstantBytes: 0, layout: storageLayout(0), dispatchBase: false },
   };
   const v = validateSubmission(new Uint8Array(dispatch), scope);
   t.equal(v.length, dispatch.length, 'the validator accepts the whole C-encoded submission');

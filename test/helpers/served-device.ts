@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { loadNative, type NativeBinding } from '../../src/native/binding.js';
-import { nativeHostOps } from '../../src/native/host-ops.js';
+import { nativeHostOps } from '../../src/cli/host-ops.js';
 import { MdgpuDevice } from '../../src/vgpu/device.js';
 import { VfioUserServer } from '../../src/server/server.js';
 import { VfioUserClient, type ClientOptions } from '../../src/client/client.js';

@@ -1,7 +1,7 @@
 /**
  * A real boot: the kit's kernel under TCG with a busybox initramfs, behind q35 with a
  * pinned root port and a built-in PCI device. Fails (never skips) when the kit is missing:
- * CI builds it (`node build/src/kit/kit.js`, as root).
+ * CI builds it (`node bin/mdgpu.js kit`, as root).
  */
 import t from 'tap';
 import * as fs from 'node:fs';

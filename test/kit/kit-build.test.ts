@@ -8,27 +8,13 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  cacheDir,
-  describeKit,
-  dpkgVersions,
-  ensureKit,
-  hostMirror,
-  KIT_RECIPE,
-  kitDir,
-  kitQemu,
-  loadKit,
-  mmdebstrapArgs,
-  parseDeb822Sources,
-  parseOneLineSources,
-  parseQemuVersion,
-  pickDebianMirror,
-  qemuAtLeast,
-  recipeHash,
-  removeTree,
-  suiteKeyrings,
-  type KitRecipe,
-} from '../../src/kit/kit.js';
+import { hostMirror, parseDeb822Sources, parseOneLineSources, pickDebianMirror, suiteKeyrings } from '../../src/kit/apt-sources.js';
+import { cacheDir } from '../../src/kit/cache.js';
+import { ensureKit, KIT_RECIPE, kitDir, recipeHash } from '../../src/kit/kit.js';
+import { describeKit, type KitRecipe, kitQemu, loadKit } from '../../src/kit/kit-tree.js';
+import { removeTree } from '../../src/kit/locks.js';
+import { dpkgVersions, mmdebstrapArgs } from '../../src/kit/mmdebstrap.js';
+import { parseQemuVersion, qemuAtLeast } from '../../src/kit/qemu.js';
 
 t.test('recipe hash: 12 hex digits, stable, sensitive to the recipe', async (t) => {
   const h = recipeHash();
@@ -49,7 +35,7 @@ t.test('cache dir precedence: MDGPU_CACHE_DIR, XDG_CACHE_HOME, HOME', async (t) 
 
 t.test('apt sources parsing and mirror choice', async (t) => {
   const deb822 = `Types: deb
-# http://snapshot.debian.org/archive/debian/20250520T000000Z
+# http://snapshot.example/archive/debian/20250520T000000Z
 URIs: http://mirror.example/debian/
 Suites: bookworm bookworm-updates
 Components: main
@@ -88,7 +74,7 @@ Components: main
   const oneLine = parseOneLineSources(`# comment
 deb [signed-by=/k.gpg arch=amd64] http://ftp.example/debian bookworm main contrib
 deb-src http://ftp.example/debian bookworm main
-deb http://security.debian.org/debian-security bookworm-security main
+deb http://security.example/debian-security bookworm-security main
 deb https://apt.thirdparty.example/node nodistro main
 `);
   t.equal(oneLine.length, 3);
@@ -211,7 +197,7 @@ t.test('ensureKit builds through a temp dir, verifies, records kit.json and reus
   // A half-built leftover of a dead process must be cleaned up, never used.
   const stale = `${final}.tmp-999999999`;
   await fsp.mkdir(stale);
-  await t.rejects(ensureKit({ cacheDir: path.join(dir, 'cache'), recipe, build: false }), /No guest kit at .*sudo node build\/src\/kit\/kit\.js/);
+  await t.rejects(ensureKit({ cacheDir: path.join(dir, 'cache'), recipe, build: false }), /No guest kit at .*sudo node bin\/mdgpu\.js kit/);
 
   const lines: string[] = [];
   const opts = { cacheDir: path.join(dir, 'cache'), recipe, mmdebstrap: fake, mirror: 'http://fake.example/debian', log: (l: string) => lines.push(l) };
@@ -291,7 +277,7 @@ t.test('no kit and no way to build one: errors say what to run', async (t) => {
   const getuid = process.getuid;
   process.getuid = () => 1000;
   try {
-    await t.rejects(ensureKit({ cacheDir: dir, log: () => undefined }), /building one needs root.*sudo node build\/src\/kit\/kit\.js.*MDGPU_CACHE_DIR=/s);
+    await t.rejects(ensureKit({ cacheDir: dir, log: () => undefined }), /building one needs root.*sudo node bin\/mdgpu\.js kit.*MDGPU_CACHE_DIR=/s);
   } finally {
     process.getuid = getuid;
   }

@@ -26,6 +26,7 @@ t.test('defaults: q35, TCG, memfd share=on backing all RAM, fast boot options', 
   t.same(values(a, '-append'), [DEFAULT_APPEND]);
   t.match(DEFAULT_APPEND, /console=ttyS0/);
   t.match(DEFAULT_APPEND, /panic=-1/);
+  t.match(DEFAULT_APPEND, /no_timer_check/);
   t.same(values(a, '-cpu'), [], 'TCG keeps QEMU’s default CPU');
   t.same(values(a, '-device'), [], 'no devices, no root ports');
 });

@@ -5,8 +5,9 @@
  */
 import t from 'tap';
 import { ensureKit } from '../../src/kit/kit.js';
-import { CAP_MSIX, formatBdf, Pci, PCI, Q35_ECAM_BASE } from '../../src/kit/pci.js';
-import { startQtest } from '../../src/kit/qtest.js';
+import { PciCapId, PciCommand, PciReg } from '../../src/pci/config-space.js';
+import { formatBdf, PciFirmware, Q35_ECAM_BASE } from '../helpers/pci-firmware.js';
+import { startQtest } from '../helpers/qtest.js';
 
 const kit = await ensureKit();
 
@@ -29,7 +30,7 @@ t.test('qtest: enumerate devices behind root ports, assign BARs, drive them', as
     timeoutMs: 120_000,
   });
   t.teardown(() => qt.close());
-  const pci = new Pci(qt);
+  const pci = new PciFirmware(qt);
 
   t.equal(await qt.readl(Q35_ECAM_BASE), 0, 'ECAM decodes nothing before PCIEXBAR is enabled');
   t.equal(await pci.init(), Q35_ECAM_BASE, 'ECAM enabled at 0xb0000000');
@@ -58,8 +59,8 @@ t.test('qtest: enumerate devices behind root ports, assign BARs, drive them', as
     ['00:10.0', '00:11.0'],
     'findClass by class/subclass',
   );
-  t.equal(await pci.cfgRead(edu.bdf, PCI.VENDOR_ID, 2), EDU.vendor, '16-bit config read');
-  t.equal(await pci.cfgRead(edu.bdf, PCI.DEVICE_ID + 1, 1), EDU.device >> 8, '8-bit config read');
+  t.equal(await pci.cfgRead(edu.bdf, PciReg.VENDOR_ID, 2), EDU.vendor, '16-bit config read');
+  t.equal(await pci.cfgRead(edu.bdf, PciReg.DEVICE_ID + 1, 1), EDU.device >> 8, '8-bit config read');
 
   // Sizing before assignment: edu has one 1 MiB BAR; virtio-rng a 4 KiB MSI-X BAR1 and a 64-bit prefetchable BAR4.
   const eduBar0 = (await pci.sizeBar(edu.bdf, 0))!;
@@ -92,8 +93,8 @@ t.test('qtest: enumerate devices behind root ports, assign BARs, drive them', as
   const rp0 = byBdf.get('00:10.0')!;
   t.ok(rp0.windows?.mem && rp0.windows.mem[0] <= eduA.bars[0]!.address, 'inside the bridge memory window');
   t.equal(rp0.windows?.pref, undefined, 'unused window stays closed');
-  const cmd = await pci.cfgRead(edu.bdf, PCI.COMMAND, 2);
-  t.equal(cmd & (PCI.COMMAND_MEMORY | PCI.COMMAND_MASTER), PCI.COMMAND_MEMORY | PCI.COMMAND_MASTER, 'memory decode and bus master on');
+  const cmd = await pci.cfgRead(edu.bdf, PciReg.COMMAND, 2);
+  t.equal(cmd & (PciCommand.MEMORY | PciCommand.MASTER), PciCommand.MEMORY | PciCommand.MASTER, 'memory decode and bus master on');
 
   // QEMU's own view (QMP query-pci) agrees with what we programmed.
   const buses = await qt.qmp<{ bus: number; devices: QmpPciDevice[] }[]>('query-pci');
@@ -153,7 +154,7 @@ t.test('qtest: enumerate devices behind root ports, assign BARs, drive them', as
 
   const caps = await pci.capabilities(rng.bdf);
   t.ok(
-    caps.some(([id]) => id === CAP_MSIX),
+    caps.some(([id]) => id === PciCapId.MSIX),
     'virtio-rng has MSI-X',
   );
   t.ok(

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VfioUserClient } from '../../src/client/client.js';
-import { nativeHostOps } from '../../src/native/host-ops.js';
+import { nativeHostOps } from '../../src/cli/host-ops.js';
 import { IrqIndex } from '../../src/pci/irqs.js';
 import { VfioUserServer } from '../../src/server/server.js';
 import { MdgpuDevice, REGISTER_BAR } from '../../src/vgpu/device.js';

@@ -6,7 +6,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { nativeHostOps } from '../../src/native/host-ops.js';
+import { nativeHostOps } from '../../src/cli/host-ops.js';
 import { VfioUserServer } from '../../src/server/server.js';
 import { claimSocketPath, createSocketFile, DEFAULT_SOCKET_MODE } from '../../src/server/socket-file.js';
 import { MdgpuDevice } from '../../src/vgpu/device.js';

@@ -115,7 +115,11 @@ const hostile: [string, Uint8Array, string][] = [
     sub({ op: 'copy', src: { buffer: 1, offset: 0xffff_ffff_ffff_fff0n }, dst: { buffer: 1, offset: 0 }, size: 0x20 }),
     'OUT_OF_BOUNDS',
   ],
-  ['COPY overlapping by a byte (byte-granular since 1.3)', sub({ op: 'copy', src: { buffer: 1, offset: 3 }, dst: { buffer: 1, offset: 0 }, size: 4 }), 'OVERLAP'],
+  [
+    'COPY overlapping by a byte (byte-granular since 1.3)',
+    sub({ op: 'copy', src: { buffer: 1, offset: 3 }, dst: { buffer: 1, offset: 0 }, size: 4 }),
+    'OVERLAP',
+  ],
   ['FILL misaligned', sub({ op: 'fill', dst: { buffer: 1, offset: 2 }, size: 4, value: 0 }), 'BAD_ALIGNMENT'],
   ['COPY onto itself', sub({ op: 'copy', src: { buffer: 1, offset: 0 }, dst: { buffer: 1, offset: 8 }, size: 16 }), 'OVERLAP'],
   ['DISPATCH binding offset not a multiple of 16', sub(bindingAt(4)), 'BAD_ALIGNMENT'],

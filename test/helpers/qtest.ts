@@ -17,8 +17,8 @@ import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Kit } from './kit.js';
-import { qemuArgs, spawnQemu, type QemuArgsOptions, type QemuExit, type QemuProcess } from './qemu.js';
+import type { Kit } from '../../src/kit/kit-tree.js';
+import { qemuArgs, spawnQemu, type QemuArgsOptions, type QemuExit, type QemuProcess } from '../../src/kit/qemu.js';
 
 /** An address or value: numbers must be safe integers; use bigint above 2^53. */
 export type Addr = number | bigint;

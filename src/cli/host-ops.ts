@@ -1,10 +1,12 @@
 /**
  * The device model's host facilities (memfd, mmap, eventfd, fd readiness) implemented with the
- * native addon. This is the only place that binds the model's injected interfaces to syscalls.
+ * native addon: the wiring between the device model and the syscall layer, so neither knows the
+ * other (src/native offers syscalls and knows no device; src/vgpu declares DeviceHostOps and
+ * knows no syscall). This is the only place that binds the model's injected interfaces to them.
  */
 import * as fs from 'node:fs';
+import { isErrno, type NativeBinding } from '../native/binding.js';
 import type { DeviceHostOps } from '../vgpu/device.js';
-import { isErrno, type NativeBinding } from './binding.js';
 
 export function nativeHostOps(native: NativeBinding): DeviceHostOps {
   return {

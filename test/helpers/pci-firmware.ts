@@ -1,20 +1,22 @@
 /**
- * A tiny PCI "firmware" for guest-less (qtest) tests of the q35 machine: config space
- * access, bus numbering, BAR sizing and assignment, bridge windows and command bits,
- * so a test can then read and write a device's BARs by physical address.
+ * A tiny PCI "firmware" for guest-less (qtest) tests of the q35 machine, on the test side of
+ * the device: config space access, bus numbering, BAR sizing and assignment, bridge windows and
+ * command bits, so a test can then read and write a device's BARs by physical address. (The
+ * device's own PCI function is src/pci/pci-function.ts; this walks config space from outside.)
  *
  * Config access: under `-accel qtest` no firmware runs, and q35's MCH comes out of reset
  * with PCIEXBAR = 0xb0000000 but its enable bit clear, so ECAM (MMCONFIG) decodes nothing
  * (reads return 0). SeaBIOS enables it by writing PCIEXBAR through the legacy 0xcf8/0xcfc
- * mechanism; {@link Pci.init} does the same (256 MiB at 0xb0000000, buses 0–255), after
+ * mechanism; {@link PciFirmware.init} does the same (256 MiB at 0xb0000000, buses 0–255), after
  * which all config access, including extended config space (offsets ≥ 0x100), goes through
  * ECAM. On a host bridge that is not q35's MCH it stays on 0xcf8/0xcfc (256-byte config).
  *
- * Address map used by {@link Pci.assignBars} (q35 with up to 2.75 GiB of low RAM):
+ * Address map used by {@link PciFirmware.assignBars} (q35 with up to 2.75 GiB of low RAM):
  * 32-bit MMIO 0xc000_0000–0xfebf_ffff (above ECAM, below the I/O APIC), 64-bit prefetchable
  * MMIO from 512 GiB, I/O ports 0xc000–0xffff. Under qtest the whole PCI address space sits
  * below system RAM, so any address not claimed by RAM or a chipset device reaches PCI.
  */
+import { PciCapId, PciCommand, PciReg, PciStatus } from '../../src/pci/config-space.js';
 import type { PhysIo } from './qtest.js';
 
 /** Bus/device/function. */
@@ -26,16 +28,11 @@ export interface Bdf {
 
 export const formatBdf = (b: Bdf) => `${b.bus.toString(16).padStart(2, '0')}:${b.dev.toString(16).padStart(2, '0')}.${b.fn}`;
 
-/** Config space register offsets (PCI Local Bus 3.0, type 0 and type 1 headers). */
-export const PCI = {
-  VENDOR_ID: 0x00,
-  DEVICE_ID: 0x02,
-  COMMAND: 0x04,
-  STATUS: 0x06,
-  REVISION: 0x08,
-  CLASS_PROG: 0x09,
-  HEADER_TYPE: 0x0e,
-  BAR0: 0x10,
+/**
+ * Type 1 (PCI-PCI bridge) header registers (PCI-to-PCI Bridge Architecture 1.2): the device model
+ * has no bridge, so they are declared here; the type 0 ones are the model's {@link PciReg}.
+ */
+export const BridgeReg = {
   PRIMARY_BUS: 0x18,
   SECONDARY_BUS: 0x19,
   SUBORDINATE_BUS: 0x1a,
@@ -49,20 +46,7 @@ export const PCI = {
   PREF_LIMIT_UPPER32: 0x2c,
   IO_BASE_UPPER16: 0x30,
   IO_LIMIT_UPPER16: 0x32,
-  CAPABILITY_LIST: 0x34,
-  INTERRUPT_LINE: 0x3c,
-  BRIDGE_CONTROL: 0x3e,
-  COMMAND_IO: 0x1,
-  COMMAND_MEMORY: 0x2,
-  COMMAND_MASTER: 0x4,
-  COMMAND_INTX_DISABLE: 0x400,
-  STATUS_CAP_LIST: 0x10,
 } as const;
-
-/** Capability ids. */
-export const CAP_MSI = 0x05;
-export const CAP_EXP = 0x10;
-export const CAP_MSIX = 0x11;
 
 /** q35 MCH (host bridge 00:00.0) PCIEXBAR register and its enable bit. */
 export const Q35_PCIEXBAR = 0x60;
@@ -72,7 +56,7 @@ export const Q35_ECAM_BASE = 0xb000_0000n;
 const Q35_MCH = { vendor: 0x8086, device: 0x29c0 };
 
 /** A present function found by a scan. */
-export interface PciFunction {
+export interface ScannedFunction {
   bdf: Bdf;
   vendor: number;
   device: number;
@@ -81,7 +65,7 @@ export interface PciFunction {
   revision: number;
   /** Header layout: 0 endpoint, 1 PCI-PCI bridge. */
   headerType: number;
-  /** For bridges: the secondary bus number assigned by {@link Pci.enumerate}. */
+  /** For bridges: the secondary bus number assigned by {@link PciFirmware.enumerate}. */
   secondaryBus?: number;
   subordinateBus?: number;
 }
@@ -119,9 +103,9 @@ export const DEFAULT_LAYOUT: PciLayout = {
   io: [0xc000n, 0x1_0000n],
 };
 
-/** The result of {@link Pci.assignBars}. */
+/** The result of {@link PciFirmware.assignBars}. */
 export interface PciAssignment {
-  functions: (PciFunction & { bars: BarInfo[]; windows?: BridgeWindows })[];
+  functions: (ScannedFunction & { bars: BarInfo[]; windows?: BridgeWindows })[];
 }
 
 const alignUp = (v: bigint, a: bigint) => ((v + a - 1n) / a) * a;
@@ -148,10 +132,10 @@ class Pool {
 }
 
 /** Config access and enumeration over qtest (or anything implementing {@link PhysIo}). */
-export class Pci {
+export class PciFirmware {
   /** ECAM base once enabled; undefined while on 0xcf8/0xcfc. */
   ecamBase?: bigint;
-  private functions?: PciFunction[];
+  private functions?: ScannedFunction[];
 
   constructor(
     readonly io: PhysIo,
@@ -162,7 +146,7 @@ export class Pci {
   async init(opts: { ecamBase?: bigint } = {}): Promise<bigint | undefined> {
     if (this.ecamBase !== undefined) return this.ecamBase;
     const host = { bus: 0, dev: 0, fn: 0 };
-    const id = await this.legacyRead(host, 0, 4);
+    const id = await this.legacyRead(host, PciReg.VENDOR_ID, 4);
     if ((id & 0xffff) !== Q35_MCH.vendor || id >>> 16 !== Q35_MCH.device) return undefined;
     const lo = await this.legacyRead(host, Q35_PCIEXBAR, 4);
     const hi = await this.legacyRead(host, Q35_PCIEXBAR + 4, 4);
@@ -176,7 +160,7 @@ export class Pci {
     await this.legacyWrite(host, Q35_PCIEXBAR + 4, 4, Number(base >> 32n));
     await this.legacyWrite(host, Q35_PCIEXBAR, 4, Number(base & 0xffff_ffffn) | Q35_PCIEXBAR_ENABLE);
     this.ecamBase = base;
-    const check = await this.cfgRead(host, 0, 4);
+    const check = await this.cfgRead(host, PciReg.VENDOR_ID, 4);
     if (check !== id) throw new Error(`ECAM at 0x${base.toString(16)} reads 0x${check.toString(16)}, expected 0x${id.toString(16)}`);
     return base;
   }
@@ -229,18 +213,18 @@ export class Pci {
     else await this.io.writel(a, v);
   }
 
-  private async readFunction(b: Bdf): Promise<PciFunction | undefined> {
-    const id = await this.cfgRead(b, 0, 4);
+  private async readFunction(b: Bdf): Promise<ScannedFunction | undefined> {
+    const id = await this.cfgRead(b, PciReg.VENDOR_ID, 4);
     const vendor = id & 0xffff;
     if (vendor === 0xffff || vendor === 0) return undefined;
-    const cls = await this.cfgRead(b, 8, 4);
+    const cls = await this.cfgRead(b, PciReg.REVISION_ID, 4); // revision, then the 24-bit class code
     return {
       bdf: b,
       vendor,
       device: id >>> 16,
       classCode: cls >>> 8,
       revision: cls & 0xff,
-      headerType: (await this.cfgRead(b, PCI.HEADER_TYPE, 1)) & 0x7f,
+      headerType: (await this.cfgRead(b, PciReg.HEADER_TYPE, 1)) & 0x7f,
     };
   }
 
@@ -248,16 +232,16 @@ export class Pci {
    * Scan from bus 0, giving every bridge a secondary bus depth-first (as firmware does),
    * and return all functions found. Run once; later calls return the cached scan.
    */
-  async enumerate(): Promise<PciFunction[]> {
+  async enumerate(): Promise<ScannedFunction[]> {
     if (this.functions) return this.functions;
     await this.init();
-    const found: PciFunction[] = [];
+    const found: ScannedFunction[] = [];
     let nextBus = 1;
     const scan = async (bus: number): Promise<void> => {
       for (let dev = 0; dev < 32; dev++) {
         const f0 = await this.readFunction({ bus, dev, fn: 0 });
         if (!f0) continue;
-        const multi = ((await this.cfgRead({ bus, dev, fn: 0 }, PCI.HEADER_TYPE, 1)) & 0x80) !== 0;
+        const multi = ((await this.cfgRead({ bus, dev, fn: 0 }, PciReg.HEADER_TYPE, 1)) & 0x80) !== 0;
         for (let fn = 0; fn < (multi ? 8 : 1); fn++) {
           const f = fn === 0 ? f0 : await this.readFunction({ bus, dev, fn });
           if (!f) continue;
@@ -265,11 +249,11 @@ export class Pci {
           if (f.headerType === 1) {
             const sec = nextBus++;
             if (sec > 255) throw new Error('PCI bus numbers exhausted');
-            await this.cfgWrite(f.bdf, PCI.PRIMARY_BUS, 1, bus);
-            await this.cfgWrite(f.bdf, PCI.SECONDARY_BUS, 1, sec);
-            await this.cfgWrite(f.bdf, PCI.SUBORDINATE_BUS, 1, 0xff);
+            await this.cfgWrite(f.bdf, BridgeReg.PRIMARY_BUS, 1, bus);
+            await this.cfgWrite(f.bdf, BridgeReg.SECONDARY_BUS, 1, sec);
+            await this.cfgWrite(f.bdf, BridgeReg.SUBORDINATE_BUS, 1, 0xff);
             await scan(sec);
-            await this.cfgWrite(f.bdf, PCI.SUBORDINATE_BUS, 1, nextBus - 1);
+            await this.cfgWrite(f.bdf, BridgeReg.SUBORDINATE_BUS, 1, nextBus - 1);
             f.secondaryBus = sec;
             f.subordinateBus = nextBus - 1;
           }
@@ -282,12 +266,12 @@ export class Pci {
   }
 
   /** The `index`-th function with this vendor and device id (enumerates first if needed). */
-  async findDevice(vendor: number, device: number, index = 0): Promise<PciFunction | undefined> {
+  async findDevice(vendor: number, device: number, index = 0): Promise<ScannedFunction | undefined> {
     return (await this.enumerate()).filter((f) => f.vendor === vendor && f.device === device)[index];
   }
 
   /** Functions with this 24-bit class code, or this class/subclass when `classCode` ≤ 0xffff. */
-  async findClass(classCode: number): Promise<PciFunction[]> {
+  async findClass(classCode: number): Promise<ScannedFunction[]> {
     const fns = await this.enumerate();
     return fns.filter((f) => (classCode > 0xffff ? f.classCode === classCode : f.classCode >>> 8 === classCode));
   }
@@ -298,18 +282,18 @@ export class Pci {
    * of a 64-bit BAR.
    */
   async sizeBar(b: Bdf, n: number): Promise<BarInfo | undefined> {
-    const header = (await this.cfgRead(b, PCI.HEADER_TYPE, 1)) & 0x7f;
+    const header = (await this.cfgRead(b, PciReg.HEADER_TYPE, 1)) & 0x7f;
     const count = header === 1 ? 2 : header === 0 ? 6 : 0;
     if (n < 0 || n >= count) throw new RangeError(`BAR ${n} does not exist on ${formatBdf(b)} (header type ${header})`);
     // Walk the BARs below n by their type bits: n may be the upper dword of a 64-bit BAR.
     for (let i = 0; i < n; ) {
-      const v = await this.cfgRead(b, PCI.BAR0 + 4 * i, 4);
+      const v = await this.cfgRead(b, PciReg.BAR0 + 4 * i, 4);
       i += (v & 1) === 0 && (v & 0x6) === 0x4 ? 2 : 1;
       if (i > n) return undefined;
     }
-    const off = PCI.BAR0 + 4 * n;
-    const cmd = await this.cfgRead(b, PCI.COMMAND, 2);
-    await this.cfgWrite(b, PCI.COMMAND, 2, cmd & ~(PCI.COMMAND_IO | PCI.COMMAND_MEMORY));
+    const off = PciReg.BAR0 + 4 * n;
+    const cmd = await this.cfgRead(b, PciReg.COMMAND, 2);
+    await this.cfgWrite(b, PciReg.COMMAND, 2, cmd & ~(PciCommand.IO | PciCommand.MEMORY));
     try {
       const orig = await this.cfgRead(b, off, 4);
       const isIo = (orig & 1) === 1;
@@ -345,13 +329,13 @@ export class Pci {
         address: BigInt.asUintN(width, address),
       };
     } finally {
-      await this.cfgWrite(b, PCI.COMMAND, 2, cmd);
+      await this.cfgWrite(b, PciReg.COMMAND, 2, cmd);
     }
   }
 
   /** All implemented BARs of a function. */
   async bars(b: Bdf): Promise<BarInfo[]> {
-    const header = (await this.cfgRead(b, PCI.HEADER_TYPE, 1)) & 0x7f;
+    const header = (await this.cfgRead(b, PciReg.HEADER_TYPE, 1)) & 0x7f;
     const count = header === 1 ? 2 : header === 0 ? 6 : 0;
     const out: BarInfo[] = [];
     for (let n = 0; n < count; n++) {
@@ -366,7 +350,7 @@ export class Pci {
 
   /** Program BAR `bar.index` with `address`. */
   async setBar(b: Bdf, bar: BarInfo, address: bigint): Promise<void> {
-    const off = PCI.BAR0 + 4 * bar.index;
+    const off = PciReg.BAR0 + 4 * bar.index;
     await this.cfgWrite(b, off, 4, Number(address & 0xffff_ffffn));
     if (bar.is64) await this.cfgWrite(b, off + 4, 4, Number(address >> 32n));
     bar.address = address;
@@ -375,8 +359,8 @@ export class Pci {
   /** Standard capabilities: `[id, offset]` in list order. */
   async capabilities(b: Bdf): Promise<[number, number][]> {
     const out: [number, number][] = [];
-    if (((await this.cfgRead(b, PCI.STATUS, 2)) & PCI.STATUS_CAP_LIST) === 0) return out;
-    let p = (await this.cfgRead(b, PCI.CAPABILITY_LIST, 1)) & 0xfc;
+    if (((await this.cfgRead(b, PciReg.STATUS, 2)) & PciStatus.CAP_LIST) === 0) return out;
+    let p = (await this.cfgRead(b, PciReg.CAPABILITY_LIST, 1)) & 0xfc;
     for (let guard = 0; p !== 0 && guard < 48; guard++) {
       out.push([await this.cfgRead(b, p, 1), p]);
       p = (await this.cfgRead(b, p + 1, 1)) & 0xfc;
@@ -408,7 +392,7 @@ export class Pci {
    * take the interrupt: point `address` at guest RAM and poll it to see the message.
    */
   async enableMsi(b: Bdf, address: bigint, data: number): Promise<void> {
-    const cap = await this.findCapability(b, CAP_MSI);
+    const cap = await this.findCapability(b, PciCapId.MSI);
     if (cap === undefined) throw new Error(`${formatBdf(b)} has no MSI capability`);
     const ctrl = await this.cfgRead(b, cap + 2, 2);
     const is64 = (ctrl & 0x80) !== 0;
@@ -422,7 +406,7 @@ export class Pci {
 
   /** Where a function's MSI-X table lives (its BAR must be assigned). */
   async msixTable(b: Bdf): Promise<{ cap: number; entries: number; bar: number; address: bigint; pbaAddress: bigint }> {
-    const cap = await this.findCapability(b, CAP_MSIX);
+    const cap = await this.findCapability(b, PciCapId.MSIX);
     if (cap === undefined) throw new Error(`${formatBdf(b)} has no MSI-X capability`);
     const ctrl = await this.cfgRead(b, cap + 2, 2);
     const table = await this.cfgRead(b, cap + 4, 4);
@@ -476,8 +460,8 @@ export class Pci {
     const MiB = 1n << 20n;
     const assignBus = async (bus: number): Promise<void> => {
       const onBus = fns.filter((f) => f.bdf.bus === bus);
-      const reqs: { f: PciFunction; bar: BarInfo }[] = [];
-      const entries = new Map<PciFunction, PciAssignment['functions'][number]>();
+      const reqs: { f: ScannedFunction; bar: BarInfo }[] = [];
+      const entries = new Map<ScannedFunction, PciAssignment['functions'][number]>();
       for (const f of onBus) {
         const bars = await this.bars(f.bdf);
         const entry = { ...f, bars };
@@ -491,10 +475,10 @@ export class Pci {
         await this.setBar(f.bdf, bar, pool.alloc(bar.size, bar.size));
       }
       for (const f of onBus) {
-        let cmd = (await this.cfgRead(f.bdf, PCI.COMMAND, 2)) | PCI.COMMAND_MASTER;
+        let cmd = (await this.cfgRead(f.bdf, PciReg.COMMAND, 2)) | PciCommand.MASTER;
         const bars = entries.get(f)!.bars;
-        if (bars.some((b) => b.kind === 'mem')) cmd |= PCI.COMMAND_MEMORY;
-        if (bars.some((b) => b.kind === 'io')) cmd |= PCI.COMMAND_IO;
+        if (bars.some((b) => b.kind === 'mem')) cmd |= PciCommand.MEMORY;
+        if (bars.some((b) => b.kind === 'io')) cmd |= PciCommand.IO;
         if (f.headerType === 1 && f.secondaryBus !== undefined) {
           const w: BridgeWindows = {};
           const start = { io: pools.io.align(0x1000n), mem: pools.mem.align(MiB), pref: pools.pref.align(MiB) };
@@ -507,9 +491,9 @@ export class Pci {
           if (end.pref > start.pref) w.pref = [start.pref, end.pref - 1n];
           await this.programWindows(f.bdf, w);
           entries.get(f)!.windows = w;
-          cmd |= PCI.COMMAND_MEMORY | PCI.COMMAND_IO;
+          cmd |= PciCommand.MEMORY | PciCommand.IO;
         }
-        await this.cfgWrite(f.bdf, PCI.COMMAND, 2, cmd);
+        await this.cfgWrite(f.bdf, PciReg.COMMAND, 2, cmd);
       }
     };
     await assignBus(0);
@@ -519,31 +503,31 @@ export class Pci {
   /** Program a bridge's windows; a missing window is closed (base above limit). */
   async programWindows(b: Bdf, w: BridgeWindows): Promise<void> {
     if (w.io) {
-      await this.cfgWrite(b, PCI.IO_BASE, 1, Number((w.io[0] >> 8n) & 0xf0n));
-      await this.cfgWrite(b, PCI.IO_LIMIT, 1, Number((w.io[1] >> 8n) & 0xf0n));
-      await this.cfgWrite(b, PCI.IO_BASE_UPPER16, 2, Number(w.io[0] >> 16n));
-      await this.cfgWrite(b, PCI.IO_LIMIT_UPPER16, 2, Number(w.io[1] >> 16n));
+      await this.cfgWrite(b, BridgeReg.IO_BASE, 1, Number((w.io[0] >> 8n) & 0xf0n));
+      await this.cfgWrite(b, BridgeReg.IO_LIMIT, 1, Number((w.io[1] >> 8n) & 0xf0n));
+      await this.cfgWrite(b, BridgeReg.IO_BASE_UPPER16, 2, Number(w.io[0] >> 16n));
+      await this.cfgWrite(b, BridgeReg.IO_LIMIT_UPPER16, 2, Number(w.io[1] >> 16n));
     } else {
-      await this.cfgWrite(b, PCI.IO_BASE, 1, 0xf0);
-      await this.cfgWrite(b, PCI.IO_LIMIT, 1, 0x00);
+      await this.cfgWrite(b, BridgeReg.IO_BASE, 1, 0xf0);
+      await this.cfgWrite(b, BridgeReg.IO_LIMIT, 1, 0x00);
     }
     if (w.mem) {
-      await this.cfgWrite(b, PCI.MEMORY_BASE, 2, Number((w.mem[0] >> 16n) & 0xfff0n));
-      await this.cfgWrite(b, PCI.MEMORY_LIMIT, 2, Number((w.mem[1] >> 16n) & 0xfff0n));
+      await this.cfgWrite(b, BridgeReg.MEMORY_BASE, 2, Number((w.mem[0] >> 16n) & 0xfff0n));
+      await this.cfgWrite(b, BridgeReg.MEMORY_LIMIT, 2, Number((w.mem[1] >> 16n) & 0xfff0n));
     } else {
-      await this.cfgWrite(b, PCI.MEMORY_BASE, 2, 0xfff0);
-      await this.cfgWrite(b, PCI.MEMORY_LIMIT, 2, 0x0000);
+      await this.cfgWrite(b, BridgeReg.MEMORY_BASE, 2, 0xfff0);
+      await this.cfgWrite(b, BridgeReg.MEMORY_LIMIT, 2, 0x0000);
     }
     if (w.pref) {
-      await this.cfgWrite(b, PCI.PREF_MEMORY_BASE, 2, Number((w.pref[0] >> 16n) & 0xfff0n));
-      await this.cfgWrite(b, PCI.PREF_MEMORY_LIMIT, 2, Number((w.pref[1] >> 16n) & 0xfff0n));
-      await this.cfgWrite(b, PCI.PREF_BASE_UPPER32, 4, Number(w.pref[0] >> 32n));
-      await this.cfgWrite(b, PCI.PREF_LIMIT_UPPER32, 4, Number(w.pref[1] >> 32n));
+      await this.cfgWrite(b, BridgeReg.PREF_MEMORY_BASE, 2, Number((w.pref[0] >> 16n) & 0xfff0n));
+      await this.cfgWrite(b, BridgeReg.PREF_MEMORY_LIMIT, 2, Number((w.pref[1] >> 16n) & 0xfff0n));
+      await this.cfgWrite(b, BridgeReg.PREF_BASE_UPPER32, 4, Number(w.pref[0] >> 32n));
+      await this.cfgWrite(b, BridgeReg.PREF_LIMIT_UPPER32, 4, Number(w.pref[1] >> 32n));
     } else {
-      await this.cfgWrite(b, PCI.PREF_MEMORY_BASE, 2, 0xfff0);
-      await this.cfgWrite(b, PCI.PREF_MEMORY_LIMIT, 2, 0x0000);
-      await this.cfgWrite(b, PCI.PREF_BASE_UPPER32, 4, 0);
-      await this.cfgWrite(b, PCI.PREF_LIMIT_UPPER32, 4, 0);
+      await this.cfgWrite(b, BridgeReg.PREF_MEMORY_BASE, 2, 0xfff0);
+      await this.cfgWrite(b, BridgeReg.PREF_MEMORY_LIMIT, 2, 0x0000);
+      await this.cfgWrite(b, BridgeReg.PREF_BASE_UPPER32, 4, 0);
+      await this.cfgWrite(b, BridgeReg.PREF_LIMIT_UPPER32, 4, 0);
     }
   }
 }
