@@ -10,14 +10,14 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startDaemon, type RunningVgpu, type VgpuConfig } from '../cli/daemon.js';
-import { runInChroot } from '../kit/chroot.js';
-import type { GuestFile } from '../kit/initramfs.js';
-import type { Kit } from '../kit/kit-tree.js';
-import { acquireLock } from '../kit/locks.js';
-import { runGuest, type AccelChoice, type GuestResult } from '../kit/qemu.js';
-import { debianGuest } from './debian-boot.js';
-import { ensureDebianImage, type DebianImage } from './rootfs.js';
+import { startDaemon, type RunningVgpu, type VgpuConfig } from '../../src/cli/daemon.js';
+import { runInChroot } from '../../src/kit/chroot.js';
+import type { GuestFile } from '../../src/kit/initramfs.js';
+import type { Kit } from '../../src/kit/kit-tree.js';
+import { acquireLock } from '../../src/kit/locks.js';
+import { runGuest, type AccelChoice, type GuestResult } from '../../src/kit/qemu.js';
+import { debianGuest } from '../../src/guest/debian-boot.js';
+import { ensureDebianImage, type DebianImage } from '../../src/guest/rootfs.js';
 
 /** Where the ICD's manifest is in the guest (the mdgpu-vulkan-icd package). */
 export const ICD_MANIFEST = '/usr/share/vulkan/icd.d/mdgpu_icd.x86_64.json';
