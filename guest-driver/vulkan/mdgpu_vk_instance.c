@@ -831,6 +831,31 @@ static void fill_subgroup(const struct mdgpu_vk_physical_device *pd, uint32_t *s
 	*quad = VK_FALSE;
 }
 
+/*
+ * The update-after-bind limits: descriptor indexing is not offered, but the validation layer
+ * checks every pipeline layout against these too, and Vulkan wants them at least the plain
+ * limits. Images, samplers and input attachments: none.
+ */
+#define FILL_UPDATE_AFTER_BIND(p, c)                                        \
+	do {                                                                \
+		(p)->maxUpdateAfterBindDescriptorsInAllPools = 1u << 20;    \
+		(p)->maxPerStageDescriptorUpdateAfterBindUniformBuffers =   \
+			(c)->max_per_stage_descriptor_uniform_buffers;      \
+		(p)->maxPerStageDescriptorUpdateAfterBindStorageBuffers =   \
+			(c)->max_per_stage_descriptor_storage_buffers;      \
+		(p)->maxPerStageUpdateAfterBindResources =                  \
+			(c)->max_per_stage_descriptor_storage_buffers +     \
+			(c)->max_per_stage_descriptor_uniform_buffers;      \
+		(p)->maxDescriptorSetUpdateAfterBindUniformBuffers =        \
+			(c)->max_descriptor_set_uniform_buffers;            \
+		(p)->maxDescriptorSetUpdateAfterBindUniformBuffersDynamic = \
+			MDGPU_VK_MAX_DYNAMIC_UNIFORM;                       \
+		(p)->maxDescriptorSetUpdateAfterBindStorageBuffers =        \
+			(c)->max_descriptor_set_storage_buffers;            \
+		(p)->maxDescriptorSetUpdateAfterBindStorageBuffersDynamic = \
+			MDGPU_VK_MAX_DYNAMIC_STORAGE;                       \
+	} while (0)
+
 VKAPI_ATTR void VKAPI_CALL mdgpu_GetPhysicalDeviceProperties2(
 	VkPhysicalDevice physicalDevice, VkPhysicalDeviceProperties2 *pProperties)
 {
@@ -874,6 +899,7 @@ VKAPI_ATTR void VKAPI_CALL mdgpu_GetPhysicalDeviceProperties2(
 			p->denormBehaviorIndependence = VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_NONE;
 			p->roundingModeIndependence = VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_NONE;
 			p->maxTimelineSemaphoreValueDifference = 1ull << 62;
+			FILL_UPDATE_AFTER_BIND(p, c);
 			break;
 		}
 		case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_PROPERTIES: {
@@ -990,6 +1016,10 @@ VKAPI_ATTR void VKAPI_CALL mdgpu_GetPhysicalDeviceProperties2(
 			for (size_t i = 0; i < ARRAY_LEN(zeroed); i++)
 				if (zeroed[i].stype == s->sType)
 					zero_features(s, zeroed[i].size);
+			if (s->sType ==
+			    VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DESCRIPTOR_INDEXING_PROPERTIES)
+				FILL_UPDATE_AFTER_BIND(
+					(VkPhysicalDeviceDescriptorIndexingProperties *)s, c);
 			if (s->sType ==
 			    VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TEXEL_BUFFER_ALIGNMENT_PROPERTIES) {
 				VkPhysicalDeviceTexelBufferAlignmentProperties *p = (void *)s;
