@@ -52,7 +52,7 @@
 /* Most physical devices (/dev/mdgpuN) one instance shows. */
 #define MDGPU_VK_MAX_PHYSICAL_DEVICES 8
 /* Descriptor sets a pipeline layout may have (maxBoundDescriptorSets is the caps' or this). */
-#define MDGPU_VK_MAX_SETS 8
+#define MDGPU_VK_MAX_SETS 32
 /* Dynamic buffers per pipeline layout (maxDescriptorSet{Storage,Uniform}BuffersDynamic). */
 #define MDGPU_VK_MAX_DYNAMIC_STORAGE 8
 #define MDGPU_VK_MAX_DYNAMIC_UNIFORM 8
