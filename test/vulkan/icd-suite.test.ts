@@ -63,7 +63,11 @@ t.test('the suite in the guest: every check passes, digests equal to the native 
   for (const name of SUITE_CHECKS.filter((n) => n !== 'cache.create' && n !== 'cache.reuse')) t.ok(names.has(name), `${name} ran`);
   t.ok(names.has('cache.create') && names.has('cache.reuse'), 'the pipeline cache created, then reused from its file');
   t.match(text, /VKSUITE-RC 0/, 'vksuite exits 0');
-  t.same(compareDigests(digests(result), native), [], `${result.checks.length} checks: the guest's digests are the native run's`);
+  // A check the native device skips (lavapipe 22.3 has no VK_EXT_memory_budget) has nothing to compare.
+  const nativeHas = new Set(native.filter((c) => c.digest !== '-').map((c) => c.name));
+  const compared = digests(result).filter((c) => nativeHas.has(c.name));
+  t.same(compareDigests(compared, native), [], `${compared.length} checks: the guest's digests are the native run's`);
+  t.ok(compared.length >= SUITE_CHECKS.length - 2, `all but what the native device skips compared (${compared.length})`);
   t.ok(
     result.devices.every((d) => d.name?.startsWith('mdgpu (')),
     'every program ran on the mdgpu device',
@@ -85,7 +89,10 @@ t.test('the suite under the Khronos validation layer: no error', async (t) => {
   const result = parseVksuite(text.slice(text.indexOf('VALIDATION-RUN')));
   t.equal(result.summary?.validation, '1', 'validation on');
   t.equal(result.summary?.validation_errors, '0', 'no validation error');
-  t.ok(result.validation.length > 0 && result.validation.every((v) => v.layer && v.errors === 0), `every program ran with the layer and no error (${result.validation.length})`);
+  t.ok(
+    result.validation.length > 0 && result.validation.every((v) => v.layer && v.errors === 0),
+    `every program ran with the layer and no error (${result.validation.length})`,
+  );
   t.same(
     result.checks.filter((c) => !c.ok).map((c) => c.name),
     [],
