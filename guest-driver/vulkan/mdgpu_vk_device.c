@@ -417,8 +417,9 @@ static VkResult submit_batch(struct mdgpu_vk_queue *queue, const struct submit_b
 		if (sem->kind == MDGPU_VK_SEMAPHORE_BINARY)
 			sem->binary_signal = value;
 		result = add_sync(queue, false, &sem->slot, value);
+		/* Host waits read it without the queue's lock. */
 		if (result == VK_SUCCESS && value > sem->submitted)
-			sem->submitted = value;
+			__atomic_store_n(&sem->submitted, value, __ATOMIC_RELEASE);
 	}
 	if (result == VK_SUCCESS)
 		result = flush(queue, true);

@@ -1130,9 +1130,9 @@ VKAPI_ATTR void VKAPI_CALL mdgpu_GetPhysicalDeviceMemoryProperties2(
 		memset(budget->heapBudget, 0, sizeof(budget->heapBudget));
 		memset(budget->heapUsage, 0, sizeof(budget->heapUsage));
 		budget->heapUsage[0] = mine;
-		budget->heapBudget[0] = used - mine >= quota ? mine : quota - (used - mine);
-		if (budget->heapBudget[0] > quota)
-			budget->heapBudget[0] = quota;
+		/* What others hold (the count may lag ours by an allocation in flight). */
+		used = used > mine ? used - mine : 0;
+		budget->heapBudget[0] = used < quota ? quota - used : 0;
 	}
 }
 

@@ -4,8 +4,9 @@
  * output) exits 0 and lists the mdgpu device, whose limits are the capability record's as the
  * host computes it (docs/device.md, "Capabilities"), and vk-probe (test/vulkan/fixtures) sees the
  * instance, the device, its memory types and queue family, and runs checked work through the
- * loader: saxpy through a compute pipeline, fill, update, an unaligned copy, timestamps, and a
- * timeline semaphore the queue waits for and the host signals.
+ * loader: saxpy through a compute pipeline, fill, update, an unaligned copy, timestamps, a
+ * command buffer larger than one submission may be (split by the driver), and a timeline
+ * semaphore the queue waits for and the host signals.
  */
 import t from 'tap';
 import * as path from 'node:path';
@@ -110,7 +111,7 @@ t.test('vk-probe: the device through the loader, and checked work on it', async 
   t.ok(probe.includes(`VKPROBE heap size=${host!.quota} flags=0x1`), 'one device-local heap: the quota');
   t.ok(probe.includes('VKPROBE queuefamily index=0 flags=0x6 count=1 timestampbits=64'), 'the queue family');
   t.ok(probe.includes('VKPROBE format rgba8 linear=0x0 optimal=0x0 buffer=0x0'), 'no format has features');
-  for (const check of ['fence', 'saxpy', 'fill', 'update', 'copy-unaligned', 'timestamps', 'timeline']) {
+  for (const check of ['fence', 'saxpy', 'fill', 'update', 'copy-unaligned', 'timestamps', 'split', 'timeline']) {
     const l = probe.find((x) => x.startsWith(`VKPROBE-CHECK ${check} `));
     t.match(l ?? '', / ok=1 /, l ?? `${check}: no line`);
   }
