@@ -8,7 +8,10 @@
  * stall (its own perf_hooks histogram, reset before each attack), its RSS growth, device resets,
  * and the victim's failed submissions and lost contexts.
  *
- *   npm run bench:hostile [-- --resets 100 --only F2,F3]
+ * The F4 attacks are a hostile vfio-user client (a compromised QEMU) on the attacker's socket
+ * instead of a guest: test/helpers/hostile-client.ts, in a process of its own.
+ *
+ *   npm run bench:hostile [-- --resets 100 --only F2,F3,F4a]
  *
  * Targets: longest stall ≤ 20 ms under every attack; victim p99 ≤ 2× alone; RSS growth
  * ≤ 64 MiB under the reply flood; zero victim contexts lost across 100 attacker-caused resets.
@@ -23,7 +26,8 @@ import { loadNative, type NativeBinding } from '../../src/native/binding.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
-import { arrayVariable, nestedModule, slowKernel } from '../../test/fixtures/spirv.js';
+import { arrayVariable, nestedModule, unrollBomb } from '../../test/fixtures/spirv.js';
+import type { AttackSummary } from '../../test/helpers/hostile-client.js';
 import { SocketGuest } from '../../test/helpers/socket-guest.js';
 import { percentile, Victim } from '../../test/helpers/victim.js';
 import { table } from '../guest-bench.js';
@@ -120,7 +124,8 @@ class Daemon {
 interface AttackContext {
   native: NativeBinding;
   daemon: Daemon;
-  attacker: SocketGuest;
+  /** The attacker's vGPU as a guest sees it (null for a raw-client attack, which has the socket to itself). */
+  attacker: SocketGuest | null;
 }
 
 interface Attack {
@@ -128,9 +133,32 @@ interface Attack {
   what: string;
   /** Extra `mdgpu serve` options for this attack's daemon. */
   serve?: string[];
+  /** A hostile vfio-user client (a compromised QEMU) on the attacker's socket, instead of a guest. */
+  rawClient?: boolean;
   run(ctx: AttackContext): Promise<string>;
 }
 
+const HOSTILE_CLIENT = path.join(ROOT, 'build/test/helpers/hostile-client.js');
+
+/** Run test/helpers/hostile-client.ts's `attack` against the attacker's socket, in its own process. */
+function rawClient(daemon: Daemon, attack: string, seconds = 3): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [HOSTILE_CLIENT, daemon.attacker, attack, String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`hostile client ${attack} exited ${code}`));
+      const s = JSON.parse(out.trim().split('\n').pop()!) as AttackSummary;
+      const errors = Object.entries(s.errors)
+        .map(([errno, n]) => `${n} ${errno}`)
+        .join(', ');
+      resolve(`${s.sent} sent, ${s.replies} answered, errors: ${errors || 'none'}, ${s.disconnects} disconnects`);
+    });
+  });
+}
+
+const guest = (ctx: AttackContext) => ctx.attacker!;
 const words = (w: Uint32Array) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
 
 /** Build `spirv` through the attacker's mailbox `n` times; how many were refused. */
@@ -150,29 +178,33 @@ const ATTACKS: Attack[] = [
   {
     id: 'F1',
     what: 'SPIR-V bomb (structs nested 16 deep) x20',
-    async run({ attacker }) {
+    async run(ctx) {
+      const attacker = guest(ctx);
       return `${await refusals(attacker, words(nestedModule(16, 3, { push: true })), 0, 128, 20)} of 20 refused`;
     },
   },
   {
     id: 'F1b',
-    what: 'kernels slow to compile, past a 200 ms build limit x6',
-    serve: ['--kernel-build-limit', '200'],
-    async run({ attacker }) {
-      return `${await refusals(attacker, words(slowKernel(20000)), 1, 0, 6)} of 6 refused (3 timed out, then THROTTLED)`;
+    what: 'compile bomb (1.7 KB, minutes to compile), past a 2 s build limit x6',
+    serve: ['--kernel-build-limit', '2000'],
+    async run(ctx) {
+      const attacker = guest(ctx);
+      return `${await refusals(attacker, words(unrollBomb(64)), 1, 0, 6)} of 6 refused (3 timed out, then THROTTLED)`;
     },
   },
   {
     id: 'F6',
     what: 'kernel with 2 GiB of shared memory x5',
-    async run({ attacker }) {
+    async run(ctx) {
+      const attacker = guest(ctx);
       return `${await refusals(attacker, words(arrayVariable(1 << 29, 'Workgroup')), 1, 0, 5)} of 5 refused`;
     },
   },
   {
     id: 'F2',
     what: 'ring flood: 65,536 empty submissions, one doorbell',
-    async run({ attacker }) {
+    async run(ctx) {
+      const attacker = guest(ctx);
       const RING = 2 << 20;
       const ring = await attacker.alloc(QUEUE_CONTROL_SIZE + RING);
       const q = await attacker.op(MAILBOX_OPS.QUEUE_CREATE.code, attacker.ctx, ring.handle, 0);
@@ -187,10 +219,29 @@ const ATTACKS: Attack[] = [
     },
   },
   {
+    id: 'F4a',
+    what: 'reply flood: 400 one-MiB REGION_READs, replies never read',
+    rawClient: true,
+    run: ({ daemon }) => rawClient(daemon, 'reply-flood'),
+  },
+  {
+    id: 'F4b',
+    what: 'DMA_MAP flood: 4 KiB memfd maps at fresh IOVAs',
+    rawClient: true,
+    run: ({ daemon }) => rawClient(daemon, 'dma-maps'),
+  },
+  {
+    id: 'F4c',
+    what: 'config-read flood: socket kept full of 4-byte reads',
+    rawClient: true,
+    run: ({ daemon }) => rawClient(daemon, 'config-flood'),
+  },
+  {
     id: 'F3',
     what: `${RESETS} device resets (spin kernel past a 200 ms limit)`,
     serve: ['--batch-limit', '200', '--reset-budget', '0/60'],
-    async run({ attacker }) {
+    async run(ctx) {
+      const attacker = guest(ctx);
       const want = new Uint8Array(4);
       new DataView(want.buffer).setUint32(0, 1, true);
       let lost = 0;
@@ -221,7 +272,7 @@ async function main(): Promise<void> {
     try {
       await daemon.ready();
       const victim = await Victim.connect(native, daemon.victim);
-      const attacker = await SocketGuest.connect(native, daemon.attacker);
+      const attacker = attack.rawClient ? null : await SocketGuest.connect(native, daemon.attacker);
       // Alone: the victim's own latencies on this daemon.
       for (let i = 0; i < 20; i++) await victim.submit();
       victim.start();
@@ -260,7 +311,7 @@ async function main(): Promise<void> {
         String(during.failures.length + during.readFailures),
         `${seconds.toFixed(1)} s; ${note}${daemon.alive() ? '' : '; DAEMON DIED'}`,
       ]);
-      attacker.close();
+      attacker?.close();
       victim.close();
     } finally {
       await daemon.stop();

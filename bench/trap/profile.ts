@@ -26,9 +26,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadNative } from '../../src/native/binding.js';
-import { REGISTER_BAR } from '../../src/vgpu/device.js';
+import { MdgpuDevice, REGISTER_BAR } from '../../src/vgpu/device.js';
+import { FakeHost } from '../../test/helpers/fake-host.js';
+import { setLogSink } from '../../src/log.js';
+import { Session } from '../../src/server/session.js';
+import { encodeMessage } from '../../src/protocol/message.js';
+import { encodeVersion } from '../../src/protocol/codec/version.js';
+import { encodeRegionReadRequest } from '../../src/protocol/codec/region-read.js';
+import { encodeRegionWriteRequest } from '../../src/protocol/codec/region-write.js';
 import { MDGPU_REGS } from '../../src/vgpu/regs.js';
-import { HeaderLayout, Command } from '../../src/protocol/commands.js';
+import { HeaderLayout, Command, MessageType } from '../../src/protocol/commands.js';
 import { checkHeader, replyMessage } from '../../src/protocol/message.js';
 import { decodeRegionReadRequest, encodeRegionReadReply } from '../../src/protocol/codec/region-read.js';
 import { decodeRegionWriteRequest, encodeRegionWriteReply } from '../../src/protocol/codec/region-write.js';
@@ -202,25 +209,26 @@ function mdgpuBreakdown(perf: Map<string, number>, cpuPerMessageNs: number): str
   const onPoll = s('Poller::OnPoll');
   const js = s('=Builtins_JSEntry');
   const recvSyscall = s('=__libc_recvmsg');
-  const recv = s('::RecvMsg') + recvSyscall;
+  // recvmsgInto; the old recvmsg (header, body, then EAGAIN) is what the same row measured before.
+  const recv = s('::RecvMsgInto') + s('::RecvMsg(') + recvSyscall;
   const eagain = s('mdgpu::ThrowErrno') + s('Napi::Error::ThrowAsJavaScriptException');
   const sendSyscall = s('=__libc_sendmsg');
-  const send = s('::SendMsg') + sendSyscall;
+  const send = s('::SendMsgFrom') + s('::SendMsg(') + sendSyscall;
   const pollerStart = s('Poller::Start>') + s('=__fcntl64_nocancel_adjusted') + s('=__libc_fcntl64');
   const gc = s('v8::internal::Heap::CollectGarbage');
   const rows: [string, number][] = [
     ['mdgpu, all CPU per message (every thread, kernel included)', 1],
     ['  libuv loop outside our callback (epoll_pwait: sleep, wakeup)', s('=uv__io_poll') - onPoll],
     ['  Node: napi_make_callback into JS (callback scope, async context)', onPoll - js],
-    ['  JavaScript, inclusive (the poll callback: readAvailable, framer, session)', js],
-    ['    recvmsg ×3 (header, body, EAGAIN): addon and syscalls', recv],
+    ['  JavaScript, inclusive (the poll callback: connection, fast path, session)', js],
+    ['    recvmsg (recvmsgInto): addon and syscalls', recv],
     ['      the syscalls', recvSyscall],
-    ['      the EAGAIN: a JS Error with stack trace, C++ throw, rethrown into JS', eagain],
-    ['    sendmsg: addon and syscall (the syscall wakes the client)', send],
-    ['    Poller.start after every send: fcntl, uv_poll_start (epoll_ctl DEL)', pollerStart],
+    ['      EAGAIN thrown as a JS Error (none: recvmsgInto returns WOULD_BLOCK)', eagain],
+    ['    sendmsg (sendmsgFrom): addon and syscall (the syscall wakes the client)', send],
+    ['    Poller.start (only when the event mask changes)', pollerStart],
     ['    garbage collection', gc],
-    ['    the JavaScript itself: framing, decode, dispatch, PCI, registers, encode', js - recv - send - pollerStart - gc],
-    ['  epoll_ctl, wherever called (Poller.start drops the fd, libuv adds it back)', s('=epoll_ctl')],
+    ['    the JavaScript itself: connection, fast path, PCI, registers, reply', js - recv - send - pollerStart - gc],
+    ['  epoll_ctl, wherever called (Poller.start, libuv)', s('=epoll_ctl')],
     ['  context switches (inside the syscalls above)', s('=__schedule')],
     ['  V8 background threads (JIT compiles, GC helpers)', s('PlatformWorkerThread')],
   ];
@@ -277,8 +285,23 @@ function microbench(): string[][] {
       if ((err as { code?: string }).code !== 'EAGAIN') throw err;
     }
   };
+  const fds = new Int32Array(new ArrayBuffer(4 * 18));
+  const out = new Uint8Array(new ArrayBuffer(64));
+  const noFds: readonly number[] = [];
+  const fast = fastSession();
   const rows = [
-    bench('recvmsg on an empty socket: EAGAIN thrown and caught', eagain, 20_000),
+    bench('recvmsgInto on an empty socket: WOULD_BLOCK', () => native.recvmsgInto(a!, buf, 0, 16, fds)),
+    bench(
+      'sendmsgFrom 32 B + recvmsgInto 32 B (a socketpair, no wakeup)',
+      () => {
+        native.sendmsgFrom(b!, out, 0, 32, noFds);
+        native.recvmsgInto(a!, buf, 0, 64, fds);
+      },
+      50_000,
+    ),
+    bench('Session.handleFast: REGION_READ of SCRATCH, reply encoded', () => fast.read()),
+    bench('Session.handleFast: REGION_WRITE of SCRATCH, reply encoded', () => fast.write()),
+    bench('the general path, for comparison: recvmsg on an empty socket, EAGAIN thrown and caught', eagain, 20_000),
     bench(
       'sendmsg 16 B + recvmsg 16 B (a socketpair, no wakeup)',
       () => {
@@ -309,7 +332,41 @@ function microbench(): string[][] {
   ];
   native.close(a!);
   native.close(b!);
+  fast.close();
   return rows;
+}
+
+/** A ready session on a device with in-memory host ops (the tests' FakeHost), and SCRATCH accesses for its fast path. */
+function fastSession(): { read(): boolean; write(): boolean; close(): void } {
+  const host = new FakeHost();
+  const device = new MdgpuDevice({ name: 'bench', apertureSize: 1 << 16, host });
+  const conn = { send() {}, sendCopy() {}, close() {}, isClosed: false };
+  const session = new Session(conn, device.pci, () => {});
+  const version = encodeMessage({ msgId: 0, command: Command.Version, flags: MessageType.Command }, encodeVersion({ major: 0, minor: 0 }));
+  // Negotiate quietly: the session logs each client that connects.
+  const restore = setLogSink(() => {});
+  session.handleFrame({ header: HeaderLayout.decode(version), payload: version.subarray(16), fds: [] });
+  setLogSink(restore);
+  const at = (message: Uint8Array) => {
+    const bytes = new Uint8Array(new ArrayBuffer(64));
+    bytes.set(message);
+    return { bytes, view: new DataView(bytes.buffer), size: message.length };
+  };
+  const offset = BigInt(MDGPU_REGS.SCRATCH.offset);
+  const r = at(
+    encodeMessage({ msgId: 1, command: Command.RegionRead, flags: MessageType.Command }, encodeRegionReadRequest({ offset, region: REGISTER_BAR, count: 4 })),
+  );
+  const w = at(
+    encodeMessage(
+      { msgId: 2, command: Command.RegionWrite, flags: MessageType.Command },
+      encodeRegionWriteRequest({ offset, region: REGISTER_BAR, data: Uint8Array.of(1, 2, 3, 4) }),
+    ),
+  );
+  return {
+    read: () => session.handleFast(r.bytes, r.view, 0, r.size),
+    write: () => session.handleFast(w.bytes, w.view, 0, w.size),
+    close: () => device.close(),
+  };
 }
 
 export async function runProfile(opts: { n: number }): Promise<void> {

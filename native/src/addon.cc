@@ -5,7 +5,7 @@
 // TypeScript interface is src/native/binding.ts and must list exactly these.
 //
 //   sock.cc    listenUnix, accept, connectUnix, unixSocketListening, socketpair,
-//              recvmsg, sendmsg
+//              recvmsg, sendmsg, recvmsgInto, sendmsgFrom, WOULD_BLOCK
 //   fd.cc      close, memfdCreate, ftruncate, punchHole, fstatSize,
 //              eventfd, eventfdWrite, eventfdRead, MFD_ALLOW_SEALING, EFD_SEMAPHORE
 //   mmap.cc    mmap, munmap, liveMappings, PROT_READ, PROT_WRITE

@@ -161,6 +161,63 @@ Napi::Uint8Array Args::Bytes(size_t i, const char* name) const {
   return v.As<Napi::Uint8Array>();
 }
 
+Napi::Int32Array Args::Int32s(size_t i, const char* name) const {
+  Napi::Value v = info_[i];
+  if (!v.IsTypedArray() ||
+      v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    TypeError(i, name, "an Int32Array");
+  }
+  return v.As<Napi::Int32Array>();
+}
+
+int Args::FastFd(size_t i, const char* name) const {
+  double d;
+  if (napi_get_value_double(Env(), info_[i], &d) == napi_ok && d >= 0 &&
+      d <= INT32_MAX && std::trunc(d) == d) {
+    return static_cast<int>(d);
+  }
+  return Fd(i, name);
+}
+
+uint64_t Args::FastSafeUint(size_t i, const char* name) const {
+  double d;
+  if (napi_get_value_double(Env(), info_[i], &d) == napi_ok && d >= 0 &&
+      d <= kMaxSafeInteger && std::trunc(d) == d) {
+    return static_cast<uint64_t>(d);
+  }
+  return SafeUint(i, name);
+}
+
+void Args::FastBytes(size_t i, const char* name, uint8_t** data,
+                     size_t* length) const {
+  napi_typedarray_type type;
+  void* raw = nullptr;
+  if (napi_get_typedarray_info(Env(), info_[i], &type, length, &raw, nullptr,
+                               nullptr) == napi_ok &&
+      type == napi_uint8_array) {
+    *data = static_cast<uint8_t*>(raw);
+    return;
+  }
+  Napi::Uint8Array bytes = Bytes(i, name);
+  *data = bytes.Data();
+  *length = bytes.ByteLength();
+}
+
+void Args::FastInt32s(size_t i, const char* name, int32_t** data,
+                      size_t* count) const {
+  napi_typedarray_type type;
+  void* raw = nullptr;
+  if (napi_get_typedarray_info(Env(), info_[i], &type, count, &raw, nullptr,
+                               nullptr) == napi_ok &&
+      type == napi_int32_array) {
+    *data = static_cast<int32_t*>(raw);
+    return;
+  }
+  Napi::Int32Array ints = Int32s(i, name);
+  *data = ints.Data();
+  *count = ints.ElementLength();
+}
+
 Napi::ArrayBuffer Args::ArrayBuf(size_t i, const char* name) const {
   Napi::Value v = info_[i];
   if (!v.IsArrayBuffer()) TypeError(i, name, "an ArrayBuffer");

@@ -49,10 +49,24 @@ class Args {
   std::string String(size_t i, const char* name) const;
   // A Uint8Array (a Buffer is one).
   Napi::Uint8Array Bytes(size_t i, const char* name) const;
+  // An Int32Array.
+  Napi::Int32Array Int32s(size_t i, const char* name) const;
   Napi::ArrayBuffer ArrayBuf(size_t i, const char* name) const;
   Napi::Function Function(size_t i, const char* name) const;
   // An array of file descriptors, at most `max` long.
   Napi::Array FdArray(size_t i, const char* name, uint32_t max) const;
+
+  // The same checks for the per-message calls (recvmsgInto, sendmsgFrom): one
+  // raw napi call per argument on the common path, no handle wrappers; an
+  // argument that fails it goes through the checks above for the same error.
+  int FastFd(size_t i, const char* name) const;
+  uint64_t FastSafeUint(size_t i, const char* name) const;
+  // A Uint8Array's bytes (data already at its byteOffset) and length.
+  void FastBytes(size_t i, const char* name, uint8_t** data,
+                 size_t* length) const;
+  // An Int32Array's elements and count.
+  void FastInt32s(size_t i, const char* name, int32_t** data,
+                  size_t* count) const;
 
   [[noreturn]] void TypeError(size_t i, const char* name,
                               const char* expected) const;

@@ -85,11 +85,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
       a.RangeError(
           "expected events to include POLL_READABLE or POLL_WRITABLE, got 0");
     if (handle_ == nullptr) ThrowClosed(env, "start");
-    // libuv aborts the process if epoll_ctl later fails on a closed fd; a
-    // cheap fcntl(2) turns the common mistake into an EBADF error instead.
-    if (fcntl(fd_, F_GETFD) < 0) ThrowErrno(env, errno, "uv_poll_start");
+    // libuv aborts the process if epoll_ctl later fails on a closed fd; an
+    // fcntl(2) turns the common mistake (starting a poller on an fd closed
+    // already) into an EBADF error instead. Only on the first start: callers
+    // re-start only to change the mask, and that is on a hot path.
+    if (!started_ && fcntl(fd_, F_GETFD) < 0) {
+      ThrowErrno(env, errno, "uv_poll_start");
+    }
     int r = uv_poll_start(handle_, static_cast<int>(events), OnPoll);
     if (r < 0) ThrowErrno(env, -r, "uv_poll_start");
+    started_ = true;
     if (!active_) {
       active_ = true;
       Ref();
@@ -173,6 +178,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   int fd_ = -1;
   uv_poll_t* handle_ = nullptr;  // null once closed
   bool active_ = false;          // started and holding a strong reference
+  bool started_ = false;         // start() succeeded at least once
   bool in_callback_ = false;     // inside OnPoll's MakeCallback
   Napi::FunctionReference callback_;
   std::unique_ptr<Napi::AsyncContext> async_;

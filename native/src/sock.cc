@@ -289,6 +289,172 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// The fd-carrying part of a message as a fixed, stack-sized control buffer:
+// room for kMaxFds fds, aligned for cmsghdr. No allocation on the per-message
+// path (recvmsgInto, sendmsgFrom).
+union ControlBuffer {
+  char bytes[CMSG_SPACE(kMaxFds * sizeof(int))];
+  cmsghdr align;
+};
+
+// What recvmsgInto and sendmsgFrom return for EAGAIN (exported as WOULD_BLOCK).
+constexpr int kWouldBlock = -1;
+
+// Layout of the Int32Array that recvmsgInto fills (see binding.ts).
+constexpr uint32_t kRecvFdCount = 0;
+constexpr uint32_t kRecvTruncated = 1;
+constexpr uint32_t kRecvFirstFd = 2;
+
+// Checks `offset + length <= byteLength` for a (buf, offset, length) triple.
+void CheckSpan(const Args& a, uint64_t offset, uint64_t length,
+               size_t byteLength) {
+  if (offset > byteLength || length > byteLength - offset) {
+    a.RangeError("expected offset + length <= buf.byteLength, got " +
+                 std::to_string(offset) + " + " + std::to_string(length) +
+                 " > " + std::to_string(byteLength));
+  }
+}
+
+// recvmsgInto(fd, buf, offset, length, fds) -> bytes | WOULD_BLOCK
+// recvmsg, allocation-free: the byte count is the return value (0 is EOF),
+// and WOULD_BLOCK (-1) means "nothing to read now" (EAGAIN) instead of a thrown Error,
+// because running out of input is the normal end of every read loop. Fds and
+// MSG_CTRUNC go into the caller's Int32Array `fds`:
+//   fds[0] = number of fds received, fds[1] = 1 if MSG_CTRUNC else 0,
+//   fds[2 ..] = the fds; at most fds.length - 2 (≤ 253) are accepted.
+// Other errors throw as recvmsg does.
+Napi::Value RecvMsgInto(const Napi::CallbackInfo& info) {
+  Args a(info, "recvmsgInto", 5, "(fd, buf, offset, length, fds)");
+  Napi::Env env = a.Env();
+  int fd = a.FastFd(0, "fd");
+  uint8_t* data;
+  size_t byteLength;
+  a.FastBytes(1, "buf", &data, &byteLength);
+  uint64_t offset = a.FastSafeUint(2, "offset");
+  uint64_t length = a.FastSafeUint(3, "length");
+  int32_t* result;
+  size_t slots;
+  a.FastInt32s(4, "fds", &result, &slots);
+  if (slots < kRecvFirstFd || slots > kRecvFirstFd + kMaxFds) {
+    a.RangeError("expected fds to hold 2 to " +
+                 std::to_string(kRecvFirstFd + kMaxFds) + " elements, got " +
+                 std::to_string(slots));
+  }
+  if (length == 0) {
+    a.RangeError("expected length to be at least 1, got 0");
+  }
+  CheckSpan(a, offset, length, byteLength);
+  uint32_t maxFds = static_cast<uint32_t>(slots - kRecvFirstFd);
+
+  iovec iov = {data + offset, static_cast<size_t>(length)};
+  ControlBuffer control;
+  msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  // As in recvmsg: offer exactly maxFds fds (CMSG_LEN), MSG_CTRUNC beyond.
+  msg.msg_control = maxFds > 0 ? control.bytes : nullptr;
+  msg.msg_controllen = maxFds > 0 ? CMSG_LEN(maxFds * sizeof(int)) : 0;
+
+  ssize_t n;
+  do {
+    n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  result[kRecvFdCount] = 0;
+  result[kRecvTruncated] = 0;
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return Napi::Number::New(env, kWouldBlock);
+    ThrowErrno(env, errno, "recvmsg");
+  }
+
+  uint32_t count = 0;
+  if (msg.msg_controllen > 0) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+         c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t k = 0; k < nfds; k++) {
+        int rfd;
+        std::memcpy(&rfd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+        // The kernel installs no more than the control buffer offers.
+        if (count < maxFds) {
+          result[kRecvFirstFd + count++] = rfd;
+        } else {
+          close(rfd);
+        }
+      }
+    }
+  }
+  result[kRecvFdCount] = static_cast<int32_t>(count);
+  result[kRecvTruncated] = (msg.msg_flags & MSG_CTRUNC) != 0 ? 1 : 0;
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// sendmsgFrom(fd, buf, offset, length, fds) -> bytes sent | WOULD_BLOCK
+// sendmsg of buf[offset, offset + length) with `fds` (an array, usually
+// empty) as SCM_RIGHTS, allocation-free; WOULD_BLOCK (-1) means the socket buffer is full
+// (EAGAIN) instead of a thrown Error. Otherwise as sendmsg: MSG_NOSIGNAL,
+// MSG_DONTWAIT, possibly short, fds with the first byte.
+Napi::Value SendMsgFrom(const Napi::CallbackInfo& info) {
+  Args a(info, "sendmsgFrom", 5, "(fd, buf, offset, length, fds)");
+  Napi::Env env = a.Env();
+  int fd = a.FastFd(0, "fd");
+  uint8_t* data;
+  size_t byteLength;
+  a.FastBytes(1, "buf", &data, &byteLength);
+  uint64_t offset = a.FastSafeUint(2, "offset");
+  uint64_t length = a.FastSafeUint(3, "length");
+  // The common case, no fds, costs one napi call; anything else is checked in full.
+  bool isArray = false;
+  uint32_t nfds = 0;
+  Napi::Array fdArray;
+  if (napi_is_array(env, info[4], &isArray) != napi_ok || !isArray ||
+      napi_get_array_length(env, info[4], &nfds) != napi_ok || nfds > 0) {
+    fdArray = a.FdArray(4, "fds", kMaxFds);
+    nfds = fdArray.Length();
+  }
+  CheckSpan(a, offset, length, byteLength);
+  if (nfds > 0 && length == 0) {
+    // A stream socket only delivers ancillary data attached to a byte.
+    a.RangeError("expected length to be at least 1 when sending fds");
+  }
+
+  iovec iov = {data + offset, static_cast<size_t>(length)};
+  ControlBuffer control;
+  msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (nfds > 0) {
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    for (uint32_t k = 0; k < nfds; k++) {
+      Napi::Value v = fdArray.Get(k);
+      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (d < 0 || d > INT32_MAX ||
+          static_cast<double>(static_cast<int>(d)) != d) {
+        a.TypeError(4, "fds", "an array of integer file descriptors");
+      }
+      int one = static_cast<int>(d);
+      std::memcpy(CMSG_DATA(c) + k * sizeof(int), &one, sizeof(int));
+    }
+  }
+
+  ssize_t n;
+  do {
+    n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return Napi::Number::New(env, kWouldBlock);
+    ThrowErrno(env, errno, "sendmsg");
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 }  // namespace
 
 void InitSock(Napi::Env env, Napi::Object exports) {
@@ -302,6 +468,11 @@ void InitSock(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
   exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));
+  exports.Set("recvmsgInto",
+              Napi::Function::New(env, RecvMsgInto, "recvmsgInto"));
+  exports.Set("sendmsgFrom",
+              Napi::Function::New(env, SendMsgFrom, "sendmsgFrom"));
+  exports.Set("WOULD_BLOCK", Napi::Number::New(env, kWouldBlock));
 }
 
 }  // namespace mdgpu

@@ -232,17 +232,24 @@ export class KernelBuilder {
     this.#current = b;
     const child = this.#child;
     this.#timer = setTimeout(() => {
-      if (this.#current !== b) return;
-      this.#finish();
-      this.stats.timeouts++;
-      b.reject(new KernelBuildError('timeout', 'ETIMEDOUT', -constants.errno.ETIMEDOUT, `Kernel build took longer than ${this.timeLimitMs} ms`));
-      // Forget the process now (its exit is no news) so the next build goes to a new one.
-      this.#child = null;
-      child.kill('SIGKILL');
-      this.stats.restarts++;
-      this.#pump();
+      // Timers run before the poll phase: a reply that arrived while the event loop was busy
+      // would be read only after this callback. Look once more after it (setImmediate runs
+      // after the poll phase) so a build that finished in time is never counted as a timeout.
+      setImmediate(() => this.#timeOut(b, child));
     }, this.timeLimitMs);
     child.send({ t: 'build', id: b.id, spirv: b.spirv, options: b.options } satisfies ToBuilder);
+  }
+
+  #timeOut(b: Build, child: ChildProcess): void {
+    if (this.#current !== b) return;
+    this.#finish();
+    this.stats.timeouts++;
+    b.reject(new KernelBuildError('timeout', 'ETIMEDOUT', -constants.errno.ETIMEDOUT, `Kernel build took longer than ${this.timeLimitMs} ms`));
+    // Forget the process now (its exit is no news) so the next build goes to a new one.
+    this.#child = null;
+    child.kill('SIGKILL');
+    this.stats.restarts++;
+    this.#pump();
   }
 
   /** Stop the builder; waiting builds fail. */

@@ -45,7 +45,8 @@ export interface PollerInstance {
    * Watch for `events` (`POLL_READABLE | POLL_WRITABLE`, at least one); calling it again replaces
    * the mask. While started the poller keeps the event loop alive and cannot be collected.
    * Level-triggered: the callback fires on every loop turn while the fd stays ready.
-   * Throws EBADF if the fd is already closed, `ERR_INVALID_STATE` after `close()`.
+   * Throws EBADF if the fd is already closed at the first start (later starts, which only change
+   * the mask, skip that check), `ERR_INVALID_STATE` after `close()`.
    */
   start(events: number): void;
   /** Stop watching; no callbacks until `start` again. A no-op after `close()`. */
@@ -102,6 +103,27 @@ export interface NativeBinding {
    * gets duplicates). EAGAIN (thrown) when the socket buffer is full. Sending fds needs ≥ 1 byte.
    */
   sendmsg(fd: number, data: Uint8Array, fds: number[]): number;
+  /**
+   * {@link recvmsg} for per-message loops: no allocation and no exception when the socket is
+   * empty. At most `length` (≥ 1) bytes into `buf` at `offset`; returns the byte count, 0 at EOF,
+   * or {@link WOULD_BLOCK} (EAGAIN: nothing to read now). Fds and MSG_CTRUNC go into `fds`, an
+   * Int32Array of 2 + maxFds elements (maxFds 0..253) that the caller allocates once:
+   * `fds[0]` = number of fds received, `fds[1]` = 1 if more fds came than fit (MSG_CTRUNC; the
+   * kernel closed those), `fds[2 .. 2 + fds[0])` = the fds, owned by the caller from now on.
+   * Linux ends a read right after the part of a stream that carried fds: the fds belong to the
+   * read's last bytes. Other failures throw like {@link recvmsg}. Pass buffers the caller keeps
+   * (an Int32Array of ≤ 64 bytes lives on V8's heap until the addon first touches it).
+   */
+  recvmsgInto(fd: number, buf: Uint8Array, offset: number, length: number, fds: Int32Array): number;
+  /**
+   * {@link sendmsg} for per-message loops: sends `buf[offset, offset + length)` with `fds`
+   * (usually `[]`), without an exception when the socket buffer is full: returns bytes sent
+   * (possibly short; the fds went with the first byte) or {@link WOULD_BLOCK}. Other failures
+   * throw like {@link sendmsg} (EPIPE for a closed peer).
+   */
+  sendmsgFrom(fd: number, buf: Uint8Array, offset: number, length: number, fds: readonly number[]): number;
+  /** What {@link recvmsgInto} and {@link sendmsgFrom} return for EAGAIN: -1. */
+  readonly WOULD_BLOCK: number;
 
   /** See {@link PollerClass}. */
   readonly Poller: PollerClass;
@@ -196,6 +218,9 @@ const EXPORTS: readonly (keyof NativeBinding)[] = [
   'socketpair',
   'recvmsg',
   'sendmsg',
+  'recvmsgInto',
+  'sendmsgFrom',
+  'WOULD_BLOCK',
   'Poller',
   'POLL_READABLE',
   'POLL_WRITABLE',

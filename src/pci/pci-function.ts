@@ -21,7 +21,18 @@ export const RegionIndex = { BAR0: 0, BAR5: 5, ROM: 6, CONFIG: 7, VGA: 8, COUNT:
 export interface RegionHandler {
   /** Read `count` bytes at `offset` (already bounds-checked against the region). */
   read(offset: number, count: number): Uint8Array;
+  /** Write `data` at `offset` (bounds-checked); `data` is the handler's to keep. */
   write(offset: number, data: Uint8Array): void;
+  /**
+   * Optional allocation-free read (register pages): `count` bytes at `offset` into `out` at `at`.
+   * Used instead of `read` when present; `out` is a reused buffer, not the handler's to keep.
+   */
+  readInto?(offset: number, count: number, out: Uint8Array, at: number): void;
+  /**
+   * Optional allocation-free write: `count` bytes from `src` at `at`, written at `offset`. Used
+   * instead of `write` when present; `src` is the transport's input buffer, valid during the call only.
+   */
+  writeFrom?(offset: number, src: Uint8Array, at: number, count: number): void;
 }
 
 export interface MmapDescriptor {
@@ -218,30 +229,62 @@ export class PciFunction {
     return { size: bar.size, readable: true, writable: true, ...(bar.mmap ? { mmap: bar.mmap } : {}) };
   }
 
-  private checkAccess(index: number, offset: bigint | number, count: number): { size: number; at: number } {
-    const info = this.regionInfo(index);
-    const start = BigInt(offset);
-    if (count <= 0 || start < 0n || start + BigInt(count) > BigInt(info.size)) {
-      throw new RegionError(`Region access out of bounds: region ${index}, 0x${start.toString(16)}+${count} > 0x${info.size.toString(16)}`);
+  /** Size of region `index` in bytes (0: none); no allocation, for the per-access check. */
+  private regionSize(index: number): number {
+    if (index === RegionIndex.CONFIG) return this.config.size;
+    return index <= RegionIndex.BAR5 ? (this.bars[index]?.size ?? 0) : 0;
+  }
+
+  /** Validate an access in plain numbers (regions are far below 2^53); returns the offset. */
+  private checkAccess(index: number, offset: bigint | number, count: number): number {
+    if (!Number.isInteger(index) || index < 0 || index >= RegionIndex.COUNT) {
+      throw new RegionError(`Bad region index: ${index}`);
     }
-    return { size: info.size, at: Number(start) };
+    const size = this.regionSize(index);
+    const at = typeof offset === 'bigint' ? (offset >= 0n && offset <= BigInt(size) ? Number(offset) : -1) : offset;
+    if (!Number.isInteger(count) || count <= 0 || !Number.isInteger(at) || at < 0 || at + count > size) {
+      throw new RegionError(`Region access out of bounds: region ${index}, 0x${offset.toString(16)}+${count} > 0x${size.toString(16)}`);
+    }
+    return at;
   }
 
   regionRead(index: number, offset: bigint | number, count: number): Uint8Array {
-    const { at } = this.checkAccess(index, offset, count);
-    this.trappedReads[index]!++;
-    if (index === RegionIndex.CONFIG) return this.readConfig(at, count);
-    return this.barRead(index, at, count);
+    const at = this.checkAccess(index, offset, count);
+    const out = new Uint8Array(count);
+    this.readAt(index, at, count, out, 0);
+    return out;
+  }
+
+  /**
+   * {@link regionRead} into `out` at `outAt` (the transport's reused reply buffer): no allocation
+   * for register pages. Throws RegionError before reading anything if the access is out of bounds.
+   */
+  regionReadInto(index: number, offset: number, count: number, out: Uint8Array, outAt: number): void {
+    this.readAt(index, this.checkAccess(index, offset, count), count, out, outAt);
   }
 
   regionWrite(index: number, offset: bigint | number, data: Uint8Array): void {
-    const { at } = this.checkAccess(index, offset, data.length);
+    this.regionWriteFrom(index, offset, data, 0, data.length);
+  }
+
+  /**
+   * {@link regionWrite} of `src[srcAt, srcAt + count)` (the transport's input buffer, valid during
+   * the call only): no allocation for register pages.
+   */
+  regionWriteFrom(index: number, offset: bigint | number, src: Uint8Array, srcAt: number, count: number): void {
+    const at = this.checkAccess(index, offset, count);
     this.trappedWrites[index]!++;
     if (index === RegionIndex.CONFIG) {
-      this.writeConfig(at, data);
+      this.writeConfig(at, src.subarray(srcAt, srcAt + count));
       return;
     }
-    this.barWrite(index, at, data);
+    this.barWrite(index, at, src, srcAt, count);
+  }
+
+  private readAt(index: number, at: number, count: number, out: Uint8Array, outAt: number): void {
+    this.trappedReads[index]!++;
+    if (index === RegionIndex.CONFIG) out.set(this.readConfig(at, count), outAt);
+    else this.barRead(index, at, count, out, outAt);
   }
 
   private readConfig(at: number, count: number): Uint8Array {
@@ -274,28 +317,43 @@ export class PciFunction {
     return null;
   }
 
-  private barRead(index: number, at: number, count: number): Uint8Array {
+  private barRead(index: number, at: number, count: number, out: Uint8Array, outAt: number): void {
     const msix = this.msixRange(index, at, count);
     if (msix === 'table') {
       const off = at - this.msix!.tableOffset;
-      return this.msixTable.slice(off, off + count);
+      out.set(this.msixTable.subarray(off, off + count), outAt);
+      return;
     }
-    if (msix === 'pba') return this.readPba(at - this.msix!.pbaOffset, count);
-    return this.bars[index]!.handler.read(at, count);
+    if (msix === 'pba') {
+      out.set(this.readPba(at - this.msix!.pbaOffset, count), outAt);
+      return;
+    }
+    const handler = this.bars[index]!.handler;
+    if (handler.readInto !== undefined) {
+      handler.readInto(at, count, out, outAt);
+      return;
+    }
+    const data = handler.read(at, count);
+    // Exactly `count` bytes: `out` may be a reused buffer, so a short answer must not leave old bytes.
+    out.set(data.length > count ? data.subarray(0, count) : data, outAt);
+    if (data.length < count) out.fill(0, outAt + data.length, outAt + count);
   }
 
-  private barWrite(index: number, at: number, data: Uint8Array): void {
-    const msix = this.msixRange(index, at, data.length);
+  private barWrite(index: number, at: number, src: Uint8Array, srcAt: number, count: number): void {
+    const msix = this.msixRange(index, at, count);
     if (msix === 'table') {
       // QEMU emulates the table itself, so this only serves other clients; kept for reads.
-      this.msixTable.set(data, at - this.msix!.tableOffset);
+      this.msixTable.set(src.subarray(srcAt, srcAt + count), at - this.msix!.tableOffset);
       return;
     }
     if (msix === 'pba') {
       guestError(`${this.name}-pba`, `${this.name}: write to the MSI-X PBA ignored`);
       return;
     }
-    this.bars[index]!.handler.write(at, data);
+    const handler = this.bars[index]!.handler;
+    if (handler.writeFrom !== undefined) handler.writeFrom(at, src, srcAt, count);
+    // A copy: `src` may be the transport's buffer, and `write` may keep what it is given.
+    else handler.write(at, srcAt === 0 && count === src.length ? src : src.slice(srcAt, srcAt + count));
   }
 
   private readPba(off: number, count: number): Uint8Array {

@@ -3,7 +3,7 @@
  * hooks). Devices declare a table once; the model, the generated guest header and the tests all
  * read that table.
  */
-import { guestError, tracer } from '../log.js';
+import { guestError, traceEnabled, tracer } from '../log.js';
 
 const traceRegs = tracer('regs');
 
@@ -68,36 +68,56 @@ export function applyWrite(reg: RegDef<never>, old: number, value: number, byteE
   return (next & ~(value & byteEnable & (reg.w1c ?? 0))) >>> 0;
 }
 
-/** The register state of one device instance, driven by a table. */
+/** One register as the file looks it up by offset. */
+interface Slot<Ctx> {
+  readonly name: string;
+  readonly reg: RegDef<Ctx>;
+  /** `reg.rsvd` (0 if none), read once instead of on every access. */
+  readonly rsvd: number;
+}
+
+/**
+ * The register state of one device instance, driven by a table. Values live in a Uint32Array
+ * and registers in an array, both indexed by `offset / 4`: a trapped access costs no Map lookup
+ * and no allocation.
+ */
 export class RegisterFile<Ctx> {
-  private readonly values = new Map<number, number>();
-  private readonly byOffset = new Map<number, [string, RegDef<Ctx>]>();
+  private readonly values: Uint32Array;
+  private readonly slots: (Slot<Ctx> | undefined)[];
 
   constructor(
     readonly name: string,
     private readonly table: RegTable<Ctx>,
     private readonly ctx: Ctx,
   ) {
-    for (const [regName, reg] of Object.entries(table)) this.byOffset.set(reg.offset, [regName, reg]);
+    const count = Object.values(table).reduce((n, reg) => Math.max(n, reg.offset / 4 + 1), 0);
+    this.values = new Uint32Array(count);
+    this.slots = new Array<Slot<Ctx> | undefined>(count).fill(undefined);
+    for (const [regName, reg] of Object.entries(table)) this.slots[reg.offset / 4] = { name: regName, reg, rsvd: reg.rsvd ?? 0 };
     this.reset();
   }
 
   reset(): void {
-    for (const reg of Object.values(this.table)) this.values.set(reg.offset, (reg.reset ?? 0) >>> 0);
+    for (const reg of Object.values(this.table)) this.values[reg.offset / 4] = reg.reset ?? 0;
   }
 
   /** The stored value of a register by name (for the device model itself, not the guest). */
   get(name: keyof typeof this.table & string): number {
     const reg = this.table[name];
     if (reg === undefined) throw new Error(`No register ${name}`);
-    return this.values.get(reg.offset)!;
+    return this.values[reg.offset / 4]!;
   }
 
   /** Set a register from the device side (status bits, results), bypassing the guest masks. */
   set(name: string, value: number): void {
     const reg = this.table[name];
     if (reg === undefined) throw new Error(`No register ${name}`);
-    this.values.set(reg.offset, value >>> 0);
+    this.values[reg.offset / 4] = value;
+  }
+
+  /** The register at a 4-byte-aligned offset, if any. */
+  private slot(base: number): Slot<Ctx> | undefined {
+    return base >= 0 && base < this.values.length * 4 ? this.slots[base >>> 2] : undefined;
   }
 
   /**
@@ -106,16 +126,16 @@ export class RegisterFile<Ctx> {
    */
   read(offset: number, size: number): number {
     const base = offset & ~3;
-    const entry = this.byOffset.get(base);
-    if (entry === undefined) {
+    const slot = this.slot(base);
+    if (slot === undefined) {
       guestError(`${this.name}-read`, `${this.name}: read of unimplemented register 0x${offset.toString(16)}`);
       return 0;
     }
-    const [regName, reg] = entry;
-    let value = this.values.get(base)!;
+    const reg = slot.reg;
+    let value = this.values[base >>> 2]!;
     if (reg.read !== undefined) value = reg.read(this.ctx, value) >>> 0;
-    value = (value & ~(reg.rsvd ?? 0)) >>> 0;
-    traceRegs(() => `${this.name} RD ${regName} (0x${base.toString(16)}) => 0x${value.toString(16)}`);
+    value = (value & ~slot.rsvd) >>> 0;
+    if (traceEnabled('regs')) traceRegs(() => `${this.name} RD ${slot.name} (0x${base.toString(16)}) => 0x${value.toString(16)}`);
     const shift = (offset & 3) * 8;
     return size === 4 ? value : (value >>> shift) & ((1 << (size * 8)) - 1);
   }
@@ -123,25 +143,25 @@ export class RegisterFile<Ctx> {
   /** Guest write of `size` bytes (1, 2, 4) at `offset`, with byte lanes honoured. */
   write(offset: number, size: number, data: number): void {
     const base = offset & ~3;
-    const entry = this.byOffset.get(base);
-    if (entry === undefined) {
+    const slot = this.slot(base);
+    if (slot === undefined) {
       guestError(`${this.name}-write`, `${this.name}: write to unimplemented register 0x${offset.toString(16)}`);
       return;
     }
-    const [regName, reg] = entry;
+    const reg = slot.reg;
     const shift = (offset & 3) * 8;
     const byteEnable = size === 4 ? 0xffff_ffff : (((1 << (size * 8)) - 1) << shift) >>> 0;
     const value = (data << shift) >>> 0;
-    const old = this.values.get(base)!;
-    if ((value & byteEnable & (reg.rsvd ?? 0)) >>> 0 !== 0) {
-      guestError(`${this.name}-rsvd`, `${this.name}: write of reserved bits of ${regName}: 0x${value.toString(16)}`);
+    const old = this.values[base >>> 2]!;
+    if ((value & byteEnable & slot.rsvd) >>> 0 !== 0) {
+      guestError(`${this.name}-rsvd`, `${this.name}: write of reserved bits of ${slot.name}: 0x${value.toString(16)}`);
     }
-    if ((value & byteEnable & (reg.ro ?? 0)) >>> 0 !== (old & byteEnable & (reg.ro ?? 0)) >>> 0 && reg.ro === 0xffff_ffff) {
-      guestError(`${this.name}-ro`, `${this.name}: write to read-only register ${regName}`);
+    if (reg.ro === 0xffff_ffff && (value & byteEnable) >>> 0 !== (old & byteEnable) >>> 0) {
+      guestError(`${this.name}-ro`, `${this.name}: write to read-only register ${slot.name}`);
     }
     const next = applyWrite(reg as RegDef<never>, old, value, byteEnable);
-    this.values.set(base, next);
-    traceRegs(() => `${this.name} WR ${regName} (0x${base.toString(16)}) <= 0x${value.toString(16)}`);
+    this.values[base >>> 2] = next;
+    if (traceEnabled('regs')) traceRegs(() => `${this.name} WR ${slot.name} (0x${base.toString(16)}) <= 0x${value.toString(16)}`);
     reg.postWrite?.(this.ctx, next, old);
   }
 }

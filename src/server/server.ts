@@ -163,6 +163,8 @@ export class VfioUserServer {
       maxMessageSize: maxMessageSize(limits),
       maxFds: limits.maxMsgFds,
       onFrame: (frame) => session!.handleFrame(frame),
+      // Register accesses (the guest's VM exits) skip the framer and the codecs.
+      fastPath: (bytes, view, at, size) => session!.handleFast(bytes, view, at, size),
       onClose: (reason) => {
         session?.closed();
         for (const [name, n] of session?.commandCounts ?? []) this.pastCommandCounts.set(name, (this.pastCommandCounts.get(name) ?? 0) + n);

@@ -12,10 +12,22 @@
  * client waits for ever waits on a server → client request (VFIO-USER.md §5 deadlock).
  */
 import { constants } from 'node:os';
-import { clientInfo, clientWarning, guestError, tracer, warn } from '../log.js';
+import { clientInfo, clientWarning, guestError, traceEnabled, tracer, warn } from '../log.js';
 import type { Frame } from '../transport/framer.js';
 import type { Connection } from '../transport/connection.js';
-import { Command, commandName, DeviceInfoFlag, HeaderFlag, IrqInfoFlag, MessageType, RegionInfoFlag, DmaMapFlag, DmaUnmapFlag } from '../protocol/commands.js';
+import {
+  Command,
+  commandName,
+  DeviceInfoFlag,
+  HEADER_SIZE,
+  HeaderFlag,
+  HeaderLayout,
+  IrqInfoFlag,
+  MessageType,
+  RegionInfoFlag,
+  DmaMapFlag,
+  DmaUnmapFlag,
+} from '../protocol/commands.js';
 import { FatalProtocolError, ProtocolError, errnoName } from '../protocol/errors.js';
 import { encodeMessage, errorReply, replyMessage } from '../protocol/message.js';
 import { QEMU_LIMITS } from '../protocol/limits.js';
@@ -27,6 +39,7 @@ import { decodeRegionInfoRequest, encodeRegionInfoReply, type RegionCap } from '
 import { decodeRegionIoFdsRequest, encodeRegionIoFdsReply } from '../protocol/codec/device-get-region-io-fds.js';
 import { decodeIrqInfoRequest, encodeIrqInfoReply } from '../protocol/codec/device-get-irq-info.js';
 import { decodeSetIrqsRequest, encodeSetIrqsReply } from '../protocol/codec/device-set-irqs.js';
+import { RegionAccessLayout } from '../protocol/codec/region-access.js';
 import { decodeRegionReadRequest, encodeRegionReadReply } from '../protocol/codec/region-read.js';
 import { decodeRegionWriteRequest, encodeRegionWriteReply } from '../protocol/codec/region-write.js';
 import { decodeRegionWriteMultiRequest, encodeRegionWriteMultiReply } from '../protocol/codec/region-write-multi.js';
@@ -87,18 +100,39 @@ function fdsAllowed(command: number, limits: SessionLimits): number {
 
 const ERRNO = constants.errno;
 
+// The REGION_READ/WRITE fast path reads and writes the declared layouts' own offsets.
+const MSG_ID = HeaderLayout.fields.msgId.offset;
+const COMMAND = HeaderLayout.fields.command.offset;
+const SIZE = HeaderLayout.fields.size.offset;
+const FLAGS = HeaderLayout.fields.flags.offset;
+const ERROR = HeaderLayout.fields.error.offset;
+const ACCESS_OFFSET = HEADER_SIZE + RegionAccessLayout.fields.offset.offset;
+const ACCESS_REGION = HEADER_SIZE + RegionAccessLayout.fields.region.offset;
+const ACCESS_COUNT = HEADER_SIZE + RegionAccessLayout.fields.count.offset;
+/** Header and access struct: a REGION_READ request, a REGION_WRITE reply, where data starts. */
+const ACCESS_END = HEADER_SIZE + RegionAccessLayout.size;
+/** Largest access the fast path takes: a register (QEMU splits wider accesses to 8 bytes). */
+export const FAST_ACCESS_MAX = 8;
+
+/** Command numbers the per-command counters have a slot for; others share a map. */
+const COUNTED_COMMANDS = 32;
+
 export class Session {
   private state: State = 'await-version';
   private nextMsgId = 0;
   private readonly pending = new Map<number, PendingRequest>();
   /** What the client said it can take (VERSION capabilities). */
   clientCaps: VersionCapabilities = {};
-  /** Messages handled per command name, for metrics and tests. */
-  readonly commandCounts = new Map<string, number>();
+  /** Messages handled per command number below {@link COUNTED_COMMANDS}, and the others. */
+  private readonly counts = new Float64Array(COUNTED_COMMANDS);
+  private readonly otherCounts = new Map<number, number>();
   errorReplies = 0;
+  /** The fast path's replies are encoded here, then sent (or copied into the queue) at once. */
+  private readonly replyBytes = new Uint8Array(new ArrayBuffer(ACCESS_END + FAST_ACCESS_MAX));
+  private readonly replyView = new DataView(this.replyBytes.buffer);
 
   constructor(
-    private readonly conn: Pick<Connection, 'send' | 'close' | 'isClosed'>,
+    private readonly conn: Pick<Connection, 'send' | 'sendCopy' | 'close' | 'isClosed'>,
     private readonly device: PciFunction,
     /** Closes fds a command may not keep (the native addon's close). */
     private readonly closeFd: (fd: number) => void,
@@ -117,6 +151,74 @@ export class Session {
     return this.state === 'ready';
   }
 
+  /** Messages handled per command name, for metrics and tests. */
+  get commandCounts(): Map<string, number> {
+    const out = new Map<string, number>();
+    this.counts.forEach((n, command) => {
+      if (n > 0) out.set(commandName(command), n);
+    });
+    for (const [command, n] of this.otherCounts) out.set(commandName(command), n);
+    return out;
+  }
+
+  private countCommand(command: number): void {
+    if (command < COUNTED_COMMANDS) this.counts[command]!++;
+    else this.otherCounts.set(command, (this.otherCounts.get(command) ?? 0) + 1);
+  }
+
+  /**
+   * The transport's fast path (Connection `fastPath`) for the messages a guest's trapped register
+   * accesses become: REGION_READ/WRITE of 1 to 8 bytes, as plain commands expecting a reply. Reads
+   * the header and the access struct in place at the layouts' offsets (no objects, no bigints),
+   * does the access through the allocation-free PCI calls, and encodes the reply into one reused
+   * buffer. Anything else (another command, NO_REPLY, a size that does not match, an offset past
+   * 4 GiB, protocol tracing on) returns false before acting, and the message takes the general
+   * path through `handleFrame`. An access the device refuses gets the same error reply, counted
+   * and logged the same way, as in `handleFrame`.
+   */
+  handleFast(bytes: Uint8Array, view: DataView, at: number, size: number): boolean {
+    if (this.state !== 'ready' || size < ACCESS_END) return false;
+    if (view.getUint32(at + FLAGS, true) !== MessageType.Command) return false;
+    const command = view.getUint16(at + COMMAND, true);
+    const count = view.getUint32(at + ACCESS_COUNT, true);
+    if (count === 0 || count > FAST_ACCESS_MAX || view.getUint32(at + ACCESS_OFFSET + 4, true) !== 0) return false;
+    if (command === Command.RegionRead) {
+      if (size !== ACCESS_END) return false;
+    } else if (command !== Command.RegionWrite || size !== ACCESS_END + count) {
+      return false;
+    }
+    if (traceEnabled('protocol')) return false;
+    const msgId = view.getUint16(at + MSG_ID, true);
+    const offset = view.getUint32(at + ACCESS_OFFSET, true);
+    const region = view.getUint32(at + ACCESS_REGION, true);
+    this.countCommand(command);
+    const reply = this.replyBytes;
+    let replySize = ACCESS_END;
+    try {
+      if (command === Command.RegionRead) {
+        this.device.regionReadInto(region, offset, count, reply, ACCESS_END);
+        replySize += count;
+      } else {
+        this.device.regionWriteFrom(region, offset, bytes, at + ACCESS_END, count);
+      }
+    } catch (err) {
+      this.refuse({ msgId, command }, err, false);
+      return true;
+    }
+    const out = this.replyView;
+    out.setUint16(MSG_ID, msgId, true);
+    out.setUint16(COMMAND, command, true);
+    out.setUint32(SIZE, replySize, true);
+    out.setUint32(FLAGS, MessageType.Reply, true);
+    out.setUint32(ERROR, 0, true);
+    out.setUint32(ACCESS_OFFSET, offset, true);
+    out.setUint32(ACCESS_OFFSET + 4, 0, true);
+    out.setUint32(ACCESS_REGION, region, true);
+    out.setUint32(ACCESS_COUNT, count, true);
+    this.conn.sendCopy(reply, replySize);
+    return true;
+  }
+
   /** Handle one frame from the client. Never throws: errors become replies or a close. */
   handleFrame(frame: Frame): void {
     const { header } = frame;
@@ -129,39 +231,45 @@ export class Session {
       return;
     }
     const noReply = (header.flags & HeaderFlag.NoReply) !== 0;
-    const name = commandName(header.command);
-    this.commandCounts.set(name, (this.commandCounts.get(name) ?? 0) + 1);
+    this.countCommand(header.command);
     traceProtocol(
-      () => `<- ${name} id=${header.msgId} size=${header.size}${frame.fds.length ? ` fds=${frame.fds.length}` : ''}${noReply ? ' (no reply)' : ''}`,
+      () =>
+        `<- ${commandName(header.command)} id=${header.msgId} size=${header.size}${frame.fds.length ? ` fds=${frame.fds.length}` : ''}${noReply ? ' (no reply)' : ''}`,
     );
 
     if (frame.fds.length > fdsAllowed(header.command, this.limits)) {
       this.closeFds(frame.fds);
-      this.fatal(new FatalProtocolError('EINVAL', `Unexpected fds: ${frame.fds.length} with ${name}`));
+      this.fatal(new FatalProtocolError('EINVAL', `Unexpected fds: ${frame.fds.length} with ${commandName(header.command)}`));
       return;
     }
     let reply: { payload: Uint8Array; fds?: number[] };
     try {
       reply = this.dispatch(frame);
     } catch (err) {
-      if (err instanceof FatalProtocolError) {
-        this.fatal(err);
-        return;
-      }
-      const errno = errnoOf(err);
-      if (errno === undefined) {
-        // A bug in mdgpu, not the client's fault: keep serving, say so loudly.
-        warn(`${this.device.name}: internal error handling ${name}: ${(err as Error).stack ?? String(err)}`);
-      } else if ((err as { routine?: boolean }).routine === true) {
-        traceProtocol(() => `${name} refused (${errnoName(errno)}): ${(err as Error).message}`);
-      } else {
-        guestError(`${this.device.name}-proto`, `${this.device.name}: ${name} failed (${errnoName(errno)}): ${(err as Error).message}`);
-      }
-      this.errorReplies++;
-      if (!noReply) this.conn.send(errorReply(header, errno ?? ERRNO.EIO));
+      this.refuse(header, err, noReply);
       return;
     }
     if (!noReply) this.conn.send(replyMessage(header, reply.payload), reply.fds ?? []);
+  }
+
+  /** A request failed: close the session if the stream cannot be trusted, else log and reply with an errno. */
+  private refuse(request: { msgId: number; command: number }, err: unknown, noReply: boolean): void {
+    if (err instanceof FatalProtocolError) {
+      this.fatal(err);
+      return;
+    }
+    const name = commandName(request.command);
+    const errno = errnoOf(err);
+    if (errno === undefined) {
+      // A bug in mdgpu, not the client's fault: keep serving, say so loudly.
+      warn(`${this.device.name}: internal error handling ${name}: ${(err as Error).stack ?? String(err)}`);
+    } else if ((err as { routine?: boolean }).routine === true) {
+      traceProtocol(() => `${name} refused (${errnoName(errno)}): ${(err as Error).message}`);
+    } else {
+      guestError(`${this.device.name}-proto`, `${this.device.name}: ${name} failed (${errnoName(errno)}): ${(err as Error).message}`);
+    }
+    this.errorReplies++;
+    if (!noReply) this.conn.send(errorReply(request, errno ?? ERRNO.EIO));
   }
 
   private dispatch(frame: Frame): { payload: Uint8Array; fds?: number[] } {

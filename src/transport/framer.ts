@@ -3,12 +3,15 @@
  * StreamDecoder style): bytes and SCM_RIGHTS fds in, whole messages out.
  * No I/O, no timers.
  *
- * The reader asks {@link Framer.wanted} how many bytes to read next. That
- * never crosses the end of the current message, so every fd that arrives with
- * a read belongs to exactly one message (QEMU sends each message, fds
- * included, in one sendmsg, and fds travel with its first byte). Chunks that
- * hold more than one message (a reader not using `wanted()`, or tests) are
- * still split correctly; their fds go to the first message in the chunk.
+ * {@link Framer.wanted} says how many bytes finish the current message (or
+ * its header). A chunk may also hold more than one message: the connection
+ * reads a few dozen bytes at a message boundary, a whole small request in one
+ * recvmsg. The fds of a chunk go to the message that holds the chunk's LAST
+ * byte, which is what Linux delivers: a read stops right after the part of
+ * the stream that carried fds (unix_stream_read_generic), and QEMU sends
+ * each message, fds included, in one sendmsg, so a read that brings fds ends
+ * inside (or at the end of) their message. Every fd belongs to exactly one
+ * message either way.
  *
  * The header is validated the moment its 16th byte arrives, and the body is
  * allocated only after its size passed that check.
@@ -38,6 +41,7 @@ export interface FramerOptions {
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Splits a vfio-user byte stream into {@link Frame}s. */
 export class Framer {
@@ -75,12 +79,17 @@ export class Framer {
     return this.body.length - this.bodyHave;
   }
 
+  /** True between messages: no byte of the next message has been pushed yet. */
+  get atMessageStart(): boolean {
+    return this.headerHave === 0;
+  }
+
   /**
    * Feed bytes read from the stream, and the fds that came with them.
    *
    * The framer takes ownership of `fds` in every case. They attach to the
-   * message whose bytes were being read when they arrived (the one `bytes[0]`
-   * belongs to). `bytes` is copied, so the caller may reuse its buffer.
+   * message that holds the chunk's last byte (for an empty chunk: the message
+   * being read). `bytes` is copied, so the caller may reuse its buffer.
    *
    * @returns the messages completed by this chunk, in stream order
    * @throws {FatalProtocolError} on a bad header (type bits, unknown flags,
@@ -88,21 +97,32 @@ export class Framer {
    *   {@link reset} to get back every fd not delivered in a frame.
    */
   push(bytes: Uint8Array, fds: readonly number[] = []): Frame[] {
-    // Fds first: even if this push fails, they are ours to hand back in reset().
-    this.fds.push(...fds);
-    if (this.failure !== undefined) throw this.failure;
-
+    if (this.failure !== undefined) {
+      // Ours to hand back in reset().
+      this.fds.push(...fds);
+      throw this.failure;
+    }
+    let chunkFds = fds;
     const frames: Frame[] = [];
     try {
       let at = 0;
       while (at < bytes.length) {
         at += this.header === undefined ? this.takeHeader(bytes, at) : this.takeBody(bytes, at);
+        if (at === bytes.length && chunkFds.length > 0) {
+          // The message being read holds the chunk's last byte: the fds are its own.
+          this.fds.push(...chunkFds);
+          chunkFds = NO_FDS;
+        }
         const frame = this.completeFrame();
         if (frame !== undefined) frames.push(frame);
       }
+      // An empty chunk: its fds go to the message being read.
+      if (chunkFds.length > 0) this.fds.push(...chunkFds);
       // A header-only message completes with its 16th byte, so this also covers an empty push.
       return frames;
     } catch (error) {
+      // Not attached yet: even if this push fails, they are ours to hand back in reset().
+      if (chunkFds.length > 0) this.fds.push(...chunkFds);
       if (error instanceof FatalProtocolError) {
         this.failure = error;
         for (const frame of frames) this.undelivered.push(...frame.fds);

@@ -138,8 +138,10 @@ export class MdgpuDevice implements RegContext {
     this.regs = new RegisterFile(`${options.name}/regs`, MDGPU_REGS, this as RegContext);
 
     const registerPage: RegionHandler = {
-      read: (offset, count) => this.readRegisters(offset, count),
-      write: (offset, data) => this.writeRegisters(offset, data),
+      read: (offset, count) => this.readRegisters(offset, count, new Uint8Array(count), 0),
+      write: (offset, data) => this.writeRegisters(offset, data, 0, data.length),
+      readInto: (offset, count, out, at) => this.readRegisters(offset, count, out, at),
+      writeFrom: (offset, src, at, count) => this.writeRegisters(offset, src, at, count),
     };
     const window: RegionHandler = {
       read: (offset, count) => this.aperture.slice(this.windowBase + offset, this.windowBase + offset + count),
@@ -177,31 +179,33 @@ export class MdgpuDevice implements RegContext {
     this.pci.onDetach(() => this.queues.reset());
   }
 
-  /** Register page accesses: 1, 2, 4 bytes as one access, 8 bytes as two 32-bit ones. */
-  private readRegisters(offset: number, count: number): Uint8Array {
-    const out = new Uint8Array(count);
-    const view = new DataView(out.buffer);
+  /**
+   * Register page accesses: 1, 2, 4 bytes as one access, 8 bytes as two 32-bit ones. Reads go
+   * into `out` at `at` (little-endian) and return it; no allocation, the transport's reply buffer
+   * is `out` on the fast path.
+   */
+  private readRegisters(offset: number, count: number, out: Uint8Array, at: number): Uint8Array {
     if (count === 8 && offset % 4 === 0) {
-      view.setUint32(0, this.regs.read(offset, 4), true);
-      view.setUint32(4, this.regs.read(offset + 4, 4), true);
+      putU32(out, at, this.regs.read(offset, 4));
+      putU32(out, at + 4, this.regs.read(offset + 4, 4));
     } else if ((count === 1 || count === 2 || count === 4) && offset % count === 0) {
       const value = this.regs.read(offset, count);
-      for (let i = 0; i < count; i++) out[i] = (value >>> (8 * i)) & 0xff;
+      for (let i = 0; i < count; i++) out[at + i] = (value >>> (8 * i)) & 0xff;
     } else {
       guestError(`${this.name}-regwidth`, `${this.name}: register read of ${count} bytes at 0x${offset.toString(16)} ignored`);
+      out.fill(0, at, at + count);
     }
     return out;
   }
 
-  private writeRegisters(offset: number, data: Uint8Array): void {
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const count = data.length;
+  /** `count` bytes of `src` at `at` (the transport's input buffer on the fast path), little-endian. */
+  private writeRegisters(offset: number, src: Uint8Array, at: number, count: number): void {
     if (count === 8 && offset % 4 === 0) {
-      this.regs.write(offset, 4, view.getUint32(0, true));
-      this.regs.write(offset + 4, 4, view.getUint32(4, true));
+      this.regs.write(offset, 4, getU32(src, at));
+      this.regs.write(offset + 4, 4, getU32(src, at + 4));
     } else if ((count === 1 || count === 2 || count === 4) && offset % count === 0) {
       let value = 0;
-      for (let i = 0; i < count; i++) value |= data[i]! << (8 * i);
+      for (let i = 0; i < count; i++) value |= src[at + i]! << (8 * i);
       this.regs.write(offset, count, value >>> 0);
     } else {
       guestError(`${this.name}-regwidth`, `${this.name}: register write of ${count} bytes at 0x${offset.toString(16)} ignored`);
@@ -433,4 +437,17 @@ export class MdgpuDevice implements RegContext {
     this.options.host.munmap(this.apertureBuffer);
     this.options.host.close(this.apertureFd);
   }
+}
+
+/** Little-endian u32 into a byte array, without a DataView (register accesses). */
+function putU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value & 0xff;
+  out[at + 1] = (value >>> 8) & 0xff;
+  out[at + 2] = (value >>> 16) & 0xff;
+  out[at + 3] = value >>> 24;
+}
+
+/** Little-endian u32 from a byte array. */
+function getU32(src: Uint8Array, at: number): number {
+  return (src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) >>> 0;
 }

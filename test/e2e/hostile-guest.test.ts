@@ -18,7 +18,7 @@ import { setLogSink } from '../../src/log.js';
 import { loadNative } from '../../src/native/binding.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
-import { arrayVariable, nestedModule, slowKernel } from '../fixtures/spirv.js';
+import { arrayVariable, nestedModule, unrollBomb } from '../fixtures/spirv.js';
 import { HostGuest } from '../helpers/host-guest.js';
 import { LoopWatch, Victim } from '../helpers/victim.js';
 
@@ -87,11 +87,13 @@ t.test('F1: SPIR-V that took SPIRV-Tools 50 s, sent over and over, costs the oth
 });
 
 t.test('F1: builds that run past the time limit are killed and throttled; the other VM still builds and runs', async (t) => {
-  const daemon = daemonWith(t, {}, { kernelBuild: { timeLimitMs: 150 } });
+  // A limit far above a real kernel's build (saxpy: ~10 ms, ~100 ms on a loaded machine) and far
+  // below the bomb's (minutes), so neither side of it depends on the machine's load.
+  const daemon = daemonWith(t, {}, { kernelBuild: { timeLimitMs: 2000 } });
   const victim = await Victim.open(daemon.vgpus[1]!, native);
   t.teardown(() => victim.close());
   const attacker = new HostGuest(daemon.vgpus[0]!.device);
-  const slow = slowKernel(20000); // ~0.5 s to compile on lavapipe here: past a 150 ms limit
+  const slow = unrollBomb(64); // 1.7 KB that lavapipe compiles for minutes
   victim.start();
   const outcomes = [];
   for (let i = 0; i < 4; i++) outcomes.push(await tryKernel(attacker, slow, 1, 0));

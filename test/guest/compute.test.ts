@@ -54,6 +54,7 @@ mdgpu-bench -s 4M -t 16K; step bench rc=$?
 for k in ${LOOP_KERNELS.join(' ')}; do mdgpu-compute-bench -s 64K -g 64 -r 64K -m 256K -n ${LOOP_N} $k; step loop-$k rc=$?; done
 rmmod mdgpu && step rmmod ok || step rmmod FAIL
 dmesg | grep -i mdgpu
+dmesg | grep -E 'BUG|WARNING|Oops|Call Trace|general protection' | head -40 | sed 's/^/MDGPU-DMESG-PROBLEM /'
 step dmesg-problems "$(dmesg | grep -c -E 'BUG|WARNING|Oops|Call Trace|general protection')"
 `;
 
@@ -220,13 +221,11 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
       // The protocol: the guest rings only when the device said it sleeps (the phase's first
       // submission may find it asleep from before). How often it sleeps depends on timing: the
       // latency test waits for each fence, so on a loaded host the 5 ms grace can pass between
-      // two submissions; the bounds below leave room for that and still fail a guest or device
-      // that rings, or sleeps, on every submission.
+      // any two submissions (it did, 4 runs in 5 at a load of 9) — only causality is asserted
+      // there. The throughput test keeps the ring busy, so a guest or device that rings, or
+      // sleeps, on every submission still fails its bound.
       t.ok(doorbells >= 1 && doorbells <= sleeps + 1, `${mode}/${test}: ${doorbells} doorbell(s), each answering one of the device's ${sleeps} sleep(s)`);
-      t.ok(
-        doorbells <= (test === 'latency' ? n / 2 : n / 10),
-        `${mode}/${test}: ${doorbells} doorbell(s) for ${n} submissions (the device sleeps only when idle)`,
-      );
+      if (test === 'throughput') t.ok(doorbells <= n / 10, `${mode}/${test}: ${doorbells} doorbell(s) for ${n} submissions (the device sleeps only when idle)`);
     }
   }
   t.ok(lines.includes('MDGPU-SUBMIT-RESULT ok=1'), 'mdgpu-submit-bench: every phase ok');
@@ -272,7 +271,13 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   t.equal(device.pci.irqs.signalled[IrqIndex.INTX], 0, 'and never INTx');
   t.ok(lines.includes(`${MARKER} rmmod ok`), 'rmmod mdgpu');
   t.same(at.rmmod, { contexts: 0, buffers: 0, queues: 0, kernels: 0, irqEnable: 0 }, 'after rmmod: no context, buffer, queue or kernel; interrupts disabled');
-  t.ok(lines.includes(`${MARKER} dmesg-problems 0`), 'no BUG/WARNING/Oops in the guest kernel log');
+  t.ok(
+    lines.includes(`${MARKER} dmesg-problems 0`),
+    `no BUG/WARNING/Oops in the guest kernel log${lines
+      .filter((l) => l.startsWith('MDGPU-DMESG-PROBLEM '))
+      .map((l) => `\n  ${l.slice('MDGPU-DMESG-PROBLEM '.length)}`)
+      .join('')}`,
+  );
   t.equal(device.memory.contextCount, 0, 'finally: no context on the device');
   t.equal(device.memory.bufferCount, 0, 'finally: no buffer on the device');
   t.equal(device.queues.queueCount + device.queues.kernelCount, 0, 'finally: no queue or kernel');

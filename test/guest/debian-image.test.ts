@@ -49,6 +49,7 @@ t.test('the image: a trixie root for the kit kernel, mdgpu installed from its pa
     'mdgpu-dkms': version,
     'mdgpu-tools': version,
     'mdgpu-vulkan-icd': version,
+    'mdgpu-vulkan-suite': version,
   });
   t.ok(fs.statSync(image.layer.image).size * 10 < fs.statSync(image.root.image).size, 'the layer is small next to the base');
   t.equal(image.layer.info.rootHash, image.root.hash);

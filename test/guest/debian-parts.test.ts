@@ -79,8 +79,9 @@ t.test('package key: any source or packaging file of guest-driver/, the kit and 
   fs.writeFileSync(path.join(src, 'out', 'libmdgpu.so.1'), 'built');
   fs.writeFileSync(path.join(src, 'kmod', 'mdgpu.ko'), 'built');
   fs.writeFileSync(path.join(src, 'kmod', '.mdgpu.o.cmd'), 'built');
-  fs.mkdirSync(path.join(src, 'vulkan'));
-  fs.writeFileSync(path.join(src, 'vulkan', 'icd.c'), 'int x;');
+  // A directory guest-driver/ does not have yet (vulkan/ exists since the Vulkan suite).
+  fs.mkdirSync(path.join(src, 'newpart'));
+  fs.writeFileSync(path.join(src, 'newpart', 'icd.c'), 'int x;');
   const files = await listPackageSources(src);
   for (const f of [
     'Makefile',
@@ -96,7 +97,8 @@ t.test('package key: any source or packaging file of guest-driver/, the kit and 
   ]) {
     t.ok(files.includes(f), f);
   }
-  t.ok(files.includes('vulkan/icd.c'), 'a new directory is picked up without a list to update');
+  t.ok(files.includes('newpart/icd.c'), 'a new directory is picked up without a list to update');
+  t.ok(files.includes('vulkan/suite/saxpy.c') && !files.some((f) => f.startsWith('vulkan/suite/out/')), 'the Vulkan suite, not its build');
   t.notOk(
     files.some((f) => f === 'debian/changelog' || f === 'debian/files' || f.includes('.debhelper')),
     'generated debian/ files are not sources',

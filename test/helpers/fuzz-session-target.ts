@@ -4,7 +4,8 @@
  * MdgpuDevice (PCI function, registers, mailbox, DMA space) on in-memory host ops (FakeHost).
  *
  * A finding is anything the daemon must never do with client input: an exception out of the
- * framer other than FatalProtocolError or out of the session at all, an "internal error" (the
+ * framer other than FatalProtocolError or out of the session at all (its REGION_READ/WRITE fast
+ * path included, tried first for every whole message as the connection does), an "internal error" (the
  * session's EIO path for bugs in mdgpu), a reply to a NO_REPLY command, a reply that is not
  * the answer to the request just handled, a reply larger than QEMU could read, or an fd leaked
  * or closed twice.
@@ -27,11 +28,17 @@ import { setLogSink } from '../../src/log.js';
 const logged: string[] = [];
 setLogSink((line) => logged.push(line));
 
+/** How many fake fds a message gets: one guest-RAM file with an odd DMA_MAP, `msgId % 17` eventfds with a SET_IRQS. */
+function fdCount(command: number, msgId: number): number {
+  if (command === Command.DmaMap && msgId % 2 === 1) return 1;
+  if (command === Command.DeviceSetIrqs) return msgId % 17;
+  return 0;
+}
+
 /** Fake fds: files (guest RAM) and eventfds, from one FakeHost per input. */
 function attachFds(host: FakeHost, command: number, msgId: number): number[] {
-  if (command === Command.DmaMap && msgId % 2 === 1) return [host.clientFile(0x10000)];
-  if (command === Command.DeviceSetIrqs) return Array.from({ length: msgId % 17 }, () => host.eventfd());
-  return [];
+  if (command === Command.DmaMap) return Array.from({ length: fdCount(command, msgId) }, () => host.clientFile(0x10000));
+  return Array.from({ length: fdCount(command, msgId) }, () => host.eventfd());
 }
 
 export function fuzz(data: Buffer): void {
@@ -44,6 +51,9 @@ export function fuzz(data: Buffer): void {
     send(message: Uint8Array, fds: number[] = []) {
       if (!closed) sent.push({ message, fds });
     },
+    sendCopy(bytes: Uint8Array, length: number) {
+      if (!closed) sent.push({ message: bytes.slice(0, length), fds: [] });
+    },
     close() {
       closed = true;
     },
@@ -55,10 +65,24 @@ export function fuzz(data: Buffer): void {
   const framer = new Framer({ maxMessageSize: maxMessageSize(DEFAULT_LIMITS) });
   const heldBefore = new Set(host.open);
   const given: number[] = [];
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let at = 0;
   try {
     while (at < data.length && !closed) {
-      // Read as the connection does: never past the current message.
+      // As the connection does: a whole message without fds is offered to the fast path first.
+      if (framer.atMessageStart && data.length - at >= HeaderLayout.size) {
+        const header = HeaderLayout.decode(data.subarray(at, at + HeaderLayout.size));
+        if (header.size >= HeaderLayout.size && header.size <= data.length - at && fdCount(header.command, header.msgId) === 0) {
+          const before = sent.length;
+          if (session.handleFast(data, view, at, header.size)) {
+            checkReplies(header, sent.slice(before), closed);
+            at += header.size;
+            continue;
+          }
+          if (sent.length !== before) throw new Error('the fast path declined a message it had answered');
+        }
+      }
+      // Otherwise through the framer, never past the current message.
       const n = Math.min(framer.wanted(), data.length - at);
       const chunk = data.subarray(at, at + n);
       // Fds arrive with a message's first byte: attach them when its header is complete.

@@ -50,3 +50,25 @@ t.test('RegisterFile: sub-word access, hooks, unknown offsets', (t) => {
   t.throws(() => file.get('Z' as never));
   t.end();
 });
+
+t.test('RegisterFile: offsets past the last register, between registers and sub-word reads of hooks', (t) => {
+  const lines: string[] = [];
+  const restore = setLogSink((l) => lines.push(l));
+  t.teardown(() => void setLogSink(restore));
+  const regs = defineRegs<null>()({
+    A: { offset: 0x0, reset: 0xffff_ffff, rsvd: 0xff00_0000 },
+    B: { offset: 0x10, read: () => 0x8765_4321 },
+  });
+  const file = new RegisterFile('sparse', regs, null);
+  t.equal(file.read(0x0, 4), 0x00ff_ffff, 'reserved bits read as 0');
+  t.equal(file.read(0x8, 4), 0, 'a hole between registers reads 0');
+  t.equal(file.read(0x14, 4), 0, 'past the last register reads 0');
+  t.equal(file.read(0x4000, 4), 0, 'far past it too');
+  file.write(0x14, 4, 5);
+  t.equal(file.read(0x12, 2), 0x8765, 'a hook’s value, upper half');
+  t.equal(file.read(0x13, 1), 0x87);
+  file.set('A', -1);
+  t.equal(file.get('A'), 0xffff_ffff, 'set stores the value as a u32');
+  t.equal(lines.filter((l) => /unimplemented register/.test(l)).length, 4);
+  t.end();
+});

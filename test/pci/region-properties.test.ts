@@ -80,3 +80,83 @@ t.test('any access: done exactly inside the region, or refused with RegionError'
   t.pass('2000 random accesses');
   t.end();
 });
+
+t.test('regionReadInto / regionWriteFrom: the same access as regionRead / regionWrite, into and from shared buffers', (t) => {
+  fc.assert(
+    fc.property(
+      access.filter((a) => a.offset <= BigInt(Number.MAX_SAFE_INTEGER) && a.count <= 0x1_0000),
+      fc.integer({ min: 0, max: 64 }),
+      ({ index, offset, count, write }, pad) => {
+        const a = device();
+        const b = device();
+        const at = Number(offset);
+        if (write) {
+          const data = Uint8Array.from({ length: count }, (_, i) => i * 7);
+          const src = new Uint8Array(pad + count + 8);
+          src.set(data, pad);
+          const refusedA = refusal(() => a.pci.regionWrite(index, offset, data));
+          const refusedB = refusal(() => b.pci.regionWriteFrom(index, at, src, pad, count));
+          if (refusedA !== refusedB) throw new Error(`regionWrite ${refusedA} but regionWriteFrom ${refusedB}`);
+        } else {
+          let expected: Uint8Array | undefined;
+          const out = new Uint8Array(pad + count + 8).fill(0xee);
+          const refusedA = refusal(() => {
+            expected = a.pci.regionRead(index, offset, count);
+          });
+          const refusedB = refusal(() => b.pci.regionReadInto(index, at, count, out, pad));
+          if (refusedA !== refusedB) throw new Error(`regionRead ${refusedA} but regionReadInto ${refusedB}`);
+          if (expected !== undefined && Buffer.compare(out.subarray(pad, pad + count), expected) !== 0) throw new Error('different bytes');
+          if (out.subarray(0, pad).some((x) => x !== 0xee) || out.subarray(pad + count).some((x) => x !== 0xee)) {
+            throw new Error('wrote outside [outAt, outAt + count)');
+          }
+        }
+        if (JSON.stringify(a.seen) !== JSON.stringify(b.seen)) throw new Error('the handlers saw different accesses');
+        if (a.pci.trappedAccesses !== b.pci.trappedAccesses) throw new Error('counted differently');
+      },
+    ),
+    { numRuns: 2000 },
+  );
+  t.pass('2000 random accesses');
+  t.end();
+});
+
+/** The RegionError message of `fn`, or '' if it did not throw. */
+function refusal(fn: () => void): string {
+  try {
+    fn();
+    return '';
+  } catch (err) {
+    if (!(err instanceof RegionError)) throw err;
+    return err.message;
+  }
+}
+
+t.test('handlers without readInto / writeFrom: a short read leaves no old bytes, a write gets its own copy', (t) => {
+  const kept: Uint8Array[] = [];
+  const host = new FakeHost();
+  const pci = new PciFunction({
+    name: 'fallback',
+    identity: { vendorId: 0x1234, deviceId: 0x5678, subsystemVendorId: 0, subsystemId: 0, revision: 0, classCode: 0x030200 },
+    bars: [
+      {
+        size: 0x1000,
+        is64: false,
+        prefetchable: false,
+        handler: {
+          read: () => Uint8Array.of(1, 2),
+          write: (_offset, data) => void kept.push(data),
+        },
+      },
+    ],
+    eventfds: host,
+    memory: host,
+  });
+  const out = new Uint8Array(8).fill(0xee);
+  pci.regionReadInto(0, 0, 4, out, 2);
+  t.same([...out], [0xee, 0xee, 1, 2, 0, 0, 0xee, 0xee], 'the two missing bytes read as 0');
+  const src = Uint8Array.of(9, 8, 7, 6, 5);
+  pci.regionWriteFrom(0, 0x10, src, 1, 3);
+  src.fill(0);
+  t.same([...kept[0]!], [8, 7, 6], 'the handler kept a copy, not a view of the caller’s buffer');
+  t.end();
+});

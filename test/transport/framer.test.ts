@@ -197,9 +197,33 @@ t.test('fds attach to the message whose bytes arrive with them', async (t) => {
     t.end();
   });
 
-  t.test('two messages in one chunk: the fds go to the first', (t) => {
+  t.test('two messages in one chunk: the fds go to the one holding its last byte (Linux ends a read after the fds)', (t) => {
     const framer = new Framer({ maxMessageSize: MAX });
-    t.strictSame(framer.push(concat(small, big), [7]), [expectedFrame(small, [7]), expectedFrame(big)]);
+    t.strictSame(framer.push(concat(small, big), [7]), [expectedFrame(small), expectedFrame(big, [7])]);
+    t.end();
+  });
+
+  t.test('a chunk ending inside the second message: the fds wait with it', (t) => {
+    const framer = new Framer({ maxMessageSize: MAX });
+    const both = concat(small, big);
+    t.strictSame(framer.push(both.subarray(0, small.length + 20), [7, 8]), [expectedFrame(small)]);
+    t.strictSame(framer.pendingFds(), [7, 8]);
+    t.strictSame(framer.push(both.subarray(small.length + 20)), [expectedFrame(big, [7, 8])]);
+    t.end();
+  });
+
+  t.test('a chunk ending exactly at the end of the first message gives it the fds', (t) => {
+    const framer = new Framer({ maxMessageSize: MAX });
+    t.strictSame(framer.push(small, [7]), [expectedFrame(small, [7])]);
+    t.strictSame(framer.push(big), [expectedFrame(big)]);
+    t.end();
+  });
+
+  t.test('fds of a chunk that fails on the next header are handed back by reset()', (t) => {
+    const framer = new Framer({ maxMessageSize: MAX });
+    const bad = new Uint8Array(16).fill(0xff);
+    t.throws(() => framer.push(concat(small, bad), [7]), FatalProtocolError);
+    t.strictSame(framer.reset(), [7]);
     t.end();
   });
 
