@@ -351,6 +351,13 @@ VkResult mdgpu_vk_reflect(const uint32_t *code, size_t size, const char *entry,
 			  const VkSpecializationInfo *spec, struct mdgpu_vk_reflection *out);
 void mdgpu_vk_reflection_fini(struct mdgpu_vk_reflection *r);
 
+/*
+ * The module with its integer OpSpecConstantOps (declarations only) folded into OpConstants of
+ * their values under @spec, in *@out (malloc'd), or *@out NULL when there is nothing to fold.
+ */
+VkResult mdgpu_vk_fold_spec_ops(const uint32_t *code, size_t size, const VkSpecializationInfo *spec,
+				uint32_t **out, size_t *out_size);
+
 /* A kernel on the device, shared by pipelines created from the same cache entry. */
 struct mdgpu_vk_kernel {
 	atomic_uint refs;

@@ -452,6 +452,8 @@ static VkResult create_one(struct mdgpu_vk_device *dev, struct mdgpu_vk_pipeline
 		cache_unlock(cache);
 	}
 	if (!kernel) {
+		uint32_t *folded = NULL;
+		size_t folded_size = 0;
 		struct mdgpu_kernel_params params = {
 			.spirv = module->code,
 			.spirv_size = module->size,
@@ -468,13 +470,23 @@ static VkResult create_one(struct mdgpu_vk_device *dev, struct mdgpu_vk_pipeline
 			result = VK_PIPELINE_COMPILE_REQUIRED;
 			goto err_reflect;
 		}
+		result = mdgpu_vk_fold_spec_ops(module->code, module->size, spec, &folded,
+						&folded_size);
+		if (result != VK_SUCCESS)
+			goto err_reflect;
+		if (folded) {
+			params.spirv = folded;
+			params.spirv_size = folded_size;
+		}
 		kernel = calloc(1, sizeof(*kernel));
 		if (!kernel) {
+			free(folded);
 			result = VK_ERROR_OUT_OF_HOST_MEMORY;
 			goto err_reflect;
 		}
 		atomic_init(&kernel->refs, 1);
 		ret = mdgpu_kernel_create2(dev->mdgpu, &params, &kernel->id);
+		free(folded);
 		if (ret) {
 			mdgpu_vk_debug("vkCreateComputePipelines: kernel \"%s\" refused: %s", entry,
 				       mdgpu_strerror(ret));

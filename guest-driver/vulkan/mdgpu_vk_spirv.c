@@ -7,6 +7,12 @@
  * global variable an entry point uses in its interface; before 1.4 the functions the entry point
  * reaches are searched for references to the variables. Unknown or malformed input is refused,
  * never read past its end.
+ *
+ * It also folds the integer OpSpecConstantOps a module uses for sizes (gl_WorkGroupSize.x as a
+ * shared array's length is an OpSpecConstantOp CompositeExtract of the WorkgroupSize composite)
+ * into plain OpConstants of their specialized values, so that a host that sizes Workgroup and
+ * Private memory only from constants (docs/device.md, "Kernel limits") accepts the kernel: the
+ * module means exactly what it meant with this specialization applied.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +24,16 @@
 
 enum {
 	OP_ENTRY_POINT = 15,
+	OP_TYPE_INT = 21,
 	OP_TYPE_ARRAY = 28,
 	OP_TYPE_RUNTIME_ARRAY = 29,
 	OP_TYPE_STRUCT = 30,
 	OP_TYPE_POINTER = 32,
 	OP_CONSTANT = 43,
+	OP_CONSTANT_COMPOSITE = 44,
 	OP_SPEC_CONSTANT = 50,
+	OP_SPEC_CONSTANT_COMPOSITE = 51,
+	OP_SPEC_CONSTANT_OP = 52,
 	OP_FUNCTION = 54,
 	OP_FUNCTION_END = 56,
 	OP_FUNCTION_CALL = 57,
@@ -330,4 +340,195 @@ void mdgpu_vk_reflection_fini(struct mdgpu_vk_reflection *r)
 	free(r->bindings);
 	r->bindings = NULL;
 	r->binding_count = 0;
+}
+
+/* ---- folding integer OpSpecConstantOps ---- */
+
+enum {
+	OPC_COMPOSITE_EXTRACT = 81,
+	OPC_IADD = 128,
+	OPC_ISUB = 130,
+	OPC_IMUL = 132,
+	OPC_UDIV = 134,
+	OPC_UMOD = 137,
+	OPC_SHIFT_RIGHT_LOGICAL = 194,
+	OPC_SHIFT_LEFT_LOGICAL = 196,
+};
+
+struct fold_id {
+	uint8_t known; /* an integer constant whose (specialized) value is @value */
+	uint8_t width; /* OpTypeInt: its width */
+	uint32_t spec_id;
+	bool has_spec_id;
+	uint64_t value;
+	uint32_t first, count; /* composites: where the constituents are in the module */
+};
+
+static uint64_t width_mask(uint32_t width)
+{
+	return width >= 64 ? ~0ull : (1ull << width) - 1;
+}
+
+VkResult mdgpu_vk_fold_spec_ops(const uint32_t *code, size_t size, const VkSpecializationInfo *spec,
+				uint32_t **out, size_t *out_size)
+{
+	size_t n = size / 4, len_out = 0;
+	uint32_t bound, folds = 0;
+	struct fold_id *ids;
+	uint32_t *w;
+
+	*out = NULL;
+	*out_size = 0;
+	if (size % 4 || n < 5 || code[0] != SPV_MAGIC || code[3] == 0 || code[3] > SPV_MAX_IDS)
+		return VK_SUCCESS; /* not ours to judge: the device refuses what is malformed */
+	bound = code[3];
+	ids = calloc(bound, sizeof(*ids));
+	w = malloc(size);
+	if (!ids || !w) {
+		free(ids);
+		free(w);
+		return VK_ERROR_OUT_OF_HOST_MEMORY;
+	}
+	memcpy(w, code, 5 * 4);
+	len_out = 5;
+	for (size_t at = 5; at < n;) {
+		uint32_t len = code[at] >> 16, op = code[at] & 0xffff;
+		const uint32_t *o = &code[at + 1];
+		struct fold_id *r, *t;
+
+		if (!len || at + len > n) {
+			free(ids);
+			free(w);
+			return VK_SUCCESS;
+		}
+		/* Only the module's declarations: nothing in a function is folded. */
+		if (op == OP_FUNCTION) {
+			memcpy(w + len_out, code + at, (n - at) * 4);
+			len_out += n - at;
+			break;
+		}
+		switch (op) {
+		case OP_DECORATE:
+			if (len >= 4 && o[1] == DEC_SPEC_ID && o[0] < bound) {
+				ids[o[0]].has_spec_id = true;
+				ids[o[0]].spec_id = o[2];
+			}
+			break;
+		case OP_TYPE_INT:
+			if (len >= 4 && o[0] < bound && o[1] <= 64)
+				ids[o[0]].width = (uint8_t)o[1];
+			break;
+		case OP_CONSTANT:
+		case OP_SPEC_CONSTANT:
+			if (len >= 4 && o[0] < bound && o[1] < bound && ids[o[0]].width) {
+				r = &ids[o[1]];
+				t = &ids[o[0]];
+				r->value = o[2] | (len >= 5 ? (uint64_t)o[3] << 32 : 0);
+				if (op == OP_SPEC_CONSTANT && r->has_spec_id && spec) {
+					for (uint32_t i = 0; i < spec->mapEntryCount; i++) {
+						const VkSpecializationMapEntry *e =
+							&spec->pMapEntries[i];
+						uint64_t v = 0;
+
+						if (e->constantID != r->spec_id || e->size > 8 ||
+						    e->offset + e->size > spec->dataSize)
+							continue;
+						memcpy(&v, (const uint8_t *)spec->pData + e->offset,
+						       e->size);
+						r->value = v;
+					}
+				}
+				r->value &= width_mask(t->width);
+				r->width = t->width;
+				r->known = 1;
+			}
+			break;
+		case OP_CONSTANT_COMPOSITE:
+		case OP_SPEC_CONSTANT_COMPOSITE:
+			if (len >= 3 && o[1] < bound) {
+				ids[o[1]].first = (uint32_t)(at + 3);
+				ids[o[1]].count = len - 3;
+			}
+			break;
+		case OP_SPEC_CONSTANT_OP:
+			if (len >= 5 && o[0] < bound && o[1] < bound && ids[o[0]].width) {
+				uint32_t width = ids[o[0]].width, opc = o[2];
+				struct fold_id *a = o[3] < bound ? &ids[o[3]] : NULL;
+				struct fold_id *b = len >= 6 && o[4] < bound ? &ids[o[4]] : NULL;
+				bool ok = false;
+				uint64_t v = 0;
+
+				if (opc == OPC_COMPOSITE_EXTRACT && len == 6 && a && a->count &&
+				    o[4] < a->count && code[a->first + o[4]] < bound &&
+				    ids[code[a->first + o[4]]].known) {
+					v = ids[code[a->first + o[4]]].value;
+					ok = true;
+				} else if (len == 6 && a && b && a->known && b->known) {
+					ok = true;
+					switch (opc) {
+					case OPC_IADD:
+						v = a->value + b->value;
+						break;
+					case OPC_ISUB:
+						v = a->value - b->value;
+						break;
+					case OPC_IMUL:
+						v = a->value * b->value;
+						break;
+					case OPC_UDIV:
+						ok = b->value != 0;
+						v = ok ? a->value / b->value : 0;
+						break;
+					case OPC_UMOD:
+						ok = b->value != 0;
+						v = ok ? a->value % b->value : 0;
+						break;
+					case OPC_SHIFT_LEFT_LOGICAL:
+						ok = b->value < width;
+						v = ok ? a->value << b->value : 0;
+						break;
+					case OPC_SHIFT_RIGHT_LOGICAL:
+						ok = b->value < width;
+						v = ok ? a->value >> b->value : 0;
+						break;
+					default:
+						ok = false;
+						break;
+					}
+				}
+				if (ok) {
+					r = &ids[o[1]];
+					r->value = v & width_mask(width);
+					r->width = (uint8_t)width;
+					r->known = 1;
+					/* OpConstant <type> <id> <value...>: never longer than the op. */
+					w[len_out] = (width > 32 ? 5u : 4u) << 16 | OP_CONSTANT;
+					w[len_out + 1] = o[0];
+					w[len_out + 2] = o[1];
+					w[len_out + 3] = (uint32_t)r->value;
+					if (width > 32)
+						w[len_out + 4] = (uint32_t)(r->value >> 32);
+					len_out += width > 32 ? 5 : 4;
+					folds++;
+					at += len;
+					continue;
+				}
+			}
+			break;
+		default:
+			break;
+		}
+		memcpy(w + len_out, code + at, len * 4);
+		len_out += len;
+		at += len;
+	}
+	free(ids);
+	if (!folds) {
+		free(w);
+		return VK_SUCCESS;
+	}
+	mdgpu_vk_debug("SPIR-V: %u specialization constant operations folded", folds);
+	*out = w;
+	*out_size = len_out * 4;
+	return VK_SUCCESS;
 }
