@@ -27,6 +27,7 @@ import { buildGuestDriver } from '../../src/guest/build.js';
 import { guestImage, GUEST_MODULE_PATH } from '../../src/guest/image.js';
 import { setLogSink } from '../../src/log.js';
 import { APERTURE_BAR } from '../../src/vgpu/device.js';
+import { MDGPU_CONTRACT_MAJOR, MDGPU_CONTRACT_MINOR } from '../../src/vgpu/regs.js';
 import { IrqIndex } from '../../src/pci/irqs.js';
 import type { QueueStats } from '../../src/vgpu/queues.js';
 
@@ -133,8 +134,8 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   t.ok(ended, 'the init script ran to completion');
   t.ok(lines.includes(`${MARKER} insmod ok`), 'insmod mdgpu.ko');
   t.ok(
-    lines.some((l) => /mdgpu0: mdgpu contract 1\.2, .* 4 MSI-X vectors, compute backend/.test(l)),
-    'probe: contract 1.2, four MSI-X vectors, a compute backend',
+    lines.some((l) => new RegExp(`mdgpu0: mdgpu contract ${MDGPU_CONTRACT_MAJOR}\\.${MDGPU_CONTRACT_MINOR}, .* 4 MSI-X vectors, compute backend`).test(l)),
+    `probe: contract ${MDGPU_CONTRACT_MAJOR}.${MDGPU_CONTRACT_MINOR}, four MSI-X vectors, a compute backend`,
   );
 
   // ---- mdgpu-run, in the guest ----
