@@ -444,8 +444,9 @@ static VkResult submit(struct mdgpu_vk_queue *queue, const struct submit_batch *
 	for (uint32_t i = 0; i < count && result == VK_SUCCESS; i++)
 		result = submit_batch(queue, &batches[i]);
 	if (result == VK_SUCCESS && f) {
-		f->signaled = false;
-		f->value = atomic_load(&queue->submitted);
+		/* Other threads may be waiting for it already (they read it atomically). */
+		__atomic_store_n(&f->value, atomic_load(&queue->submitted), __ATOMIC_RELEASE);
+		__atomic_store_n(&f->signaled, false, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&queue->lock);
 	return result;
