@@ -6,9 +6,10 @@
  * is still mapped, holds a queue or has a fence waiter.
  *
  * mmap offsets are aperture offsets: a mapping must start exactly at a buffer of this file and
- * may not extend beyond it. It maps the aperture pages (BAR0) write-combined, straight from
- * guest physical memory that QEMU backs with mdgpu's memfd, so loads and stores cost no VM
- * exit. Mappings are counted (vm_ops open/close) so that BO_DESTROY can refuse while one
+ * may not extend beyond it. It maps the aperture pages (BAR0) write-combined, or write-back
+ * for buffers created with MDGPU_BO_CACHED (contract 1.3: the aperture is RAM on the host, and
+ * a CPU reading results wants its caches), straight from guest physical memory that QEMU backs
+ * with mdgpu's memfd, so loads and stores cost no VM exit. Mappings are counted (vm_ops open/close) so that BO_DESTROY can refuse while one
  * exists: otherwise the freed range could be handed to another context while this process
  * still maps it.
  */
@@ -117,14 +118,16 @@ int mdgpu_bo_create_ioctl(struct mdgpu_file *mf, void *data)
 		ret = -ENODEV;
 		goto err_unlock;
 	}
+	/* The uapi's flag bits are the device's BO_ALLOC flags (asserted in mdgpu_file.c). */
 	ret = mdgpu_mbox_bo_alloc(mdev, mf->ctx, args->size, args->align_log2,
-				  &handle, &offset);
+				  args->flags, &handle, &offset);
 	if (ret)
 		goto err_unlock;
 
 	bo->handle = handle;
 	bo->offset = offset;
 	bo->size = size;
+	bo->cached = args->flags & MDGPU_BO_CACHED;
 	/* What the device hands out is mapped into userspace: check it is sane first. */
 	if (!handle || offset < mdev->alloc_base ||
 	    !IS_ALIGNED(offset, align) || !IS_ALIGNED(offset, PAGE_SIZE) ||
@@ -253,7 +256,7 @@ static const struct vm_operations_struct mdgpu_bo_vm_ops = {
 };
 
 /**
- * mdgpu_bo_mmap() - map a whole buffer, or its beginning, write-combined
+ * mdgpu_bo_mmap() - map a whole buffer, or its beginning, write-combined (write-back if CACHED)
  * @mf: the file; the caller holds its lock and has checked its context
  * @vma: a shared mapping whose offset is the buffer's aperture offset
  *
@@ -270,8 +273,10 @@ int mdgpu_bo_mmap(struct mdgpu_file *mf, struct vm_area_struct *vma)
 	bo = mdgpu_bo_find_range(mf, offset, vma->vm_end - vma->vm_start);
 	if (!bo || bo->offset != offset)
 		return -EINVAL;
-	ret = mdgpu_mmap_aperture(mf->mdev, vma,
-				  pgprot_writecombine(vma->vm_page_prot));
+	ret = mdgpu_mmap_aperture(
+		mf->mdev, vma,
+		bo->cached ? vma->vm_page_prot :
+			     pgprot_writecombine(vma->vm_page_prot));
 	if (ret)
 		return ret;
 	bo->map_count++;

@@ -18,6 +18,7 @@ struct vm_area_struct;
  * @map_count: VMAs mapping this buffer (vm_ops open/close); guarded by &mdgpu_file.lock
  * @queue: the queue this buffer holds, or 0; guarded by &mdgpu_file.lock
  * @waiters: fence waits sleeping on this buffer; guarded by &mdgpu_file.lock
+ * @cached: created with MDGPU_BO_CACHED: mapped write-back rather than write-combined
  *
  * A buffer that is mapped, holds a queue or has waiters cannot be destroyed (-EBUSY).
  */
@@ -28,6 +29,7 @@ struct mdgpu_bo {
 	unsigned int map_count;
 	u32 queue;
 	unsigned int waiters;
+	bool cached;
 };
 
 struct mdgpu_bo *mdgpu_bo_find_range(struct mdgpu_file *mf, u64 offset,

@@ -174,6 +174,10 @@ static int mdgpu_query_compute_params(struct mdgpu_device *mdev)
 	    mdgpu_mbox_query(mdev, MDGPU_QUERY_KERNEL_BUILD_MS,
 			     &mdev->kernel_build_ms))
 		mdev->kernel_build_ms = 0;
+	/* Contract 1.3: the capability record (0: the device has none). */
+	if (MDGPU_FIELD_GET(VERSION, MINOR, mdev->version) < 3 ||
+	    mdgpu_mbox_query(mdev, MDGPU_QUERY_CAPS_SIZE, &mdev->caps_size))
+		mdev->caps_size = 0;
 	mdev->has_backend = has_backend ? 1 : 0;
 	mdev->max_queues = min_t(u64, max_queues, U32_MAX);
 	mdev->max_kernels = min_t(u64, max_kernels, U32_MAX);
@@ -358,23 +362,15 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_irq;
 
 	/*
-	 * Fence waits read the aperture. Only [alloc_base, end) is mapped: no buffer is below it,
-	 * and leaving out the trapped window page keeps PAT from turning the uncached userspace
-	 * mapping of the window into a write-combined one (x86 gives a second mapping of a range
-	 * the memory type of the first), which would merge trapped accesses.
+	 * The driver keeps no mapping of the aperture of its own: a fence wait maps the page of its
+	 * fence with its buffer's memory type (mdgpu_fence.c). x86 PAT gives every mapping of a
+	 * range the memory type of the first, so a standing write-combined mapping of the whole
+	 * aperture would silently turn the write-back mappings of CACHED buffers (and the uncached
+	 * one of the trapped window) write-combined.
 	 */
-	mdev->aperture =
-		pci_iomap_wc_range(pdev, MDGPU_APERTURE_BAR, mdev->alloc_base,
-				   mdev->aperture_size - mdev->alloc_base);
-	if (!mdev->aperture) {
-		dev_err(dev, "cannot map BAR%d\n", MDGPU_APERTURE_BAR);
-		ret = -ENOMEM;
-		goto err_irq;
-	}
-
 	ret = ida_alloc(&mdgpu_ida, GFP_KERNEL);
 	if (ret < 0)
-		goto err_aperture;
+		goto err_irq;
 	mdev->index = ret;
 	snprintf(mdev->name, sizeof(mdev->name), MDGPU_DRV_NAME "%d",
 		 mdev->index);
@@ -405,8 +401,6 @@ static int mdgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 err_ida:
 	pci_set_drvdata(pdev, NULL);
 	ida_free(&mdgpu_ida, mdev->index);
-err_aperture:
-	pci_iounmap(pdev, mdev->aperture);
 err_irq:
 	mdgpu_wr32(mdev, MDGPU_REG_IRQ_ENABLE, 0);
 	mdgpu_free_irqs(mdev);
@@ -441,8 +435,8 @@ static void mdgpu_remove(struct pci_dev *pdev)
 	mutex_unlock(&mdev->mbox_lock);
 
 	/*
-	 * Fence waiters see gone and leave with -ENODEV; the aperture stays mapped until the
-	 * last of them has stopped reading it. No new waiter can start: every file's context is
+	 * Fence waiters see gone and leave with -ENODEV; the BAR stays reserved until the last
+	 * of them has stopped reading (and unmapped) its fence page. No new waiter can start: every file's context is
 	 * gone, and waits start only under the file's lock with a live context.
 	 */
 	wake_up_all(&mdev->kernel_wq);
@@ -452,8 +446,6 @@ static void mdgpu_remove(struct pci_dev *pdev)
 	mdgpu_wr32(mdev, MDGPU_REG_IRQ_ENABLE, 0);
 	mdgpu_free_irqs(mdev);
 	pci_free_irq_vectors(pdev);
-	pci_iounmap(pdev, mdev->aperture);
-	mdev->aperture = NULL;
 	pci_iounmap(pdev, mdev->regs);
 	mdev->regs = NULL;
 	pci_release_regions(pdev);

@@ -24,7 +24,8 @@
  *
  * Fence waits (MDGPU_IOCTL_WAIT_FENCE) sleep holding no lock: they pin their buffer
  * (&mdgpu_bo.waiters, under the file's lock) and count themselves in
- * &mdgpu_device.fence_waiters, which remove drains before it unmaps the aperture.
+ * &mdgpu_device.fence_waiters, which remove drains before it releases the BARs; each wait
+ * maps the page of its fence itself, with its buffer's memory type.
  */
 #ifndef __MDGPU_DRV_H__
 #define __MDGPU_DRV_H__
@@ -80,9 +81,6 @@ struct mdgpu_irq_vector {
  * @regs: BAR2, the trapped register page
  * @aperture_phys: bus address of BAR0; pages of it are handed to userspace with mmap()
  * @aperture_size: size of BAR0 in bytes
- * @aperture: the kernel's own write-combined mapping of BAR0 from @alloc_base to its end,
- *	where buffers live (fence waits read it); the trapped window page is left out so that
- *	its userspace mapping keeps its uncached memory type
  * @has_backend: QUERY HAS_BACKEND (0 on a contract 1.0 device)
  * @max_queues: QUERY MAX_QUEUES
  * @max_kernels: QUERY MAX_KERNELS
@@ -110,6 +108,7 @@ struct mdgpu_irq_vector {
  * @kernel_wq: kernel-build waiters, woken by the KERNEL interrupt and by remove
  * @kernel_seq: counts KERNEL interrupts, so a waiter knows a build may have ended
  * @kernel_build_ms: QUERY KERNEL_BUILD_MS (0 before contract 1.2)
+ * @caps_size: QUERY CAPS_SIZE, bytes of the capability record (0 before contract 1.3)
  * @mbox_lock: serialises mailbox operations; guards @gone for them
  * @mbox_wq: mailbox waiters, woken by the interrupt handler
  * @mbox_timeouts: mailbox operations that did not complete in time
@@ -129,7 +128,6 @@ struct mdgpu_device {
 	void __iomem *regs;
 	phys_addr_t aperture_phys;
 	u64 aperture_size;
-	void __iomem *aperture;
 	u32 version;
 	u64 alloc_base;
 	u64 quota;
@@ -160,6 +158,7 @@ struct mdgpu_device {
 	wait_queue_head_t kernel_wq;
 	atomic_t kernel_seq;
 	u64 kernel_build_ms;
+	u64 caps_size;
 
 	struct mutex mbox_lock;
 	wait_queue_head_t mbox_wq;
@@ -236,7 +235,7 @@ int mdgpu_mbox_query(struct mdgpu_device *mdev, u32 param, u64 *value);
 int mdgpu_mbox_ctx_create(struct mdgpu_device *mdev, u32 *ctx);
 int mdgpu_mbox_ctx_destroy(struct mdgpu_device *mdev, u32 ctx, u32 *freed);
 int mdgpu_mbox_bo_alloc(struct mdgpu_device *mdev, u32 ctx, u64 size,
-			u32 align_log2, u32 *handle, u64 *offset);
+			u32 align_log2, u32 flags, u32 *handle, u64 *offset);
 int mdgpu_mbox_bo_free(struct mdgpu_device *mdev, u32 ctx, u32 handle);
 int mdgpu_mbox_queue_create(struct mdgpu_device *mdev, u32 ctx, u32 handle,
 			    u32 priority, u32 *queue);
@@ -244,7 +243,11 @@ int mdgpu_mbox_queue_destroy(struct mdgpu_device *mdev, u32 ctx, u32 queue);
 int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle,
 			     u32 offset, u32 size, u32 bindings, u32 push_bytes,
 			     u32 *kernel);
+int mdgpu_mbox_kernel_create2(struct mdgpu_device *mdev, u32 ctx, u32 handle,
+			      u32 offset, u32 size, u32 *kernel);
 int mdgpu_mbox_kernel_destroy(struct mdgpu_device *mdev, u32 ctx, u32 kernel);
+int mdgpu_mbox_caps_read(struct mdgpu_device *mdev, u32 ctx, u32 handle,
+			 u32 offset, u32 *size);
 int mdgpu_mbox_kernel_status(struct mdgpu_device *mdev, u32 ctx, u32 kernel,
 			     u32 *state, u32 *result);
 int mdgpu_mbox_result_to_errno(u32 result);

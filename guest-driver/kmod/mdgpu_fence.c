@@ -3,10 +3,11 @@
  * mdgpu guest driver: fence waits. A fence is a u64 in a buffer that submissions write with
  * rising values; MDGPU_IOCTL_WAIT_FENCE sleeps until it reaches a value, woken by the FENCE and
  * ERROR interrupts (mdgpu_drv.c explains why none is lost) and, for fences written without an
- * interrupt, every fence_poll_ms. The driver reads fences through its own write-combined
- * mapping of the aperture. A wait sleeps holding no lock: it pins its buffer
- * (&mdgpu_bo.waiters) and counts itself in &mdgpu_device.fence_waiters, which remove drains
- * before it unmaps the aperture.
+ * interrupt, every fence_poll_ms. A wait maps the page of its fence for as long as it lasts,
+ * with the memory type of its buffer's userspace mappings (write-combined, or write-back for
+ * CACHED buffers: x86 PAT wants one memory type per page). It sleeps holding no lock: it pins
+ * its buffer (&mdgpu_bo.waiters) and counts itself in &mdgpu_device.fence_waiters, which
+ * remove drains before it releases the BAR.
  */
 #include <linux/hrtimer.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
@@ -93,7 +94,10 @@ int mdgpu_wait_fence_ioctl(struct mdgpu_file *mf, void *data)
 {
 	struct mdgpu_device *mdev = mf->mdev;
 	struct mdgpu_wait_fence *args = data;
+	void __iomem *page;
 	const void __iomem *addr;
+	phys_addr_t phys;
+	bool cached;
 	ktime_t start, deadline;
 	struct mdgpu_bo *bo;
 	u64 seen = 0;
@@ -120,12 +124,13 @@ int mdgpu_wait_fence_ioctl(struct mdgpu_file *mf, void *data)
 	}
 	/*
 	 * Pin the buffer (BO_DESTROY says -EBUSY) so the range read is not handed to another
-	 * context meanwhile, and count the wait so remove keeps the aperture mapped until it
+	 * context meanwhile, and count the wait so remove keeps the BAR reserved until it
 	 * leaves. A live context under the file's lock means remove has not revoked this file.
 	 */
 	bo->waiters++;
 	atomic_inc(&mdev->fence_waiters);
-	addr = mdev->aperture + (bo->offset - mdev->alloc_base) + args->offset;
+	phys = mdev->aperture_phys + bo->offset + (args->offset & PAGE_MASK);
+	cached = bo->cached;
 	mutex_unlock(&mf->lock);
 
 	atomic64_inc(&mdev->fence_waits);
@@ -133,6 +138,15 @@ int mdgpu_wait_fence_ioctl(struct mdgpu_file *mf, void *data)
 	/* Far beyond any real wait, and start + it cannot overflow. */
 	deadline =
 		ktime_add_ns(start, min_t(u64, args->timeout_ns, S64_MAX / 4));
+
+	/* A u64 at an 8-aligned offset never crosses a page. */
+	page = cached ? ioremap_cache(phys, PAGE_SIZE) :
+			ioremap_wc(phys, PAGE_SIZE);
+	if (!page) {
+		ret = -ENOMEM;
+		goto out_unpin;
+	}
+	addr = page + offset_in_page(args->offset);
 	ret = 0;
 	if (!mdgpu_fence_done(mdev, addr, args->value, &seen))
 		ret = args->timeout_ns ?
@@ -144,11 +158,13 @@ int mdgpu_wait_fence_ioctl(struct mdgpu_file *mf, void *data)
 		ret = -ENODEV;
 	else if ((seen & ~MDGPU_FENCE_ERROR) >= args->value)
 		ret = seen & MDGPU_FENCE_ERROR ? -EIO : 0;
+	iounmap(page);
 
+out_unpin:
 	mutex_lock(&mf->lock);
 	bo->waiters--;
 	mutex_unlock(&mf->lock);
-	/* Not a read of the aperture after this. */
+	/* Not an access to the BAR after this. */
 	if (atomic_dec_and_test(&mdev->fence_waiters) && READ_ONCE(mdev->gone))
 		wake_up_all(&mdev->fence_wq);
 

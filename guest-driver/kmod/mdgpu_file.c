@@ -3,7 +3,7 @@
  * mdgpu guest driver: /dev/mdgpuN. One open file is one device context (CTX_CREATE at open,
  * CTX_DESTROY at release, which frees all of its buffers, queues and kernels on the device).
  * This file has what every area shares: open and release, the ioctl table and its dispatcher,
- * the ioctls about the device as a whole (GET_INFO, GET_COMPUTE_INFO, MARK) and mmap, which
+ * the ioctls about the device as a whole (GET_INFO, GET_COMPUTE_INFO, MARK, CAPS_READ) and mmap, which
  * hands the aperture offset to the buffer (mdgpu_bo.c) or the trapped window (mdgpu_window.c).
  * Queues are in mdgpu_queue.c, kernels in mdgpu_kernel.c, fence waits in mdgpu_fence.c.
  */
@@ -37,6 +37,7 @@ static_assert(MDGPU_KERNEL_MAX_SPIRV == MDGPU_HW_KERNEL_MAX_SPIRV);
 static_assert(MDGPU_KERNEL_MAX_BINDINGS == MDGPU_HW_KERNEL_MAX_BINDINGS);
 static_assert(MDGPU_KERNEL_MAX_PUSH_BYTES == MDGPU_HW_KERNEL_MAX_PUSH_BYTES);
 static_assert(MDGPU_FENCE_ERROR == MDGPU_HW_FENCE_ERROR);
+static_assert(MDGPU_BO_CACHED == MDGPU_BO_FLAG_CACHED);
 
 static int mdgpu_open(struct inode *inode, struct file *filp)
 {
@@ -249,6 +250,61 @@ static int mdgpu_mark_ioctl(struct mdgpu_file *mf, void *data)
 	return ret;
 }
 
+/**
+ * mdgpu_caps_read_ioctl() - MDGPU_IOCTL_CAPS_READ: the device writes its capability record
+ * into a buffer of the file (contract 1.3)
+ * @mf: the file
+ * @data: struct mdgpu_caps_read
+ *
+ * Return: 0, -EINVAL (flags, padding, an offset that is misaligned or leaves no room for the
+ * record), -ENOENT (not a buffer of this file), -EOPNOTSUPP (no record: a device before 1.3 or
+ * without a compute backend), -ENODEV, or the mailbox's errno.
+ */
+static int mdgpu_caps_read_ioctl(struct mdgpu_file *mf, void *data)
+{
+	struct mdgpu_device *mdev = mf->mdev;
+	struct mdgpu_caps_read *args = data;
+	struct mdgpu_bo *bo;
+	u32 size = 0;
+	int ret;
+
+	if (args->flags || args->pad || !IS_ALIGNED(args->offset, 8))
+		return -EINVAL;
+	if (!mdev->caps_size)
+		return -EOPNOTSUPP;
+
+	mutex_lock(&mf->lock);
+	if (!mf->ctx) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	bo = args->handle ? xa_load(&mf->bos, args->handle) : NULL;
+	if (!bo) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	if (args->offset > bo->size ||
+	    mdev->caps_size > bo->size - args->offset) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	ret = mdgpu_mbox_caps_read(mdev, mf->ctx, bo->handle, args->offset,
+				   &size);
+	/* The device wrote what it said, inside the range checked above. */
+	if (!ret && size > bo->size - args->offset) {
+		dev_err_ratelimited(
+			&mdev->pdev->dev,
+			"CAPS_READ says it wrote %u bytes at 0x%llx of a %llu-byte buffer\n",
+			size, args->offset, bo->size);
+		ret = -EIO;
+	}
+out_unlock:
+	mutex_unlock(&mf->lock);
+	if (!ret)
+		args->size = size;
+	return ret;
+}
+
 /*
  * ---- the ioctl table ----
  *
@@ -296,6 +352,8 @@ union mdgpu_ioctl_args {
 	struct mdgpu_kernel_destroy kernel_destroy;
 	struct mdgpu_wait_fence wait_fence;
 	struct mdgpu_mark mark;
+	struct mdgpu_caps_read caps_read;
+	struct mdgpu_kernel_create2 kernel_create2;
 };
 
 /* The first ioctl number; the table is indexed by number - this. */
@@ -340,6 +398,11 @@ static const struct mdgpu_ioctl_desc mdgpu_ioctls[] = {
 			mdgpu_wait_fence_ioctl, NULL),
 	MDGPU_IOCTL_DEF(MDGPU_IOCTL_MARK, MDGPU_ARGS_IN, mdgpu_mark_ioctl,
 			NULL),
+	MDGPU_IOCTL_DEF(MDGPU_IOCTL_CAPS_READ, MDGPU_ARGS_IN | MDGPU_ARGS_OUT,
+			mdgpu_caps_read_ioctl, NULL),
+	MDGPU_IOCTL_DEF(MDGPU_IOCTL_KERNEL_CREATE2,
+			MDGPU_ARGS_IN | MDGPU_ARGS_OUT,
+			mdgpu_kernel_create2_ioctl, mdgpu_kernel_create2_undo),
 };
 
 static long mdgpu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
@@ -384,7 +447,8 @@ static long mdgpu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
  * mdgpu_mmap_aperture() - map aperture pages into a VMA
  * @mdev: the device
  * @vma: the mapping; its offset is the aperture offset
- * @prot: the memory type (write-combined for buffers, uncached for the window)
+ * @prot: the memory type (write-combined or, for CACHED buffers, write-back; uncached for the
+ *	window)
  *
  * Return: 0 or the error of io_remap_pfn_range().
  */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * mdgpu guest driver: compute kernels. KERNEL_CREATE hands the device SPIR-V placed in a buffer
- * of the file; the device copies it out inside the mailbox operation, so the buffer may go
+ * of the file (KERNEL_CREATE2, contract 1.3: a kernel record naming the SPIR-V, its entry point
+ * and specialization constants in the same buffer); the device copies it out inside the mailbox operation, so the buffer may go
  * right after. Since contract 1.2 the device validates and compiles it afterwards, off its
  * control path: MDGPU_IOCTL_KERNEL_CREATE then sleeps, without the file's lock, until the build
  * ended (KERNEL_STATUS, woken by the KERNEL interrupt) and hands out only a READY kernel.
@@ -105,6 +106,47 @@ static void mdgpu_kernel_discard(struct mdgpu_file *mf, u32 id,
 	mutex_unlock(&mf->lock);
 }
 
+/*
+ * The part of KERNEL_CREATE and KERNEL_CREATE2 after the device created kernel @id (under the
+ * file's lock, which this releases): record it in @k, then wait for its build without the lock,
+ * so other ioctls of this file (other threads creating kernels, submitting, waiting) go on
+ * meanwhile. Returns 0 once it is READY; on failure the kernel and @k are gone.
+ */
+static int mdgpu_kernel_add_and_wait(struct mdgpu_file *mf, u32 id,
+				     struct mdgpu_kernel *k)
+{
+	struct mdgpu_device *mdev = mf->mdev;
+	int ret;
+
+	lockdep_assert_held(&mf->lock);
+	k->id = id;
+	ret = xa_insert(&mf->kernels, id, k, GFP_KERNEL);
+	if (ret) {
+		if (ret == -EBUSY) {
+			dev_err_ratelimited(
+				&mdev->pdev->dev,
+				"the device returned kernel %u, which is in use\n",
+				id);
+			ret = -EIO;
+		}
+		mdgpu_mbox_kernel_destroy(mdev, mf->ctx, id);
+		mutex_unlock(&mf->lock);
+		kfree(k);
+		return ret;
+	}
+	mutex_unlock(&mf->lock);
+
+	/* Contract 1.2: the device builds the kernel after the mailbox operation returned. */
+	if (MDGPU_FIELD_GET(VERSION, MINOR, mdev->version) >= 2) {
+		ret = mdgpu_kernel_wait_built(mf, id);
+		if (ret) {
+			mdgpu_kernel_discard(mf, id, k);
+			return ret;
+		}
+	}
+	return 0;
+}
+
 /**
  * mdgpu_kernel_create_ioctl() - MDGPU_IOCTL_KERNEL_CREATE: build a kernel from SPIR-V
  * @mf: the file
@@ -161,44 +203,32 @@ int mdgpu_kernel_create_ioctl(struct mdgpu_file *mf, void *data)
 				       args->push_bytes, &id);
 	if (ret)
 		goto err_unlock;
-	k->id = id;
 	k->bindings = args->bindings;
 	k->push_bytes = args->push_bytes;
-	ret = xa_insert(&mf->kernels, id, k, GFP_KERNEL);
-	if (ret) {
-		if (ret == -EBUSY) {
-			dev_err_ratelimited(
-				&mdev->pdev->dev,
-				"KERNEL_CREATE returned kernel %u, which is in use\n",
-				id);
-			ret = -EIO;
-		}
-		goto err_destroy_device;
-	}
-	mutex_unlock(&mf->lock);
+	ret = mdgpu_kernel_add_and_wait(mf, id, k);
+	if (!ret)
+		args->kernel = id;
+	return ret;
 
-	/*
-	 * Contract 1.2: the device builds the kernel after the mailbox operation returned. Wait
-	 * without the file's lock, so other ioctls of this file (other threads creating kernels,
-	 * submitting, waiting) go on meanwhile.
-	 */
-	if (MDGPU_FIELD_GET(VERSION, MINOR, mdev->version) >= 2) {
-		ret = mdgpu_kernel_wait_built(mf, id);
-		if (ret) {
-			mdgpu_kernel_discard(mf, id, k);
-			return ret;
-		}
-	}
-
-	args->kernel = id;
-	return 0;
-
-err_destroy_device:
-	mdgpu_mbox_kernel_destroy(mdev, mf->ctx, id);
 err_unlock:
 	mutex_unlock(&mf->lock);
 	kfree(k);
 	return ret;
+}
+
+/* Destroy kernel @id of the file, if it is one (the undo of a create). */
+static void mdgpu_kernel_forget(struct mdgpu_file *mf, u32 id)
+{
+	struct mdgpu_kernel *k;
+
+	mutex_lock(&mf->lock);
+	k = mf->ctx && id ? xa_load(&mf->kernels, id) : NULL;
+	if (k) {
+		mdgpu_mbox_kernel_destroy(mf->mdev, mf->ctx, k->id);
+		xa_erase(&mf->kernels, k->id);
+		kfree(k);
+	}
+	mutex_unlock(&mf->lock);
 }
 
 /**
@@ -211,16 +241,80 @@ err_unlock:
 void mdgpu_kernel_create_undo(struct mdgpu_file *mf, void *data)
 {
 	struct mdgpu_kernel_create *args = data;
+
+	mdgpu_kernel_forget(mf, args->kernel);
+}
+
+/**
+ * mdgpu_kernel_create2_ioctl() - MDGPU_IOCTL_KERNEL_CREATE2: build a kernel from a kernel record
+ * @mf: the file
+ * @data: struct mdgpu_kernel_create2
+ *
+ * The record (struct mdgpu_kernel_desc) and everything it names lie in one buffer of the file;
+ * the device reads and checks them all inside the mailbox operation (contract 1.3), so the
+ * driver checks only that the record is inside the buffer.
+ *
+ * Return: as mdgpu_kernel_create_ioctl().
+ */
+int mdgpu_kernel_create2_ioctl(struct mdgpu_file *mf, void *data)
+{
+	struct mdgpu_device *mdev = mf->mdev;
+	struct mdgpu_kernel_create2 *args = data;
 	struct mdgpu_kernel *k;
+	struct mdgpu_bo *bo;
+	u32 id;
+	int ret;
+
+	if (args->flags)
+		return -EINVAL;
+	if (args->size < MDGPU_KERNEL_DESC_MIN_SIZE ||
+	    args->size > MDGPU_KERNEL_DESC_MAX_SIZE ||
+	    !IS_ALIGNED(args->offset, 8) || args->offset > U32_MAX)
+		return -EINVAL;
+
+	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	if (!k)
+		return -ENOMEM;
 
 	mutex_lock(&mf->lock);
-	k = mf->ctx ? xa_load(&mf->kernels, args->kernel) : NULL;
-	if (k) {
-		mdgpu_mbox_kernel_destroy(mf->mdev, mf->ctx, k->id);
-		xa_erase(&mf->kernels, k->id);
-		kfree(k);
+	if (!mf->ctx) {
+		ret = -ENODEV;
+		goto err_unlock;
 	}
+	bo = args->handle ? xa_load(&mf->bos, args->handle) : NULL;
+	if (!bo) {
+		ret = -ENOENT;
+		goto err_unlock;
+	}
+	if (args->offset > bo->size || args->size > bo->size - args->offset) {
+		ret = -EINVAL;
+		goto err_unlock;
+	}
+	ret = mdgpu_mbox_kernel_create2(mdev, mf->ctx, bo->handle, args->offset,
+					args->size, &id);
+	if (ret)
+		goto err_unlock;
+	ret = mdgpu_kernel_add_and_wait(mf, id, k);
+	if (!ret)
+		args->kernel = id;
+	return ret;
+
+err_unlock:
 	mutex_unlock(&mf->lock);
+	kfree(k);
+	return ret;
+}
+
+/**
+ * mdgpu_kernel_create2_undo() - destroy a kernel whose id never reached userspace
+ * @mf: the file
+ * @data: struct mdgpu_kernel_create2 as mdgpu_kernel_create2_ioctl() filled it in
+ */
+void mdgpu_kernel_create2_undo(struct mdgpu_file *mf, void *data)
+{
+	struct mdgpu_kernel_create2 *args = data;
+
+	mdgpu_kernel_forget(mf, args->kernel);
 }
 
 /**

@@ -12,8 +12,8 @@ struct mdgpu_file;
 /**
  * struct mdgpu_kernel - a compute kernel of one file
  * @id: device kernel id (also the key in &mdgpu_file.kernels)
- * @bindings: storage buffers it binds
- * @push_bytes: push-constant bytes it takes
+ * @bindings: storage buffers it binds (KERNEL_CREATE; 0 for KERNEL_CREATE2 kernels)
+ * @push_bytes: push-constant bytes it takes (KERNEL_CREATE; 0 for KERNEL_CREATE2 kernels)
  */
 struct mdgpu_kernel {
 	u32 id;
@@ -25,6 +25,8 @@ void mdgpu_kernel_free_all(struct mdgpu_file *mf);
 
 int mdgpu_kernel_create_ioctl(struct mdgpu_file *mf, void *data);
 void mdgpu_kernel_create_undo(struct mdgpu_file *mf, void *data);
+int mdgpu_kernel_create2_ioctl(struct mdgpu_file *mf, void *data);
+void mdgpu_kernel_create2_undo(struct mdgpu_file *mf, void *data);
 int mdgpu_kernel_destroy_ioctl(struct mdgpu_file *mf, void *data);
 
 #endif /* __MDGPU_KERNEL_H__ */

@@ -89,6 +89,7 @@ static const struct {
 	{ MDGPU_OP_QUERY, "QUERY" },
 	{ MDGPU_OP_CTX_CREATE, "CTX_CREATE" },
 	{ MDGPU_OP_CTX_DESTROY, "CTX_DESTROY" },
+	{ MDGPU_OP_CAPS_READ, "CAPS_READ" },
 	{ MDGPU_OP_BO_ALLOC, "BO_ALLOC" },
 	{ MDGPU_OP_BO_FREE, "BO_FREE" },
 	{ MDGPU_OP_BO_INFO, "BO_INFO" },
@@ -97,6 +98,7 @@ static const struct {
 	{ MDGPU_OP_KERNEL_CREATE, "KERNEL_CREATE" },
 	{ MDGPU_OP_KERNEL_DESTROY, "KERNEL_DESTROY" },
 	{ MDGPU_OP_KERNEL_STATUS, "KERNEL_STATUS" },
+	{ MDGPU_OP_KERNEL_CREATE2, "KERNEL_CREATE2" },
 };
 
 static const char *mdgpu_mbox_op_name(u32 opcode)
@@ -222,10 +224,10 @@ int mdgpu_mbox_ctx_destroy(struct mdgpu_device *mdev, u32 ctx, u32 *freed)
 }
 
 int mdgpu_mbox_bo_alloc(struct mdgpu_device *mdev, u32 ctx, u64 size,
-			u32 align_log2, u32 *handle, u64 *offset)
+			u32 align_log2, u32 flags, u32 *handle, u64 *offset)
 {
 	const u32 args[5] = { ctx, lower_32_bits(size), upper_32_bits(size),
-			      align_log2, 0 };
+			      align_log2, flags };
 	u32 rets[3];
 	int ret;
 
@@ -289,6 +291,33 @@ int mdgpu_mbox_kernel_create(struct mdgpu_device *mdev, u32 ctx, u32 handle,
 		return -EIO;
 	}
 	return 0;
+}
+
+int mdgpu_mbox_kernel_create2(struct mdgpu_device *mdev, u32 ctx, u32 handle,
+			      u32 offset, u32 size, u32 *kernel)
+{
+	const u32 args[4] = { ctx, handle, offset, size };
+	int ret;
+
+	ret = mdgpu_mbox_exec(mdev, MDGPU_OP_KERNEL_CREATE2, args,
+			      ARRAY_SIZE(args), kernel, 1);
+	if (ret)
+		return ret;
+	if (unlikely(*kernel == 0)) {
+		dev_err_ratelimited(&mdev->pdev->dev,
+				    "device returned kernel id 0\n");
+		return -EIO;
+	}
+	return 0;
+}
+
+int mdgpu_mbox_caps_read(struct mdgpu_device *mdev, u32 ctx, u32 handle,
+			 u32 offset, u32 *size)
+{
+	const u32 args[3] = { ctx, handle, offset };
+
+	return mdgpu_mbox_exec(mdev, MDGPU_OP_CAPS_READ, args, ARRAY_SIZE(args),
+			       size, 1);
 }
 
 int mdgpu_mbox_kernel_destroy(struct mdgpu_device *mdev, u32 ctx, u32 kernel)

@@ -35,6 +35,9 @@ _Static_assert(MDGPU_KERNEL_MAX_BINDINGS == MDGPU_HW_KERNEL_MAX_BINDINGS, "uapi 
 _Static_assert(MDGPU_KERNEL_MAX_PUSH_BYTES == MDGPU_HW_KERNEL_MAX_PUSH_BYTES, "uapi limit");
 _Static_assert(MDGPU_FENCE_ERROR == MDGPU_HW_FENCE_ERROR, "uapi limit");
 _Static_assert(sizeof(struct mdgpu_queue_control) <= MDGPU_QUEUE_CONTROL_SIZE, "control block");
+_Static_assert(MDGPU_BO_CACHED == MDGPU_BO_FLAG_CACHED, "uapi flag");
+_Static_assert(MDGPU_KERNEL_DESC_MIN_SIZE == sizeof(struct mdgpu_kernel_desc), "kernel record");
+_Static_assert(sizeof(struct mdgpu_caps) == MDGPU_CAPS_SIZE, "capability record");
 
 /* The uAPI layout must not depend on the ABI: no implicit padding anywhere. */
 _Static_assert(sizeof(struct mdgpu_info) == 88, "struct mdgpu_info layout");
@@ -62,6 +65,11 @@ _Static_assert(sizeof(struct mdgpu_kernel_destroy) == 8, "struct mdgpu_kernel_de
 _Static_assert(sizeof(struct mdgpu_wait_fence) == 40, "struct mdgpu_wait_fence layout");
 _Static_assert(offsetof(struct mdgpu_wait_fence, seen) == 32, "struct mdgpu_wait_fence layout");
 _Static_assert(sizeof(struct mdgpu_mark) == 8, "struct mdgpu_mark layout");
+_Static_assert(sizeof(struct mdgpu_caps_read) == 24, "struct mdgpu_caps_read layout");
+_Static_assert(offsetof(struct mdgpu_caps_read, size) == 16, "struct mdgpu_caps_read layout");
+_Static_assert(sizeof(struct mdgpu_kernel_create2) == 24, "struct mdgpu_kernel_create2 layout");
+_Static_assert(offsetof(struct mdgpu_kernel_create2, kernel) == 20,
+	       "struct mdgpu_kernel_create2 layout");
 
 /*
  * An interrupted ioctl is simply made again: the ones that sleep (WAIT_FENCE) update their
@@ -210,6 +218,36 @@ int mdgpu_window_set(struct mdgpu *dev, uint64_t offset)
 	struct mdgpu_window_set args = { .offset = offset };
 
 	return mdgpu_priv_ioctl(dev, MDGPU_IOCTL_WINDOW_SET, &args);
+}
+
+int mdgpu_caps_read(struct mdgpu *dev, struct mdgpu_caps *caps)
+{
+	struct mdgpu_caps_read args = { 0 };
+	struct mdgpu_buffer bo;
+	int ret, r;
+
+	ret = mdgpu_bo_create(dev, 4096, 0, 0, &bo);
+	if (ret)
+		return ret;
+	args.handle = bo.handle;
+	ret = mdgpu_priv_ioctl(dev, MDGPU_IOCTL_CAPS_READ, &args);
+	if (!ret)
+		ret = mdgpu_bo_map(dev, &bo);
+	if (!ret) {
+		/* The record's own version and size say what it holds; later ones only append. */
+		if (args.size < sizeof(*caps) || args.size > bo.size) {
+			ret = -EIO;
+		} else {
+			memcpy(caps, bo.map, sizeof(*caps));
+			if (caps->version < MDGPU_CAPS_VERSION || caps->size < sizeof(*caps))
+				ret = -EIO;
+		}
+		r = mdgpu_bo_unmap(&bo);
+		if (!ret)
+			ret = r;
+	}
+	r = mdgpu_bo_destroy(dev, &bo);
+	return ret ? ret : r;
 }
 
 static const struct {

@@ -3,7 +3,9 @@
  * libmdgpu: a thin C library over /dev/mdgpuN (include/uapi/mdgpu.h).
  *
  * Every function that can fail returns 0 or a negative errno value (never sets errno as its
- * result); mdgpu_strerror() explains one in terms of the device.
+ * result); mdgpu_strerror() explains one in terms of the device. The device's own definitions
+ * come with it: the queue format (mdgpu_cmd.h) and the hardware interface and limits
+ * (mdgpu_hw.h: kernel record flags, capability feature bits, the 1.3 limits).
  */
 #ifndef LIBMDGPU_H
 #define LIBMDGPU_H
@@ -13,6 +15,7 @@
 
 #include "uapi/mdgpu.h"
 #include "mdgpu_cmd.h"
+#include "mdgpu_hw.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,7 +82,7 @@ int mdgpu_get_info(struct mdgpu *dev, struct mdgpu_info *info);
  * @dev: the device
  * @size: bytes, not 0 (rounded up to the allocation granule)
  * @align_log2: 0 (4 KiB) or MDGPU_BO_ALIGN_MIN_LOG2..MDGPU_BO_ALIGN_MAX_LOG2
- * @flags: 0
+ * @flags: 0, or MDGPU_BO_CACHED (contract 1.3): mapped write-back rather than write-combined
  * @bo: receives the buffer (not mapped)
  *
  * Return: 0, -EDQUOT (over the VM's quota), -ENOSPC (no free aperture range), -EMFILE (too
@@ -99,7 +102,8 @@ int mdgpu_bo_create(struct mdgpu *dev, uint64_t size, uint32_t align_log2, uint3
 int mdgpu_bo_destroy(struct mdgpu *dev, struct mdgpu_buffer *bo);
 
 /**
- * mdgpu_bo_map() - map a whole buffer (read/write, shared, write-combined) at @bo->map
+ * mdgpu_bo_map() - map a whole buffer (read/write, shared; write-combined, or write-back if it
+ * was created MDGPU_BO_CACHED) at @bo->map
  * @dev: the device that created it
  * @bo: the buffer; already mapped is not an error
  *
@@ -222,7 +226,10 @@ void mdgpu_sub_fini(struct mdgpu_submission *s);
 int mdgpu_sub_begin(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t fence_offset,
 		    uint64_t fence_value, uint32_t flags);
 
-/** mdgpu_sub_copy() - COPY @size bytes between buffers (offsets and size 4-byte aligned) */
+/**
+ * mdgpu_sub_copy() - COPY @size bytes between buffers (any alignment since contract 1.3; 4-byte
+ * aligned offsets and size before)
+ */
 int mdgpu_sub_copy(struct mdgpu_submission *s, uint32_t src_handle, uint64_t src_offset,
 		   uint32_t dst_handle, uint64_t dst_offset, uint64_t size);
 
@@ -265,6 +272,121 @@ int mdgpu_sub_barrier(struct mdgpu_submission *s);
 
 /** mdgpu_sub_nop() - NOP of @length bytes (a multiple of 8, at least 8) */
 int mdgpu_sub_nop(struct mdgpu_submission *s, uint32_t length);
+
+/**
+ * mdgpu_sub_set_fence() - change the completion fence of a begun submission
+ * @s: the submission
+ * @fence_handle: as mdgpu_sub_begin()
+ * @fence_offset: as mdgpu_sub_begin()
+ * @fence_value: as mdgpu_sub_begin()
+ * @flags: as mdgpu_sub_begin()
+ *
+ * For drivers that learn only when a submission is full whether it is the last of a batch.
+ *
+ * Return: the sticky error, or -EINVAL without mdgpu_sub_begin().
+ */
+int mdgpu_sub_set_fence(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t fence_offset,
+			uint64_t fence_value, uint32_t flags);
+
+/**
+ * struct mdgpu_descriptor - one descriptor of a DISPATCH2 or DISPATCH_INDIRECT (contract 1.3)
+ * @set: descriptor set
+ * @binding: binding in the set
+ * @index: array element
+ * @type: MDGPU_DESCRIPTOR_STORAGE_BUFFER or MDGPU_DESCRIPTOR_UNIFORM_BUFFER
+ * @handle: buffer handle
+ * @pad: 0
+ * @offset: byte offset in the buffer (a multiple of the type's offset alignment)
+ * @range: bytes the kernel sees, > 0
+ */
+struct mdgpu_descriptor {
+	uint32_t set;
+	uint32_t binding;
+	uint32_t index;
+	uint32_t type;
+	uint32_t handle;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t range;
+};
+
+/**
+ * struct mdgpu_grid - the workgroups of a DISPATCH2
+ * @base_x: first workgroup id in x (non-zero bases only for kernels created with
+ *	MDGPU_KERNEL_FLAG_DISPATCH_BASE)
+ * @base_y: first workgroup id in y
+ * @base_z: first workgroup id in z
+ * @groups_x: workgroups in x; a 0 in any count makes the command a no-op
+ * @groups_y: workgroups in y
+ * @groups_z: workgroups in z
+ */
+struct mdgpu_grid {
+	uint32_t base_x, base_y, base_z;
+	uint32_t groups_x, groups_y, groups_z;
+};
+
+/**
+ * mdgpu_sub_dispatch2() - DISPATCH2 a kernel made by mdgpu_kernel_create2() (contract 1.3)
+ * @s: the submission
+ * @kernel: kernel id
+ * @grid: the workgroups
+ * @descriptors: @ndescriptors descriptors, each one the kernel declares
+ * @ndescriptors: at most MDGPU_DISPATCH_MAX_DESCRIPTORS
+ * @push: @push_size bytes of push constants (NULL when 0)
+ * @push_size: as the kernel was created with; padded to 8 in the command
+ *
+ * Return: the sticky error (-ENOMEM, -EINVAL for more descriptors or push bytes than a
+ * command can carry).
+ */
+int mdgpu_sub_dispatch2(struct mdgpu_submission *s, uint32_t kernel, const struct mdgpu_grid *grid,
+			const struct mdgpu_descriptor *descriptors, uint32_t ndescriptors,
+			const void *push, uint32_t push_size);
+
+/**
+ * mdgpu_sub_dispatch_indirect() - DISPATCH_INDIRECT: DISPATCH2 with base 0 and the three u32
+ * group counts read from a buffer when the command is due (contract 1.3)
+ * @s: the submission
+ * @kernel: kernel id
+ * @args_handle: buffer holding the counts
+ * @args_offset: their offset, a multiple of 4
+ * @descriptors: as mdgpu_sub_dispatch2()
+ * @ndescriptors: as mdgpu_sub_dispatch2()
+ * @push: as mdgpu_sub_dispatch2()
+ * @push_size: as mdgpu_sub_dispatch2()
+ *
+ * Return: as mdgpu_sub_dispatch2().
+ */
+int mdgpu_sub_dispatch_indirect(struct mdgpu_submission *s, uint32_t kernel, uint32_t args_handle,
+				uint64_t args_offset, const struct mdgpu_descriptor *descriptors,
+				uint32_t ndescriptors, const void *push, uint32_t push_size);
+
+/**
+ * mdgpu_sub_update() - UPDATE: write @size bytes of inline data at @offset of a buffer, in order
+ * with the other commands (contract 1.3)
+ * @s: the submission
+ * @handle: the buffer
+ * @offset: a multiple of 4
+ * @data: the bytes
+ * @size: a multiple of 4, 1..MDGPU_UPDATE_MAX_BYTES; padded to 8 in the command
+ *
+ * Return: the sticky error (-ENOMEM, -EINVAL for a size no command can carry).
+ */
+int mdgpu_sub_update(struct mdgpu_submission *s, uint32_t handle, uint64_t offset, const void *data,
+		     uint32_t size);
+
+/**
+ * mdgpu_sub_append() - append the commands of another submission (after its SUBMIT header)
+ * @s: the submission, begun
+ * @from: a begun submission whose commands are appended (its header is not)
+ *
+ * For drivers that record command streams ahead of time (a Vulkan command buffer) and join
+ * them into submissions when they are submitted. A stream that does not fit leaves @s as it
+ * was, so the caller can publish @s and begin another.
+ *
+ * Return: 0, -E2BIG when @s would exceed the device's size or command limits (@s unchanged,
+ * no sticky error), the sticky error of @s or @from, or -EINVAL (@from not begun).
+ */
+int mdgpu_sub_append(struct mdgpu_submission *s, const struct mdgpu_submission *from);
 
 /**
  * mdgpu_sub_end() - finish the submission: its length goes into the SUBMIT header
@@ -440,6 +562,95 @@ int mdgpu_kernel_load(struct mdgpu *dev, const char *path, uint32_t bindings, ui
 
 /** mdgpu_kernel_destroy() - destroy a kernel of @dev */
 int mdgpu_kernel_destroy(struct mdgpu *dev, uint32_t kernel);
+
+/**
+ * struct mdgpu_spec_constant - one specialization constant of a kernel (VkSpecializationMapEntry)
+ * @constant_id: the SpecId in the SPIR-V
+ * @offset: where its value starts in the specialization data
+ * @size: 1, 2, 4 or 8 bytes
+ */
+struct mdgpu_spec_constant {
+	uint32_t constant_id;
+	uint32_t offset;
+	uint32_t size;
+};
+
+/**
+ * struct mdgpu_kernel_params - what mdgpu_kernel_create2() builds (contract 1.3)
+ * @spirv: the module
+ * @spirv_size: its size in bytes (a multiple of 4, at most MDGPU_KERNEL_MAX_SPIRV)
+ * @entry: the entry point's name, NULL for "main"
+ * @spec: @spec_count specialization constants (NULL when 0)
+ * @spec_count: at most MDGPU_KERNEL_MAX_SPEC_ENTRIES
+ * @spec_data: @spec_data_size bytes every constant lies in (NULL when 0)
+ * @spec_data_size: at most MDGPU_KERNEL_MAX_SPEC_DATA
+ * @push_bytes: push-constant bytes every dispatch passes (a multiple of 4)
+ * @flags: MDGPU_KERNEL_FLAG_* (MDGPU_KERNEL_FLAG_DISPATCH_BASE)
+ */
+struct mdgpu_kernel_params {
+	const void *spirv;
+	size_t spirv_size;
+	const char *entry;
+	const struct mdgpu_spec_constant *spec;
+	uint32_t spec_count;
+	const void *spec_data;
+	uint32_t spec_data_size;
+	uint32_t push_bytes;
+	uint32_t flags;
+};
+
+/**
+ * mdgpu_kernel_create2() - create a compute kernel from a kernel record (contract 1.3)
+ * @dev: the device
+ * @params: the module, entry point, specialization, push constants and flags
+ * @kernel: receives the kernel id (for DISPATCH2 and DISPATCH_INDIRECT)
+ *
+ * Writes the record (struct mdgpu_kernel_desc) and everything it names into a temporary
+ * buffer, which the device copies out of; the kernel's descriptor layout is whatever its SPIR-V
+ * declares. Sleeps until the device has built the kernel. Thread-safe.
+ *
+ * Return: 0, -EINVAL (refused: bad SPIR-V, entry point, specialization or arguments),
+ * -EOPNOTSUPP (no compute backend, or a device before contract 1.3), -EAGAIN (throttled),
+ * -EDQUOT, -EMFILE (the device's kernel limit), ...
+ */
+int mdgpu_kernel_create2(struct mdgpu *dev, const struct mdgpu_kernel_params *params,
+			 uint32_t *kernel);
+
+/**
+ * mdgpu_kernel_record_size() - bytes mdgpu_kernel_record_write() needs for @params
+ * @params: as mdgpu_kernel_create2()
+ * @size: receives the size
+ *
+ * Return: 0, or -EINVAL for parameters no record can carry.
+ */
+int mdgpu_kernel_record_size(const struct mdgpu_kernel_params *params, size_t *size);
+
+/**
+ * mdgpu_kernel_record_write() - the contents of the buffer KERNEL_CREATE2 reads
+ * @params: as mdgpu_kernel_create2()
+ * @buf: where to write: the record (struct mdgpu_kernel_desc) at 0, then what it names at the
+ *	offsets it gives (relative to @buf)
+ * @size: bytes available at @buf
+ *
+ * For callers that keep their own staging buffer; mdgpu_kernel_create2() uses it.
+ *
+ * Return: 0, -EINVAL (as mdgpu_kernel_record_size()), -E2BIG (@size too small).
+ */
+int mdgpu_kernel_record_write(const struct mdgpu_kernel_params *params, void *buf, size_t size);
+
+/**
+ * mdgpu_caps_read() - the device's capability record (contract 1.3)
+ * @dev: the device
+ * @caps: receives the record (struct mdgpu_caps: little-endian fields, as on the guest CPU)
+ *
+ * Has the device write the record into a temporary buffer and copies it out. A device that
+ * writes a longer record (a later version) has the fields this library knows copied; a shorter
+ * one is refused.
+ *
+ * Return: 0, -EOPNOTSUPP (no record: a device before 1.3 or without a compute backend), -EIO (a
+ * record shorter than struct mdgpu_caps or of another layout), or another negative errno.
+ */
+int mdgpu_caps_read(struct mdgpu *dev, struct mdgpu_caps *caps);
 
 /**
  * mdgpu_submit_error_name() - the name of a submission error code

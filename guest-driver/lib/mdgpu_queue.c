@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * libmdgpu, contract 1.1: the submission encoder, queues (a buffer whose ring userspace fills
+ * libmdgpu, contracts 1.1 and 1.3: the submission encoder (DISPATCH2, DISPATCH_INDIRECT and
+ * UPDATE since 1.3), queues (a buffer whose ring userspace fills
  * and publishes with plain stores), fences and kernels.
  *
  * The submission path makes no system call unless the device asked for a doorbell: the
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mdgpu_hw.h"
 #include "mdgpu_priv.h"
 
 /*
@@ -132,6 +134,21 @@ int mdgpu_sub_begin(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t 
 	put_field(p, mdgpu_cmd_submit, fence_value, fence_value);
 	put_field(p, mdgpu_cmd_submit, fence_buffer, fence_handle);
 	put_field(p, mdgpu_cmd_submit, fence_offset, fence_offset);
+	return 0;
+}
+
+int mdgpu_sub_set_fence(struct mdgpu_submission *s, uint32_t fence_handle, uint64_t fence_offset,
+			uint64_t fence_value, uint32_t flags)
+{
+	if (s->error)
+		return s->error;
+	if (s->len < MDGPU_CMD_SUBMIT_SIZE ||
+	    get_field(s->data, mdgpu_cmd_submit, opcode) != MDGPU_CMD_SUBMIT)
+		return -EINVAL;
+	put_field(s->data, mdgpu_cmd_submit, flags, (uint16_t)flags);
+	put_field(s->data, mdgpu_cmd_submit, fence_value, fence_value);
+	put_field(s->data, mdgpu_cmd_submit, fence_buffer, fence_handle);
+	put_field(s->data, mdgpu_cmd_submit, fence_offset, fence_offset);
 	return 0;
 }
 
@@ -250,6 +267,142 @@ int mdgpu_sub_nop(struct mdgpu_submission *s, uint32_t length)
 	if (!s->error && (length < MDGPU_CMD_HEADER_SIZE || length % MDGPU_CMD_ALIGN))
 		s->error = -EINVAL;
 	return sub_cmd(s, MDGPU_CMD_NOP, 0, length) ? 0 : s->error;
+}
+
+/* The descriptors and push constants after a DISPATCH2 or DISPATCH_INDIRECT header of @head. */
+static void put_dispatch_tail(uint8_t *p, size_t head, const struct mdgpu_descriptor *descriptors,
+			      uint32_t ndescriptors, const void *push, uint32_t push_size)
+{
+	uint32_t i;
+
+	for (i = 0; i < ndescriptors; i++) {
+		uint8_t *d = p + head + (size_t)i * MDGPU_CMD_DESCRIPTOR_SIZE;
+
+		put_field(d, mdgpu_dispatch_descriptor, set, descriptors[i].set);
+		put_field(d, mdgpu_dispatch_descriptor, binding, descriptors[i].binding);
+		put_field(d, mdgpu_dispatch_descriptor, index, descriptors[i].index);
+		put_field(d, mdgpu_dispatch_descriptor, type, descriptors[i].type);
+		put_field(d, mdgpu_dispatch_descriptor, buffer, descriptors[i].handle);
+		put_field(d, mdgpu_dispatch_descriptor, reserved, descriptors[i].pad);
+		put_field(d, mdgpu_dispatch_descriptor, offset, descriptors[i].offset);
+		put_field(d, mdgpu_dispatch_descriptor, range, descriptors[i].range);
+	}
+	if (push_size)
+		memcpy(p + head + (size_t)ndescriptors * MDGPU_CMD_DESCRIPTOR_SIZE, push,
+		       push_size);
+}
+
+/* Length of a DISPATCH2 or DISPATCH_INDIRECT of @head bytes; 0 (and -EINVAL) if none can be. */
+static uint32_t dispatch_length(struct mdgpu_submission *s, size_t head, uint32_t ndescriptors,
+				const void *push, uint32_t push_size)
+{
+	if (s->error)
+		return 0;
+	if (ndescriptors > MDGPU_DISPATCH_MAX_DESCRIPTORS ||
+	    push_size > MDGPU_KERNEL_MAX_PUSH_BYTES || (push_size && !push)) {
+		s->error = -EINVAL;
+		return 0;
+	}
+	return (uint32_t)(head + (size_t)ndescriptors * MDGPU_CMD_DESCRIPTOR_SIZE +
+			  (push_size + MDGPU_CMD_ALIGN - 1) / MDGPU_CMD_ALIGN * MDGPU_CMD_ALIGN);
+}
+
+int mdgpu_sub_dispatch2(struct mdgpu_submission *s, uint32_t kernel, const struct mdgpu_grid *grid,
+			const struct mdgpu_descriptor *descriptors, uint32_t ndescriptors,
+			const void *push, uint32_t push_size)
+{
+	uint32_t length =
+		dispatch_length(s, MDGPU_CMD_DISPATCH2_SIZE, ndescriptors, push, push_size);
+	uint8_t *p;
+
+	if (!length)
+		return s->error;
+	p = sub_cmd(s, MDGPU_CMD_DISPATCH2, 0, length);
+	if (!p)
+		return s->error;
+	put_field(p, mdgpu_cmd_dispatch2, kernel, kernel);
+	put_field(p, mdgpu_cmd_dispatch2, descriptors, ndescriptors);
+	put_field(p, mdgpu_cmd_dispatch2, base_x, grid->base_x);
+	put_field(p, mdgpu_cmd_dispatch2, base_y, grid->base_y);
+	put_field(p, mdgpu_cmd_dispatch2, base_z, grid->base_z);
+	put_field(p, mdgpu_cmd_dispatch2, groups_x, grid->groups_x);
+	put_field(p, mdgpu_cmd_dispatch2, groups_y, grid->groups_y);
+	put_field(p, mdgpu_cmd_dispatch2, groups_z, grid->groups_z);
+	put_field(p, mdgpu_cmd_dispatch2, push_size, push_size);
+	put_dispatch_tail(p, MDGPU_CMD_DISPATCH2_SIZE, descriptors, ndescriptors, push, push_size);
+	return 0;
+}
+
+int mdgpu_sub_dispatch_indirect(struct mdgpu_submission *s, uint32_t kernel, uint32_t args_handle,
+				uint64_t args_offset, const struct mdgpu_descriptor *descriptors,
+				uint32_t ndescriptors, const void *push, uint32_t push_size)
+{
+	uint32_t length =
+		dispatch_length(s, MDGPU_CMD_DISPATCH_INDIRECT_SIZE, ndescriptors, push, push_size);
+	uint8_t *p;
+
+	if (!length)
+		return s->error;
+	p = sub_cmd(s, MDGPU_CMD_DISPATCH_INDIRECT, 0, length);
+	if (!p)
+		return s->error;
+	put_field(p, mdgpu_cmd_dispatch_indirect, kernel, kernel);
+	put_field(p, mdgpu_cmd_dispatch_indirect, descriptors, ndescriptors);
+	put_field(p, mdgpu_cmd_dispatch_indirect, push_size, push_size);
+	put_field(p, mdgpu_cmd_dispatch_indirect, args_buffer, args_handle);
+	put_field(p, mdgpu_cmd_dispatch_indirect, args_offset, args_offset);
+	put_dispatch_tail(p, MDGPU_CMD_DISPATCH_INDIRECT_SIZE, descriptors, ndescriptors, push,
+			  push_size);
+	return 0;
+}
+
+int mdgpu_sub_update(struct mdgpu_submission *s, uint32_t handle, uint64_t offset, const void *data,
+		     uint32_t size)
+{
+	uint32_t length;
+	uint8_t *p;
+
+	if (s->error)
+		return s->error;
+	if (!size || size > MDGPU_UPDATE_MAX_BYTES || !data) {
+		s->error = -EINVAL;
+		return s->error;
+	}
+	length = MDGPU_CMD_UPDATE_SIZE +
+		 (size + MDGPU_CMD_ALIGN - 1) / MDGPU_CMD_ALIGN * MDGPU_CMD_ALIGN;
+	p = sub_cmd(s, MDGPU_CMD_UPDATE, 0, length);
+	if (!p)
+		return s->error;
+	put_field(p, mdgpu_cmd_update, buffer, handle);
+	put_field(p, mdgpu_cmd_update, size, size);
+	put_field(p, mdgpu_cmd_update, offset, offset);
+	memcpy(p + MDGPU_CMD_UPDATE_SIZE, data, size);
+	return 0;
+}
+
+int mdgpu_sub_append(struct mdgpu_submission *s, const struct mdgpu_submission *from)
+{
+	size_t len;
+	uint8_t *p;
+
+	if (s->error)
+		return s->error;
+	if (from->error)
+		return from->error;
+	if (s->len < MDGPU_CMD_SUBMIT_SIZE || from->len < MDGPU_CMD_SUBMIT_SIZE)
+		return -EINVAL;
+	len = from->len - MDGPU_CMD_SUBMIT_SIZE;
+	if (len > MDGPU_SUBMIT_MAX_BYTES - s->len ||
+	    from->commands > MDGPU_SUBMIT_MAX_COMMANDS - s->commands)
+		return -E2BIG;
+	if (!len)
+		return 0;
+	p = sub_reserve(s, len);
+	if (!p)
+		return s->error;
+	memcpy(p, from->data + MDGPU_CMD_SUBMIT_SIZE, len);
+	s->commands += from->commands;
+	return 0;
 }
 
 int mdgpu_sub_end(struct mdgpu_submission *s)
@@ -602,6 +755,121 @@ out_free:
 	free(buf);
 out_close:
 	close(fd);
+	return ret;
+}
+
+/* Round @v up to a multiple of 8 (records in the staging buffer stay 8-aligned). */
+static size_t align8(size_t v)
+{
+	return (v + 7) & ~(size_t)7;
+}
+
+/* Where the parts of a kernel record go in its buffer: the record, then the entry point,
+ * the map, the data and the SPIR-V, each 8-aligned. */
+struct record_layout {
+	size_t entry_size, entry_at, map_at, data_at, spirv_at, total;
+};
+
+static int record_layout(const struct mdgpu_kernel_params *params, struct record_layout *l)
+{
+	l->entry_size = params->entry ? strlen(params->entry) : 0;
+	if (!params->spirv || !params->spirv_size || params->spirv_size > MDGPU_KERNEL_MAX_SPIRV ||
+	    params->spirv_size % 4 || l->entry_size > MDGPU_KERNEL_MAX_ENTRY_NAME ||
+	    params->spec_count > MDGPU_KERNEL_MAX_SPEC_ENTRIES ||
+	    params->spec_data_size > MDGPU_KERNEL_MAX_SPEC_DATA ||
+	    (params->spec_count && !params->spec) || (params->spec_data_size && !params->spec_data))
+		return -EINVAL;
+	l->entry_at = align8(sizeof(struct mdgpu_kernel_desc));
+	l->map_at = align8(l->entry_at + l->entry_size);
+	l->data_at = align8(l->map_at +
+			    (size_t)params->spec_count * sizeof(struct mdgpu_spec_map_entry));
+	l->spirv_at = align8(l->data_at + params->spec_data_size);
+	l->total = l->spirv_at + params->spirv_size;
+	return 0;
+}
+
+int mdgpu_kernel_record_size(const struct mdgpu_kernel_params *params, size_t *size)
+{
+	struct record_layout l;
+	int ret = record_layout(params, &l);
+
+	if (!ret)
+		*size = l.total;
+	return ret;
+}
+
+int mdgpu_kernel_record_write(const struct mdgpu_kernel_params *params, void *buf, size_t size)
+{
+	struct record_layout l;
+	uint8_t *p = buf;
+	uint32_t i;
+	int ret = record_layout(params, &l);
+
+	if (ret)
+		return ret;
+	if (size < l.total)
+		return -E2BIG;
+	memset(p, 0, l.spirv_at);
+	put_field(p, mdgpu_kernel_desc, flags, params->flags);
+	put_field(p, mdgpu_kernel_desc, push_bytes, params->push_bytes);
+	put_field(p, mdgpu_kernel_desc, spirv_size, params->spirv_size);
+	put_field(p, mdgpu_kernel_desc, spirv_offset, l.spirv_at);
+	put_field(p, mdgpu_kernel_desc, entry_size, l.entry_size);
+	put_field(p, mdgpu_kernel_desc, entry_offset, l.entry_size ? l.entry_at : 0);
+	put_field(p, mdgpu_kernel_desc, spec_map_count, params->spec_count);
+	put_field(p, mdgpu_kernel_desc, spec_map_offset, params->spec_count ? l.map_at : 0);
+	put_field(p, mdgpu_kernel_desc, spec_data_size, params->spec_data_size);
+	put_field(p, mdgpu_kernel_desc, spec_data_offset, params->spec_data_size ? l.data_at : 0);
+	if (l.entry_size)
+		memcpy(p + l.entry_at, params->entry, l.entry_size);
+	for (i = 0; i < params->spec_count; i++) {
+		uint8_t *e = p + l.map_at + (size_t)i * sizeof(struct mdgpu_spec_map_entry);
+
+		put_field(e, mdgpu_spec_map_entry, constant_id, params->spec[i].constant_id);
+		put_field(e, mdgpu_spec_map_entry, offset, params->spec[i].offset);
+		put_field(e, mdgpu_spec_map_entry, size, params->spec[i].size);
+	}
+	if (params->spec_data_size)
+		memcpy(p + l.data_at, params->spec_data, params->spec_data_size);
+	memcpy(p + l.spirv_at, params->spirv, params->spirv_size);
+	return 0;
+}
+
+int mdgpu_kernel_create2(struct mdgpu *dev, const struct mdgpu_kernel_params *params,
+			 uint32_t *kernel)
+{
+	struct mdgpu_kernel_create2 args = { .size = MDGPU_KERNEL_DESC_MIN_SIZE };
+	struct mdgpu_buffer bo;
+	size_t total;
+	int ret, r;
+
+	ret = mdgpu_kernel_record_size(params, &total);
+	if (ret)
+		return ret;
+	ret = mdgpu_bo_create(dev, total, 0, 0, &bo);
+	if (ret)
+		return ret;
+	ret = mdgpu_bo_map(dev, &bo);
+	if (ret)
+		goto out_destroy;
+	ret = mdgpu_kernel_record_write(params, bo.map, bo.size);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	r = mdgpu_bo_unmap(&bo);
+	if (!ret)
+		ret = r;
+	if (ret)
+		goto out_destroy;
+	/* The device copies everything out during the ioctl: the buffer can go right after. */
+	args.handle = bo.handle;
+	ret = mdgpu_priv_ioctl(dev, MDGPU_IOCTL_KERNEL_CREATE2, &args);
+	if (!ret)
+		*kernel = args.kernel;
+out_destroy:
+	r = mdgpu_bo_destroy(dev, &bo);
+	if (!ret && r) {
+		mdgpu_kernel_destroy(dev, args.kernel);
+		ret = r;
+	}
 	return ret;
 }
 

@@ -306,9 +306,20 @@ static void test_bad_args(struct mdgpu *dev)
 	int fd = mdgpu_fd(dev), ret;
 
 	expect_err("create-size-0", mdgpu_bo_create(dev, 0, 0, 0, &bo), EINVAL, "size 0");
-	/* Bit 0 is MDGPU_BO_CACHED since contract 1.3; the top bit means nothing. */
-	expect_err("create-flags", mdgpu_bo_create(dev, 4096, 0, 1u << 31, &bo), EINVAL,
-		   "flags 1 << 31");
+	expect_err("create-flags", mdgpu_bo_create(dev, 4096, 0, ~MDGPU_BO_FLAGS_KNOWN, &bo),
+		   EINVAL, "flags the uapi does not define");
+	/* Contract 1.3: a write-back mapping; the data is the same whichever way it is mapped. */
+	ret = mdgpu_bo_create(dev, 8192, 0, MDGPU_BO_CACHED, &bo);
+	if (check("create-cached", !ret, "MDGPU_BO_CACHED -> %s", mdgpu_errname(ret))) {
+		ret = mdgpu_bo_map(dev, &bo);
+		if (check("map-cached", !ret, "%s", mdgpu_errname(ret))) {
+			pattern_fill(&bo, 0xcafe);
+			check("cached-readback", pattern_check(&bo, 0xcafe) < 0,
+			      "a pattern written through the write-back mapping reads back");
+			mdgpu_bo_unmap(&bo);
+		}
+		expect_err("destroy-cached", mdgpu_bo_destroy(dev, &bo), 0, "the cached buffer");
+	}
 	expect_err("create-align-small", mdgpu_bo_create(dev, 4096, 5, 0, &bo), EINVAL,
 		   "align_log2 5");
 	expect_err("create-align-large", mdgpu_bo_create(dev, 4096, 31, 0, &bo), EINVAL,
@@ -570,9 +581,9 @@ static int raw(struct mdgpu *dev, unsigned long cmd, void *arg)
 }
 
 /*
- * Contract 1.1 ioctls: every argument check (unknown flags and padding -EINVAL, handles of
- * other files -ENOENT), queue and kernel lifetimes, fence waits the CPU signals, marks. Needs
- * no compute backend: nothing here executes on the device.
+ * Contract 1.1 and 1.3 ioctls: every argument check (unknown flags and padding -EINVAL, handles
+ * of other files -ENOENT), queue and kernel lifetimes, fence waits the CPU signals, marks, the
+ * capability record. Needs no compute backend: nothing here executes on the device.
  */
 static void test_compute_uapi(struct mdgpu *dev)
 {
@@ -581,9 +592,13 @@ static void test_compute_uapi(struct mdgpu *dev)
 	struct mdgpu_queue_destroy qd;
 	struct mdgpu_queue_doorbell db;
 	struct mdgpu_kernel_create kc;
+	struct mdgpu_kernel_create2 kc2;
+	struct mdgpu_caps_read cr;
 	struct mdgpu_kernel_destroy kd;
 	struct mdgpu_wait_fence wf;
 	struct mdgpu_compute_info ci;
+	struct mdgpu_info di;
+	uint32_t info_version;
 	struct mdgpu_mark mk;
 	struct mdgpu *other = NULL;
 	uint32_t queue = 0, their_queue = 0;
@@ -598,6 +613,7 @@ static void test_compute_uapi(struct mdgpu *dev)
 		   ret ? mdgpu_errname(ret) : "ok", ci.has_backend, ci.irq_vectors, ci.max_queues,
 		   ci.max_kernels, (uint64_t)ci.max_submission))
 		return;
+	info_version = mdgpu_get_info(dev, &di) ? 0 : di.version;
 	if (mdgpu_bo_create(dev, MDGPU_QUEUE_CONTROL_SIZE + 4096, 0, 0, &qbo) ||
 	    mdgpu_bo_create(dev, 16384, 0, 0, &bad_ring) ||
 	    mdgpu_bo_create(dev, 4096, 0, 0, &fence) || mdgpu_bo_map(dev, &fence) ||
@@ -670,6 +686,62 @@ static void test_compute_uapi(struct mdgpu *dev)
 	expect_err("kernel-create-not-spirv", raw(dev, MDGPU_IOCTL_KERNEL_CREATE, &kc), want,
 		   ci.has_backend ? "64 zero bytes (BAD_KERNEL)" :
 				    "no compute backend (UNSUPPORTED)");
+	/* KERNEL_CREATE2 (contract 1.3): the driver's checks, then a record the device refuses. */
+	kc2 = (struct mdgpu_kernel_create2){ .handle = fence.handle, .size = 64, .flags = 1 };
+	expect_err("kernel-create2-flags", raw(dev, MDGPU_IOCTL_KERNEL_CREATE2, &kc2), EINVAL,
+		   "flags 1");
+	kc2 = (struct mdgpu_kernel_create2){ .handle = fence.handle, .size = 63 };
+	expect_err("kernel-create2-small", raw(dev, MDGPU_IOCTL_KERNEL_CREATE2, &kc2), EINVAL,
+		   "a 63-byte record");
+	kc2 = (struct mdgpu_kernel_create2){ .handle = fence.handle, .size = 4097 };
+	expect_err("kernel-create2-large", raw(dev, MDGPU_IOCTL_KERNEL_CREATE2, &kc2), EINVAL,
+		   "a 4097-byte record");
+	kc2 = (struct mdgpu_kernel_create2){ .handle = fence.handle, .size = 64, .offset = 4 };
+	expect_err("kernel-create2-align", raw(dev, MDGPU_IOCTL_KERNEL_CREATE2, &kc2), EINVAL,
+		   "offset 4");
+	kc2 = (struct mdgpu_kernel_create2){ .handle = fence.handle, .size = 64, .offset = 4040 };
+	expect_err("kernel-create2-bounds", raw(dev, MDGPU_IOCTL_KERNEL_CREATE2, &kc2), EINVAL,
+		   "a record at 4040 of a 4 KiB buffer");
+	kc2 = (struct mdgpu_kernel_create2){ .handle = theirs.handle, .size = 64 };
+	expect_err("kernel-create2-other", raw(dev, MDGPU_IOCTL_KERNEL_CREATE2, &kc2), ENOENT,
+		   "another file's buffer");
+	/* A zeroed record names no SPIR-V. A device before 1.3 does not know the operation. */
+	want = ci.has_backend && (info_version & 0xffff) >= 3 ? EINVAL : EOPNOTSUPP;
+	kc2 = (struct mdgpu_kernel_create2){ .handle = fence.handle, .size = 64, .offset = 64 };
+	expect_err("kernel-create2-empty", raw(dev, MDGPU_IOCTL_KERNEL_CREATE2, &kc2), want,
+		   "a zeroed record (no SPIR-V)");
+
+	/* CAPS_READ (contract 1.3): the driver's checks, then the record itself. */
+	cr = (struct mdgpu_caps_read){ .handle = fence.handle, .flags = 1 };
+	expect_err("caps-read-flags", raw(dev, MDGPU_IOCTL_CAPS_READ, &cr), EINVAL, "flags 1");
+	cr = (struct mdgpu_caps_read){ .handle = fence.handle, .pad = 1 };
+	expect_err("caps-read-pad", raw(dev, MDGPU_IOCTL_CAPS_READ, &cr), EINVAL, "pad 1");
+	cr = (struct mdgpu_caps_read){ .handle = fence.handle, .offset = 4 };
+	expect_err("caps-read-align", raw(dev, MDGPU_IOCTL_CAPS_READ, &cr), EINVAL, "offset 4");
+	if ((info_version & 0xffff) >= 3) {
+		cr = (struct mdgpu_caps_read){ .handle = fence.handle, .offset = 4096 - 8 };
+		expect_err("caps-read-bounds", raw(dev, MDGPU_IOCTL_CAPS_READ, &cr), EINVAL,
+			   "no room for the record at the end of a 4 KiB buffer");
+		cr = (struct mdgpu_caps_read){ .handle = theirs.handle };
+		expect_err("caps-read-other", raw(dev, MDGPU_IOCTL_CAPS_READ, &cr), ENOENT,
+			   "another file's buffer");
+	}
+	cr = (struct mdgpu_caps_read){ .handle = fence.handle, .offset = 1024 };
+	ret = raw(dev, MDGPU_IOCTL_CAPS_READ, &cr);
+	if (ci.has_backend && (info_version & 0xffff) >= 3) {
+		const struct mdgpu_caps *caps = (const void *)((const uint8_t *)fence.map + 1024);
+
+		check("caps-read",
+		      !ret && cr.size == MDGPU_CAPS_SIZE && caps->version == MDGPU_CAPS_VERSION &&
+			      caps->size == MDGPU_CAPS_SIZE,
+		      "-> %s, %u bytes, version %u", mdgpu_errname(ret), cr.size,
+		      ret ? 0 : caps->version);
+		memset((uint8_t *)fence.map + 1024, 0, MDGPU_CAPS_SIZE);
+	} else {
+		expect_err("caps-read-none", ret, EOPNOTSUPP,
+			   "no record without a compute backend or before contract 1.3");
+	}
+
 	kd = (struct mdgpu_kernel_destroy){ .kernel = 1, .pad = 1 };
 	expect_err("kernel-destroy-pad", raw(dev, MDGPU_IOCTL_KERNEL_DESTROY, &kd), EINVAL,
 		   "pad 1");

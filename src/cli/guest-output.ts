@@ -4,7 +4,7 @@
  * mdgpu-smoke and mdgpu-run results, and the Debian userland report. Pure functions of the
  * console text; run.ts checks the result against what mdgpu itself saw.
  */
-import { DEBIAN_MARKER, GUEST_MARKER, STEP_MARKER, VKLOADER_MARKER, VULKANINFO_MARKER } from './guest-script.js';
+import { DEBIAN_MARKER, GUEST_MARKER, STEP_MARKER, VKLOADER_MARKER, VKPROGRAM_MARKER, VULKANINFO_MARKER } from './guest-script.js';
 
 /** What the device probe reported. */
 export interface GuestView {
@@ -40,6 +40,8 @@ export interface DebianReport {
   module: string;
   /** `vulkaninfo --summary`: exit status and output. */
   vulkaninfo: { rc: number | null; output: string[] };
+  /** The unmodified Vulkan program run through mdgpu's ICD: its name, exit status and output. */
+  vulkanProgram: { name: string; rc: number | null; output: string[] };
   /**
    * Paths the Vulkan loader reported with `VK_LOADER_DEBUG=driver,layer`: the icd.d and layer.d
    * directories it searched and the manifests it found there.
@@ -154,10 +156,22 @@ export function matchesPattern(bytes: Uint8Array, seed: number): boolean {
 /** Parse the Debian lines of the driver job (`driverScript(…, 'debian')`). */
 export function parseDebianReport(lines: string[]): DebianReport {
   const DEBIAN = DEBIAN_MARKER;
-  const report: DebianReport = { kernel: '', packages: {}, dkms: [], module: '', vulkaninfo: { rc: null, output: [] }, loaderFound: [] };
+  const report: DebianReport = {
+    kernel: '',
+    packages: {},
+    dkms: [],
+    module: '',
+    vulkaninfo: { rc: null, output: [] },
+    vulkanProgram: { name: '', rc: null, output: [] },
+    loaderFound: [],
+  };
   for (const line of lines) {
     if (line.startsWith(`${VULKANINFO_MARKER} `) || line === VULKANINFO_MARKER) report.vulkaninfo.output.push(line.slice(VULKANINFO_MARKER.length + 1));
-    else if (line.startsWith(`${VKLOADER_MARKER} `)) report.loaderFound.push(line.slice(VKLOADER_MARKER.length + 1));
+    else if (line.startsWith(`${VKPROGRAM_MARKER} `)) report.vulkanProgram.output.push(line.slice(VKPROGRAM_MARKER.length + 1));
+    else if (line.startsWith(`${DEBIAN} vulkan-program `)) {
+      report.vulkanProgram.name = field(line, 'name') ?? '';
+      report.vulkanProgram.rc = Number(field(line, 'rc') ?? Number.NaN);
+    } else if (line.startsWith(`${VKLOADER_MARKER} `)) report.loaderFound.push(line.slice(VKLOADER_MARKER.length + 1));
     else if (line.startsWith(`${DEBIAN} dkms `)) report.dkms.push(line.slice(`${DEBIAN} dkms `.length));
     else if (line.startsWith(`${DEBIAN} kernel=`)) report.kernel = line.slice(`${DEBIAN} kernel=`.length);
     else if (line.startsWith(`${DEBIAN} module=`)) report.module = line.slice(`${DEBIAN} module=`.length);

@@ -24,9 +24,16 @@ export const STEP_MARKER = 'MDGPU-STEP';
 export const DEBIAN_MARKER = 'MDGPU-DEBIAN';
 export const VULKANINFO_MARKER = 'MDGPU-VULKANINFO';
 export const VKLOADER_MARKER = 'MDGPU-VKLOADER';
+/** The output of the unmodified Vulkan program the Debian job runs through mdgpu's ICD. */
+export const VKPROGRAM_MARKER = 'MDGPU-VKPROGRAM';
+/**
+ * That program: the suite's saxpy (package mdgpu-vulkan-suite), written against the Vulkan API
+ * only; it checks its result on the CPU and prints `VKSUITE name=saxpy ok=1|0 ...`.
+ */
+export const VULKAN_PROGRAM = '/usr/libexec/mdgpu-vulkan-suite/vks-saxpy';
 
 /** The packages `mdgpu run --root debian` reports on (`dpkg -s`). */
-export const DEBIAN_REPORTED_PACKAGES = ['mdgpu-dkms', 'libmdgpu1', 'mdgpu-tools', 'libvulkan1', 'vulkan-tools', 'vulkan-validationlayers'];
+export const DEBIAN_REPORTED_PACKAGES = ['mdgpu-dkms', 'libmdgpu1', 'mdgpu-tools', 'mdgpu-vulkan-icd', 'libvulkan1', 'vulkan-tools', 'vulkan-validationlayers'];
 
 /**
  * What the guest boots: the kit's busybox initramfs with the driver built in the kit
@@ -77,7 +84,8 @@ export function jobSteps(compute: boolean, root: GuestRootKind = 'initramfs'): s
 /**
  * The guest's job after the device probe: load the driver, run the tools, unload it. In Debian
  * the module is the one DKMS built (modprobe), the tools are the packages', and the job also
- * reports the packages, DKMS and what the Vulkan loader finds.
+ * reports the packages, DKMS and what the Vulkan loader finds, and, while the driver is loaded,
+ * runs `vulkaninfo --summary` and an unmodified Vulkan program through mdgpu's ICD.
  */
 export function driverScript(compute: boolean, root: GuestRootKind = 'initramfs'): string {
   const run = compute ? 'if [ -x /usr/bin/mdgpu-run ]; then mdgpu-run && step compute ok || step compute FAIL; else step compute FAIL missing-tool; fi' : '';
@@ -108,10 +116,17 @@ echo "${DEBIAN} module=$(modinfo -n mdgpu)"
 mdgpu-info && step info ok || step info FAIL
 mdgpu-smoke && step smoke ok || step smoke FAIL
 ${run}
-modprobe -r mdgpu && step rmmod ok || step rmmod FAIL
 vulkaninfo --summary > /tmp/vulkaninfo.txt 2>&1
 echo "${DEBIAN} vulkaninfo rc=$?"
 sed 's/^/${VULKANINFO_MARKER} /' /tmp/vulkaninfo.txt
+if [ -x ${VULKAN_PROGRAM} ]; then
+  ${VULKAN_PROGRAM} > /tmp/vkprogram.txt 2>&1
+  echo "${DEBIAN} vulkan-program name=$(basename ${VULKAN_PROGRAM}) rc=$?"
+  sed 's/^/${VKPROGRAM_MARKER} /' /tmp/vkprogram.txt
+else
+  echo "${DEBIAN} vulkan-program name=$(basename ${VULKAN_PROGRAM}) rc=127"
+fi
+modprobe -r mdgpu && step rmmod ok || step rmmod FAIL
 VK_LOADER_DEBUG=driver,layer vulkaninfo --summary 2>&1 | grep -oE '/[^ ]*(icd|layer)[.]d[^ ]*' | sort -u | sed 's/^/${VKLOADER_MARKER} /'
 `;
 }

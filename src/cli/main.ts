@@ -208,8 +208,9 @@ async function main(argv: string[]): Promise<number> {
           .option('accel', { choices: ['tcg', 'kvm', 'auto'] as const, default: 'auto' as const })
           .option('root', {
             choices: ['initramfs', 'debian'] as const,
-            default: 'initramfs' as const,
-            describe: 'what the guest boots: a busybox initramfs, or Debian with the driver from its packages (built and cached on first use)',
+            default: 'debian' as const,
+            describe:
+              "what the guest boots: Debian with the driver and its Vulkan ICD from their packages (built and cached on first use; shows vulkaninfo and runs a Vulkan program), or the kit's busybox initramfs",
           })
           .option('aperture', { type: 'string', default: '256M' })
           .option('quota', { type: 'string', describe: 'memory the guest may allocate (default: half the aperture)' })

@@ -270,13 +270,14 @@ function checkRun(r: RunJobResult, apertureSize: number, compute: boolean, root:
 
 /**
  * What the Debian guest must show: mdgpu's packages installed, the module DKMS built for the
- * running kernel and loaded from there, vulkaninfo run with the Khronos validation layer found.
- * (Without an mdgpu ICD the loader finds no driver and vulkaninfo exits 1: that is not a problem.)
+ * running kernel and loaded from there, the Khronos validation layer found by the loader,
+ * `vulkaninfo --summary` listing the mdgpu device through mdgpu's ICD, and an unmodified Vulkan
+ * program (the suite's saxpy) verifying its own result on that device.
  */
 export function checkDebian(d: DebianReport | undefined): string[] {
   if (!d) return ['the Debian guest reported nothing'];
   const problems: string[] = [];
-  for (const p of ['mdgpu-dkms', 'libmdgpu1', 'mdgpu-tools']) {
+  for (const p of ['mdgpu-dkms', 'libmdgpu1', 'mdgpu-tools', 'mdgpu-vulkan-icd']) {
     if (d.packages[p]?.status !== 'install ok installed') problems.push(`dpkg -s ${p}: ${d.packages[p]?.status || 'not installed'}`);
   }
   const version = d.packages['mdgpu-dkms']?.version ?? '';
@@ -286,7 +287,17 @@ export function checkDebian(d: DebianReport | undefined): string[] {
   if (!d.module.startsWith(`/lib/modules/${d.kernel}/updates/dkms/mdgpu.ko`) && !d.module.startsWith(`/usr/lib/modules/${d.kernel}/updates/dkms/mdgpu.ko`)) {
     problems.push(`modprobe's mdgpu is not DKMS's: ${d.module || 'none'}`);
   }
-  if (d.vulkaninfo.rc === null || d.vulkaninfo.rc === 127 || d.vulkaninfo.output.length === 0) problems.push(`vulkaninfo did not run (rc ${d.vulkaninfo.rc})`);
+  if (d.vulkaninfo.rc !== 0) problems.push(`vulkaninfo --summary failed (rc ${d.vulkaninfo.rc})`);
+  if (!d.vulkaninfo.output.some((l) => /deviceName\s*= mdgpu \(/.test(l))) problems.push('vulkaninfo --summary does not list the mdgpu device');
+  const program = d.vulkanProgram;
+  const checks = program.output.filter((l) => l.startsWith('VKSUITE name='));
+  if (program.rc !== 0 || checks.length === 0 || !checks.every((l) => / ok=1 /.test(l))) {
+    problems.push(
+      `the Vulkan program ${program.name || '-'} did not verify its result (rc ${program.rc}): ${checks.join('; ') || program.output.slice(-3).join('; ')}`,
+    );
+  }
+  if (!program.output.some((l) => l.startsWith('VKSUITE-DEVICE ') && l.includes('name="mdgpu (')))
+    problems.push(`the Vulkan program did not run on the mdgpu device`);
   if (!d.loaderFound.some((f) => f.endsWith('/VkLayer_khronos_validation.json'))) problems.push('the Vulkan loader found no Khronos validation layer');
   return problems;
 }
@@ -329,7 +340,10 @@ export async function runJob(options: RunJobOptions): Promise<number> {
     for (const l of d.dkms) print(`  dkms status  ${l}`);
     print(`  modprobe     ${d.module}`);
     print(`  vulkaninfo --summary (exit ${d.vulkaninfo.rc}):`);
-    for (const l of d.vulkaninfo.output.slice(0, 12)) print(`    ${l}`);
+    const devices = d.vulkaninfo.output.findIndex((l) => l.startsWith('Devices:'));
+    for (const l of (devices >= 0 ? d.vulkaninfo.output.slice(devices) : d.vulkaninfo.output.slice(0, 12)).filter((l) => l.trim())) print(`    ${l}`);
+    print(`  Vulkan program ${d.vulkanProgram.name} (unmodified, through mdgpu's ICD; exit ${d.vulkanProgram.rc}):`);
+    for (const l of d.vulkanProgram.output.filter((l) => l.startsWith('VKSUITE'))) print(`    ${l}`);
     print(`  Vulkan loader found: ${d.loaderFound.filter((f) => f.endsWith('.json')).join(', ') || 'no manifests'}`);
   }
   if (r.compute !== null) {

@@ -26,7 +26,7 @@ import { isStaticExecutable, readModinfo } from './elf.js';
 const execFileP = promisify(execFile);
 
 /** The userspace tools, each built from guest-driver/tools/<name>.c and linked statically. */
-export const GUEST_TOOLS = ['mdgpu-info', 'mdgpu-smoke', 'mdgpu-bench', 'mdgpu-run', 'mdgpu-compute-bench', 'mdgpu-submit-bench'] as const;
+export const GUEST_TOOLS = ['mdgpu-info', 'mdgpu-smoke', 'mdgpu-bench', 'mdgpu-run', 'mdgpu-compute-bench', 'mdgpu-submit-bench', 'mdgpu-membench'] as const;
 export type GuestTool = (typeof GUEST_TOOLS)[number];
 
 /**

@@ -5,8 +5,11 @@
  * - `mdgpu-dkms`: the kernel module's sources in /usr/src/mdgpu-<version> with dkms.conf; its
  *   postinst (written by dh_dkms) adds, builds and installs the module through DKMS;
  * - `libmdgpu1` (libmdgpu.so.1) and `libmdgpu-dev` (headers, static library, pkg-config);
- * - `mdgpu-tools`: mdgpu-info, mdgpu-smoke, mdgpu-run, mdgpu-compute-bench, mdgpu-bench, mdgpu-submit-bench linked
- *   against libmdgpu1, and the SPIR-V kernels in /usr/share/mdgpu;
+ * - `mdgpu-tools`: mdgpu-info, mdgpu-smoke, mdgpu-run, mdgpu-compute-bench, mdgpu-bench,
+ *   mdgpu-submit-bench, mdgpu-membench linked against libmdgpu1, and the SPIR-V kernels in
+ *   /usr/share/mdgpu;
+ * - `mdgpu-vulkan-icd`: libvulkan_mdgpu.so, the Vulkan driver (libmdgpu linked in), and its
+ *   manifest in /usr/share/vulkan/icd.d, where the Khronos loader looks;
  * - `mdgpu-vulkan-suite`: the Vulkan compute suite (vksuite and /usr/libexec/mdgpu-vulkan-suite),
  *   programs against the Vulkan API only, linked to libvulkan1.
  *
@@ -15,7 +18,7 @@
  * covering the packaging recipe, the kit, the version and every source file, and built under the
  * kit's guest-build lock (both builders mount the kit's /proc).
  *
- * Adding a package (the Vulkan ICD): a stanza in debian/control, a `<name>.install` file, install
+ * Adding a package: a stanza in debian/control, a `<name>.install` file, install
  * rules in guest-driver/Makefile, and its name in {@link GUEST_PACKAGES}; its sources, in any
  * directory of guest-driver/, are picked up by {@link listPackageSources}.
  */
@@ -34,7 +37,7 @@ import { defaultSourceDir } from './build.js';
 const execFileP = promisify(execFile);
 
 /** The binary packages debian/control declares, in the order they are installed. */
-export const GUEST_PACKAGES = ['mdgpu-dkms', 'libmdgpu1', 'libmdgpu-dev', 'mdgpu-tools', 'mdgpu-vulkan-suite'] as const;
+export const GUEST_PACKAGES = ['mdgpu-dkms', 'libmdgpu1', 'libmdgpu-dev', 'mdgpu-tools', 'mdgpu-vulkan-icd', 'mdgpu-vulkan-suite'] as const;
 export type GuestPackage = (typeof GUEST_PACKAGES)[number];
 
 /** Part of the cache key: bump when the way the packages are built changes. */

@@ -95,6 +95,7 @@ t.test('libmdgpu1 and libmdgpu-dev: the shared library, headers, static library,
   t.same(await files(dev), [
     '/usr/include/mdgpu/mdgpu.h',
     '/usr/include/mdgpu/mdgpu_cmd.h',
+    '/usr/include/mdgpu/mdgpu_hw.h',
     '/usr/include/mdgpu/uapi/mdgpu.h',
     `${MULTIARCH}/libmdgpu.a`,
     `${MULTIARCH}/libmdgpu.so`,

@@ -137,7 +137,10 @@ struct mdgpu_bo_create {
 	 * default (4 KiB) or MDGPU_BO_ALIGN_MIN_LOG2..MDGPU_BO_ALIGN_MAX_LOG2.
 	 */
 	__u32 align_log2;
-	/** @flags: in: must be 0 (no flags are defined yet). */
+	/**
+	 * @flags: in: MDGPU_BO_CACHED or 0 (other bits: -EINVAL). A CACHED buffer is mapped
+	 * write-back, others write-combined; the device sees the same data either way.
+	 */
 	__u32 flags;
 	/** @handle: out: the buffer's handle, never 0, valid in this file only. */
 	__u32 handle;
@@ -414,6 +417,72 @@ struct mdgpu_mark {
 	__u32 pad;
 };
 
+/* ---- Contract 1.3: the capability record, kernel records ---- */
+
+/**
+ * MDGPU_KERNEL_DESC_MIN_SIZE: size of the kernel record (struct mdgpu_kernel_desc in
+ * mdgpu_cmd.h), the least MDGPU_IOCTL_KERNEL_CREATE2 accepts.
+ */
+#define MDGPU_KERNEL_DESC_MIN_SIZE 64
+
+/** MDGPU_KERNEL_DESC_MAX_SIZE: the largest kernel record the device reads (later versions). */
+#define MDGPU_KERNEL_DESC_MAX_SIZE 4096
+
+/**
+ * struct mdgpu_caps_read - write the capability record into a buffer (MDGPU_IOCTL_CAPS_READ)
+ *
+ * The device writes its capability record (struct mdgpu_caps in mdgpu_cmd.h: the host
+ * device's identity, limits and kernel features within what mdgpu mediates, and the VM's
+ * largest allocation) at @offset in a buffer of this file, which userspace then reads through
+ * its mapping. A device without a compute backend has no record (-EOPNOTSUPP), nor has one
+ * older than contract 1.3 (-EOPNOTSUPP).
+ */
+struct mdgpu_caps_read {
+	/** @handle: in: a buffer of this file. */
+	__u32 handle;
+	/** @flags: in: must be 0. */
+	__u32 flags;
+	/**
+	 * @offset: in: where the record goes in the buffer, a multiple of 8; the whole record
+	 * must fit (-EINVAL otherwise).
+	 */
+	__u64 offset;
+	/** @size: out: bytes the device wrote (the record's size). */
+	__u32 size;
+	/** @pad: must be 0. */
+	__u32 pad;
+};
+
+/**
+ * struct mdgpu_kernel_create2 - build a compute kernel from a kernel record
+ * (MDGPU_IOCTL_KERNEL_CREATE2)
+ *
+ * The record (struct mdgpu_kernel_desc in mdgpu_cmd.h: flags, push-constant bytes, and the
+ * offsets of the SPIR-V, the entry point name and the specialization map and data) lies at
+ * @offset in a buffer of this file, and every offset in it is an offset into that same buffer.
+ * The device copies all of it out and checks it inside the ioctl, so the buffer may be reused
+ * right after; the kernel's descriptor layout is whatever its SPIR-V declares (storage and
+ * uniform buffers in any set, arrays). Like MDGPU_IOCTL_KERNEL_CREATE, the ioctl then sleeps
+ * until the device built the kernel, without holding the file's lock, and returns -EINVAL when
+ * the record or the SPIR-V is refused, -EAGAIN when the VM is throttled, -EDQUOT over the
+ * quota, -ETIMEDOUT after kernel_timeout_ms.
+ */
+struct mdgpu_kernel_create2 {
+	/** @handle: in: a buffer of this file holding the record and what it names. */
+	__u32 handle;
+	/** @flags: in: must be 0 (the kernel's own flags are in the record). */
+	__u32 flags;
+	/** @offset: in: where the record starts in the buffer, a multiple of 8. */
+	__u64 offset;
+	/**
+	 * @size: in: the record's size in bytes, MDGPU_KERNEL_DESC_MIN_SIZE..
+	 * MDGPU_KERNEL_DESC_MAX_SIZE, inside the buffer.
+	 */
+	__u32 size;
+	/** @kernel: out: the kernel id, never 0, to put in DISPATCH2 commands. */
+	__u32 kernel;
+};
+
 /** MDGPU_IOCTL_GET_INFO: read struct mdgpu_info. */
 #define MDGPU_IOCTL_GET_INFO _IOWR(MDGPU_IOCTL_BASE, 0x40, struct mdgpu_info)
 /** MDGPU_IOCTL_BO_CREATE: create a buffer, see struct mdgpu_bo_create. */
@@ -438,6 +507,10 @@ struct mdgpu_mark {
 #define MDGPU_IOCTL_WAIT_FENCE _IOWR(MDGPU_IOCTL_BASE, 0x4a, struct mdgpu_wait_fence)
 /** MDGPU_IOCTL_MARK: write a phase marker, see struct mdgpu_mark. */
 #define MDGPU_IOCTL_MARK _IOWR(MDGPU_IOCTL_BASE, 0x4b, struct mdgpu_mark)
+/** MDGPU_IOCTL_CAPS_READ: write the capability record, see struct mdgpu_caps_read (1.3). */
+#define MDGPU_IOCTL_CAPS_READ _IOWR(MDGPU_IOCTL_BASE, 0x4c, struct mdgpu_caps_read)
+/** MDGPU_IOCTL_KERNEL_CREATE2: build a kernel from a record, see struct mdgpu_kernel_create2. */
+#define MDGPU_IOCTL_KERNEL_CREATE2 _IOWR(MDGPU_IOCTL_BASE, 0x4d, struct mdgpu_kernel_create2)
 
 #if defined(__cplusplus)
 }
