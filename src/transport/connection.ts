@@ -24,6 +24,14 @@
  *   those wait in the connection's input buffer (at most {@link BOUNDARY_READ} bytes), and while
  *   they wait the poller also watches for WRITABLE, so the next loop turn serves them even when
  *   the socket itself has nothing more to read.
+ * - The same budget bounds the sending of queued replies in one wakeup: at most
+ *   `readBudget.messages` sendmsg calls and `readBudget.bytes` bytes, the rest on a later
+ *   WRITABLE. Without it a peer that reads exactly as fast as the daemon writes keeps one flush
+ *   going through the whole queue (4 MiB of 36-byte config-read replies are 116,000 sendmsg
+ *   calls: 100s of ms under the F4(c) flood).
+ * - Queued replies without fds are copied back to back into output chunks the connection owns,
+ *   so replies that piled up leave in one sendmsg per chunk instead of one each, and a queued
+ *   reply costs no object of its own. A reply with fds, or too large to copy, waits as it is.
  *
  * Node's `net` module hides the fd and drops SCM_RIGHTS, hence the native addon.
  */
@@ -103,9 +111,24 @@ export const MAX_QUEUED_SEND_BYTES = 4 * 1024 * 1024;
  */
 export const READ_BUDGET: Readonly<ReadBudget> = Object.freeze({ messages: 16, bytes: 1024 * 1024 });
 
+/**
+ * Replies without fds up to this size are copied into output chunks when they must wait; larger
+ * ones (a 1 MiB REGION_READ reply) wait in their own buffer.
+ */
+const COALESCE_MAX = 4096;
+/** An output chunk starts this small (a peer may interleave small replies with fd replies)... */
+const CHUNK_START = 256;
+/** ...and doubles while replies are appended, up to this; then the next chunk begins. */
+const CHUNK_MAX = 64 * 1024;
+
+/** Bytes `data[at, end)` wait to be sent, with `fds` on their first byte. */
 interface PendingWrite {
   data: Uint8Array;
+  at: number;
+  end: number;
   fds: readonly number[];
+  /** An output chunk of the connection's own: more fd-less replies may be appended. */
+  chunk: boolean;
 }
 
 export class Connection {
@@ -136,9 +159,19 @@ export class Connection {
   /**
    * Bytes and messages moved, for metrics; `backpressurePauses` counts the times reading stopped
    * because replies piled up, `budgetYields` the wakeups that ended with data still waiting,
+   * `sendYields` the wakeups whose sending stopped at the budget with replies still queued,
    * `fastPathMessages` the messages the fast path took (included in `messagesIn`).
    */
-  readonly stats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, backpressurePauses: 0, budgetYields: 0, fastPathMessages: 0 };
+  readonly stats = {
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    backpressurePauses: 0,
+    budgetYields: 0,
+    sendYields: 0,
+    fastPathMessages: 0,
+  };
 
   constructor(
     private readonly ops: SocketOps,
@@ -198,7 +231,7 @@ export class Connection {
       this.close(err);
       return;
     }
-    if (events & this.ops.POLL_WRITABLE) this.flush();
+    if (events & this.ops.POLL_WRITABLE) this.flush(true);
     if (events & this.ops.POLL_READABLE || (this.holdingInput && !this.readPaused)) this.readAvailable();
   }
 
@@ -333,13 +366,11 @@ export class Connection {
    * them into the peer). Queued if the socket is full; order is preserved. The connection keeps
    * `message` until it is sent: do not reuse it (see {@link sendCopy}).
    */
-  send(message: Uint8Array, fds: number[] = []): void {
+  send(message: Uint8Array, fds: readonly number[] = NO_FDS): void {
     if (this.closed) return;
     this.stats.messagesOut++;
     this.sentThisWakeup += message.length;
-    this.writeQueue.push({ data: message, fds });
-    this.queuedBytes += message.length;
-    if (this.writeQueue.length === 1) this.flush();
+    this.write(message, message.length, fds, true);
   }
 
   /**
@@ -351,12 +382,21 @@ export class Connection {
     if (this.closed) return;
     this.stats.messagesOut++;
     this.sentThisWakeup += length;
-    let sent = 0;
+    this.write(bytes, length, NO_FDS, false);
+  }
+
+  /**
+   * One message out: straight to the socket when nothing waits before it, else (and whatever
+   * the socket did not take) into the queue. `owned`: the connection may keep `bytes`.
+   */
+  private write(bytes: Uint8Array, length: number, fds: readonly number[], owned: boolean): void {
+    let at = 0;
     if (this.writeQueue.length === 0) {
       let n: number;
       try {
-        n = this.ops.sendmsgFrom(this.fd, bytes, 0, length, NO_FDS);
+        n = this.ops.sendmsgFrom(this.fd, bytes, 0, length, fds);
       } catch (err) {
+        // sendmsgFrom retries EINTR itself and returns WOULD_BLOCK for EAGAIN: this is a real error.
         this.close(err as Error);
         return;
       }
@@ -364,35 +404,81 @@ export class Connection {
         this.stats.bytesOut += n;
         return;
       }
-      if (n > 0) sent = n;
-      this.stats.bytesOut += sent;
+      if (n > 0) {
+        // Fds went with the first byte; the rest is plain data.
+        at = n;
+        fds = NO_FDS;
+        this.stats.bytesOut += n;
+      }
     }
-    this.writeQueue.push({ data: bytes.slice(sent, length), fds: NO_FDS });
-    this.queuedBytes += length - sent;
+    this.enqueue(bytes, at, length, fds, owned);
     this.watch();
   }
 
-  private flush(): void {
+  /** Queue `bytes[at, end)`: appended to the last output chunk when small and fd-less, else as it is. */
+  private enqueue(bytes: Uint8Array, at: number, end: number, fds: readonly number[], owned: boolean): void {
+    const size = end - at;
+    this.queuedBytes += size;
+    if (fds.length > 0 || size > COALESCE_MAX) {
+      this.writeQueue.push(owned ? { data: bytes, at, end, fds, chunk: false } : { data: bytes.slice(at, end), at: 0, end: size, fds, chunk: false });
+      return;
+    }
+    let tail = this.writeQueue.at(-1);
+    if (tail === undefined || !tail.chunk || (tail.data.length === CHUNK_MAX && tail.end + size > CHUNK_MAX)) {
+      // Chunk sizes are powers of two, so a chunk that may still grow has room for one more reply.
+      let capacity = tail?.chunk === true ? CHUNK_MAX : CHUNK_START;
+      while (capacity < size) capacity *= 2;
+      tail = { data: new Uint8Array(capacity), at: 0, end: 0, fds: NO_FDS, chunk: true };
+      this.writeQueue.push(tail);
+    } else if (tail.end + size > tail.data.length) {
+      // Grow by doubling (copying only what is still unsent): at most twice the bytes queued.
+      const waiting = tail.end - tail.at;
+      let capacity = tail.data.length;
+      while (capacity < waiting + size) capacity *= 2;
+      const grown = new Uint8Array(capacity);
+      grown.set(tail.data.subarray(tail.at, tail.end));
+      tail.data = grown;
+      tail.at = 0;
+      tail.end = waiting;
+    }
+    tail.data.set(bytes.subarray(at, end), tail.end);
+    tail.end += size;
+  }
+
+  /**
+   * Send what the queue holds until the socket is full. From a WRITABLE wakeup (`budgeted`), at
+   * most one budget's worth: `readBudget.messages` sendmsg calls and `readBudget.bytes` bytes;
+   * WRITABLE stays watched, so the rest goes on a later loop turn.
+   */
+  private flush(budgeted: boolean): void {
+    let calls = 0;
+    let bytes = 0;
     while (this.writeQueue.length > 0 && !this.closed) {
+      if (budgeted && (calls >= this.readBudget.messages || bytes >= this.readBudget.bytes)) {
+        this.stats.sendYields++;
+        break;
+      }
       const head = this.writeQueue[0]!;
+      const length = budgeted ? Math.min(head.end - head.at, this.readBudget.bytes - bytes) : head.end - head.at;
       let sent: number;
       try {
-        sent = this.ops.sendmsgFrom(this.fd, head.data, 0, head.data.length, head.fds);
+        sent = this.ops.sendmsgFrom(this.fd, head.data, head.at, length, head.fds);
       } catch (err) {
         // sendmsgFrom retries EINTR itself and returns WOULD_BLOCK for EAGAIN: this is a real error.
         this.close(err as Error);
         return;
       }
+      calls++;
       if (sent === this.ops.WOULD_BLOCK) break;
+      bytes += sent;
       this.stats.bytesOut += sent;
       this.queuedBytes -= sent;
-      if (sent < head.data.length) {
-        // Fds went with the first byte; the rest is plain data.
-        head.data = head.data.subarray(sent);
-        head.fds = NO_FDS;
-        continue;
-      }
-      this.writeQueue.shift();
+      head.at += sent;
+      // Fds went with the first byte; the rest is plain data.
+      head.fds = NO_FDS;
+      if (head.at === head.end) this.writeQueue.shift();
+      // A short send filled the socket: WRITABLE says when it has room again.
+      else if (sent < length) break;
     }
     this.watch();
   }
