@@ -3,7 +3,8 @@
  * hardening, `systemd-analyze security`); `mdgpu serve` started by systemd's own
  * `systemd-socket-activate` takes its vfio-user and control sockets from LISTEN_FDS, a real QEMU
  * (the kit's, under qtest) attaches through the activated socket, readiness and stopping reach
- * NOTIFY_SOCKET, and SIGTERM ends it cleanly. No running systemd is needed for any of it.
+ * NOTIFY_SOCKET, and SIGTERM ends it cleanly; a real Linux guest boots through an activated
+ * socket and runs the driver job. No running systemd is needed for any of it.
  */
 import t from 'tap';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -13,6 +14,10 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ensureKit } from '../../src/kit/kit.js';
+import { runGuest } from '../../src/kit/qemu.js';
+import { buildGuestDriver } from '../../src/guest/build.js';
+import { guestImage } from '../../src/guest/image.js';
+import { deviceProbeScript, driverScript, GUEST_MARKER, jobSteps } from '../../src/cli/guest-script.js';
 import { PciCommand, PciReg } from '../../src/pci/config-space.js';
 import { PciFirmware } from '../helpers/pci-firmware.js';
 import { startQtest } from '../helpers/qtest.js';
@@ -209,6 +214,66 @@ t.test('socket activation: QEMU connects, systemd-socket-activate starts mdgpu s
     "the socket files are systemd's: mdgpu leaves them in place",
   );
   t.match(stderr, /info: vm1: listening on /, 'log lines carry their level and vGPU');
+});
+
+t.test('socket activation with a real guest: a Linux guest boots, its QEMU starts mdgpu serve, the driver job runs through the activated socket', async (t) => {
+  const kit = await ensureKit();
+  const build = await buildGuestDriver(kit, { log: (l) => t.comment(l) });
+  const APERTURE = 64 << 20;
+  const initrd = await guestImage(kit, build, deviceProbeScript(APERTURE) + driverScript(true), { marker: GUEST_MARKER });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdgpu-activate-guest-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sock = (name: string) => path.join(dir, `${name}.sock`);
+  const notify = await notifyReceiver(path.join(dir, 'notify'));
+  t.teardown(() => notify.close());
+  const activate = spawn(
+    'systemd-socket-activate',
+    [
+      '-l',
+      sock('vm1'),
+      '-l',
+      sock('control'),
+      '--fdname=vm1:control',
+      '-E',
+      `NOTIFY_SOCKET=${path.join(dir, 'notify')}`,
+      process.execPath,
+      path.join(root, 'bin/mdgpu.js'),
+      'serve',
+      '--aperture',
+      '64M',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  activate.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const done = exited(activate);
+  t.teardown(() => activate.kill('SIGKILL'));
+  await waitFor(() => ['vm1', 'control'].every((n) => fs.existsSync(sock(n))), 'systemd-socket-activate to listen');
+
+  // The guest's QEMU realizing vfio-user-pci is what starts mdgpu: its first request waits for
+  // the daemon and its compute device, hence the longer reply timeout.
+  const r = await runGuest(kit, {
+    accel: 'tcg',
+    initrd,
+    vfioUser: [{ socket: sock('vm1'), props: { 'x-msg-timeout': 60_000 } }],
+    memoryMiB: 256,
+    timeoutMs: 300_000,
+  });
+  const consoleText = r.output;
+  t.comment(`guest boot to poweroff through the activated socket: ${(r.durationMs / 1000).toFixed(1)} s under TCG`);
+  t.match(stderr, /Execing .*mdgpu\.js serve/, "the guest's QEMU connecting started mdgpu");
+  t.equal(await notify.next(/READY=1/), 'READY=1|STATUS=serving 1 vGPU: vm1', 'READY=1');
+  t.notOk(r.timedOut, 'the guest finished before the deadline');
+  t.equal(r.code, 0, 'QEMU exited cleanly (the guest powered off)');
+  t.match(consoleText, /MDGPU-DEVICE bdf=\S+ vendor=0x4d44 device=0x4750/, 'the guest found the vGPU on its PCI bus');
+  for (const step of jobSteps(true))
+    t.match(
+      consoleText,
+      new RegExp(`MDGPU-STEP ${step} ok`),
+      `guest step ${step} (${consoleText.match(new RegExp(`MDGPU-STEP ${step} \\S+`))?.[0] ?? 'missing'})`,
+    );
+  activate.kill('SIGTERM');
+  t.same(await done, { code: 0, signal: null }, 'exit 0 on SIGTERM');
 });
 
 t.test('a socket unit with Accept=yes is refused, naming the fd', async (t) => {
