@@ -1096,6 +1096,19 @@ export class HostDevice implements ComputeBackend {
     object.ringId = id;
   }
 
+  /**
+   * Release `id` of the ring this device serves now (destroying what it is bound to), without
+   * waiting for records before; false if it was not bound.
+   */
+  unbind(kind: 'memory' | 'kernel', id: number): boolean {
+    const ring = this.#ring;
+    if (ring === null || ring.client !== null) throw new TypeError('unbind: this device serves no ring (open it with `ring`)');
+    const ret = this.#lib.fn.ringBind(ring.handle, kind === 'memory' ? RingKind.Memory : RingKind.Kernel, checkIndex('id', id, 0xffff_ffff), 0) as number;
+    if (ret === -constants.errno.ENOENT) return false;
+    this.#check('mdgpu_host_ring_bind', ret);
+    return true;
+  }
+
   /** Bind `object` to the device's own ring (its handle is its id), once. */
   #bindOwn(ring: DeviceRing, object: HostMemory | HostKernel): void {
     if (object.ringId !== 0 || object.destroyed) return; // a destroyed one stays unbound: the batch fails with ENOENT
