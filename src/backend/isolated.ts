@@ -237,6 +237,11 @@ export class IsolatedDevice implements ComputeBackend {
     return this.#worker?.process.pid ?? null;
   }
 
+  /** @internal The current worker's ring (tests corrupt it on purpose). */
+  get ringMemory(): RingMemory | null {
+    return this.#worker?.ring ?? null;
+  }
+
   /** Memories and kernels bound in the current worker's ring (kernels are bound when built there). */
   get workerObjects(): { memories: number; kernels: number } {
     const w = this.#worker;
@@ -300,7 +305,7 @@ export class IsolatedDevice implements ComputeBackend {
   /** Hand a control message to the worker now, or queue it until it listens. */
   #send(m: ToWorker): void {
     const w = this.#worker;
-    if (w !== null && w.listening && w.process.connected && this.#outbox.length === 0) w.process.send(m);
+    if (w?.listening && w.process.connected && this.#outbox.length === 0) w.process.send(m);
     else this.#outbox.push(m);
   }
 
