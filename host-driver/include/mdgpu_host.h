@@ -1118,8 +1118,8 @@ struct mdgpu_host_ring_failed {
  * @wait_slice_ns: while batches run, the service looks for new records at least this often
  *                 (0: 2 ms)
  * @started_delay_ns: how long a batch's STARTED may wait for its DONE before the doorbell
- *                    rings for it alone (0: 100 us; the record is in the ring at once, only
- *                    the doorbell waits)
+ *                    rings for it alone (0: 1 ms; the record is in the ring at once, only the
+ *                    doorbell waits, so a short batch wakes the submitter once)
  * @reserved: zero
  */
 struct mdgpu_host_ring_desc {

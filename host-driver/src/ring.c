@@ -53,7 +53,7 @@ _Static_assert(sizeof(struct mdgpu_host_ring_done) == 72, "DONE is 72 bytes");
 _Static_assert(sizeof(struct mdgpu_host_ring_failed) == 24, "FAILED is 24 bytes and a message");
 
 #define DEFAULT_WAIT_SLICE_NS 2000000u
-#define DEFAULT_STARTED_DELAY_NS 100000u
+#define DEFAULT_STARTED_DELAY_NS 1000000u
 #define MAX_RINGS 64u
 #define SUBMIT_HEAD ((uint32_t)sizeof(struct mdgpu_host_ring_submit))
 #define FAILED_HEAD ((uint32_t)sizeof(struct mdgpu_host_ring_failed))
