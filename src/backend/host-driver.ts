@@ -1136,8 +1136,10 @@ export class HostDevice implements ComputeBackend {
       }
       const client = this.#client();
       const ring = this.#ring!;
+      // Tags are 32 bits and wrap; a tag still in use (after 2^32 batches) is skipped.
+      do this.#nextTag = this.#nextTag >= 0xffff_ffff ? 1 : this.#nextTag + 1;
+      while (client.inUse(this.#nextTag));
       const r = ringRequest(this.#nextTag, memory.handle, commands, hooks, this.#encoder, client.ringSubmitSize);
-      this.#nextTag = this.#nextTag >= 0xffff_ffff ? 1 : this.#nextTag + 1;
       // Objects are bound when a batch first names them: a destroy after this goes behind it.
       this.#bindOwn(ring, memory);
       for (const c of commands) if (c.kind === 'dispatch') this.#bindOwn(ring, c.kernel as HostKernel);

@@ -201,7 +201,10 @@ export class IsolatedDevice implements ComputeBackend {
   readonly #requests = new Map<number, RingRequest>();
   /** Batches submitted while no worker was ready: they go to the next one. */
   #waiting: RingRequest[] = [];
+  /** Ids of memories and kernels (the ring's names for them: never reused). */
   #nextId = 1;
+  /** Tags of batches (their names in the ring: 32 bits, wrapping; never one still in use). */
+  #nextTag = 1;
   /** Kernels are named in the ring by their ids (checked in {@link submit}). */
   readonly #encoder = new BatchEncoder<unknown>((kernel) => (kernel as IsolatedKernel).id);
   #failedStarts = 0;
@@ -487,7 +490,7 @@ export class IsolatedDevice implements ComputeBackend {
     // A descriptor of our own, so the worker (and any later one) can open the file even
     // after the caller closes its descriptor.
     const own = fs.openSync(`/proc/self/fd/${fd}`, 'r+');
-    const id = this.#nextId++;
+    const id = this.#newId();
     const message: ToWorker = { t: 'import', id, path: `/proc/${process.pid}/fd/${own}`, offset, size, staged: options.staged === true };
     this.#memories.set(id, { message, fd: own });
     this.#send(message);
@@ -503,7 +506,7 @@ export class IsolatedDevice implements ComputeBackend {
     this.#alive('mdgpu_host_kernel_create');
     const built = await this.builder.build(owner, spirv, options);
     this.#alive('mdgpu_host_kernel_create');
-    const id = this.#nextId++;
+    const id = this.#newId();
     const define = { t: 'kernel', id, spirv: spirv.slice(), options: structuredClone(options) } as const;
     this.#kernels.set(id, { ...define, eager: false });
     this.#send({ ...define, eager: true });
@@ -536,6 +539,12 @@ export class IsolatedDevice implements ComputeBackend {
     }
   }
 
+  /** A new memory or kernel id. They are 32 bits in the ring and must never name two objects. */
+  #newId(): number {
+    if (this.#nextId > 0xffff_ffff) throw new BackendError('ENOSPC', -constants.errno.ENOSPC, 'mdgpu_host_ring_bind', 'no memory or kernel ids left');
+    return this.#nextId++;
+  }
+
   #alive(call: string): void {
     if (this.#destroyed) throw new BackendError('ENOENT', -constants.errno.ENOENT, call, `Host driver ${call}: the device is destroyed`);
     if (this.#broken !== null) throw this.#broken;
@@ -555,7 +564,7 @@ export class IsolatedDevice implements ComputeBackend {
         if (c.kernel.destroyed)
           throw new BackendError('ENOENT', -constants.errno.ENOENT, 'mdgpu_host_submit2', `command ${i}: kernel ${c.kernel.id} is destroyed`);
       }
-      const r = ringRequest(this.#nextId++, memory.id, commands, hooks, this.#encoder, this.#submitAreaSize);
+      const r = ringRequest(this.#tag(), memory.id, commands, hooks, this.#encoder, this.#submitAreaSize);
       this.#requests.set(r.tag, r);
       const w = this.#worker;
       if (w?.ready === true) this.#deliver(w, r);
@@ -564,6 +573,13 @@ export class IsolatedDevice implements ComputeBackend {
     } catch (err) {
       return Promise.reject(err as Error);
     }
+  }
+
+  /** The next free batch tag. */
+  #tag(): number {
+    do this.#nextTag = this.#nextTag >= 0xffff_ffff ? 1 : this.#nextTag + 1;
+    while (this.#requests.has(this.#nextTag));
+    return this.#nextTag;
   }
 
   /** Wait for pending batches, then end the worker and builder and release everything. Idempotent. */

@@ -280,6 +280,11 @@ export class RingClient {
     return this.#written.size;
   }
 
+  /** Whether a batch written with `tag` is still unsettled. */
+  inUse(tag: number): boolean {
+    return this.#written.has(tag);
+  }
+
   /** Bytes of the submission area: no batch can be larger. */
   get ringSubmitSize(): number {
     return this.#ring.submitSize;
