@@ -21,6 +21,7 @@
  *
  * `--take service`: the in-process device rings its ring service's doorbell, as the daemon does
  * for its worker, instead of taking each batch on the event loop's thread (the default).
+ * `--native PATH`: another mdgpu-submit-native (to run this bench from an older checkout).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -48,7 +49,7 @@ const arg = (name: string, fallback: string) => {
 };
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const NATIVE_BIN = `${ROOT}bench/native/build/mdgpu-submit-native`;
+const NATIVE_BIN = arg('native', `${ROOT}bench/native/build/mdgpu-submit-native`);
 const MEMCPY = fs.readFileSync(`${ROOT}guest-driver/kernels/build/memcpy.spv`);
 const KINDS = ['fill', 'dispatch', 'fence'] as const;
 type Kind = (typeof KINDS)[number];

@@ -805,6 +805,8 @@ export class HostDevice implements ComputeBackend {
   /** The ring batches go through: made at the first submit, or the one served (see the top of the file). */
   #ring: DeviceRing | null = null;
   #native: NativeBinding | null = null;
+  /** The ring broke (see #client): no more batches. */
+  #ringBroken: BackendError | null = null;
   #nextTag = 1;
   /** Kernels are named in the ring by their handles (bound in {@link submit}). */
   readonly #encoder = new BatchEncoder<unknown>((kernel) => (kernel as HostKernel).handle);
@@ -1042,6 +1044,7 @@ export class HostDevice implements ComputeBackend {
 
   /** The device's own ring, made now if it has none yet. */
   #client(): RingClient {
+    if (this.#ringBroken !== null) throw this.#ringBroken;
     if (this.#ring !== null) {
       if (this.#ring.client === null) {
         throw new BackendError('EPERM', -constants.errno.EPERM, 'mdgpu_host_submit2', 'This device serves a ring another process writes: submit there');
@@ -1066,10 +1069,11 @@ export class HostDevice implements ComputeBackend {
             }
           : {}),
         onBroken: (message) => {
-          // Our own records are well formed: this is a bug, not an input to live with.
+          // Our own records are well formed: this is a bug (or memory corruption), not an input
+          // to live with. Nothing more is submitted here; destroy() still releases everything.
           const err = new BackendError('EPROTO', -constants.errno.EPROTO, 'mdgpu_host_submit2', `Host driver ring: ${message}`);
+          this.#ringBroken = err;
           for (const r of client.close()) r.reject(err);
-          this.#ring = null;
         },
       });
       this.#ring = { handle, client };
@@ -1165,7 +1169,7 @@ export class HostDevice implements ComputeBackend {
       }
       this.#destroying = (async () => {
         const client = this.#ring?.client;
-        if (client != null) await client.idle();
+        if (client != null && this.#ringBroken === null) await client.idle();
         await Promise.allSettled([...this.#compiles]);
         const ring = this.#ring;
         this.#ring = null;
