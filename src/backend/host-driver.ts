@@ -68,9 +68,8 @@ export const ABI_MINOR = 2;
 export const WAIT_SLICE_NS = 2_000_000n;
 /**
  * Kernels one device compiles at once on koffi's worker threads ({@link HostDevice.createKernelAsync});
- * more wait their turn. Those threads are libuv's pool (4 by default), which each device's
- * completion wait and Node's own file and DNS work also need: a few slow compiles must not
- * take them all.
+ * more wait their turn. Those threads are libuv's pool (4 by default), which Node's own file
+ * and DNS work also need: a few slow compiles must not take them all.
  */
 export const COMPILE_THREADS = 2;
 /** Bytes of the error text `mdgpu_host_kernel_create2` copies back (as `last_error`). */
