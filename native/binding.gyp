@@ -1,5 +1,5 @@
 # mdgpu_native: Linux syscalls Node lacks (fd passing, memfd, mmap, eventfd,
-# uv_poll); Linux only. Built by `npm install` (package.json "install" script runs
+# uv_poll, prctl); Linux only. Built by `npm install` (package.json "install" script runs
 # `node-gyp rebuild --directory native`); output native/build/Release/mdgpu_native.node.
 {
   'targets': [
@@ -12,6 +12,7 @@
         'src/layout.cc',
         'src/mmap.cc',
         'src/poller.cc',
+        'src/process.cc',
         'src/sock.cc',
         'src/systemd.cc',
       ],

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BackendKernel, BackendMemory, Command, ComputeBackend } from '../../src/backend/backend.js';
+import type { BackendKernel, Command, ComputeBackend } from '../../src/backend/backend.js';
 import { HostDevice, spirvWords } from '../../src/backend/host-driver.js';
 import { IsolatedDevice } from '../../src/backend/isolated.js';
 import { loadNative } from '../../src/native/binding.js';

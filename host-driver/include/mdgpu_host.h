@@ -43,7 +43,7 @@ extern "C" {
  * the same major and a minor at least the one it was written for.
  */
 #define MDGPU_HOST_ABI_MAJOR 2u
-#define MDGPU_HOST_ABI_MINOR 1u
+#define MDGPU_HOST_ABI_MINOR 2u
 #define MDGPU_HOST_ABI_VERSION ((MDGPU_HOST_ABI_MAJOR << 16) | MDGPU_HOST_ABI_MINOR)
 
 /* Limits the library enforces on every device (a device may report lower ones in its info). */
@@ -915,6 +915,275 @@ MDGPU_HOST_API int32_t mdgpu_host_submit2(uint32_t device, const struct mdgpu_ho
 					  const struct mdgpu_host_descriptor *descriptors,
 					  uint32_t descriptor_count, const void *data,
 					  uint32_t data_size, uint64_t *out_submission);
+
+/*
+ * ---- ABI 2.2: the ring service ----
+ *
+ * A ring service is a thread of the library that takes batches from a submission ring in
+ * memory shared with the submitter (another process, or another thread of this one), runs each
+ * exactly as mdgpu_host_submit2() with the same checks, waits for it itself and writes how it
+ * went into a completion ring: batches travel as the records of mdgpu_host_submit2() (struct
+ * mdgpu_host_cmd2, struct mdgpu_host_descriptor, data bytes) with no translation on the way
+ * but one: memories and kernels are named by ids of the submitter's choosing, bound to the
+ * library's handles with mdgpu_host_ring_bind(), so that they stay valid when a new process
+ * replaces one that was killed.
+ *
+ * The memory (one file, e.g. a memfd): a header page (struct mdgpu_host_ring_header), then the
+ * submission area (@submit_size bytes), then the completion area (@complete_size bytes). Each
+ * area is a byte ring of records with one writer and one reader: the writer writes records at
+ * its tail and then publishes the new tail (a release store); the reader reads up to the tail
+ * (acquire), copies each record out before it looks at it, and then publishes its head. Heads
+ * and tails count bytes modulo 2^32; a record's offset in its area is its position modulo the
+ * area's size (a power of two). Records are 8-aligned, contiguous, and at most the area's size;
+ * one that does not fit before the end of the area follows a PAD record that fills the rest.
+ *
+ * Doorbells are eventfds: the submitter adds to @submit_event after publishing records, the
+ * service adds 1 to @complete_event after publishing completions (several at once where it
+ * can: a batch's STARTED goes with its DONE when the batch completes within
+ * @started_delay_ns).
+ *
+ * The service trusts nothing it reads: a record of an unknown type or with sizes that do not
+ * add up fails with a FAILED record (EINVAL, the batch does not run) where the framing still
+ * holds; when the framing itself is gone (a size that points outside the published bytes,
+ * positions more than an area apart) it writes one BROKEN record and takes nothing more.
+ */
+#define MDGPU_HOST_RING_MAGIC 0x4752444du /* "MDRG", little endian */
+#define MDGPU_HOST_RING_VERSION 1u
+#define MDGPU_HOST_RING_HEADER_SIZE 4096u /* the areas start after one page */
+#define MDGPU_HOST_RING_MIN_AREA 4096u /* smallest area */
+#define MDGPU_HOST_RING_MAX_AREA (1u << 30) /* largest area */
+/* Batches a ring service has submitted and not yet collected, at most. */
+#define MDGPU_HOST_RING_MAX_INFLIGHT 64u
+/* Bytes of a FAILED or BROKEN record's message, NUL included, at most. */
+#define MDGPU_HOST_RING_MAX_MESSAGE 1024u
+
+/**
+ * struct mdgpu_host_ring_header - the first bytes of a ring's memory (the rest of the page is
+ * zero). The submitter writes @magic .. @complete_size before mdgpu_host_ring_create(); each
+ * position has a cache line of its own.
+ * @magic: MDGPU_HOST_RING_MAGIC
+ * @version: MDGPU_HOST_RING_VERSION
+ * @submit_size: bytes of the submission area, a power of two
+ * @complete_size: bytes of the completion area, a power of two
+ * @submit_tail: written by the submitter: bytes of records published
+ * @submit_head: written by the service: bytes of records it has taken
+ * @complete_tail: written by the service: bytes of completion records published
+ * @complete_head: written by the submitter: bytes of completion records it has read
+ */
+struct mdgpu_host_ring_header {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t submit_size;
+	uint32_t complete_size;
+	uint32_t reserved0[12];
+	uint32_t submit_tail;
+	uint32_t pad1[15];
+	uint32_t submit_head;
+	uint32_t pad2[15];
+	uint32_t complete_tail;
+	uint32_t pad3[15];
+	uint32_t complete_head;
+	uint32_t pad4[15];
+};
+
+/**
+ * enum mdgpu_host_ring_type - record types.
+ * @MDGPU_HOST_RING_PAD: either area: nothing up to the end of the area; go on at its start
+ * @MDGPU_HOST_RING_SUBMIT: submission: a batch (struct mdgpu_host_ring_submit)
+ * @MDGPU_HOST_RING_RELEASE: submission: forget a memory or kernel id and destroy its handle,
+ *                           after every batch before it was taken (struct
+ *                           mdgpu_host_ring_release)
+ * @MDGPU_HOST_RING_STARTED: completion: the batch is on the device (struct
+ *                           mdgpu_host_ring_started)
+ * @MDGPU_HOST_RING_DONE: completion: the batch completed (struct mdgpu_host_ring_done)
+ * @MDGPU_HOST_RING_FAILED: completion: the batch was refused, or failed (struct
+ *                          mdgpu_host_ring_failed)
+ * @MDGPU_HOST_RING_BROKEN: completion: the submission area is unreadable; the service takes
+ *                          nothing more (struct mdgpu_host_ring_failed, @tag 0)
+ */
+enum mdgpu_host_ring_type {
+	MDGPU_HOST_RING_PAD = 0,
+	MDGPU_HOST_RING_SUBMIT = 1,
+	MDGPU_HOST_RING_RELEASE = 2,
+	MDGPU_HOST_RING_STARTED = 16,
+	MDGPU_HOST_RING_DONE = 17,
+	MDGPU_HOST_RING_FAILED = 18,
+	MDGPU_HOST_RING_BROKEN = 19,
+};
+
+/** struct mdgpu_host_ring_record - the start of every record (@size: header included, 8k). */
+struct mdgpu_host_ring_record {
+	uint32_t type;
+	uint32_t size;
+};
+
+/**
+ * struct mdgpu_host_ring_submit - a batch (32 bytes), followed by @cmd_count struct
+ * mdgpu_host_cmd2, @descriptor_count struct mdgpu_host_descriptor and @data_size bytes of data
+ * (zero-padded to 8): the arguments of mdgpu_host_submit2(), with every memory handle (of
+ * COPY, FILL, UPDATE, TIMESTAMP and of descriptors) and every DISPATCH2 kernel handle an id
+ * bound to the ring. Every other field is passed on as it is.
+ * @type: MDGPU_HOST_RING_SUBMIT
+ * @size: 32 + 64 * @cmd_count + 40 * @descriptor_count + @data_size rounded up to 8
+ * @tag: the submitter's name for the batch, in its completion records
+ * @cmd_count: commands
+ * @descriptor_count: descriptors
+ * @data_size: bytes of data
+ * @flags: zero
+ * @reserved: zero
+ */
+struct mdgpu_host_ring_submit {
+	uint32_t type;
+	uint32_t size;
+	uint32_t tag;
+	uint32_t cmd_count;
+	uint32_t descriptor_count;
+	uint32_t data_size;
+	uint32_t flags;
+	uint32_t reserved;
+};
+
+/* Kinds of ids bound to a ring. */
+enum mdgpu_host_ring_kind {
+	MDGPU_HOST_RING_MEMORY = 1,
+	MDGPU_HOST_RING_KERNEL = 2,
+};
+
+/** struct mdgpu_host_ring_release - RELEASE (16 bytes): @kind, @id as for mdgpu_host_ring_bind(). */
+struct mdgpu_host_ring_release {
+	uint32_t type;
+	uint32_t size;
+	uint32_t kind;
+	uint32_t id;
+};
+
+/**
+ * struct mdgpu_host_ring_started - STARTED (24 bytes): the batch @tag passed every check and
+ * is on the device as submission @submission (its work starts when the work before it ends).
+ */
+struct mdgpu_host_ring_started {
+	uint32_t type;
+	uint32_t size;
+	uint32_t tag;
+	uint32_t reserved;
+	uint64_t submission;
+};
+
+/** struct mdgpu_host_ring_done - DONE (72 bytes): batch @tag completed; @status as from mdgpu_host_wait(). */
+struct mdgpu_host_ring_done {
+	uint32_t type;
+	uint32_t size;
+	uint32_t tag;
+	uint32_t reserved;
+	struct mdgpu_host_status status;
+};
+
+/* struct mdgpu_host_ring_failed.stage: where a batch failed. */
+enum mdgpu_host_ring_stage {
+	MDGPU_HOST_RING_STAGE_RECORD =
+		1, /* its record is malformed, or names an unbound id: nothing ran */
+	MDGPU_HOST_RING_STAGE_SUBMIT = 2, /* mdgpu_host_submit2() refused it: nothing ran */
+	MDGPU_HOST_RING_STAGE_WAIT = 3, /* mdgpu_host_wait() failed */
+	MDGPU_HOST_RING_STAGE_DEVICE = 4, /* it ran and the device failed (status.result) */
+};
+
+/**
+ * struct mdgpu_host_ring_failed - FAILED or BROKEN (24 bytes and the message).
+ * @type: MDGPU_HOST_RING_FAILED or MDGPU_HOST_RING_BROKEN
+ * @size: 24 + the message's bytes with its NUL, rounded up to 8
+ * @tag: the batch's tag (0 for BROKEN)
+ * @error: a negative errno
+ * @stage: enum mdgpu_host_ring_stage (0 for BROKEN)
+ * @reserved: zero
+ * @message: NUL-terminated, at most MDGPU_HOST_RING_MAX_MESSAGE bytes (mdgpu_host_last_error()
+ *           of the call that failed)
+ */
+struct mdgpu_host_ring_failed {
+	uint32_t type;
+	uint32_t size;
+	uint32_t tag;
+	int32_t error;
+	uint32_t stage;
+	uint32_t reserved;
+	char message[];
+};
+
+/**
+ * struct mdgpu_host_ring_desc - what mdgpu_host_ring_create() serves.
+ * @fd: the ring's memory, its header written (the library maps it itself and keeps a duplicate
+ *      of the descriptor; the caller may close its own)
+ * @submit_event: an eventfd the submitter adds to after publishing records (duplicated)
+ * @complete_event: an eventfd the service adds 1 to after publishing completions (duplicated)
+ * @flags: zero
+ * @wait_slice_ns: while batches run, the service looks for new records at least this often
+ *                 (0: 2 ms)
+ * @started_delay_ns: how long a batch's STARTED may wait for its DONE before the doorbell
+ *                    rings for it alone (0: 1 ms; the record is in the ring at once, only the
+ *                    doorbell waits, so a short batch wakes the submitter once)
+ * @reserved: zero
+ */
+struct mdgpu_host_ring_desc {
+	int32_t fd;
+	int32_t submit_event;
+	int32_t complete_event;
+	uint32_t flags;
+	uint64_t wait_slice_ns;
+	uint64_t started_delay_ns;
+	uint32_t reserved[8];
+};
+
+/**
+ * mdgpu_host_ring_create() - start a ring service for @device on the ring @desc describes.
+ * @out_ring: receives the ring handle
+ *
+ * Checks the header (magic, version, sizes: powers of two from MDGPU_HOST_RING_MIN_AREA to
+ * MDGPU_HOST_RING_MAX_AREA that fit in the file) and that both positions of each area are 0,
+ * then starts the service thread, which inherits the calling thread's scheduling priority.
+ *
+ * Return: 0; -EINVAL (a bad header, size, descriptor or flag), -ENOENT (no such device),
+ * -ENOMEM, -EAGAIN (too many rings), or -errno of mmap or the thread's creation.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_ring_create(uint32_t device,
+					      const struct mdgpu_host_ring_desc *desc,
+					      uint32_t *out_ring);
+
+/**
+ * mdgpu_host_ring_bind() - name a memory or kernel of the ring's device @id (nonzero) in the
+ * ring's records.
+ * @kind: enum mdgpu_host_ring_kind
+ * @handle: the library's handle, which the ring owns from now on (it destroys it when @id is
+ *          released, rebound, or the ring is destroyed); 0: release @id now (as a RELEASE
+ *          record would, but without waiting for earlier records)
+ *
+ * Return: 0; -EINVAL (a zero @id, a bad @kind), -ENOENT (no such ring; releasing an unbound
+ * id), -ENOMEM.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_ring_bind(uint32_t ring, uint32_t kind, uint32_t id,
+					    uint32_t handle);
+
+/**
+ * mdgpu_host_ring_take() - take the records published so far on the calling thread, as the
+ * service would (submitting each batch and writing its STARTED or FAILED before returning), and
+ * leave the waiting to the service. For a submitter in the same process: the batch is on the
+ * device when the call returns, without waiting for the service thread to wake up, and its
+ * STARTED (or FAILED) is in the completion area already. The doorbell rings for them later, as
+ * for any record. Where the completion area is full the record is dropped (the caller is its
+ * reader: waiting would never end); keep fewer batches outstanding than the area holds.
+ *
+ * Return: 0 or -ENOENT.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_ring_take(uint32_t ring);
+
+/**
+ * mdgpu_host_ring_destroy() - stop the service and release everything bound to the ring.
+ *
+ * The service first waits for the batches it has submitted (and writes their completions);
+ * records not yet taken are left. Then the bound handles are destroyed (batches still holding
+ * them complete as usual), and the mapping and descriptors released.
+ *
+ * Return: 0 or -ENOENT.
+ */
+MDGPU_HOST_API int32_t mdgpu_host_ring_destroy(uint32_t ring);
 
 #ifdef __cplusplus
 }

@@ -111,6 +111,11 @@ const char *mdgpu_error_message(void)
 	return last_error;
 }
 
+void mdgpu_error_clear(void)
+{
+	last_error[0] = '\0';
+}
+
 uint64_t mdgpu_now_ns(void)
 {
 	struct timespec ts;

@@ -203,6 +203,8 @@ void mdgpu_log(enum mdgpu_log_level level, const char *fmt, ...)
 int mdgpu_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The current message, for a caller that adds context in front of it. */
 const char *mdgpu_error_message(void);
+/* Clear it (what every public function does first). */
+void mdgpu_error_clear(void);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t mdgpu_now_ns(void);

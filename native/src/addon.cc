@@ -10,6 +10,7 @@
 //              eventfd, eventfdWrite, eventfdRead, MFD_ALLOW_SEALING, EFD_SEMAPHORE
 //   mmap.cc    mmap, munmap, liveMappings, PROT_READ, PROT_WRITE
 //   poller.cc  Poller, POLL_READABLE, POLL_WRITABLE
+//   process.cc parentDeathSignal
 //   layout.cc  sizeofs, offsetofs (test-only <linux/vfio.h> cross-check)
 //   systemd.cc sdNotify, adoptSocket
 #include "common.h"
@@ -23,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   mdgpu::InitPoller(env, exports);
   mdgpu::InitLayout(env, exports);
   mdgpu::InitSystemd(env, exports);
+  mdgpu::InitProcess(env, exports);
   return exports;
 }
 

@@ -35,7 +35,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
     return DefineClass(env, "Poller",
                        {InstanceMethod<&Poller::Start>("start"),
                         InstanceMethod<&Poller::Stop>("stop"),
-                        InstanceMethod<&Poller::Close>("close")});
+                        InstanceMethod<&Poller::Close>("close"),
+                        InstanceMethod<&Poller::SetRef>("ref"),
+                        InstanceMethod<&Poller::SetUnref>("unref")});
   }
 
   // new Poller(fd, callback(err, events))
@@ -124,6 +126,20 @@ class Poller : public Napi::ObjectWrap<Poller> {
     // Closing from inside our own callback: the async context is still in
     // use by MakeCallback, so OnPoll releases it when the callback returns.
     if (!in_callback_) async_.reset();
+    return info.Env().Undefined();
+  }
+
+  // ref() / unref(): whether a started poller keeps the event loop alive
+  // (uv_ref / uv_unref: a flag on the handle, no syscall). A poller that waits
+  // for replies only while requests are outstanding unrefs itself when idle.
+  // No-ops when closed.
+  Napi::Value SetRef(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetUnref(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
     return info.Env().Undefined();
   }
 

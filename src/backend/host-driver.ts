@@ -7,21 +7,22 @@
  * ships prebuilt binaries in its npm package and costs ~0.1 µs a call (50–200× less).
  *
  * The structs of `host-driver/include/mdgpu_host.h` are declared once, below, as koffi types.
- * Outputs (device info, capabilities, status) are decoded by koffi. A batch's commands,
- * descriptors and data (push constants, UPDATE data) are encoded by hand into one byte buffer
- * per device, reused from batch to batch, at offsets read from those same declarations:
- * koffi's conversion of an array of objects with unions costs ~2 µs per command, the byte
- * buffer ~0.1 µs, and no object is made per command. The C library asserts the sizes
- * statically and the tests compare them with these declarations.
+ * Outputs (device info, capabilities) are decoded by koffi. A batch is encoded by hand into the
+ * host driver's own records (host-records.ts: the one encoder, shared with the daemon, which
+ * never loads this library); when this module loads it checks that encoder's layouts against
+ * the declarations below, and the C library asserts the sizes statically.
  *
- * Completion without blocking the JS thread: `submit` returns at once; each device then keeps
- * at most one `mdgpu_host_wait` running on a koffi worker thread (`.async`), for the oldest
- * unfinished batch, in slices of {@link WAIT_SLICE_NS}. When it returns, every batch that has
- * completed is collected with the non-blocking `mdgpu_host_poll` and its Promise settled, and
- * the wait is re-armed. One waiting thread per device, however many batches are in flight,
- * instead of one per batch (which would exhaust the worker pool with N VMs) — and completion
- * is seen as soon as the fence signals, not at the next tick of a polling timer (which would
- * add up to a timer period of latency, or burn the CPU when the period is short).
+ * Batches go through a submission ring (ring.ts, `mdgpu_host_ring_create`), the same data path
+ * as the daemon's compute worker: `submit` encodes the batch straight into the ring's shared
+ * memory and takes it on this thread (`mdgpu_host_ring_take`: `mdgpu_host_submit2` with every
+ * check, and the batch is on the device when `submit` returns); the library's ring service
+ * thread then waits for the fence itself and posts the completion, and an eventfd watched on
+ * the event loop settles the Promise. No libuv pool thread waits, no thread hop is added to
+ * the submission, nothing is allocated per batch but what the caller gets back. The ring is
+ * made at the first `submit` (a device that only builds kernels, like the kernel builder's,
+ * never has one). A device can also serve a ring another process writes (`ring` of
+ * {@link OpenOptions}: the compute worker of isolated.ts), binding that process's ids to its
+ * memories and kernels.
  *
  * Kernels without blocking the JS thread: `createKernelAsync` runs `mdgpu_host_kernel_create2`
  * on a koffi worker thread (checking and compiling a large module takes seconds); the library
@@ -35,8 +36,9 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DescriptorType, KernelBinding, MemoryRange } from '../device-commands.js';
+import type { DescriptorType, KernelBinding } from '../device-commands.js';
 import { errnoName } from '../errno.js';
+import { loadNative, type NativeBinding } from '../native/binding.js';
 import {
   BackendError,
   type BackendKernel,
@@ -51,20 +53,23 @@ import {
   type SubmissionStatus,
   type SubmitHooks,
 } from './backend.js';
+import { BatchEncoder, CMD2, checkIndex, DESCRIPTOR, STATUS } from './host-records.js';
+import { RingClient, RingKind, RingMemory, ringRequest } from './ring.js';
+
+export { Op } from './host-records.js';
 
 /** The library's path relative to the package root. */
 export const HOST_DRIVER_PATH = 'host-driver/build/libmdgpu-host.so';
 /** The ABI major version this binding speaks (`MDGPU_HOST_ABI_MAJOR`). */
 export const ABI_MAJOR = 2;
-/** The least ABI minor version it needs (2.1: capabilities, kernel_create2, submit2). */
-export const ABI_MINOR = 1;
-/** How long one worker-thread wait lasts before it is re-armed, ns. */
-export const WAIT_SLICE_NS = 200_000_000n;
+/** The least ABI minor version it needs (2.1: capabilities, kernel_create2, submit2; 2.2: the ring service). */
+export const ABI_MINOR = 2;
+/** How long the ring service waits for a running batch before it looks for new ones, ns. */
+export const WAIT_SLICE_NS = 2_000_000n;
 /**
  * Kernels one device compiles at once on koffi's worker threads ({@link HostDevice.createKernelAsync});
- * more wait their turn. Those threads are libuv's pool (4 by default), which each device's
- * completion wait and Node's own file and DNS work also need: a few slow compiles must not
- * take them all.
+ * more wait their turn. Those threads are libuv's pool (4 by default), which Node's own file
+ * and DNS work also need: a few slow compiles must not take them all.
  */
 export const COMPILE_THREADS = 2;
 /** Bytes of the error text `mdgpu_host_kernel_create2` copies back (as `last_error`). */
@@ -201,6 +206,17 @@ const Cmd2ArgsT = koffi.union('mdgpu_host_cmd2_args', {
 });
 const Cmd2T = koffi.struct('mdgpu_host_cmd2', { op: u32, flags: u32, u: Cmd2ArgsT });
 
+// ---- ABI 2.2 ----
+const RingDescT = koffi.struct('mdgpu_host_ring_desc', {
+  fd: 'int32_t',
+  submit_event: 'int32_t',
+  complete_event: 'int32_t',
+  flags: u32,
+  wait_slice_ns: u64,
+  started_delay_ns: u64,
+  reserved: koffi.array(u32, 8, 'Array'),
+});
+
 /** The koffi struct types, for layout tests. */
 export const abiTypes = {
   DeviceInfoT,
@@ -219,6 +235,7 @@ export const abiTypes = {
   Dispatch2T,
   Cmd2ArgsT,
   Cmd2T,
+  RingDescT,
 } as const;
 
 /** Byte offset of `field` of `type` (from the declaration above). */
@@ -226,61 +243,68 @@ function off(type: TypeObject, field: string): number {
   return koffi.offsetof(type, field);
 }
 
-const CMD_SIZE = koffi.sizeof(Cmd2T);
-const U = off(Cmd2T, 'u');
-const CMD = { op: off(Cmd2T, 'op') };
-const COPY = {
-  srcMem: U + off(CopyT, 'src_mem'),
-  dstMem: U + off(CopyT, 'dst_mem'),
-  srcOffset: U + off(CopyT, 'src_offset'),
-  dstOffset: U + off(CopyT, 'dst_offset'),
-  size: U + off(CopyT, 'size'),
-};
-const FILL = { mem: U + off(FillT, 'mem'), value: U + off(FillT, 'value'), offset: U + off(FillT, 'offset'), size: U + off(FillT, 'size') };
-const TIMESTAMP = { mem: U + off(TimestampT, 'mem'), offset: U + off(TimestampT, 'offset') };
-const UPDATE = {
-  mem: U + off(UpdateT, 'mem'),
-  size: U + off(UpdateT, 'size'),
-  offset: U + off(UpdateT, 'offset'),
-  dataOffset: U + off(UpdateT, 'data_offset'),
-};
-const DISPATCH2 = {
-  kernel: U + off(Dispatch2T, 'kernel'),
-  firstDescriptor: U + off(Dispatch2T, 'first_descriptor'),
-  descriptorCount: U + off(Dispatch2T, 'descriptor_count'),
-  pushOffset: U + off(Dispatch2T, 'push_offset'),
-  pushSize: U + off(Dispatch2T, 'push_size'),
-  base: U + off(Dispatch2T, 'base'),
-  groups: U + off(Dispatch2T, 'groups'),
-};
-const DESCRIPTOR_SIZE = koffi.sizeof(DescriptorT);
-const DESCRIPTOR = {
-  mem: off(DescriptorT, 'mem'),
-  set: off(DescriptorT, 'set'),
-  binding: off(DescriptorT, 'binding'),
-  index: off(DescriptorT, 'index'),
-  type: off(DescriptorT, 'type'),
-  offset: off(DescriptorT, 'offset'),
-  range: off(DescriptorT, 'range'),
-};
+/**
+ * The encoder's layouts (host-records.ts, plain numbers so that the daemon needs no koffi) are
+ * these declarations': a mismatch is a build error, reported the moment this module loads.
+ */
+function checkEncoderLayouts(): void {
+  const u = off(Cmd2T, 'u');
+  const pairs: [string, number, number][] = [
+    ['cmd2 size', CMD2.size, koffi.sizeof(Cmd2T)],
+    ['cmd2.op', CMD2.op, off(Cmd2T, 'op')],
+    ['cmd2.flags', CMD2.flags, off(Cmd2T, 'flags')],
+    ['cmd2.u', CMD2.u, u],
+    ['copy.src_mem', CMD2.copy.srcMem, u + off(CopyT, 'src_mem')],
+    ['copy.dst_mem', CMD2.copy.dstMem, u + off(CopyT, 'dst_mem')],
+    ['copy.src_offset', CMD2.copy.srcOffset, u + off(CopyT, 'src_offset')],
+    ['copy.dst_offset', CMD2.copy.dstOffset, u + off(CopyT, 'dst_offset')],
+    ['copy.size', CMD2.copy.size, u + off(CopyT, 'size')],
+    ['fill.mem', CMD2.fill.mem, u + off(FillT, 'mem')],
+    ['fill.value', CMD2.fill.value, u + off(FillT, 'value')],
+    ['fill.offset', CMD2.fill.offset, u + off(FillT, 'offset')],
+    ['fill.size', CMD2.fill.size, u + off(FillT, 'size')],
+    ['timestamp.mem', CMD2.timestamp.mem, u + off(TimestampT, 'mem')],
+    ['timestamp.offset', CMD2.timestamp.offset, u + off(TimestampT, 'offset')],
+    ['update.mem', CMD2.update.mem, u + off(UpdateT, 'mem')],
+    ['update.size', CMD2.update.size, u + off(UpdateT, 'size')],
+    ['update.offset', CMD2.update.offset, u + off(UpdateT, 'offset')],
+    ['update.data_offset', CMD2.update.dataOffset, u + off(UpdateT, 'data_offset')],
+    ['dispatch2.kernel', CMD2.dispatch2.kernel, u + off(Dispatch2T, 'kernel')],
+    ['dispatch2.first_descriptor', CMD2.dispatch2.firstDescriptor, u + off(Dispatch2T, 'first_descriptor')],
+    ['dispatch2.descriptor_count', CMD2.dispatch2.descriptorCount, u + off(Dispatch2T, 'descriptor_count')],
+    ['dispatch2.push_offset', CMD2.dispatch2.pushOffset, u + off(Dispatch2T, 'push_offset')],
+    ['dispatch2.push_size', CMD2.dispatch2.pushSize, u + off(Dispatch2T, 'push_size')],
+    ['dispatch2.base', CMD2.dispatch2.base, u + off(Dispatch2T, 'base')],
+    ['dispatch2.groups', CMD2.dispatch2.groups, u + off(Dispatch2T, 'groups')],
+    ['descriptor size', DESCRIPTOR.size, koffi.sizeof(DescriptorT)],
+    ['descriptor.mem', DESCRIPTOR.mem, off(DescriptorT, 'mem')],
+    ['descriptor.set', DESCRIPTOR.set, off(DescriptorT, 'set')],
+    ['descriptor.binding', DESCRIPTOR.binding, off(DescriptorT, 'binding')],
+    ['descriptor.index', DESCRIPTOR.index, off(DescriptorT, 'index')],
+    ['descriptor.type', DESCRIPTOR.type, off(DescriptorT, 'type')],
+    ['descriptor.offset', DESCRIPTOR.offset, off(DescriptorT, 'offset')],
+    ['descriptor.range', DESCRIPTOR.range, off(DescriptorT, 'range')],
+    ['status size', STATUS.size, koffi.sizeof(StatusT)],
+    ['status.submission', STATUS.submission, off(StatusT, 'submission')],
+    ['status.result', STATUS.result, off(StatusT, 'result')],
+    ['status.flags', STATUS.flags, off(StatusT, 'flags')],
+    ['status.device_begin_ns', STATUS.deviceBeginNs, off(StatusT, 'device_begin_ns')],
+    ['status.device_end_ns', STATUS.deviceEndNs, off(StatusT, 'device_end_ns')],
+    ['status.device_ns', STATUS.deviceNs, off(StatusT, 'device_ns')],
+    ['status.submit_ns', STATUS.submitNs, off(StatusT, 'submit_ns')],
+    ['status.complete_ns', STATUS.completeNs, off(StatusT, 'complete_ns')],
+  ];
+  const wrong = pairs.filter(([, encoder, declared]) => encoder !== declared);
+  if (wrong.length > 0) {
+    throw new Error(`host-records.ts disagrees with the ABI declarations: ${wrong.map(([f, e, d]) => `${f} ${e} ≠ ${d}`).join(', ')}`);
+  }
+}
+checkEncoderLayouts();
+
 const SPEC_ENTRY_SIZE = koffi.sizeof(SpecEntryT);
 const KERNEL_BINDING_SIZE = koffi.sizeof(KernelBindingT);
 const CAPS_SIZE = koffi.sizeof(CapsT);
 
-/** `MDGPU_HOST_OP_*`: the commands of `mdgpu_host_submit2`. */
-export enum Op {
-  Copy = 1, // MDGPU_HOST_OP_COPY
-  Fill = 2, // MDGPU_HOST_OP_FILL
-  Barrier = 4, // MDGPU_HOST_OP_BARRIER
-  Timestamp = 5, // MDGPU_HOST_OP_TIMESTAMP
-  Update = 6, // MDGPU_HOST_OP_UPDATE
-  Dispatch2 = 7, // MDGPU_HOST_OP_DISPATCH2
-}
-
-/** `enum mdgpu_host_descriptor_type` of a {@link DescriptorType}; undefined for anything else. */
-function descriptorType(type: unknown): number | undefined {
-  return type === 'storage' ? 0 : type === 'uniform' ? 1 : undefined;
-}
 const DESCRIPTOR_TYPE_NAMES: readonly DescriptorType[] = ['storage', 'uniform'];
 
 /** Library limits of ABI 2.1 (`mdgpu_host.h`). */
@@ -296,7 +320,6 @@ const DEVICE_CPU_TIMESTAMPS = 1 << 3;
 const OPEN_CPU_TIMESTAMPS = 1 << 0;
 const MEMORY_STAGED = 1 << 0;
 const MEMORY_ZERO_COPY = 1 << 1;
-const STATUS_DEVICE_TIME = 1 << 0;
 
 type Fn = ReturnType<LibraryHandle['func']>;
 
@@ -321,6 +344,10 @@ export interface HostDriverLibrary {
     kernelCreate2: Fn;
     kernelInfo: Fn;
     submit2: Fn;
+    ringCreate: Fn;
+    ringBind: Fn;
+    ringTake: Fn;
+    ringDestroy: Fn;
   };
 }
 
@@ -384,6 +411,10 @@ export function loadHostDriverFrom(file: string): HostDriverLibrary {
     submit2: lib.func(
       'int32_t mdgpu_host_submit2(uint32_t device, const void *cmds, uint32_t cmd_count, const void *descriptors, uint32_t descriptor_count, const void *data, uint32_t data_size, void *out)',
     ),
+    ringCreate: lib.func('int32_t mdgpu_host_ring_create(uint32_t device, const mdgpu_host_ring_desc *desc, _Out_ uint32_t *out)'),
+    ringBind: lib.func('int32_t mdgpu_host_ring_bind(uint32_t ring, uint32_t kind, uint32_t id, uint32_t handle)'),
+    ringTake: lib.func('int32_t mdgpu_host_ring_take(uint32_t ring)'),
+    ringDestroy: lib.func('int32_t mdgpu_host_ring_destroy(uint32_t ring)'),
   };
   return { path: file, abiVersion, fn };
 }
@@ -405,39 +436,6 @@ function fail(lib: HostDriverLibrary, call: string, ret: number, detail?: string
   const code = errnoName(-ret); // the C ABI returns -errno
   const why = detail ?? ((lib.fn.lastError() as string | null) || 'no detail');
   return new BackendError(code, ret, call, `Host driver ${call} failed with ${code}: ${why}`);
-}
-
-// ---- argument checks (types only: the library checks ranges against the device) ----
-
-function checkIndex(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw Object.assign(new TypeError(`${name} must be an integer, got ${typeof value === 'number' ? value : typeof value}`), {
-      code: 'ERR_INVALID_ARG_TYPE',
-    });
-  }
-  if (value < 0 || value > max) {
-    throw Object.assign(new RangeError(`${name} must be 0..${max}, got ${value}`), { code: 'ERR_OUT_OF_RANGE' });
-  }
-  return value;
-}
-
-/** Write a safe integer `value` (checked) as a little-endian u64, without a BigInt. */
-function put64(v: DataView, at: number, i: number, name: string, value: unknown): void {
-  const n = checkIndex(`command ${i}: ${name}`, value);
-  v.setUint32(at, n >>> 0, true);
-  v.setUint32(at + 4, Math.floor(n / 0x1_0000_0000), true);
-}
-
-/** A command's range `what`: checked to be an object; its offset (checked by the caller). */
-function rangeOffset(i: number, what: string, r: MemoryRange | undefined): unknown {
-  if (typeof r !== 'object' || r === null) throw new TypeError(`submit: command ${i}: ${what} must be a range { offset, size }`);
-  return r.offset;
-}
-
-/** A command's range `what`: its size, checked. */
-function rangeSize(i: number, what: string, r: MemoryRange | undefined): number {
-  rangeOffset(i, what, r);
-  return checkIndex(`command ${i}: ${what}.size`, r!.size);
 }
 
 // ---- decoding ----
@@ -471,17 +469,6 @@ interface RawInfo {
   max_kernel_type_depth: number;
   max_kernel_type_paths: number;
   max_kernel_module_paths: number;
-}
-
-interface RawStatus {
-  submission: number | bigint;
-  result: number;
-  flags: number;
-  device_begin_ns: number | bigint;
-  device_end_ns: number | bigint;
-  device_ns: number | bigint;
-  submit_ns: number | bigint;
-  complete_ns: number | bigint;
 }
 
 /** `enum mdgpu_host_robustness`, by its Vulkan feature name. */
@@ -590,18 +577,6 @@ function decodeInfo(raw: RawInfo, caps: DeviceCaps): DeviceInfo {
   };
 }
 
-function decodeStatus(raw: RawStatus): SubmissionStatus {
-  const timed = (raw.flags & STATUS_DEVICE_TIME) !== 0;
-  return {
-    id: BigInt(raw.submission),
-    deviceNs: timed ? Number(raw.device_ns) : undefined,
-    deviceBeginNs: timed ? BigInt(raw.device_begin_ns) : undefined,
-    deviceEndNs: timed ? BigInt(raw.device_end_ns) : undefined,
-    submitNs: BigInt(raw.submit_ns),
-    completeNs: BigInt(raw.complete_ns),
-  };
-}
-
 /** Describe every device the library sees, without opening any. */
 export function listDevices(lib: HostDriverLibrary = loadHostDriver()): DeviceInfo[] {
   const out: DeviceInfo[] = [];
@@ -626,6 +601,8 @@ export function spirvWords(bytes: Uint8Array): Uint32Array {
 /** Memory imported into a {@link HostDevice}. */
 export class HostMemory implements BackendMemory {
   #destroyed = false;
+  /** @internal The id it is bound to in the device's ring (0: none yet); the ring owns the handle then. */
+  ringId = 0;
 
   /** @internal */
   constructor(
@@ -647,13 +624,15 @@ export class HostMemory implements BackendMemory {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    this.device.release('mdgpu_host_memory_destroy', this.handle);
+    this.device.release('mdgpu_host_memory_destroy', this.handle, this.ringId);
   }
 }
 
 /** A kernel built on a {@link HostDevice}: what it declares comes from `mdgpu_host_kernel_info`. */
 export class HostKernel implements BackendKernel {
   #destroyed = false;
+  /** @internal The id it is bound to in the device's ring (0: none yet); the ring owns the handle then. */
+  ringId = 0;
 
   /** @internal */
   constructor(
@@ -672,7 +651,7 @@ export class HostKernel implements BackendKernel {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    this.device.release('mdgpu_host_kernel_destroy', this.handle);
+    this.device.release('mdgpu_host_kernel_destroy', this.handle, this.ringId);
   }
 }
 
@@ -766,10 +745,14 @@ function kernelDesc(call: string, spirv: Uint32Array, options: KernelOptions, co
   };
 }
 
-interface Waiter {
-  resolve: (status: SubmissionStatus) => void;
-  reject: (err: Error) => void;
-  promise: Promise<SubmissionStatus>;
+/** A ring another process writes, for a device to serve (the compute worker's: isolated.ts). */
+export interface ServedRing {
+  /** The ring's memory (a memfd with its header written). */
+  fd: number;
+  /** eventfd the writer adds to after publishing records. */
+  submitEvent: number;
+  /** eventfd the service adds 1 to after publishing completions. */
+  completeEvent: number;
 }
 
 /** Options of {@link HostDevice.open}. */
@@ -780,10 +763,31 @@ export interface OpenOptions {
   cpuTimestamps?: boolean;
   /** The library to use (default {@link loadHostDriver}). */
   library?: HostDriverLibrary;
-  /** How long one worker-thread wait lasts before it is re-armed (default {@link WAIT_SLICE_NS}). */
+  /** How long the ring service waits for a running batch before it looks for new ones (default {@link WAIT_SLICE_NS}). */
   waitSliceNs?: bigint;
   /** Kernels compiled at once by {@link HostDevice.createKernelAsync} (default {@link COMPILE_THREADS}). */
   compileThreads?: number;
+  /**
+   * Serve this ring, written by another process, instead of taking batches from this one:
+   * {@link HostDevice.submit} is then refused, and that process's ids are bound to this device's
+   * objects with {@link HostDevice.bind}.
+   */
+  ring?: ServedRing;
+  /** Bytes of the submission area of the device's own ring (a power of two; default ring.ts's `SUBMIT_AREA_SIZE`). */
+  submitAreaSize?: number;
+  /**
+   * Who takes a batch from the device's own ring: `'caller'` (default) takes it on the
+   * submitting thread (`mdgpu_host_ring_take`); `'service'` rings the service thread's doorbell,
+   * as a process writing a served ring does (for measuring the difference).
+   */
+  takeOn?: 'caller' | 'service';
+}
+
+/** The ring a device's batches go through. */
+interface DeviceRing {
+  handle: number;
+  /** This process writes it: its memory and client. Null for a served ring. */
+  client: RingClient | null;
 }
 
 /** A device opened through libmdgpu-host. */
@@ -791,25 +795,27 @@ export class HostDevice implements ComputeBackend {
   readonly info: DeviceInfo;
   readonly #lib: HostDriverLibrary;
   readonly #handle: number;
-  readonly #waiters = new Map<bigint, Waiter>(); // insertion order is submission order
-  #waiting = false;
   #destroyed = false;
   #destroying: Promise<void> | undefined;
-  readonly #waitSliceNs: bigint;
+  readonly #options: OpenOptions;
   readonly #compileThreads: number;
   readonly #compileQueue: CompileJob[] = [];
   readonly #compiles = new Set<Promise<void>>(); // settle when their compile returns
-  /** Where batches are encoded (commands, descriptors, data), reused: see the top of the file. */
-  #scratch = new Uint8Array(4096);
-  #scratchView = new DataView(this.#scratch.buffer);
-  readonly #submission = new BigUint64Array(1);
+  /** The ring batches go through: made at the first submit, or the one served (see the top of the file). */
+  #ring: DeviceRing | null = null;
+  #native: NativeBinding | null = null;
+  /** The ring broke (see #client): no more batches. */
+  #ringBroken: BackendError | null = null;
+  #nextTag = 1;
+  /** Kernels are named in the ring by their handles (bound in {@link submit}). */
+  readonly #encoder = new BatchEncoder<unknown>((kernel) => (kernel as HostKernel).handle);
   /** mdgpu_host_kernel_info's bindings, for the largest layout a kernel can have. */
   readonly #kernelBindings = new Uint8Array(MAX_KERNEL_DESCRIPTORS * KERNEL_BINDING_SIZE);
 
-  private constructor(lib: HostDriverLibrary, handle: number, waitSliceNs: bigint, compileThreads: number) {
+  private constructor(lib: HostDriverLibrary, handle: number, options: OpenOptions, compileThreads: number) {
     this.#lib = lib;
     this.#handle = handle;
-    this.#waitSliceNs = waitSliceNs;
+    this.#options = options;
     this.#compileThreads = compileThreads;
     const raw = {} as RawInfo;
     this.#check('mdgpu_host_device_info', lib.fn.deviceInfo(handle, raw) as number);
@@ -822,14 +828,27 @@ export class HostDevice implements ComputeBackend {
     const lib = options.library ?? loadHostDriver();
     const compileThreads = checkIndex('compileThreads', options.compileThreads ?? COMPILE_THREADS, 64);
     if (compileThreads < 1) throw Object.assign(new RangeError('compileThreads must be 1..64, got 0'), { code: 'ERR_OUT_OF_RANGE' });
+    if (options.waitSliceNs !== undefined && (typeof options.waitSliceNs !== 'bigint' || options.waitSliceNs < 0n)) {
+      throw Object.assign(new TypeError('waitSliceNs must be a bigint ≥ 0'), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
     const out = [0];
     const ret = lib.fn.deviceOpen(options.device ?? null, options.cpuTimestamps ? OPEN_CPU_TIMESTAMPS : 0, out) as number;
     if (ret !== 0) throw fail(lib, 'mdgpu_host_device_open', ret);
-    return new HostDevice(lib, out[0]!, options.waitSliceNs ?? WAIT_SLICE_NS, compileThreads);
+    const device = new HostDevice(lib, out[0]!, options, compileThreads);
+    if (options.ring !== undefined) {
+      try {
+        device.#ring = { handle: device.#startService(options.ring), client: null };
+      } catch (err) {
+        lib.fn.deviceDestroy(out[0]!);
+        throw err;
+      }
+    }
+    return device;
   }
 
+  /** Batches submitted and not yet settled. */
   get pending(): number {
-    return this.#waiters.size;
+    return this.#ring?.client?.pending ?? 0;
   }
 
   get destroyed(): boolean {
@@ -988,238 +1007,156 @@ export class HostDevice implements ComputeBackend {
     return this.createKernelAsync(spirv, options);
   }
 
-  /** @internal Destroy a memory or kernel handle (HostMemory/HostKernel.destroy). */
-  release(call: 'mdgpu_host_memory_destroy' | 'mdgpu_host_kernel_destroy', handle: number): void {
+  /**
+   * @internal Destroy a memory or kernel handle (HostMemory/HostKernel.destroy). Bound to the
+   * device's ring (`ringId`), it is the ring's: released there after the batches submitted
+   * before (a RELEASE record), or at once for a served ring.
+   */
+  release(call: 'mdgpu_host_memory_destroy' | 'mdgpu_host_kernel_destroy', handle: number, ringId = 0): void {
     if (this.#destroyed) return; // the device took everything with it
-    const fn = call === 'mdgpu_host_memory_destroy' ? this.#lib.fn.memoryDestroy : this.#lib.fn.kernelDestroy;
+    const kind = call === 'mdgpu_host_memory_destroy' ? RingKind.Memory : RingKind.Kernel;
+    const ring = this.#ring;
+    if (ringId !== 0 && ring !== null) {
+      if (ring.client !== null) ring.client.release(kind, ringId);
+      else this.#check('mdgpu_host_ring_bind', this.#lib.fn.ringBind(ring.handle, kind, ringId, 0) as number);
+      return;
+    }
+    const fn = kind === RingKind.Memory ? this.#lib.fn.memoryDestroy : this.#lib.fn.kernelDestroy;
     this.#check(call, fn(this.#handle, handle) as number);
   }
 
+  /** Start the library's ring service on `ring`; its handle. */
+  #startService(ring: ServedRing): number {
+    const out = [0];
+    const desc = {
+      fd: ring.fd,
+      submit_event: ring.submitEvent,
+      complete_event: ring.completeEvent,
+      flags: 0,
+      wait_slice_ns: this.#options.waitSliceNs ?? WAIT_SLICE_NS,
+      started_delay_ns: 0,
+      reserved: [0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    this.#check('mdgpu_host_ring_create', this.#lib.fn.ringCreate(this.#handle, desc, out) as number);
+    return out[0]!;
+  }
+
+  /** The device's own ring, made now if it has none yet. */
+  #client(): RingClient {
+    if (this.#ringBroken !== null) throw this.#ringBroken;
+    if (this.#ring !== null) {
+      if (this.#ring.client === null) {
+        throw new BackendError('EPERM', -constants.errno.EPERM, 'mdgpu_host_submit2', 'This device serves a ring another process writes: submit there');
+      }
+      return this.#ring.client;
+    }
+    const native = (this.#native ??= loadNative());
+    const memory = RingMemory.create(native, this.#options.submitAreaSize);
+    let handle = 0;
+    try {
+      handle = this.#startService({ fd: memory.fd, submitEvent: memory.submitEvent, completeEvent: memory.completeEvent });
+      const takeHere = this.#options.takeOn !== 'service';
+      const client: RingClient = new RingClient(native, memory, this.#encoder, {
+        // In this process the submitting thread takes the batch itself: it is on the device
+        // when submit returns, and its STARTED (or refusal) can be read at once.
+        ...(takeHere
+          ? {
+              kick: () => {
+                this.#lib.fn.ringTake(handle);
+                client.drain();
+              },
+            }
+          : {}),
+        onBroken: (message) => {
+          // Our own records are well formed: this is a bug (or memory corruption), not an input
+          // to live with. Nothing more is submitted here; destroy() still releases everything.
+          const err = new BackendError('EPROTO', -constants.errno.EPROTO, 'mdgpu_host_submit2', `Host driver ring: ${message}`);
+          this.#ringBroken = err;
+          for (const r of client.close()) r.reject(err);
+        },
+      });
+      this.#ring = { handle, client };
+      return client;
+    } catch (err) {
+      if (handle !== 0) this.#lib.fn.ringDestroy(handle);
+      memory.close();
+      throw err;
+    }
+  }
+
   /**
-   * Encode `commands` on `memory` (types checked here, everything else by the library) and
-   * submit them. Bad commands reject the Promise with a BackendError (EINVAL, ENOENT, E2BIG…)
-   * and run nothing; arguments of the wrong type reject it with a TypeError or RangeError.
-   * With staged memory the call waits for earlier batches first (see the C header).
+   * Bind `id` of the ring this device serves (another process's name for it) to `object`, a
+   * memory or kernel of this device: batches in the ring that name `id` use it, and the ring
+   * owns its handle from now on (`object.destroy()` then releases `id` at once).
+   */
+  bind(id: number, object: HostMemory | HostKernel): void {
+    const ring = this.#ring;
+    if (ring === null || ring.client !== null) throw new TypeError('bind: this device serves no ring (open it with `ring`)');
+    if (object.device !== this || object.destroyed || object.ringId !== 0) throw new TypeError('bind: a live, unbound object of this device');
+    checkIndex('id', id, 0xffff_ffff);
+    const kind = object instanceof HostMemory ? RingKind.Memory : RingKind.Kernel;
+    this.#check('mdgpu_host_ring_bind', this.#lib.fn.ringBind(ring.handle, kind, id, object.handle) as number);
+    object.ringId = id;
+  }
+
+  /**
+   * Release `id` of the ring this device serves now (destroying what it is bound to), without
+   * waiting for records before; false if it was not bound.
+   */
+  unbind(kind: 'memory' | 'kernel', id: number): boolean {
+    const ring = this.#ring;
+    if (ring === null || ring.client !== null) throw new TypeError('unbind: this device serves no ring (open it with `ring`)');
+    const ret = this.#lib.fn.ringBind(ring.handle, kind === 'memory' ? RingKind.Memory : RingKind.Kernel, checkIndex('id', id, 0xffff_ffff), 0) as number;
+    if (ret === -constants.errno.ENOENT) return false;
+    this.#check('mdgpu_host_ring_bind', ret);
+    return true;
+  }
+
+  /** Bind `object` to the device's own ring (its handle is its id), once. */
+  #bindOwn(ring: DeviceRing, object: HostMemory | HostKernel): void {
+    if (object.ringId !== 0 || object.destroyed) return; // a destroyed one stays unbound: the batch fails with ENOENT
+    const kind = object instanceof HostMemory ? RingKind.Memory : RingKind.Kernel;
+    this.#check('mdgpu_host_ring_bind', this.#lib.fn.ringBind(ring.handle, kind, object.handle, object.handle) as number);
+    object.ringId = object.handle;
+  }
+
+  /**
+   * Encode `commands` on `memory` into the device's ring (types checked here, everything else by
+   * the library) and take them. Bad commands reject the Promise with a BackendError (EINVAL,
+   * ENOENT, E2BIG…) and run nothing; arguments of the wrong type reject it with a TypeError or
+   * RangeError. With staged memory the take waits for earlier batches first (see the C header).
    */
   submit(memory: BackendMemory, commands: readonly Command[], hooks?: SubmitHooks): Promise<SubmissionStatus> {
     try {
       this.#alive('mdgpu_host_submit2');
-      const id = this.#submit(memory, commands);
-      // In process, the batch is on the device as soon as the library took it.
-      hooks?.started?.();
-      let resolve!: (s: SubmissionStatus) => void;
-      let reject!: (e: Error) => void;
-      const promise = new Promise<SubmissionStatus>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      this.#waiters.set(id, { resolve, reject, promise });
-      this.#pump();
-      return promise;
+      if (!(memory instanceof HostMemory) || memory.device !== this) throw new TypeError('submit: memory is not memory of this device');
+      if (!Array.isArray(commands)) throw new TypeError('submit: commands must be an array');
+      for (let i = 0; i < commands.length; i++) {
+        const c = commands[i];
+        if (c?.kind === 'dispatch' && !(c.kernel instanceof HostKernel && c.kernel.device === this)) {
+          throw new TypeError(`submit: command ${i}: kernel is not a kernel of this device`);
+        }
+      }
+      const client = this.#client();
+      const ring = this.#ring!;
+      // Tags are 32 bits and wrap; a tag still in use (after 2^32 batches) is skipped.
+      do this.#nextTag = this.#nextTag >= 0xffff_ffff ? 1 : this.#nextTag + 1;
+      while (client.inUse(this.#nextTag));
+      const r = ringRequest(this.#nextTag, memory.handle, commands, hooks, this.#encoder, client.ringSubmitSize);
+      // Objects are bound when a batch first names them: a destroy after this goes behind it.
+      this.#bindOwn(ring, memory);
+      for (const c of commands) if (c.kind === 'dispatch') this.#bindOwn(ring, c.kernel as HostKernel);
+      client.submit(r);
+      return r.promise;
     } catch (err) {
       return Promise.reject(err as Error);
     }
   }
 
-  /** The per-device encoding buffer, at least `bytes` long (grown by doubling, never shrunk). */
-  #scratchOf(bytes: number): DataView {
-    if (this.#scratch.byteLength < bytes) {
-      let size = this.#scratch.byteLength;
-      while (size < bytes) size *= 2;
-      this.#scratch = new Uint8Array(size);
-      this.#scratchView = new DataView(this.#scratch.buffer);
-    }
-    return this.#scratchView;
-  }
-
-  #submit(memory: BackendMemory, commands: readonly Command[]): bigint {
-    if (!(memory instanceof HostMemory) || memory.device !== this) throw new TypeError('submit: memory is not memory of this device');
-    if (!Array.isArray(commands)) throw new TypeError('submit: commands must be an array');
-    // Pass 1: how many descriptors and data bytes (each piece of data 4-aligned).
-    let descriptorCount = 0;
-    let dataBytes = 0;
-    for (let i = 0; i < commands.length; i++) {
-      const c = commands[i];
-      if (c?.kind === 'dispatch') {
-        if (!Array.isArray(c.descriptors)) throw new TypeError(`submit: command ${i}: descriptors must be an array`);
-        if (!(c.pushConstants instanceof Uint8Array)) throw new TypeError(`submit: command ${i}: pushConstants must be a Uint8Array`);
-        descriptorCount += c.descriptors.length;
-        dataBytes += (c.pushConstants.byteLength + 3) & ~3;
-      } else if (c?.kind === 'update') {
-        if (!(c.data instanceof Uint8Array)) throw new TypeError(`submit: command ${i}: data must be a Uint8Array`);
-        dataBytes += (c.data.byteLength + 3) & ~3;
-      }
-    }
-    const cmdBytes = commands.length * CMD_SIZE;
-    const descAt = cmdBytes;
-    const dataAt = descAt + descriptorCount * DESCRIPTOR_SIZE;
-    const total = dataAt + dataBytes;
-    const v = this.#scratchOf(total);
-    const bytes = this.#scratch;
-    bytes.fill(0, 0, total); // pads and reserved fields are 0
-    const mem = memory.handle; // a destroyed one too: the library answers ENOENT
-    let d = 0; // descriptors so far
-    let p = 0; // data bytes so far
-    for (let i = 0; i < commands.length; i++) {
-      const c = commands[i]!;
-      const at = i * CMD_SIZE;
-      switch (c?.kind) {
-        case 'copy': {
-          const size = rangeSize(i, 'src', c.src);
-          if (rangeSize(i, 'dst', c.dst) !== size) {
-            throw Object.assign(new RangeError(`command ${i}: COPY src.size ${size} and dst.size ${c.dst.size} differ`), { code: 'ERR_OUT_OF_RANGE' });
-          }
-          v.setUint32(at + CMD.op, Op.Copy, true);
-          v.setUint32(at + COPY.srcMem, mem, true);
-          v.setUint32(at + COPY.dstMem, mem, true);
-          put64(v, at + COPY.srcOffset, i, 'src.offset', c.src.offset);
-          put64(v, at + COPY.dstOffset, i, 'dst.offset', c.dst.offset);
-          put64(v, at + COPY.size, i, 'src.size', size);
-          break;
-        }
-        case 'fill':
-          v.setUint32(at + CMD.op, Op.Fill, true);
-          v.setUint32(at + FILL.mem, mem, true);
-          // Any 32-bit pattern: 0..0xffffffff, or a negative int32 (-1 is 0xffffffff).
-          if (typeof c.value !== 'number' || !Number.isInteger(c.value) || c.value < -0x8000_0000 || c.value > 0xffff_ffff) {
-            throw Object.assign(new RangeError(`command ${i}: value must be a 32-bit integer, got ${String(c.value)}`), {
-              code: 'ERR_OUT_OF_RANGE',
-            });
-          }
-          v.setUint32(at + FILL.value, c.value >>> 0, true);
-          put64(v, at + FILL.offset, i, 'dst.offset', rangeOffset(i, 'dst', c.dst));
-          put64(v, at + FILL.size, i, 'dst.size', c.dst.size);
-          break;
-        case 'update': {
-          const n = c.data.byteLength;
-          if (rangeSize(i, 'dst', c.dst) !== n) {
-            throw Object.assign(new RangeError(`command ${i}: UPDATE dst.size ${c.dst.size} is not data.byteLength ${n}`), { code: 'ERR_OUT_OF_RANGE' });
-          }
-          v.setUint32(at + CMD.op, Op.Update, true);
-          v.setUint32(at + UPDATE.mem, mem, true);
-          v.setUint32(at + UPDATE.size, n, true);
-          put64(v, at + UPDATE.offset, i, 'dst.offset', c.dst.offset);
-          v.setUint32(at + UPDATE.dataOffset, p, true);
-          bytes.set(c.data, dataAt + p);
-          p += (n + 3) & ~3;
-          break;
-        }
-        case 'dispatch': {
-          const k = c.kernel;
-          if (!(k instanceof HostKernel) || k.device !== this) throw new TypeError(`submit: command ${i}: kernel is not a kernel of this device`);
-          v.setUint32(at + CMD.op, Op.Dispatch2, true);
-          v.setUint32(at + DISPATCH2.kernel, k.handle, true);
-          v.setUint32(at + DISPATCH2.firstDescriptor, d, true);
-          v.setUint32(at + DISPATCH2.descriptorCount, c.descriptors.length, true);
-          for (let j = 0; j < 3; j++) {
-            v.setUint32(at + DISPATCH2.base + 4 * j, checkIndex(`command ${i}: base[${j}]`, c.base?.[j], 0xffff_ffff), true);
-            v.setUint32(at + DISPATCH2.groups + 4 * j, checkIndex(`command ${i}: groups[${j}]`, c.groups?.[j], 0xffff_ffff), true);
-          }
-          for (let j = 0; j < c.descriptors.length; j++, d++) {
-            const desc = c.descriptors[j]!;
-            const dat = descAt + d * DESCRIPTOR_SIZE;
-            const type = descriptorType(desc?.type);
-            if (type === undefined) throw new TypeError(`submit: command ${i}: descriptor ${j}: type must be 'storage' or 'uniform'`);
-            v.setUint32(dat + DESCRIPTOR.mem, mem, true);
-            v.setUint32(dat + DESCRIPTOR.set, checkIndex(`command ${i}: descriptor ${j}: set`, desc.set, 0xffff_ffff), true);
-            v.setUint32(dat + DESCRIPTOR.binding, checkIndex(`command ${i}: descriptor ${j}: binding`, desc.binding, 0xffff_ffff), true);
-            v.setUint32(dat + DESCRIPTOR.index, checkIndex(`command ${i}: descriptor ${j}: index`, desc.index, 0xffff_ffff), true);
-            v.setUint32(dat + DESCRIPTOR.type, type, true);
-            put64(v, dat + DESCRIPTOR.offset, i, `descriptor ${j}: range.offset`, rangeOffset(i, `descriptor ${j}: range`, desc.range));
-            put64(v, dat + DESCRIPTOR.range, i, `descriptor ${j}: range.size`, desc.range.size);
-          }
-          const push = c.pushConstants;
-          v.setUint32(at + DISPATCH2.pushOffset, p, true);
-          v.setUint32(at + DISPATCH2.pushSize, push.byteLength, true);
-          bytes.set(push, dataAt + p);
-          p += (push.byteLength + 3) & ~3;
-          break;
-        }
-        case 'barrier':
-          v.setUint32(at + CMD.op, Op.Barrier, true);
-          break;
-        case 'timestamp':
-          v.setUint32(at + CMD.op, Op.Timestamp, true);
-          v.setUint32(at + TIMESTAMP.mem, mem, true);
-          put64(v, at + TIMESTAMP.offset, i, 'dst.offset', rangeOffset(i, 'dst', c.dst));
-          break;
-        default:
-          throw new TypeError(`submit: command ${i}: unknown kind ${String((c as { kind?: unknown })?.kind)}`);
-      }
-    }
-    const out = this.#submission;
-    const ret = this.#lib.fn.submit2(
-      this.#handle,
-      bytes.subarray(0, cmdBytes),
-      commands.length,
-      bytes.subarray(descAt, dataAt),
-      descriptorCount,
-      bytes.subarray(dataAt, total),
-      dataBytes,
-      out,
-    ) as number;
-    this.#check('mdgpu_host_submit2', ret);
-    return out[0]!;
-  }
-
-  #settle(id: bigint, ret: number, raw: RawStatus): void {
-    const w = this.#waiters.get(id);
-    if (w === undefined) return;
-    this.#waiters.delete(id);
-    if (ret !== 0) {
-      w.reject(fail(this.#lib, 'mdgpu_host_wait', ret));
-    } else if (raw.result !== 0) {
-      w.reject(fail(this.#lib, 'mdgpu_host_wait', raw.result, `submission ${id} failed on the device`));
-    } else {
-      w.resolve(decodeStatus(raw));
-    }
-  }
-
-  /** Collect, without blocking, every batch that has completed (they complete in order). */
-  #reap(): void {
-    for (const id of [...this.#waiters.keys()]) {
-      const raw = {} as RawStatus;
-      const ret = this.#lib.fn.poll(this.#handle, id, raw) as number;
-      if (ret === -constants.errno.EAGAIN) return;
-      this.#settle(id, ret, raw);
-    }
-  }
-
-  /** Keep one worker-thread wait running on the oldest unfinished batch (see the top of the file). */
-  #pump(): void {
-    if (this.#waiting) return;
-    const first = this.#waiters.keys().next();
-    if (first.done === true) return;
-    const id = first.value;
-    const raw = {} as RawStatus;
-    this.#waiting = true;
-    try {
-      this.#lib.fn.wait.async(this.#handle, id, this.#waitSliceNs, raw, (err: unknown, ret: number) => {
-        this.#waiting = false;
-        if (err) {
-          const w = this.#waiters.get(id);
-          this.#waiters.delete(id);
-          w?.reject(err instanceof Error ? err : new Error(String(err)));
-        } else if (ret !== -constants.errno.ETIMEDOUT) {
-          this.#settle(id, ret, raw);
-        }
-        this.#reap();
-        this.#pump();
-      });
-    } catch {
-      // koffi refused the async call (its queue of async calls is full): poll again shortly.
-      this.#waiting = false;
-      setTimeout(() => {
-        this.#reap();
-        this.#pump();
-      }, 1);
-    }
-  }
-
   /**
    * Wait for every pending batch and every kernel compile already started to settle (kernels
-   * still waiting for a compile thread are rejected with ENOENT), then destroy the device and
-   * all its objects.
+   * still waiting for a compile thread are rejected with ENOENT), then stop the ring service and
+   * destroy the device and all its objects.
    */
   destroy(): Promise<void> {
     if (this.#destroying === undefined) {
@@ -1230,8 +1167,15 @@ export class HostDevice implements ComputeBackend {
         );
       }
       this.#destroying = (async () => {
-        await Promise.allSettled([...this.#waiters.values()].map((w) => w.promise));
+        const client = this.#ring?.client;
+        if (client != null && this.#ringBroken === null) await client.idle();
         await Promise.allSettled([...this.#compiles]);
+        const ring = this.#ring;
+        this.#ring = null;
+        if (ring !== null) {
+          this.#check('mdgpu_host_ring_destroy', this.#lib.fn.ringDestroy(ring.handle) as number);
+          ring.client?.close();
+        }
         this.#check('mdgpu_host_device_destroy', this.#lib.fn.deviceDestroy(this.#handle) as number);
       })();
     }

@@ -1,28 +1,47 @@
 /**
- * The compute worker: a child process of the daemon that owns the host driver's device and
- * runs every batch (src/backend/isolated.ts explains why). It does what the messages say and
- * nothing else; the daemon has checked the arguments already, and every kernel was built once
- * in the kernel builder process before it reaches this one.
+ * The compute worker: a child process of the daemon that owns the host driver's device
+ * (src/backend/isolated.ts explains why). Its JavaScript is the control path only: it opens
+ * the device, imports memory, builds kernels and binds each to the daemon's id in the
+ * submission ring. Batches never pass through it: the daemon writes them into the ring, whose
+ * memory and doorbells this process inherits as descriptors 4, 5 and 6, and the host driver's
+ * ring service thread takes them, runs them, waits for them and reports their completion (see
+ * ring.ts and host-driver/src/ring.c). The daemon has checked every argument already, and every
+ * kernel was built once in the kernel builder process before it reaches this one; the ring
+ * service still checks every record.
  *
  * Kernels are compiled here in the background, one at a time: eagerly when they are new, and
- * only when a batch needs them when they are replayed after a reset (so a reset costs each VM
- * the rebuild of its own kernels, not of everyone's). A batch's kernels jump the queue; the
- * batch is reported `started` — its time limit starts — only once they are built and the batch
- * is on the device.
+ * only when the daemon asks (`build`: a batch waits for it) when they are replayed after a
+ * reset, so a reset costs each VM the rebuild of its own kernels, not of everyone's. The daemon
+ * writes a batch into the ring only once its memory and kernels are bound here, so a batch is
+ * reported `started` — its time limit starts — only once they are built and it is on the device.
+ *
+ * It dies with the daemon: the kernel sends it SIGKILL when its parent dies (PR_SET_PDEATHSIG,
+ * however the daemon died and whatever this process is doing), and it kills itself when the IPC
+ * channel closes.
  *
  * `node isolated-worker.js --probe [device]` prints the device's info as JSON and exits: the
  * daemon learns what the device can do without loading the driver itself.
  */
 import * as fs from 'node:fs';
-import { BackendError, type BackendKernel, type BackendMemory, type Command, type KernelOptions } from './backend.js';
+import { constants } from 'node:os';
+import { loadNative } from '../native/binding.js';
+import { BackendError, type KernelOptions } from './backend.js';
 import { HostDevice } from './host-driver.js';
-import type { FromWorker, ToWorker, WireCommand, WireError } from './isolated-protocol.js';
+import { type FromWorker, type ToWorker, WORKER_RING_FDS, type WireError } from './isolated-protocol.js';
 
 if (process.argv[2] === '--probe') {
   const device = HostDevice.open(process.argv[3] !== undefined ? { device: process.argv[3] } : {});
   process.stdout.write(JSON.stringify(device.info));
   await device.destroy();
   process.exit(0);
+}
+
+// Die with the daemon, even if it is SIGKILLed while this process is inside a long call into
+// the driver. A daemon that died before the signal was armed has already left us to another
+// parent: then go now.
+{
+  const parent = Number(process.argv[process.argv.indexOf('--parent') + 1]);
+  if (loadNative().parentDeathSignal(constants.signals.SIGKILL) !== parent) process.kill(process.pid, 'SIGKILL');
 }
 
 const send = (m: FromWorker) => process.send?.(m);
@@ -32,41 +51,33 @@ function wireError(err: unknown): WireError {
   return { code: 'EINVAL', errno: -22, call: 'worker', message: (err as Error)?.message ?? String(err) };
 }
 
+/** A kernel defined and not bound yet. */
 interface KernelEntry {
   spirv: Uint32Array;
   options: KernelOptions;
-  kernel: BackendKernel | null;
-  failed: Error | null;
   building: boolean;
-  destroyed: boolean;
-  /** Settles when the entry is built or has failed; made when a batch first waits for it. */
-  settled: { promise: Promise<void>; resolve: () => void } | null;
+  /** The daemon forgot it while it was being built: destroy what the build makes. */
+  forgotten: boolean;
 }
 
 let device: HostDevice | null = null;
 /** Exiting on the daemon's word (or after a failed open), not because the daemon vanished. */
 let leaving = false;
-const memories = new Map<number, BackendMemory>();
 const kernels = new Map<number, KernelEntry>();
 /** Kernels to build in the background, and those a waiting batch needs (served first). */
 const backgroundBuilds: number[] = [];
 const urgentBuilds: number[] = [];
 let buildLoopRunning = false;
-/** Batches start on the device in the order the daemon sent them. */
-let lastStart: Promise<void> = Promise.resolve();
-
-function needsBuild(k: KernelEntry | undefined): k is KernelEntry {
-  return k !== undefined && !k.destroyed && k.kernel === null && k.failed === null && !k.building;
-}
 
 function buildNext(): number | undefined {
   for (;;) {
     const id = urgentBuilds.shift() ?? backgroundBuilds.shift();
-    if (id === undefined || needsBuild(kernels.get(id))) return id;
+    const k = id === undefined ? undefined : kernels.get(id);
+    if (id === undefined || (k !== undefined && !k.building && !k.forgotten)) return id;
   }
 }
 
-/** Build queued kernels one at a time (compiles are CPU-heavy; batches run meanwhile). */
+/** Build queued kernels one at a time (compiles are CPU-heavy; batches run meanwhile), binding each. */
 async function buildLoop(): Promise<void> {
   if (buildLoopRunning) return;
   buildLoopRunning = true;
@@ -76,14 +87,16 @@ async function buildLoop(): Promise<void> {
       k.building = true;
       try {
         const built = await device!.buildKernel(k.spirv, k.options);
-        if (k.destroyed) built.destroy();
-        else k.kernel = built;
+        if (k.forgotten) {
+          built.destroy();
+          continue;
+        }
+        device!.bind(id, built);
+        kernels.delete(id);
+        send({ t: 'bound', kind: 'kernel', id });
       } catch (err) {
-        k.failed = err as Error;
-        send({ t: 'problem', message: `kernel ${id}: ${(err as Error).message}` });
-      } finally {
-        k.building = false;
-        k.settled?.resolve();
+        kernels.delete(id);
+        if (!k.forgotten) send({ t: 'bound', kind: 'kernel', id, error: wireError(err) });
       }
     }
   } finally {
@@ -91,39 +104,17 @@ async function buildLoop(): Promise<void> {
   }
 }
 
-/** The kernel, built now if it is not yet (ahead of background builds). */
-async function ensureBuilt(id: number, i: number): Promise<BackendKernel> {
-  const k = kernels.get(id);
-  if (k === undefined || k.destroyed) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `command ${i}: no kernel ${id} in the worker`);
-  if (k.kernel === null && k.failed === null) {
-    if (k.settled === null) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      k.settled = { promise, resolve };
-    }
-    if (!k.building) {
-      urgentBuilds.unshift(id);
-      void buildLoop();
-    }
-    await k.settled.promise;
-  }
-  if (k.failed !== null)
-    throw new BackendError('EIO', -5, 'mdgpu_host_kernel_create', `command ${i}: kernel ${id} failed to build in the compute worker: ${k.failed.message}`);
-  if (k.kernel === null) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `command ${i}: kernel ${id} was destroyed`);
-  return k.kernel;
-}
-
-/** Kernel ids back to kernels (built now if they are not yet); the commands stay as they are. */
-async function commandsOf(wire: WireCommand[]): Promise<Command[]> {
-  const out: Command[] = [];
-  for (const [i, c] of wire.entries()) out.push(c.kind === 'dispatch' ? { ...c, kernel: await ensureBuilt(c.kernel, i) } : c);
-  return out;
-}
-
 function handle(m: ToWorker): void {
   if (m.t === 'open') {
     try {
-      device = HostDevice.open({ ...(m.device !== undefined ? { device: m.device } : {}), ...(m.cpuTimestamps ? { cpuTimestamps: true } : {}) });
+      device = HostDevice.open({
+        ...(m.device !== undefined ? { device: m.device } : {}),
+        ...(m.cpuTimestamps ? { cpuTimestamps: true } : {}),
+        ...(m.waitSliceNs ? { waitSliceNs: BigInt(m.waitSliceNs) } : {}),
+        ring: WORKER_RING_FDS,
+      });
+      // The ring service keeps its own duplicates.
+      for (const fd of Object.values(WORKER_RING_FDS)) fs.closeSync(fd);
       send({ t: 'ready', info: device.info });
     } catch (err) {
       send({ t: 'fatal', error: wireError(err) });
@@ -150,62 +141,39 @@ function handle(m: ToWorker): void {
       let fd = -1;
       try {
         fd = fs.openSync(m.path, 'r+');
-        memories.set(m.id, dev.importFd(fd, m.offset, m.size, { staged: m.staged }));
+        const memory = dev.importFd(fd, m.offset, m.size, { staged: m.staged });
+        dev.bind(m.id, memory);
+        send({ t: 'bound', kind: 'memory', id: m.id });
       } catch (err) {
-        send({ t: 'problem', message: `memory ${m.id}: ${(err as Error).message}`, memory: m.id });
+        send({ t: 'bound', kind: 'memory', id: m.id, error: wireError(err) });
       } finally {
         if (fd >= 0) fs.closeSync(fd);
       }
       return;
     }
     case 'kernel':
-      kernels.set(m.id, {
-        spirv: m.spirv,
-        options: m.options,
-        kernel: null,
-        failed: null,
-        building: false,
-        destroyed: false,
-        settled: null,
-      });
+      kernels.set(m.id, { spirv: m.spirv, options: m.options, building: false, forgotten: false });
       if (m.eager) {
         backgroundBuilds.push(m.id);
         void buildLoop();
       }
       return;
-    case 'destroyMemory':
-      memories.get(m.id)?.destroy();
-      memories.delete(m.id);
-      return;
-    case 'destroyKernel': {
-      const k = kernels.get(m.id);
-      kernels.delete(m.id);
-      if (k !== undefined) {
-        k.destroyed = true;
-        k.kernel?.destroy();
-        k.kernel = null;
-        k.settled?.resolve();
+    case 'build':
+      if (kernels.has(m.id)) {
+        urgentBuilds.unshift(m.id);
+        void buildLoop();
       }
       return;
-    }
-    case 'submit': {
-      const previous = lastStart;
-      lastStart = (async () => {
-        await previous;
-        let commands: Command[];
-        const memory = memories.get(m.memory);
-        try {
-          if (memory === undefined) throw new BackendError('ENOENT', -2, 'mdgpu_host_submit', `no memory ${m.memory} in the worker`);
-          commands = await commandsOf(m.commands);
-        } catch (err) {
-          send({ t: 'failed', req: m.req, error: wireError(err) });
-          return;
-        }
-        dev.submit(memory, commands, { started: () => send({ t: 'started', req: m.req }) }).then(
-          (status) => send({ t: 'done', req: m.req, status }),
-          (err: unknown) => send({ t: 'failed', req: m.req, error: wireError(err) }),
-        );
-      })();
+    case 'forget': {
+      const k = m.kind === 'kernel' ? kernels.get(m.id) : undefined;
+      if (k !== undefined) {
+        // Not bound yet: drop it (a build under way destroys what it makes).
+        k.forgotten = true;
+        kernels.delete(m.id);
+        return;
+      }
+      // Bound, and the daemon had not heard so yet: no batch names it, release it now.
+      dev.unbind(m.kind === 'memory' ? 'memory' : 'kernel', m.id);
       return;
     }
   }

@@ -57,6 +57,10 @@ export interface PollerInstance {
    * After an `err` callback, close the poller.
    */
   close(): void;
+  /** Keep the event loop alive while started (the default; uv_ref). */
+  ref(): void;
+  /** Do not keep the event loop alive, though started (uv_unref: callbacks still fire while something else keeps it). */
+  unref(): void;
 }
 
 /** The `Poller` constructor. Does not take ownership of `fd`; one poller per fd (a libuv rule). */
@@ -182,6 +186,13 @@ export interface NativeBinding {
   close(fd: number): void;
 
   /**
+   * prctl(PR_SET_PDEATHSIG, signal): the kernel sends `signal` to this process when its parent
+   * dies (however it dies, SIGKILL included). Returns getppid() read afterwards: a parent that
+   * died before the call has already handed the process to another (init), and no signal comes.
+   */
+  parentDeathSignal(signal: number): number;
+
+  /**
    * Test-only: sizeof of the <linux/vfio.h> structs vfio-user reuses, keyed by struct name
    * (`vfio_region_info`), in bytes. Empty if the header was missing at build time.
    */
@@ -260,6 +271,7 @@ const EXPORTS: readonly (keyof NativeBinding)[] = [
   'eventfdWrite',
   'eventfdRead',
   'close',
+  'parentDeathSignal',
   'sizeofs',
   'offsetofs',
   'sdNotify',

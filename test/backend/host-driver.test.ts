@@ -431,7 +431,7 @@ t.test('a long gemm completes while the event loop keeps running', async (t) => 
   }
 });
 
-t.test('many batches in flight settle in submission order with one waiting thread', async (t) => {
+t.test('many batches in flight settle in submission order, waited for by the ring service', async (t) => {
   const dev = openDevice(t);
   const { buf } = aperture(t, dev, 1 << 20);
   const mem = dev.importMemory(buf);
@@ -442,7 +442,9 @@ t.test('many batches in flight settle in submission order with one waiting threa
       return s;
     }),
   );
-  t.equal(dev.pending, 64);
+  // Each submit also reads what the ring service has posted so far, so the first batches may be
+  // settled already while the last are submitted.
+  t.ok(dev.pending >= 1 && dev.pending <= 64, `${dev.pending} of 64 pending when the last was submitted`);
   const statuses = await Promise.all(all);
   t.same(
     order,

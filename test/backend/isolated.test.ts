@@ -6,13 +6,15 @@
  * builder process first and refused there; this process never loads the driver. Fails (never
  * skips) without the host driver, Vulkan or the kernels.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { KernelBuildError, type BackendKernel, type Command } from '../../src/backend/backend.js';
 import { ContextLostError } from '../../src/execution-errors.js';
 import { spirvWords } from '../../src/backend/host-driver.js';
-import { IsolatedDevice } from '../../src/backend/isolated.js';
+import { IsolatedDevice, type IsolatedOptions } from '../../src/backend/isolated.js';
+import { RING, RecordType } from '../../src/backend/ring.js';
 import { loadNative } from '../../src/native/binding.js';
 import { setLogSink } from '../../src/log.js';
 
@@ -26,9 +28,13 @@ const SPIN = kernel('spin');
 const SIZE = 1 << 20;
 const N = 4096;
 
+/** The device's info, probed once for the whole file. */
+let probed: IsolatedDevice['info'] | undefined;
+
 /** A device and a shared memfd mapped here; all released at the end of the test. */
-function setup(t: Test) {
-  const dev = IsolatedDevice.open();
+function setup(t: Test, options: IsolatedOptions = {}) {
+  const dev = IsolatedDevice.open({ ...(probed !== undefined ? { info: probed } : {}), ...options });
+  probed = dev.info;
   const fd = native.memfdCreate('mdgpu-isolated-test', 0);
   native.ftruncate(fd, SIZE);
   const buf = native.mmap(fd, 0, SIZE, native.PROT_READ | native.PROT_WRITE);
@@ -185,4 +191,116 @@ t.test('destroy ends the worker', async (t) => {
   t.equal(dev.workerPid, null);
   await t.rejects(dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 }), { code: 'ENOENT' }, 'nothing more on a destroyed device');
   await t.rejects(dev.submit({} as never, []), { code: 'ENOENT' });
+});
+
+/** Polls `cond` every 10 ms for up to 30 s. */
+async function until(cond: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + 30_000;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+}
+
+t.test('many batches in flight through the ring complete in order', async (t) => {
+  const s = setup(t);
+  await s.dev.whenReady();
+  const started: number[] = [];
+  const all = Array.from({ length: 64 }, (_, i) =>
+    s.dev.submit(s.mem, [{ kind: 'fill', dst: { offset: i * 64, size: 64 }, value: i + 1 }], { started: () => started.push(i) }),
+  );
+  t.equal(s.dev.pending, 64);
+  const statuses = await Promise.all(all);
+  t.ok(
+    statuses.every((st, i) => i === 0 || st.id > statuses[i - 1]!.id),
+    'completed in submission order',
+  );
+  t.same(
+    started,
+    Array.from({ length: 64 }, (_, i) => i),
+    'each started, in order, before it completed',
+  );
+  t.equal(s.view.getUint32(63 * 64, true), 64, 'and ran in the worker, visible here');
+  t.equal(s.dev.pending, 0);
+});
+
+t.test('ring backpressure: a batch larger than its room waits; larger than the ring, it is refused up front', async (t) => {
+  const s = setup(t, { submitAreaSize: 8192 });
+  const update = (i: number): Command[] => {
+    const data = new Uint8Array(5000).fill(i + 1);
+    return [{ kind: 'update', dst: { offset: (256 << 10) | (i * 8192), size: 5000 }, data }];
+  };
+  const all = Array.from({ length: 24 }, (_, i) => s.dev.submit(s.mem, update(i)));
+  await Promise.all(all);
+  let bad = 0;
+  for (let i = 0; i < 24; i++) if (s.view.getUint8(((256 << 10) | (i * 8192)) + 4999) !== i + 1) bad++;
+  t.equal(bad, 0, 'all 24 batches ran, two at most in the 8 KiB ring at a time');
+  await t.rejects(
+    s.dev.submit(s.mem, [{ kind: 'update', dst: { offset: 0, size: 9000 }, data: new Uint8Array(9000) }]),
+    { name: 'BackendError', code: 'E2BIG', message: /submission ring, which has 8192/ },
+    'a batch larger than the ring: E2BIG before anything is written',
+  );
+});
+
+t.test('batches submitted while the worker restarts wait for the new one; kernels are bound again only when used', async (t) => {
+  const s = setup(t);
+  const used = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
+  const unused = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
+  await saxpy(t, s, used, 'before the reset');
+  t.ok(await until(() => s.dev.workerObjects.kernels === 2), 'both kernels were built and bound in the first worker');
+  const first = s.dev.workerPid;
+  s.dev.reset('test: rebinding');
+  t.ok(await until(() => s.dev.workerPid !== first), 'a new worker starts');
+  const waiting = s.dev.submit(s.mem, [{ kind: 'fill', dst: { offset: 0, size: 64 }, value: 7 }]);
+  await waiting;
+  t.equal(s.view.getUint32(0, true), 7, 'a batch submitted before the new worker was ready ran there');
+  t.same(s.dev.workerObjects, { memories: 1, kernels: 0 }, 'the memory is bound again under its id; no kernel is built yet');
+  await saxpy(t, s, used, 'after the reset, the same kernel object');
+  t.same(s.dev.workerObjects, { memories: 1, kernels: 1 }, 'only the kernel a batch used was built again');
+  unused.destroy();
+  used.destroy();
+  t.equal(s.dev.workerObjects.kernels, 0, 'destroyed kernels are released');
+  await t.rejects(s.dev.submit(s.mem, [dispatch(used, [1, 1, 1], [0, 256], [4096, 256], new Uint8Array(8))]), { code: 'ENOENT' });
+});
+
+t.test('a corrupted ring: the worker refuses it cleanly, the device is reset, batches run again', async (t) => {
+  const s = setup(t);
+  const kernel = await s.dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });
+  await saxpy(t, s, kernel, 'before');
+  const ring = s.dev.ringMemory!;
+  const v = ring.view;
+  // A record claiming 1 MiB, with 64 bytes published: the framing is gone.
+  const tail = v.getUint32(RING.submitTail, true);
+  const at = RING.headerSize + (tail & (ring.submitSize - 1));
+  v.setUint32(at, RecordType.Submit, true);
+  v.setUint32(at + 4, 1 << 20, true);
+  v.setUint32(RING.submitTail, tail + 64, true);
+  native.eventfdWrite(ring.submitEvent, 1);
+  t.ok(await until(() => s.dev.resets === 1), 'the ring broke, and the device was reset');
+  t.ok(
+    logs.some((l) => /submission ring broke|ring service stopped/.test(l)),
+    'and said why',
+  );
+  await saxpy(t, s, kernel, 'after');
+});
+
+t.test('this process never loads the driver', (t) => {
+  const maps = fs.readFileSync('/proc/self/maps', 'utf8');
+  t.notMatch(maps, /libmdgpu-host/, 'no libmdgpu-host mapped here');
+  t.notMatch(maps, /libvulkan/, 'no Vulkan loader mapped here');
+  t.end();
+});
+
+t.test('the worker dies with the daemon, even when the daemon is SIGKILLed', async (t) => {
+  const script = fileURLToPath(new URL('../helpers/isolated-daemon.js', import.meta.url));
+  // Its stderr is kept, not shown: its kernel builder, killed while it starts, may complain.
+  const daemon = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  daemon.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+  t.teardown(() => daemon.kill('SIGKILL'));
+  const worker = await new Promise<number>((resolve, reject) => {
+    daemon.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+    daemon.once('exit', (code) => reject(new Error(`the daemon exited (${code}): ${stderr}`)));
+  });
+  t.ok(alive(worker), `the daemon ${daemon.pid} runs its worker ${worker}`);
+  daemon.kill('SIGKILL');
+  t.ok(await until(() => !alive(worker)), 'the worker is gone');
 });

@@ -248,6 +248,39 @@ new Poller(b, () => {}).start(POLL_READABLE);`,
   t.end();
 });
 
+t.test('an unreferenced poller lets the process exit, and still fires while something else keeps it alive', (t) => {
+  const r = runChild(`
+const [a, b] = native.socketpair();
+const p = new Poller(b, () => { console.log('fired'); p.close(); clearTimeout(keep); });
+p.start(POLL_READABLE);
+p.unref();
+p.ref();
+p.unref();
+const keep = setTimeout(() => {}, 10000);
+native.sendmsg(a, Uint8Array.of(1), []);`);
+  t.equal(r.signal, null, 'exited by itself');
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout.trim(), 'fired');
+  const idle = runChild(`
+const [a, b] = native.socketpair();
+const p = new Poller(b, () => {});
+p.start(POLL_READABLE);
+p.unref();`);
+  t.equal(idle.signal, null, 'an idle unreferenced poller does not hold the process');
+  t.equal(idle.status, 0, idle.stderr);
+  const held = runChild(
+    `
+const [a, b] = native.socketpair();
+const p = new Poller(b, () => {});
+p.start(POLL_READABLE);
+p.unref();
+p.ref();`,
+    300,
+  );
+  t.equal(held.signal, 'SIGTERM', 'referenced again, it holds the process');
+  t.end();
+});
+
 t.test('a started poller is not collected while active, even with no JS reference', (t) => {
   const r = runChild(
     `
