@@ -310,16 +310,18 @@ const DESCRIPTOR_TYPE_NAMES: readonly DescriptorType[] = ['storage', 'uniform'];
 /** Library limits of ABI 2.1 (`mdgpu_host.h`). */
 export const MAX_ENTRY_NAME = 255; // MDGPU_HOST_MAX_ENTRY_NAME
 /** Descriptors a kernel may declare at most (storage plus uniform, MDGPU_HOST_MAX_STAGE_DESCRIPTORS each). */
-const MAX_KERNEL_DESCRIPTORS = 256;
+export const MAX_KERNEL_DESCRIPTORS = 256;
 
-const KERNEL_DISPATCH_BASE = 1 << 0;
-const DEVICE_HOST_IMPORT = 1 << 0;
-const DEVICE_ROBUST_ACCESS = 1 << 1;
-const DEVICE_TIMESTAMPS = 1 << 2;
-const DEVICE_CPU_TIMESTAMPS = 1 << 3;
-const OPEN_CPU_TIMESTAMPS = 1 << 0;
-const MEMORY_STAGED = 1 << 0;
-const MEMORY_ZERO_COPY = 1 << 1;
+// Flags of the C ABI, by their `MDGPU_HOST_*` names (test/backend/host-abi.test.ts compares every
+// one with the header, compiled).
+export const KERNEL_DISPATCH_BASE = 1 << 0;
+export const DEVICE_HOST_IMPORT = 1 << 0;
+export const DEVICE_ROBUST_ACCESS = 1 << 1;
+export const DEVICE_TIMESTAMPS = 1 << 2;
+export const DEVICE_CPU_TIMESTAMPS = 1 << 3;
+export const OPEN_CPU_TIMESTAMPS = 1 << 0;
+export const MEMORY_STAGED = 1 << 0;
+export const MEMORY_ZERO_COPY = 1 << 1;
 
 type Fn = ReturnType<LibraryHandle['func']>;
 
@@ -472,7 +474,7 @@ interface RawInfo {
 }
 
 /** `enum mdgpu_host_robustness`, by its Vulkan feature name. */
-const ROBUSTNESS: Record<number, Robustness> = { 0: 'none', 1: 'robustBufferAccess', 2: 'robustBufferAccess2' };
+export const ROBUSTNESS: Record<number, Robustness> = { 0: 'none', 1: 'robustBufferAccess', 2: 'robustBufferAccess2' };
 
 function triple(a: number[]): [number, number, number] {
   return [a[0] ?? 0, a[1] ?? 0, a[2] ?? 0];
@@ -497,7 +499,7 @@ interface RawCaps {
 }
 
 /** `MDGPU_HOST_FEATURE_*` bits by their Vulkan feature names. */
-const FEATURE_BITS = {
+export const FEATURE_BITS = {
   shaderInt64: 1 << 0,
   shaderFloat64: 1 << 1,
   shaderInt16: 1 << 2,

@@ -58,9 +58,12 @@ export const STATUS = {
 /** `MDGPU_HOST_STATUS_DEVICE_TIME`: the device times of a status are valid. */
 export const STATUS_DEVICE_TIME = 1 << 0;
 
+/** `enum mdgpu_host_descriptor_type`, by {@link DescriptorType}. */
+export const DESCRIPTOR_TYPE = { storage: 0, uniform: 1 } as const;
+
 /** `enum mdgpu_host_descriptor_type` of a {@link DescriptorType}; undefined for anything else. */
 function descriptorType(type: unknown): number | undefined {
-  return type === 'storage' ? 0 : type === 'uniform' ? 1 : undefined;
+  return type === 'storage' ? DESCRIPTOR_TYPE.storage : type === 'uniform' ? DESCRIPTOR_TYPE.uniform : undefined;
 }
 
 // ---- argument checks (types only: the library checks ranges against the device) ----

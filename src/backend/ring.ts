@@ -74,9 +74,12 @@ export enum Stage {
 
 /** Bytes of a SUBMIT record's header (`struct mdgpu_host_ring_submit`), before the batch's records. */
 export const SUBMIT_HEADER = 32;
-const RELEASE_SIZE = 16;
-const FAILED_HEADER = 24;
-const DONE_STATUS_AT = 16;
+/** Bytes of a RELEASE record (`struct mdgpu_host_ring_release`). */
+export const RELEASE_SIZE = 16;
+/** Bytes of a FAILED record before its message (`struct mdgpu_host_ring_failed`). */
+export const FAILED_HEADER = 24;
+/** Where a DONE record's status starts (`struct mdgpu_host_ring_done`). */
+export const DONE_STATUS_AT = 16;
 
 /**
  * Bytes of the submission area: a batch must fit in it whole. The validator (src/vgpu/commands.ts)
