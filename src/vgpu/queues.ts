@@ -1,7 +1,7 @@
 /**
  * Mediated queues (contract 1.2): rings in the aperture that the guest fills directly, and the
- * device side that consumes them — validating each submission, running it on the execution
- * backend, writing fences and raising interrupts.
+ * device side that consumes them — the queue registry and the loop that takes each submission
+ * (queue-ring.ts), has it run (queue-execution.ts), writes its fence and raises interrupts.
  *
  * Notification protocol (virtio's event suppression, adapted): while a queue has work, and for
  * a grace period after it drains, mdgpu polls the ring's tail in shared memory; only then does it
@@ -16,101 +16,22 @@
  * vGPU (POLL_BUDGET_*). Destroying a queue or its context, or resetting the device, withdraws its
  * queued and parked work (an AbortSignal per queue): nothing from before runs after it.
  */
-import { CancelledError, ContextLostError, ThrottledError } from '../execution-errors.js';
 import { guestError, tracer } from '../log.js';
-import { structWith, u32, u64 } from '../layout/struct.js';
-import type { DeviceCommand } from '../device-commands.js';
-import {
-  CMD_LAYOUTS,
-  checkGroups,
-  CommandError,
-  DEFAULT_COMMAND_LIMITS,
-  errorFenceValue,
-  SUBMIT_ERRORS,
-  validateSubmission,
-  type ApertureRange,
-  type CommandLimits,
-  type SubmitErrorName,
-  type ValidCommand,
-  type ValidSubmission,
-} from './commands.js';
-import type { CapsRecord } from './caps.js';
-import { KernelRegistry, type KernelBuilderPort } from './kernels.js';
-import { MailboxFailure, type MemoryMediator } from './memory-mediator.js';
+import { DEFAULT_COMMAND_LIMITS, errorFenceValue, SUBMIT_ERRORS, type CommandError, type CommandLimits, type SubmitErrorName } from './commands.js';
+import { KernelRegistry } from './kernels.js';
+import { MailboxFailure } from './memory-mediator.js';
+import { type ExecutionHost, SubmissionRunner } from './queue-execution.js';
+import { QUEUE_CONTROL_SIZE, QUEUE_MAX_RING, QUEUE_MIN_RING, QueueRing, type Taken } from './queue-ring.js';
 import { IRQ_SOURCE_ERROR, IRQ_SOURCE_FENCE } from './regs.js';
+
+// The ring's format and the execution interfaces, for the device's users.
+export type { BackendCommand, BatchMeta, ExecutionBackend } from './queue-execution.js';
+export { QUEUE_CONTROL_DOCS, QUEUE_CONTROL_SIZE, QUEUE_MAX_RING, QUEUE_MIN_RING, QueueControl } from './queue-ring.js';
 
 const traceQueue = tracer('queue');
 
-/** The control block at the start of a queue buffer (one page); the ring follows it. */
-export const QueueControl = structWith((m) => new Error(m))('mdgpu_queue_control', {
-  tail: u64,
-  head: u64,
-  doorbellNeeded: u32,
-  state: u32,
-  completed: u64,
-  errors: u64,
-  errorFence: u64,
-  errorCode: u32,
-  errorAt: u32,
-  errorHead: u64,
-});
-/** What each control-block field means; also the kernel-doc of the generated mdgpu_cmd.h. */
-export const QUEUE_CONTROL_DOCS: { readonly [K in keyof typeof QueueControl.fields]: string } = {
-  tail: 'guest: bytes published into the ring so far (monotonic, a multiple of 8)',
-  head: 'device: bytes consumed so far; ring space before it may be reused',
-  doorbellNeeded: 'device: 1 while it sleeps: ring QUEUE_DOORBELL after publishing',
-  state: 'device: 0, or MDGPU_SUBMIT_BAD_RING while the ring pointers are out of range',
-  completed: 'device: submissions finished, successfully or not',
-  errors: 'device: submissions that failed',
-  errorFence: 'device: the error fence value of the last failure (bit 63 set)',
-  errorCode: 'device: its MDGPU_SUBMIT_* code',
-  errorAt: 'device: byte offset of the offending command in its submission',
-  errorHead: 'device: ring position of the failed submission',
-};
-export const QUEUE_CONTROL_SIZE = 4096;
-export const QUEUE_MIN_RING = 4096;
-export const QUEUE_MAX_RING = 16 << 20;
-
-/**
- * GPU-side work as the execution backend gets it: the validator's commands (aperture offsets
- * resolved) with each dispatch's kernel the backend's own handle (what it returned when the
- * kernel was built), carried through unchanged.
- */
-export type BackendCommand = DeviceCommand<unknown, ApertureRange>;
-
-/** Who a batch is for: the scheduler orders by priority and charges the context's vGPU. */
-export interface BatchMeta {
-  ctx: number;
-  queue: number;
-  /** 0 (highest) .. 3 (lowest). */
-  priority: number;
-}
-
-/** The host execution engine (the Vulkan host driver in production, src/exec), injected. */
-export interface ExecutionBackend extends KernelBuilderPort {
-  /**
-   * Run commands in order against the aperture; resolves with the device time in ns. Rejects
-   * with a ContextLostError when the batch ran past its time limit or the device was reset
-   * under it (the context is then lost), a ThrottledError when the vGPU is cooling off, a
-   * CancelledError when `signal` withdrew it before it ran.
-   */
-  run(commands: readonly BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }>;
-  /**
-   * The capability record's device part (contract 1.3, src/vgpu/caps.ts) for a device that
-   * validates with `limits`; the device adds the VM's memory limits.
-   */
-  caps(limits: CommandLimits): Omit<CapsRecord, 'maxMemoryAllocationSize'>;
-}
-
 /** How the queue engine talks to the rest of the device. */
-export interface QueueHost {
-  readonly name: string;
-  readonly aperture: Uint8Array;
-  readonly memory: MemoryMediator;
-  readonly backend: ExecutionBackend | null;
-  /** Raise interrupt sources (IRQ_STATUS bits). */
-  raiseIrq(bits: number): void;
-}
+export type QueueHost = ExecutionHost;
 
 /** Ring priorities: 0 (highest) .. QUEUE_MAX_PRIORITY (lowest). */
 export const QUEUE_MAX_PRIORITY = 3;
@@ -143,26 +64,20 @@ class Queue {
   destroyed = false;
   /** Withdraws this queue's queued and parked work when it is destroyed. */
   readonly abort = new AbortController();
-  /** The last bad tail reported, so a stuck guest is logged once, not on every poll. */
-  badTail: bigint | null = null;
   readonly stats: QueueStats = { submissions: 0, errors: 0, doorbells: 0, sleeps: 0, deviceNs: 0 };
   constructor(
     readonly id: number,
     readonly ctx: number,
     readonly buffer: number,
-    readonly control: number,
-    readonly ring: number,
-    readonly ringSize: number,
+    readonly ring: QueueRing,
     readonly priority: number,
   ) {}
 }
 
 export class QueueEngine {
   private readonly queues = new Map<number, Queue>();
-  /** Contexts whose work overran the time limit: everything they submit fails from now on. */
-  private readonly lostContexts = new Set<number>();
+  private readonly runner: SubmissionRunner;
   private nextQueue = 1;
-  private words64: BigUint64Array | null = null;
   private safetyTimer: NodeJS.Timeout | null = null;
   /** Grace-period polling time this vGPU may still spend, ms, and when it was last topped up. */
   private pollBudgetMs = POLL_BUDGET_BURST_MS;
@@ -184,11 +99,7 @@ export class QueueEngine {
 
   constructor(private readonly host: QueueHost) {
     this.kernels = new KernelRegistry(host);
-  }
-
-  private get view(): DataView {
-    const a = this.host.aperture;
-    return new DataView(a.buffer, a.byteOffset, a.byteLength);
+    this.runner = new SubmissionRunner(host, this.kernels, () => this.limits);
   }
 
   get queueCount(): number {
@@ -232,13 +143,13 @@ export class QueueEngine {
     while (id === 0 || this.queues.has(id)) id = (id + 1) >>> 0;
     this.nextQueue = (id + 1) >>> 0;
     this.host.memory.pin(bufferHandle);
-    const q = new Queue(id, ctx, bufferHandle, buffer.offset, buffer.offset + QUEUE_CONTROL_SIZE, ringSize, priority);
+    const q = new Queue(id, ctx, bufferHandle, new QueueRing(() => this.host.aperture, buffer.offset, ringSize), priority);
     // A fresh control block: the allocation was zeroed, so tail = head = 0. Start asleep.
-    this.writeControl(q, { doorbellNeeded: 1 });
+    q.ring.writeControl({ doorbellNeeded: 1 });
     q.sleeping = true;
     this.queues.set(id, q);
     this.armSafetyPoll();
-    traceQueue(() => `${this.host.name}: queue ${id} ctx ${ctx} ring ${ringSize} bytes at 0x${q.ring.toString(16)}`);
+    traceQueue(() => `${this.host.name}: queue ${id} ctx ${ctx} ring ${ringSize} bytes at 0x${q.ring.ring.toString(16)}`);
     return id;
   }
 
@@ -279,7 +190,7 @@ export class QueueEngine {
 
   /** A context is going away: its queues stop, their work is withdrawn, its kernels are destroyed. */
   destroyContext(ctx: number): void {
-    this.lostContexts.delete(ctx);
+    this.runner.forget(ctx);
     for (const q of [...this.queues.values()]) if (q.ctx === ctx) this.retireQueue(q);
     this.kernels.destroyContext(ctx);
   }
@@ -293,7 +204,7 @@ export class QueueEngine {
     for (const q of [...this.queues.values()]) this.retireQueue(q);
     this.queues.clear();
     this.kernels.reset();
-    this.lostContexts.clear();
+    this.runner.forget(null);
     this.disarmSafetyPoll();
   }
 
@@ -309,59 +220,10 @@ export class QueueEngine {
     this.wake(q);
   }
 
-  // ---- ring access ----
-
-  private readControl(q: Queue) {
-    return QueueControl.decode(this.host.aperture, q.control);
-  }
-
-  private writeControl(q: Queue, fields: Partial<ReturnType<typeof QueueControl.decode>>): void {
-    const v = this.view;
-    const f = QueueControl.fields;
-    for (const [name, value] of Object.entries(fields)) {
-      const info = f[name as keyof typeof f];
-      if (info.size === 8) v.setBigUint64(q.control + info.offset, value as bigint, true);
-      else v.setUint32(q.control + info.offset, value as number, true);
-    }
-  }
-
-  /**
-   * The ring pointers are read and written as single 8-byte atomic accesses (Atomics on a
-   * BigUint64Array over the aperture; the control block is 8-byte aligned), so a pointer the
-   * guest is updating is never seen half old, half new. x86 is little-endian, as the format is.
-   */
-  private words(): BigUint64Array {
-    const a = this.host.aperture;
-    if (this.words64 === null || this.words64.buffer !== a.buffer) this.words64 = new BigUint64Array(a.buffer, a.byteOffset, Math.floor(a.byteLength / 8));
-    return this.words64;
-  }
-
-  private tail(q: Queue): bigint {
-    return Atomics.load(this.words(), (q.control + QueueControl.fields.tail.offset) / 8);
-  }
-
-  private head(q: Queue): bigint {
-    return Atomics.load(this.words(), (q.control + QueueControl.fields.head.offset) / 8);
-  }
-
-  private setHead(q: Queue, value: bigint): void {
-    Atomics.store(this.words(), (q.control + QueueControl.fields.head.offset) / 8, value);
-  }
-
-  /** Copy `length` ring bytes starting at ring position `pos` (wrapping at the ring's end). */
-  private ringBytes(q: Queue, pos: bigint, length: number): Uint8Array {
-    const out = new Uint8Array(length);
-    const start = Number(pos % BigInt(q.ringSize));
-    const first = Math.min(length, q.ringSize - start);
-    out.set(this.host.aperture.subarray(q.ring + start, q.ring + start + first));
-    if (first < length) out.set(this.host.aperture.subarray(q.ring, q.ring + (length - first)), first);
-    return out;
-  }
-
   private wake(q: Queue): void {
     if (q.destroyed) return;
     q.sleeping = false;
-    this.writeControl(q, { doorbellNeeded: 0 });
+    q.ring.writeControl({ doorbellNeeded: 0 });
     void this.pump(q);
   }
 
@@ -369,7 +231,7 @@ export class QueueEngine {
     if (this.safetyTimer !== null) return;
     this.safetyTimer = setInterval(() => {
       for (const q of this.queues.values()) {
-        if (q.sleeping && !q.running && this.tail(q) !== this.head(q)) this.wake(q);
+        if (q.sleeping && !q.running && q.ring.pending) this.wake(q);
       }
     }, SAFETY_POLL_MS);
     this.safetyTimer.unref();
@@ -407,9 +269,9 @@ export class QueueEngine {
           if (q.destroyed) return;
           // Dekker: publish "ring me", then look at the tail once more. A submission published
           // between our last look and the flag would otherwise wait for the safety poll.
-          this.writeControl(q, { doorbellNeeded: 1 });
-          if (this.tail(q) !== this.head(q)) {
-            this.writeControl(q, { doorbellNeeded: 0 });
+          q.ring.writeControl({ doorbellNeeded: 1 });
+          if (q.ring.pending) {
+            q.ring.writeControl({ doorbellNeeded: 0 });
             continue;
           }
           q.sleeping = true;
@@ -417,7 +279,7 @@ export class QueueEngine {
           this.totals.sleeps++;
           return;
         }
-        if (next === 'stalled') return;
+        if ('stalled' in next) return;
         await this.execute(q, next);
         if (q.destroyed) return;
       }
@@ -450,7 +312,7 @@ export class QueueEngine {
       while (performance.now() < deadline) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (q.destroyed) return false;
-        if (this.tail(q) !== this.head(q)) return true;
+        if (q.ring.pending) return true;
       }
       return false;
     } finally {
@@ -458,39 +320,8 @@ export class QueueEngine {
     }
   }
 
-  /**
-   * Take the next submission off the ring: validated, or failed with its error. Advances head
-   * past it at once (the bytes were copied), so the guest can reuse the space while it runs.
-   */
-  private take(
-    q: Queue,
-  ):
-    | { submission: ValidSubmission; pos: bigint }
-    | { error: CommandError; fence: bigint | null; pos: bigint; fenceAt: ApertureRange | null }
-    | 'empty'
-    | 'stalled' {
-    const head = this.head(q);
-    const tail = this.tail(q);
-    if (tail === head) return 'empty';
-    if (tail < head || tail - head > BigInt(q.ringSize) || tail % 8n !== 0n) {
-      // Nothing sane can be consumed; report once per bad tail value and wait for a good one.
-      if (q.badTail !== tail) {
-        q.badTail = tail;
-        this.recordError(q, new CommandError('BAD_RING', `tail ${tail} with head ${head} and a ring of ${q.ringSize}`), null, head);
-      }
-      return 'stalled';
-    }
-    q.badTail = null;
-    const available = Number(tail - head);
-    // Copy exactly one submission: its header first, then as many bytes as it says it has (at
-    // most what was published and what a submission may be), not everything published.
-    const headerBytes = this.ringBytes(q, head, Math.min(available, CMD_LAYOUTS.SUBMIT.size));
-    let length = headerBytes.length;
-    if (headerBytes.length === CMD_LAYOUTS.SUBMIT.size) {
-      const claimed = new DataView(headerBytes.buffer).getUint32(CMD_LAYOUTS.SUBMIT.fields.length.offset, true);
-      length = Math.min(available, this.limits.maxSubmissionBytes, Math.max(CMD_LAYOUTS.SUBMIT.size, claimed));
-    }
-    const bytes = length === headerBytes.length ? headerBytes : this.ringBytes(q, head, length);
+  /** The next submission of `q`'s ring (queue-ring.ts), with its kernels and buffers looked up in its context. */
+  private take(q: Queue): Taken {
     const ctx = q.ctx;
     const scope = {
       buffer: (handle: number) => {
@@ -502,45 +333,14 @@ export class QueueEngine {
       },
       kernel: (handle: number) => this.kernels.ready(ctx, handle),
     };
-    try {
-      if (this.lostContexts.has(ctx)) throw new CommandError('CONTEXT_LOST', `context ${ctx} was lost`);
-      const submission = validateSubmission(bytes, scope, this.limits);
-      this.setHead(q, head + BigInt(submission.length));
-      return { submission, pos: head };
-    } catch (err) {
-      if (!(err instanceof CommandError)) throw err;
-      // Skip exactly the failed submission when its length is trustworthy, else everything
-      // published: a garbled length gives no safe place to resume. A lost context's
-      // submissions are not validated at all, but their SUBMIT header still names the fence a
-      // waiter sleeps on: it gets its error fence too, instead of waiting for its timeout.
-      let skip = BigInt(available);
-      let fence: bigint | null = null;
-      let fenceAt: ApertureRange | null = null;
-      if (bytes.length >= CMD_LAYOUTS.SUBMIT.size && err.error !== 'BAD_LENGTH' && err.error !== 'TRUNCATED' && err.error !== 'TOO_LARGE') {
-        // Read the SUBMIT header's fields by their declared offsets: only to place the error fence.
-        const v = new DataView(bytes.buffer);
-        const f = CMD_LAYOUTS.SUBMIT.fields;
-        const length = v.getUint32(f.length.offset, true);
-        if (length % 8 === 0 && length >= CMD_LAYOUTS.SUBMIT.size && length <= available) skip = BigInt(length);
-        const fenceBuffer = v.getUint32(f.fenceBuffer.offset, true);
-        if (fenceBuffer !== 0) {
-          const value = v.getBigUint64(f.fenceValue.offset, true);
-          const offset = v.getBigUint64(f.fenceOffset.offset, true);
-          const b = scope.buffer(fenceBuffer);
-          if (b !== undefined && offset % 8n === 0n && offset + 8n <= BigInt(b.size)) {
-            fence = value;
-            fenceAt = { buffer: fenceBuffer, offset: b.offset + Number(offset), size: 8 };
-          }
-        }
-      }
-      this.setHead(q, head + skip);
-      return { error: err, fence, pos: head, fenceAt };
-    }
+    const next = q.ring.take(scope, this.limits, this.runner.lostReason(ctx));
+    if (next !== 'empty' && 'stalled' in next && next.stalled !== null) this.recordError(q, next.stalled, null, next.pos);
+    return next;
   }
 
   private recordError(q: Queue, err: CommandError, fence: bigint | null, pos: bigint): void {
-    const control = this.readControl(q);
-    this.writeControl(q, {
+    const control = q.ring.readControl();
+    q.ring.writeControl({
       errors: control.errors + 1n,
       errorFence: fence === null ? 0n : errorFenceValue(fence),
       errorCode: SUBMIT_ERRORS[err.error].code,
@@ -554,10 +354,11 @@ export class QueueEngine {
   }
 
   private writeU64(at: number, value: bigint): void {
-    this.view.setBigUint64(at, value, true);
+    const a = this.host.aperture;
+    new DataView(a.buffer, a.byteOffset, a.byteLength).setBigUint64(at, value, true);
   }
 
-  private async execute(q: Queue, work: Exclude<ReturnType<QueueEngine['take']>, 'empty' | 'stalled'>): Promise<void> {
+  private async execute(q: Queue, work: Exclude<Taken, 'empty' | { stalled: unknown }>): Promise<void> {
     const takenAt = performance.now();
     if ('error' in work) {
       // The fence first, then the record and the ERROR interrupt: a guest woken by the
@@ -568,28 +369,7 @@ export class QueueEngine {
       return;
     }
     const { submission } = work;
-    // Pin every buffer the submission touches: a BO_FREE while it runs must not hand the range
-    // to someone else before the device is done with it.
-    const pinned = new Set<number>();
-    const pinRange = (r: ApertureRange) => {
-      if (!pinned.has(r.buffer)) {
-        this.host.memory.pin(r.buffer);
-        pinned.add(r.buffer);
-      }
-    };
-    if (submission.fence !== null) pinRange(submission.fence.dst);
-    for (const c of submission.commands) for (const r of rangesOf(c)) pinRange(r);
-    let deviceNs = 0;
-    let error: CommandError | null = null;
-    try {
-      deviceNs = await this.runCommands(q, submission.commands);
-    } catch (err) {
-      error = this.commandErrorOf(q, err);
-    } finally {
-      // Settled means the device is done with every buffer of this submission (a batch past
-      // its time limit settles only once the device process that ran it is gone).
-      for (const handle of pinned) this.host.memory.unpin(handle);
-    }
+    const { deviceNs, error } = await this.runner.run(q, submission);
     // The queue was destroyed while this ran (QUEUE_DESTROY, the VM went away, a device reset,
     // the daemon shutting down): nobody waits for its fence, and its memory may be reset or
     // already unmapped, so no fence and no control-block update.
@@ -614,121 +394,17 @@ export class QueueEngine {
     this.totals.submissions++;
     this.totals.deviceNs += deviceNs;
     if (error !== null) this.totals.errors++;
-    const completed = this.readControl(q).completed + 1n;
-    this.writeControl(q, { completed });
+    const completed = q.ring.readControl().completed + 1n;
+    q.ring.writeControl({ completed });
     this.onSubmissionDone?.(q.id, error, deviceNs, performance.now() - takenAt);
   }
 
-  /** What a failed run means for the guest; a lost context is remembered. */
-  private commandErrorOf(q: Queue, err: unknown): CommandError {
-    if (err instanceof CommandError) return err;
-    if (err instanceof ContextLostError) {
-      this.lostContexts.add(q.ctx);
-      guestError(`${this.host.name}-lost`, `${this.host.name}: context ${q.ctx} lost: ${err.message}`);
-      return new CommandError('CONTEXT_LOST', err.message);
-    }
-    if (err instanceof ThrottledError) return new CommandError('THROTTLED', err.message);
-    // A withdrawn submission: its queue is gone, and nobody reads what it would have said.
-    if (err instanceof CancelledError) return new CommandError('EXEC_FAILED', err.message);
-    return new CommandError('EXEC_FAILED', (err as Error)?.message ?? String(err));
-  }
-
   get lostContextCount(): number {
-    return this.lostContexts.size;
+    return this.runner.lostContextCount;
   }
 
   /** Contexts marked lost, for status and tests. */
   isContextLost(ctx: number): boolean {
-    return this.lostContexts.has(ctx);
-  }
-
-  /** GPU work goes to the backend in batches; FENCE and WAIT are done here between batches. */
-  private async runCommands(q: Queue, commands: ValidCommand[]): Promise<number> {
-    const meta: BatchMeta = { ctx: q.ctx, queue: q.id, priority: q.priority };
-    const signal = q.abort.signal;
-    let batch: BackendCommand[] = [];
-    let deviceNs = 0;
-    const withdrawn = () => {
-      if (q.destroyed) throw new CancelledError(`queue ${q.id} was destroyed`);
-    };
-    const flush = async () => {
-      if (batch.length === 0) return;
-      withdrawn();
-      const backend = this.host.backend;
-      if (backend === null) throw new CommandError('EXEC_FAILED', 'no execution backend on this device');
-      const run = batch;
-      batch = [];
-      deviceNs += (await backend.run(run, meta, signal)).deviceNs;
-    };
-    for (const c of commands) {
-      switch (c.kind) {
-        case 'fence':
-          await flush();
-          withdrawn();
-          this.writeU64(c.dst.offset, c.value);
-          if (c.irq) this.host.raiseIrq(1 << IRQ_SOURCE_FENCE);
-          break;
-        case 'wait':
-          await flush();
-          await this.waitFor(c.src.offset, c.value, c.timeoutNs, q);
-          break;
-        case 'dispatch': {
-          const kernel = this.kernels.ready(q.ctx, c.kernel);
-          if (kernel === undefined) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} destroyed before it ran`);
-          batch.push({ ...c, kernel: kernel.handle });
-          break;
-        }
-        case 'dispatchIndirect': {
-          const kernel = this.kernels.ready(q.ctx, c.kernel);
-          if (kernel === undefined) throw new CommandError('BAD_KERNEL', `kernel ${c.kernel} destroyed before it ran`);
-          // The arguments may be written by the commands before this one: read them only once
-          // those have completed, and check them then, as the guest could not be trusted with
-          // handing the host device indirect arguments itself.
-          await flush();
-          withdrawn();
-          const groups: [number, number, number] = [0, 4, 8].map((at) => this.view.getUint32(c.args.offset + at, true)) as [number, number, number];
-          const bad = checkGroups(groups, this.limits, true);
-          if (bad !== null) throw new CommandError('BAD_INDIRECT', `DISPATCH_INDIRECT read ${bad}`);
-          if (groups.every((g) => g > 0)) {
-            batch.push({ kind: 'dispatch', kernel: kernel.handle, base: [0, 0, 0], groups, descriptors: c.descriptors, pushConstants: c.pushConstants });
-          }
-          break;
-        }
-        default:
-          batch.push(c);
-      }
-    }
-    await flush();
-    return deviceNs;
-  }
-
-  /** WAIT: poll a u64 until it reaches `value`, the timeout passes, or the queue is destroyed. */
-  private async waitFor(at: number, value: bigint, timeoutNs: bigint, q: Queue): Promise<void> {
-    const deadline = performance.now() + Number(timeoutNs / 1_000_000n);
-    while (this.view.getBigUint64(at, true) < value) {
-      if (q.destroyed) throw new CancelledError(`queue ${q.id} was destroyed during a WAIT`);
-      if (performance.now() >= deadline) throw new CommandError('WAIT_TIMEOUT', `value at 0x${at.toString(16)} did not reach ${value}`);
-      await new Promise<void>((resolve) => setTimeout(resolve, 1));
-    }
-  }
-}
-
-function rangesOf(c: ValidCommand): ApertureRange[] {
-  switch (c.kind) {
-    case 'copy':
-      return [c.src, c.dst];
-    case 'fill':
-    case 'fence':
-    case 'timestamp':
-    case 'update':
-      return [c.dst];
-    case 'dispatch':
-      return c.descriptors.map((d) => d.range);
-    case 'dispatchIndirect':
-      return [c.args, ...c.descriptors.map((d) => d.range)];
-    case 'wait':
-      return [c.src];
-    case 'barrier':
-      return [];
+    return this.runner.isContextLost(ctx);
   }
 }
