@@ -146,7 +146,7 @@ struct id_info {
 	uint32_t binding;
 	uint32_t array_stride;
 	uint32_t paths; /* types: member paths of the type, expanded (arrays count once) */
-	uint32_t aux; /* structs: index into walk.structs */
+	uint32_t aux; /* structs: index into walk.structs; OpSpecConstantOp: walk.spec_values */
 	uint32_t type; /* values: the type of the value (its result type), 0 unknown */
 	uint32_t spec_id; /* with F_SPEC_ID */
 	uint16_t depth; /* types: structs and arrays nested */
@@ -177,6 +177,17 @@ struct local_size_mode {
 	uint32_t v[3];
 };
 
+/*
+ * The value of an OpSpecConstantOp of integers or booleans (a scalar or a vector of up to 4),
+ * after specialization: each component masked to @width bits (booleans: width 1, 0 or 1).
+ * @n is 0 when the walk does not evaluate it (floats, an opcode or operand it does not know).
+ */
+struct spec_value {
+	uint64_t c[4];
+	uint8_t n;
+	uint8_t width;
+};
+
 struct walk {
 	const uint32_t *w;
 	uint32_t count;
@@ -193,6 +204,9 @@ struct walk {
 	struct local_size_mode *modes;
 	uint32_t mode_count;
 	uint32_t mode_cap;
+	struct spec_value *spec_values; /* one per OpSpecConstantOp, see eval_spec_op() */
+	uint32_t spec_value_count;
+	uint32_t spec_value_cap;
 	uint64_t shared_bytes; /* Workgroup variables */
 	uint64_t private_bytes; /* Private and Function variables */
 	uint64_t path_cost; /* member paths the validator will walk, see count_paths() */
@@ -343,40 +357,440 @@ static const struct mdgpu_host_spec_entry *spec_entry(const struct walk *w, uint
 }
 
 /*
- * The value of an integer OpConstant or OpSpecConstant: for a specialization constant the
- * caller gives a value for, that value (little endian, the entry's size), else its default.
- * Returns false for anything else, e.g. an OpSpecConstantOp.
+ * Constant evaluation, after specialization: the values this file sizes things by (array
+ * lengths, local sizes) are integer constants, specialization constants, or expressions of
+ * them (OpSpecConstantOp), which compilers emit for `shared float s[gl_WorkGroupSize.x]`
+ * (CompositeExtract of the WorkgroupSize composite) and any arithmetic on spec constants.
+ *
+ * An OpSpecConstantOp is evaluated once, when the walk reaches its definition (eval_spec_op()):
+ * its operands are defined before it, so they were evaluated already, and the result is kept
+ * (walk.spec_values). Nothing recurses along the expression, whatever its depth or sharing (the
+ * ids form a DAG), and each instruction costs O(its length). The opcodes are those Vulkan allows
+ * in OpSpecConstantOp for shaders on integers and booleans (the spec's OpSpecConstantOp):
+ * SConvert, UConvert, SNegate, Not, IAdd, ISub, IMul, UDiv, SDiv, UMod, SRem, SMod, the shifts,
+ * the bitwise and logical operations, Select, the integer comparisons, VectorShuffle,
+ * CompositeExtract, CompositeInsert. Arithmetic wraps to the result's width, as the spec says.
+ * What the spec leaves undefined — division or remainder by 0, the signed minimum divided by
+ * -1, a shift by the width or more — refuses the kernel: a driver may fold it to anything (or
+ * crash), and a size this file computed could then differ from the one the driver uses. Floats
+ * (FConvert, QuantizeToF16) and anything else are left unevaluated, which is refused only where
+ * a size needs the value.
+ */
+enum {
+	SOP_VECTOR_SHUFFLE = 79,
+	SOP_COMPOSITE_EXTRACT = 81,
+	SOP_COMPOSITE_INSERT = 82,
+	SOP_UCONVERT = 113,
+	SOP_SCONVERT = 114,
+	SOP_SNEGATE = 126,
+	SOP_IADD = 128,
+	SOP_ISUB = 130,
+	SOP_IMUL = 132,
+	SOP_UDIV = 134,
+	SOP_SDIV = 135,
+	SOP_UMOD = 137,
+	SOP_SREM = 138,
+	SOP_SMOD = 139,
+	SOP_LOGICAL_EQUAL = 164,
+	SOP_LOGICAL_NOT_EQUAL = 165,
+	SOP_LOGICAL_OR = 166,
+	SOP_LOGICAL_AND = 167,
+	SOP_LOGICAL_NOT = 168,
+	SOP_SELECT = 169,
+	SOP_IEQUAL = 170,
+	SOP_INOT_EQUAL = 171,
+	SOP_UGREATER = 172,
+	SOP_SGREATER = 173,
+	SOP_UGREATER_EQUAL = 174,
+	SOP_SGREATER_EQUAL = 175,
+	SOP_ULESS = 176,
+	SOP_SLESS = 177,
+	SOP_ULESS_EQUAL = 178,
+	SOP_SLESS_EQUAL = 179,
+	SOP_SHIFT_RIGHT_LOGICAL = 194,
+	SOP_SHIFT_RIGHT_ARITHMETIC = 195,
+	SOP_SHIFT_LEFT_LOGICAL = 196,
+	SOP_BITWISE_OR = 197,
+	SOP_BITWISE_XOR = 198,
+	SOP_BITWISE_AND = 199,
+	SOP_NOT = 200,
+};
+
+static uint64_t mask_to(uint64_t v, uint32_t width)
+{
+	return width >= 64 ? v : v & ((1ull << width) - 1);
+}
+
+/* @v (@width bits) sign-extended to 64 bits. */
+static int64_t sign_extend(uint64_t v, uint32_t width)
+{
+	uint64_t sign;
+
+	if (width >= 64)
+		return (int64_t)v;
+	sign = 1ull << (width - 1);
+	return (int64_t)((mask_to(v, width) ^ sign) - sign);
+}
+
+/* An integer or boolean type, or a vector of up to 4 of them: its components and their width. */
+static bool scalar_type(const struct walk *w, uint32_t type, uint8_t *n, uint8_t *width)
+{
+	const struct id_info *d = type_get(w, type);
+	const uint32_t *in;
+
+	if (!d)
+		return false;
+	in = &w->w[d->def];
+	*n = 1;
+	if ((in[0] & 0xffff) == OP_TYPE_VECTOR) {
+		if (in[3] < 1 || in[3] > 4 || !(d = type_get(w, in[2])))
+			return false;
+		*n = (uint8_t)in[3];
+		in = &w->w[d->def];
+	}
+	if ((in[0] & 0xffff) == OP_TYPE_BOOL)
+		*width = 1;
+	else if ((in[0] & 0xffff) == OP_TYPE_INT)
+		*width = (uint8_t)in[2]; /* 1..64: checked where the type is defined */
+	else
+		return false;
+	return true;
+}
+
+/* The specialization data given for SpecId @spec_id (the entry's size, little endian). */
+static bool spec_data(const struct walk *w, uint32_t spec_id, uint64_t *v)
+{
+	const struct mdgpu_host_spec_entry *e = spec_entry(w, spec_id);
+
+	if (!e)
+		return false;
+	*v = 0;
+	for (uint32_t i = 0; i < e->size; i++) /* inside the data: checked by the core */
+		*v |= (uint64_t)w->spec->data[e->offset + i] << (8 * i);
+	return true;
+}
+
+/*
+ * The value of constant @id if it is a scalar or vector of integers or booleans: a constant,
+ * a specialization constant (specialized), null, a composite of scalar constants, or an
+ * OpSpecConstantOp evaluated before. Composites look only one level down (their constituents
+ * must be scalars here), so this recurses at most once.
+ */
+static bool value_of(const struct walk *w, uint32_t id, struct spec_value *out, bool scalar_only)
+{
+	const struct id_info *d = id_get(w, id);
+	const uint32_t *in;
+	uint32_t len, op;
+	uint64_t v;
+
+	if (!d || !d->def || (d->flags & F_TYPE))
+		return false;
+	in = &w->w[d->def];
+	len = in[0] >> 16;
+	op = in[0] & 0xffff;
+	if (len < 3 || !scalar_type(w, in[1], &out->n, &out->width) || (scalar_only && out->n != 1))
+		return false;
+	switch (op) {
+	case OP_CONSTANT:
+	case OP_SPEC_CONSTANT:
+		if (out->n != 1 || out->width == 1 || len < 4)
+			return false;
+		if (!(op == OP_SPEC_CONSTANT && (d->flags & F_SPEC_ID) &&
+		      spec_data(w, d->spec_id, &v)))
+			v = out->width > 32 && len >= 5 ? ((uint64_t)in[4] << 32) | in[3] : in[3];
+		out->c[0] = mask_to(v, out->width);
+		return true;
+	case OP_CONSTANT_TRUE:
+	case OP_CONSTANT_FALSE:
+	case OP_SPEC_CONSTANT_TRUE:
+	case OP_SPEC_CONSTANT_FALSE:
+		if (out->n != 1 || out->width != 1)
+			return false;
+		if ((op == OP_SPEC_CONSTANT_TRUE || op == OP_SPEC_CONSTANT_FALSE) &&
+		    (d->flags & F_SPEC_ID) && spec_data(w, d->spec_id, &v))
+			out->c[0] = v != 0;
+		else
+			out->c[0] = op == OP_CONSTANT_TRUE || op == OP_SPEC_CONSTANT_TRUE;
+		return true;
+	case OP_CONSTANT_NULL:
+		memset(out->c, 0, sizeof(out->c));
+		return true;
+	case OP_CONSTANT_COMPOSITE:
+	case OP_SPEC_CONSTANT_COMPOSITE:
+		if (out->n == 1 || len != 3u + out->n)
+			return false;
+		for (uint32_t i = 0; i < out->n; i++) {
+			struct spec_value c;
+
+			if (!value_of(w, in[3 + i], &c, true) || c.n != 1 || c.width != out->width)
+				return false;
+			out->c[i] = c.c[0];
+		}
+		return true;
+	case OP_SPEC_CONSTANT_OP:
+		*out = w->spec_values[d->aux];
+		return out->n != 0;
+	default:
+		return false;
+	}
+}
+
+/* CompositeExtract: down the constituents of constant composites, then into a vector value. */
+static bool extract(const struct walk *w, const uint32_t *in, uint32_t len, struct spec_value *r)
+{
+	uint32_t id = in[4], at = 5;
+	struct spec_value v;
+
+	for (; at < len; at++) {
+		const uint32_t *c;
+		uint32_t clen, cop;
+
+		c = inst_at(w, id, &clen);
+		cop = c ? c[0] & 0xffff : 0;
+		if (cop != OP_CONSTANT_COMPOSITE && cop != OP_SPEC_CONSTANT_COMPOSITE)
+			break;
+		if (in[at] >= clen - 3)
+			return false; /* past its constituents: the validator refuses it */
+		id = c[3 + in[at]];
+	}
+	if (!value_of(w, id, &v, false))
+		return false;
+	if (at == len) {
+		*r = v;
+		return true;
+	}
+	/* One index left, into a vector that is not a composite instruction (an expression). */
+	if (at + 1 != len || in[at] >= v.n)
+		return false;
+	r->c[0] = v.c[in[at]];
+	r->n = 1;
+	r->width = v.width;
+	return true;
+}
+
+/*
+ * An OpSpecConstantOp at word @at whose id was just defined: its value, kept for the
+ * instructions after it. Returns 0 (also when it is not evaluated) or the refusal of an
+ * operation whose result the spec leaves undefined.
+ */
+static int eval_spec_op(struct walk *w, uint32_t at)
+{
+	const uint32_t *in = &w->w[at];
+	uint32_t len = in[0] >> 16, op = len >= 4 ? in[3] : 0;
+	struct id_info *d = &w->ids[in[2]];
+	struct spec_value a, b, cond, r = { .n = 0 };
+	const char *why = NULL;
+	uint8_t n, width;
+	bool unary = op == SOP_SNEGATE || op == SOP_NOT || op == SOP_LOGICAL_NOT ||
+		     op == SOP_UCONVERT || op == SOP_SCONVERT;
+
+	if (w->spec_value_count == w->spec_value_cap) {
+		uint32_t cap = w->spec_value_cap ? w->spec_value_cap * 2 : 16;
+		struct spec_value *nv = realloc(w->spec_values, cap * sizeof(*nv));
+
+		if (!nv)
+			return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+		w->spec_values = nv;
+		w->spec_value_cap = cap;
+	}
+	d->aux = w->spec_value_count++;
+	w->spec_values[d->aux] = r;
+	if (len < 5 || !scalar_type(w, in[1], &n, &width))
+		return 0;
+	switch (op) {
+	case SOP_COMPOSITE_EXTRACT:
+		if (!extract(w, in, len, &r))
+			return 0;
+		break;
+	case SOP_COMPOSITE_INSERT:
+		/* Into a vector, one index (composites of other types are not evaluated). */
+		if (len != 7 || !value_of(w, in[4], &a, true) || !value_of(w, in[5], &r, false) ||
+		    in[6] >= r.n || a.width != r.width)
+			return 0;
+		r.c[in[6]] = a.c[0];
+		break;
+	case SOP_VECTOR_SHUFFLE:
+		if (len != 6u + n || !value_of(w, in[4], &a, false) ||
+		    !value_of(w, in[5], &b, false) || a.width != b.width)
+			return 0;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t k = in[6 + i];
+
+			if (k < a.n)
+				r.c[i] = a.c[k];
+			else if (k - a.n < b.n)
+				r.c[i] = b.c[k - a.n];
+			else
+				return 0; /* 0xFFFFFFFF: an undefined component */
+		}
+		r.n = n;
+		r.width = a.width;
+		break;
+	case SOP_SELECT:
+		if (len != 7 || !value_of(w, in[4], &cond, false) || cond.width != 1 ||
+		    !value_of(w, in[5], &a, false) || !value_of(w, in[6], &b, false) || a.n != n ||
+		    b.n != n || (cond.n != 1 && cond.n != n))
+			return 0;
+		for (uint32_t i = 0; i < n; i++)
+			r.c[i] = cond.c[cond.n == 1 ? 0 : i] ? a.c[i] : b.c[i];
+		r.n = n;
+		r.width = a.width;
+		break;
+	default:
+		if (!value_of(w, in[4], &a, false) || a.n != n ||
+		    (!unary && (len != 6 || !value_of(w, in[5], &b, false) || b.n != n)))
+			return 0;
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t x = a.c[i], y = unary ? 0 : b.c[i];
+			int64_t sx = sign_extend(x, a.width),
+				sy = unary ? 0 : sign_extend(y, b.width);
+			bool by_zero = y == 0,
+			     overflow =
+				     sy == -1 && sx == sign_extend(1ull << (a.width - 1), a.width);
+
+			switch (op) {
+			case SOP_UCONVERT:
+				r.c[i] = x;
+				break;
+			case SOP_SCONVERT:
+				r.c[i] = (uint64_t)sx;
+				break;
+			case SOP_SNEGATE:
+				r.c[i] = 0 - x;
+				break;
+			case SOP_NOT:
+				r.c[i] = ~x;
+				break;
+			case SOP_IADD:
+				r.c[i] = x + y;
+				break;
+			case SOP_ISUB:
+				r.c[i] = x - y;
+				break;
+			case SOP_IMUL:
+				r.c[i] = x * y;
+				break;
+			case SOP_UDIV:
+			case SOP_UMOD:
+				if (by_zero) {
+					why = "divides by zero";
+					goto undefined;
+				}
+				r.c[i] = op == SOP_UDIV ? x / y : x % y;
+				break;
+			case SOP_SDIV:
+			case SOP_SREM:
+			case SOP_SMOD:
+				if (by_zero || overflow) {
+					why = by_zero ?
+						      "divides by zero" :
+						      "divides the signed minimum by -1 (signed overflow)";
+					goto undefined;
+				}
+				if (op == SOP_SDIV) {
+					r.c[i] = (uint64_t)(sx / sy);
+				} else {
+					int64_t rem = sx % sy; /* the sign of sx: SRem */
+
+					if (op == SOP_SMOD && rem && (rem < 0) != (sy < 0))
+						rem += sy; /* the sign of sy: SMod */
+					r.c[i] = (uint64_t)rem;
+				}
+				break;
+			case SOP_SHIFT_RIGHT_LOGICAL:
+			case SOP_SHIFT_RIGHT_ARITHMETIC:
+			case SOP_SHIFT_LEFT_LOGICAL:
+				if (y >= width) {
+					why = "shifts by the width or more";
+					goto undefined;
+				}
+				if (op == SOP_SHIFT_LEFT_LOGICAL)
+					r.c[i] = x << y;
+				else if (op == SOP_SHIFT_RIGHT_LOGICAL)
+					r.c[i] = x >> y;
+				else
+					r.c[i] = sx < 0 ? ~(~(uint64_t)sx >> y) : (uint64_t)sx >> y;
+				break;
+			case SOP_BITWISE_OR:
+			case SOP_LOGICAL_OR:
+				r.c[i] = x | y;
+				break;
+			case SOP_BITWISE_XOR:
+				r.c[i] = x ^ y;
+				break;
+			case SOP_BITWISE_AND:
+			case SOP_LOGICAL_AND:
+				r.c[i] = x & y;
+				break;
+			case SOP_LOGICAL_NOT:
+				r.c[i] = !x;
+				break;
+			case SOP_LOGICAL_EQUAL:
+			case SOP_IEQUAL:
+				r.c[i] = x == y;
+				break;
+			case SOP_LOGICAL_NOT_EQUAL:
+			case SOP_INOT_EQUAL:
+				r.c[i] = x != y;
+				break;
+			case SOP_UGREATER:
+				r.c[i] = x > y;
+				break;
+			case SOP_SGREATER:
+				r.c[i] = sx > sy;
+				break;
+			case SOP_UGREATER_EQUAL:
+				r.c[i] = x >= y;
+				break;
+			case SOP_SGREATER_EQUAL:
+				r.c[i] = sx >= sy;
+				break;
+			case SOP_ULESS:
+				r.c[i] = x < y;
+				break;
+			case SOP_SLESS:
+				r.c[i] = sx < sy;
+				break;
+			case SOP_ULESS_EQUAL:
+				r.c[i] = x <= y;
+				break;
+			case SOP_SLESS_EQUAL:
+				r.c[i] = sx <= sy;
+				break;
+			default:
+				return 0; /* not an integer or boolean operation this file evaluates */
+			}
+		}
+		r.n = n;
+		r.width = width;
+		break;
+	}
+	if (r.n != n || r.width != width)
+		return 0; /* operands and result disagree: the validator refuses it */
+	for (uint32_t i = 0; i < n; i++)
+		r.c[i] = mask_to(r.c[i], width);
+	w->spec_values[d->aux] = r;
+	return 0;
+
+undefined:
+	return mdgpu_error(-EINVAL,
+			   "kernel_create: OpSpecConstantOp %u (opcode %u) %s after specialization:"
+			   " its result is undefined",
+			   in[2], op, why);
+}
+
+/*
+ * The value of an integer constant, specialization constant (specialized: the caller's data
+ * where it gives the constant a value, else its default) or evaluated OpSpecConstantOp.
+ * Returns false for anything else.
  */
 static bool const_value(const struct walk *w, uint32_t id, uint64_t *value)
 {
-	const uint32_t *in, *type;
-	const struct id_info *d = id_get(w, id);
-	const struct mdgpu_host_spec_entry *e = NULL;
-	uint32_t len, tlen;
-	uint64_t v;
+	struct spec_value v;
 
-	in = inst_at(w, id, &len);
-	if (!in || ((in[0] & 0xffff) != OP_CONSTANT && (in[0] & 0xffff) != OP_SPEC_CONSTANT) ||
-	    len < 4)
+	if (!value_of(w, id, &v, true) || v.n != 1 || v.width == 1)
 		return false;
-	type = inst_at(w, in[1], &tlen);
-	if (!type || (type[0] & 0xffff) != OP_TYPE_INT || tlen < 4)
-		return false;
-	if ((in[0] & 0xffff) == OP_SPEC_CONSTANT && (d->flags & F_SPEC_ID))
-		e = spec_entry(w, d->spec_id);
-	if (e) {
-		v = 0;
-		for (uint32_t i = 0; i < e->size; i++) /* inside the data: checked by the core */
-			v |= (uint64_t)w->spec->data[e->offset + i] << (8 * i);
-	} else {
-		v = type[2] > 32 && len >= 5 ? ((uint64_t)in[4] << 32) | in[3] : in[3];
-	}
-	if (type[2] < 32)
-		*value = v & ((1u << type[2]) - 1);
-	else if (type[2] == 32)
-		*value = v & 0xffffffffu;
-	else
-		*value = v;
+	*value = v.c[0];
 	return true;
 }
 
@@ -955,6 +1369,8 @@ static int gather(struct walk *w)
 						   " twice",
 						   at);
 			d->def = at;
+			if (op == OP_SPEC_CONSTANT_OP)
+				ret = eval_spec_op(w, at);
 			break;
 		}
 		case OP_VARIABLE:
@@ -1577,5 +1993,6 @@ int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
 	free(w.structs);
 	free(w.members);
 	free(w.modes);
+	free(w.spec_values);
 	return ret;
 }

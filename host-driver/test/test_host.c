@@ -1192,7 +1192,7 @@ static void test_device_limits(uint32_t dev)
 			       NULL),
 		   0, 0, sh < 5 * 8192 ? -E2BIG : 0, "maxComputeSharedMemorySize",
 		   "five 8 KiB shared arrays");
-	/* A length that is not a constant cannot be sized. */
+	/* A length that is an expression of specialization constants is evaluated. */
 	try_kernel(dev,
 		   kernel_text(NULL, NULL, NULL,
 			       "%cs = OpSpecConstant %uint 4\n"
@@ -1200,7 +1200,26 @@ static void test_device_limits(uint32_t dev)
 			       "%arr = OpTypeArray %float %cn\n%pw = OpTypePointer Workgroup %arr\n"
 			       "%var = OpVariable %pw Workgroup",
 			       NULL),
-		   0, 0, -EINVAL, "cannot tell its size", "spec-op length");
+		   0, 0, 0, NULL, "spec-op length");
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%cs = OpSpecConstant %uint 1024\n"
+			       "%cn = OpSpecConstantOp %uint IMul %cs %cs\n"
+			       "%arr = OpTypeArray %float %cn\n%pw = OpTypePointer Workgroup %arr\n"
+			       "%var = OpVariable %pw Workgroup",
+			       NULL),
+		   0, 0, -E2BIG, "maxComputeSharedMemorySize", "spec-op length over");
+	/* One the host does not evaluate (an undefined shuffle component) cannot be sized. */
+	try_kernel(dev,
+		   kernel_text(NULL, NULL, NULL,
+			       "%v2 = OpTypeVector %uint 2\n%cs = OpSpecConstant %uint 4\n"
+			       "%va = OpSpecConstantComposite %v2 %cs %cs\n"
+			       "%vs = OpSpecConstantOp %v2 VectorShuffle %va %va 4294967295 0\n"
+			       "%cn = OpSpecConstantOp %uint CompositeExtract %vs 0\n"
+			       "%arr = OpTypeArray %float %cn\n%pw = OpTypePointer Workgroup %arr\n"
+			       "%var = OpVariable %pw Workgroup",
+			       NULL),
+		   0, 0, -EINVAL, "cannot tell its size", "spec-op length not evaluated");
 	/* A spec constant's default is its value (no specialization is ever given). */
 	try_kernel(dev,
 		   kernel_text(NULL, NULL, NULL,
@@ -2122,6 +2141,309 @@ static void test_specialization(uint32_t dev, uint32_t mem, uint8_t *base,
 	free(s.words);
 }
 
+/*
+ * OpSpecConstantOp evaluation (see const_value() in spirv.c): the module's @decls end in a
+ * uint %e; a Workgroup array of %e + (limit - @want) floats is exactly the device's limit when
+ * the host evaluates %e to @want, so it is accepted, and one float more is refused. Both
+ * together pin the value: too small would accept the second, too large refuse the first.
+ */
+static void check_spec_expr_version(uint32_t dev, uint32_t shared, const char *caps,
+				    const char *decls, uint32_t want, const char *what,
+				    uint32_t version)
+{
+	char text[8192], name[256];
+	struct spirv s;
+
+	for (uint32_t over = 0; over <= 1; over++) {
+		snprintf(text, sizeof(text),
+			 "%s\n%%fill = OpConstant %%uint %u\n"
+			 "%%len = OpSpecConstantOp %%uint IAdd %%e %%fill\n"
+			 "%%arr = OpTypeArray %%float %%len\n%%pw = OpTypePointer Workgroup %%arr\n"
+			 "%%var = OpVariable %%pw Workgroup",
+			 decls, shared / 4 - want + over);
+		snprintf(name, sizeof(name), "%s = %u%s", what, want, over ? " (one over)" : "");
+		s = kernel_text(caps, NULL, NULL, text, NULL);
+		if (version)
+			s.words[1] = version;
+		try_kernel(dev, s, 0, 0, over ? -E2BIG : 0,
+			   over ? "maxComputeSharedMemorySize" : NULL, name);
+	}
+}
+
+static void check_spec_expr(uint32_t dev, uint32_t shared, const char *caps, const char *decls,
+			    uint32_t want, const char *what)
+{
+	check_spec_expr_version(dev, shared, caps, decls, want, what, 0);
+}
+
+/* A module whose @decls (ending in a uint %e) must be refused with @needle. */
+static void refuse_spec_expr(uint32_t dev, const char *caps, const char *decls, const char *needle,
+			     const char *what)
+{
+	char text[8192];
+
+	snprintf(text, sizeof(text),
+		 "%s\n%%arr = OpTypeArray %%float %%e\n%%pw = OpTypePointer Workgroup %%arr\n"
+		 "%%var = OpVariable %%pw Workgroup",
+		 decls);
+	try_kernel(dev, kernel_text(caps, NULL, NULL, text, NULL), 0, 0, -EINVAL, needle, what);
+}
+
+/*
+ * Shared arrays sized by expressions of specialization constants, as glslang emits them for
+ * `shared float s[gl_WorkGroupSize.x * K + ...]` with local_size_x_id: the host sees the
+ * module unfolded (the ICD folds them itself, other producers do not), evaluates it after
+ * specialization, checks the limit on the value the driver compiles with, and the driver's
+ * own view of the array's length (s.length() written out) agrees.
+ */
+static const char spec_ops_glsl[] =
+	"#version 450\n"
+	"layout(local_size_x_id = 0, local_size_y = 2) in;\n"
+	"layout(constant_id = 1) const uint K = 3;\n"
+	"layout(constant_id = 2) const bool B = true;\n"
+	"layout(constant_id = 3) const uint D = 1;\n"
+	"shared float s[gl_WorkGroupSize.x * K + (B ? 1u : 2u) - gl_WorkGroupSize.y / 2u];\n"
+	"const uint Q = 64u / D;\n"
+	"layout(set = 0, binding = 0) buffer Out { uint v[]; } o;\n"
+	"void main() {\n"
+	"	uint i = gl_LocalInvocationIndex;\n"
+	"	s[i] = float(i);\n"
+	"	barrier();\n"
+	"	if (gl_WorkGroupID.x == 0u && i == 0u) { o.v[0] = uint(s.length()); o.v[1] = Q; }\n"
+	"}\n";
+
+static void test_spec_const_ops(uint32_t dev, uint32_t mem, uint8_t *base,
+				const struct mdgpu_host_device_info *info,
+				const struct mdgpu_host_caps *caps)
+{
+	const uint32_t sh = info->max_shared_memory_size;
+	struct spirv s = glsl(spec_ops_glsl, "");
+	const struct mdgpu_host_spec_entry e[4] = {
+		{ 0, 0, 4, 0 }, /* local size x */
+		{ 1, 4, 4, 0 }, /* K */
+		{ 2, 8, 4, 0 }, /* B */
+		{ 3, 12, 4, 0 }, /* D */
+	};
+	uint32_t data[4] = { 64, sh / 4 / 64, 1, 2 }, k;
+	uint32_t *out = (uint32_t *)(base + 0x60000);
+
+	/* 64 * K + 1 - 2/2 floats: exactly the limit. */
+	CHECK_RET(create2(dev, &s, NULL, e, 4, data, 16, 0, -1, 0, &k), 0);
+	memset(out, 0xff, 8);
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x60000, 8);
+	b_dispatch(k, 0, NULL, 0, 0, 0, 0, 1, 1, 1);
+	CHECK_RET(b_run(dev), 0);
+	CHECK(out[0] == sh / 4 && out[1] == 32, "the driver's length %u (want %u), Q %u (want 32)",
+	      out[0], sh / 4, out[1]);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	data[2] = 0; /* B false: 2u, one float over */
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -E2BIG, "maxComputeSharedMemorySize",
+		"specialized expression one over the limit");
+	data[2] = 1;
+	data[3] = 0; /* D 0: 64u / 0, in a constant that sizes nothing */
+	refuse2(dev, &s, NULL, e, 4, data, 16, 0, -1, -EINVAL,
+		"divides by zero after specialization", "specialized division by zero");
+	free(s.words);
+
+	/* Each operation, on defaults (SPIR-V text). */
+	check_spec_expr(dev, sh, NULL,
+			"%a = OpSpecConstant %uint 12\n%b = OpSpecConstant %uint 5\n"
+			"%e = OpSpecConstantOp %uint IMul %a %b",
+			60, "IMul");
+	check_spec_expr(
+		dev, sh, NULL,
+		"%a = OpSpecConstant %uint 4294967295\n%e = OpSpecConstantOp %uint IAdd %a %c2", 1,
+		"IAdd wraps");
+	check_spec_expr(dev, sh, NULL,
+			"%a = OpSpecConstant %uint 3\n%b = OpSpecConstantOp %uint ISub %a %c2\n"
+			"%z = OpSpecConstantOp %uint ISub %c0 %c1\n"
+			"%e = OpSpecConstantOp %uint ISub %b %z",
+			2, "ISub wraps");
+	check_spec_expr(
+		dev, sh, NULL,
+		"%a = OpSpecConstant %int -17\n%b = OpSpecConstant %int 5\n"
+		"%q = OpSpecConstantOp %int SDiv %a %b\n%e = OpSpecConstantOp %int SNegate %q",
+		3, "SDiv rounds toward zero");
+	check_spec_expr(
+		dev, sh, NULL,
+		"%a = OpSpecConstant %int -17\n%b = OpSpecConstant %int 5\n"
+		"%q = OpSpecConstantOp %int SRem %a %b\n%e = OpSpecConstantOp %int SNegate %q",
+		2, "SRem takes the dividend's sign");
+	check_spec_expr(dev, sh, NULL,
+			"%a = OpSpecConstant %int -17\n%b = OpSpecConstant %int 5\n"
+			"%e = OpSpecConstantOp %int SMod %a %b",
+			3, "SMod takes the divisor's sign");
+	check_spec_expr(
+		dev, sh, NULL,
+		"%a = OpSpecConstant %int 17\n%b = OpSpecConstant %int -5\n"
+		"%q = OpSpecConstantOp %int SMod %a %b\n%e = OpSpecConstantOp %int SNegate %q",
+		3, "SMod by a negative");
+	check_spec_expr(
+		dev, sh, NULL,
+		"%a = OpSpecConstant %uint 17\n%b = OpSpecConstant %uint 5\n"
+		"%q = OpSpecConstantOp %uint UDiv %a %b\n%r = OpSpecConstantOp %uint UMod %a %b\n"
+		"%e = OpSpecConstantOp %uint IMul %q %r",
+		6, "UDiv, UMod");
+	check_spec_expr(dev, sh, NULL,
+			"%a = OpSpecConstant %uint 3\n%b = OpSpecConstant %uint 4\n"
+			"%e = OpSpecConstantOp %uint ShiftLeftLogical %a %b",
+			48, "ShiftLeftLogical");
+	check_spec_expr(dev, sh, NULL,
+			"%a = OpSpecConstant %uint 2147483648\n%b = OpSpecConstant %uint 28\n"
+			"%e = OpSpecConstantOp %uint ShiftRightLogical %a %b",
+			8, "ShiftRightLogical");
+	check_spec_expr(dev, sh, NULL,
+			"%a = OpSpecConstant %int -64\n%b = OpSpecConstant %uint 3\n"
+			"%q = OpSpecConstantOp %int ShiftRightArithmetic %a %b\n"
+			"%e = OpSpecConstantOp %int SNegate %q",
+			8, "ShiftRightArithmetic");
+	check_spec_expr(dev, sh, NULL,
+			"%a = OpSpecConstant %uint 12\n%b = OpSpecConstant %uint 3\n"
+			"%o = OpSpecConstantOp %uint BitwiseOr %a %b\n"
+			"%x = OpSpecConstantOp %uint BitwiseXor %o %c2\n"
+			"%n = OpSpecConstant %uint 4294967280\n%m = OpSpecConstantOp %uint Not %n\n"
+			"%e = OpSpecConstantOp %uint BitwiseAnd %x %m",
+			13, "Or, Xor, Not, And");
+	check_spec_expr(
+		dev, sh, NULL,
+		"%big = OpSpecConstant %uint 4294967295\n%neg = OpSpecConstant %int -1\n"
+		"%u = OpSpecConstantOp %bool ULessThan %big %c1\n"
+		"%s = OpSpecConstantOp %bool SLessThan %neg %c1\n"
+		"%ge = OpSpecConstantOp %bool UGreaterThanEqual %big %c1\n"
+		"%sg = OpSpecConstantOp %bool SGreaterThan %neg %c0\n"
+		"%eq = OpSpecConstantOp %bool IEqual %c2 %c2\n"
+		"%ne = OpSpecConstantOp %bool INotEqual %c2 %c2\n"
+		"%le = OpSpecConstantOp %bool SLessThanEqual %neg %neg\n"
+		"%ule = OpSpecConstantOp %bool ULessThanEqual %big %c0\n"
+		"%ugt = OpSpecConstantOp %bool UGreaterThan %big %c0\n"
+		"%sge = OpSpecConstantOp %bool SGreaterThanEqual %c0 %neg\n"
+		"%c4 = OpConstant %uint 4\n%c8 = OpConstant %uint 8\n%c16 = OpConstant %uint 16\n"
+		"%c32 = OpConstant %uint 32\n%c64 = OpConstant %uint 64\n"
+		"%c128 = OpConstant %uint 128\n%c256 = OpConstant %uint 256\n"
+		"%c512 = OpConstant %uint 512\n"
+		"%b0 = OpSpecConstantOp %uint Select %u %c1 %c0\n"
+		"%b1 = OpSpecConstantOp %uint Select %s %c2 %c0\n"
+		"%b2 = OpSpecConstantOp %uint Select %ge %c4 %c0\n"
+		"%b3 = OpSpecConstantOp %uint Select %sg %c8 %c0\n"
+		"%b4 = OpSpecConstantOp %uint Select %eq %c16 %c0\n"
+		"%b5 = OpSpecConstantOp %uint Select %ne %c32 %c0\n"
+		"%b6 = OpSpecConstantOp %uint Select %le %c64 %c0\n"
+		"%b7 = OpSpecConstantOp %uint Select %ule %c128 %c0\n"
+		"%b8 = OpSpecConstantOp %uint Select %ugt %c256 %c0\n"
+		"%b9 = OpSpecConstantOp %uint Select %sge %c512 %c0\n"
+		"%s1 = OpSpecConstantOp %uint BitwiseOr %b0 %b1\n"
+		"%s2 = OpSpecConstantOp %uint BitwiseOr %s1 %b2\n"
+		"%s3 = OpSpecConstantOp %uint BitwiseOr %s2 %b3\n"
+		"%s4 = OpSpecConstantOp %uint BitwiseOr %s3 %b4\n"
+		"%s5 = OpSpecConstantOp %uint BitwiseOr %s4 %b5\n"
+		"%s6 = OpSpecConstantOp %uint BitwiseOr %s5 %b6\n"
+		"%s7 = OpSpecConstantOp %uint BitwiseOr %s6 %b7\n"
+		"%s8 = OpSpecConstantOp %uint BitwiseOr %s7 %b8\n"
+		"%e = OpSpecConstantOp %uint BitwiseOr %s8 %b9",
+		2 + 4 + 16 + 64 + 256 + 512, "comparisons and Select");
+	check_spec_expr(dev, sh, NULL,
+			"%t = OpSpecConstantTrue %bool\n%f = OpSpecConstantFalse %bool\n"
+			"%and = OpSpecConstantOp %bool LogicalAnd %t %f\n"
+			"%or = OpSpecConstantOp %bool LogicalOr %t %f\n"
+			"%not = OpSpecConstantOp %bool LogicalNot %and\n"
+			"%eq = OpSpecConstantOp %bool LogicalEqual %or %not\n"
+			"%ne = OpSpecConstantOp %bool LogicalNotEqual %eq %t\n"
+			"%x = OpSpecConstantOp %uint Select %eq %c2 %c0\n"
+			"%y = OpSpecConstantOp %uint Select %ne %c1 %c0\n"
+			"%e = OpSpecConstantOp %uint IAdd %x %y",
+			2, "logical operations");
+	check_spec_expr(dev, sh, NULL,
+			"%v2 = OpTypeVector %uint 2\n%bv2 = OpTypeVector %bool 2\n"
+			"%a = OpSpecConstant %uint 3\n%b = OpSpecConstant %uint 7\n"
+			"%va = OpSpecConstantComposite %v2 %a %b\n"
+			"%vb = OpSpecConstantOp %v2 IAdd %va %va\n"
+			"%vs = OpSpecConstantOp %v2 VectorShuffle %va %vb 3 0\n"
+			"%vi = OpSpecConstantOp %v2 CompositeInsert %c2 %vs 1\n"
+			"%lt = OpSpecConstantOp %bv2 ULessThan %va %vi\n"
+			"%vz = OpConstantNull %v2\n"
+			"%vm = OpSpecConstantOp %v2 Select %lt %vi %vz\n"
+			"%e0 = OpSpecConstantOp %uint CompositeExtract %vm 0\n"
+			"%e1 = OpSpecConstantOp %uint CompositeExtract %vi 1\n"
+			"%e = OpSpecConstantOp %uint IMul %e0 %e1",
+			28,
+			"vectors: IAdd, VectorShuffle, CompositeInsert, Select, CompositeExtract");
+	check_spec_expr(dev, sh, NULL,
+			"%v3 = OpTypeVector %uint 3\n%a = OpSpecConstant %uint 5\n"
+			"%st = OpTypeStruct %uint %v3\n%cv = OpConstantComposite %v3 %c1 %c2 %a\n"
+			"%cs = OpSpecConstantComposite %st %c0 %cv\n"
+			"%e = OpSpecConstantOp %uint CompositeExtract %cs 1 2",
+			5, "CompositeExtract through a struct");
+	if (caps->features & MDGPU_HOST_FEATURE_SHADER_INT64) {
+		check_spec_expr(dev, sh, "OpCapability Int64\n",
+				"%long = OpTypeInt 64 1\n%a = OpSpecConstant %int -5\n"
+				"%l = OpSpecConstantOp %long SConvert %a\n"
+				"%n = OpSpecConstantOp %long SNegate %l\n"
+				"%big = OpSpecConstant %long 4294967296\n"
+				"%s = OpSpecConstantOp %long IAdd %n %big\n"
+				"%e = OpSpecConstantOp %int SConvert %s",
+				5, "SConvert, 64-bit");
+		/* UConvert in OpSpecConstantOp is a shader's from SPIR-V 1.4 on. */
+		if (info->api_version >= ((1u << 22) | (2u << 12)))
+			check_spec_expr_version(
+				dev, sh, "OpCapability Int64\n",
+				"%ulong = OpTypeInt 64 0\n%a = OpSpecConstant %int -5\n"
+				"%c28 = OpConstant %uint 28\n"
+				"%u = OpSpecConstantOp %ulong UConvert %a\n"
+				"%h = OpSpecConstantOp %ulong ShiftRightLogical %u %c28\n"
+				"%e = OpSpecConstantOp %uint UConvert %h\n",
+				15, "UConvert zero-extends, 64-bit (SPIR-V 1.4)", 0x00010400);
+	} else {
+		printf("note: the device lacks Int64: SConvert/UConvert to 64 bits not checked\n");
+	}
+
+	/* What the spec leaves undefined is refused, sizing something or not. */
+	refuse_spec_expr(dev, NULL,
+			 "%z = OpSpecConstant %uint 0\n%e = OpSpecConstantOp %uint UDiv %c2 %z",
+			 "divides by zero", "UDiv by 0");
+	refuse_spec_expr(dev, NULL,
+			 "%z = OpSpecConstant %uint 0\n%e = OpSpecConstantOp %uint UMod %c2 %z",
+			 "divides by zero", "UMod by 0");
+	refuse_spec_expr(dev, NULL,
+			 "%m = OpSpecConstant %int -2147483648\n%n1 = OpSpecConstant %int -1\n"
+			 "%e = OpSpecConstantOp %int SDiv %m %n1",
+			 "signed overflow", "SDiv INT_MIN by -1");
+	refuse_spec_expr(dev, NULL,
+			 "%m = OpSpecConstant %int -2147483648\n%n1 = OpSpecConstant %int -1\n"
+			 "%e = OpSpecConstantOp %int SRem %m %n1",
+			 "signed overflow", "SRem INT_MIN by -1");
+	refuse_spec_expr(dev, NULL,
+			 "%z = OpSpecConstant %int 0\n%e = OpSpecConstantOp %int SMod %c2 %z",
+			 "divides by zero", "SMod by 0");
+	refuse_spec_expr(dev, NULL,
+			 "%b = OpSpecConstant %uint 32\n"
+			 "%e = OpSpecConstantOp %uint ShiftLeftLogical %c1 %b",
+			 "shifts by the width", "a shift by 32");
+	refuse_spec_expr(dev, NULL,
+			 "%z = OpSpecConstant %uint 0\n%q = OpSpecConstantOp %uint UDiv %c2 %z\n"
+			 "%e = OpSpecConstant %uint 4",
+			 "divides by zero", "a division by zero that sizes nothing");
+
+	/*
+	 * Hostile: 10,000 operations, each using the one before twice (2^10000 paths through
+	 * the DAG), then a length from the last: evaluated once each, no recursion.
+	 */
+	{
+		struct text t = { 0 };
+
+		tadd(&t, "%%x0 = OpSpecConstant %%uint 7\n");
+		for (uint32_t i = 1; i <= 10000; i++)
+			tadd(&t, "%%x%u = OpSpecConstantOp %%uint BitwiseAnd %%x%u %%x%u\n", i,
+			     i - 1, i - 1);
+		tadd(&t,
+		     "%%arr = OpTypeArray %%float %%x10000\n%%pw = OpTypePointer Workgroup %%arr\n"
+		     "%%var = OpVariable %%pw Workgroup");
+		try_kernel(dev, kernel_text(NULL, NULL, NULL, t.s, NULL), 0, 0, 0, NULL,
+			   "10,000 chained operations");
+		free(t.s);
+	}
+}
+
 /* DISPATCH2 with a base: workgroup ids base..base+groups-1, the counts are the groups. */
 static void test_dispatch_base(uint32_t dev, uint32_t mem, uint8_t *base)
 {
@@ -2750,6 +3072,7 @@ static void test_abi21(uint32_t dev)
 	test_sets(dev, mem, staged, ap.base, ap.base + (8 << 20));
 	test_zero_buffer_reset(dev, mem, ap.base);
 	test_specialization(dev, mem, ap.base, &info);
+	test_spec_const_ops(dev, mem, ap.base, &info, &caps);
 	test_dispatch_base(dev, mem, ap.base);
 	test_narrow_types(dev, mem, ap.base, &caps);
 	test_transfer2(dev, mem, ap.base, "zero copy");

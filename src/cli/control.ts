@@ -45,6 +45,16 @@ export interface VgpuStatus {
   /** Kernel builds in progress, and builds that failed by time or memory. */
   kernelBuilds: number;
   kernelBuildFaults: number;
+  /**
+   * The VM's kernel cache (src/vgpu/kernel-cache.ts): creations answered from it and built,
+   * idle entries evicted, entries held (in use and idle), and the bytes of idle ones — part of
+   * `usedBytes`, given back on demand, not counted in what the guest reads as USED.
+   */
+  kernelCacheHits: number;
+  kernelCacheMisses: number;
+  kernelCacheEvictions: number;
+  kernelCacheEntries: number;
+  kernelCacheIdleBytes: number;
   /** Buffers freed (or taken by a reset) that work still on the device keeps out of the allocator. */
   quarantinedBuffers: number;
   trappedAccesses: number;
@@ -113,6 +123,11 @@ export function daemonStatus(daemon: RunningDaemon): DaemonStatus {
         throttled: s?.throttled ?? 0,
         kernelBuilds: device.queues.kernels.buildsInProgress,
         kernelBuildFaults: faults.strikes,
+        kernelCacheHits: device.queues.kernels.cache.stats.hits,
+        kernelCacheMisses: device.queues.kernels.cache.stats.misses,
+        kernelCacheEvictions: device.queues.kernels.cache.stats.evictions,
+        kernelCacheEntries: device.queues.kernels.cache.size,
+        kernelCacheIdleBytes: device.queues.kernels.cache.reclaimableBytes,
         quarantinedBuffers: device.memory.quarantined,
         trappedAccesses: device.pci.trappedAccesses,
         msixInterrupts: device.pci.irqs.signalled[2] ?? 0,
@@ -151,6 +166,11 @@ export const VGPU_STATUS_METRICS: readonly StatusMetric[] = [
   ['mdgpu_vgpu_cooling_off', 'gauge', '1 while the VM is cooled off (its work refused)', (v) => (v.coolingOffUntil !== null ? 1 : 0)],
   ['mdgpu_vgpu_throttled_total', 'counter', 'Batches refused while cooling off', (v) => v.throttled],
   ['mdgpu_vgpu_kernel_build_faults_total', 'counter', 'Kernel builds that failed by time or memory', (v) => v.kernelBuildFaults],
+  ['mdgpu_vgpu_kernel_cache_hits_total', 'counter', "Kernel creations answered from the VM's kernel cache (no build)", (v) => v.kernelCacheHits],
+  ['mdgpu_vgpu_kernel_cache_misses_total', 'counter', 'Kernel creations that were built', (v) => v.kernelCacheMisses],
+  ['mdgpu_vgpu_kernel_cache_evictions_total', 'counter', 'Idle cached kernels evicted (quota pressure or the entry bound)', (v) => v.kernelCacheEvictions],
+  ['mdgpu_vgpu_kernel_cache_entries', 'gauge', "Kernels in the VM's kernel cache (in use and idle)", (v) => v.kernelCacheEntries],
+  ['mdgpu_vgpu_kernel_cache_idle_bytes', 'gauge', 'Quota bytes held by idle cached kernels (given back on demand)', (v) => v.kernelCacheIdleBytes],
   ['mdgpu_vgpu_trapped_accesses_total', 'counter', 'Trapped register and BAR accesses (VM exits to mdgpu)', (v) => v.trappedAccesses],
   ['mdgpu_vgpu_msix_interrupts_total', 'counter', 'MSI-X interrupts signalled', (v) => v.msixInterrupts],
 ];
@@ -376,8 +396,24 @@ export function formatStatus(status: DaemonStatus): string {
     String(v.lostContexts),
     String(v.resets),
     v.coolingOffUntil !== null ? `until ${v.coolingOffUntil.slice(11, 19)}` : '-',
+    `${v.kernelCacheHits}/${v.kernelCacheHits + v.kernelCacheMisses}`,
   ]);
-  const header = ['vGPU', 'state', 'memory', 'ctx', 'queues', 'submissions', 'device share', 'weight', 'VM exits', 'errors', 'lost', 'resets', 'cooling off'];
+  const header = [
+    'vGPU',
+    'state',
+    'memory',
+    'ctx',
+    'queues',
+    'submissions',
+    'device share',
+    'weight',
+    'VM exits',
+    'errors',
+    'lost',
+    'resets',
+    'cooling off',
+    'kernels cached',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   return [

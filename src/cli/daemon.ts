@@ -32,6 +32,8 @@ export interface VgpuConfig {
   maxBuffers?: number;
   maxQueues?: number;
   maxKernels?: number;
+  /** Kernels kept in the VM's kernel cache after their last user destroyed them (default 256; 0: no cache). */
+  kernelCache?: number;
   /** Batches this vGPU may have queued or running on the device at once (default 64). */
   maxInFlight?: number;
   /** A listening socket to serve (from systemd) instead of creating one at `socket`. */
@@ -113,6 +115,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
       });
       if (config.maxQueues !== undefined) device.queues.maxQueues = config.maxQueues;
       if (config.maxKernels !== undefined) device.queues.maxKernels = config.maxKernels;
+      if (config.kernelCache !== undefined) device.queues.kernels.cache.maxEntries = config.kernelCache;
       let executor: ApertureExecutor | null = null;
       const observe = metrics?.vgpu(config.name);
       if (observe !== undefined) device.queues.onSubmissionDone = (_q, _error, _ns, latencyMs) => observe.submission(latencyMs);

@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
           .option('vgpu', {
             type: 'string',
             array: true,
-            describe: `a vGPU: socket=PATH[,name=N][,aperture=SIZE][,quota=SIZE][,weight=N][,max-queues=N][,max-kernels=N][,max-inflight=N][,max-contexts=N][,max-buffers=N] (repeatable; ranges: docs/deploying.md)`,
+            describe: `a vGPU: socket=PATH[,name=N][,aperture=SIZE][,quota=SIZE][,weight=N][,max-queues=N][,max-kernels=N][,max-inflight=N][,max-contexts=N][,max-buffers=N][,kernel-cache=N] (repeatable; ranges: docs/deploying.md)`,
           })
           .option('config', {
             type: 'string',

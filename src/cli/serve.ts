@@ -108,7 +108,8 @@ export function describeVgpus(vgpus: VgpuConfig[]): string[] {
       (v.maxKernels !== undefined ? `, max-kernels ${v.maxKernels}` : '') +
       (v.maxInFlight !== undefined ? `, max-inflight ${v.maxInFlight}` : '') +
       (v.maxContexts !== undefined ? `, max-contexts ${v.maxContexts}` : '') +
-      (v.maxBuffers !== undefined ? `, max-buffers ${v.maxBuffers}` : ''),
+      (v.maxBuffers !== undefined ? `, max-buffers ${v.maxBuffers}` : '') +
+      (v.kernelCache !== undefined ? `, kernel-cache ${v.kernelCache}` : ''),
   );
 }
 

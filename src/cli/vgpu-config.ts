@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import type { StrikePolicy } from '../sched/strikes.js';
 import { DEFAULT_MAX_BUFFERS, DEFAULT_MAX_CONTEXTS, MIN_APERTURE_SIZE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET } from '../vgpu/device.js';
+import { DEFAULT_KERNEL_CACHE_ENTRIES } from '../vgpu/kernel-cache.js';
 import { DEFAULT_MAX_KERNELS } from '../vgpu/kernels.js';
 import type { VgpuConfig } from './daemon.js';
 import { formatSize, parseSize } from './sizes.js';
@@ -117,6 +118,7 @@ export const VGPU_SETTINGS = {
   'max-inflight': int(1, 4096),
   'max-contexts': int(1, 16 * DEFAULT_MAX_CONTEXTS),
   'max-buffers': int(1, 64 * DEFAULT_MAX_BUFFERS),
+  'kernel-cache': int(0, 16 * DEFAULT_KERNEL_CACHE_ENTRIES),
 } as const;
 
 export type VgpuSettingKey = keyof typeof VGPU_SETTINGS;
@@ -159,6 +161,7 @@ function toConfig(s: z.infer<typeof vgpuSchema>, name: string, defaults: Default
   if (s['max-inflight'] !== undefined) config.maxInFlight = s['max-inflight'];
   if (s['max-contexts'] !== undefined) config.maxContexts = s['max-contexts'];
   if (s['max-buffers'] !== undefined) config.maxBuffers = s['max-buffers'];
+  if (s['kernel-cache'] !== undefined) config.kernelCache = s['kernel-cache'];
   return config;
 }
 

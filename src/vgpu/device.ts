@@ -367,7 +367,8 @@ export class MdgpuDevice implements RegContext {
       case QUERY_PARAMS.QUOTA.code:
         return mem.quota;
       case QUERY_PARAMS.USED.code:
-        return mem.used;
+        // Idle cached kernels are given back on demand: not what the VM holds.
+        return mem.inUse;
       case QUERY_PARAMS.MAX_CONTEXTS.code:
         return this.options.maxContexts ?? DEFAULT_MAX_CONTEXTS;
       case QUERY_PARAMS.MAX_BUFFERS.code:

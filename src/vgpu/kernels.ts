@@ -14,11 +14,17 @@
  *
  * What a kernel costs is counted against the VM's quota: what is kept to rebuild it after a
  * device reset (its SPIR-V and specialization), and a fixed estimate of its compiled pipeline.
+ *
+ * Builds go through the VM's kernel cache (kernel-cache.ts): a kernel made from exactly the
+ * bytes of one this VM built before — still in use, destroyed since but kept, or being built —
+ * shares that build, READY at once (or when the build it joined ends), and costs nothing more.
  */
 import type { KernelBinding } from '../device-commands.js';
 import { structWith, u32, u64 } from '../layout/struct.js';
 import { guestError, tracer } from '../log.js';
 import { KERNEL_STATES, MAILBOX_RESULTS, type MailboxResult } from './mailbox-ops.js';
+import { type CacheEntry, KernelCache } from './kernel-cache.js';
+import { type BuiltKernel, type KernelBuildRequest, requestDigest } from './kernel-request.js';
 import { MailboxFailure, type MemoryMediator } from './memory-mediator.js';
 import { IRQ_SOURCE_KERNEL } from './regs.js';
 
@@ -65,22 +71,7 @@ export const KERNEL_FLAGS = {
 } as const;
 const KERNEL_FLAGS_KNOWN = 0x1;
 
-/** What the backend is asked to build: everything copied out of guest memory. */
-export interface KernelBuildRequest {
-  spirv: Uint32Array;
-  pushConstantBytes: number;
-  /** Contract 1.1 kernels: exactly this many storage buffers, set 0, bindings 0..n-1. */
-  bindings?: number;
-  entryPoint?: string;
-  specialization?: { entries: { constantId: number; offset: number; size: number }[]; data: Uint8Array };
-  dispatchBase: boolean;
-}
-
-/** A built kernel: the backend's handle for it (opaque here) and what it declares. */
-export interface BuiltKernel {
-  readonly handle: unknown;
-  readonly layout: readonly KernelBinding[];
-}
+export type { BuiltKernel, KernelBuildRequest } from './kernel-request.js';
 
 /** How kernels are built and destroyed: the execution backend's side (src/exec). */
 export interface KernelBuilderPort {
@@ -112,9 +103,8 @@ interface Kernel {
   failure: Exclude<MailboxResult, 'OK'> | null;
   readonly pushConstantBytes: number;
   readonly dispatchBase: boolean;
-  built: BuiltKernel | null;
-  /** Bytes charged to the VM's quota while the kernel exists. */
-  charge: number;
+  /** The build it shares (and is charged with) while BUILDING or READY; null once FAILED or destroyed. */
+  entry: CacheEntry | null;
 }
 
 /** What the validator and the queue engine need of a READY kernel. */
@@ -136,14 +126,22 @@ function legacyBindings(layout: readonly KernelBinding[]): number {
 
 export class KernelRegistry {
   private readonly kernels = new Map<number, Kernel>();
+  /** Kernels BUILDING, by the build they wait for. */
+  private readonly waiting = new Map<CacheEntry, Set<Kernel>>();
   private nextKernel = 1;
   private building = 0;
   maxKernels = DEFAULT_MAX_KERNELS;
   maxBuilds = DEFAULT_MAX_KERNEL_BUILDS;
   /** Builds that ended, by outcome (metrics). */
   readonly stats = { built: 0, failed: 0 };
+  /** This VM's built kernels, shared by identical creations and kept after their last user (kernel-cache.ts). */
+  readonly cache: KernelCache;
 
-  constructor(private readonly host: KernelHost) {}
+  constructor(private readonly host: KernelHost) {
+    this.cache = new KernelCache({ release: (entry) => this.releaseEntry(entry) });
+    // Idle cached kernels are given back before the VM is refused quota.
+    host.memory.reclaimer = this.cache;
+  }
 
   get count(): number {
     return this.kernels.size;
@@ -159,15 +157,19 @@ export class KernelRegistry {
     throw new MailboxFailure(result, message);
   }
 
-  /** Checks every creation shares: room, a backend, no cool-off, not too many builds at once. */
+  /** Checks every creation shares: room for a handle, and a backend. */
   private admit(): KernelBuilderPort {
     if (this.kernels.size >= this.maxKernels) this.fail('TOO_MANY', `kernel limit ${this.maxKernels} reached`);
     const backend = this.host.backend;
     if (backend === null) this.fail('UNSUPPORTED', 'no execution backend on this device');
+    return backend;
+  }
+
+  /** Checks a creation the cache cannot answer shares: no cool-off, not too many builds at once. */
+  private admitBuild(backend: KernelBuilderPort): void {
     const until = backend.buildsThrottledUntil?.() ?? null;
     if (until !== null) this.fail('THROTTLED', `kernel builds refused until ${new Date(until).toISOString()}: too many builds failed by time or memory`);
     if (this.building >= this.maxBuilds) this.fail('THROTTLED', `${this.building} kernel builds already in progress (at most ${this.maxBuilds})`);
-    return backend;
   }
 
   /** A copy of `size` bytes at `offset` of a buffer, checked to lie inside it (bigint bounds). */
@@ -253,10 +255,38 @@ export class KernelRegistry {
     return this.start(ctx, backend, request, desc.spirvSize + desc.entrySize + desc.specDataSize + desc.specMapCount * SpecMapEntry.size);
   }
 
-  /** Charge the quota, name the kernel, and start its build. */
+  /**
+   * A kernel from `request`: from the VM's cache when it holds the same bytes (READY at once, or
+   * BUILDING with the build it joins), else charged to the quota and built.
+   */
   private start(ctx: number, backend: KernelBuilderPort, request: KernelBuildRequest, keptBytes: number): number {
+    const digest = this.cache.maxEntries > 0 ? requestDigest(request) : '';
+    const found = this.cache.find(digest, request);
+    if (found !== undefined) {
+      this.cache.use(found);
+      const kernel = this.name(ctx, request, found);
+      if (found.built !== null) kernel.state = 'READY';
+      else this.waiting.get(found)!.add(kernel);
+      traceKernel(() => `${this.host.name}: ctx ${ctx} kernel ${kernel.id}: ${kernel.state} from the kernel cache`);
+      return kernel.id;
+    }
+    this.admitBuild(backend);
     const charge = keptBytes + KERNEL_PIPELINE_CHARGE;
     if (!this.host.memory.charge(charge)) this.fail('OVER_QUOTA', `a kernel of ${keptBytes} bytes (${charge} with its pipeline) would exceed the quota`);
+    const entry = this.cache.add(digest, request, charge);
+    const kernel = this.name(ctx, request, entry);
+    this.waiting.set(entry, new Set([kernel]));
+    this.building++;
+    traceKernel(() => `${this.host.name}: ctx ${ctx} kernel ${kernel.id}: building ${request.spirv.byteLength} bytes of SPIR-V`);
+    backend.buildKernel(request).then(
+      (built) => this.built(entry, built),
+      (err: unknown) => this.failed(entry, err),
+    );
+    return kernel.id;
+  }
+
+  /** A new handle for a kernel of `ctx` that uses `entry` (BUILDING until told otherwise). */
+  private name(ctx: number, request: KernelBuildRequest, entry: CacheEntry): Kernel {
     let id = this.nextKernel;
     while (id === 0 || this.kernels.has(id)) id = (id + 1) >>> 0;
     this.nextKernel = (id + 1) >>> 0;
@@ -267,47 +297,55 @@ export class KernelRegistry {
       failure: null,
       pushConstantBytes: request.pushConstantBytes,
       dispatchBase: request.dispatchBase,
-      built: null,
-      charge,
+      entry,
     };
     this.kernels.set(id, kernel);
-    this.building++;
-    traceKernel(() => `${this.host.name}: ctx ${ctx} kernel ${id}: building ${request.spirv.byteLength} bytes of SPIR-V`);
-    backend.buildKernel(request).then(
-      (built) => this.built(kernel, built),
-      (err: unknown) => this.failed(kernel, err),
-    );
-    return id;
+    return kernel;
   }
 
-  private built(kernel: Kernel, built: BuiltKernel): void {
+  private built(entry: CacheEntry, built: BuiltKernel): void {
     this.building--;
     this.stats.built++;
-    if (this.kernels.get(kernel.id) !== kernel) {
-      // Destroyed (or the device reset) while it was being built: nobody wants it.
+    const waiters = this.waiting.get(entry);
+    this.waiting.delete(entry);
+    if (entry.dropped) {
+      // The device was reset (or the VM went away) while it was being built: nobody wants it.
       this.host.backend?.destroyKernel(built.handle);
       return;
     }
-    kernel.built = built;
-    kernel.state = 'READY';
-    traceKernel(() => `${this.host.name}: kernel ${kernel.id} ready (${built.layout.length} descriptor bindings)`);
+    this.cache.built(entry, built);
+    if (waiters === undefined || waiters.size === 0) return;
+    for (const kernel of waiters) {
+      kernel.state = 'READY';
+      traceKernel(() => `${this.host.name}: kernel ${kernel.id} ready (${built.layout.length} descriptor bindings)`);
+    }
     this.host.raiseIrq(1 << IRQ_SOURCE_KERNEL);
   }
 
-  private failed(kernel: Kernel, err: unknown): void {
+  private failed(entry: CacheEntry, err: unknown): void {
     this.building--;
     this.stats.failed++;
-    if (this.kernels.get(kernel.id) !== kernel) return;
-    kernel.state = 'FAILED';
-    kernel.failure = err instanceof MailboxFailure ? err.result : 'BAD_KERNEL';
-    // Nothing is kept for a kernel that will never run but its record.
-    this.host.memory.uncharge(kernel.charge);
-    kernel.charge = 0;
-    guestError(
-      `${this.host.name}-kernel-${kernel.failure}`,
-      `${this.host.name}: kernel ${kernel.id} refused (${kernel.failure}): ${(err as Error)?.message ?? String(err)}`,
-    );
+    const waiters = this.waiting.get(entry);
+    this.waiting.delete(entry);
+    const failure = err instanceof MailboxFailure ? err.result : 'BAD_KERNEL';
+    // Nothing is kept for a kernel that will never run but its record: the charge goes back
+    // with the entry, and the next creation of the same bytes builds again.
+    for (const kernel of waiters ?? []) {
+      kernel.state = 'FAILED';
+      kernel.failure = failure;
+      kernel.entry = null;
+    }
+    this.cache.failed(entry);
+    if (waiters === undefined || waiters.size === 0) return;
+    const ids = [...waiters].map((k) => k.id).join(', ');
+    guestError(`${this.host.name}-kernel-${failure}`, `${this.host.name}: kernel ${ids} refused (${failure}): ${(err as Error)?.message ?? String(err)}`);
     this.host.raiseIrq(1 << IRQ_SOURCE_KERNEL);
+  }
+
+  /** An entry left the cache and nobody uses it: its charge and device kernel go back. */
+  private releaseEntry(entry: CacheEntry): void {
+    this.host.memory.uncharge(entry.charge);
+    if (entry.built !== null) this.host.backend?.destroyKernel(entry.built.handle);
   }
 
   private kernel(ctx: number, id: number): Kernel {
@@ -328,9 +366,12 @@ export class KernelRegistry {
 
   private forget(k: Kernel): void {
     this.kernels.delete(k.id);
-    this.host.memory.uncharge(k.charge);
-    k.charge = 0;
-    if (k.built !== null) this.host.backend?.destroyKernel(k.built.handle);
+    const entry = k.entry;
+    if (entry === null) return;
+    k.entry = null;
+    if (k.state === 'BUILDING') this.waiting.get(entry)?.delete(k);
+    // Its build stays in the cache (idle once nobody else uses it) until evicted or reset.
+    this.cache.release(entry);
   }
 
   /** A context is going away: its kernels go with it (builds in progress are abandoned). */
@@ -338,21 +379,26 @@ export class KernelRegistry {
     for (const k of [...this.kernels.values()]) if (k.ctx === ctx) this.forget(k);
   }
 
-  /** Device reset or the VM went away: every kernel goes. */
+  /**
+   * Device reset or the VM went away: every kernel goes, and the cache with them — whoever
+   * uses the device next (a rebooted guest, or another VM the vGPU is given to) starts cold.
+   */
   reset(): void {
     for (const k of [...this.kernels.values()]) this.forget(k);
+    this.cache.clear();
   }
 
   /** A READY kernel of `ctx`, for the validator and for execution; undefined otherwise. */
   ready(ctx: number, id: number): ReadyKernel | undefined {
     const k = this.kernels.get(id);
-    if (k === undefined || k.ctx !== ctx || k.state !== 'READY' || k.built === null) return undefined;
+    const built = k?.entry?.built;
+    if (k === undefined || k.ctx !== ctx || k.state !== 'READY' || built == null) return undefined;
     return {
-      bindings: legacyBindings(k.built.layout),
+      bindings: legacyBindings(built.layout),
       pushConstantBytes: k.pushConstantBytes,
-      layout: k.built.layout,
+      layout: built.layout,
       dispatchBase: k.dispatchBase,
-      handle: k.built.handle,
+      handle: built.handle,
     };
   }
 }

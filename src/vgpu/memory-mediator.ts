@@ -27,6 +27,16 @@ export interface DeviceBuffer {
   readonly size: number;
 }
 
+/**
+ * Charges that can be given back on demand (the VM's idle cached kernels): they count against
+ * the quota, but are evicted before the VM is refused anything.
+ */
+export interface QuotaReclaimer {
+  readonly reclaimableBytes: number;
+  /** Give back at least `bytes` if possible (oldest first); returns the bytes given back. */
+  reclaim(bytes: number): number;
+}
+
 export interface MemoryMediatorOptions {
   name: string;
   allocator: ApertureAllocator;
@@ -57,6 +67,8 @@ export class MemoryMediator {
    * lets tests and tools see what the guest left in it without racing the guest.
    */
   onRelease: ((buffer: DeviceBuffer) => void) | null = null;
+  /** Where charges that can be given back come from (the kernel cache), if anywhere. */
+  reclaimer: QuotaReclaimer | null = null;
 
   constructor(private readonly options: MemoryMediatorOptions) {}
 
@@ -70,9 +82,34 @@ export class MemoryMediator {
     return this.charged;
   }
 
+  /** Bytes of {@link used} that are given back on demand (idle cached kernels). */
+  get reclaimable(): number {
+    return this.reclaimer?.reclaimableBytes ?? 0;
+  }
+
+  /**
+   * Bytes the VM holds: {@link used} without what is given back on demand. What the guest is
+   * told (`QUERY USED`): the quota minus this is what it can still allocate.
+   */
+  get inUse(): number {
+    return this.used - this.reclaimable;
+  }
+
+  /**
+   * Whether `bytes` more fit in the quota, after evicting reclaimable charges (oldest first) if
+   * that is what it takes; nothing is evicted when even evicting all of them would not do.
+   */
+  private makeRoom(bytes: number): boolean {
+    const quota = this.options.quota;
+    if (this.used + bytes <= quota) return true;
+    if (this.inUse + bytes > quota) return false;
+    this.reclaimer!.reclaim(this.used + bytes - quota);
+    return this.used + bytes <= quota;
+  }
+
   /** Count `bytes` against the quota; false (and nothing counted) when that would exceed it. */
   charge(bytes: number): boolean {
-    if (this.used + bytes > this.options.quota) return false;
+    if (!this.makeRoom(bytes)) return false;
     this.charged += bytes;
     return true;
   }
@@ -146,8 +183,8 @@ export class MemoryMediator {
     if (size <= 0n || size > BigInt(allocator.capacity)) this.fail('BAD_SIZE', `buffer size ${size} (allocatable: ${allocator.capacity})`);
     const rounded = allocator.roundSize(Number(size))!;
     if (this.buffers.size >= this.options.maxBuffers) this.fail('TOO_MANY', `buffer limit ${this.options.maxBuffers} reached`);
-    if (this.used + rounded > this.options.quota) {
-      this.fail('OVER_QUOTA', `allocation of ${rounded} bytes would exceed the quota (${this.used} of ${this.options.quota} used)`);
+    if (!this.makeRoom(rounded)) {
+      this.fail('OVER_QUOTA', `allocation of ${rounded} bytes would exceed the quota (${this.inUse} of ${this.options.quota} used)`);
     }
     const range = allocator.alloc(rounded, alignLog2 === 0 ? allocator.granule : 2 ** alignLog2);
     if (range === undefined) this.fail('NO_MEMORY', `no free range of ${rounded} bytes (largest free: ${allocator.largestFree})`);

@@ -42,18 +42,26 @@ function refused(t: { ok: (v: unknown, m: string) => unknown; fail: (m: string) 
 }
 
 t.test('--vgpu: each bad setting is named with its range and the value given', (t) => {
-  t.same(parseVgpuSpec('socket=/a,name=vm1,aperture=64M,quota=32M,weight=2,max-queues=4,max-kernels=8,max-inflight=16,max-contexts=3,max-buffers=99', 'v', d), {
-    name: 'vm1',
-    socket: '/a',
-    apertureSize: 64 << 20,
-    quota: 32 << 20,
-    weight: 2,
-    maxQueues: 4,
-    maxKernels: 8,
-    maxInFlight: 16,
-    maxContexts: 3,
-    maxBuffers: 99,
-  });
+  t.same(
+    parseVgpuSpec(
+      'socket=/a,name=vm1,aperture=64M,quota=32M,weight=2,max-queues=4,max-kernels=8,max-inflight=16,max-contexts=3,max-buffers=99,kernel-cache=0',
+      'v',
+      d,
+    ),
+    {
+      name: 'vm1',
+      socket: '/a',
+      apertureSize: 64 << 20,
+      quota: 32 << 20,
+      weight: 2,
+      maxQueues: 4,
+      maxKernels: 8,
+      maxInFlight: 16,
+      maxContexts: 3,
+      maxBuffers: 99,
+      kernelCache: 0,
+    },
+  );
   const cases: [string, RegExp][] = [
     ['socket=/a,weight=0', /^--vgpu socket=\/a,weight=0: weight: must be a number from 0\.01 to 1000, got "0"$/],
     ['socket=/a,weight=lots', /weight: must be a number from 0\.01 to 1000, got "lots"/],
@@ -68,6 +76,8 @@ t.test('--vgpu: each bad setting is named with its range and the value given', (
     ['socket=/a,max-inflight=0', /max-inflight: must be an integer from 1 to 4096/],
     ['socket=/a,max-contexts=-1', /max-contexts: must be an integer from 1 to 4096, got "-1"/],
     ['socket=/a,max-buffers=0', /max-buffers: must be an integer from 1 to 1048576/],
+    ['socket=/a,kernel-cache=-1', /kernel-cache: must be an integer from 0 to 4096, got "-1"/],
+    ['socket=/a,kernel-cache=5000', /kernel-cache: must be an integer from 0 to 4096/],
     ['socket=/a,name=vm 1', /name: must be 1 to 32 of A-Z a-z 0-9 _ \. - \(not "control"\), got "vm 1"/],
     ['socket=/a,name=control', /name: must be .*not "control"/],
     [`socket=/a,name=${'x'.repeat(33)}`, /name: must be 1 to 32/],
@@ -261,7 +271,7 @@ t.test('mdgpu serve --check-config: prints the vGPUs, or every problem, and star
   t.same(lines, [
     'error: mdgpu: --vgpu socket=/a,weight=0,aperture=3M: aperture: must be a power of two from 64K to 64G (e.g. 256M, 1G), got "3M"',
     'error: mdgpu: --vgpu socket=/a,weight=0,aperture=3M: weight: must be a number from 0.01 to 1000, got "0"',
-    'error: mdgpu: --vgpu socket=/b,colour=red: unknown vGPU setting "colour" (allowed: socket, name, aperture, quota, weight, max-queues, max-kernels, max-inflight, max-contexts, max-buffers)',
+    'error: mdgpu: --vgpu socket=/b,colour=red: unknown vGPU setting "colour" (allowed: socket, name, aperture, quota, weight, max-queues, max-kernels, max-inflight, max-contexts, max-buffers, kernel-cache)',
   ]);
   t.notMatch(bad.stderr, /at .*\.js:\d+/, 'no stack trace');
   const json = await mdgpu('--log-format', 'json', 'serve', '--check-config', '--socket', '/a', '--metrics', '99999');

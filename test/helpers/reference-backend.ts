@@ -83,8 +83,12 @@ export class ReferenceBackend implements ExecutionBackend {
     return referenceCaps(limits);
   }
 
-  destroyKernel(): void {
+  /** The handles destroyed, in order (when the caller passes them). */
+  readonly destroyedHandles: unknown[] = [];
+
+  destroyKernel(handle?: unknown): void {
     this.destroyed++;
+    if (handle !== undefined) this.destroyedHandles.push(handle);
   }
 }
 

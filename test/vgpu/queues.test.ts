@@ -254,7 +254,10 @@ t.test('kernels and queue mailbox errors', async (t) => {
   t.equal(s.op(MAILBOX_OPS.CTX_DESTROY.code, s.ctx).result, 0);
   t.equal(s.dev.queues.kernelCount, 0, 'context destruction destroys its kernels');
   t.equal(s.dev.memory.bufferCount, 0);
-  t.equal(s.backend.destroyed, 1);
+  t.equal(s.backend.destroyed, 0, "the built kernel stays in the VM's kernel cache...");
+  t.equal(s.dev.queues.kernels.cache.idleCount, 1);
+  s.dev.pci.reset();
+  t.equal(s.backend.destroyed, 1, '...until the device is reset');
 });
 
 t.test('no backend: queues exist but KERNEL_CREATE is UNSUPPORTED', (t) => {
@@ -340,25 +343,30 @@ t.test('kernels build asynchronously (contract 1.2): BUILDING, then READY with t
 t.test('a kernel destroyed while BUILDING is released when its build ends; builds in progress are bounded (THROTTLED)', async (t) => {
   const s = await setup();
   const spv = s.alloc(0x1000);
-  s.view.setUint32(spv.offset, 0x07230203, true);
+  // Different modules (identical ones would share one build: kernel-cache.test.ts).
+  for (let i = 0; i < 16; i++) {
+    s.view.setUint32(spv.offset + 64 * i, 0x07230203, true);
+    s.view.setUint32(spv.offset + 64 * i + 4, i, true);
+  }
+  s.dev.queues.kernels.cache.maxEntries = 0;
   let release!: () => void;
   s.backend.buildGate = new Promise((r) => (release = r));
   const max = s.op(MAILBOX_OPS.QUERY.code, QUERY_PARAMS.MAX_KERNEL_BUILDS.code).ret;
-  t.ok(max > 0, `at most ${max} builds in progress`);
-  const ids = Array.from({ length: max }, () => s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0));
+  t.ok(max > 0 && max < 16, `at most ${max} builds in progress`);
+  const ids = Array.from({ length: max }, (_, i) => s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 64 * i, 64, 0, 0));
   t.ok(
     ids.every((r) => r.result === 0),
     'up to the limit: accepted',
   );
-  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0).result, MAILBOX_RESULTS.THROTTLED.code, 'one more: THROTTLED');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 64 * max, 64, 0, 0).result, MAILBOX_RESULTS.THROTTLED.code, 'one more: THROTTLED');
   t.equal(s.op(MAILBOX_OPS.KERNEL_DESTROY.code, s.ctx, ids[0]!.ret).result, 0, 'destroyed while building');
   release();
   s.backend.buildGate = null;
   for (const r of ids.slice(1)) await s.guest.kernelSettled(r.ret);
   t.equal(s.backend.kernels, max, 'every build finished');
-  t.equal(s.backend.destroyed, 1, 'the abandoned one was destroyed when its build ended');
+  t.equal(s.backend.destroyed, 1, 'the abandoned one was destroyed when its build ended (the kernel cache is off)');
   t.equal(s.dev.queues.kernelCount, max - 1);
-  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 0, 64, 0, 0).result, 0, 'room again');
+  t.equal(s.op(MAILBOX_OPS.KERNEL_CREATE.code, s.ctx, spv.handle, 64 * max, 64, 0, 0).result, 0, 'room again');
 });
 
 t.test('kernels count against the quota: OVER_QUOTA when the SPIR-V and pipeline would not fit', async (t) => {
