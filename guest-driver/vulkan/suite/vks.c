@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "vks.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -99,6 +100,21 @@ void vks_skip(struct vks *v, const char *name, const char *feature)
 	v->skips++;
 }
 
+void vks_phase(struct vks *v, const char *name, bool begin)
+{
+	printf("VKSUITE-PHASE prog=%s name=%s state=%s\n", v->prog, name, begin ? "begin" : "end");
+	fflush(stdout);
+	const char *pause = getenv("VKSUITE_PHASE_PAUSE_MS");
+	long ms = pause ? strtol(pause, NULL, 10) : 0;
+	if (ms > 0) {
+		if (ms > 60000)
+			ms = 60000;
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+}
+
 uint64_t vks_hash(uint64_t h, const void *data, size_t len)
 {
 	const uint8_t *p = data;
@@ -190,6 +206,7 @@ static void parse_options(struct vks *v, int argc, char **argv)
 			break;
 		case 'n':
 			v->opt.iterations = (uint32_t)parse_size(optarg);
+			v->opt.iterations_set = 1;
 			if (v->opt.iterations == 0 || v->opt.iterations > 100000)
 				usage(v->prog, 2);
 			break;
