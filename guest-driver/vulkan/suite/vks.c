@@ -4,6 +4,7 @@
 #include "vks.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Validation messages counted by the debug messenger (called from any thread). */
 static atomic_uint validation_errors, validation_warnings;
@@ -102,8 +104,29 @@ void vks_skip(struct vks *v, const char *name, const char *feature)
 
 void vks_phase(struct vks *v, const char *name, bool begin)
 {
+	/*
+	 * Opened before the first line is printed: an answer that arrives before we read it
+	 * waits in the file (a tty's input buffer) instead of being lost.
+	 */
+	static int sync_fd = -2;
+	if (sync_fd == -2) {
+		const char *path = getenv("VKSUITE_PHASE_SYNC");
+		sync_fd = path && *path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+		if (path && *path && sync_fd < 0)
+			vks_fatal(v, "open $VKSUITE_PHASE_SYNC", VK_ERROR_INITIALIZATION_FAILED);
+	}
 	printf("VKSUITE-PHASE prog=%s name=%s state=%s\n", v->prog, name, begin ? "begin" : "end");
 	fflush(stdout);
+	if (sync_fd >= 0) {
+		/* One line: the observer has taken its sample. */
+		char c;
+		ssize_t n;
+		while ((n = read(sync_fd, &c, 1)) == 1 || (n < 0 && errno == EINTR))
+			if (n == 1 && c == '\n')
+				break;
+		if (n == 0)
+			vks_fatal(v, "$VKSUITE_PHASE_SYNC closed", VK_ERROR_INITIALIZATION_FAILED);
+	}
 	const char *pause = getenv("VKSUITE_PHASE_PAUSE_MS");
 	long ms = pause ? strtol(pause, NULL, 10) : 0;
 	if (ms > 0) {

@@ -23,8 +23,9 @@
  *   VKSUITE-PHASE prog=<program> name=<phase> state=<begin|end>
  *       (benchmark programs, around a measured phase: an observer outside the process, such
  *       as the host of a VM counting the VM's exits, samples its counters when the line
- *       arrives; with VKSUITE_PHASE_PAUSE_MS=N the program then sleeps N ms, so that the
- *       sample falls in a quiet gap before the phase and after it)
+ *       arrives. With VKSUITE_PHASE_SYNC=<file> (a serial port the observer writes to) the
+ *       program then waits for a line from that file, the observer's "sampled"; with
+ *       VKSUITE_PHASE_PAUSE_MS=N it sleeps N ms, so that the sample falls in a quiet gap)
  *
  * The exit status is 0 when every check of the program passed, 1 otherwise.
  */
@@ -130,8 +131,9 @@ const char *vks_result_name(VkResult r);
 void vks_report(struct vks *v, const char *name, bool ok, uint64_t digest, double ms,
 		const char *extra, ...) __attribute__((format(printf, 6, 7)));
 /*
- * Mark the beginning or the end of a measured phase: print its VKSUITE-PHASE line, then sleep
- * $VKSUITE_PHASE_PAUSE_MS (default 0) milliseconds doing nothing.
+ * Mark the beginning or the end of a measured phase: print its VKSUITE-PHASE line, then wait
+ * for a line from $VKSUITE_PHASE_SYNC if set, then sleep $VKSUITE_PHASE_PAUSE_MS (default 0)
+ * milliseconds doing nothing.
  */
 void vks_phase(struct vks *v, const char *name, bool begin);
 /* Report a check skipped because the device lacks `feature`. */
