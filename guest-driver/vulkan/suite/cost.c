@@ -26,7 +26,7 @@
  *     includes compiling it where the implementation compiles at first use, as lavapipe does).
  *
  * Each measured part is a phase (vks_phase): a host counting a VM's exits samples its counters
- * at the VKSUITE-PHASE lines, in the quiet gaps VKSUITE_PHASE_PAUSE_MS leaves around them.
+ * at the VKSUITE-PHASE lines, while the program waits for its answer (VKSUITE_PHASE_SYNC).
  */
 #include "vks.h"
 
