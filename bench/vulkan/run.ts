@@ -46,6 +46,7 @@ import type { RunningVgpu } from '../../src/cli/daemon.js';
 import { ensureKit, type Kit } from '../../src/kit/kit.js';
 import { setLogSink } from '../../src/log.js';
 import { IrqIndex } from '../../src/pci/irqs.js';
+import { RegionIndex } from '../../src/pci/pci-function.js';
 import { APERTURE_BAR } from '../../src/vgpu/device.js';
 import { runVulkanGuests } from '../../test/helpers/vulkan-guest.js';
 import { parseVksuite, runVksuiteProgram, SUITE_LIBEXEC, vksuiteBinaries, type VksuiteBinaries, type VksuiteCheck } from '../../test/helpers/vksuite.js';
@@ -92,6 +93,8 @@ export interface Plan {
 export interface Counters {
   trapped: number;
   apertureTrapped: number;
+  /** Of `trapped`, config-space accesses: the guest kernel's, not the program's (PCI housekeeping). */
+  configTrapped: number;
   doorbells: number;
   submissions: number;
   msix: number;
@@ -166,6 +169,7 @@ function counters(v: RunningVgpu): Counters {
   return {
     trapped: pci.trappedAccesses,
     apertureTrapped: pci.trappedReads[APERTURE_BAR]! + pci.trappedWrites[APERTURE_BAR]!,
+    configTrapped: pci.trappedReads[RegionIndex.CONFIG]! + pci.trappedWrites[RegionIndex.CONFIG]!,
     doorbells: v.device.queues.totals.doorbells,
     submissions: v.device.queues.totals.submissions,
     msix: pci.irqs.signalled[IrqIndex.MSIX]!,
@@ -343,6 +347,7 @@ export function exitsTable(guest: TargetResult, plan: Plan): string {
       String(calls),
       fmt(trapped),
       fmt(d('apertureTrapped')),
+      fmt(d('configTrapped')),
       fmt(d('doorbells')),
       fmt(d('msix')),
       fmt(d('submissions')),
@@ -350,7 +355,7 @@ export function exitsTable(guest: TargetResult, plan: Plan): string {
       target === undefined ? '(traps by design)' : `≤ ${target} ${met}`,
     ];
   });
-  return table(['guest phase', 'calls', 'exits', 'to aperture', 'doorbells', 'MSI-X', 'submissions run', 'exits per call', 'target'], rows);
+  return table(['guest phase', 'calls', 'exits', 'to aperture', 'to config space', 'doorbells', 'MSI-X', 'submissions run', 'exits per call', 'target'], rows);
 }
 
 /** Table 3: medians of vks-cost natively and in the guest. */

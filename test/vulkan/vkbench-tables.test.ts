@@ -49,7 +49,7 @@ t.test('the guest job: native before every guest run, one native after, then vks
 
 const timing = (ms: number, wallMs: number, digest: string) => ({ ms, wallMs, ok: true, digest });
 const cost = (name: string, fields: Record<string, string>): VksuiteCheck => ({ name, ok: true, digest: '0123456789abcdef', ms: 0, fields });
-const zero = { trapped: 0, apertureTrapped: 0, doorbells: 0, submissions: 0, msix: 0 };
+const zero = { trapped: 0, apertureTrapped: 0, configTrapped: 0, doorbells: 0, submissions: 0, msix: 0 };
 
 t.test('table 1: ratios native/guest and whether the digests agree', async (t) => {
   const out = benchTable(plan.kernels, [
