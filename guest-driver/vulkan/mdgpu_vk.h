@@ -204,6 +204,8 @@ struct mdgpu_vk_queue {
 	pthread_mutex_t lock;
 	/* The timeline value of the last submission written into the ring. */
 	atomic_uint_fast64_t submitted;
+	/* The last timeline value submitted with the FENCE interrupt (MDGPU_CMD_FLAG_IRQ). */
+	atomic_uint_fast64_t irq_value;
 	/* Where each submission's completion (SUBMIT's fence) is written: the queue timeline. */
 	struct mdgpu_vk_slot timeline;
 	struct mdgpu_submission sub;
@@ -234,6 +236,11 @@ bool mdgpu_vk_device_check_lost(struct mdgpu_vk_device *dev);
 uint64_t mdgpu_vk_queue_completed(struct mdgpu_vk_queue *queue);
 /* Queue progress counters, for the wait watchdog. */
 uint64_t mdgpu_vk_queue_progress(struct mdgpu_vk_queue *queue);
+/*
+ * Make sure a submission at or after timeline @value raises the FENCE interrupt (submitting an
+ * empty one that does if none will): called before sleeping until @value.
+ */
+VkResult mdgpu_vk_queue_want_irq(struct mdgpu_vk_queue *queue, uint64_t value);
 
 /* A VkResult for a negative errno from libmdgpu. */
 VkResult mdgpu_vk_result(int err);

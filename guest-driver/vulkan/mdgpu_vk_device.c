@@ -181,6 +181,7 @@ static VkResult queue_init(struct mdgpu_vk_device *dev, const VkDeviceQueueCreat
 		return result;
 	mdgpu_vk_slot_write(&queue->timeline, 0);
 	atomic_store(&queue->submitted, 0);
+	atomic_store(&queue->irq_value, 0);
 	/* Vulkan's priorities (0..1) on mdgpu's queue priorities 1 and 2 of 0..3. */
 	ret = mdgpu_queue_create(dev->mdgpu, MDGPU_VK_RING_BYTES, priority >= 0.5f ? 2 : 1,
 				 &queue->q);
@@ -322,14 +323,19 @@ struct submit_batch {
 	struct mdgpu_vk_command_buffer **cmds;
 };
 
-/* Publish the submission being built; the next one gets the next timeline value. */
-static VkResult flush(struct mdgpu_vk_queue *queue, bool last)
+/*
+ * Publish the submission being built; the next one gets the next timeline value. @irq asks for
+ * the FENCE interrupt at its completion: only where someone may sleep on it (see
+ * mdgpu_vk_queue_want_irq), because the guest driver's interrupt handler costs two trapped
+ * register accesses (VM exits) per interrupt.
+ */
+static VkResult flush(struct mdgpu_vk_queue *queue, bool irq)
 {
 	uint64_t value = atomic_load(&queue->submitted) + 1;
 	int ret;
 
 	ret = mdgpu_sub_set_fence(&queue->sub, queue->timeline.handle, queue->timeline.offset,
-				  value, last ? MDGPU_CMD_FLAG_IRQ : 0);
+				  value, irq ? MDGPU_CMD_FLAG_IRQ : 0);
 	if (!ret)
 		ret = mdgpu_queue_submit(queue->q, &queue->sub);
 	if (ret) {
@@ -337,6 +343,8 @@ static VkResult flush(struct mdgpu_vk_queue *queue, bool last)
 		mdgpu_vk_device_set_lost(queue->device, "the ring does not take submissions");
 		return ret == -ENOMEM ? VK_ERROR_OUT_OF_HOST_MEMORY : VK_ERROR_DEVICE_LOST;
 	}
+	if (irq)
+		atomic_store(&queue->irq_value, value);
 	atomic_store(&queue->submitted, value);
 	return VK_SUCCESS;
 }
@@ -386,7 +394,7 @@ static VkResult add_sync(struct mdgpu_vk_queue *queue, bool wait, const struct m
 	return ret ? VK_ERROR_OUT_OF_HOST_MEMORY : VK_SUCCESS;
 }
 
-static VkResult submit_batch(struct mdgpu_vk_queue *queue, const struct submit_batch *b)
+static VkResult submit_batch(struct mdgpu_vk_queue *queue, const struct submit_batch *b, bool irq)
 {
 	VkResult result = begin(queue);
 
@@ -422,15 +430,16 @@ static VkResult submit_batch(struct mdgpu_vk_queue *queue, const struct submit_b
 			__atomic_store_n(&sem->submitted, value, __ATOMIC_RELEASE);
 	}
 	if (result == VK_SUCCESS)
-		result = flush(queue, true);
+		result = flush(queue, irq);
 	return result;
 }
+
+static const struct submit_batch empty_batch;
 
 static VkResult submit(struct mdgpu_vk_queue *queue, const struct submit_batch *batches,
 		       uint32_t count, VkFence fence)
 {
 	MDGPU_VK_FROM_HANDLE(fence, f, fence);
-	static const struct submit_batch empty;
 	VkResult result = VK_SUCCESS;
 
 	pthread_mutex_lock(&queue->lock);
@@ -440,14 +449,37 @@ static VkResult submit(struct mdgpu_vk_queue *queue, const struct submit_batch *
 	}
 	/* A fence with no batch still needs a point on the timeline: an empty submission. */
 	if (count == 0 && f)
-		result = submit_batch(queue, &empty);
+		result = submit_batch(queue, &empty_batch, true);
+	/*
+	 * The interrupt only where a VkFence will be waited for: batches submitted back to back
+	 * without one cost no VM exit at all (a waiter on the queue asks for one when it sleeps).
+	 */
 	for (uint32_t i = 0; i < count && result == VK_SUCCESS; i++)
-		result = submit_batch(queue, &batches[i]);
+		result = submit_batch(queue, &batches[i], f && i == count - 1);
 	if (result == VK_SUCCESS && f) {
 		/* Other threads may be waiting for it already (they read it atomically). */
 		__atomic_store_n(&f->value, atomic_load(&queue->submitted), __ATOMIC_RELEASE);
 		__atomic_store_n(&f->signaled, false, __ATOMIC_RELEASE);
 	}
+	pthread_mutex_unlock(&queue->lock);
+	return result;
+}
+
+VkResult mdgpu_vk_queue_want_irq(struct mdgpu_vk_queue *queue, uint64_t value)
+{
+	VkResult result = VK_SUCCESS;
+
+	if (atomic_load(&queue->irq_value) >= value)
+		return VK_SUCCESS;
+	pthread_mutex_lock(&queue->lock);
+	if (mdgpu_vk_device_check_lost(queue->device))
+		result = VK_ERROR_DEVICE_LOST;
+	/*
+	 * An empty submission after @value that interrupts: the queue runs in order, so its
+	 * completion wakes the waiter with @value reached too.
+	 */
+	else if (atomic_load(&queue->irq_value) < value && value <= atomic_load(&queue->submitted))
+		result = submit_batch(queue, &empty_batch, true);
 	pthread_mutex_unlock(&queue->lock);
 	return result;
 }

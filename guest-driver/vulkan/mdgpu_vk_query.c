@@ -117,8 +117,17 @@ VKAPI_ATTR VkResult VKAPI_CALL mdgpu_GetQueryPoolResults(VkDevice device, VkQuer
 				.ptr = &words[2 * q + 1],
 			};
 			struct mdgpu_vk_wait w = { .slot = &slot, .value = 1, .submitted = true };
-			VkResult r = mdgpu_vk_wait_many(dev, &w, 1, true, UINT64_MAX);
+			/*
+			 * Its word is written by work already submitted, which need not interrupt:
+			 * the wait must be woken by a submission after it that does.
+			 */
+			VkResult r = dev->queue.q ? mdgpu_vk_queue_want_irq(
+							    &dev->queue,
+							    atomic_load(&dev->queue.submitted)) :
+						    VK_SUCCESS;
 
+			if (r == VK_SUCCESS)
+				r = mdgpu_vk_wait_many(dev, &w, 1, true, UINT64_MAX);
 			if (r != VK_SUCCESS)
 				return r;
 			avail = 1;

@@ -185,6 +185,13 @@ VkResult mdgpu_vk_wait_many(struct mdgpu_vk_device *dev, struct mdgpu_vk_wait *w
 			nanosleep(&ts, NULL);
 			continue;
 		}
+		/* Submissions without a VkFence do not interrupt: ask for one on the way. */
+		if (pending->slot == &dev->queue.timeline && dev->queue.q) {
+			VkResult r = mdgpu_vk_queue_want_irq(&dev->queue, pending->value);
+
+			if (r != VK_SUCCESS)
+				return r;
+		}
 		/*
 		 * Sleeps until the FENCE or ERROR interrupt, or the driver's poll of fences stored
 		 * by the host (fence_poll_ms): host signals from other threads are seen that way.

@@ -84,6 +84,8 @@ export interface VulkanGuestOptions {
   vgpu?: Partial<VgpuConfig>;
   /** Called with the daemon's vGPUs once they run (to watch them from the host). */
   onStart?: (vgpus: RunningVgpu[]) => void;
+  /** More QEMU arguments for every guest (e.g. a second serial port the host talks through). */
+  extraArgs?: string[];
   log?: (line: string) => void;
 }
 
@@ -125,6 +127,7 @@ export async function runVulkanGuests(kit: Kit, options: VulkanGuestOptions): Pr
           memoryMiB: options.memoryMiB ?? 1024,
           timeoutMs: options.timeoutMs ?? 600_000,
           vfioUser: [{ socket: vgpu.config.socket, id: 'mdgpu0' }],
+          ...(options.extraArgs ? { extraArgs: options.extraArgs } : {}),
           ...(options.onLine ? { onLine: (l: string) => options.onLine!(vgpu.config.name, l) } : {}),
         });
         const all = guest.output.split('\n').map((l) => l.replace(/\r$/, ''));

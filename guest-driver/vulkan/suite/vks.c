@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "vks.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Validation messages counted by the debug messenger (called from any thread). */
 static atomic_uint validation_errors, validation_warnings;
@@ -97,6 +100,42 @@ void vks_skip(struct vks *v, const char *name, const char *feature)
 	fflush(stdout);
 	v->checks++;
 	v->skips++;
+}
+
+void vks_phase(struct vks *v, const char *name, bool begin)
+{
+	/*
+	 * Opened before the first line is printed: an answer that arrives before we read it
+	 * waits in the file (a tty's input buffer) instead of being lost.
+	 */
+	static int sync_fd = -2;
+	if (sync_fd == -2) {
+		const char *path = getenv("VKSUITE_PHASE_SYNC");
+		sync_fd = path && *path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+		if (path && *path && sync_fd < 0)
+			vks_fatal(v, "open $VKSUITE_PHASE_SYNC", VK_ERROR_INITIALIZATION_FAILED);
+	}
+	printf("VKSUITE-PHASE prog=%s name=%s state=%s\n", v->prog, name, begin ? "begin" : "end");
+	fflush(stdout);
+	if (sync_fd >= 0) {
+		/* One line: the observer has taken its sample. */
+		char c;
+		ssize_t n;
+		while ((n = read(sync_fd, &c, 1)) == 1 || (n < 0 && errno == EINTR))
+			if (n == 1 && c == '\n')
+				break;
+		if (n == 0)
+			vks_fatal(v, "$VKSUITE_PHASE_SYNC closed", VK_ERROR_INITIALIZATION_FAILED);
+	}
+	const char *pause = getenv("VKSUITE_PHASE_PAUSE_MS");
+	long ms = pause ? strtol(pause, NULL, 10) : 0;
+	if (ms > 0) {
+		if (ms > 60000)
+			ms = 60000;
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
 }
 
 uint64_t vks_hash(uint64_t h, const void *data, size_t len)
@@ -190,6 +229,7 @@ static void parse_options(struct vks *v, int argc, char **argv)
 			break;
 		case 'n':
 			v->opt.iterations = (uint32_t)parse_size(optarg);
+			v->opt.iterations_set = 1;
 			if (v->opt.iterations == 0 || v->opt.iterations > 100000)
 				usage(v->prog, 2);
 			break;

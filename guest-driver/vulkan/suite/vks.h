@@ -20,6 +20,12 @@
  *       (when a debug messenger ran: the validation layer's errors and warnings, and whether
  *       the Khronos validation layer announced itself; VKSUITE_VERBOSE=1 prints its and the
  *       loader's information messages too)
+ *   VKSUITE-PHASE prog=<program> name=<phase> state=<begin|end>
+ *       (benchmark programs, around a measured phase: an observer outside the process, such
+ *       as the host of a VM counting the VM's exits, samples its counters when the line
+ *       arrives. With VKSUITE_PHASE_SYNC=<file> (a serial port the observer writes to) the
+ *       program then waits for a line from that file, the observer's "sampled"; with
+ *       VKSUITE_PHASE_PAUSE_MS=N it sleeps N ms, so that the sample falls in a quiet gap)
  *
  * The exit status is 0 when every check of the program passed, 1 otherwise.
  */
@@ -49,6 +55,7 @@ enum vks_want {
 struct vks_opts {
 	uint64_t size; /* --size: problem size (0: the program's default) */
 	uint32_t iterations; /* --iterations: timed repetitions (default 1) */
+	int iterations_set; /* --iterations was given (programs with another default) */
 	const char *cache; /* --cache: the pipeline cache file */
 	uint32_t device; /* --device: physical device index (or $VKSUITE_DEVICE) */
 	int quiet; /* --quiet: no VKSUITE-DEVICE line */
@@ -123,6 +130,12 @@ const char *vks_result_name(VkResult r);
 /* Report one check; `extra` (may be NULL) is printf-formatted key=value pairs. */
 void vks_report(struct vks *v, const char *name, bool ok, uint64_t digest, double ms,
 		const char *extra, ...) __attribute__((format(printf, 6, 7)));
+/*
+ * Mark the beginning or the end of a measured phase: print its VKSUITE-PHASE line, then wait
+ * for a line from $VKSUITE_PHASE_SYNC if set, then sleep $VKSUITE_PHASE_PAUSE_MS (default 0)
+ * milliseconds doing nothing.
+ */
+void vks_phase(struct vks *v, const char *name, bool begin);
 /* Report a check skipped because the device lacks `feature`. */
 void vks_skip(struct vks *v, const char *name, const char *feature);
 /* Print a diagnostic line for the current check (stderr). */

@@ -8,7 +8,8 @@
 #                  synchronization checks, and count its errors; the hostile program,
 #                  invalid on purpose, is left out
 #   --no-hostile   leave out vks-hostile
-#   --only P       run only program P (e.g. saxpy or vks-saxpy)
+#   --only P       run only program P (e.g. saxpy or vks-saxpy); the benchmark programs
+#                  (vks-cost) run only this way
 #   --list         print the programs and exit
 #   -- ...         options passed to every program (e.g. --device 1)
 #
@@ -39,6 +40,8 @@ LIMIT=${VKSUITE_TIMEOUT:-600}
 # run saves the cache file, the second loads it.
 PROGRAMS="saxpy gemm reduce scan histogram push spec descriptors transfer dispatch events sync
 queries types subgroup pipecache pipecache threads secondary sync2 memory hostile"
+# Programs that measure rather than prove (npm run bench:vulkan): run only with --only.
+BENCH_PROGRAMS="cost"
 
 validation=0
 hostile=1
@@ -52,7 +55,7 @@ while [ $# -gt 0 ]; do
 		only=${1#vks-}
 		;;
 	--list)
-		for p in $PROGRAMS; do echo "vks-$p"; done | uniq
+		for p in $PROGRAMS $BENCH_PROGRAMS; do echo "vks-$p"; done | uniq
 		exit 0
 		;;
 	--)
@@ -60,7 +63,7 @@ while [ $# -gt 0 ]; do
 		break
 		;;
 	-h | --help)
-		sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -92,7 +95,11 @@ fi
 
 programs=0
 extra_failures=0
-for p in $PROGRAMS; do
+run_list=$PROGRAMS
+for p in $BENCH_PROGRAMS; do
+	[ "$p" = "$only" ] && run_list=$p
+done
+for p in $run_list; do
 	[ -n "$only" ] && [ "$p" != "$only" ] && continue
 	[ "$p" = hostile ] && [ "$hostile" = 0 ] && continue
 	bin="$LIBEXEC/vks-$p"
