@@ -189,7 +189,7 @@ const Dispatch2T = koffi.struct('mdgpu_host_cmd_dispatch2', {
   push_size: u32,
   base: koffi.array(u32, 3, 'Array'),
   groups: koffi.array(u32, 3, 'Array'),
-  pad: u32,
+  num_workgroups: koffi.array(u32, 3, 'Array'),
 });
 const Cmd2ArgsT = koffi.union('mdgpu_host_cmd2_args', {
   copy: CopyT,
@@ -252,6 +252,7 @@ const DISPATCH2 = {
   pushSize: U + off(Dispatch2T, 'push_size'),
   base: U + off(Dispatch2T, 'base'),
   groups: U + off(Dispatch2T, 'groups'),
+  numWorkgroups: U + off(Dispatch2T, 'num_workgroups'),
 };
 const DESCRIPTOR_SIZE = koffi.sizeof(DescriptorT);
 const DESCRIPTOR = {
@@ -289,6 +290,7 @@ export const MAX_ENTRY_NAME = 255; // MDGPU_HOST_MAX_ENTRY_NAME
 const MAX_KERNEL_DESCRIPTORS = 256;
 
 const KERNEL_DISPATCH_BASE = 1 << 0;
+const KERNEL_SPLITTABLE = 1 << 31;
 const DEVICE_HOST_IMPORT = 1 << 0;
 const DEVICE_ROBUST_ACCESS = 1 << 1;
 const DEVICE_TIMESTAMPS = 1 << 2;
@@ -663,6 +665,7 @@ export class HostKernel implements BackendKernel {
     readonly pushConstantSize: number,
     readonly localSize: readonly [number, number, number],
     readonly dispatchBase: boolean,
+    readonly splittable: boolean,
   ) {}
 
   get destroyed(): boolean {
@@ -920,6 +923,7 @@ export class HostDevice implements ComputeBackend {
       info.push_size,
       Object.freeze(triple(info.local_size)),
       (info.flags & KERNEL_DISPATCH_BASE) !== 0,
+      (info.flags & KERNEL_SPLITTABLE) !== 0,
     );
   }
 
@@ -1114,6 +1118,9 @@ export class HostDevice implements ComputeBackend {
           for (let j = 0; j < 3; j++) {
             v.setUint32(at + DISPATCH2.base + 4 * j, checkIndex(`command ${i}: base[${j}]`, c.base?.[j], 0xffff_ffff), true);
             v.setUint32(at + DISPATCH2.groups + 4 * j, checkIndex(`command ${i}: groups[${j}]`, c.groups?.[j], 0xffff_ffff), true);
+            // 0,0,0 (left out): NumWorkgroups is `groups`.
+            if (c.numWorkgroups !== undefined)
+              v.setUint32(at + DISPATCH2.numWorkgroups + 4 * j, checkIndex(`command ${i}: numWorkgroups[${j}]`, c.numWorkgroups[j], 0xffff_ffff), true);
           }
           for (let j = 0; j < c.descriptors.length; j++, d++) {
             const desc = c.descriptors[j]!;

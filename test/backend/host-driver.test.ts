@@ -100,7 +100,8 @@ t.test('the koffi declarations match the C ABI', (t) => {
   t.equal(koffi.sizeof(CopyT), 32);
   t.equal(koffi.sizeof(FillT), 24);
   t.equal(koffi.sizeof(UpdateT), 24);
-  t.equal(koffi.sizeof(Dispatch2T), 48);
+  t.equal(koffi.sizeof(Dispatch2T), 56);
+  t.equal(koffi.offsetof(Dispatch2T, 'num_workgroups'), 44);
   t.equal(koffi.sizeof(TimestampT), 16);
   t.equal(koffi.sizeof(DescriptorT), 40);
   t.equal(koffi.sizeof(StatusT), 56);
