@@ -10,14 +10,26 @@
  * (0 highest .. 3 lowest) go first, FIFO within a priority.
  *
  * One batch runs on the device at a time, so each batch's device time is its own, and a flood
- * from one VM waits its turn like everyone else's work. A batch's time limit counts from when
- * its work starts on the device (not while it waits for a device process to come back from a
- * reset, or for its kernels to be rebuilt there); a batch that overruns it is stopped through
- * `onOverrun` (the daemon resets the device, see src/backend/isolated.ts) and fails with
- * {@link BatchTimeoutError} once the device has let go of it — not before, so that its buffers
- * stay pinned while the device may still write into them. Every device reset a vGPU's batch
- * causes is a strike (strikes.ts); a vGPU with too many is cooled off and its batches refused
- * with {@link ThrottledError}, so one VM can cost the others only a bounded pause.
+ * from one VM waits its turn like everyone else's work. A device cannot stop a batch in the
+ * middle, so preemption happens between device submissions: a batch submitted as a
+ * {@link PartedRun} runs as a sequence of parts of about one time slice each (src/exec splits
+ * it between commands and splits long dispatches into workgroup ranges), and between two
+ * parts the scheduler may run other vGPUs' work; the batch then waits, at the head of its
+ * vGPU's queue, for its vGPU's next turn. Each part ends with all its work complete, so the
+ * parts keep the batch's order. Its submitter sees one batch: it settles once, after its last
+ * part or its first failure.
+ *
+ * A batch's time limit counts its own time on the device: run whole, from when its work starts
+ * there (not while it waits for a device process to come back from a reset, or for its
+ * kernels to be rebuilt there); in parts, the device time of its parts summed (what happens
+ * between them — other vGPUs' parts, the worker's round trips — is not its time). A batch
+ * whose parts used up the limit fails with {@link BatchTimeoutError} between two parts,
+ * with no device reset; a part still running {@link partGraceNs} past the limit (a workgroup
+ * that does not end), or a batch run whole past it, is stopped through `onOverrun` (the daemon
+ * resets the device, see src/backend/isolated.ts) and fails once the device has let go of it —
+ * not before, so that its buffers stay pinned while the device may still write into them. Every device reset a vGPU's batch causes, and every batch past its limit, is
+ * a strike (strikes.ts); a vGPU with too many is cooled off and its batches refused with
+ * {@link ThrottledError}, so one VM can cost the others only a bounded pause.
  */
 import { tracer } from '../log.js';
 import { CancelledError, ContextLostError, ThrottledError, TooManyInFlightError } from '../execution-errors.js';
@@ -40,8 +52,16 @@ export class BatchTimeoutError extends ContextLostError {
 }
 
 export interface SchedulerOptions {
-  /** Device time a vGPU may use in a row while it stays backlogged, ns. */
+  /**
+   * Device time a vGPU may use in a row while others wait, ns; also the device time one part
+   * of a preemptible batch aims at (so about the longest another vGPU's work waits).
+   */
   timeSliceNs: number;
+  /**
+   * Run batches in parts of about a time slice each, so that other vGPUs' work can run between
+   * them (the executor splits batches only when this is on). Off: every batch runs whole.
+   */
+  preempt?: boolean;
   /** Wall-clock limit for one batch, ns (0 = none), counted from when its work starts on the device. */
   batchTimeLimitNs: number;
   /** Clock for wall time, ns (injectable for tests). */
@@ -59,8 +79,18 @@ export interface SchedulerOptions {
   buildPolicy?: StrikePolicy;
 }
 
+/**
+ * How long a part of a batch may run past what is left of the batch's time limit before it is
+ * stopped by a device reset: a part is sized to about one time slice, so one that runs several
+ * slices has a workgroup that does not end.
+ */
+export function partGraceNs(timeSliceNs: number): number {
+  return Math.max(4 * timeSliceNs, 100_000_000);
+}
+
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
-  timeSliceNs: 2_000_000,
+  timeSliceNs: 8_000_000,
+  preempt: true,
   batchTimeLimitNs: 10_000_000_000,
 };
 
@@ -74,6 +104,24 @@ export interface BatchControl {
   started(): void;
 }
 
+/** What one part of a {@link PartedRun} did. */
+export interface PartResult {
+  /** Its device time, ns. */
+  deviceNs: number;
+  /** It was the batch's last part. */
+  done: boolean;
+}
+
+/**
+ * A batch that runs as a sequence of device submissions (parts), between which the scheduler
+ * may run other vGPUs' work. `next` runs the next part, aiming at `budgetNs` of device time,
+ * and resolves once the device completed it (or rejects, which fails the batch); the scheduler
+ * calls it again, later, until a part says it was the last.
+ */
+export interface PartedRun {
+  next(control: BatchControl, budgetNs: number): Promise<PartResult>;
+}
+
 export interface SubmitOptions {
   /** Withdraw the batch while it is still queued (a destroyed queue or context, a reset). */
   signal?: AbortSignal;
@@ -83,7 +131,17 @@ export interface SubmitOptions {
 
 interface Job {
   priority: number;
-  run: (control: BatchControl) => Promise<BatchResult>;
+  /** Run the batch, or its next part. */
+  run: (control: BatchControl) => Promise<PartResult>;
+  /** It runs in parts ({@link PartedRun}). */
+  parted: boolean;
+  /**
+   * What its time limit has been charged so far: the device time of its parts (a batch run
+   * whole is charged from when it started on the device, as it runs). And its device time.
+   */
+  chargedNs: number;
+  deviceNs: number;
+  partsRun: number;
   resolve: (r: BatchResult) => void;
   reject: (e: Error) => void;
   queuedAt: number;
@@ -104,6 +162,10 @@ export interface VgpuShareStats {
   /** Total time batches waited for the device, ns. */
   waitNs: number;
   timeouts: number;
+  /** Device submissions its batches ran as (a batch run whole is one). */
+  parts: number;
+  /** Times one of its batches was stopped between two parts for other vGPUs' work. */
+  preemptions: number;
   /** Device resets this vGPU's batches caused (timeouts and device crashes while they ran). */
   resets: number;
   /** Times it was cooled off, and until when it is now (ms since the epoch), if it is. */
@@ -122,6 +184,8 @@ class Account {
   deviceNs = 0;
   waitNs = 0;
   timeouts = 0;
+  parts = 0;
+  preemptions = 0;
   throttled = 0;
   cancelled = 0;
   running = 0;
@@ -202,8 +266,27 @@ export class FairScheduler {
     return this.resets.coolingOffUntil(vgpu);
   }
 
-  /** Queue a batch for `vgpu`; settles when it ran on the device and the device is done with it. */
-  submit(vgpu: string, priority: number, run: (control: BatchControl) => Promise<BatchResult>, options: SubmitOptions = {}): Promise<BatchResult> {
+  /** Time slice, ns (see {@link SchedulerOptions.timeSliceNs}). */
+  get timeSliceNs(): number {
+    return this.options.timeSliceNs;
+  }
+
+  /** Batches may run in parts (see {@link SchedulerOptions.preempt}). */
+  get preemptive(): boolean {
+    return this.options.preempt !== false;
+  }
+
+  /**
+   * Queue a batch for `vgpu`; settles when it ran on the device and the device is done with it.
+   * `run` runs it whole; a {@link PartedRun} runs it in parts that other vGPUs' work may come
+   * between.
+   */
+  submit(
+    vgpu: string,
+    priority: number,
+    run: ((control: BatchControl) => Promise<BatchResult>) | PartedRun,
+    options: SubmitOptions = {},
+  ): Promise<BatchResult> {
     const account = this.accounts.get(vgpu);
     if (account === undefined) return Promise.reject(new Error(`Unknown vGPU ${vgpu}`));
     const until = this.resets.coolingOffUntil(vgpu);
@@ -222,7 +305,14 @@ export class FairScheduler {
     return new Promise<BatchResult>((resolve, reject) => {
       const job: Job = {
         priority,
-        run,
+        run:
+          typeof run === 'function'
+            ? (control) => run(control).then((r) => ({ deviceNs: r.deviceNs, done: true }))
+            : (control) => run.next(control, this.options.timeSliceNs),
+        parted: typeof run !== 'function',
+        chargedNs: 0,
+        deviceNs: 0,
+        partsRun: 0,
         resolve,
         reject,
         queuedAt: this.now(),
@@ -230,19 +320,29 @@ export class FairScheduler {
         signal: options.signal,
         onAbort: null,
       };
-      if (job.signal !== undefined) {
-        // Withdrawn while queued: it never runs. A running batch is not stopped by this.
-        job.onAbort = () => {
-          if (account.remove(job)) {
-            account.cancelled++;
-            this.settle(job, new CancelledError('Withdrawn before it ran'));
-          }
-        };
-        job.signal.addEventListener('abort', job.onAbort, { once: true });
-      }
-      account.queues[Math.min(3, Math.max(0, priority))]!.push(job);
+      this.queue(account, job, false);
       this.dispatch();
     });
+  }
+
+  /**
+   * Put a job in its vGPU's queue: at the tail when it is new, at the head when it was stopped
+   * between two parts (it is the oldest of its priority and resumes first). While queued, its
+   * signal withdraws it: a new one never runs, a stopped one runs no further part.
+   */
+  private queue(account: Account, job: Job, resumed: boolean): void {
+    if (job.signal !== undefined && job.onAbort === null) {
+      job.onAbort = () => {
+        if (account.remove(job)) {
+          account.cancelled++;
+          this.settle(job, new CancelledError(resumed ? 'Withdrawn between two parts' : 'Withdrawn before it ran'));
+        }
+      };
+      job.signal.addEventListener('abort', job.onAbort, { once: true });
+    }
+    const q = account.queues[Math.min(3, Math.max(0, job.priority))]!;
+    if (resumed) q.unshift(job);
+    else q.push(job);
   }
 
   private settle(job: Job, outcome: BatchResult | Error): void {
@@ -279,10 +379,11 @@ export class FairScheduler {
     this.start(account, job);
   }
 
+  /** Run the job's next part (or all of it), then settle it, or queue it again for the next. */
   private start(account: Account, job: Job): void {
     const dispatched = this.now();
     account.waitNs += dispatched - job.queuedAt;
-    traceSched(() => `${account.name}: batch dispatched (vt ${account.virtualTime.toFixed(0)})`);
+    traceSched(() => `${account.name}: batch dispatched${job.partsRun > 0 ? ` (part ${job.partsRun + 1})` : ''} (vt ${account.virtualTime.toFixed(0)})`);
     const limit = this.options.batchTimeLimitNs;
     let timedOut = false;
     let timer: NodeJS.Timeout | null = null;
@@ -290,48 +391,90 @@ export class FairScheduler {
     const startClock = () => {
       if (timer !== null || limit <= 0) return;
       startedAt = this.now();
-      timer = setTimeout(() => {
-        timedOut = true;
-        account.timeouts++;
-        this.strike(account.name);
-        this.options.onOverrun?.(account.name);
-      }, limit / 1e6);
+      // What is left of the limit: the batch's earlier parts used the rest. A part may run a
+      // little past it (PART_GRACE) and end by itself: the batch is lost all the same, between
+      // two parts, and nobody pays for a device reset. A part that does not end by then (a
+      // workgroup that hangs) is stopped by one.
+      const left = limit - job.chargedNs;
+      timer = setTimeout(
+        () => {
+          timedOut = true;
+          account.timeouts++;
+          this.strike(account.name);
+          this.options.onOverrun?.(account.name);
+        },
+        Math.max(0, job.parted ? Math.max(left, partGraceNs(this.options.timeSliceNs)) : left) / 1e6,
+      );
     };
     const finish = (deviceNs: number) => {
       if (timer !== null) clearTimeout(timer);
       timer = null;
+      // A part is charged its device time: the parts of a long batch must not use up its limit
+      // with what happens around them (the worker's round trips, other VMs' waits).
+      job.chargedNs += job.parted ? deviceNs : Math.max(0, this.now() - startedAt);
+      job.deviceNs += deviceNs;
+      job.partsRun++;
       account.running--;
-      account.batches++;
+      account.parts++;
       account.deviceNs += deviceNs;
       account.virtualTime += deviceNs / account.weight;
       this.totalDeviceNs += deviceNs;
       this.holderSliceUsed += deviceNs;
       this.busy = false;
-      this.dispatch();
     };
     if (!job.awaitStart) startClock();
-    let promise: Promise<BatchResult>;
+    const control = { started: startClock };
+    let promise: Promise<PartResult>;
     try {
-      promise = job.run({ started: startClock });
+      promise = job.run(control);
     } catch (err) {
       promise = Promise.reject(err as Error);
     }
     // The answer waits for the run to settle even past the limit: until then the device may
     // still be writing into the batch's memory, and its pins must hold.
+    const end = (outcome: BatchResult | Error) => {
+      account.batches++;
+      this.settle(job, outcome);
+    };
     promise.then(
       (result) => {
         finish(result.deviceNs);
-        this.settle(job, timedOut ? new BatchTimeoutError(limit) : result);
+        if (timedOut) {
+          end(new BatchTimeoutError(limit));
+        } else if (result.done) {
+          end({ deviceNs: job.deviceNs });
+        } else if (limit > 0 && job.chargedNs >= limit) {
+          // Its parts used up the limit: lost, like a batch that ran past it whole.
+          account.timeouts++;
+          this.strike(account.name);
+          end(new BatchTimeoutError(limit));
+        } else if (!this.accounts.has(account.name)) {
+          end(new CancelledError(`vGPU ${account.name} is gone`));
+        } else if (job.signal?.aborted) {
+          account.cancelled++;
+          end(new CancelledError('Withdrawn between two parts'));
+        } else {
+          // Back to the head of its queue: the next part runs at its vGPU's next turn, which is
+          // now unless another vGPU is owed the device.
+          if (this.holderSliceUsed >= this.options.timeSliceNs && [...this.accounts.values()].some((a) => a !== account && a.pending > 0)) {
+            account.preemptions++;
+          }
+          job.queuedAt = this.now();
+          this.queue(account, job, true);
+        }
+        this.dispatch();
       },
       (err: unknown) => {
+        // No device time from a failed part: what it held the device for counts instead.
         finish(Math.max(0, this.now() - startedAt));
         if (timedOut) {
-          this.settle(job, new BatchTimeoutError(limit));
-          return;
+          end(new BatchTimeoutError(limit));
+        } else {
+          // The device went away under this batch (it crashed, or was reset for it): a strike.
+          if (err instanceof ContextLostError) this.strike(account.name);
+          end(err as Error);
         }
-        // The device went away under this batch (it crashed, or was reset for it): a strike.
-        if (err instanceof ContextLostError) this.strike(account.name);
-        this.settle(job, err as Error);
+        this.dispatch();
       },
     );
   }
@@ -357,6 +500,8 @@ export class FairScheduler {
         inFlight: a.running,
         waitNs: a.waitNs,
         timeouts: a.timeouts,
+        parts: a.parts,
+        preemptions: a.preemptions,
         resets: strikes.strikes,
         coolOffs: strikes.coolOffs,
         coolingOffUntil: strikes.coolingOffUntil,
