@@ -15,8 +15,9 @@
  * batches are still on the device (the aperture stays mapped until they are), and who pays when
  * a kernel build fails by time or memory.
  */
-import type { BackendKernel, BackendMemory, Command, ComputeBackend, KernelOptions } from '../backend/backend.js';
-import { KernelBuildError } from '../backend/backend.js';
+import * as os from 'node:os';
+import type { BackendKernel, BackendMemory, Command, ComputeBackend, DeviceInfo, KernelOptions } from '../backend/backend.js';
+import { DeviceType, KernelBuildError } from '../backend/backend.js';
 import { info } from '../log.js';
 import type { FairScheduler } from '../sched/scheduler.js';
 import { CAPS_FEATURES, type CapsRecord, float32Bits, textField } from '../vgpu/caps.js';
@@ -39,7 +40,7 @@ export class ApertureExecutor implements ExecutionBackend {
   /** Batches submitted and not settled: the aperture must stay mapped until they are. */
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Device time of this vGPU's kernels and transfers, for sizing the parts of its batches. */
-  readonly timeModel = new DeviceTimeModel();
+  readonly timeModel: DeviceTimeModel;
   private closed = false;
 
   constructor(
@@ -53,6 +54,7 @@ export class ApertureExecutor implements ExecutionBackend {
   ) {
     // Each vGPU imports its own aperture: a batch of one vGPU can only name its own memory.
     this.memory = device.importFd(aperture.fd, 0, aperture.size);
+    this.timeModel = new DeviceTimeModel(parallelWorkgroups(device.info));
     if (!this.memory.zeroCopy) info(`compute: ${device.info.name} cannot import the aperture directly; using staging copies`);
   }
 
@@ -244,4 +246,15 @@ export class ApertureExecutor implements ExecutionBackend {
       this.memory.destroy();
     }
   }
+}
+
+/**
+ * Workgroups the device runs at once, as far as cutting dispatches into ranges is concerned:
+ * lavapipe (a CPU device) runs one per thread, a thread per CPU (LP_NUM_THREADS if set, as
+ * Mesa reads it); a GPU runs far more than any range leaves over, so there 1.
+ */
+function parallelWorkgroups(info: DeviceInfo): number {
+  if (info.deviceType !== DeviceType.Cpu) return 1;
+  const threads = Number(process.env.LP_NUM_THREADS);
+  return Number.isInteger(threads) && threads > 0 ? threads : os.availableParallelism();
 }

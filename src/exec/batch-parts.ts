@@ -47,6 +47,13 @@ export class DeviceTimeModel {
   /** ns per byte of COPY, FILL and UPDATE. */
   nsPerByte = INITIAL_NS_PER_BYTE;
 
+  /**
+   * @param parallelism workgroups the device runs at once (lavapipe: one per thread, a thread
+   * per CPU). Ranges of a split dispatch are cut in multiples of it: a range of 9 workgroups
+   * on 2 threads takes as long as 10, one thread idle for the last of them.
+   */
+  constructor(readonly parallelism = 1) {}
+
   /** ns per workgroup of `kernel`, or undefined before it was measured. */
   nsPerWorkgroup(kernel: BackendKernel): number | undefined {
     return this.perGroup.get(kernel);
@@ -92,6 +99,8 @@ export class BatchParts implements PartedRun {
   private progress = 0;
   /** Device submissions so far. */
   partsRun = 0;
+  /** The part queued on the device behind the running one, when the scheduler allowed it. */
+  private ahead: { plan: Plan; done: Promise<number> } | null = null;
 
   constructor(
     private readonly commands: readonly Command[],
@@ -104,12 +113,40 @@ export class BatchParts implements PartedRun {
   }
 
   async next(control: BatchControl, budgetNs: number): Promise<PartResult> {
-    const plan = this.plan(budgetNs);
-    if (plan.commands.length === 0) return { deviceNs: 0, done: true };
-    this.partsRun++;
-    const deviceNs = await this.submit(plan.commands, control.started);
+    let plan: Plan;
+    let done: Promise<number>;
+    if (this.ahead !== null) {
+      // Queued behind the part before, which has ended: it runs on the device from now on.
+      ({ plan, done } = this.ahead);
+      this.ahead = null;
+      control.started();
+    } else {
+      plan = this.plan(budgetNs);
+      if (plan.commands.length === 0) return { deviceNs: 0, done: true };
+      this.partsRun++;
+      done = this.submit(plan.commands, control.started);
+    }
+    if (control.queueNext === true && !this.finished) {
+      // The next part goes to the device now, behind this one: no round trip between them.
+      const next = this.plan(budgetNs);
+      if (next.commands.length > 0) {
+        this.partsRun++;
+        const queued = this.submit(next.commands, () => {});
+        queued.catch(() => {}); // awaited when its turn comes, or below
+        this.ahead = { plan: next, done: queued };
+      }
+    }
+    let deviceNs: number;
+    try {
+      deviceNs = await done;
+    } catch (err) {
+      // The batch fails: the part queued behind must have left the device before anyone is told.
+      if (this.ahead !== null) await this.ahead.done.catch(() => {});
+      this.ahead = null;
+      throw err;
+    }
     this.learn(plan, deviceNs);
-    return { deviceNs, done: this.finished };
+    return { deviceNs, done: this.finished && this.ahead === null, queuedNext: this.ahead !== null };
   }
 
   /** The next part: commands from where the last part ended, about `budgetNs` of them. */
@@ -190,11 +227,13 @@ export class BatchParts implements PartedRun {
                 stop = true;
                 break;
               }
-              take = Math.max(1, take);
+              // Whole rounds of the device's parallel workgroups (see DeviceTimeModel).
+              const w = this.model.parallelism;
+              take = take >= w ? take - (take % w) : Math.min(w, remaining);
               stop = true;
             }
           }
-          this.takeWorkgroups(c, take, plan.commands);
+          take = this.takeWorkgroups(c, take, plan.commands);
           const k = plan.kernels.get(c.kernel);
           if (k === undefined) plan.kernels.set(c.kernel, { groups: take, nsPerWorkgroup: est });
           else k.groups += take;
@@ -221,14 +260,20 @@ export class BatchParts implements PartedRun {
     }
   }
 
-  /** Append boxes of `count` workgroups of `c` from its progress on (x fastest, then y, z). */
-  private takeWorkgroups(c: Dispatch, count: number, out: Command[]): void {
+  /**
+   * Append boxes of up to `count` workgroups of `c` from its progress on (x fastest, then y,
+   * z: parts of a row, whole rows, whole slabs); returns how many. A box that stops inside a row
+   * is a multiple of the device's parallelism and ends the part (each box is a dispatch of its
+   * own, with its own last round).
+   */
+  private takeWorkgroups(c: Dispatch, count: number, out: Command[]): number {
     const total = product(c.groups);
     if (this.progress === 0 && count >= total) {
       out.push(c);
-      return;
+      return total;
     }
     const [gx, gy] = c.groups;
+    const w = this.model.parallelism;
     let done = this.progress;
     let left = count;
     while (left > 0 && done < total) {
@@ -236,13 +281,22 @@ export class BatchParts implements PartedRun {
       const y = Math.floor(done / gx) % gy;
       const z = Math.floor(done / (gx * gy));
       let box: [number, number, number];
-      if (x > 0 || left < gx) box = [Math.min(left, gx - x), 1, 1];
-      else if (y > 0 || left < gx * gy) box = [gx, Math.min(Math.floor(left / gx), gy - y), 1];
+      if (x > 0 || left < gx) {
+        let k = Math.min(left, gx - x);
+        if (k < gx - x) {
+          k -= k % w;
+          if (k === 0 && done > this.progress) break; // less than a round left: the next part's
+          if (k === 0) k = Math.min(left, gx - x);
+        }
+        box = [k, 1, 1];
+      } else if (y > 0 || left < gx * gy) box = [gx, Math.min(Math.floor(left / gx), gy - y), 1];
       else box = [gx, gy, Math.min(Math.floor(left / (gx * gy)), c.groups[2] - z)];
       out.push({ ...c, base: [c.base[0] + x, c.base[1] + y, c.base[2] + z], groups: box, numWorkgroups: c.groups });
       done += product(box);
       left -= product(box);
+      if (x + box[0] < gx) break;
     }
+    return done - this.progress;
   }
 
   /** Teach the model what the part's measured device time says. */

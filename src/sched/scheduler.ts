@@ -88,6 +88,12 @@ export function partGraceNs(timeSliceNs: number): number {
   return Math.max(4 * timeSliceNs, 100_000_000);
 }
 
+/**
+ * Time slices during which no other vGPU had a part dispatched before a batch's next part may be
+ * queued behind the one running ({@link BatchControl.queueNext}).
+ */
+export const QUIET_SLICES = 8;
+
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   timeSliceNs: 8_000_000,
   preempt: true,
@@ -102,6 +108,13 @@ export interface BatchControl {
    * was submitted with `awaitStart`; otherwise the clock starts when `run` is called.
    */
   started(): void;
+  /**
+   * Parts of a {@link PartedRun}: the batch's next part may be queued on the device now, behind
+   * this one, so the device goes on without waiting for the round trip between two parts. The
+   * scheduler allows it only while no other vGPU has work or had any lately, and then runs that
+   * part next, whatever else arrives: it is already on the device.
+   */
+  queueNext?: boolean;
 }
 
 /** What one part of a {@link PartedRun} did. */
@@ -110,6 +123,8 @@ export interface PartResult {
   deviceNs: number;
   /** It was the batch's last part. */
   done: boolean;
+  /** The next part is already queued on the device behind it (see {@link BatchControl.queueNext}). */
+  queuedNext?: boolean;
 }
 
 /**
@@ -142,6 +157,10 @@ interface Job {
   chargedNs: number;
   deviceNs: number;
   partsRun: number;
+  /** Its next part is on the device already: it runs next. */
+  ahead: boolean;
+  /** Decided (failed, withdrawn, past its limit) while a part was still queued: settled with this once that part ended. */
+  closing: BatchResult | Error | null;
   resolve: (r: BatchResult) => void;
   reject: (e: Error) => void;
   queuedAt: number;
@@ -166,6 +185,14 @@ export interface VgpuShareStats {
   parts: number;
   /** Times one of its batches was stopped between two parts for other vGPUs' work. */
   preemptions: number;
+  /** Parts that were queued on the device behind the one before (no round trip between them). */
+  queuedParts: number;
+  /**
+   * Time its parts spent outside their device time, ns: from when the scheduler gave the device
+   * to the part to when it saw it complete, minus its device time (the daemon's and the worker's
+   * round trip, kernels built on demand).
+   */
+  overheadNs: number;
   /** Device resets this vGPU's batches caused (timeouts and device crashes while they ran). */
   resets: number;
   /** Times it was cooled off, and until when it is now (ms since the epoch), if it is. */
@@ -186,6 +213,10 @@ class Account {
   timeouts = 0;
   parts = 0;
   preemptions = 0;
+  queuedParts = 0;
+  overheadNs = 0;
+  /** When it last had a part dispatched (ns, the scheduler's clock). */
+  lastDispatch = Number.NEGATIVE_INFINITY;
   throttled = 0;
   cancelled = 0;
   running = 0;
@@ -218,6 +249,8 @@ export class FairScheduler {
   private busy = false;
   private holder: Account | null = null;
   private holderSliceUsed = 0;
+  /** A job whose next part is on the device already: it is dispatched next. */
+  private committed: { account: Account; job: Job } | null = null;
   private readonly options: SchedulerOptions;
   private readonly now: () => number;
   /** Device resets each vGPU caused, and its cool-offs. */
@@ -277,6 +310,15 @@ export class FairScheduler {
   }
 
   /**
+   * Switch preemption for the batches submitted from now on (benchmarks compare both modes in
+   * one run, in the same conditions). Kernels keep how they were built: switched on, kernels
+   * built while it was off run whole.
+   */
+  set preemptive(on: boolean) {
+    this.options.preempt = on;
+  }
+
+  /**
    * Queue a batch for `vgpu`; settles when it ran on the device and the device is done with it.
    * `run` runs it whole; a {@link PartedRun} runs it in parts that other vGPUs' work may come
    * between.
@@ -313,6 +355,8 @@ export class FairScheduler {
         chargedNs: 0,
         deviceNs: 0,
         partsRun: 0,
+        ahead: false,
+        closing: null,
         resolve,
         reject,
         queuedAt: this.now(),
@@ -365,6 +409,14 @@ export class FairScheduler {
 
   private dispatch(): void {
     if (this.busy) return;
+    if (this.committed !== null) {
+      const { account, job } = this.committed;
+      this.committed = null;
+      this.busy = true;
+      account.running++;
+      this.start(account, job);
+      return;
+    }
     const account = this.pick();
     if (account === undefined) return;
     if (account !== this.holder) {
@@ -379,10 +431,24 @@ export class FairScheduler {
     this.start(account, job);
   }
 
+  /**
+   * Whether `account`'s next part may be queued behind the one it runs: no other vGPU has work,
+   * or had a part dispatched within QUIET_SLICES time slices. A vGPU that comes with work then
+   * waits for two parts, not one; so this is only done while others are quiet, and the first
+   * of their batches after a quiet spell is the one that may wait longer.
+   */
+  private quiet(account: Account): boolean {
+    const since = this.now() - QUIET_SLICES * this.options.timeSliceNs;
+    for (const a of this.accounts.values()) if (a !== account && (a.pending > 0 || a.running > 0 || a.lastDispatch > since)) return false;
+    return true;
+  }
+
   /** Run the job's next part (or all of it), then settle it, or queue it again for the next. */
   private start(account: Account, job: Job): void {
     const dispatched = this.now();
     account.waitNs += dispatched - job.queuedAt;
+    account.lastDispatch = dispatched;
+    if (job.ahead) account.queuedParts++;
     traceSched(() => `${account.name}: batch dispatched${job.partsRun > 0 ? ` (part ${job.partsRun + 1})` : ''} (vt ${account.virtualTime.toFixed(0)})`);
     const limit = this.options.batchTimeLimitNs;
     let timedOut = false;
@@ -392,7 +458,7 @@ export class FairScheduler {
       if (timer !== null || limit <= 0) return;
       startedAt = this.now();
       // What is left of the limit: the batch's earlier parts used the rest. A part may run a
-      // little past it (PART_GRACE) and end by itself: the batch is lost all the same, between
+      // little past it (partGraceNs) and end by itself: the batch is lost all the same, between
       // two parts, and nobody pays for a device reset. A part that does not end by then (a
       // workgroup that hangs) is stopped by one.
       const left = limit - job.chargedNs;
@@ -406,7 +472,7 @@ export class FairScheduler {
         Math.max(0, job.parted ? Math.max(left, partGraceNs(this.options.timeSliceNs)) : left) / 1e6,
       );
     };
-    const finish = (deviceNs: number) => {
+    const finish = (deviceNs: number, cut: boolean) => {
       if (timer !== null) clearTimeout(timer);
       timer = null;
       // A part is charged its device time: the parts of a long batch must not use up its limit
@@ -419,11 +485,15 @@ export class FairScheduler {
       account.deviceNs += deviceNs;
       account.virtualTime += deviceNs / account.weight;
       this.totalDeviceNs += deviceNs;
-      this.holderSliceUsed += deviceNs;
+      // A part cut where its budget ran out was sized to the whole slice: the slice is spent,
+      // whatever the estimate missed by, and the device goes to whoever is owed it next.
+      this.holderSliceUsed += cut ? Math.max(deviceNs, this.options.timeSliceNs) : deviceNs;
       this.busy = false;
     };
     if (!job.awaitStart) startClock();
-    const control = { started: startClock };
+    const queueNext =
+      job.parted && job.closing === null && this.preemptive && this.accounts.has(account.name) && job.signal?.aborted !== true && this.quiet(account);
+    const control: BatchControl = { started: startClock, queueNext };
     let promise: Promise<PartResult>;
     try {
       promise = job.run(control);
@@ -438,21 +508,36 @@ export class FairScheduler {
     };
     promise.then(
       (result) => {
-        finish(result.deviceNs);
-        if (timedOut) {
-          end(new BatchTimeoutError(limit));
+        account.overheadNs += Math.max(0, this.now() - dispatched - result.deviceNs);
+        finish(result.deviceNs, job.parted && !result.done);
+        job.ahead = result.queuedNext === true;
+        let outcome: BatchResult | Error | null = job.closing;
+        if (outcome !== null) {
+          // Decided before: this was the part that was still queued.
+          if (timedOut) outcome = new BatchTimeoutError(limit);
+        } else if (timedOut) {
+          outcome = new BatchTimeoutError(limit);
         } else if (result.done) {
-          end({ deviceNs: job.deviceNs });
+          outcome = { deviceNs: job.deviceNs };
         } else if (limit > 0 && job.chargedNs >= limit) {
           // Its parts used up the limit: lost, like a batch that ran past it whole.
           account.timeouts++;
           this.strike(account.name);
-          end(new BatchTimeoutError(limit));
+          outcome = new BatchTimeoutError(limit);
         } else if (!this.accounts.has(account.name)) {
-          end(new CancelledError(`vGPU ${account.name} is gone`));
+          outcome = new CancelledError(`vGPU ${account.name} is gone`);
         } else if (job.signal?.aborted) {
           account.cancelled++;
-          end(new CancelledError('Withdrawn between two parts'));
+          outcome = new CancelledError('Withdrawn between two parts');
+        }
+        if (job.ahead) {
+          // Its next part is on the device: it runs next (and is timed like any part), and a
+          // batch decided meanwhile is settled once that part has ended.
+          job.closing = outcome;
+          job.queuedAt = this.now();
+          this.committed = { account, job };
+        } else if (outcome !== null) {
+          end(outcome);
         } else {
           // Back to the head of its queue: the next part runs at its vGPU's next turn, which is
           // now unless another vGPU is owed the device.
@@ -465,9 +550,14 @@ export class FairScheduler {
         this.dispatch();
       },
       (err: unknown) => {
-        // No device time from a failed part: what it held the device for counts instead.
-        finish(Math.max(0, this.now() - startedAt));
-        if (timedOut) {
+        // No device time from a failed part: what it held the device for counts instead. (A
+        // PartedRun whose part failed waited for the part it had queued behind: nothing of the
+        // batch is on the device any more.)
+        finish(Math.max(0, this.now() - startedAt), false);
+        job.ahead = false;
+        if (job.closing !== null && !timedOut) {
+          end(job.closing);
+        } else if (timedOut) {
           end(new BatchTimeoutError(limit));
         } else {
           // The device went away under this batch (it crashed, or was reset for it): a strike.
@@ -502,6 +592,8 @@ export class FairScheduler {
         timeouts: a.timeouts,
         parts: a.parts,
         preemptions: a.preemptions,
+        queuedParts: a.queuedParts,
+        overheadNs: a.overheadNs,
         resets: strikes.strikes,
         coolOffs: strikes.coolOffs,
         coolingOffUntil: strikes.coolingOffUntil,

@@ -227,3 +227,104 @@ t.test('learning: transfers from transfer-only parts; several kernels in one par
     t.equal(Math.round(model.nsPerWorkgroup(b)! / model.nsPerWorkgroup(a)!), 3, 'their ratio kept');
   });
 });
+
+t.test('ranges are whole rounds of the device’s parallel workgroups (lavapipe: one per thread)', async (t) => {
+  const k = fakeKernel();
+  const model = new DeviceTimeModel(2);
+  model.learnKernel(k, 1000);
+  // A budget of 9 workgroups, rows of 31: ranges of 8, and a row's last range of what is left.
+  const { parts } = await runAll([dispatch(k, [31, 4, 1])], 9_000, new Map([[k, 1000]]), model);
+  const sizes = parts.map((p) => p.commands.map((c) => (c as Dispatch).groups[0] * (c as Dispatch).groups[1]));
+  t.ok(
+    sizes.every((boxes) => boxes.length === 1),
+    `one range per part: ${JSON.stringify(sizes)}`,
+  );
+  t.same(sizes.slice(0, 4).flat(), [8, 8, 8, 7], 'a row of 31 in ranges of 8 and the 7 left');
+  t.equal(coverage(parts).seen.size, 31 * 4, 'all of it');
+  t.ok(
+    parts.every((p) => (p.commands[0] as Dispatch).base[0] % 2 === 0 || (p.commands[0] as Dispatch).base[0] === 0),
+    'ranges start on even workgroups',
+  );
+});
+
+t.test('queueNext: the next part goes to the device before the one running ends; in order, each once', async (t) => {
+  const k = fakeKernel();
+  const model = new DeviceTimeModel();
+  model.learnKernel(k, 1000);
+  const events: string[] = [];
+  const pending: { resolve: (ns: number) => void; ns: number }[] = [];
+  const submitted: (readonly Command[])[] = [];
+  const run = new BatchParts([dispatch(k, [40, 1, 1])], model, (part, start) => {
+    start();
+    const i = submitted.length;
+    submitted.push(part);
+    events.push(`submit${i}`);
+    return new Promise<number>((resolve) => pending.push({ resolve, ns: costOf(part, new Map([[k, 1000]])) }));
+  });
+  const complete = () => {
+    const p = pending.shift()!;
+    events.push('complete');
+    p.resolve(p.ns);
+  };
+  let started = 0;
+  const control = { started: () => started++, queueNext: true };
+  const first = run.next(control, 10_000);
+  await new Promise((r) => setImmediate(r));
+  t.same(events, ['submit0', 'submit1'], 'two parts on the device at once');
+  complete();
+  const r1 = await first;
+  t.equal(r1.queuedNext, true, 'the scheduler is told the next part is queued');
+  t.equal(r1.done, false);
+  // The queued part runs next; the scheduler may stop queueing (another VM came).
+  const second = run.next({ started: () => started++, queueNext: false }, 10_000);
+  await new Promise((r) => setImmediate(r));
+  t.equal(submitted.length, 2, 'nothing more queued when not allowed');
+  complete();
+  const r2 = await second;
+  t.equal(r2.queuedNext, false);
+  let total = r1.deviceNs + r2.deviceNs;
+  for (let i = 0; i < 100; i++) {
+    const p = run.next({ started: () => started++ }, 10_000);
+    await new Promise((r) => setImmediate(r));
+    complete();
+    const r = await p;
+    total += r.deviceNs;
+    if (r.done) break;
+  }
+  const { seen } = coverage(submitted.map((commands) => ({ commands })));
+  t.equal(seen.size, 40, 'every workgroup');
+  t.ok(
+    [...seen.values()].every((n) => n === 1),
+    'once',
+  );
+  t.equal(total, 40 * 1000, 'every part’s device time reported once');
+  const bases = submitted.map((p) => (p[0] as Dispatch).base[0]);
+  t.same(
+    bases,
+    [...bases].sort((a, b) => a - b),
+    'ranges in order',
+  );
+});
+
+t.test('queueNext: a failed part is reported only once the part queued behind it has left the device', async (t) => {
+  const k = fakeKernel();
+  const model = new DeviceTimeModel();
+  model.learnKernel(k, 1000);
+  const pending: { resolve: (ns: number) => void; reject: (e: Error) => void }[] = [];
+  const run = new BatchParts([dispatch(k, [40, 1, 1])], model, (_part, start) => {
+    start();
+    return new Promise<number>((resolve, reject) => pending.push({ resolve, reject }));
+  });
+  let settled = false;
+  const first = run.next({ started: () => {}, queueNext: true }, 10_000).finally(() => {
+    settled = true;
+  });
+  first.catch(() => {});
+  await new Promise((r) => setImmediate(r));
+  t.equal(pending.length, 2, 'two parts on the device');
+  pending[0]!.reject(new Error('device lost'));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(settled, 'not reported while the queued part may still write');
+  pending[1]!.reject(new Error('device lost'));
+  await t.rejects(first, /device lost/);
+});

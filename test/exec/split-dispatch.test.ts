@@ -238,7 +238,10 @@ t.test('with workgroups of equal cost, no part runs far longer than the time sli
   const ms = (ns: number) => (ns / 1e6).toFixed(1);
   t.comment(`gemm ${dim}: ${ms(first.deviceNs)} then ${ms(second.deviceNs)} ms of device time; parts of the second (ms): ${times.map(ms).join(' ')}`);
   t.ok(times.length >= 3, `the batch ran in ${times.length} parts of a ${ms(slice)} ms slice`);
-  // Wide margins: lavapipe's threads share two loaded cores with everything else here.
-  t.ok(median <= 3 * slice, `the median part took ${ms(median)} ms`);
-  t.ok(sorted[sorted.length - 1]! <= 10 * slice, `the longest part took ${ms(sorted[sorted.length - 1]!)} ms`);
+  // Wide margins: lavapipe's threads share two loaded cores with everything else here, and a
+  // part during which they were not scheduled for a while takes that much longer (the longest
+  // is printed, not checked); unsplit, the batch is one part of 10-20 slices.
+  const p90 = sorted[Math.floor(sorted.length * 0.9)]!;
+  t.ok(median <= 2 * slice, `the median part took ${ms(median)} ms`);
+  t.ok(p90 <= 4 * slice, `nine parts in ten took at most ${ms(p90)} ms (the longest ${ms(sorted[sorted.length - 1]!)} ms)`);
 });

@@ -304,7 +304,9 @@ t.test('a batch in parts is preempted between them: another VM runs after at mos
   sched.register('quiet', 1);
   const log: string[] = [];
   let quietAt = -1;
-  const flood = parted('f', 50, 1_000_000, clock, log, (i) => {
+  // Parts shorter than the slice they were sized to (estimates err on the short side): each
+  // still spends the slice, so the flood does not run a second part while the quiet VM waits.
+  const flood = parted('f', 50, 600_000, clock, log, (i) => {
     if (i === 10) {
       // Arrives while the flood's part 10 is about to run.
       quietAt = clock.t;
@@ -312,7 +314,7 @@ t.test('a batch in parts is preempted between them: another VM runs after at mos
     }
   });
   const r = await sched.submit('flood', 0, flood);
-  t.equal(r.deviceNs, 50 * 1_000_000, 'the submitter sees one batch: the device time of all its parts');
+  t.equal(r.deviceNs, 50 * 600_000, 'the submitter sees one batch: the device time of all its parts');
   t.equal(flood.ran, 50, 'every part ran');
   const q = log.indexOf('q0');
   t.same(log.slice(q - 1, q + 2), ['f10', 'q0', 'f11'], 'the quiet VM ran right after the part in progress, then the batch resumed');
@@ -432,4 +434,65 @@ t.test('a batch withdrawn or orphaned between two parts runs no further part', a
   });
   await t.rejects(sched.submit('v', 0, gone), /gone/);
   t.ok(gone.ran <= 2, `the orphaned batch stopped after ${gone.ran} parts`);
+});
+
+/** A PartedRun that queues its next part when the scheduler allows it (as BatchParts does). */
+function pipelined(name: string, parts: number, partNs: number, clock: { t: number }, log: string[], onPart: (i: number) => void = () => {}) {
+  const run = {
+    ran: 0,
+    allowed: [] as boolean[],
+    queued: false,
+    async next(control: { queueNext?: boolean }) {
+      onPart(run.ran);
+      run.allowed.push(control.queueNext === true);
+      log.push(`${name}${run.ran}`);
+      clock.t += partNs;
+      run.ran++;
+      run.queued = control.queueNext === true && run.ran < parts;
+      return { deviceNs: partNs, done: run.ran === parts, queuedNext: run.queued };
+    },
+  };
+  return run;
+}
+
+t.test('a part queued on the device behind the one running runs next; only while other vGPUs are quiet', async (t) => {
+  const clock = { t: 0 };
+  const sched = new FairScheduler({ timeSliceNs: 1_000_000, batchTimeLimitNs: 0, now: () => clock.t });
+  sched.register('flood', 1);
+  sched.register('quiet', 1);
+  const log: string[] = [];
+  const flood = pipelined('f', 30, 1_000_000, clock, log, (i) => {
+    // Arrives while part 10 runs, with part 11 already queued behind it.
+    if (i === 10) void sched.submit('quiet', 0, parted('q', 1, 100_000, clock, log));
+  });
+  const r = await sched.submit('flood', 0, flood);
+  t.equal(r.deviceNs, 30 * 1_000_000, 'one batch, all its parts');
+  t.same(
+    log.filter((e) => e.startsWith('f')),
+    Array.from({ length: 30 }, (_, i) => `f${i}`),
+    'parts in order, each once',
+  );
+  const q = log.indexOf('q0');
+  t.same(log.slice(q - 2, q + 2), ['f10', 'f11', 'q0', 'f12'], 'the queued part ran first, then the quiet VM');
+  t.ok(flood.allowed.slice(0, 11).every(Boolean), 'queueing allowed while alone');
+  t.notOk(flood.allowed[11], 'not while another vGPU waits');
+  t.notOk(flood.allowed[12], 'nor right after it ran');
+  t.ok(flood.allowed[29], 'again after a quiet spell');
+  const s = Object.fromEntries(sched.stats().map((x) => [x.name, x]));
+  t.equal(s.flood!.parts, 30);
+  t.ok(s.flood!.queuedParts >= 11, `${s.flood!.queuedParts} parts were queued behind another`);
+});
+
+t.test('a batch withdrawn while its next part is queued settles once that part ended', async (t) => {
+  const clock = { t: 0 };
+  const sched = new FairScheduler({ timeSliceNs: 1_000_000, batchTimeLimitNs: 0, now: () => clock.t });
+  sched.register('a', 1);
+  const ac = new AbortController();
+  const log: string[] = [];
+  const run = pipelined('a', 10, 1_000_000, clock, log, (i) => {
+    if (i === 3) ac.abort();
+  });
+  await t.rejects(sched.submit('a', 0, run, { signal: ac.signal }), CancelledError);
+  t.same(log, ['a0', 'a1', 'a2', 'a3', 'a4'], 'the part queued when it was withdrawn ran; none after');
+  t.equal(sched.stats()[0]!.inFlight, 0);
 });
