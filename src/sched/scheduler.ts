@@ -94,6 +94,13 @@ export function partGraceNs(timeSliceNs: number): number {
  */
 export const QUIET_SLICES = 8;
 
+/**
+ * Time slices a part is sized to while other vGPUs are quiet. A vGPU that comes with work after
+ * a quiet spell waits for up to two such parts (the one running and the one queued behind it),
+ * once: from then on the others are not quiet and parts are one slice.
+ */
+export const QUIET_PART_SLICES = 4;
+
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   timeSliceNs: 8_000_000,
   preempt: true,
@@ -115,6 +122,12 @@ export interface BatchControl {
    * part next, whatever else arrives: it is already on the device.
    */
   queueNext?: boolean;
+  /**
+   * Device time to aim the part at (and the one queued behind it): a time slice, or
+   * QUIET_PART_SLICES of them while other vGPUs are quiet (fewer parts, each of which costs
+   * the daemon and the worker a round trip and the device a ragged end).
+   */
+  partBudgetNs?: number;
 }
 
 /** What one part of a {@link PartedRun} did. */
@@ -350,7 +363,7 @@ export class FairScheduler {
         run:
           typeof run === 'function'
             ? (control) => run(control).then((r) => ({ deviceNs: r.deviceNs, done: true }))
-            : (control) => run.next(control, this.options.timeSliceNs),
+            : (control) => run.next(control, control.partBudgetNs ?? this.options.timeSliceNs),
         parted: typeof run !== 'function',
         chargedNs: 0,
         deviceNs: 0,
@@ -493,7 +506,8 @@ export class FairScheduler {
     if (!job.awaitStart) startClock();
     const queueNext =
       job.parted && job.closing === null && this.preemptive && this.accounts.has(account.name) && job.signal?.aborted !== true && this.quiet(account);
-    const control: BatchControl = { started: startClock, queueNext };
+    const slice = this.options.timeSliceNs;
+    const control: BatchControl = { started: startClock, queueNext, partBudgetNs: queueNext ? QUIET_PART_SLICES * slice : slice };
     let promise: Promise<PartResult>;
     try {
       promise = job.run(control);

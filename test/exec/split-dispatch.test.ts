@@ -18,7 +18,7 @@ import { HostDevice, spirvWords } from '../../src/backend/host-driver.js';
 import type { Descriptor } from '../../src/device-commands.js';
 import { ApertureExecutor } from '../../src/exec/aperture-executor.js';
 import { loadNative } from '../../src/native/binding.js';
-import { FairScheduler } from '../../src/sched/scheduler.js';
+import { FairScheduler, QUIET_PART_SLICES } from '../../src/sched/scheduler.js';
 import type { BackendCommand } from '../../src/vgpu/queues.js';
 import { GRID_GLSL, glsl } from '../fixtures/spirv.js';
 
@@ -219,7 +219,7 @@ t.test('split dispatches give bit-identical results, for every guest kernel and 
   }
 });
 
-t.test('with workgroups of equal cost, no part runs far longer than the time slice', async (t) => {
+t.test('with workgroups of equal cost, no part runs far longer than its budget', async (t) => {
   const slice = 4_000_000;
   const s = setup(t, slice);
   const dim = 256;
@@ -237,11 +237,13 @@ t.test('with workgroups of equal cost, no part runs far longer than the time sli
   const median = sorted[Math.floor(sorted.length / 2)]!;
   const ms = (ns: number) => (ns / 1e6).toFixed(1);
   t.comment(`gemm ${dim}: ${ms(first.deviceNs)} then ${ms(second.deviceNs)} ms of device time; parts of the second (ms): ${times.map(ms).join(' ')}`);
-  t.ok(times.length >= 3, `the batch ran in ${times.length} parts of a ${ms(slice)} ms slice`);
+  // Alone on the device, its parts aim at QUIET_PART_SLICES slices (no other vGPU to wait).
+  const budget = QUIET_PART_SLICES * slice;
+  t.ok(times.length >= 3, `the batch ran in ${times.length} parts of ${ms(budget)} ms (${QUIET_PART_SLICES} slices of ${ms(slice)} ms)`);
   // Wide margins: lavapipe's threads share two loaded cores with everything else here, and a
   // part during which they were not scheduled for a while takes that much longer (the longest
   // is printed, not checked); unsplit, the batch is one part of 10-20 slices.
   const p90 = sorted[Math.floor(sorted.length * 0.9)]!;
-  t.ok(median <= 2 * slice, `the median part took ${ms(median)} ms`);
-  t.ok(p90 <= 4 * slice, `nine parts in ten took at most ${ms(p90)} ms (the longest ${ms(sorted[sorted.length - 1]!)} ms)`);
+  t.ok(median <= 2 * budget, `the median part took ${ms(median)} ms`);
+  t.ok(p90 <= 4 * budget, `nine parts in ten took at most ${ms(p90)} ms (the longest ${ms(sorted[sorted.length - 1]!)} ms)`);
 });

@@ -1,5 +1,13 @@
 import t from 'tap';
-import { BatchTimeoutError, FairScheduler, jainIndex, type PartedRun, type PartResult, TooManyInFlightError } from '../../src/sched/scheduler.js';
+import {
+  BatchTimeoutError,
+  FairScheduler,
+  jainIndex,
+  type PartedRun,
+  type PartResult,
+  QUIET_PART_SLICES,
+  TooManyInFlightError,
+} from '../../src/sched/scheduler.js';
 import { StrikeCounter } from '../../src/sched/strikes.js';
 import { CancelledError, ContextLostError, ThrottledError } from '../../src/execution-errors.js';
 
@@ -441,10 +449,12 @@ function pipelined(name: string, parts: number, partNs: number, clock: { t: numb
   const run = {
     ran: 0,
     allowed: [] as boolean[],
+    budgets: [] as number[],
     queued: false,
-    async next(control: { queueNext?: boolean }) {
+    async next(control: { queueNext?: boolean }, budgetNs: number) {
       onPart(run.ran);
       run.allowed.push(control.queueNext === true);
+      run.budgets.push(budgetNs);
       log.push(`${name}${run.ran}`);
       clock.t += partNs;
       run.ran++;
@@ -478,6 +488,11 @@ t.test('a part queued on the device behind the one running runs next; only while
   t.notOk(flood.allowed[11], 'not while another vGPU waits');
   t.notOk(flood.allowed[12], 'nor right after it ran');
   t.ok(flood.allowed[29], 'again after a quiet spell');
+  t.same(
+    [flood.budgets[0], flood.budgets[11], flood.budgets[12], flood.budgets[29]],
+    [QUIET_PART_SLICES * 1_000_000, 1_000_000, 1_000_000, QUIET_PART_SLICES * 1_000_000],
+    'parts of several slices while the others are quiet, of one slice otherwise',
+  );
   const s = Object.fromEntries(sched.stats().map((x) => [x.name, x]));
   t.equal(s.flood!.parts, 30);
   t.ok(s.flood!.queuedParts >= 11, `${s.flood!.queuedParts} parts were queued behind another`);
