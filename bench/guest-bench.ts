@@ -12,6 +12,7 @@ import { runGuest, type AccelChoice, type GuestResult } from '../src/kit/qemu.js
 import { buildGuestDriver } from '../src/guest/build.js';
 import { guestImage, GUEST_MODULE_PATH } from '../src/guest/image.js';
 import { setLogSink } from '../src/log.js';
+import type { VgpuShareStats } from '../src/sched/scheduler.js';
 
 export interface Mark {
   value: number;
@@ -27,6 +28,8 @@ export interface GuestBenchResult {
   marks: Mark[];
   lines: string[];
   qemuVersion: string;
+  /** The scheduler's account of the guest's batches (device submissions, device time). */
+  sched: VgpuShareStats;
 }
 
 export async function runGuestBench(opts: {
@@ -36,6 +39,8 @@ export async function runGuestBench(opts: {
   accel?: AccelChoice;
   memoryMiB?: number;
   timeoutMs?: number;
+  /** Run long batches in parts (the default) or whole (`mdgpu serve --no-preempt`). */
+  preempt?: boolean;
 }): Promise<GuestBenchResult> {
   setLogSink(() => {});
   const kit = await ensureKit();
@@ -50,6 +55,7 @@ export async function runGuestBench(opts: {
     compute: {},
   });
   const device = running.device;
+  if (opts.preempt !== undefined) running.daemon.scheduler.preemptive = opts.preempt;
   const marks: Mark[] = [];
   device.scratchListeners.push((value) => {
     marks.push({
@@ -69,7 +75,8 @@ export async function runGuestBench(opts: {
       memoryMiB: opts.memoryMiB ?? 512,
       timeoutMs: opts.timeoutMs ?? 900_000,
     });
-    return { guest, marks, lines: guest.output.split('\n').map((l) => l.trim()), qemuVersion: kit.qemuVersion };
+    const sched = running.daemon.scheduler.stats()[0]!;
+    return { guest, marks, lines: guest.output.split('\n').map((l) => l.trim()), qemuVersion: kit.qemuVersion, sched };
   } finally {
     await running.close();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -48,13 +48,18 @@ export type DeviceCommand<K = unknown, R extends MemoryRange = MemoryRange> =
   | { readonly kind: 'update'; readonly dst: R; readonly data: Uint8Array }
   /**
    * Run `kernel` on workgroups `base` .. `base + groups - 1`. Descriptors the kernel declares and
-   * the command leaves out are bound to a small zeroed buffer of the host's.
+   * the command leaves out are bound to a small zeroed buffer of the host's. `numWorkgroups` is
+   * what the kernel's NumWorkgroups reads when the dispatch is one range of a larger one (the
+   * scheduler splits long dispatches, src/exec/batch-parts.ts): the whole dispatch's count;
+   * left out, it is `groups` (Vulkan's meaning). Only a kernel that is `splittable` (or does not
+   * read NumWorkgroups) may be given another count.
    */
   | {
       readonly kind: 'dispatch';
       readonly kernel: K;
       readonly base: readonly [number, number, number];
       readonly groups: readonly [number, number, number];
+      readonly numWorkgroups?: readonly [number, number, number];
       readonly descriptors: readonly Descriptor<R>[];
       readonly pushConstants: Uint8Array;
     }

@@ -703,6 +703,14 @@ struct mdgpu_host_spec_entry {
 /* mdgpu_host_kernel_desc.flags */
 #define MDGPU_HOST_KERNEL_DISPATCH_BASE \
 	(1u << 0) /* dispatches may give a non-zero base (VK_PIPELINE_CREATE_DISPATCH_BASE) */
+/*
+ * mdgpu_host_kernel_info.flags only (never given to kernel_create2): a DISPATCH2 of this kernel
+ * may be run as several over ranges of its workgroups, with the whole dispatch's count in
+ * @num_workgroups, and compute exactly what the whole one does. Set for a kernel made with
+ * MDGPU_HOST_KERNEL_DISPATCH_BASE unless it reads NumWorkgroups in a way the library cannot
+ * supply a value for (see struct mdgpu_host_cmd_dispatch2).
+ */
+#define MDGPU_HOST_KERNEL_SPLITTABLE (1u << 31)
 
 /**
  * struct mdgpu_host_kernel_desc - what mdgpu_host_kernel_create2() builds.
@@ -761,7 +769,7 @@ struct mdgpu_host_kernel_binding {
  *                 its @capacity of them)
  * @local_size: workgroup size after specialization
  * @push_size: push-constant bytes dispatches pass
- * @flags: MDGPU_HOST_KERNEL_* bits it was created with
+ * @flags: MDGPU_HOST_KERNEL_* bits it was created with, and MDGPU_HOST_KERNEL_SPLITTABLE
  * @reserved: zero
  */
 struct mdgpu_host_kernel_info {
@@ -863,10 +871,25 @@ struct mdgpu_host_cmd_update {
  * @base: first workgroup id (non-zero needs MDGPU_HOST_KERNEL_DISPATCH_BASE)
  * @groups: workgroup counts (0 in any: nothing runs; the command is checked all the same);
  *          base + groups at most max_workgroup_count per dimension
- * @pad: zero
+ * @num_workgroups: what the kernel's NumWorkgroups reads: 0,0,0 for @groups (as Vulkan);
+ *                  otherwise 1..max_workgroup_count per dimension, the count of the whole
+ *                  dispatch this one is a range of (a dispatch split for preemption); only a
+ *                  kernel with MDGPU_HOST_KERNEL_SPLITTABLE, or one that does not read
+ *                  NumWorkgroups, takes a count other than @groups
  *
  * @descriptor_count is at most MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS; dispatches may share
  * descriptors of the array.
+ *
+ * WorkgroupId and GlobalInvocationId include @base (vkCmdDispatchBase). NumWorkgroups is a
+ * built-in of the device's own: it reads the count of the dispatch as recorded. So that a
+ * range of a dispatch reads the whole count, the library rewrites a kernel made with
+ * MDGPU_HOST_KERNEL_DISPATCH_BASE that reads NumWorkgroups (src/spirv-rewrite.c): the
+ * built-in becomes a Private variable set, at the entry point's start, from 12 bytes of push
+ * constants past the kernel's own (at its push size rounded up to 16), which every dispatch
+ * of it pushes (@num_workgroups, or @groups). The rewritten module is validated again. A
+ * kernel whose push constants leave no room for them, or that uses NumWorkgroups otherwise
+ * than by loads (a pointer to it passed to a function, say), is not rewritten: it runs as
+ * made, and is not MDGPU_HOST_KERNEL_SPLITTABLE.
  */
 struct mdgpu_host_cmd_dispatch2 {
 	uint32_t kernel;
@@ -876,7 +899,7 @@ struct mdgpu_host_cmd_dispatch2 {
 	uint32_t push_size;
 	uint32_t base[3];
 	uint32_t groups[3];
-	uint32_t pad;
+	uint32_t num_workgroups[3];
 };
 
 /**

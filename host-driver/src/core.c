@@ -54,7 +54,9 @@ _Static_assert(sizeof(struct mdgpu_host_kernel_binding) == 16,
 _Static_assert(sizeof(struct mdgpu_host_kernel_info) == 48, "mdgpu_host_kernel_info is 48 bytes");
 _Static_assert(sizeof(struct mdgpu_host_descriptor) == 40, "mdgpu_host_descriptor is 40 bytes");
 _Static_assert(sizeof(struct mdgpu_host_cmd_update) == 24, "update args are 24 bytes");
-_Static_assert(sizeof(struct mdgpu_host_cmd_dispatch2) == 48, "dispatch2 args are 48 bytes");
+_Static_assert(sizeof(struct mdgpu_host_cmd_dispatch2) == 56, "dispatch2 args are 56 bytes");
+_Static_assert(offsetof(struct mdgpu_host_cmd_dispatch2, num_workgroups) == 44,
+	       "dispatch2.num_workgroups at 44");
 _Static_assert(sizeof(struct mdgpu_host_cmd2) == 64, "mdgpu_host_cmd2 is 64 bytes");
 _Static_assert(offsetof(struct mdgpu_host_cmd2, u) == 8, "mdgpu_host_cmd2.u at 8");
 
@@ -229,7 +231,9 @@ struct memory {
 struct kernel {
 	uint32_t refs;
 	uint32_t push_size;
-	uint32_t flags; /* MDGPU_HOST_KERNEL_* */
+	uint32_t flags; /* MDGPU_HOST_KERNEL_*, with MDGPU_HOST_KERNEL_SPLITTABLE */
+	/* It reads NumWorkgroups as the device gives it: a dispatch cannot tell it another count. */
+	bool nwg_fixed;
 	uint32_t local_size[3];
 	/* Bindings of DISPATCH (mdgpu_host_submit): n storage buffers at set 0, bindings 0..n-1; -1 other layouts. */
 	int32_t legacy_count;
@@ -789,6 +793,49 @@ static void kernel_slots(struct kernel *k)
 }
 
 /*
+ * A kernel that may be dispatched with a base may be run in ranges of its workgroups (struct
+ * mdgpu_host_cmd_dispatch2): if it reads NumWorkgroups, rewrite it to read the value from 12
+ * bytes of push constants past its own (spirv-rewrite.c), and check the result again. Where
+ * there is no room for them, or the rewrite does not apply or does not validate, the kernel
+ * is built as it is and reads NumWorkgroups as the device gives it (*@fixed). *@out is the
+ * rewritten module or NULL; only running out of memory fails.
+ */
+static int supply_num_workgroups(struct device *dev, const uint32_t *words, uint32_t word_count,
+				 const char *entry, uint32_t push_size, uint32_t **out,
+				 uint32_t *out_count, uint32_t *offset, bool *fixed)
+{
+	uint32_t at = (push_size + 15) & ~15u;
+	const char *why = NULL;
+	int ret;
+
+	ret = mdgpu_spirv_supply_num_workgroups(words, word_count, entry, at, out, out_count, &why);
+	if (ret == -ENOMEM)
+		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
+	if (ret == 0)
+		return 0;
+	*fixed = true;
+	if (ret < 0) {
+		mdgpu_log(MDGPU_LOG_DEBUG, "kernel reads NumWorkgroups and is not split: %s", why);
+		return 0;
+	}
+	if (at + MDGPU_NWG_SIZE > dev->info.max_push_constant_size) {
+		why = "no room in push constants";
+	} else if (mdgpu_spirv_validate(*out, *out_count, dev->info.api_version)) {
+		why = mdgpu_error_message();
+	} else {
+		*offset = at;
+		*fixed = false;
+		return 0;
+	}
+	mdgpu_log(MDGPU_LOG_DEBUG, "kernel reads NumWorkgroups and is not split: %s", why);
+	last_error[0] = '\0'; /* not a failure of the call */
+	free(*out);
+	*out = NULL;
+	*out_count = 0;
+	return 0;
+}
+
+/*
  * Check, reflect and build a kernel (mdgpu_host_kernel_create and _create2). @entry NULL: the
  * module's only GLCompute entry point.
  */
@@ -801,6 +848,8 @@ static int kernel_build(uint32_t device, const uint32_t *words, uint32_t word_co
 	struct mdgpu_kernel_layout layout;
 	struct device *dev;
 	struct kernel *k = NULL;
+	uint32_t *rewritten = NULL, rewritten_count = 0, nwg_offset = MDGPU_NWG_NONE;
+	bool nwg_fixed = false;
 	int ret;
 
 	dev = device_get(device);
@@ -854,6 +903,18 @@ static int kernel_build(uint32_t device, const uint32_t *words, uint32_t word_co
 	ret = mdgpu_spirv_check(words, word_count, &lim, entry, spec, &iface);
 	if (ret)
 		goto out;
+	if (flags & MDGPU_HOST_KERNEL_DISPATCH_BASE) {
+		ret = supply_num_workgroups(dev, words, word_count, iface.entry, push_size,
+					    &rewritten, &rewritten_count, &nwg_offset, &nwg_fixed);
+		if (ret) {
+			free(iface.bindings);
+			goto out;
+		}
+		if (rewritten) {
+			words = rewritten;
+			word_count = rewritten_count;
+		}
+	}
 	k = calloc(1, sizeof(*k));
 	if (k)
 		k->slot_base = calloc(iface.binding_count ? iface.binding_count : 1,
@@ -868,6 +929,9 @@ static int kernel_build(uint32_t device, const uint32_t *words, uint32_t word_co
 	k->refs = 1;
 	k->push_size = push_size;
 	k->flags = flags;
+	k->nwg_fixed = nwg_fixed;
+	if ((flags & MDGPU_HOST_KERNEL_DISPATCH_BASE) && !nwg_fixed)
+		k->flags |= MDGPU_HOST_KERNEL_SPLITTABLE;
 	memcpy(k->local_size, iface.local_size, sizeof(k->local_size));
 	k->bindings = iface.bindings;
 	k->binding_count = iface.binding_count;
@@ -885,6 +949,7 @@ static int kernel_build(uint32_t device, const uint32_t *words, uint32_t word_co
 		.set_count = k->binding_count ? k->bindings[k->binding_count - 1].set + 1 : 0,
 		.push_size = push_size,
 		.flags = flags,
+		.nwg_offset = nwg_offset,
 		.entry = iface.entry,
 		.spec = spec,
 	};
@@ -901,6 +966,7 @@ static int kernel_build(uint32_t device, const uint32_t *words, uint32_t word_co
 		kernel_put(dev, k);
 	pthread_mutex_unlock(&dev->lock);
 out:
+	free(rewritten);
 	device_put(dev);
 	return ret;
 }
@@ -1199,8 +1265,10 @@ static int check_update(struct submit_ctx *c, uint32_t i, const struct mdgpu_hos
 static int check_dispatch_start(struct submit_ctx *c, uint32_t i, uint32_t kernel,
 				uint32_t push_offset, uint32_t push_size, const uint8_t *data,
 				uint32_t data_size, const uint32_t base[3],
-				const uint32_t groups[3], struct kernel **out)
+				const uint32_t groups[3], const uint32_t num_workgroups[3],
+				struct kernel **out)
 {
+	bool whole = !num_workgroups[0] && !num_workgroups[1] && !num_workgroups[2];
 	const struct mdgpu_host_device_info *info = &c->dev->info;
 	struct mdgpu_job_cmd *jc = &c->cmds[c->job->cmd_count];
 	struct kernel *k = table_get(&c->dev->kernels, kernel);
@@ -1230,6 +1298,22 @@ static int check_dispatch_start(struct submit_ctx *c, uint32_t i, uint32_t kerne
 				c->fn, i, base[0], base[0], groups[0], base[1], base[1], groups[1],
 				base[2], base[2], groups[2], info->max_workgroup_count[0],
 				info->max_workgroup_count[1], info->max_workgroup_count[2]);
+	for (int d = 0; d < 3 && !whole; d++)
+		if (!num_workgroups[d] || num_workgroups[d] > info->max_workgroup_count[d])
+			return mdgpu_error(
+				-EINVAL,
+				"%s: command %u: num_workgroups %u,%u,%u: 0,0,0 or 1..%u,"
+				" 1..%u, 1..%u",
+				c->fn, i, num_workgroups[0], num_workgroups[1], num_workgroups[2],
+				info->max_workgroup_count[0], info->max_workgroup_count[1],
+				info->max_workgroup_count[2]);
+	if (!whole && k->nwg_fixed &&
+	    (num_workgroups[0] != groups[0] || num_workgroups[1] != groups[1] ||
+	     num_workgroups[2] != groups[2]))
+		return mdgpu_error(-EINVAL,
+				   "%s: command %u: num_workgroups for kernel 0x%x, which reads"
+				   " NumWorkgroups and is not MDGPU_HOST_KERNEL_SPLITTABLE",
+				   c->fn, i, kernel);
 	if (k->stamp != c->stamp) {
 		k->stamp = c->stamp;
 		c->sub->kernels[c->sub->kernel_count++] = k;
@@ -1241,6 +1325,9 @@ static int check_dispatch_start(struct submit_ctx *c, uint32_t i, uint32_t kerne
 		.descs = c->descs + c->desc_count,
 		.base = { base[0], base[1], base[2] },
 		.groups = { groups[0], groups[1], groups[2] },
+		.num_workgroups = { whole ? groups[0] : num_workgroups[0],
+				    whole ? groups[1] : num_workgroups[1],
+				    whole ? groups[2] : num_workgroups[2] },
 	};
 	if (++c->seen_stamp == 0) { /* wrapped: forget every stamp */
 		memset(c->seen, 0, sizeof(c->seen));
@@ -1349,7 +1436,7 @@ static int check_dispatch(struct submit_ctx *c, uint32_t i, const struct mdgpu_h
 			  const uint8_t *push, uint32_t push_size)
 {
 	const struct mdgpu_host_device_info *info = &c->dev->info;
-	const uint32_t base[3] = { 0, 0, 0 };
+	const uint32_t base[3] = { 0, 0, 0 }, whole[3] = { 0, 0, 0 };
 	const uint32_t groups[3] = { a->group_count_x, a->group_count_y, a->group_count_z };
 	struct kernel *k = table_get(&c->dev->kernels, a->kernel);
 	int ret;
@@ -1370,7 +1457,7 @@ static int check_dispatch(struct submit_ctx *c, uint32_t i, const struct mdgpu_h
 				   c->fn, i, a->first_binding, a->first_binding + a->binding_count,
 				   binding_count);
 	ret = check_dispatch_start(c, i, a->kernel, a->push_offset, a->push_size, push, push_size,
-				   base, groups, &k);
+				   base, groups, whole, &k);
 	if (ret)
 		return ret;
 	for (uint32_t b = 0; b < a->binding_count; b++) {
@@ -1409,8 +1496,6 @@ static int check_dispatch2(struct submit_ctx *c, uint32_t i,
 	struct kernel *k;
 	int ret;
 
-	if (a->pad)
-		return mdgpu_error(-EINVAL, "%s: command %u: DISPATCH2 pad must be 0", c->fn, i);
 	if (!table_get(&c->dev->kernels, a->kernel))
 		return mdgpu_error(-ENOENT, "%s: command %u: no kernel 0x%x", c->fn, i, a->kernel);
 	if (a->descriptor_count > MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS)
@@ -1421,7 +1506,7 @@ static int check_dispatch2(struct submit_ctx *c, uint32_t i,
 				   c->fn, i, a->first_descriptor,
 				   a->first_descriptor + a->descriptor_count, desc_count);
 	ret = check_dispatch_start(c, i, a->kernel, a->push_offset, a->push_size, data, data_size,
-				   a->base, a->groups, &k);
+				   a->base, a->groups, a->num_workgroups, &k);
 	if (ret)
 		return ret;
 	for (uint32_t d = 0; d < a->descriptor_count; d++) {

@@ -88,6 +88,8 @@ struct mdgpu_job_desc {
  * @descs: DISPATCH2: @desc_count descriptors, each slot at most once
  * @base: DISPATCH2: first workgroup
  * @groups: DISPATCH2: workgroups (none 0: the core drops dispatches that run nothing)
+ * @num_workgroups: DISPATCH2: what the kernel's NumWorkgroups reads (@groups unless the
+ *                  dispatch is a range of a larger one); pushed for a rewritten kernel
  */
 struct mdgpu_job_cmd {
 	uint32_t op;
@@ -101,6 +103,7 @@ struct mdgpu_job_cmd {
 	uint32_t desc_count;
 	uint32_t base[3];
 	uint32_t groups[3];
+	uint32_t num_workgroups[3];
 };
 
 /**
@@ -130,6 +133,9 @@ struct mdgpu_job {
  * @set_count: descriptor set layouts: one per set up to the highest used (0 without bindings)
  * @push_size: bytes of push constants
  * @flags: MDGPU_HOST_KERNEL_* bits
+ * @nwg_offset: MDGPU_NWG_NONE, or the push-constant offset of the 12 bytes the rewritten
+ *              kernel reads NumWorkgroups from (spirv-rewrite.c): the pipeline layout's range
+ *              reaches past them, and every dispatch pushes the job command's @num_workgroups
  * @entry: the entry point's name
  * @spec: the specialization applied
  */
@@ -139,6 +145,7 @@ struct mdgpu_kernel_layout {
 	uint32_t set_count;
 	uint32_t push_size;
 	uint32_t flags;
+	uint32_t nwg_offset;
 	const char *entry;
 	const struct mdgpu_spec *spec;
 };
@@ -268,5 +275,34 @@ struct mdgpu_kernel_iface {
 int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
 		      const struct mdgpu_kernel_limits *lim, const char *entry,
 		      const struct mdgpu_spec *spec, struct mdgpu_kernel_iface *out);
+
+/* spvValidate for the Vulkan environment the module's version needs on @api_version (spirv.c). */
+int mdgpu_spirv_validate(const uint32_t *words, uint32_t word_count, uint32_t api_version);
+
+/* No NumWorkgroups push constants (struct mdgpu_kernel_layout.nwg_offset). */
+#define MDGPU_NWG_NONE UINT32_MAX
+/* Bytes of the NumWorkgroups value in push constants (a 3-component vector of 32-bit ints). */
+#define MDGPU_NWG_SIZE 12u
+
+/**
+ * mdgpu_spirv_supply_num_workgroups() - make a kernel read NumWorkgroups from push constants
+ * (spirv-rewrite.c), so that a range of a dispatch can be told the whole dispatch's count.
+ * @words: a module mdgpu_spirv_check() accepted
+ * @entry: its entry point's name
+ * @offset: push-constant byte offset of the value: a multiple of 16 at or past the end of the
+ *          kernel's push-constant block
+ * @out: the rewritten module (malloc'd; the caller frees), when the return is 1
+ *
+ * The NumWorkgroups input becomes a Private variable that the entry point's function sets,
+ * before anything else, from a member appended to the push-constant block (a new block when
+ * there is none). The result must be validated again (mdgpu_spirv_validate()).
+ *
+ * Return: 0 the module does not read NumWorkgroups; 1 rewritten; -ENOTSUP it uses
+ * NumWorkgroups, or its push-constant block, in a way this does not rewrite (@why says how,
+ * no mdgpu_error() set); -ENOMEM.
+ */
+int mdgpu_spirv_supply_num_workgroups(const uint32_t *words, uint32_t word_count, const char *entry,
+				      uint32_t offset, uint32_t **out, uint32_t *out_count,
+				      const char **why);
 
 #endif /* MDGPU_HOST_INTERNAL_H */

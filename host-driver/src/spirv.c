@@ -1938,6 +1938,19 @@ static int validate(const uint32_t *words, uint32_t word_count, spv_target_env e
 	return ret;
 }
 
+int mdgpu_spirv_validate(const uint32_t *words, uint32_t word_count, uint32_t api_version)
+{
+	spv_target_env env;
+	int ok;
+
+	if (word_count < HEADER_WORDS)
+		return mdgpu_error(-EINVAL, "kernel_create: not SPIR-V");
+	env = target_env(words[1], api_version, &ok);
+	if (!ok)
+		return mdgpu_error(-EINVAL, "kernel_create: SPIR-V version not supported");
+	return validate(words, word_count, env);
+}
+
 int mdgpu_spirv_check(const uint32_t *words, uint32_t word_count,
 		      const struct mdgpu_kernel_limits *lim, const char *entry,
 		      const struct mdgpu_spec *spec, struct mdgpu_kernel_iface *out)

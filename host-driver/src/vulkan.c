@@ -77,6 +77,7 @@ struct mdgpu_be_kernel {
 	struct kernel_set *sets; /* the non-empty sets */
 	uint32_t set_count;
 	uint32_t push_size;
+	uint32_t nwg_offset; /* MDGPU_NWG_NONE, or where dispatches push NumWorkgroups */
 };
 
 /* A range of a STAGED memory copied in before a batch and (if written) out after it. */
@@ -1091,16 +1092,19 @@ static int vk_kernel_create(struct mdgpu_be *be, const uint32_t *words, uint32_t
 		.codeSize = (size_t)word_count * 4,
 		.pCode = words,
 	};
+	/* The kernel's own push constants, and past them the NumWorkgroups it reads, if rewritten. */
+	uint32_t push_end =
+		l->nwg_offset != MDGPU_NWG_NONE ? l->nwg_offset + MDGPU_NWG_SIZE : l->push_size;
 	VkPushConstantRange push = {
 		.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
 		.offset = 0,
-		.size = l->push_size,
+		.size = push_end > l->push_size ? push_end : l->push_size,
 	};
 	VkPipelineLayoutCreateInfo plci = {
 		.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
 		.setLayoutCount = l->set_count,
 		.pSetLayouts = set_layouts,
-		.pushConstantRangeCount = l->push_size ? 1 : 0,
+		.pushConstantRangeCount = push.size ? 1 : 0,
 		.pPushConstantRanges = &push,
 	};
 	VkSpecializationInfo spec = { 0 };
@@ -1123,6 +1127,7 @@ static int vk_kernel_create(struct mdgpu_be *be, const uint32_t *words, uint32_t
 	if (!k)
 		return mdgpu_error(-ENOMEM, "kernel_create: out of memory");
 	k->push_size = l->push_size;
+	k->nwg_offset = l->nwg_offset;
 	k->binding_count = l->binding_count;
 	k->bindings = malloc(n * sizeof(*k->bindings));
 	k->slot_base = malloc(n * sizeof(*k->slot_base));
@@ -1463,6 +1468,9 @@ static int record_dispatch(struct mdgpu_be *be, struct mdgpu_be_submission *s,
 	if (k->push_size)
 		vkCmdPushConstants(s->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k->push_size,
 				   jc->data);
+	if (k->nwg_offset != MDGPU_NWG_NONE)
+		vkCmdPushConstants(s->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, k->nwg_offset,
+				   MDGPU_NWG_SIZE, jc->num_workgroups);
 	if (jc->base[0] || jc->base[1] || jc->base[2])
 		vkCmdDispatchBase(s->cmd, jc->base[0], jc->base[1], jc->base[2], jc->groups[0],
 				  jc->groups[1], jc->groups[2]);

@@ -2505,6 +2505,203 @@ static void test_dispatch_base(uint32_t dev, uint32_t mem, uint8_t *base)
 	free(s.words);
 }
 
+/*
+ * Every invocation writes what it sees: NumWorkgroups, WorkgroupId, its GlobalInvocationId
+ * flattened over the whole grid (from NumWorkgroups), and a push constant. Split into ranges
+ * with the whole count in num_workgroups, it must write exactly what the whole dispatch does.
+ */
+#define GRID_GLSL(PUSH, TAG)                                                  \
+	"#version 450\n"                                                      \
+	"layout(local_size_x = 4, local_size_y = 2) in;\n"                    \
+	"layout(set = 0, binding = 0) buffer Out { uvec4 v[]; } o;\n" PUSH    \
+	"uint pack(uvec3 u) { return u.x | (u.y << 10) | (u.z << 20); }\n"    \
+	"void main() {\n"                                                     \
+	"	uvec3 n = gl_NumWorkGroups;\n"                                      \
+	"	uvec3 g = gl_GlobalInvocationID;\n"                                 \
+	"	uint w = n.x * gl_WorkGroupSize.x, h = n.y * gl_WorkGroupSize.y;\n" \
+	"	uint i = (g.z * h + g.y) * w + g.x;\n"                              \
+	"	o.v[i] = uvec4(pack(n), pack(gl_WorkGroupID), i, " TAG ");\n" \
+	"}\n"
+static const char grid_glsl[] =
+	GRID_GLSL("layout(push_constant) uniform P { uint pad[5]; uint tag; } p;\n", "p.tag");
+static const char grid_nopush_glsl[] = GRID_GLSL("", "gl_NumWorkGroups.z");
+
+/* NumWorkgroups through a copy of its pointer: not rewritten, not splittable. */
+static const char nwg_by_pointer[] =
+	"OpCapability Shader\n"
+	"OpMemoryModel Logical GLSL450\n"
+	"OpEntryPoint GLCompute %main \"main\" %nwg\n"
+	"OpExecutionMode %main LocalSize 1 1 1\n"
+	"OpDecorate %nwg BuiltIn NumWorkgroups\n"
+	"OpDecorate %rt ArrayStride 4\n"
+	"OpMemberDecorate %B 0 Offset 0\n"
+	"OpDecorate %B Block\n"
+	"OpDecorate %buf DescriptorSet 0\n"
+	"OpDecorate %buf Binding 0\n"
+	"%void = OpTypeVoid\n%fn = OpTypeFunction %void\n%uint = OpTypeInt 32 0\n"
+	"%v3 = OpTypeVector %uint 3\n%pv3 = OpTypePointer Input %v3\n"
+	"%rt = OpTypeRuntimeArray %uint\n%B = OpTypeStruct %rt\n"
+	"%pB = OpTypePointer StorageBuffer %B\n%pu = OpTypePointer StorageBuffer %uint\n"
+	"%buf = OpVariable %pB StorageBuffer\n%nwg = OpVariable %pv3 Input\n"
+	"%c0 = OpConstant %uint 0\n"
+	"%main = OpFunction %void None %fn\n%l = OpLabel\n"
+	"%copy = OpCopyObject %pv3 %nwg\n%v = OpLoad %v3 %copy\n"
+	"%n = OpCompositeExtract %uint %v 0\n"
+	"%p = OpAccessChain %pu %buf %c0 %c0\nOpStore %p %n\nOpReturn\nOpFunctionEnd\n";
+
+static uint32_t kernel_flags(uint32_t dev, uint32_t k)
+{
+	struct mdgpu_host_kernel_info info;
+
+	CHECK_RET(mdgpu_host_kernel_info(dev, k, &info, NULL, 0), 0);
+	return info.flags;
+}
+
+/*
+ * Run @k over 5x3x2 workgroups once whole, and once as six ranges (whole slabs, rows, parts of
+ * a row, in another order) each told the whole count: the two outputs must be identical.
+ * @push: 24 bytes of push constants or NULL.
+ */
+static void split_matches_whole(uint32_t dev, uint32_t mem, uint8_t *base, uint32_t k,
+				const uint32_t *push, const char *what)
+{
+	static const uint32_t parts[][6] = {
+		/* base, groups */
+		{ 0, 2, 1, 3, 1, 1 }, { 0, 0, 0, 5, 3, 1 }, { 2, 1, 1, 3, 1, 1 },
+		{ 0, 0, 1, 5, 1, 1 }, { 0, 1, 1, 2, 1, 1 }, { 3, 2, 1, 0, 1, 1 },
+	};
+	const uint64_t whole = 0x80000, split = 0xa0000, size = 5 * 4 * 3 * 2 * 2 * 16;
+	uint32_t push_size = push ? 24 : 0, n = 0;
+
+	memset(base + whole, 0xee, size);
+	memset(base + split, 0xee, size);
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, whole, size);
+	b_dispatch(k, 0, push, push_size, 0, 0, 0, 5, 3, 2);
+	CHECK_RET(b_run(dev), 0);
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, split, size);
+	for (uint32_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		struct mdgpu_host_cmd2 *c =
+			b_dispatch(k, 0, push, push_size, parts[i][0], parts[i][1], parts[i][2],
+				   parts[i][3], parts[i][4], parts[i][5]);
+
+		memcpy(c->u.dispatch2.num_workgroups, (uint32_t[3]){ 5, 3, 2 }, 12);
+		n += parts[i][3] * parts[i][4] * parts[i][5];
+	}
+	CHECK(n == 5 * 3 * 2 - 2, "%s: the parts but the last cover all but two workgroups", what);
+	/* The two workgroups left: x 3..4 of row 2, slab 1. */
+	memcpy(b_dispatch(k, 0, push, push_size, 3, 2, 1, 2, 1, 1)->u.dispatch2.num_workgroups,
+	       (uint32_t[3]){ 5, 3, 2 }, 12);
+	CHECK_RET(b_run(dev), 0);
+	CHECK(memcmp(base + whole, base + split, size) == 0,
+	      "%s: a dispatch run in ranges writes what the whole one does", what);
+	CHECK(((uint32_t *)(base + whole))[0] == (5u | 3u << 10 | 2u << 20),
+	      "%s: NumWorkgroups is the whole grid's (0x%x)", what,
+	      ((uint32_t *)(base + whole))[0]);
+}
+
+static void test_split_dispatch(uint32_t dev, uint32_t mem, uint8_t *base)
+{
+	struct spirv grid = glsl(grid_glsl, ""), nopush = glsl(grid_nopush_glsl, "");
+	struct spirv grid15 = glsl(grid_glsl, "--target-env vulkan1.2");
+	struct spirv bypointer = assemble_str(nwg_by_pointer), saxpy = load_spirv("saxpy");
+	struct spirv gemm = load_spirv("gemm");
+	const uint32_t push[6] = { 1, 2, 3, 4, 5, 0xc0ffee };
+	uint32_t k, k15, kn, plain, full, ptr, sx, *v = (uint32_t *)(base + 0x80000);
+	struct mdgpu_host_device_info info;
+	uint64_t id;
+
+	CHECK_RET(mdgpu_host_device_info(dev, &info), 0);
+	CHECK_RET(create2(dev, &grid, NULL, NULL, 0, NULL, 0, 24, -1,
+			  MDGPU_HOST_KERNEL_DISPATCH_BASE, &k),
+		  0);
+	CHECK(kernel_flags(dev, k) ==
+		      (MDGPU_HOST_KERNEL_DISPATCH_BASE | MDGPU_HOST_KERNEL_SPLITTABLE),
+	      "a kernel reading NumWorkgroups is rewritten: splittable (0x%x)",
+	      kernel_flags(dev, k));
+	split_matches_whole(dev, mem, base, k, push, "push block + NumWorkgroups");
+	CHECK(v[3] == 0xc0ffee, "its own push constants are intact (0x%x)", v[3]);
+	if ((info.api_version >> 12 & 0x3ff) >= 2) {
+		/* SPIR-V 1.5: the push block joins the entry point's interface. */
+		CHECK_RET(create2(dev, &grid15, NULL, NULL, 0, NULL, 0, 24, -1,
+				  MDGPU_HOST_KERNEL_DISPATCH_BASE, &k15),
+			  0);
+		CHECK(kernel_flags(dev, k15) & MDGPU_HOST_KERNEL_SPLITTABLE,
+		      "SPIR-V 1.5: splittable");
+		split_matches_whole(dev, mem, base, k15, push, "SPIR-V 1.5");
+		CHECK_RET(mdgpu_host_kernel_destroy(dev, k15), 0);
+	}
+	/* Without a push block of its own, one is made for it. */
+	CHECK_RET(create2(dev, &nopush, NULL, NULL, 0, NULL, 0, 0, -1,
+			  MDGPU_HOST_KERNEL_DISPATCH_BASE, &kn),
+		  0);
+	CHECK(kernel_flags(dev, kn) & MDGPU_HOST_KERNEL_SPLITTABLE, "no push block: splittable");
+	split_matches_whole(dev, mem, base, kn, NULL, "no push block");
+	CHECK(v[3] == 2, "NumWorkgroups.z read whole: %u", v[3]);
+
+	/* saxpy reads NumWorkgroups (rewritten); gemm does not (splittable as it is). */
+	CHECK_RET(create2(dev, &saxpy, NULL, NULL, 0, NULL, 0, 8, -1,
+			  MDGPU_HOST_KERNEL_DISPATCH_BASE, &sx),
+		  0);
+	CHECK(kernel_flags(dev, sx) & MDGPU_HOST_KERNEL_SPLITTABLE, "saxpy: splittable");
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, sx), 0);
+	CHECK_RET(create2(dev, &gemm, NULL, NULL, 0, NULL, 0, 12, -1,
+			  MDGPU_HOST_KERNEL_DISPATCH_BASE, &sx),
+		  0);
+	CHECK(kernel_flags(dev, sx) & MDGPU_HOST_KERNEL_SPLITTABLE, "gemm: splittable");
+
+	/* Not made for a base: nothing rewritten, not splittable, no count but its own. */
+	CHECK_RET(create2(dev, &grid, NULL, NULL, 0, NULL, 0, 24, -1, 0, &plain), 0);
+	CHECK(kernel_flags(dev, plain) == 0, "without DISPATCH_BASE: flags 0x%x",
+	      kernel_flags(dev, plain));
+	/* No room past 116 bytes of push constants for the count: built as it is. */
+	CHECK_RET(create2(dev, &grid, NULL, NULL, 0, NULL, 0, info.max_push_constant_size, -1,
+			  MDGPU_HOST_KERNEL_DISPATCH_BASE, &full),
+		  0);
+	CHECK(kernel_flags(dev, full) == MDGPU_HOST_KERNEL_DISPATCH_BASE,
+	      "no room for the count: not splittable (0x%x)", kernel_flags(dev, full));
+	/* A use it does not rewrite: built as it is. */
+	CHECK_RET(create2(dev, &bypointer, NULL, NULL, 0, NULL, 0, 0, -1,
+			  MDGPU_HOST_KERNEL_DISPATCH_BASE, &ptr),
+		  0);
+	CHECK(kernel_flags(dev, ptr) == MDGPU_HOST_KERNEL_DISPATCH_BASE,
+	      "NumWorkgroups through a copied pointer: not splittable (0x%x)",
+	      kernel_flags(dev, ptr));
+	b_reset();
+	b_desc(mem, 0, 0, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x80000, 16);
+	b_dispatch(ptr, 0, NULL, 0, 1, 0, 0, 2, 1, 1);
+	CHECK_RET(b_run(dev), 0);
+	CHECK(v[0] == 2, "it reads its own count, as Vulkan says: %u", v[0]);
+	/* ... and a count other than its groups is refused for it, but not its own. */
+	memcpy(B.cmds[0].u.dispatch2.num_workgroups, (uint32_t[3]){ 3, 1, 1 }, 12);
+	CHECK_RET(b_submit(dev, &id), -EINVAL);
+	CHECK(strstr(mdgpu_host_last_error(), "SPLITTABLE") != NULL, "%s", mdgpu_host_last_error());
+	memcpy(B.cmds[0].u.dispatch2.num_workgroups, (uint32_t[3]){ 2, 1, 1 }, 12);
+	CHECK_RET(b_run(dev), 0);
+	/* A kernel that does not read NumWorkgroups takes any count (it changes nothing). */
+	b_reset();
+	for (uint32_t i = 0; i < 3; i++)
+		b_desc(mem, 0, i, 0, MDGPU_HOST_DESCRIPTOR_STORAGE_BUFFER, 0x80000 + 1024 * i,
+		       1024);
+	memcpy(b_dispatch(sx, 0, (uint32_t[3]){ 16, 16, 16 }, 12, 0, 0, 0, 1, 1, 1)
+		       ->u.dispatch2.num_workgroups,
+	       (uint32_t[3]){ 9, 9, 9 }, 12);
+	CHECK_RET(b_run(dev), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, sx), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, ptr), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, full), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, plain), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, kn), 0);
+	CHECK_RET(mdgpu_host_kernel_destroy(dev, k), 0);
+	free(grid.words);
+	free(grid15.words);
+	free(nopush.words);
+	free(bypointer.words);
+	free(saxpy.words);
+	free(gemm.words);
+}
+
 /* 8- and 16-bit storage, Int64, subgroup arithmetic, on a device that has them. */
 static void test_narrow_types(uint32_t dev, uint32_t mem, uint8_t *base,
 			      const struct mdgpu_host_caps *caps)
@@ -2978,7 +3175,9 @@ static void test_bad_submit2(uint32_t dev, const struct mdgpu_host_caps *caps)
 	/* DISPATCH2 */
 	BAD2(-ENOENT, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.kernel = 0));
 	BAD2(-ENOENT, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.kernel = k ^ (1u << 25)));
-	BAD2(-EINVAL, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.pad = 1));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.num_workgroups[0] = 1));
+	BAD2(-EINVAL, (sets_dispatch(mem, k), memcpy(B.cmds[1].u.dispatch2.num_workgroups,
+						     (uint32_t[3]){ 1u << 20, 1, 1 }, 12)));
 	BAD2(-E2BIG, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.descriptor_count =
 						     MDGPU_HOST_MAX_DISPATCH_DESCRIPTORS + 1));
 	BAD2(-EINVAL, (sets_dispatch(mem, k), B.cmds[1].u.dispatch2.first_descriptor = 1));
@@ -3074,6 +3273,7 @@ static void test_abi21(uint32_t dev)
 	test_specialization(dev, mem, ap.base, &info);
 	test_spec_const_ops(dev, mem, ap.base, &info, &caps);
 	test_dispatch_base(dev, mem, ap.base);
+	test_split_dispatch(dev, mem, ap.base);
 	test_narrow_types(dev, mem, ap.base, &caps);
 	test_transfer2(dev, mem, ap.base, "zero copy");
 	test_transfer2(dev, staged, ap.base + (8 << 20), "staged");

@@ -158,6 +158,12 @@ export interface BackendKernel {
   readonly localSize: readonly [number, number, number];
   /** Built with {@link KernelOptions.dispatchBase}: dispatches may give a non-zero base. */
   readonly dispatchBase: boolean;
+  /**
+   * A dispatch of it may run as several over ranges of its workgroups, each given the whole
+   * count as `numWorkgroups`, and compute what the whole one does (built with `dispatchBase`,
+   * and it does not read NumWorkgroups or the host driver made it read the given count).
+   */
+  readonly splittable: boolean;
   /** Forget the kernel; batches already submitted with it still complete. */
   destroy(): void;
 }

@@ -194,7 +194,7 @@ const Dispatch2T = koffi.struct('mdgpu_host_cmd_dispatch2', {
   push_size: u32,
   base: koffi.array(u32, 3, 'Array'),
   groups: koffi.array(u32, 3, 'Array'),
-  pad: u32,
+  num_workgroups: koffi.array(u32, 3, 'Array'),
 });
 const Cmd2ArgsT = koffi.union('mdgpu_host_cmd2_args', {
   copy: CopyT,
@@ -276,6 +276,7 @@ function checkEncoderLayouts(): void {
     ['dispatch2.push_size', CMD2.dispatch2.pushSize, u + off(Dispatch2T, 'push_size')],
     ['dispatch2.base', CMD2.dispatch2.base, u + off(Dispatch2T, 'base')],
     ['dispatch2.groups', CMD2.dispatch2.groups, u + off(Dispatch2T, 'groups')],
+    ['dispatch2.num_workgroups', CMD2.dispatch2.numWorkgroups, u + off(Dispatch2T, 'num_workgroups')],
     ['descriptor size', DESCRIPTOR.size, koffi.sizeof(DescriptorT)],
     ['descriptor.mem', DESCRIPTOR.mem, off(DescriptorT, 'mem')],
     ['descriptor.set', DESCRIPTOR.set, off(DescriptorT, 'set')],
@@ -315,6 +316,7 @@ export const MAX_KERNEL_DESCRIPTORS = 256;
 // Flags of the C ABI, by their `MDGPU_HOST_*` names (test/backend/host-abi.test.ts compares every
 // one with the header, compiled).
 export const KERNEL_DISPATCH_BASE = 1 << 0;
+export const KERNEL_SPLITTABLE = 0x8000_0000;
 export const DEVICE_HOST_IMPORT = 1 << 0;
 export const DEVICE_ROBUST_ACCESS = 1 << 1;
 export const DEVICE_TIMESTAMPS = 1 << 2;
@@ -644,6 +646,7 @@ export class HostKernel implements BackendKernel {
     readonly pushConstantSize: number,
     readonly localSize: readonly [number, number, number],
     readonly dispatchBase: boolean,
+    readonly splittable: boolean,
   ) {}
 
   get destroyed(): boolean {
@@ -941,6 +944,7 @@ export class HostDevice implements ComputeBackend {
       info.push_size,
       Object.freeze(triple(info.local_size)),
       (info.flags & KERNEL_DISPATCH_BASE) !== 0,
+      (info.flags & KERNEL_SPLITTABLE) !== 0,
     );
   }
 

@@ -37,7 +37,7 @@ export const CMD2 = {
   fill: { mem: 8, value: 12, offset: 16, size: 24 },
   timestamp: { mem: 8, offset: 16 },
   update: { mem: 8, size: 12, offset: 16, dataOffset: 24 },
-  dispatch2: { kernel: 8, firstDescriptor: 12, descriptorCount: 16, pushOffset: 20, pushSize: 24, base: 28, groups: 40 },
+  dispatch2: { kernel: 8, firstDescriptor: 12, descriptorCount: 16, pushOffset: 20, pushSize: 24, base: 28, groups: 40, numWorkgroups: 52 },
 } as const;
 
 /** `struct mdgpu_host_descriptor` (40 bytes). */
@@ -210,6 +210,11 @@ export class BatchEncoder<K> {
           for (let j = 0; j < 3; j++) {
             v.setUint32(cmd + CMD2.dispatch2.base + 4 * j, checkIndex(`command ${i}: base[${j}]`, c.base?.[j], 0xffff_ffff), true);
             v.setUint32(cmd + CMD2.dispatch2.groups + 4 * j, checkIndex(`command ${i}: groups[${j}]`, c.groups?.[j], 0xffff_ffff), true);
+            // Left out (0,0,0, the caller zeroed the bytes): NumWorkgroups is `groups`. A part of a
+            // split dispatch gives the whole dispatch's count.
+            if (c.numWorkgroups !== undefined) {
+              v.setUint32(cmd + CMD2.dispatch2.numWorkgroups + 4 * j, checkIndex(`command ${i}: numWorkgroups[${j}]`, c.numWorkgroups[j], 0xffff_ffff), true);
+            }
           }
           for (let j = 0; j < c.descriptors.length; j++, d++) {
             const desc = c.descriptors[j]!;

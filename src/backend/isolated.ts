@@ -108,6 +108,7 @@ export class IsolatedKernel implements BackendKernel {
   readonly localSize: readonly [number, number, number];
   readonly pushConstantSize: number;
   readonly dispatchBase: boolean;
+  readonly splittable: boolean;
   /** @internal */
   constructor(
     readonly device: IsolatedDevice,
@@ -118,6 +119,7 @@ export class IsolatedKernel implements BackendKernel {
     this.localSize = info.localSize;
     this.pushConstantSize = info.pushConstantSize;
     this.dispatchBase = info.dispatchBase;
+    this.splittable = info.splittable;
   }
 
   get destroyed(): boolean {

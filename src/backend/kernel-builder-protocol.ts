@@ -11,6 +11,7 @@ export interface BuiltKernelInfo {
   localSize: [number, number, number];
   pushConstantSize: number;
   dispatchBase: boolean;
+  splittable: boolean;
 }
 
 /** Daemon → builder. */

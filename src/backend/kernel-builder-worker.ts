@@ -33,6 +33,7 @@ process.on('message', (m: ToBuilder) => {
       localSize: [...kernel.localSize] as [number, number, number],
       pushConstantSize: kernel.pushConstantSize,
       dispatchBase: kernel.dispatchBase,
+      splittable: kernel.splittable,
     };
     kernel.destroy();
     send({ t: 'built', id: m.id, info });

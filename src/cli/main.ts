@@ -63,7 +63,16 @@ async function main(argv: string[]): Promise<number> {
           .option('msix-vectors', { type: 'number', default: 4 })
           .option('compute', { type: 'boolean', default: true, describe: 'attach the host Vulkan device so guest queues can run kernels' })
           .option('device', { type: 'string', describe: 'Vulkan device: index or name substring (default: a GPU, else lavapipe)' })
-          .option('time-slice', { type: 'number', default: 2, describe: 'ms of device time a vGPU may use in a row' })
+          .option('time-slice', {
+            type: 'number',
+            default: 8,
+            describe: 'ms of device time a vGPU may use in a row while others wait; long batches run in parts of about this much',
+          })
+          .option('preempt', {
+            type: 'boolean',
+            default: true,
+            describe: 'run long batches in parts (splitting long dispatches) so other VMs run between them',
+          })
           .option('batch-limit', { type: 'number', default: 10000, describe: 'ms a batch may run before its context is marked lost and the device is reset' })
           .option('kernel-build-limit', { type: 'number', default: 10000, describe: 'ms one kernel build may take before it fails (BAD_KERNEL)' })
           .option('kernel-build-memory', { type: 'string', default: '2G', describe: 'data-size limit of the kernel builder process' })
@@ -134,6 +143,7 @@ async function main(argv: string[]): Promise<number> {
               : {}),
             scheduler: {
               timeSliceNs: ranges['time-slice']! * 1e6,
+              preempt: args.preempt,
               batchTimeLimitNs: ranges['batch-limit']! * 1e6,
               resetPolicy,
             },

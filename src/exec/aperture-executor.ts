@@ -7,12 +7,17 @@
  *
  *   vGPU (queues.ts) ──run/buildKernel──► ApertureExecutor ──submit──► FairScheduler ──► ComputeBackend
  *
+ * On a shared device whose scheduler preempts, a batch runs in parts of about one time slice
+ * each (batch-parts.ts: between commands, and long dispatches in ranges of their workgroups),
+ * sized from the device time this vGPU's earlier parts took; the guest still sees one batch.
+ *
  * It also keeps the books the vGPU layer must not: which device kernel a guest kernel is, which
  * batches are still on the device (the aperture stays mapped until they are), and who pays when
  * a kernel build fails by time or memory.
  */
-import type { BackendKernel, BackendMemory, Command, ComputeBackend, KernelOptions } from '../backend/backend.js';
-import { KernelBuildError } from '../backend/backend.js';
+import * as os from 'node:os';
+import type { BackendKernel, BackendMemory, Command, ComputeBackend, DeviceInfo, KernelOptions } from '../backend/backend.js';
+import { DeviceType, KernelBuildError } from '../backend/backend.js';
 import { info } from '../log.js';
 import type { FairScheduler } from '../sched/scheduler.js';
 import { CAPS_FEATURES, type CapsRecord, float32Bits, textField } from '../vgpu/caps.js';
@@ -20,6 +25,7 @@ import type { CommandLimits } from '../vgpu/commands.js';
 import type { BuiltKernel, KernelBuildRequest } from '../vgpu/kernels.js';
 import { MailboxFailure } from '../vgpu/memory-mediator.js';
 import type { BackendCommand, BatchMeta, ExecutionBackend } from '../vgpu/queues.js';
+import { BatchParts, DeviceTimeModel } from './batch-parts.js';
 
 /** The vGPU's place on a shared device: the scheduler it queues with, under which name. */
 export interface SharedDevice {
@@ -33,6 +39,8 @@ export class ApertureExecutor implements ExecutionBackend {
   private readonly kernels = new Set<BackendKernel>();
   /** Batches submitted and not settled: the aperture must stay mapped until they are. */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Device time of this vGPU's kernels and transfers, for sizing the parts of its batches. */
+  readonly timeModel: DeviceTimeModel;
   private closed = false;
 
   constructor(
@@ -46,6 +54,7 @@ export class ApertureExecutor implements ExecutionBackend {
   ) {
     // Each vGPU imports its own aperture: a batch of one vGPU can only name its own memory.
     this.memory = device.importFd(aperture.fd, 0, aperture.size);
+    this.timeModel = new DeviceTimeModel(parallelWorkgroups(device.info));
     if (!this.memory.zeroCopy) info(`compute: ${device.info.name} cannot import the aperture directly; using staging copies`);
   }
 
@@ -145,31 +154,48 @@ export class ApertureExecutor implements ExecutionBackend {
     };
   }
 
+  /** Batches run in parts the scheduler may preempt between (and kernels are built for it). */
+  get preemptive(): boolean {
+    return this.share?.scheduler.preemptive === true;
+  }
+
   run(commands: readonly BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
     // The validator's commands go to the device as they are: ranges of this vGPU's aperture
     // (the one memory this executor imported), kernels the device's own objects.
     const batch = commands as readonly Command[];
-    const submit = async (started?: () => void) => {
-      const onDevice = this.device.submit(this.memory, batch, started !== undefined ? { started } : {});
-      // Track the device's own completion: the aperture must stay mapped until the device is
-      // done writing into it.
-      const settled = onDevice.then(
-        () => undefined,
-        () => undefined,
-      );
-      this.inFlight.add(settled);
-      void settled.then(() => this.inFlight.delete(settled));
-      const status = await onDevice;
-      return { deviceNs: status.deviceNs ?? Number(status.completeNs - status.submitNs) };
-    };
-    if (this.share === null) return submit();
-    return this.share.scheduler.submit(this.share.vgpu, meta.priority, ({ started }) => submit(started), { signal, awaitStart: true });
+    if (this.share === null) return this.submit(batch).then((deviceNs) => ({ deviceNs }));
+    const { scheduler, vgpu } = this.share;
+    if (!scheduler.preemptive) {
+      return scheduler.submit(vgpu, meta.priority, ({ started }) => this.submit(batch, started).then((deviceNs) => ({ deviceNs })), {
+        signal,
+        awaitStart: true,
+      });
+    }
+    const parts = new BatchParts(batch, this.timeModel, (part, started) => this.submit(part, started));
+    return scheduler.submit(vgpu, meta.priority, parts, { signal, awaitStart: true });
+  }
+
+  /** One device submission; resolves with its device time, ns. */
+  private async submit(commands: readonly Command[], started?: () => void): Promise<number> {
+    const onDevice = this.device.submit(this.memory, commands, started !== undefined ? { started } : {});
+    // Track the device's own completion: the aperture must stay mapped until the device is
+    // done writing into it.
+    const settled = onDevice.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    const status = await onDevice;
+    return status.deviceNs ?? Number(status.completeNs - status.submitNs);
   }
 
   async buildKernel(request: KernelBuildRequest): Promise<BuiltKernel> {
     const options: KernelOptions = {
       pushConstantSize: request.pushConstantBytes,
-      dispatchBase: request.dispatchBase,
+      // Split dispatches run with a base: every kernel may be given one. The guest's own
+      // DISPATCH2 still needs its kernel made with DISPATCH_BASE (the validator checks).
+      dispatchBase: request.dispatchBase || this.preemptive,
       ...(request.bindings !== undefined ? { bindings: request.bindings } : {}),
       ...(request.entryPoint !== undefined ? { entryPoint: request.entryPoint } : {}),
       ...(request.specialization !== undefined ? { specialization: request.specialization } : {}),
@@ -220,4 +246,15 @@ export class ApertureExecutor implements ExecutionBackend {
       this.memory.destroy();
     }
   }
+}
+
+/**
+ * Workgroups the device runs at once, as far as cutting dispatches into ranges is concerned:
+ * lavapipe (a CPU device) runs one per thread, a thread per CPU (LP_NUM_THREADS if set, as
+ * Mesa reads it); a GPU runs far more than any range leaves over, so there 1.
+ */
+function parallelWorkgroups(info: DeviceInfo): number {
+  if (info.deviceType !== DeviceType.Cpu) return 1;
+  const threads = Number(process.env.LP_NUM_THREADS);
+  return Number.isInteger(threads) && threads > 0 ? threads : os.availableParallelism();
 }

@@ -10,14 +10,26 @@
  * (0 highest .. 3 lowest) go first, FIFO within a priority.
  *
  * One batch runs on the device at a time, so each batch's device time is its own, and a flood
- * from one VM waits its turn like everyone else's work. A batch's time limit counts from when
- * its work starts on the device (not while it waits for a device process to come back from a
- * reset, or for its kernels to be rebuilt there); a batch that overruns it is stopped through
- * `onOverrun` (the daemon resets the device, see src/backend/isolated.ts) and fails with
- * {@link BatchTimeoutError} once the device has let go of it — not before, so that its buffers
- * stay pinned while the device may still write into them. Every device reset a vGPU's batch
- * causes is a strike (strikes.ts); a vGPU with too many is cooled off and its batches refused
- * with {@link ThrottledError}, so one VM can cost the others only a bounded pause.
+ * from one VM waits its turn like everyone else's work. A device cannot stop a batch in the
+ * middle, so preemption happens between device submissions: a batch submitted as a
+ * {@link PartedRun} runs as a sequence of parts of about one time slice each (src/exec splits
+ * it between commands and splits long dispatches into workgroup ranges), and between two
+ * parts the scheduler may run other vGPUs' work; the batch then waits, at the head of its
+ * vGPU's queue, for its vGPU's next turn. Each part ends with all its work complete, so the
+ * parts keep the batch's order. Its submitter sees one batch: it settles once, after its last
+ * part or its first failure.
+ *
+ * A batch's time limit counts its own time on the device: run whole, from when its work starts
+ * there (not while it waits for a device process to come back from a reset, or for its
+ * kernels to be rebuilt there); in parts, the device time of its parts summed (what happens
+ * between them — other vGPUs' parts, the worker's round trips — is not its time). A batch
+ * whose parts used up the limit fails with {@link BatchTimeoutError} between two parts,
+ * with no device reset; a part still running {@link partGraceNs} past the limit (a workgroup
+ * that does not end), or a batch run whole past it, is stopped through `onOverrun` (the daemon
+ * resets the device, see src/backend/isolated.ts) and fails once the device has let go of it —
+ * not before, so that its buffers stay pinned while the device may still write into them. Every device reset a vGPU's batch causes, and every batch past its limit, is
+ * a strike (strikes.ts); a vGPU with too many is cooled off and its batches refused with
+ * {@link ThrottledError}, so one VM can cost the others only a bounded pause.
  */
 import { tracer } from '../log.js';
 import { CancelledError, ContextLostError, ThrottledError, TooManyInFlightError } from '../execution-errors.js';
@@ -40,8 +52,16 @@ export class BatchTimeoutError extends ContextLostError {
 }
 
 export interface SchedulerOptions {
-  /** Device time a vGPU may use in a row while it stays backlogged, ns. */
+  /**
+   * Device time a vGPU may use in a row while others wait, ns; also the device time one part
+   * of a preemptible batch aims at (so about the longest another vGPU's work waits).
+   */
   timeSliceNs: number;
+  /**
+   * Run batches in parts of about a time slice each, so that other vGPUs' work can run between
+   * them (the executor splits batches only when this is on). Off: every batch runs whole.
+   */
+  preempt?: boolean;
   /** Wall-clock limit for one batch, ns (0 = none), counted from when its work starts on the device. */
   batchTimeLimitNs: number;
   /** Clock for wall time, ns (injectable for tests). */
@@ -64,8 +84,31 @@ export interface SchedulerOptions {
   onBatch?: (vgpu: string, batch: { waitNs: number; deviceNs: number }) => void;
 }
 
+/**
+ * How long a part of a batch may run past what is left of the batch's time limit before it is
+ * stopped by a device reset: a part is sized to about one time slice, so one that runs several
+ * slices has a workgroup that does not end.
+ */
+export function partGraceNs(timeSliceNs: number): number {
+  return Math.max(4 * timeSliceNs, 100_000_000);
+}
+
+/**
+ * Time slices during which no other vGPU had a part dispatched before a batch's next part may be
+ * queued behind the one running ({@link BatchControl.queueNext}).
+ */
+export const QUIET_SLICES = 8;
+
+/**
+ * Time slices a part is sized to while other vGPUs are quiet. A vGPU that comes with work after
+ * a quiet spell waits for up to two such parts (the one running and the one queued behind it),
+ * once: from then on the others are not quiet and parts are one slice.
+ */
+export const QUIET_PART_SLICES = 4;
+
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
-  timeSliceNs: 2_000_000,
+  timeSliceNs: 8_000_000,
+  preempt: true,
   batchTimeLimitNs: 10_000_000_000,
 };
 
@@ -77,6 +120,39 @@ export interface BatchControl {
    * was submitted with `awaitStart`; otherwise the clock starts when `run` is called.
    */
   started(): void;
+  /**
+   * Parts of a {@link PartedRun}: the batch's next part may be queued on the device now, behind
+   * this one, so the device goes on without waiting for the round trip between two parts. The
+   * scheduler allows it only while no other vGPU has work or had any lately, and then runs that
+   * part next, whatever else arrives: it is already on the device.
+   */
+  queueNext?: boolean;
+  /**
+   * Device time to aim the part at (and the one queued behind it): a time slice, or
+   * QUIET_PART_SLICES of them while other vGPUs are quiet (fewer parts, each of which costs
+   * the daemon and the worker a round trip and the device a ragged end).
+   */
+  partBudgetNs?: number;
+}
+
+/** What one part of a {@link PartedRun} did. */
+export interface PartResult {
+  /** Its device time, ns. */
+  deviceNs: number;
+  /** It was the batch's last part. */
+  done: boolean;
+  /** The next part is already queued on the device behind it (see {@link BatchControl.queueNext}). */
+  queuedNext?: boolean;
+}
+
+/**
+ * A batch that runs as a sequence of device submissions (parts), between which the scheduler
+ * may run other vGPUs' work. `next` runs the next part, aiming at `budgetNs` of device time,
+ * and resolves once the device completed it (or rejects, which fails the batch); the scheduler
+ * calls it again, later, until a part says it was the last.
+ */
+export interface PartedRun {
+  next(control: BatchControl, budgetNs: number): Promise<PartResult>;
 }
 
 export interface SubmitOptions {
@@ -88,7 +164,21 @@ export interface SubmitOptions {
 
 interface Job {
   priority: number;
-  run: (control: BatchControl) => Promise<BatchResult>;
+  /** Run the batch, or its next part. */
+  run: (control: BatchControl) => Promise<PartResult>;
+  /** It runs in parts ({@link PartedRun}). */
+  parted: boolean;
+  /**
+   * What its time limit has been charged so far: the device time of its parts (a batch run
+   * whole is charged from when it started on the device, as it runs). And its device time.
+   */
+  chargedNs: number;
+  deviceNs: number;
+  partsRun: number;
+  /** Its next part is on the device already: it runs next. */
+  ahead: boolean;
+  /** Decided (failed, withdrawn, past its limit) while a part was still queued: settled with this once that part ended. */
+  closing: BatchResult | Error | null;
   resolve: (r: BatchResult) => void;
   reject: (e: Error) => void;
   queuedAt: number;
@@ -109,6 +199,18 @@ export interface VgpuShareStats {
   /** Total time batches waited for the device, ns. */
   waitNs: number;
   timeouts: number;
+  /** Device submissions its batches ran as (a batch run whole is one). */
+  parts: number;
+  /** Times one of its batches was stopped between two parts for other vGPUs' work. */
+  preemptions: number;
+  /** Parts that were queued on the device behind the one before (no round trip between them). */
+  queuedParts: number;
+  /**
+   * Time its parts spent outside their device time, ns: from when the scheduler gave the device
+   * to the part to when it saw it complete, minus its device time (the daemon's and the worker's
+   * round trip, kernels built on demand).
+   */
+  overheadNs: number;
   /** Device resets this vGPU's batches caused (timeouts and device crashes while they ran). */
   resets: number;
   /** Times it was cooled off, and until when it is now (ms since the epoch), if it is. */
@@ -127,6 +229,12 @@ class Account {
   deviceNs = 0;
   waitNs = 0;
   timeouts = 0;
+  parts = 0;
+  preemptions = 0;
+  queuedParts = 0;
+  overheadNs = 0;
+  /** When it last had a part dispatched (ns, the scheduler's clock). */
+  lastDispatch = Number.NEGATIVE_INFINITY;
   throttled = 0;
   cancelled = 0;
   running = 0;
@@ -159,6 +267,8 @@ export class FairScheduler {
   private busy = false;
   private holder: Account | null = null;
   private holderSliceUsed = 0;
+  /** A job whose next part is on the device already: it is dispatched next. */
+  private committed: { account: Account; job: Job } | null = null;
   private readonly options: SchedulerOptions;
   private readonly now: () => number;
   /** Device resets each vGPU caused, and its cool-offs. */
@@ -207,8 +317,36 @@ export class FairScheduler {
     return this.resets.coolingOffUntil(vgpu);
   }
 
-  /** Queue a batch for `vgpu`; settles when it ran on the device and the device is done with it. */
-  submit(vgpu: string, priority: number, run: (control: BatchControl) => Promise<BatchResult>, options: SubmitOptions = {}): Promise<BatchResult> {
+  /** Time slice, ns (see {@link SchedulerOptions.timeSliceNs}). */
+  get timeSliceNs(): number {
+    return this.options.timeSliceNs;
+  }
+
+  /** Batches may run in parts (see {@link SchedulerOptions.preempt}). */
+  get preemptive(): boolean {
+    return this.options.preempt !== false;
+  }
+
+  /**
+   * Switch preemption for the batches submitted from now on (benchmarks compare both modes in
+   * one run, in the same conditions). Kernels keep how they were built: switched on, kernels
+   * built while it was off run whole.
+   */
+  set preemptive(on: boolean) {
+    this.options.preempt = on;
+  }
+
+  /**
+   * Queue a batch for `vgpu`; settles when it ran on the device and the device is done with it.
+   * `run` runs it whole; a {@link PartedRun} runs it in parts that other vGPUs' work may come
+   * between.
+   */
+  submit(
+    vgpu: string,
+    priority: number,
+    run: ((control: BatchControl) => Promise<BatchResult>) | PartedRun,
+    options: SubmitOptions = {},
+  ): Promise<BatchResult> {
     const account = this.accounts.get(vgpu);
     if (account === undefined) return Promise.reject(new Error(`Unknown vGPU ${vgpu}`));
     const until = this.resets.coolingOffUntil(vgpu);
@@ -227,7 +365,16 @@ export class FairScheduler {
     return new Promise<BatchResult>((resolve, reject) => {
       const job: Job = {
         priority,
-        run,
+        run:
+          typeof run === 'function'
+            ? (control) => run(control).then((r) => ({ deviceNs: r.deviceNs, done: true }))
+            : (control) => run.next(control, control.partBudgetNs ?? this.options.timeSliceNs),
+        parted: typeof run !== 'function',
+        chargedNs: 0,
+        deviceNs: 0,
+        partsRun: 0,
+        ahead: false,
+        closing: null,
         resolve,
         reject,
         queuedAt: this.now(),
@@ -235,19 +382,29 @@ export class FairScheduler {
         signal: options.signal,
         onAbort: null,
       };
-      if (job.signal !== undefined) {
-        // Withdrawn while queued: it never runs. A running batch is not stopped by this.
-        job.onAbort = () => {
-          if (account.remove(job)) {
-            account.cancelled++;
-            this.settle(job, new CancelledError('Withdrawn before it ran'));
-          }
-        };
-        job.signal.addEventListener('abort', job.onAbort, { once: true });
-      }
-      account.queues[Math.min(3, Math.max(0, priority))]!.push(job);
+      this.queue(account, job, false);
       this.dispatch();
     });
+  }
+
+  /**
+   * Put a job in its vGPU's queue: at the tail when it is new, at the head when it was stopped
+   * between two parts (it is the oldest of its priority and resumes first). While queued, its
+   * signal withdraws it: a new one never runs, a stopped one runs no further part.
+   */
+  private queue(account: Account, job: Job, resumed: boolean): void {
+    if (job.signal !== undefined && job.onAbort === null) {
+      job.onAbort = () => {
+        if (account.remove(job)) {
+          account.cancelled++;
+          this.settle(job, new CancelledError(resumed ? 'Withdrawn between two parts' : 'Withdrawn before it ran'));
+        }
+      };
+      job.signal.addEventListener('abort', job.onAbort, { once: true });
+    }
+    const q = account.queues[Math.min(3, Math.max(0, job.priority))]!;
+    if (resumed) q.unshift(job);
+    else q.push(job);
   }
 
   private settle(job: Job, outcome: BatchResult | Error): void {
@@ -270,6 +427,14 @@ export class FairScheduler {
 
   private dispatch(): void {
     if (this.busy) return;
+    if (this.committed !== null) {
+      const { account, job } = this.committed;
+      this.committed = null;
+      this.busy = true;
+      account.running++;
+      this.start(account, job);
+      return;
+    }
     const account = this.pick();
     if (account === undefined) return;
     if (account !== this.holder) {
@@ -284,10 +449,25 @@ export class FairScheduler {
     this.start(account, job);
   }
 
+  /**
+   * Whether `account`'s next part may be queued behind the one it runs: no other vGPU has work,
+   * or had a part dispatched within QUIET_SLICES time slices. A vGPU that comes with work then
+   * waits for two parts, not one; so this is only done while others are quiet, and the first
+   * of their batches after a quiet spell is the one that may wait longer.
+   */
+  private quiet(account: Account): boolean {
+    const since = this.now() - QUIET_SLICES * this.options.timeSliceNs;
+    for (const a of this.accounts.values()) if (a !== account && (a.pending > 0 || a.running > 0 || a.lastDispatch > since)) return false;
+    return true;
+  }
+
+  /** Run the job's next part (or all of it), then settle it, or queue it again for the next. */
   private start(account: Account, job: Job): void {
     const dispatched = this.now();
     account.waitNs += dispatched - job.queuedAt;
-    traceSched(() => `${account.name}: batch dispatched (vt ${account.virtualTime.toFixed(0)})`);
+    account.lastDispatch = dispatched;
+    if (job.ahead) account.queuedParts++;
+    traceSched(() => `${account.name}: batch dispatched${job.partsRun > 0 ? ` (part ${job.partsRun + 1})` : ''} (vt ${account.virtualTime.toFixed(0)})`);
     const limit = this.options.batchTimeLimitNs;
     let timedOut = false;
     let timer: NodeJS.Timeout | null = null;
@@ -298,49 +478,117 @@ export class FairScheduler {
       clockStarted = true;
       startedAt = this.now();
       if (limit <= 0) return;
-      timer = setTimeout(() => {
-        timedOut = true;
-        account.timeouts++;
-        this.strike(account.name);
-        this.options.onOverrun?.(account.name);
-      }, limit / 1e6);
+      // What is left of the limit: the batch's earlier parts used the rest. A part may run a
+      // little past it (partGraceNs) and end by itself: the batch is lost all the same, between
+      // two parts, and nobody pays for a device reset. A part that does not end by then (a
+      // workgroup that hangs) is stopped by one.
+      const left = limit - job.chargedNs;
+      timer = setTimeout(
+        () => {
+          timedOut = true;
+          account.timeouts++;
+          this.strike(account.name);
+          this.options.onOverrun?.(account.name);
+        },
+        Math.max(0, job.parted ? Math.max(left, partGraceNs(this.options.timeSliceNs)) : left) / 1e6,
+      );
     };
-    const finish = (deviceNs: number) => {
+    const finish = (deviceNs: number, cut: boolean) => {
       if (timer !== null) clearTimeout(timer);
       timer = null;
+      // A part is charged its device time: the parts of a long batch must not use up its limit
+      // with what happens around them (the worker's round trips, other VMs' waits).
+      job.chargedNs += job.parted ? deviceNs : Math.max(0, this.now() - startedAt);
+      job.deviceNs += deviceNs;
+      job.partsRun++;
       account.running--;
-      account.batches++;
+      account.parts++;
       account.deviceNs += deviceNs;
       account.virtualTime += deviceNs / account.weight;
       this.totalDeviceNs += deviceNs;
-      this.holderSliceUsed += deviceNs;
+      // A part cut where its budget ran out was sized to the whole slice: the slice is spent,
+      // whatever the estimate missed by, and the device goes to whoever is owed it next.
+      this.holderSliceUsed += cut ? Math.max(deviceNs, this.options.timeSliceNs) : deviceNs;
       this.busy = false;
+      // Per part: its wait for the device and its device time (the metrics' histograms).
       this.options.onBatch?.(account.name, { waitNs: startedAt - job.queuedAt, deviceNs });
-      this.dispatch();
     };
     if (!job.awaitStart) startClock();
-    let promise: Promise<BatchResult>;
+    const queueNext =
+      job.parted && job.closing === null && this.preemptive && this.accounts.has(account.name) && job.signal?.aborted !== true && this.quiet(account);
+    const slice = this.options.timeSliceNs;
+    const control: BatchControl = { started: startClock, queueNext, partBudgetNs: queueNext ? QUIET_PART_SLICES * slice : slice };
+    let promise: Promise<PartResult>;
     try {
-      promise = job.run({ started: startClock });
+      promise = job.run(control);
     } catch (err) {
       promise = Promise.reject(err as Error);
     }
     // The answer waits for the run to settle even past the limit: until then the device may
     // still be writing into the batch's memory, and its pins must hold.
+    const end = (outcome: BatchResult | Error) => {
+      account.batches++;
+      this.settle(job, outcome);
+    };
     promise.then(
       (result) => {
-        finish(result.deviceNs);
-        this.settle(job, timedOut ? new BatchTimeoutError(limit) : result);
+        account.overheadNs += Math.max(0, this.now() - dispatched - result.deviceNs);
+        finish(result.deviceNs, job.parted && !result.done);
+        job.ahead = result.queuedNext === true;
+        let outcome: BatchResult | Error | null = job.closing;
+        if (outcome !== null) {
+          // Decided before: this was the part that was still queued.
+          if (timedOut) outcome = new BatchTimeoutError(limit);
+        } else if (timedOut) {
+          outcome = new BatchTimeoutError(limit);
+        } else if (result.done) {
+          outcome = { deviceNs: job.deviceNs };
+        } else if (limit > 0 && job.chargedNs >= limit) {
+          // Its parts used up the limit: lost, like a batch that ran past it whole.
+          account.timeouts++;
+          this.strike(account.name);
+          outcome = new BatchTimeoutError(limit);
+        } else if (!this.accounts.has(account.name)) {
+          outcome = new CancelledError(`vGPU ${account.name} is gone`);
+        } else if (job.signal?.aborted) {
+          account.cancelled++;
+          outcome = new CancelledError('Withdrawn between two parts');
+        }
+        if (job.ahead) {
+          // Its next part is on the device: it runs next (and is timed like any part), and a
+          // batch decided meanwhile is settled once that part has ended.
+          job.closing = outcome;
+          job.queuedAt = this.now();
+          this.committed = { account, job };
+        } else if (outcome !== null) {
+          end(outcome);
+        } else {
+          // Back to the head of its queue: the next part runs at its vGPU's next turn, which is
+          // now unless another vGPU is owed the device.
+          if (this.holderSliceUsed >= this.options.timeSliceNs && [...this.accounts.values()].some((a) => a !== account && a.pending > 0)) {
+            account.preemptions++;
+          }
+          job.queuedAt = this.now();
+          this.queue(account, job, true);
+        }
+        this.dispatch();
       },
       (err: unknown) => {
-        finish(Math.max(0, this.now() - startedAt));
-        if (timedOut) {
-          this.settle(job, new BatchTimeoutError(limit));
-          return;
+        // No device time from a failed part: what it held the device for counts instead. (A
+        // PartedRun whose part failed waited for the part it had queued behind: nothing of the
+        // batch is on the device any more.)
+        finish(Math.max(0, this.now() - startedAt), false);
+        job.ahead = false;
+        if (job.closing !== null && !timedOut) {
+          end(job.closing);
+        } else if (timedOut) {
+          end(new BatchTimeoutError(limit));
+        } else {
+          // The device went away under this batch (it crashed, or was reset for it): a strike.
+          if (err instanceof ContextLostError) this.strike(account.name);
+          end(err as Error);
         }
-        // The device went away under this batch (it crashed, or was reset for it): a strike.
-        if (err instanceof ContextLostError) this.strike(account.name);
-        this.settle(job, err as Error);
+        this.dispatch();
       },
     );
   }
@@ -366,6 +614,10 @@ export class FairScheduler {
         inFlight: a.running,
         waitNs: a.waitNs,
         timeouts: a.timeouts,
+        parts: a.parts,
+        preemptions: a.preemptions,
+        queuedParts: a.queuedParts,
+        overheadNs: a.overheadNs,
         resets: strikes.strikes,
         coolOffs: strikes.coolOffs,
         coolingOffUntil: strikes.coolingOffUntil,

@@ -194,7 +194,8 @@ async function overrun(daemon: RunningDaemon): Promise<string | null | undefined
 
 t.test('F3: device resets caused by one VM cost the other VM no submission and no context', async (t) => {
   // A short limit, so the test takes seconds: the spin kernel overruns it every time.
-  const daemon = daemonWith(t, { batchTimeLimitNs: 1e9, resetPolicy: { strikes: 0, windowMs: 60_000, coolOffMs: 60_000 } });
+  // Batches run whole: the reset path (preempted, a batch past its limit is lost between parts).
+  const daemon = daemonWith(t, { batchTimeLimitNs: 1e9, preempt: false, resetPolicy: { strikes: 0, windowMs: 60_000, coolOffMs: 60_000 } });
   const victim = await Victim.open(daemon.vgpus[1]!, native);
   t.teardown(() => victim.close());
   await victim.submit();
@@ -216,7 +217,7 @@ t.test('F3: device resets caused by one VM cost the other VM no submission and n
 });
 
 t.test('F3: a VM whose work keeps resetting the device is cooled off (THROTTLED); the other is not', async (t) => {
-  const daemon = daemonWith(t, { batchTimeLimitNs: 500e6, resetPolicy: { strikes: 2, windowMs: 60_000, coolOffMs: 60_000 } });
+  const daemon = daemonWith(t, { batchTimeLimitNs: 500e6, preempt: false, resetPolicy: { strikes: 2, windowMs: 60_000, coolOffMs: 60_000 } });
   const victim = await Victim.open(daemon.vgpus[1]!, native);
   t.teardown(() => victim.close());
   victim.start();

@@ -154,7 +154,8 @@ t.test('a guest submits a kernel that would run for hours: its context is lost, 
     ],
     compute: {},
     // Far above any batch of mdgpu-run here (tens of ms), far below the spin kernel's hours.
-    scheduler: { batchTimeLimitNs: 3e9 },
+    // Batches run whole: this is the reset path (test/e2e/preemption.test.ts has the parts').
+    scheduler: { batchTimeLimitNs: 3e9, preempt: false },
   });
   t.teardown(async () => {
     await daemon.close();

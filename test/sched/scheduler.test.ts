@@ -1,5 +1,13 @@
 import t from 'tap';
-import { BatchTimeoutError, FairScheduler, jainIndex, TooManyInFlightError } from '../../src/sched/scheduler.js';
+import {
+  BatchTimeoutError,
+  FairScheduler,
+  jainIndex,
+  type PartedRun,
+  type PartResult,
+  QUIET_PART_SLICES,
+  TooManyInFlightError,
+} from '../../src/sched/scheduler.js';
 import { StrikeCounter } from '../../src/sched/strikes.js';
 import { CancelledError, ContextLostError, ThrottledError } from '../../src/execution-errors.js';
 
@@ -270,4 +278,236 @@ t.test('strike counter: window, cool-off, and 0 never throttles', (t) => {
   c.forget('v');
   t.same(c.stats('v'), { strikes: 0, coolOffs: 0, coolingOffUntil: null });
   t.end();
+});
+
+/**
+ * A batch of `parts` parts of `partNs` device time each, on the simulated clock; `log` records
+ * each part as `<name><index>`, `onPart` runs before each.
+ */
+function parted(
+  name: string,
+  parts: number,
+  partNs: number,
+  clock: { t: number },
+  log: string[],
+  onPart: (i: number) => void = () => {},
+): PartedRun & { ran: number } {
+  const run = {
+    ran: 0,
+    async next() {
+      onPart(run.ran);
+      log.push(`${name}${run.ran}`);
+      clock.t += partNs;
+      run.ran++;
+      return { deviceNs: partNs, done: run.ran === parts };
+    },
+  };
+  return run;
+}
+
+t.test('a batch in parts is preempted between them: another VM runs after at most one part, and the batch resumes in order', async (t) => {
+  const clock = { t: 0 };
+  const sched = new FairScheduler({ timeSliceNs: 1_000_000, batchTimeLimitNs: 0, now: () => clock.t });
+  sched.register('flood', 1);
+  sched.register('quiet', 1);
+  const log: string[] = [];
+  let quietAt = -1;
+  // Parts shorter than the slice they were sized to (estimates err on the short side): each
+  // still spends the slice, so the flood does not run a second part while the quiet VM waits.
+  const flood = parted('f', 50, 600_000, clock, log, (i) => {
+    if (i === 10) {
+      // Arrives while the flood's part 10 is about to run.
+      quietAt = clock.t;
+      void sched.submit('quiet', 0, parted('q', 1, 100_000, clock, log));
+    }
+  });
+  const r = await sched.submit('flood', 0, flood);
+  t.equal(r.deviceNs, 50 * 600_000, 'the submitter sees one batch: the device time of all its parts');
+  t.equal(flood.ran, 50, 'every part ran');
+  const q = log.indexOf('q0');
+  t.same(log.slice(q - 1, q + 2), ['f10', 'q0', 'f11'], 'the quiet VM ran right after the part in progress, then the batch resumed');
+  t.same(
+    log.filter((e) => e.startsWith('f')),
+    Array.from({ length: 50 }, (_, i) => `f${i}`),
+    'parts in order',
+  );
+  t.ok(quietAt >= 0);
+  const s = Object.fromEntries(sched.stats().map((x) => [x.name, x]));
+  t.equal(s.flood!.batches, 1, 'one batch');
+  t.equal(s.flood!.parts, 50, 'of 50 device submissions');
+  t.equal(s.flood!.preemptions, 1, 'preempted once, for the quiet VM');
+});
+
+t.test('parts share the device fairly: weights 1:2 within 5% with batches much longer than a slice', async (t) => {
+  const clock = { t: 0 };
+  const sched = new FairScheduler({ timeSliceNs: 1_000_000, batchTimeLimitNs: 0, now: () => clock.t });
+  sched.register('light', 1);
+  sched.register('heavy', 2);
+  const log: string[] = [];
+  // Measured while both are backlogged: the loops stop submitting at 2 s of device time, and
+  // the batches in flight then finish alone.
+  let window: ReturnType<FairScheduler['stats']> | null = null;
+  let windowParts = 0;
+  const atPart = () => {
+    if (window === null && clock.t >= 2e9) {
+      window = sched.stats();
+      windowParts = log.length;
+    }
+  };
+  const loop = async (name: string) => {
+    while (clock.t < 2e9) await sched.submit(name, 0, parted(name, 100, 1_000_000, clock, log, atPart));
+  };
+  await Promise.all([loop('light'), loop('light'), loop('heavy'), loop('heavy')]);
+  const ns = Object.fromEntries(window!.map((x) => [x.name, x.deviceNs]));
+  const ratio = ns.heavy! / ns.light!;
+  t.ok(Math.abs(ratio - 2) / 2 < 0.05, `heavy/light = ${ratio.toFixed(3)} with 100 ms batches and 1 ms slices`);
+  // Preemption: neither VM held the device for a whole batch at a time.
+  let longest = 0;
+  let run = 0;
+  for (let i = 1; i < windowParts; i++) {
+    run = log[i]!.startsWith(log[i - 1]!.replace(/\d+$/, '')) ? run + 1 : 0;
+    longest = Math.max(longest, run);
+  }
+  t.ok(longest < 10, `the longest run of one VM's parts while both wait: ${longest + 1}`);
+});
+
+t.test('the time limit counts a batch’s parts together: parts that use it up fail the batch, without a reset', async (t) => {
+  const clock = { t: 0 };
+  const overruns: string[] = [];
+  const sched = new FairScheduler({ timeSliceNs: 1_000_000, batchTimeLimitNs: 50e6, now: () => clock.t, onOverrun: (v) => overruns.push(v) });
+  sched.register('long', 1);
+  sched.register('other', 1);
+  const log: string[] = [];
+  // 30 ms of device time per part: the second part ends 60 ms in, past the 50 ms limit, though
+  // neither part alone reached it.
+  const batch = parted('l', 10, 30_000_000, clock, log);
+  await t.rejects(sched.submit('long', 0, batch), BatchTimeoutError, 'lost, as a batch run whole past its limit');
+  t.equal(batch.ran, 2, 'no part ran after the limit was used up');
+  t.same(overruns, [], 'no reset: the device was already free');
+  const s = sched.stats().find((x) => x.name === 'long')!;
+  t.equal(s.timeouts, 1);
+  t.equal(s.resets, 1, 'a strike, as for a batch past its limit');
+  t.same(await sched.submit('other', 0, parted('o', 1, 1, clock, log)), { deviceNs: 1 }, 'the other VM runs on');
+});
+
+t.test('a part that runs past what is left of the limit is stopped through onOverrun (a device reset)', async (t) => {
+  let failRunning!: (e: Error) => void;
+  const overruns: string[] = [];
+  const sched = new FairScheduler({
+    timeSliceNs: 1e6,
+    batchTimeLimitNs: 60e6,
+    onOverrun: (vgpu) => {
+      overruns.push(vgpu);
+      failRunning(new ContextLostError('the device was reset', 'device-reset'));
+    },
+  });
+  sched.register('hog', 1);
+  let parts = 0;
+  const hog: PartedRun = {
+    async next() {
+      parts++;
+      // Part 1 takes 40 ms of the 60 ms limit; part 2 hangs (a workgroup that never ends).
+      if (parts === 1) {
+        await new Promise((r) => setTimeout(r, 40));
+        return { deviceNs: 40e6, done: false };
+      }
+      return new Promise<PartResult>((_r, reject) => (failRunning = reject));
+    },
+  };
+  const started = Date.now();
+  await t.rejects(sched.submit('hog', 0, hog), BatchTimeoutError);
+  t.same(overruns, ['hog'], 'the hanging part was reset');
+  t.ok(Date.now() - started < 1000, 'within what was left of the limit, not a whole limit more');
+  t.equal(parts, 2);
+});
+
+t.test('a batch withdrawn or orphaned between two parts runs no further part', async (t) => {
+  const clock = { t: 0 };
+  const sched = new FairScheduler({ timeSliceNs: 1_000_000, batchTimeLimitNs: 0, now: () => clock.t });
+  sched.register('v', 1);
+  sched.register('w', 1);
+  const log: string[] = [];
+  const controller = new AbortController();
+  const batch = parted('v', 10, 1_000_000, clock, log, (i) => {
+    if (i === 2) controller.abort(); // the queue was destroyed while part 2 ran
+  });
+  await t.rejects(sched.submit('v', 0, batch, { signal: controller.signal }), CancelledError);
+  t.equal(batch.ran, 3, 'the running part finished; none after it');
+  t.equal(sched.stats().find((x) => x.name === 'v')!.cancelled, 1);
+  // Parked behind another VM's work, then the VM goes away.
+  const other = parted('w', 3, 1_000_000, clock, log);
+  const gone = parted('g', 10, 1_000_000, clock, log, (i) => {
+    if (i === 0) void sched.submit('w', 0, other);
+    if (i === 1) sched.unregister('v');
+  });
+  await t.rejects(sched.submit('v', 0, gone), /gone/);
+  t.ok(gone.ran <= 2, `the orphaned batch stopped after ${gone.ran} parts`);
+});
+
+/** A PartedRun that queues its next part when the scheduler allows it (as BatchParts does). */
+function pipelined(name: string, parts: number, partNs: number, clock: { t: number }, log: string[], onPart: (i: number) => void = () => {}) {
+  const run = {
+    ran: 0,
+    allowed: [] as boolean[],
+    budgets: [] as number[],
+    queued: false,
+    async next(control: { queueNext?: boolean }, budgetNs: number) {
+      onPart(run.ran);
+      run.allowed.push(control.queueNext === true);
+      run.budgets.push(budgetNs);
+      log.push(`${name}${run.ran}`);
+      clock.t += partNs;
+      run.ran++;
+      run.queued = control.queueNext === true && run.ran < parts;
+      return { deviceNs: partNs, done: run.ran === parts, queuedNext: run.queued };
+    },
+  };
+  return run;
+}
+
+t.test('a part queued on the device behind the one running runs next; only while other vGPUs are quiet', async (t) => {
+  const clock = { t: 0 };
+  const sched = new FairScheduler({ timeSliceNs: 1_000_000, batchTimeLimitNs: 0, now: () => clock.t });
+  sched.register('flood', 1);
+  sched.register('quiet', 1);
+  const log: string[] = [];
+  const flood = pipelined('f', 30, 1_000_000, clock, log, (i) => {
+    // Arrives while part 10 runs, with part 11 already queued behind it.
+    if (i === 10) void sched.submit('quiet', 0, parted('q', 1, 100_000, clock, log));
+  });
+  const r = await sched.submit('flood', 0, flood);
+  t.equal(r.deviceNs, 30 * 1_000_000, 'one batch, all its parts');
+  t.same(
+    log.filter((e) => e.startsWith('f')),
+    Array.from({ length: 30 }, (_, i) => `f${i}`),
+    'parts in order, each once',
+  );
+  const q = log.indexOf('q0');
+  t.same(log.slice(q - 2, q + 2), ['f10', 'f11', 'q0', 'f12'], 'the queued part ran first, then the quiet VM');
+  t.ok(flood.allowed.slice(0, 11).every(Boolean), 'queueing allowed while alone');
+  t.notOk(flood.allowed[11], 'not while another vGPU waits');
+  t.notOk(flood.allowed[12], 'nor right after it ran');
+  t.ok(flood.allowed[29], 'again after a quiet spell');
+  t.same(
+    [flood.budgets[0], flood.budgets[11], flood.budgets[12], flood.budgets[29]],
+    [QUIET_PART_SLICES * 1_000_000, 1_000_000, 1_000_000, QUIET_PART_SLICES * 1_000_000],
+    'parts of several slices while the others are quiet, of one slice otherwise',
+  );
+  const s = Object.fromEntries(sched.stats().map((x) => [x.name, x]));
+  t.equal(s.flood!.parts, 30);
+  t.ok(s.flood!.queuedParts >= 11, `${s.flood!.queuedParts} parts were queued behind another`);
+});
+
+t.test('a batch withdrawn while its next part is queued settles once that part ended', async (t) => {
+  const clock = { t: 0 };
+  const sched = new FairScheduler({ timeSliceNs: 1_000_000, batchTimeLimitNs: 0, now: () => clock.t });
+  sched.register('a', 1);
+  const ac = new AbortController();
+  const log: string[] = [];
+  const run = pipelined('a', 10, 1_000_000, clock, log, (i) => {
+    if (i === 3) ac.abort();
+  });
+  await t.rejects(sched.submit('a', 0, run, { signal: ac.signal }), CancelledError);
+  t.same(log, ['a0', 'a1', 'a2', 'a3', 'a4'], 'the part queued when it was withdrawn ran; none after');
+  t.equal(sched.stats()[0]!.inFlight, 0);
 });
