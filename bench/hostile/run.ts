@@ -25,7 +25,7 @@ import { queryStatus, type DaemonStatus } from '../../src/cli/control.js';
 import { loadNative, type NativeBinding } from '../../src/native/binding.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
-import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
+import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queue-ring.js';
 import { arrayVariable, nestedModule, unrollBomb } from '../../test/fixtures/spirv.js';
 import type { AttackSummary } from '../../test/helpers/hostile-client.js';
 import { SocketGuest } from '../../test/helpers/socket-guest.js';

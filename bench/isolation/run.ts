@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BackendKernel, Command, ComputeBackend } from '../../src/backend/backend.js';
+import type { BackendKernel, Command, ComputeDevice } from '../../src/backend/backend.js';
 import { HostDevice, spirvWords } from '../../src/backend/host-driver.js';
 import { IsolatedDevice } from '../../src/backend/isolated.js';
 import { loadNative } from '../../src/native/binding.js';
@@ -45,7 +45,7 @@ function batches(saxpy: BackendKernel): [string, Command[]][] {
   ];
 }
 
-async function measure(dev: ComputeBackend, fd: number, n: number): Promise<Map<string, number[]>> {
+async function measure(dev: ComputeDevice, fd: number, n: number): Promise<Map<string, number[]>> {
   await dev.whenReady?.();
   const mem = dev.importFd(fd, 0, SIZE);
   const saxpy = await dev.buildKernel(SAXPY, { bindings: 2, pushConstantSize: 8 });

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { BackendKernel, ComputeBackend } from '../../src/backend/backend.js';
+import type { BackendKernel, ComputeDevice } from '../../src/backend/backend.js';
 import { HostDevice, spirvWords } from '../../src/backend/host-driver.js';
 import { IsolatedDevice } from '../../src/backend/isolated.js';
 import type { Descriptor } from '../../src/device-commands.js';
@@ -20,7 +20,7 @@ import { ApertureExecutor } from '../../src/exec/aperture-executor.js';
 import { setLogSink } from '../../src/log.js';
 import { loadNative } from '../../src/native/binding.js';
 import { FairScheduler } from '../../src/sched/scheduler.js';
-import type { BackendCommand } from '../../src/vgpu/queues.js';
+import type { ExecutorCommand } from '../../src/vgpu/queue-execution.js';
 import { table } from '../guest-bench.js';
 
 const arg = (name: string, fallback: string) => {
@@ -41,7 +41,7 @@ interface Mode {
   parts: number[];
 }
 
-async function modesOn(device: ComputeBackend, fd: number, dim: number, sliceNs: number, tag: string): Promise<{ modes: Mode[]; close: () => Promise<void> }> {
+async function modesOn(device: ComputeDevice, fd: number, dim: number, sliceNs: number, tag: string): Promise<{ modes: Mode[]; close: () => Promise<void> }> {
   const scheduler = new FairScheduler({ timeSliceNs: sliceNs, batchTimeLimitNs: 0, preempt: true });
   scheduler.register('vm', 1);
   const whole = new ApertureExecutor(device, { fd, size: APERTURE }, null, false);
@@ -59,7 +59,7 @@ async function modesOn(device: ComputeBackend, fd: number, dim: number, sliceNs:
         descriptors: [storage(0, 0), storage(1, 16 * MB), storage(2, 32 * MB)],
         pushConstants: new Uint8Array(new Uint32Array([dim, dim, dim]).buffer),
       },
-    ] as unknown as BackendCommand[];
+    ] as unknown as ExecutorCommand[];
   const meta = { priority: 0 } as Parameters<ApertureExecutor['run']>[1];
   // What the scheduler decides; "another VM is busy" is simulated by refusing to queue ahead.
   const quiet = (scheduler as unknown as { quiet: (a: unknown) => boolean }).quiet.bind(scheduler);

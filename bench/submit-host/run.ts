@@ -26,7 +26,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BackendMemory, Command, ComputeBackend, SubmissionStatus, SubmitHooks } from '../../src/backend/backend.js';
+import type { BackendMemory, Command, ComputeDevice, SubmissionStatus, SubmitHooks } from '../../src/backend/backend.js';
 import { HostDevice } from '../../src/backend/host-driver.js';
 import { IsolatedDevice } from '../../src/backend/isolated.js';
 import { nativeHostOps } from '../../src/cli/host-ops.js';
@@ -38,7 +38,7 @@ import { type CommandSpec, encodeSubmission } from '../../src/vgpu/command-build
 import { CMD_LAYOUTS } from '../../src/vgpu/commands.js';
 import { MdgpuDevice, REGISTER_BAR } from '../../src/vgpu/device.js';
 import { MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
-import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
+import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queue-ring.js';
 import { MDGPU_REGS } from '../../src/vgpu/regs.js';
 import { HostGuest } from '../../test/helpers/host-guest.js';
 import { table } from '../guest-bench.js';
@@ -75,7 +75,7 @@ interface Sample {
 }
 
 /** The compute device, with the executor's submits timed. */
-function timedDevice(device: ComputeBackend, current: () => Sample): ComputeBackend {
+function timedDevice(device: ComputeDevice, current: () => Sample): ComputeDevice {
   return new Proxy(device, {
     get(target, prop) {
       if (prop === 'submit') {
@@ -100,7 +100,7 @@ function timedDevice(device: ComputeBackend, current: () => Sample): ComputeBack
 }
 
 /** A vGPU as the daemon makes one, on `device`, and a guest playing on it from the host side. */
-async function measure(device: ComputeBackend, n: number): Promise<Map<Kind, Sample[]>> {
+async function measure(device: ComputeDevice, n: number): Promise<Map<Kind, Sample[]>> {
   await device.whenReady?.();
   let sample: Sample = { t0: 0n, run: 0n, submit: 0n, status: null, resolved: 0n, t1: 0n };
   const scheduler = new FairScheduler(DEFAULT_SCHEDULER_OPTIONS);
@@ -117,7 +117,7 @@ async function measure(device: ComputeBackend, n: number): Promise<Map<Kind, Sam
     sample.run = process.hrtime.bigint();
     return run(commands, meta, signal);
   };
-  dev.attachBackend(executor);
+  dev.attachExecutor(executor);
   dev.queues.limits = executor.limits(dev.queues.limits);
   try {
     const guest = new HostGuest(dev);

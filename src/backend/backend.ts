@@ -3,7 +3,7 @@
  * kernels from SPIR-V and runs batches of commands, completing each batch as a Promise.
  *
  * The real implementation is {@link HostDevice} in `host-driver.ts` (libmdgpu-host through
- * koffi: Vulkan compute, lavapipe without a GPU). The device model takes a `ComputeBackend`
+ * koffi: Vulkan compute, lavapipe without a GPU). The device model takes a `ComputeDevice`
  * so that it can be tested with another implementation (a fake that completes batches on the
  * CPU, or one that fails on demand).
  *
@@ -181,7 +181,7 @@ export interface Specialization {
   data: Uint8Array;
 }
 
-/** Options of kernel creation ({@link ComputeBackend.buildKernel}). */
+/** Options of kernel creation ({@link ComputeDevice.buildKernel}). */
 export interface KernelOptions {
   /** Bytes of push constants, a multiple of 4 up to `maxPushConstantSize` (128). */
   pushConstantSize: number;
@@ -224,14 +224,14 @@ export interface SubmissionStatus {
   completeNs: bigint;
 }
 
-/** Callbacks of {@link ComputeBackend.submit}. */
+/** Callbacks of {@link ComputeDevice.submit}. */
 export interface SubmitHooks {
   /** The batch's work starts on the device now (its time limit counts from here). */
   started?(): void;
 }
 
 /** A device that runs compute work. */
-export interface ComputeBackend {
+export interface ComputeDevice {
   readonly info: DeviceInfo;
   /**
    * Make `buffer` usable by commands (zero copy where the device can import it: page-aligned

@@ -1,5 +1,5 @@
 /**
- * libmdgpu-host (`host-driver/`, C, Vulkan compute) through koffi, as a {@link ComputeBackend}.
+ * libmdgpu-host (`host-driver/`, C, Vulkan compute) through koffi, as a {@link ComputeDevice}.
  *
  * Why koffi and not a node-addon-api addon or ffi-napi: the library already has a narrow C ABI
  * of plain structs and integer handles, so a foreign-function interface needs no C++ of ours.
@@ -44,7 +44,7 @@ import {
   type BackendKernel,
   type BackendMemory,
   type Command,
-  type ComputeBackend,
+  type ComputeDevice,
   type DeviceCaps,
   type DeviceInfo,
   type ImportOptions,
@@ -796,7 +796,7 @@ interface DeviceRing {
 }
 
 /** A device opened through libmdgpu-host. */
-export class HostDevice implements ComputeBackend {
+export class HostDevice implements ComputeDevice {
   readonly info: DeviceInfo;
   readonly #lib: HostDriverLibrary;
   readonly #handle: number;
@@ -1008,7 +1008,7 @@ export class HostDevice implements ComputeBackend {
     }
   }
 
-  /** The {@link ComputeBackend} way to build: {@link createKernelAsync}, off the event loop. */
+  /** The {@link ComputeDevice} way to build: {@link createKernelAsync}, off the event loop. */
   buildKernel(spirv: Uint32Array, options: KernelOptions, _owner?: string): Promise<HostKernel> {
     return this.createKernelAsync(spirv, options);
   }

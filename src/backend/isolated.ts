@@ -50,7 +50,7 @@ import {
   type BackendKernel,
   type BackendMemory,
   type Command,
-  type ComputeBackend,
+  type ComputeDevice,
   type DeviceInfo,
   type ImportOptions,
   type KernelOptions,
@@ -184,7 +184,7 @@ export function probeDevice(device?: string): DeviceInfo {
   return JSON.parse(r.stdout) as DeviceInfo;
 }
 
-export class IsolatedDevice implements ComputeBackend {
+export class IsolatedDevice implements ComputeDevice {
   readonly info: DeviceInfo;
   /** Times the worker was replaced: resets asked for, and workers that died on their own. */
   resets = 0;

@@ -10,7 +10,7 @@ import { nativeHostOps } from './host-ops.js';
 import { VfioUserServer } from '../server/server.js';
 import { MdgpuDevice, type MdgpuDeviceOptions } from '../vgpu/device.js';
 import { FairScheduler, type SchedulerOptions } from '../sched/scheduler.js';
-import type { ComputeBackend } from '../backend/backend.js';
+import type { ComputeDevice } from '../backend/backend.js';
 import { info, setLogVgpus } from '../log.js';
 import type { SocketFileOptions } from '../server/socket-file.js';
 import { DaemonMetrics } from './metrics.js';
@@ -63,7 +63,7 @@ export interface RunningDaemon {
   /** The daemon's event-loop delay: how long anything (a VM's trap, a queue) waited for the loop. */
   eventLoop: IntervalHistogram;
   scheduler: FairScheduler;
-  compute: ComputeBackend | null;
+  compute: ComputeDevice | null;
   /** The metrics registry and histograms (null unless `metrics` was asked for). */
   metrics: DaemonMetrics | null;
   startedAt: number;
@@ -132,7 +132,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
         scheduler.register(config.name, config.weight ?? 1, config.maxInFlight ?? 64);
         executor = new ApertureExecutor(compute, { fd: device.apertureFd, size: device.aperture.byteLength }, { scheduler, vgpu: config.name }, false);
         vgpus[vgpus.length - 1]!.executor = executor;
-        device.attachBackend(executor);
+        device.attachExecutor(executor);
         device.queues.limits = executor.limits(device.queues.limits);
       }
       server.listen();

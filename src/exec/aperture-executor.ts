@@ -1,11 +1,11 @@
 /**
  * The executor: where a vGPU's validated work meets the shared compute device. It is the
- * device model's execution backend (src/vgpu/queues.ts `ExecutionBackend`), it queues each batch
+ * device model's executor (src/vgpu/queues.ts `Executor`), it queues each batch
  * with the fair scheduler (src/sched), and it runs it on the compute device (src/backend: the
  * host driver, in its worker process). The vGPU's whole aperture is imported once, zero copy
  * where the device supports it, so every validated command addresses it by offset.
  *
- *   vGPU (queues.ts) ──run/buildKernel──► ApertureExecutor ──submit──► FairScheduler ──► ComputeBackend
+ *   vGPU (queues.ts) ──run/buildKernel──► ApertureExecutor ──submit──► FairScheduler ──► ComputeDevice
  *
  * On a shared device whose scheduler preempts, a batch runs in parts of about one time slice
  * each (batch-parts.ts: between commands, and long dispatches in ranges of their workgroups),
@@ -16,7 +16,7 @@
  * a kernel build fails by time or memory.
  */
 import * as os from 'node:os';
-import type { BackendKernel, BackendMemory, Command, ComputeBackend, DeviceInfo, KernelOptions } from '../backend/backend.js';
+import type { BackendKernel, BackendMemory, Command, ComputeDevice, DeviceInfo, KernelOptions } from '../backend/backend.js';
 import { DeviceType, KernelBuildError } from '../backend/backend.js';
 import { info } from '../log.js';
 import type { FairScheduler } from '../sched/scheduler.js';
@@ -24,7 +24,7 @@ import { CAPS_FEATURES, type CapsRecord, float32Bits, textField } from '../vgpu/
 import type { CommandLimits } from '../vgpu/commands.js';
 import type { BuiltKernel, KernelBuildRequest } from '../vgpu/kernels.js';
 import { MailboxFailure } from '../vgpu/memory-mediator.js';
-import type { BackendCommand, BatchMeta, ExecutionBackend } from '../vgpu/queues.js';
+import type { ExecutorCommand, BatchMeta, Executor } from '../vgpu/queue-execution.js';
 import { BatchParts, DeviceTimeModel } from './batch-parts.js';
 
 /** The vGPU's place on a shared device: the scheduler it queues with, under which name. */
@@ -33,7 +33,7 @@ export interface SharedDevice {
   vgpu: string;
 }
 
-export class ApertureExecutor implements ExecutionBackend {
+export class ApertureExecutor implements Executor {
   private readonly memory: BackendMemory;
   /** Kernels built for this vGPU and not yet destroyed (released with it). */
   private readonly kernels = new Set<BackendKernel>();
@@ -44,7 +44,7 @@ export class ApertureExecutor implements ExecutionBackend {
   private closed = false;
 
   constructor(
-    readonly device: ComputeBackend,
+    readonly device: ComputeDevice,
     /** The aperture memfd, imported whole (the device maps it itself). */
     aperture: { fd: number; size: number },
     /** Shares the device with other vGPUs; without one, batches go straight to the device. */
@@ -159,7 +159,7 @@ export class ApertureExecutor implements ExecutionBackend {
     return this.share?.scheduler.preemptive === true;
   }
 
-  run(commands: readonly BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
+  run(commands: readonly ExecutorCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
     // The validator's commands go to the device as they are: ranges of this vGPU's aperture
     // (the one memory this executor imported), kernels the device's own objects.
     const batch = commands as readonly Command[];
@@ -214,7 +214,7 @@ export class ApertureExecutor implements ExecutionBackend {
     }
     if (this.closed) {
       kernel.destroy();
-      throw new MailboxFailure('UNSUPPORTED', 'the execution backend was closed');
+      throw new MailboxFailure('UNSUPPORTED', 'the executor was closed');
     }
     this.kernels.add(kernel);
     return { handle: kernel, layout: kernel.layout };

@@ -3,7 +3,7 @@
  * lavapipe when there is no GPU) in a worker process that can be reset, with kernel builds in a
  * builder process under a time and a memory limit (src/backend/isolated.ts).
  */
-import type { ComputeBackend } from '../backend/backend.js';
+import type { ComputeDevice } from '../backend/backend.js';
 import { IsolatedDevice } from '../backend/isolated.js';
 import type { KernelBuilderOptions } from '../backend/kernel-builder.js';
 import { info } from '../log.js';
@@ -15,7 +15,7 @@ export interface ComputeOptions {
   kernelBuild?: Omit<KernelBuilderOptions, 'device'>;
 }
 
-export function openCompute(options: ComputeOptions): ComputeBackend {
+export function openCompute(options: ComputeOptions): ComputeDevice {
   const device = IsolatedDevice.open({
     ...(options.device !== undefined ? { device: options.device } : {}),
     ...(options.kernelBuild !== undefined ? { kernelBuild: options.kernelBuild } : {}),

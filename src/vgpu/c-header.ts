@@ -54,7 +54,8 @@ import {
   MAX_UPDATE_BYTES,
   SUBMIT_ERRORS,
 } from './commands.js';
-import { QUEUE_CONTROL_DOCS, QUEUE_CONTROL_SIZE, QUEUE_MAX_PRIORITY, QUEUE_MAX_RING, QUEUE_MIN_RING, QueueControl } from './queues.js';
+import { QUEUE_MAX_PRIORITY } from './queues.js';
+import { QUEUE_CONTROL_DOCS, QUEUE_CONTROL_SIZE, QUEUE_MAX_RING, QUEUE_MIN_RING, QueueControl } from './queue-ring.js';
 import { KERNEL_FLAGS, KernelDesc, MAX_ENTRY_NAME, MAX_SPEC_DATA, MAX_SPEC_ENTRIES, MAX_SPIRV_BYTES, SpecMapEntry } from './kernels.js';
 import {
   ALLOC_BASE,

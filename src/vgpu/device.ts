@@ -27,7 +27,8 @@ import {
 import { MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from './mailbox-ops.js';
 import { ApertureAllocator } from './allocator.js';
 import { MailboxFailure, MemoryMediator } from './memory-mediator.js';
-import { QueueEngine, type ExecutionBackend } from './queues.js';
+import { QueueEngine } from './queues.js';
+import type { Executor } from './queue-execution.js';
 import { Caps, encodeCaps } from './caps.js';
 
 /** Not assigned by the PCI-SIG: "MD" / "GP". Override with --vendor-id / --device-id. */
@@ -76,7 +77,7 @@ export interface MdgpuDeviceOptions {
   maxBuffers?: number;
   host: DeviceHostOps;
   /** Executes queue submissions (the Vulkan host driver); without one, queues cannot be created. */
-  backend?: ExecutionBackend | null;
+  executor?: Executor | null;
   /** The time limit of one kernel build, ms (reported to the guest by QUERY KERNEL_BUILD_MS). */
   kernelBuildMs?: number;
 }
@@ -98,7 +99,7 @@ export class MdgpuDevice implements RegContext {
   readonly regs: RegisterFile<RegContext>;
   readonly memory: MemoryMediator;
   readonly queues: QueueEngine;
-  private executionBackend: ExecutionBackend | null;
+  private attachedExecutor: Executor | null;
   readonly mailboxStats: MailboxStats = { operations: 0, failures: 0 };
   /** Called on every guest write to SCRATCH, e.g. to mark benchmark phases. */
   readonly scratchListeners: ((value: number) => void)[] = [];
@@ -133,7 +134,7 @@ export class MdgpuDevice implements RegContext {
       maxBuffers: options.maxBuffers ?? DEFAULT_MAX_BUFFERS,
       zero: (offset, length) => host.discard(this.apertureFd, offset, length),
     });
-    this.executionBackend = options.backend ?? null;
+    this.attachedExecutor = options.executor ?? null;
     this.queues = new QueueEngine(this);
     this.regs = new RegisterFile(`${options.name}/regs`, MDGPU_REGS, this as RegContext);
 
@@ -212,14 +213,14 @@ export class MdgpuDevice implements RegContext {
     }
   }
 
-  get backend(): ExecutionBackend | null {
-    return this.executionBackend;
+  get executor(): Executor | null {
+    return this.attachedExecutor;
   }
 
-  /** Attach the execution backend once it exists (it imports this device's aperture). */
-  attachBackend(backend: ExecutionBackend): void {
-    if (this.executionBackend !== null) throw new Error(`${this.name} already has an execution backend`);
-    this.executionBackend = backend;
+  /** Attach the executor once it exists (it imports this device's aperture). */
+  attachExecutor(backend: Executor): void {
+    if (this.attachedExecutor !== null) throw new Error(`${this.name} already has an executor`);
+    this.attachedExecutor = backend;
   }
 
   queueDoorbell(queue: number): void {
@@ -390,7 +391,7 @@ export class MdgpuDevice implements RegContext {
       case QUERY_PARAMS.GRACE_US.code:
         return Math.round(this.queues.graceMs * 1000);
       case QUERY_PARAMS.HAS_BACKEND.code:
-        return this.backend === null ? 0 : 1;
+        return this.executor === null ? 0 : 1;
       case QUERY_PARAMS.BINDING_ALIGN.code:
         return this.queues.limits.bindingAlignment;
       case QUERY_PARAMS.MAX_BINDING.code:
@@ -407,13 +408,13 @@ export class MdgpuDevice implements RegContext {
   }
 
   /**
-   * The capability record (contract 1.3): the execution backend's (the host device's, minus what
+   * The capability record (contract 1.3): the executor's (the host device's, minus what
    * mdgpu does not mediate, within the validator's limits), with this VM's memory limits; without
    * a backend there is nothing a kernel could do.
    */
   private capsRecord(): Uint8Array {
-    const backend = this.backend;
-    if (backend === null) throw new MailboxFailure('UNSUPPORTED', 'no execution backend on this device');
+    const backend = this.executor;
+    if (backend === null) throw new MailboxFailure('UNSUPPORTED', 'no executor on this device');
     const record = backend.caps(this.queues.limits);
     return encodeCaps({ ...record, maxMemoryAllocationSize: BigInt(Math.min(this.memory.quota, this.memory.allocator.capacity)) });
   }

@@ -1,6 +1,6 @@
 /**
  * What a kernel is built from, and what a build gives back: the request the registry
- * (kernels.ts) copies out of guest memory for the execution backend, and how two requests are
+ * (kernels.ts) copies out of guest memory for the executor, and how two requests are
  * told apart (kernel-cache.ts: a digest to find a candidate, every byte compared to use it).
  */
 import { createHash } from 'node:crypto';

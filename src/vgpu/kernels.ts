@@ -8,7 +8,7 @@
  * while the guest's trapped write waits: argument checks, a copy of everything out of guest
  * memory (the guest may change it at any time; only the copy is used), the magic number, quota
  * and limits. The build itself — validation and compilation, which a hostile module can make
- * arbitrarily expensive — is the execution backend's, asynchronously: the kernel is BUILDING
+ * arbitrarily expensive — is the executor's, asynchronously: the kernel is BUILDING
  * until it ends, then READY (with the descriptor layout the host reflected) or FAILED, and the
  * KERNEL interrupt source tells the guest to look (KERNEL_STATUS).
  *
@@ -73,7 +73,7 @@ const KERNEL_FLAGS_KNOWN = 0x1;
 
 export type { BuiltKernel, KernelBuildRequest } from './kernel-request.js';
 
-/** How kernels are built and destroyed: the execution backend's side (src/exec). */
+/** How kernels are built and destroyed: the executor's side (src/exec). */
 export interface KernelBuilderPort {
   /**
    * Validate and compile. Rejects with a {@link MailboxFailure} whose result the guest gets
@@ -89,7 +89,7 @@ export interface KernelHost {
   readonly name: string;
   readonly aperture: Uint8Array;
   readonly memory: MemoryMediator;
-  readonly backend: KernelBuilderPort | null;
+  readonly executor: KernelBuilderPort | null;
   raiseIrq(bits: number): void;
 }
 
@@ -160,8 +160,8 @@ export class KernelRegistry {
   /** Checks every creation shares: room for a handle, and a backend. */
   private admit(): KernelBuilderPort {
     if (this.kernels.size >= this.maxKernels) this.fail('TOO_MANY', `kernel limit ${this.maxKernels} reached`);
-    const backend = this.host.backend;
-    if (backend === null) this.fail('UNSUPPORTED', 'no execution backend on this device');
+    const backend = this.host.executor;
+    if (backend === null) this.fail('UNSUPPORTED', 'no executor on this device');
     return backend;
   }
 
@@ -310,7 +310,7 @@ export class KernelRegistry {
     this.waiting.delete(entry);
     if (entry.dropped) {
       // The device was reset (or the VM went away) while it was being built: nobody wants it.
-      this.host.backend?.destroyKernel(built.handle);
+      this.host.executor?.destroyKernel(built.handle);
       return;
     }
     this.cache.built(entry, built);
@@ -345,7 +345,7 @@ export class KernelRegistry {
   /** An entry left the cache and nobody uses it: its charge and device kernel go back. */
   private releaseEntry(entry: CacheEntry): void {
     this.host.memory.uncharge(entry.charge);
-    if (entry.built !== null) this.host.backend?.destroyKernel(entry.built.handle);
+    if (entry.built !== null) this.host.executor?.destroyKernel(entry.built.handle);
   }
 
   private kernel(ctx: number, id: number): Kernel {

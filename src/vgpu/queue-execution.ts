@@ -1,6 +1,6 @@
 /**
  * Running one validated submission (contract 1.2): its buffers pinned while it runs, its GPU
- * commands handed to the execution backend in batches, FENCE and WAIT done here between
+ * commands handed to the executor in batches, FENCE and WAIT done here between
  * batches, DISPATCH_INDIRECT's arguments read and checked only once the commands before it
  * completed, and what a failure means for the guest — a lost context is remembered, and
  * everything it submits afterwards fails. The ring and the notification protocol are
@@ -16,11 +16,11 @@ import type { MemoryMediator } from './memory-mediator.js';
 import { IRQ_SOURCE_FENCE } from './regs.js';
 
 /**
- * GPU-side work as the execution backend gets it: the validator's commands (aperture offsets
+ * GPU-side work as the executor gets it: the validator's commands (aperture offsets
  * resolved) with each dispatch's kernel the backend's own handle (what it returned when the
  * kernel was built), carried through unchanged.
  */
-export type BackendCommand = DeviceCommand<unknown, ApertureRange>;
+export type ExecutorCommand = DeviceCommand<unknown, ApertureRange>;
 
 /** Who a batch is for: the scheduler orders by priority and charges the context's vGPU. */
 export interface BatchMeta {
@@ -31,14 +31,14 @@ export interface BatchMeta {
 }
 
 /** The host execution engine (the Vulkan host driver in production, src/exec), injected. */
-export interface ExecutionBackend extends KernelBuilderPort {
+export interface Executor extends KernelBuilderPort {
   /**
    * Run commands in order against the aperture; resolves with the device time in ns. Rejects
    * with a ContextLostError when the batch ran past its time limit or the device was reset
    * under it (the context is then lost), a ThrottledError when the vGPU is cooling off, a
    * CancelledError when `signal` withdrew it before it ran.
    */
-  run(commands: readonly BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }>;
+  run(commands: readonly ExecutorCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }>;
   /**
    * The capability record's device part (contract 1.3, src/vgpu/caps.ts) for a device that
    * validates with `limits`; the device adds the VM's memory limits.
@@ -51,7 +51,7 @@ export interface ExecutionHost {
   readonly name: string;
   readonly aperture: Uint8Array;
   readonly memory: MemoryMediator;
-  readonly backend: ExecutionBackend | null;
+  readonly executor: Executor | null;
   /** Raise interrupt sources (IRQ_STATUS bits). */
   raiseIrq(bits: number): void;
 }
@@ -152,7 +152,7 @@ export class SubmissionRunner {
   private async runCommands(q: RunningQueue, commands: ValidCommand[]): Promise<number> {
     const meta: BatchMeta = { ctx: q.ctx, queue: q.id, priority: q.priority };
     const signal = q.abort.signal;
-    let batch: BackendCommand[] = [];
+    let batch: ExecutorCommand[] = [];
     let deviceNs = 0;
     const withdrawn = () => {
       if (q.destroyed) throw new CancelledError(`queue ${q.id} was destroyed`);
@@ -160,8 +160,8 @@ export class SubmissionRunner {
     const flush = async () => {
       if (batch.length === 0) return;
       withdrawn();
-      const backend = this.host.backend;
-      if (backend === null) throw new CommandError('EXEC_FAILED', 'no execution backend on this device');
+      const backend = this.host.executor;
+      if (backend === null) throw new CommandError('EXEC_FAILED', 'no executor on this device');
       const run = batch;
       batch = [];
       deviceNs += (await backend.run(run, meta, signal)).deviceNs;

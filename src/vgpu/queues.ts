@@ -24,10 +24,6 @@ import { type ExecutionHost, SubmissionRunner } from './queue-execution.js';
 import { QUEUE_CONTROL_SIZE, QUEUE_MAX_RING, QUEUE_MIN_RING, QueueRing, type Taken } from './queue-ring.js';
 import { IRQ_SOURCE_ERROR, IRQ_SOURCE_FENCE } from './regs.js';
 
-// The ring's format and the execution interfaces, for the device's users.
-export type { BackendCommand, BatchMeta, ExecutionBackend } from './queue-execution.js';
-export { QUEUE_CONTROL_DOCS, QUEUE_CONTROL_SIZE, QUEUE_MAX_RING, QUEUE_MIN_RING, QueueControl } from './queue-ring.js';
-
 const traceQueue = tracer('queue');
 
 /** How the queue engine talks to the rest of the device. */
@@ -128,7 +124,7 @@ export class QueueEngine {
 
   createQueue(ctx: number, bufferHandle: number, priority: number): number {
     const buffer = this.host.memory.buffer(ctx, bufferHandle);
-    // Queues work without an execution backend too: FENCE, WAIT and NOP need none, and a
+    // Queues work without an executor too: FENCE, WAIT and NOP need none, and a
     // submission with GPU commands then fails with EXEC_FAILED (QUERY HAS_BACKEND tells).
     if (this.queues.size >= this.maxQueues) this.fail('TOO_MANY', `queue limit ${this.maxQueues} reached`);
     if (priority > QUEUE_MAX_PRIORITY) this.fail('BAD_FLAGS', `queue priority ${priority} (0..${QUEUE_MAX_PRIORITY})`);

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startServer } from '../../src/cli/serve.js';
 import { KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
-import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
+import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queue-ring.js';
 import { encodeSubmission, type CommandSpec } from '../../src/vgpu/command-builder.js';
 import { setLogSink } from '../../src/log.js';
 import { HostGuest } from '../helpers/host-guest.js';

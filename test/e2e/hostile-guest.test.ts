@@ -17,7 +17,7 @@ import { VfioUserClient } from '../../src/client/client.js';
 import { setLogSink } from '../../src/log.js';
 import { loadNative } from '../../src/native/binding.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
-import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
+import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queue-ring.js';
 import { arrayVariable, nestedModule, unrollBomb } from '../fixtures/spirv.js';
 import { HostGuest } from '../helpers/host-guest.js';
 import { LoopWatch, Victim } from '../helpers/victim.js';

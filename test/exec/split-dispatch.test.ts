@@ -13,13 +13,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import type { BackendKernel, ComputeBackend } from '../../src/backend/backend.js';
+import type { BackendKernel, ComputeDevice } from '../../src/backend/backend.js';
 import { HostDevice, spirvWords } from '../../src/backend/host-driver.js';
 import type { Descriptor } from '../../src/device-commands.js';
 import { ApertureExecutor } from '../../src/exec/aperture-executor.js';
 import { loadNative } from '../../src/native/binding.js';
 import { FairScheduler, QUIET_PART_SLICES } from '../../src/sched/scheduler.js';
-import type { BackendCommand } from '../../src/vgpu/queues.js';
+import type { ExecutorCommand } from '../../src/vgpu/queue-execution.js';
 import { GRID_GLSL, glsl } from '../fixtures/spirv.js';
 
 const native = loadNative();
@@ -33,7 +33,7 @@ function kernelWords(name: string): Uint32Array {
 }
 
 /** A device whose submissions' device times are recorded. */
-function recording(dev: HostDevice, times: number[]): ComputeBackend {
+function recording(dev: HostDevice, times: number[]): ComputeDevice {
   return new Proxy(dev, {
     get(target, prop) {
       if (prop === 'submit') {
@@ -46,7 +46,7 @@ function recording(dev: HostDevice, times: number[]): ComputeBackend {
       const value = Reflect.get(target, prop, target) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
-  }) as ComputeBackend;
+  }) as ComputeDevice;
 }
 
 interface Setup {
@@ -82,9 +82,9 @@ function setup(t: Test, sliceNs: number): Setup {
 
 const storage = (binding: number, offset: number, size: number): Descriptor => ({ set: 0, binding, index: 0, type: 'storage', range: { offset, size } });
 
-function dispatch(kernel: BackendKernel, groups: [number, number, number], descriptors: Descriptor[], push: number[]): BackendCommand {
+function dispatch(kernel: BackendKernel, groups: [number, number, number], descriptors: Descriptor[], push: number[]): ExecutorCommand {
   const pushConstants = new Uint8Array(new Uint32Array(push).buffer);
-  return { kind: 'dispatch', kernel, base: [0, 0, 0], groups, descriptors, pushConstants } as unknown as BackendCommand;
+  return { kind: 'dispatch', kernel, base: [0, 0, 0], groups, descriptors, pushConstants } as unknown as ExecutorCommand;
 }
 
 /** Deterministic bytes: floats in [-2, 2) at `offset` (`count` of them). */
@@ -106,7 +106,7 @@ interface Case {
   /** Set every buffer the batch reads or writes to its starting contents. */
   init(bytes: Uint8Array): void;
   /** The batch, with the kernel given. */
-  batch(k: BackendKernel): BackendCommand[];
+  batch(k: BackendKernel): ExecutorCommand[];
   /** Bytes compared after it ran. */
   out: { offset: number; size: number };
 }

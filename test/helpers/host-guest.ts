@@ -7,7 +7,7 @@ import type { MdgpuDevice } from '../../src/vgpu/device.js';
 import { REGISTER_BAR } from '../../src/vgpu/device.js';
 import { MDGPU_REGS } from '../../src/vgpu/regs.js';
 import { KERNEL_STATES, MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
-import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
+import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queue-ring.js';
 
 export class HostGuest {
   readonly view: DataView;

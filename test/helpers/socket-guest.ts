@@ -11,7 +11,7 @@ import type { NativeBinding } from '../../src/native/binding.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { APERTURE_BAR, REGISTER_BAR } from '../../src/vgpu/device.js';
 import { KERNEL_STATES, MAILBOX_OPS } from '../../src/vgpu/mailbox-ops.js';
-import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queues.js';
+import { QUEUE_CONTROL_SIZE, QueueControl } from '../../src/vgpu/queue-ring.js';
 import { MDGPU_REGS } from '../../src/vgpu/regs.js';
 
 type RegName = keyof typeof MDGPU_REGS;

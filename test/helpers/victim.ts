@@ -22,7 +22,7 @@ import type { RunningVgpu } from '../../src/cli/daemon.js';
 import { VfioUserClient } from '../../src/client/client.js';
 import type { NativeBinding } from '../../src/native/binding.js';
 import { REGISTER_BAR } from '../../src/vgpu/device.js';
-import { QueueControl } from '../../src/vgpu/queues.js';
+import { QueueControl } from '../../src/vgpu/queue-ring.js';
 import { MDGPU_REGS } from '../../src/vgpu/regs.js';
 import { HostGuest } from './host-guest.js';
 import { SocketGuest } from './socket-guest.js';

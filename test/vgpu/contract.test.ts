@@ -60,7 +60,7 @@ t.test('docs/device.md gives each command its opcode and size', async (t) => {
 
 t.test("the guest library's command header (mdgpu_cmd.h) agrees with the TypeScript tables", async (t) => {
   const { CMD, CMD_LAYOUTS, DispatchBinding, SUBMIT_ERRORS, CMD_FLAG_IRQ, DEFAULT_COMMAND_LIMITS } = await import('../../src/vgpu/commands.js');
-  const { QueueControl } = await import('../../src/vgpu/queues.js');
+  const { QueueControl } = await import('../../src/vgpu/queue-ring.js');
   const header = fs.readFileSync(commandHeaderFile(), 'utf8');
   t.equal(header, generateCommandHeader(), 'the committed header is what the generator writes (run `npm run gen-header`)');
   const define = (name: string) => {
@@ -119,7 +119,7 @@ t.test('a C compiler lays out every generated struct and limit as the TypeScript
   const os = await import('node:os');
   const path = await import('node:path');
   const { COMMAND_STRUCTS, DEVICE_LIMITS } = await import('../../src/vgpu/c-header.js');
-  const { QueueControl } = await import('../../src/vgpu/queues.js');
+  const { QueueControl } = await import('../../src/vgpu/queue-ring.js');
   const { CMD_ALIGN } = await import('../../src/vgpu/commands.js');
   const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   const structs = [...COMMAND_STRUCTS, QueueControl];

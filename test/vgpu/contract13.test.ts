@@ -13,26 +13,26 @@ import { MdgpuDevice } from '../../src/vgpu/device.js';
 import { KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import { HostGuest } from '../helpers/host-guest.js';
-import { ReferenceBackend } from '../helpers/reference-backend.js';
+import { ReferenceExecutor } from '../helpers/reference-executor.js';
 
 setLogSink(() => {});
 const R = MAILBOX_RESULTS;
 const SPIRV = new Uint8Array([0x03, 0x02, 0x23, 0x07, ...new Array(60).fill(0)]);
 
 function setup() {
-  let backend: ReferenceBackend | null = null;
+  let backend: ReferenceExecutor | null = null;
   const dev = new MdgpuDevice({
     name: 'c13',
     apertureSize: 4 << 20,
     host: new FakeHost(),
-    backend: {
+    executor: {
       run: (c, m, signal) => backend!.run(c, m, signal),
       buildKernel: (request) => backend!.buildKernel(request),
       destroyKernel: () => backend!.destroyKernel(),
       caps: (limits) => backend!.caps(limits),
     },
   });
-  backend = new ReferenceBackend(dev.aperture);
+  backend = new ReferenceExecutor(dev.aperture);
   dev.queues.graceMs = 1;
   const guest = new HostGuest(dev);
   return { dev, backend, guest };
@@ -67,7 +67,7 @@ t.test('CAPS_READ writes the capability record; QUERY CAPS_SIZE gives its size',
   const bare = new MdgpuDevice({ name: 'bare', apertureSize: 1 << 20, host: new FakeHost() });
   const g = new HostGuest(bare);
   const b = g.alloc(0x1000);
-  t.equal(g.op(MAILBOX_OPS.CAPS_READ.code, g.ctx, b.handle, 0).result, R.UNSUPPORTED.code, 'no execution backend: UNSUPPORTED');
+  t.equal(g.op(MAILBOX_OPS.CAPS_READ.code, g.ctx, b.handle, 0).result, R.UNSUPPORTED.code, 'no executor: UNSUPPORTED');
   bare.close();
   s.dev.close();
   t.end();

@@ -16,7 +16,7 @@ import { KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from '../..
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import { HostGuest } from '../helpers/host-guest.js';
-import { ReferenceBackend } from '../helpers/reference-backend.js';
+import { ReferenceExecutor } from '../helpers/reference-executor.js';
 
 setLogSink(() => {});
 const R = MAILBOX_RESULTS;
@@ -33,21 +33,21 @@ type RecordOptions = Parameters<typeof encodeKernelRecord>[0];
 /** What one kernel record costs the quota (its SPIR-V, entry, map and data, and the pipeline). */
 const charge = (spirvBytes: number) => spirvBytes + KERNEL_PIPELINE_CHARGE;
 
-function setup(options: { quota?: number; name?: string; backend?: ReferenceBackend } = {}) {
-  let backend: ReferenceBackend | null = options.backend ?? null;
+function setup(options: { quota?: number; name?: string; backend?: ReferenceExecutor } = {}) {
+  let backend: ReferenceExecutor | null = options.backend ?? null;
   const dev = new MdgpuDevice({
     name: options.name ?? 'kc',
     apertureSize: 4 << 20,
     host: new FakeHost(),
     ...(options.quota !== undefined ? { quota: options.quota } : {}),
-    backend: {
+    executor: {
       run: (c, m, signal) => backend!.run(c, m, signal),
       buildKernel: (request) => backend!.buildKernel(request),
       destroyKernel: (handle) => backend!.destroyKernel(handle),
       caps: (limits) => backend!.caps(limits),
     },
   });
-  backend ??= new ReferenceBackend(dev.aperture);
+  backend ??= new ReferenceExecutor(dev.aperture);
   dev.queues.graceMs = 1;
   const guest = new HostGuest(dev);
   const scratch = guest.alloc(0x1000);

@@ -2,12 +2,12 @@ import t from 'tap';
 import { MdgpuDevice } from '../../src/vgpu/device.js';
 import { KERNEL_STATES, MAILBOX_OPS, MAILBOX_RESULTS, QUERY_PARAMS } from '../../src/vgpu/mailbox-ops.js';
 import { KERNEL_PIPELINE_CHARGE } from '../../src/vgpu/kernels.js';
-import { QueueControl, QUEUE_CONTROL_SIZE } from '../../src/vgpu/queues.js';
+import { QueueControl, QUEUE_CONTROL_SIZE } from '../../src/vgpu/queue-ring.js';
 import { encodeSubmission } from '../../src/vgpu/command-builder.js';
 import { SUBMIT_ERRORS } from '../../src/vgpu/commands.js';
 import { setLogSink } from '../../src/log.js';
 import { FakeHost } from '../helpers/fake-host.js';
-import { ReferenceBackend, referenceCaps } from '../helpers/reference-backend.js';
+import { ReferenceExecutor, referenceCaps } from '../helpers/reference-executor.js';
 import { HostGuest } from '../helpers/host-guest.js';
 
 setLogSink(() => {});
@@ -16,19 +16,19 @@ const RING = 0x4000;
 
 async function setup() {
   const host = new FakeHost();
-  let backend: ReferenceBackend | null = null;
+  let backend: ReferenceExecutor | null = null;
   const dev = new MdgpuDevice({
     name: 'q',
     apertureSize: APERTURE,
     host,
-    backend: {
+    executor: {
       run: (c, m, signal) => backend!.run(c, m, signal),
       buildKernel: (request) => backend!.buildKernel(request),
       destroyKernel: () => backend!.destroyKernel(),
       caps: (limits) => backend!.caps(limits),
     },
   });
-  backend = new ReferenceBackend(dev.aperture);
+  backend = new ReferenceExecutor(dev.aperture);
   dev.queues.graceMs = 2;
   const guest = new HostGuest(dev);
   const w = (name: string, v: number) => guest.write(name, v);
@@ -260,9 +260,9 @@ t.test('kernels and queue mailbox errors', async (t) => {
   t.equal(s.backend.destroyed, 1, '...until the device is reset');
 });
 
-t.test('no backend: queues exist but KERNEL_CREATE is UNSUPPORTED', (t) => {
+t.test('no executor: queues exist but KERNEL_CREATE is UNSUPPORTED', (t) => {
   const dev = new MdgpuDevice({ name: 'nobackend', apertureSize: APERTURE, host: new FakeHost() });
-  t.equal(dev.backend, null);
+  t.equal(dev.executor, null);
   dev.close();
   t.end();
 });
@@ -289,7 +289,7 @@ t.test('the VM going away stops its queues and releases its kernels; buffers sta
   t.equal(s.op(MAILBOX_OPS.BO_FREE.code, s.ctx, s.data.handle).result, 0, 'buffers can still be freed');
 });
 
-t.test('without an execution backend: queues run fences and waits; GPU commands fail; kernels are UNSUPPORTED', async (t) => {
+t.test('without an executor: queues run fences and waits; GPU commands fail; kernels are UNSUPPORTED', async (t) => {
   const dev = new MdgpuDevice({ name: 'nobackend', apertureSize: APERTURE, host: new FakeHost() });
   dev.queues.graceMs = 1;
   const guest = new HostGuest(dev);
@@ -372,7 +372,7 @@ t.test('a kernel destroyed while BUILDING is released when its build ends; build
 t.test('kernels count against the quota: OVER_QUOTA when the SPIR-V and pipeline would not fit', async (t) => {
   const host = new FakeHost();
   const backend = { run: async () => ({ deviceNs: 0 }), buildKernel: async () => ({ handle: 1, layout: [] }), destroyKernel: () => {}, caps: referenceCaps };
-  const dev = new MdgpuDevice({ name: 'quota', apertureSize: APERTURE, host, backend, quota: 0x2000 + KERNEL_PIPELINE_CHARGE - 1 });
+  const dev = new MdgpuDevice({ name: 'quota', apertureSize: APERTURE, host, executor: backend, quota: 0x2000 + KERNEL_PIPELINE_CHARGE - 1 });
   const guest = new HostGuest(dev);
   const spv = guest.alloc(0x1000);
   guest.view.setUint32(spv.offset, 0x07230203, true);

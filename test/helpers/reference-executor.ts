@@ -9,9 +9,9 @@ import type { KernelBinding } from '../../src/device-commands.js';
 import { ContextLostError } from '../../src/execution-errors.js';
 import { DEFAULT_COMMAND_LIMITS, type CommandLimits } from '../../src/vgpu/commands.js';
 import type { BuiltKernel, KernelBuildRequest } from '../../src/vgpu/kernels.js';
-import type { BackendCommand, BatchMeta, ExecutionBackend } from '../../src/vgpu/queues.js';
+import type { ExecutorCommand, BatchMeta, Executor } from '../../src/vgpu/queue-execution.js';
 
-export class ReferenceBackend implements ExecutionBackend {
+export class ReferenceExecutor implements Executor {
   readonly dispatches: { kernel: number; base: readonly number[]; groups: readonly number[]; descriptors: number }[] = [];
   /** The layout every 1.3 kernel built next declares (reflection stand-in). */
   layout: KernelBinding[] = [];
@@ -34,7 +34,7 @@ export class ReferenceBackend implements ExecutionBackend {
   /** Hold every kernel build until released (to test BUILDING). */
   buildGate: Promise<void> | null = null;
 
-  async run(commands: readonly BackendCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
+  async run(commands: readonly ExecutorCommand[], meta: BatchMeta, signal: AbortSignal): Promise<{ deviceNs: number }> {
     this.metas.push(meta);
     this.signals.push(signal);
     if (this.gate) await this.gate;
@@ -93,7 +93,7 @@ export class ReferenceBackend implements ExecutionBackend {
 }
 
 /** A plausible capability record for a device model without the host driver. */
-export function referenceCaps(limits: CommandLimits): ReturnType<ExecutionBackend['caps']> {
+export function referenceCaps(limits: CommandLimits): ReturnType<Executor['caps']> {
   return {
     hostApiVersion: (1 << 22) | (3 << 12),
     hostDriverVersion: 0,
