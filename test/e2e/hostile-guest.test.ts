@@ -251,6 +251,11 @@ t.test('F5: work parked before a DEVICE_RESET (a real vfio-user message) never r
   );
   await new Promise((r) => setTimeout(r, 20));
   await client.reset();
+  // The parked WAIT held its buffers pinned; the reset withdrew it, and it lets go at its next
+  // look at the queue (a loaded machine may take a while). Until then its ranges stay out of the
+  // allocator, and the new owner would be placed elsewhere: wait, so the attack is the real one.
+  for (let waited = 0; vgpu.device.memory.quarantined > 0 && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  t.equal(vgpu.device.memory.quarantined, 0, 'the withdrawn work let go of its buffers');
   const next = new HostGuest(vgpu.device);
   const mine = next.alloc(0x2000);
   const secret = new TextEncoder().encode('new owner secret');
