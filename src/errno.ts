@@ -1,6 +1,6 @@
 /**
  * errno numbers and their names, shared by every layer: vfio-user replies carry a positive errno
- * (src/protocol), the host driver's C ABI returns a negative one (src/backend/host-driver.ts
+ * (src/protocol), the host driver's C ABI returns a negative one (src/backend/host-library.ts
  * negates it first). One convention: the functions here take and give positive values.
  */
 import { constants } from 'node:os';

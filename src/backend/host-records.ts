@@ -7,7 +7,7 @@
  *
  * One encoder for every path to the device, and it loads no C library: the in-process
  * {@link HostDevice} and the daemon's ring writer for the compute worker both use it, and the
- * daemon never loads the Vulkan driver. The layouts are data, below; host-driver.ts checks them
+ * daemon never loads the Vulkan driver. The layouts are data, below; host-library.ts checks them
  * against its koffi declarations of the same structs when it loads, and the library asserts
  * them statically.
  *

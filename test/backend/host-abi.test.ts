@@ -31,7 +31,7 @@ import {
   MEMORY_ZERO_COPY,
   OPEN_CPU_TIMESTAMPS,
   ROBUSTNESS,
-} from '../../src/backend/host-driver.js';
+} from '../../src/backend/host-library.js';
 import { CMD2, DESCRIPTOR, DESCRIPTOR_TYPE, Op, STATUS, STATUS_DEVICE_TIME } from '../../src/backend/host-records.js';
 import { DONE_STATUS_AT, FAILED_HEADER, RecordType, RELEASE_SIZE, RING, RingKind, Stage, SUBMIT_HEADER } from '../../src/backend/ring.js';
 import { MAX_DISPATCH_DESCRIPTORS, MAX_UPDATE_BYTES } from '../../src/vgpu/commands.js';
