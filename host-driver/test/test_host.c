@@ -32,27 +32,8 @@
 
 #include <spirv-tools/libspirv.h>
 
+#include "check.h"
 #include "mdgpu_host.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (cond) {                                                     \
-			passed++;                                               \
-		} else {                                                        \
-			failed++;                                               \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-			printf(__VA_ARGS__);                                    \
-			printf(" (last error: %s)\n", mdgpu_host_last_error()); \
-		}                                                               \
-	} while (0)
-
-#define CHECK_RET(expr, want)                                                      \
-	do {                                                                       \
-		int32_t r_ = (expr);                                               \
-		CHECK(r_ == (want), "%s returned %d, want %d", #expr, r_, (want)); \
-	} while (0)
 
 static const char *kernel_dir;
 
@@ -3342,6 +3323,5 @@ int main(int argc, char **argv)
 
 	CHECK_RET(mdgpu_host_device_destroy(dev), 0);
 	CHECK_RET(mdgpu_host_device_destroy(dev), -ENOENT);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

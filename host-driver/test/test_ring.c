@@ -28,27 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "mdgpu_host.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (cond) {                                                     \
-			passed++;                                               \
-		} else {                                                        \
-			failed++;                                               \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-			printf(__VA_ARGS__);                                    \
-			printf(" (last error: %s)\n", mdgpu_host_last_error()); \
-		}                                                               \
-	} while (0)
-
-#define CHECK_RET(expr, want)                                                      \
-	do {                                                                       \
-		int32_t r_ = (expr);                                               \
-		CHECK(r_ == (want), "%s returned %d, want %d", #expr, r_, (want)); \
-	} while (0)
 
 static const char *kernel_dir;
 
@@ -739,6 +720,5 @@ int main(int argc, char **argv)
 	test_take_on_caller(dev);
 	test_completion_backpressure(dev);
 	CHECK_RET(mdgpu_host_device_destroy(dev), 0);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }
