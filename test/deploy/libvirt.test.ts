@@ -161,10 +161,12 @@ t.test('libvirt boots the mdgpu domain against mdgpu serve and the guest job run
     try {
       await waitFor(
         () => {
-          if (qemuUid === null) {
-            const pid = read(pidFile).trim();
-            if (pid !== '') qemuUid = /^Uid:\s+(\d+)/m.exec(read(`/proc/${pid}/status`))?.[1] ?? null;
-          }
+          // Read on every poll while QEMU lives, the last reading kept: libvirt's child writes
+          // the pid file before it drops to libvirt-qemu and execs QEMU, so an early reading
+          // can still say root.
+          const pid = read(pidFile).trim();
+          const uid = pid === '' ? undefined : /^Uid:\s+(\d+)/m.exec(read(`/proc/${pid}/status`))?.[1];
+          if (uid !== undefined) qemuUid = uid;
           return /shutting down, reason=/.test(read(qemuLog)) || run.exitCode !== null;
         },
         `the guest job and QEMU's end (virt-qemu-run: ${libvirtOut.trim()})`,
@@ -173,8 +175,12 @@ t.test('libvirt boots the mdgpu domain against mdgpu serve and the guest job run
     } finally {
       // virt-qemu-run 12.9 does not return once the guest has powered off (its STOPPED event is
       // dropped: "Domain not found"): end it as its Ctrl-C does, once QEMU is gone.
+      // And it can hang in its own cleanup (seen once: a futex wait after QEMU was gone), which
+      // would hold the test and the mounts forever: SIGKILL after 15 s.
       if (run.exitCode === null) run.kill('SIGTERM');
+      const killer = setTimeout(() => run.kill('SIGKILL'), 15_000);
       await runExit;
+      clearTimeout(killer);
     }
     consoleText = read(consoleFile);
     log = read(qemuLog);
