@@ -1,5 +1,5 @@
 /**
- * The execution backend as the device model sees it: a device that imports memory, builds
+ * A compute device as the executor (src/exec) sees it: a device that imports memory, builds
  * kernels from SPIR-V and runs batches of commands, completing each batch as a Promise.
  *
  * The real implementation is {@link HostDevice} in `host-driver.ts` (libmdgpu-host through

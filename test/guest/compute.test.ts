@@ -82,7 +82,7 @@ t.test('kernels, hostile submissions and interrupt-woken waits through mediated 
   const running = startServer({ socket, apertureSize: APERTURE, name: 'vgpu0', compute: {} });
   t.teardown(() => running.close());
   const { device } = running;
-  t.ok(running.executor !== null, 'the device has the Vulkan execution backend');
+  t.ok(running.executor !== null, 'the device has its executor on the Vulkan host driver');
 
   // What the queue engine saw, per queue: every finished submission and its error.
   const seen = new Map<number, { submissions: number; errors: string[]; stats: QueueStats }>();
