@@ -1,8 +1,8 @@
 /**
  * A reference executor in TypeScript for queue-engine unit tests: COPY, FILL, UPDATE,
  * TIMESTAMP and BARRIER on the aperture, dispatches recorded. The real one is the
- * ApertureExecutor on the Vulkan host driver (test/backend, test/e2e); this one only lets the engine's logic be tested in
- * milliseconds. Its kernels are numbers; a kernel's layout is what the request asked for (a
+ * ApertureExecutor on the Vulkan host driver (test/backend, test/e2e); this one only lets the
+ * engine's logic be tested in milliseconds. Its kernels are numbers; a kernel's layout is what the request asked for (a
  * 1.1 kernel's storage buffers), or `layout` when a test sets it.
  */
 import type { KernelBinding } from '../../src/device-commands.js';
