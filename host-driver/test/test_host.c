@@ -42,18 +42,16 @@ struct spirv {
 	uint32_t count;
 };
 
-static struct spirv load_spirv(const char *name)
+/* The words of the SPIR-V file at @path (@hint says how to make it when it is missing). */
+static struct spirv read_spirv(const char *path, const char *hint)
 {
 	struct spirv s = { 0 };
-	char path[1024];
 	FILE *f;
 	long size;
 
-	snprintf(path, sizeof(path), "%s/%s.spv", kernel_dir, name);
 	f = fopen(path, "rb");
 	if (!f) {
-		fprintf(stderr, "test-host: cannot open %s (run make -C guest-driver/kernels)\n",
-			path);
+		fprintf(stderr, "test-host: cannot open %s (%s)\n", path, hint);
 		exit(2);
 	}
 	fseek(f, 0, SEEK_END);
@@ -67,6 +65,14 @@ static struct spirv load_spirv(const char *name)
 	fclose(f);
 	s.count = (uint32_t)(size / 4);
 	return s;
+}
+
+static struct spirv load_spirv(const char *name)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/%s.spv", kernel_dir, name);
+	return read_spirv(path, "run make -C guest-driver/kernels");
 }
 
 /* An "aperture": a memfd of @size bytes mapped shared, as mdgpu maps its BAR0 memfd. */
@@ -1595,9 +1601,8 @@ static void test_concurrent_create(uint32_t dev)
 static struct spirv glsl(const char *src, const char *args)
 {
 	char dir[] = "/tmp/mdgpu-test-XXXXXX", path[256], cmd[1024];
-	struct spirv s = { 0 };
+	struct spirv s;
 	FILE *f;
-	long size;
 
 	if (!mkdtemp(dir)) {
 		perror("test-host: mkdtemp");
@@ -1620,21 +1625,7 @@ static struct spirv glsl(const char *src, const char *args)
 		exit(2);
 	}
 	snprintf(path, sizeof(path), "%s/k.spv", dir);
-	f = fopen(path, "rb");
-	if (!f) {
-		perror("test-host: k.spv");
-		exit(2);
-	}
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	s.words = malloc((size_t)size);
-	if (!s.words || fread(s.words, 1, (size_t)size, f) != (size_t)size) {
-		fprintf(stderr, "test-host: cannot read %s\n", path);
-		exit(2);
-	}
-	fclose(f);
-	s.count = (uint32_t)(size / 4);
+	s = read_spirv(path, "glslangValidator wrote none");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd)) {
 	}
